@@ -1,0 +1,133 @@
+"""Group commit: one writer task turns concurrent appends into one transaction per batch.
+
+An idle writer commits a lone append at once (no added delay). While a transaction is in flight,
+new appends queue up and go together in the next one, bounded by `max_events` per batch. Each
+append is decided on its own (`eventstore.planning`), so one conflicting or invalid append fails
+alone; only a database failure fails a whole batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from eventstore.errors import EventStoreError, StoreClosedError, StoreUnavailableError
+from eventstore.model import AppendResult
+from eventstore.planning import AppendRequest, BatchAnswer
+
+logger = logging.getLogger(__name__)
+
+CommitBatch = Callable[[list[AppendRequest]], Awaitable[list[BatchAnswer]]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: AppendRequest
+    future: asyncio.Future[AppendResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommitter:
+    """Queues appends (at most `max_pending` waiting; further appenders wait for room) and commits
+    them in batches of at most `max_events` events through `commit_batch`."""
+
+    def __init__(
+        self,
+        commit_batch: CommitBatch,
+        *,
+        max_events: int = 2000,
+        max_pending: int = 10_000,
+        linger: float = 0.0,
+    ) -> None:
+        self._commit_batch = commit_batch
+        self._max_events = max_events
+        self._linger = linger
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(max_pending)
+        self._carry: deque[_Pending] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stopping = False
+        self.batches = 0
+
+    async def submit(self, request: AppendRequest) -> AppendResult:
+        if self._closing:
+            raise StoreClosedError("the event store is closed")
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="eventstore-writer")
+        pending = _Pending(request)
+        await self._queue.put(pending)
+        return await pending.future
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            await self._queue.put(None)
+            await task
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        size = 0
+        while self._carry and (not batch or size < self._max_events):
+            pending = self._carry.popleft()
+            batch.append(pending)
+            size += len(pending.request.events)
+        while (
+            not self._stopping
+            and not self._queue.empty()
+            and (not batch or size < self._max_events)
+        ):
+            item = self._queue.get_nowait()
+            if item is None:
+                self._stopping = True
+                break
+            batch.append(item)
+            size += len(item.request.events)
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            if not self._carry:
+                if self._stopping:
+                    return
+                first = await self._queue.get()
+                if first is None:
+                    return
+                self._carry.append(first)
+            batch = self._take_batch()
+            if self._linger and len(batch) > 1 and self._queue.empty():
+                await asyncio.sleep(self._linger)
+                self._carry.extendleft(reversed(batch))
+                batch = self._take_batch()
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        requests = [p.request for p in batch]
+        try:
+            answers = await self._commit_batch(requests)
+        except EventStoreError as exc:
+            for pending in batch:
+                _settle_error(pending, exc)
+            return
+        except Exception as exc:  # a bug in a backend must not kill the writer silently
+            logger.exception("batch commit failed", extra={"action": "append.batch_failed"})
+            for pending in batch:
+                _settle_error(pending, StoreUnavailableError(f"append failed: {exc!r}"))
+            return
+        for pending, answer in zip(batch, answers, strict=True):
+            if answer is None:
+                self._carry.append(pending)
+            elif isinstance(answer, EventStoreError):
+                _settle_error(pending, answer)
+            elif not pending.future.done():
+                pending.future.set_result(answer)
+        self.batches += 1
+
+
+def _settle_error(pending: _Pending, exc: EventStoreError) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(exc)

@@ -1,0 +1,130 @@
+"""Input validation shared by every backend, so that all of them refuse the same things."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eventstore.errors import InvalidEventError
+from eventstore.model import ANY, NO_STREAM, STREAM_EXISTS, NewEvent
+
+MAX_STREAM_NAME = 200
+MAX_EVENT_TYPE = 100
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits of one store. Defaults fit a music project's log."""
+
+    max_event_bytes: int = 8 * 1024 * 1024
+    max_metadata_bytes: int = 64 * 1024
+    max_events_per_append: int = 10_000
+    max_snapshot_bytes: int = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedEvent:
+    """A validated event, with its metadata already encoded as JSON text."""
+
+    type: str
+    data: bytes
+    metadata_json: str
+    idempotency_key: str | None
+
+
+def check_stream(stream: object) -> str:
+    if not isinstance(stream, str):
+        raise InvalidEventError(f"stream name must be a str, not {type(stream).__name__}")
+    if not stream or len(stream) > MAX_STREAM_NAME:
+        raise InvalidEventError(f"stream name must have 1 to {MAX_STREAM_NAME} characters")
+    if "\x00" in stream:
+        raise InvalidEventError("stream name must not contain NUL")
+    return stream
+
+
+def check_expected(expected: object) -> int:
+    if isinstance(expected, bool) or not isinstance(expected, int):
+        raise InvalidEventError("expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an int")
+    if expected < 0 and expected not in (ANY, NO_STREAM, STREAM_EXISTS):
+        raise InvalidEventError(f"expected_version {expected} is negative")
+    return expected
+
+
+def check_version(version: object, name: str = "version") -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise InvalidEventError(f"{name} must be an int >= 0, not {version!r}")
+    return version
+
+
+def check_position(position: object, name: str = "after_position") -> int:
+    return check_version(position, name)
+
+
+def encode_metadata(metadata: object, limit: int) -> str:
+    if not isinstance(metadata, dict):
+        from collections.abc import Mapping
+
+        if not isinstance(metadata, Mapping):
+            raise InvalidEventError("metadata must be a mapping")
+        metadata = dict(metadata)
+    try:
+        text = json.dumps(metadata, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEventError(f"metadata cannot be encoded as JSON: {exc}") from exc
+    if "\\u0000" in text or "\x00" in text:
+        raise InvalidEventError("metadata must not contain NUL characters")
+    if len(text.encode()) > limit:
+        raise InvalidEventError(f"metadata is larger than {limit} bytes")
+    return text
+
+
+def check_events(events: Sequence[NewEvent], limits: Limits) -> list[CheckedEvent]:
+    """Validate a whole append before anything is written; raise InvalidEventError on the first
+    bad event."""
+    if isinstance(events, NewEvent) or not isinstance(events, Sequence):
+        raise InvalidEventError("events must be a sequence of NewEvent")
+    if not events:
+        raise InvalidEventError("an append needs at least one event")
+    if len(events) > limits.max_events_per_append:
+        raise InvalidEventError(f"an append takes at most {limits.max_events_per_append} events")
+    checked: list[CheckedEvent] = []
+    keys: set[str] = set()
+    for event in events:
+        if not isinstance(event, NewEvent):
+            raise InvalidEventError(f"expected NewEvent, got {type(event).__name__}")
+        if not isinstance(event.type, str) or not 0 < len(event.type) <= MAX_EVENT_TYPE:
+            raise InvalidEventError(f"event type must be a str of 1 to {MAX_EVENT_TYPE} characters")
+        if "\x00" in event.type:
+            raise InvalidEventError("event type must not contain NUL")
+        data: object = event.data
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+        if not isinstance(data, bytes):
+            raise InvalidEventError(f"event data must be bytes, not {type(data).__name__}")
+        if len(data) > limits.max_event_bytes:
+            raise InvalidEventError(f"event data is larger than {limits.max_event_bytes} bytes")
+        key = event.idempotency_key
+        if key is not None:
+            if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+                raise InvalidEventError(
+                    f"idempotency key must be a str of 1 to {MAX_IDEMPOTENCY_KEY} characters"
+                )
+            if "\x00" in key:
+                raise InvalidEventError("idempotency key must not contain NUL")
+            if key in keys:
+                raise InvalidEventError(f"idempotency key {key!r} appears twice in one append")
+            keys.add(key)
+        metadata_json = encode_metadata(event.metadata, limits.max_metadata_bytes)
+        checked.append(CheckedEvent(event.type, data, metadata_json, key))
+    return checked
+
+
+def check_snapshot(state: object, metadata: object, limits: Limits) -> str:
+    """Validate a snapshot's state; return its metadata encoded as JSON text."""
+    if not isinstance(state, bytes):
+        raise InvalidEventError(f"snapshot state must be bytes, not {type(state).__name__}")
+    if len(state) > limits.max_snapshot_bytes:
+        raise InvalidEventError(f"snapshot is larger than {limits.max_snapshot_bytes} bytes")
+    return encode_metadata(metadata if metadata is not None else {}, limits.max_metadata_bytes)

@@ -1,0 +1,366 @@
+"""The SQLite backend, the embedded default: one database file in WAL mode, one writer thread
+that group-commits, and a reader thread; both keep the event loop free.
+
+Positions are taken inside the writing transaction (BEGIN IMMEDIATE holds the file's write lock),
+so they are gapless and in commit order even with writers in other processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eventstore.errors import (
+    EventStoreError,
+    InvalidEventError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
+from eventstore.groupcommit import GroupCommitter
+from eventstore.limits import (
+    Limits,
+    check_position,
+    check_snapshot,
+    check_stream,
+    check_version,
+)
+from eventstore.model import ANY, AppendResult, NewEvent, RecordedEvent, Snapshot
+from eventstore.planning import (
+    Accepted,
+    AppendRequest,
+    BatchAnswer,
+    BatchPlanner,
+    PriorEvent,
+    answer_for,
+)
+from eventstore.signal import CommitSignal
+from eventstore.subscription import Subscription
+
+T = TypeVar("T")
+
+REQUIRED_TABLES = ("es_events", "es_snapshots")
+_COLUMNS = "position, stream, version, type, data, metadata, idempotency_key, recorded_at"
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _moment(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+
+def _record(row: tuple[Any, ...]) -> RecordedEvent:
+    return RecordedEvent(
+        row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), _moment(row[7]), row[6]
+    )
+
+
+def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """Open a connection with the settings every JACAMENO SQLite connection uses."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class _Thread:
+    """One connection, used only from one dedicated thread."""
+
+    def __init__(self, name: str, path: str, synchronous: str) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._path = path
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self._path, synchronous=self._synchronous)
+        return self._conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        except RuntimeError as exc:  # executor shut down
+            raise StoreClosedError("the event store is closed") from exc
+
+    def interrupt(self) -> None:
+        if self._conn is not None:
+            self._conn.interrupt()
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)
+
+
+def _translate(exc: sqlite3.Error) -> EventStoreError:
+    message = str(exc)
+    if "no such table" in message:
+        return EventStoreError(f"the event store schema is missing ({message}): run migrations")
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return StoreUnavailableError(f"sqlite: {message}")
+    return EventStoreError(f"sqlite: {message}")
+
+
+class SQLiteEventStore:
+    """Event store in one SQLite file. Create the schema first (`jacameno migrate`)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        limits: Limits | None = None,
+        max_batch_events: int = 5000,
+        poll_interval: float = 1.0,
+        synchronous: str = "FULL",
+    ) -> None:
+        self.path = str(path)
+        self.limits = limits or Limits()
+        self._writer = _Thread("es-sqlite-writer", self.path, synchronous)
+        self._reader = _Thread("es-sqlite-reader", self.path, synchronous)
+        self._committer = GroupCommitter(self._commit_batch, max_events=max_batch_events)
+        self._signal = CommitSignal()
+        self._poll_interval = poll_interval
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: str | Path, **options: Any) -> SQLiteEventStore:
+        """Open the store and check that its schema exists."""
+        store = cls(path, **options)
+        try:
+            present = await store._reader.run(
+                lambda c: {
+                    r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+            )
+            missing = [t for t in REQUIRED_TABLES if t not in present]
+            if missing:
+                raise EventStoreError(
+                    f"{path}: tables {missing} are missing: run `jacameno migrate`"
+                )
+            store._signal.publish(await store.head_position())
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the event store is closed")
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int = ANY,
+    ) -> AppendResult:
+        self._check_open()
+        request = AppendRequest.checked(stream, events, expected_version, self.limits)
+        return await self._committer.submit(request)
+
+    async def _commit_batch(self, requests: list[AppendRequest]) -> list[BatchAnswer]:
+        answers, head = await self._writer.run(lambda c: _write_batch(c, requests))
+        self._signal.publish(head)
+        return answers
+
+    async def save_snapshot(
+        self,
+        stream: str,
+        version: int,
+        state: bytes,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._check_open()
+        check_stream(stream)
+        check_version(version)
+        meta = check_snapshot(state, metadata, self.limits)
+        now = _micros(datetime.now(UTC))
+
+        def write(conn: sqlite3.Connection) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = _stream_version(conn, stream)
+                if 0 < version <= current:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO es_snapshots (stream, version, state, metadata,"
+                        " recorded_at) VALUES (?, ?, ?, ?, ?)",
+                        (stream, version, state, meta, now),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return 0 < version <= current
+
+        if not await self._writer.run(write):
+            raise InvalidEventError(f"stream {stream!r} has no version {version}")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        self._check_open()
+        check_stream(stream)
+        low = check_version(from_version, "from_version")
+        high = (1 << 62) if to_version is None else check_version(to_version, "to_version")
+        count = -1 if limit is None else check_version(limit, "limit")
+        rows = await self._reader.run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM es_events WHERE stream = ? AND version BETWEEN ? AND ?"
+                " ORDER BY version LIMIT ?",
+                (stream, low, high, count),
+            ).fetchall()
+        )
+        return [_record(r) for r in rows]
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        self._check_open()
+        after = check_position(after_position)
+        count = check_version(limit, "limit")
+        rows = await self._reader.run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM es_events WHERE position > ? ORDER BY position LIMIT ?",
+                (after, count),
+            ).fetchall()
+        )
+        return [_record(r) for r in rows]
+
+    def subscribe(self, after_position: int = 0, *, batch_size: int = 1000) -> Subscription:
+        check_position(after_position)
+        return Subscription(
+            self, after_position, batch_size=batch_size, poll_interval=self._poll_interval
+        )
+
+    async def head_position(self) -> int:
+        self._check_open()
+        head: int = await self._reader.run(
+            lambda c: c.execute("SELECT coalesce(max(position), 0) FROM es_events").fetchone()[0]
+        )
+        return head
+
+    async def stream_version(self, stream: str) -> int:
+        self._check_open()
+        check_stream(stream)
+        return await self._reader.run(lambda c: _stream_version(c, stream))
+
+    async def load_snapshot(self, stream: str, max_version: int | None = None) -> Snapshot | None:
+        self._check_open()
+        check_stream(stream)
+        high = (1 << 62) if max_version is None else check_version(max_version, "max_version")
+        row = await self._reader.run(
+            lambda c: c.execute(
+                "SELECT stream, version, state, metadata, recorded_at FROM es_snapshots"
+                " WHERE stream = ? AND version <= ? ORDER BY version DESC LIMIT 1",
+                (stream, high),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return Snapshot(row[0], row[1], row[2], json.loads(row[3]), _moment(row[4]))
+
+    async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
+        if self._closed:
+            return False
+        return await self._signal.wait(after_position, timeout)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def interrupt_writer(self) -> None:
+        """Abort the statement the writer is running (its batch fails and rolls back)."""
+        self._writer.interrupt()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._committer.close()
+        self._signal.poke()
+        await self._writer.close()
+        await self._reader.close()
+
+
+def _stream_version(conn: sqlite3.Connection, stream: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(version), 0) FROM es_events WHERE stream = ?", (stream,)
+    ).fetchone()
+    return int(row[0])
+
+
+def _find_keys(
+    conn: sqlite3.Connection, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], PriorEvent]:
+    found: dict[tuple[str, str], PriorEvent] = {}
+    for stream, key in pairs:
+        row = conn.execute(
+            "SELECT version, position, type, data FROM es_events"
+            " WHERE stream = ? AND idempotency_key = ?",
+            (stream, key),
+        ).fetchone()
+        if row is not None:
+            found[(stream, key)] = PriorEvent(row[0], row[1], row[2], row[3])
+    return found
+
+
+def _write_batch(
+    conn: sqlite3.Connection, requests: list[AppendRequest]
+) -> tuple[list[BatchAnswer], int]:
+    """Decide and write one batch in one transaction; return the answers and the new head."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        head = int(conn.execute("SELECT coalesce(max(position), 0) FROM es_events").fetchone()[0])
+        streams = {r.stream for r in requests}
+        versions = {s: _stream_version(conn, s) for s in streams}
+        prior = _find_keys(conn, {(r.stream, k) for r in requests for k in r.keys})
+        planner = BatchPlanner(versions, prior)
+        now = _micros(datetime.now(UTC))
+        rows: list[tuple[Any, ...]] = []
+        answers: list[BatchAnswer] = []
+        for request in requests:
+            outcome = planner.plan(request)
+            if isinstance(outcome, Accepted):
+                first = head + outcome.row_offset + 1
+                rows.extend(
+                    (
+                        first + i,
+                        request.stream,
+                        outcome.first_version + i,
+                        e.type,
+                        e.data,
+                        e.metadata_json,
+                        e.idempotency_key,
+                        now,
+                    )
+                    for i, e in enumerate(request.events)
+                )
+            answers.append(answer_for(request, outcome, head))
+        if rows:
+            conn.executemany(f"INSERT INTO es_events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return answers, head + planner.rows

@@ -1,0 +1,1 @@
+"""Projections: the runner and the read models folded from the event log."""
