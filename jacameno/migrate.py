@@ -69,9 +69,7 @@ def load(kind: Kind, root: Path | None = None) -> list[Migration]:
     return found
 
 
-def _pending(
-    migrations: list[Migration], applied: dict[str, str], kind: Kind
-) -> list[Migration]:
+def _pending(migrations: list[Migration], applied: dict[str, str], kind: Kind) -> list[Migration]:
     known = {m.version: m for m in migrations}
     for version, checksum in applied.items():
         migration = known.get(version)
@@ -99,7 +97,9 @@ async def migrate_postgres(dsn: str, root: Path | None = None) -> list[str]:
                     await conn.execute(migration.sql)
                     await conn.execute(
                         "INSERT INTO schema_migrations VALUES ($1, $2, $3, now()::text)",
-                        migration.version, migration.name, migration.checksum,
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
                     )
                 applied.append(migration.version)
             return applied

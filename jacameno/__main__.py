@@ -1,0 +1,5 @@
+import sys
+
+from jacameno.cli import main
+
+sys.exit(main())

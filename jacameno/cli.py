@@ -1,0 +1,66 @@
+"""The `jacameno` command: serve, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from jacameno import logs
+from jacameno.migrate import MigrationError
+from jacameno.settings import Settings, SettingsError
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from jacameno.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        ws_max_size=16 * 1024 * 1024,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from jacameno.database import migrate
+
+    applied = asyncio.run(migrate(settings))
+    target = settings.database_kind
+    print(f"{target}: applied {', '.join(applied)}" if applied else f"{target}: up to date")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jacameno", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP and WebSocket server")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1 or JACAMENO_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8000 or JACAMENO_PORT)")
+    serve.set_defaults(run=_serve)
+    migrate = commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
+    migrate.set_defaults(run=_migrate)
+    args = parser.parse_args(argv)
+    try:
+        environ = dict(os.environ)
+        if getattr(args, "database_url", None):
+            environ["JACAMENO_DATABASE_URL"] = args.database_url
+        settings = Settings.from_env(environ)
+        logs.configure(settings.log_level)
+        code: int = args.run(settings, args)
+    except (SettingsError, MigrationError) as exc:
+        print(f"jacameno: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
