@@ -1,0 +1,146 @@
+"""The projection runner and the SQL layer, against SQLite and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from eventstore import EventStore, NewEvent, RecordedEvent
+from eventstore.postgres import PostgresEventStore
+from eventstore.sqlite import SQLiteEventStore
+from projections.runner import Projection, ProjectionRunner
+from projections.sql import Connection, Database, IntegrityError, open_database
+
+COUNTS = """CREATE TABLE IF NOT EXISTS test_counts (
+    stream TEXT PRIMARY KEY, n BIGINT NOT NULL, last_position BIGINT NOT NULL)"""
+
+
+async def open_store(url: str) -> EventStore:
+    if url.startswith("sqlite:///"):
+        return await SQLiteEventStore.open(url.removeprefix("sqlite:///"))
+    return await PostgresEventStore.open(url)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await open_database(database_url)
+    await database.execute(COUNTS)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[EventStore]:
+    s = await open_store(database_url)
+    yield s
+    await s.close()
+
+
+async def count(conn: Connection, events: list[RecordedEvent]) -> None:
+    for e in events:
+        await conn.execute(
+            "INSERT INTO test_counts (stream, n, last_position) VALUES ($1, 1, $2)"
+            " ON CONFLICT (stream) DO UPDATE SET n = test_counts.n + 1, last_position = $2",
+            e.stream,
+            e.position,
+        )
+
+
+COUNTER = Projection("counter", frozenset({"counted"}), count)
+
+
+async def totals(db: Database) -> dict[str, int]:
+    rows = await db.fetch("SELECT stream, n FROM test_counts ORDER BY stream")
+    return {r["stream"]: r["n"] for r in rows}
+
+
+async def test_sql_layer_placeholders_rows_and_integrity_errors(db: Database) -> None:
+    await db.execute("INSERT INTO test_counts VALUES ($1, $2, $3)", "a", 1, 2)
+    row = await db.fetchrow("SELECT stream, n FROM test_counts WHERE stream = $1", "a")
+    assert row is not None
+    assert (row[0], row["n"]) == ("a", 1)
+    assert await db.fetchval("SELECT n FROM test_counts WHERE stream = $1", "missing") is None
+    with pytest.raises(IntegrityError):
+        await db.execute("INSERT INTO test_counts VALUES ($1, $2, $3)", "a", 1, 2)
+
+
+async def test_transaction_rolls_back_on_error(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO test_counts VALUES ($1, 1, 1)", "b")
+            raise RuntimeError("abort")
+    assert await totals(db) == {}
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "INSERT INTO test_counts VALUES ($1, $2, $3)", [("c", 1, 1), ("d", 2, 2)]
+        )
+    assert await totals(db) == {"c": 1, "d": 2}
+
+
+async def test_runner_applies_only_its_types_exactly_once_across_restarts(
+    store: EventStore, db: Database
+) -> None:
+    for i in range(30):
+        await store.append(f"s{i % 3}", [NewEvent("counted"), NewEvent("ignored")])
+    runner = ProjectionRunner(store, db, [COUNTER], batch_size=7)
+    await runner.start()
+    await runner.wait_for(await store.head_position())
+    await runner.stop()
+    assert await totals(db) == {"s0": 10, "s1": 10, "s2": 10}
+    # a restarted runner resumes from the checkpoint: nothing applied twice
+    result = await store.append("s0", [NewEvent("counted")])
+    runner = ProjectionRunner(store, db, [COUNTER])
+    await runner.start()
+    await runner.wait_for(result.last_position)
+    status = await runner.status()
+    await runner.stop()
+    assert await totals(db) == {"s0": 11, "s1": 10, "s2": 10}
+    assert status[0].position == result.last_position
+    assert status[0].lag_positions == 0
+
+
+async def test_two_runners_on_one_database_apply_each_event_once(
+    store: EventStore, db: Database
+) -> None:
+    runners = [ProjectionRunner(store, db, [COUNTER], batch_size=5) for _ in range(2)]
+    for runner in runners:
+        await runner.start()
+    results = await asyncio.gather(
+        *(store.append(f"s{i % 4}", [NewEvent("counted")]) for i in range(100))
+    )
+    head = max(r.last_position for r in results)
+    for runner in runners:
+        await runner.wait_for(head)
+        await runner.stop()
+    assert await totals(db) == {"s0": 25, "s1": 25, "s2": 25, "s3": 25}
+
+
+async def test_failing_batch_is_retried_never_skipped(store: EventStore, db: Database) -> None:
+    failures = {"left": 2}
+
+    async def flaky(conn: Connection, events: list[RecordedEvent]) -> None:
+        await count(conn, events)
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("transient")
+
+    runner = ProjectionRunner(store, db, [Projection("flaky", frozenset({"counted"}), flaky)])
+    await runner.start()
+    result = await store.append("s", [NewEvent("counted", json.dumps({}).encode())] * 3)
+    await runner.wait_for(result.last_position, timeout=10)
+    await runner.stop()
+    assert failures["left"] == 0
+    assert await totals(db) == {"s": 3}
+
+
+async def test_wait_for_times_out_when_position_is_never_reached(
+    store: EventStore, db: Database
+) -> None:
+    runner = ProjectionRunner(store, db, [COUNTER])
+    await runner.start()
+    with pytest.raises(TimeoutError):
+        await runner.wait_for(10, timeout=0.2)
+    await runner.stop()
