@@ -68,10 +68,13 @@ async def test_sql_layer_placeholders_rows_and_integrity_errors(db: Database) ->
 
 
 async def test_transaction_rolls_back_on_error(db: Database) -> None:
-    with pytest.raises(RuntimeError):
+    async def insert_then_fail() -> None:
         async with db.transaction() as conn:
             await conn.execute("INSERT INTO test_counts VALUES ($1, 1, 1)", "b")
             raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        await insert_then_fail()
     assert await totals(db) == {}
     async with db.transaction() as conn:
         await conn.executemany(
