@@ -1,7 +1,8 @@
 """Schema migrations: version-named SQL files under `migrations/postgres` and `migrations/sqlite`.
 
-Each file `NNNN_name.sql` is applied once, in its own transaction, and recorded with a checksum in
-`schema_migrations`. Running twice applies nothing new; two processes at once are serialized (an
+Each file `NNNN_name.sql` is applied once and recorded with a checksum in `schema_migrations`, in
+one transaction per file on Postgres and one for the whole run on SQLite. Running twice applies
+nothing new; two processes at once are serialized (an
 advisory lock on Postgres, the write lock on SQLite). A recorded file whose text has changed since
 it was applied is an error: migrations are append-only."""
 
