@@ -6,9 +6,10 @@ otherwise fall back to that default must be given: a missing one is an error at 
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,11 +30,27 @@ class Settings:
     data_dir: Path
     database_url: str
     redis_url: str | None
-    jwt_secret: str
+    jwt_secret_setting: str | None
     host: str
     port: int
     log_level: str
     auto_migrate: bool
+    cors_origins: tuple[str, ...] = ()
+    access_token_seconds: int = 900
+    refresh_token_seconds: int = 7 * 24 * 3600
+    auth_rate_limit: int = 10  # login/register attempts per minute, per address and per account
+    api_rate_limit: int = 600  # API requests per minute, per user
+    max_body_bytes: int = 1024 * 1024
+    # argon2id cost; the defaults are RFC 9106's second recommended option (64 MiB, 3 passes).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 4
+
+    @property
+    def jwt_secret(self) -> str:
+        """JACAMENO_JWT_SECRET, or outside production a key kept in the data folder (made on first
+        use, so commands that sign nothing write nothing)."""
+        return self.jwt_secret_setting or _dev_secret(self.data_dir)
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgres"]:
@@ -70,6 +87,9 @@ class Settings:
         port_text = get("PORT") or "8000"
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise SettingsError(f"JACAMENO_PORT must be a port number, not {port_text!r}")
+        jwt_secret = get("JWT_SECRET")
+        if env == "production" and jwt_secret is not None and len(jwt_secret) < 32:
+            raise SettingsError("JACAMENO_JWT_SECRET must be at least 32 characters")
         auto = get("AUTO_MIGRATE")
         if auto is not None and auto not in ("0", "1", "true", "false"):
             raise SettingsError("JACAMENO_AUTO_MIGRATE must be true or false")
@@ -78,14 +98,32 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             redis_url=redis_url,
-            jwt_secret=get("JWT_SECRET") or _dev_secret(data_dir),
+            jwt_secret=jwt_secret or _dev_secret(data_dir),
             host=get("HOST") or "127.0.0.1",
             port=int(port_text),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             auto_migrate=(auto in ("1", "true"))
             if auto is not None
             else database_url.startswith("sqlite:"),
+            cors_origins=tuple(o.strip() for o in (get("CORS_ORIGINS") or "").split(",") if o.strip()),
+            access_token_seconds=_int(get, "ACCESS_TOKEN_SECONDS", 900, 30),
+            refresh_token_seconds=_int(get, "REFRESH_TOKEN_SECONDS", 7 * 24 * 3600, 60),
+            auth_rate_limit=_int(get, "AUTH_RATE_LIMIT", 10, 1),
+            api_rate_limit=_int(get, "API_RATE_LIMIT", 600, 1),
+            max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024, 1024),
+            argon2_time_cost=_int(get, "ARGON2_TIME_COST", 3, 1),
+            argon2_memory_kib=_int(get, "ARGON2_MEMORY_KIB", 64 * 1024, 8),
+            argon2_parallelism=_int(get, "ARGON2_PARALLELISM", 4, 1),
         )
+
+
+def _int(get: Callable[[str], str | None], name: str, default: int, minimum: int) -> int:
+    text = get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) < minimum:
+        raise SettingsError(f"JACAMENO_{name} must be an integer >= {minimum}, not {text!r}")
+    return int(text)
 
 
 def _check_database_url(url: str) -> None:
@@ -97,6 +135,7 @@ def _check_database_url(url: str) -> None:
         raise SettingsError("JACAMENO_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
 
 
+@functools.cache
 def _dev_secret(data_dir: Path) -> str:
     """A per-installation signing key for development, kept in the data folder (never used in
     production, where JACAMENO_JWT_SECRET is required)."""
