@@ -98,7 +98,7 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             redis_url=redis_url,
-            jwt_secret=jwt_secret or _dev_secret(data_dir),
+            jwt_secret_setting=jwt_secret,
             host=get("HOST") or "127.0.0.1",
             port=int(port_text),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
