@@ -1,0 +1,1 @@
+"""Load harness and benchmarks (`make bench`). Not run by the test suite."""
