@@ -88,6 +88,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
     asyncpg.QueryCanceledError,
+    # asyncpg's protocol can be left mid-operation by a connection killed under it
+    # (MagicStack/asyncpg#1069): the connection is broken, not the statement.
+    asyncpg.InternalClientError,
     TimeoutError,
 )
 
@@ -128,6 +131,7 @@ class PostgresEventStore:
         self._writer: asyncpg.Connection | None = None
         self._listener: asyncpg.Connection | None = None
         self._listener_retry_at = 0.0
+        self._listener_lock = asyncio.Lock()
         self._committer = GroupCommitter(self._commit_batch, max_events=max_batch_events)
         self._signal = CommitSignal()
         self._poll_interval = poll_interval
@@ -203,6 +207,7 @@ class PostgresEventStore:
         """Write a batch, transparently retrying on a fresh connection when the failure left it
         certainly uncommitted; an outcome that cannot be learned raises StoreUnavailableError."""
         failure: BaseException | None = None
+        contended = False
         for attempt in range(_MAX_ATTEMPTS):
             if (
                 attempt
@@ -210,11 +215,14 @@ class PostgresEventStore:
                 and not isinstance(failure, asyncpg.UniqueViolationError)
             ):
                 await asyncio.sleep(0.05 * attempt)
+            conn: asyncpg.Connection | None = None
             try:
                 conn = await self._writer_connection()
-                answers, head = await self._write_batch(conn, requests)
+                answers, head = await self._write_batch(conn, requests, lock_first=contended)
             except asyncpg.UniqueViolationError as exc:
-                failure = exc  # another process took a version first: decide the batch again
+                # Another process took a version first: decide the batch again, this time holding
+                # the sequencer from the start, so that two busy processes cannot starve each other.
+                failure, contended = exc, True
                 continue
             except _CommitUnknown as unknown:
                 await self._drop_writer()
@@ -223,23 +231,31 @@ class PostgresEventStore:
                     continue
                 answers, head = unknown.answers, unknown.head
             except Exception as exc:
+                # A connection cut under a statement fails it with whatever error asyncpg meets
+                # (even AttributeError): the connection broke, not the batch.
+                broken = conn is not None and conn.is_closed()
                 await self._drop_writer()
                 failure = exc
-                if isinstance(translate(exc), StoreUnavailableError):
+                if broken or isinstance(translate(exc), StoreUnavailableError):
                     continue
                 raise translate(exc) from exc
             if head:
                 self._signal.publish(head)
             return answers
-        assert failure is not None
-        raise translate(failure) from failure
+        # Every failure retried above left the batch certainly unwritten: the client may retry.
+        raise StoreUnavailableError(
+            f"postgres: append failed {_MAX_ATTEMPTS} times, last with {failure!r}"
+        ) from failure
 
     async def _write_batch(
-        self, conn: asyncpg.Connection, requests: list[AppendRequest]
+        self, conn: asyncpg.Connection, requests: list[AppendRequest], *, lock_first: bool = False
     ) -> tuple[list[BatchAnswer], int]:
+        pid = conn.get_server_pid()  # asked now: a terminated connection no longer knows it
         transaction = conn.transaction()
         await transaction.start()
         try:
+            if lock_first:
+                await conn.execute("SELECT 1 FROM es_sequencer WHERE id = 1 FOR UPDATE")
             answers, head, probe = await self._decide_and_insert(conn, requests)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -250,7 +266,7 @@ class PostgresEventStore:
         except Exception as exc:
             if probe is None:
                 raise
-            raise _CommitUnknown(answers, head, probe, conn.get_server_pid()) from exc
+            raise _CommitUnknown(answers, head, probe, pid) from exc
         return answers, head
 
     async def _decide_and_insert(
@@ -420,11 +436,16 @@ class PostgresEventStore:
         self._signal.poke()
 
     async def _ensure_listener(self) -> None:
+        async with self._listener_lock:  # concurrent waiters must not each open a listener
+            await self._connect_listener()
+
+    async def _connect_listener(self) -> None:
         if self._closed or (self._listener is not None and not self._listener.is_closed()):
             return
         loop = asyncio.get_running_loop()
         if loop.time() < self._listener_retry_at:
             return
+        conn: asyncpg.Connection | None = None
         try:
             conn = await asyncpg.connect(
                 self.dsn,
@@ -434,6 +455,8 @@ class PostgresEventStore:
             await conn.add_listener(CHANNEL, self._on_notify)
             conn.add_termination_listener(self._on_listener_lost)
         except Exception as exc:
+            if conn is not None:
+                conn.terminate()
             self._listener_retry_at = loop.time() + self._poll_interval
             logger.warning(
                 "cannot LISTEN; subscribers fall back to polling",
@@ -462,11 +485,12 @@ class PostgresEventStore:
         await self._committer.close()
         self._closed = True
         self._signal.poke()
-        for conn in (self._writer, self._listener):
-            if conn is not None and not conn.is_closed():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(conn.close(), 2)
-        self._writer = self._listener = None
+        async with self._listener_lock:  # a listener being connected is closed with the rest
+            for conn in (self._writer, self._listener):
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+            self._writer = self._listener = None
         if self._pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pool.close(), 5)
