@@ -6,52 +6,127 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
-from eventstore import EventStore, EventStoreError
+from eventstore import StoreUnavailableError
+from jacameno.accounts import Accounts
+from jacameno.api import auth, projects, system
+from jacameno.auth.passwords import Passwords
+from jacameno.auth.sessions import DatabaseSessionStore, RedisSessionStore, RefreshTokens
+from jacameno.auth.tokens import AccessTokens
 from jacameno.database import open_event_store
+from jacameno.http import errors, openapi
+from jacameno.http.endpoint import Operation, route
+from jacameno.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from jacameno.metrics import Metrics
+from jacameno.projects.readmodel import ProjectsReadModel
+from jacameno.projects.service import Projects
+from jacameno.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from jacameno.services import Services
 from jacameno.settings import Settings
+from projections.projects import projects_projection
+from projections.runner import ProjectionRunner
+from projections.sql import DatabaseUnavailable, open_database
 
 logger = logging.getLogger(__name__)
 
-
-async def healthz(request: Request) -> JSONResponse:
-    """Liveness: the process answers."""
-    return JSONResponse({"status": "ok"})
+API_VERSION = "0.1.0"
+OPERATIONS: list[Operation] = [*system.OPERATIONS, *auth.OPERATIONS, *projects.OPERATIONS]
 
 
-async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the event log answers."""
-    store: EventStore = request.app.state.store
-    try:
-        head = await store.head_position()
-    except EventStoreError as exc:
-        return JSONResponse({"status": "unavailable", "database": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ok", "database": {"head_position": head}})
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    logger.warning(
+        "backing service unavailable",
+        extra={"action": "http.unavailable", "error": type(exc).__name__},
+    )
+    error = errors.ApiError(503, "unavailable", "a backing service is unavailable; retry later")
+    error.headers["Retry-After"] = "1"
+    return errors.error_response(error)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await open_event_store(settings)
-        app.state.store = store
-        logger.info(
-            "started",
-            extra={"action": "app.start", "database": settings.database_kind, "env": settings.env},
-        )
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            store = await open_event_store(settings)
+            stack.push_async_callback(store.close)
+            db = await open_database(settings.database_url)
+            stack.push_async_callback(db.close)
+            redis: Redis | None = None
+            if settings.redis_url is not None:
+                redis = Redis.from_url(settings.redis_url)
+                stack.push_async_callback(redis.aclose)
+            runner = ProjectionRunner(store, db, [projects_projection()])
+            await runner.start()
+            stack.push_async_callback(runner.stop)
+            passwords = Passwords(
+                time_cost=settings.argon2_time_cost,
+                memory_kib=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            )
+            limiter: RateLimiter = MemoryRateLimiter() if redis is None else RedisRateLimiter(redis)
+            sessions = DatabaseSessionStore(db) if redis is None else RedisSessionStore(redis)
+            app.state.services = Services(
+                settings=settings,
+                store=store,
+                db=db,
+                redis=redis,
+                runner=runner,
+                metrics=metrics,
+                passwords=passwords,
+                accounts=Accounts(db, passwords),
+                access_tokens=AccessTokens(settings.jwt_secret, settings.access_token_seconds),
+                refresh_tokens=RefreshTokens(
+                    sessions, settings.jwt_secret, settings.refresh_token_seconds
+                ),
+                limiter=limiter,
+                projects=Projects(store, runner, ProjectsReadModel(db)),
+            )
+            logger.info(
+                "started",
+                extra={
+                    "action": "app.start",
+                    "database": settings.database_kind,
+                    "redis": redis is not None,
+                    "env": settings.env,
+                },
+            )
             yield
-        finally:
-            await store.close()
 
+    unavailable = (DatabaseUnavailable, StoreUnavailableError, RedisError, TimeoutError)
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        routes=[route(op) for op in OPERATIONS],
+        middleware=[
+            Middleware(RequestContextMiddleware, metrics=metrics),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            ),
+            Middleware(GZipMiddleware, minimum_size=1024),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers={
+            errors.ApiError: errors.api_error_handler,
+            HTTPException: errors.http_exception_handler,
+            **{kind: _unavailable for kind in unavailable},
+        },
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.openapi = openapi.document(OPERATIONS, API_VERSION)
     return app

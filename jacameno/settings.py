@@ -105,7 +105,9 @@ class Settings:
             auto_migrate=(auto in ("1", "true"))
             if auto is not None
             else database_url.startswith("sqlite:"),
-            cors_origins=tuple(o.strip() for o in (get("CORS_ORIGINS") or "").split(",") if o.strip()),
+            cors_origins=tuple(
+                o.strip() for o in (get("CORS_ORIGINS") or "").split(",") if o.strip()
+            ),
             access_token_seconds=_int(get, "ACCESS_TOKEN_SECONDS", 900, 30),
             refresh_token_seconds=_int(get, "REFRESH_TOKEN_SECONDS", 7 * 24 * 3600, 60),
             auth_rate_limit=_int(get, "AUTH_RATE_LIMIT", 10, 1),

@@ -93,7 +93,9 @@ def _pg_error(exc: Exception) -> DatabaseError:
 
 
 class _PgConnection:
-    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection | asyncpg.Pool | asyncpg.pool.PoolConnectionProxy
+    ) -> None:
         self._conn = conn
 
     async def execute(self, sql: str, *args: Any) -> None:

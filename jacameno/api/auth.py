@@ -1,0 +1,179 @@
+"""`/api/auth`: register, login, refresh (rotating refresh tokens) and logout; `/api/me`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from jacameno.accounts import EmailTaken, User, normalize_email
+from jacameno.auth.sessions import SessionInvalid, SessionReused
+from jacameno.http import schemas
+from jacameno.http.endpoint import Call, Operation
+from jacameno.http.errors import ApiError, conflict, rate_limited, unauthorized
+from jacameno.services import Services
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _limit_attempt(call: Call, email: str) -> None:
+    """Login and register attempts are limited per client address and per account."""
+    limit = call.services.settings.auth_rate_limit
+    for key in (f"auth:ip:{_address(call.request)}", f"auth:email:{normalize_email(email)}"):
+        retry = await call.services.limiter.hit(key, limit, 60)
+        if retry:
+            raise rate_limited(retry)
+
+
+async def _tokens(services: Services, user_id: str, refresh_token: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "access_token": services.access_tokens.issue(user_id),
+            "refresh_token": refresh_token,
+            "token_type": "bearer",
+            "expires_in": services.access_tokens.ttl_seconds,
+        }
+    )
+
+
+async def register(call: Call) -> Response:
+    body = call.body
+    await _limit_attempt(call, body["email"])
+    try:
+        user = await call.services.accounts.register(
+            body["email"], body["password"], body["display_name"]
+        )
+    except EmailTaken as exc:
+        raise conflict("email_taken", "an account with this email exists") from exc
+    return JSONResponse({"user": user.public()}, status_code=201)
+
+
+async def login(call: Call) -> Response:
+    await _limit_attempt(call, call.body["email"])
+    user = await call.services.accounts.authenticate(call.body["email"], call.body["password"])
+    if user is None:
+        raise ApiError(401, "invalid_credentials", "wrong email or password")
+    call.request.state.user_id = user.id
+    return await _tokens(call.services, user.id, await call.services.refresh_tokens.start(user.id))
+
+
+async def refresh(call: Call) -> Response:
+    tokens = call.services.refresh_tokens
+    try:
+        user_id, next_token = await tokens.rotate(call.body["refresh_token"])
+    except SessionReused as exc:
+        raise ApiError(401, "refresh_token_reused", "token reused; the session is revoked") from exc
+    except SessionInvalid as exc:
+        raise unauthorized("the refresh token is invalid, expired or revoked") from exc
+    if await call.services.accounts.get(user_id) is None:
+        await tokens.revoke(next_token)
+        raise unauthorized("the refresh token is invalid, expired or revoked")
+    return await _tokens(call.services, user_id, next_token)
+
+
+async def logout(call: Call) -> Response:
+    try:
+        await call.services.refresh_tokens.revoke(call.body["refresh_token"])
+    except SessionInvalid as exc:
+        raise unauthorized("the refresh token is invalid") from exc
+    return Response(status_code=204)
+
+
+async def get_me(call: Call) -> Response:
+    return JSONResponse(call.me.public())
+
+
+async def update_me(call: Call) -> Response:
+    body = call.body
+    preferences: dict[str, Any] | None = body.get("preferences")
+    if preferences is not None and len(json.dumps(preferences)) > schemas.PREFERENCES_MAX_BYTES:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "preferences are too large",
+            {"max_bytes": schemas.PREFERENCES_MAX_BYTES},
+        )
+    user: User = await call.services.accounts.update(
+        call.me,
+        display_name=body.get("display_name"),
+        avatar_url=body.get("avatar_url"),
+        clear_avatar="avatar_url" in body and body["avatar_url"] is None,
+        preferences=preferences,
+    )
+    return JSONResponse(user.public())
+
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/api/auth/register",
+        "register",
+        "Create an account",
+        register,
+        "auth",
+        request=schemas.REGISTER,
+        responses={201: schemas.REGISTERED},
+        errors=(409,),
+        authenticated=False,
+    ),
+    Operation(
+        "POST",
+        "/api/auth/login",
+        "login",
+        "Log in: an access token and a refresh token",
+        login,
+        "auth",
+        request=schemas.LOGIN,
+        responses={200: schemas.TOKENS},
+        errors=(401,),
+        authenticated=False,
+    ),
+    Operation(
+        "POST",
+        "/api/auth/refresh",
+        "refresh",
+        "Trade a refresh token for new tokens (the old one is spent; reusing it revokes the"
+        " session)",
+        refresh,
+        "auth",
+        request=schemas.REFRESH,
+        responses={200: schemas.TOKENS},
+        errors=(401,),
+        authenticated=False,
+    ),
+    Operation(
+        "POST",
+        "/api/auth/logout",
+        "logout",
+        "Revoke the session of a refresh token",
+        logout,
+        "auth",
+        request=schemas.REFRESH,
+        responses={204: None},
+        errors=(401,),
+        authenticated=False,
+    ),
+    Operation(
+        "GET",
+        "/api/me",
+        "get_me",
+        "The caller's account",
+        get_me,
+        "me",
+        responses={200: schemas.USER},
+    ),
+    Operation(
+        "PATCH",
+        "/api/me",
+        "update_me",
+        "Change display name, avatar URL or preferences",
+        update_me,
+        "me",
+        request=schemas.UPDATE_ME,
+        responses={200: schemas.USER},
+    ),
+]

@@ -1,0 +1,68 @@
+"""Access tokens: short-lived JWTs signed with HS256 (the only algorithm accepted), carrying the
+user id as subject, checked for signature, exp, iat, iss, aud and sub."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+ISSUER = "jacameno"
+AUDIENCE = "jacameno-api"
+ALGORITHM = "HS256"
+
+
+class InvalidToken(Exception):
+    """The token is malformed, forged, expired or not meant for us."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: str
+    issued_at: int
+    expires_at: int
+    token_id: str
+
+
+class AccessTokens:
+    def __init__(self, secret: str, ttl_seconds: int = 900, *, leeway: float = 5.0) -> None:
+        if len(secret) < 16:
+            raise ValueError("the JWT secret is too short")
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+        self._leeway = leeway
+
+    def issue(self, user_id: str, *, now: float | None = None) -> str:
+        issued = int(time.time() if now is None else now)
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": user_id,
+            "iat": issued,
+            "exp": issued + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> AccessClaims:
+        """The claims of a valid token; InvalidToken otherwise (never anything else)."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"], "verify_iat": True},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            raise InvalidToken("bad subject")
+        if claims["iat"] > time.time() + self._leeway:
+            raise InvalidToken("issued in the future")
+        return AccessClaims(subject, int(claims["iat"]), int(claims["exp"]), str(claims.get("jti")))

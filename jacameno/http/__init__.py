@@ -1,0 +1,1 @@
+"""The HTTP layer: errors, middleware, declared operations and the OpenAPI document."""

@@ -1,0 +1,180 @@
+"""Declared operations: one `Operation` per route names its request and response schemas, and
+the same declaration drives the handler's validation and the OpenAPI document.
+
+The wrapper around each handler parses and validates the JSON body and the query, and (for
+authenticated operations) checks the bearer token, loads the user (a deleted user's tokens are
+refused) and applies the per-user rate limit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema_rs
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from jacameno.accounts import User
+from jacameno.auth.tokens import InvalidToken
+from jacameno.http.errors import ApiError, rate_limited, unauthorized
+from jacameno.http.schemas import Schema
+from jacameno.services import Services
+
+Handler = Callable[["Call"], Awaitable[Response]]
+
+COMMON_ERRORS = (400, 413, 422, 429, 503)
+AUTH_ERRORS = (401,)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    name: str
+    schema: Schema
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    handler: Handler
+    tag: str
+    request: Schema | None = None
+    responses: Mapping[int, Schema | None] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    authenticated: bool = True
+    query: tuple[Query, ...] = ()
+    media_type: str = "application/json"
+
+    @property
+    def all_errors(self) -> list[int]:
+        auth = AUTH_ERRORS if self.authenticated else ()
+        return sorted({*COMMON_ERRORS, *auth, *self.errors})
+
+
+@dataclass(slots=True)
+class Call:
+    request: Request
+    services: Services
+    body: dict[str, Any]
+    query: dict[str, Any]
+    user: User | None
+
+    @property
+    def me(self) -> User:
+        assert self.user is not None, "only for authenticated operations"
+        return self.user
+
+    def path(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+
+def _validator(schema: Schema | None) -> Any:
+    if schema is None:
+        return None
+    return jsonschema_rs.validator_for(schema, validate_formats=True)
+
+
+def _check(validator: Any, instance: Any, where: str) -> None:
+    errors = [
+        {
+            "in": where,
+            "path": "/" + "/".join(str(p) for p in e.instance_path),
+            "rule": type(e.kind).__name__,
+        }
+        for e in validator.iter_errors(instance)
+    ]
+    if errors:
+        # The offending values are not echoed: they may be passwords or very large.
+        raise ApiError(
+            422, "invalid_request", f"the {where} does not match its schema", errors[:20]
+        )
+
+
+async def _json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+        # Refuses lone surrogates ("\ud800"), which no database can store.
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", "the body is not valid JSON (UTF-8)") from exc
+    if _has_nul(data):
+        # Postgres cannot store NUL in text: refuse it here, the same on every database.
+        raise ApiError(422, "invalid_request", "strings must not contain NUL characters")
+    return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _query(request: Request, params: tuple[Query, ...]) -> dict[str, Any]:
+    known = {p.name: p for p in params}
+    values: dict[str, Any] = {}
+    for name, value in request.query_params.items():
+        param = known.get(name)
+        if param is None:
+            continue
+        if param.schema.get("type") == "integer":
+            if not value.isdigit() or len(value) > 9:
+                raise ApiError(422, "invalid_request", f"{name} must be an integer", [name])
+            values[name] = int(value)
+        else:
+            values[name] = value
+    return values
+
+
+async def authenticate(request: Request, services: Services) -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized()
+    try:
+        claims = services.access_tokens.verify(token.strip())
+    except InvalidToken as exc:
+        raise unauthorized("the access token is invalid or expired") from exc
+    user = await services.accounts.get(claims.user_id)
+    if user is None:
+        raise unauthorized("the access token is invalid or expired")
+    request.state.user_id = user.id
+    services.metrics.saw_user(user.id)
+    retry = await services.limiter.hit(f"api:user:{user.id}", services.settings.api_rate_limit, 60)
+    if retry:
+        raise rate_limited(retry)
+    return user
+
+
+def route(operation: Operation) -> Route:
+    body_validator = _validator(operation.request)
+    query_schema = {
+        "type": "object",
+        "properties": {q.name: q.schema for q in operation.query},
+    }
+    query_validator = _validator(query_schema) if operation.query else None
+
+    async def endpoint(request: Request) -> Response:
+        services: Services = request.app.state.services
+        user = await authenticate(request, services) if operation.authenticated else None
+        body: dict[str, Any] = {}
+        if body_validator is not None:
+            data = await _json_body(request)
+            _check(body_validator, data, "body")
+            body = data
+        query = _query(request, operation.query)
+        if query_validator is not None:
+            _check(query_validator, query, "query")
+        return await operation.handler(Call(request, services, body, query, user))
+
+    return Route(operation.path, endpoint, methods=[operation.method], name=operation.operation_id)

@@ -1,0 +1,156 @@
+"""ASGI middleware: a request id, an access log line and metrics for every request (and a JSON
+500 for anything unhandled), and a bound on request bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jacameno import logs
+from jacameno.http.errors import ApiError, error_body
+from jacameno.metrics import Metrics
+
+logger = logging.getLogger("jacameno.http")
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER.encode():
+            text: str = value.decode("latin-1")
+            if _CLIENT_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class RequestContextMiddleware:
+    """Outermost of ours: gives the request an id (the client's `X-Request-ID` if well-formed),
+    echoes it on the response, puts it on every log line, and records latency and errors by
+    route template. Logs the path but never the query string, headers or body (tokens and
+    passwords travel there)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = logs.request_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error", extra={"action": "http.error"})
+            if response_started:
+                raise
+            await _send_json(send_with_id, 500, error_body(500, "internal_error", "internal error"))
+        finally:
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            self.metrics.observe(scope["method"], route, status, seconds)
+            state: dict[str, Any] = scope.get("state") or {}
+            logger.info(
+                "request",
+                extra={
+                    "action": "http.request",
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "user_id": state.get("user_id"),
+                },
+            )
+            logs.request_id.reset(token)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies over `max_bytes` with 413: at once when Content-Length says so, otherwise
+    as soon as the streamed body grows past the bound (raised from `receive`)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                if not value.isdigit():
+                    await _send_json(send, 400, _error(400, "bad_request", "bad Content-Length"))
+                    return
+                if int(value) > self.max_bytes:
+                    await _send_json(send, 413, self._too_large())
+                    return
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    body = self._too_large()["error"]
+                    raise ApiError(413, body["code"], body["message"], body["details"])
+            return message
+
+        await self.app(scope, bounded_receive, send)
+
+    def _too_large(self) -> dict[str, Any]:
+        return _error(
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self.max_bytes} bytes",
+            {"max_bytes": self.max_bytes},
+        )
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return error_body(status, code, message, details)

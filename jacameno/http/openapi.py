@@ -1,0 +1,98 @@
+"""The OpenAPI 3.1 document, built from the declared operations and their schemas."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from jacameno.http import schemas
+from jacameno.http.endpoint import Operation
+
+_PATH_PARAM = re.compile(r"{([a-z_]+)}")
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No content",
+    400: "Malformed request (bad JSON, bad cursor)",
+    401: "Missing, invalid or expired credentials",
+    403: "The caller's role does not allow this",
+    404: "No such resource (or the caller may not know it exists)",
+    409: "Conflict with the current state",
+    413: "The request body is too large",
+    422: "The request does not match its schema",
+    429: "Rate limited; see Retry-After",
+    503: "A backing service is unavailable; retry later",
+}
+
+
+def _response(code: int, schema: schemas.Schema | None, media_type: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": _REASONS.get(code, "Response")}
+    if schema is not None:
+        response["content"] = {media_type: {"schema": schema}}
+    return response
+
+
+def _error(code: int) -> dict[str, Any]:
+    response = _response(code, {"$ref": "#/components/schemas/Error"}, "application/json")
+    if code in (429, 503):
+        response["headers"] = {
+            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+        }
+    return response
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": schemas.UUID}
+        for name in _PATH_PARAM.findall(op.path)
+    ]
+    parameters += [
+        {
+            "name": q.name,
+            "in": "query",
+            "required": False,
+            "schema": q.schema,
+            "description": q.description,
+        }
+        for q in op.query
+    ]
+    responses = {str(code): _response(code, s, op.media_type) for code, s in op.responses.items()}
+    for code in op.all_errors:
+        responses.setdefault(str(code), _error(code))
+    doc: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
+    }
+    if parameters:
+        doc["parameters"] = parameters
+    if op.request is not None:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": op.request}},
+        }
+    doc["security"] = [{"bearer": []}] if op.authenticated else []
+    return doc
+
+
+def document(operations: Sequence[Operation], version: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "JACAMENO",
+            "version": version,
+            "description": "The REST API of the JACAMENO collaborative music studio.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": schemas.ERROR},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }

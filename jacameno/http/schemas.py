@@ -1,0 +1,130 @@
+"""JSON Schemas of request and response bodies: the handlers validate with them and the OpenAPI
+document is built from them, so the two cannot disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Schema = dict[str, Any]
+
+# No NUL and no other C0 control character except tab, newline and carriage return.
+_PRINTABLE = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F]*$"
+
+
+def text(min_length: int, max_length: int, **extra: Any) -> Schema:
+    return {
+        "type": "string",
+        "minLength": min_length,
+        "maxLength": max_length,
+        "pattern": _PRINTABLE,
+        **extra,
+    }
+
+
+def obj(properties: dict[str, Schema], required: tuple[str, ...] = (), **extra: Any) -> Schema:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+EMAIL: Schema = {"type": "string", "format": "email", "minLength": 3, "maxLength": 254}
+PASSWORD = text(8, 256)
+DISPLAY_NAME = text(1, 100)
+TITLE = text(1, 200)
+AVATAR_URL: Schema = {"type": "string", "maxLength": 2048, "pattern": "^https?://[^\\s]+$"}
+PREFERENCES: Schema = {"type": "object", "maxProperties": 100}
+PREFERENCES_MAX_BYTES = 16 * 1024
+ROLE: Schema = {"type": "string", "enum": ["owner", "editor", "viewer"]}
+UUID: Schema = {"type": "string", "format": "uuid"}
+MILLIS: Schema = {"type": "integer", "description": "epoch milliseconds"}
+REFRESH_TOKEN = text(1, 512)
+
+ERROR = obj(
+    {
+        "error": obj(
+            {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+            ("code", "message", "details"),
+        )
+    },
+    ("error",),
+)
+
+# -- accounts and auth --------------------------------------------------------------------
+
+REGISTER = obj(
+    {"email": EMAIL, "password": PASSWORD, "display_name": DISPLAY_NAME},
+    ("email", "password", "display_name"),
+)
+LOGIN = obj({"email": EMAIL, "password": text(1, 256)}, ("email", "password"))
+REFRESH = obj({"refresh_token": REFRESH_TOKEN}, ("refresh_token",))
+USER = obj(
+    {
+        "id": UUID,
+        "email": {"type": "string"},
+        "display_name": {"type": "string"},
+        "avatar_url": nullable({"type": "string"}),
+        "preferences": {"type": "object"},
+        "created_at": MILLIS,
+    },
+    ("id", "email", "display_name", "avatar_url", "preferences", "created_at"),
+)
+REGISTERED = obj({"user": USER}, ("user",))
+TOKENS = obj(
+    {
+        "access_token": {"type": "string"},
+        "refresh_token": {"type": "string"},
+        "token_type": {"type": "string", "enum": ["bearer"]},
+        "expires_in": {"type": "integer", "description": "seconds the access token is valid"},
+    },
+    ("access_token", "refresh_token", "token_type", "expires_in"),
+)
+UPDATE_ME = obj(
+    {"display_name": DISPLAY_NAME, "avatar_url": nullable(AVATAR_URL), "preferences": PREFERENCES},
+    minProperties=1,
+)
+
+# -- projects and members ------------------------------------------------------------------
+
+NEW_PROJECT = obj({"title": TITLE}, ("title",))
+UPDATE_PROJECT = obj({"title": TITLE}, ("title",))
+PROJECT = obj(
+    {
+        "id": UUID,
+        "title": {"type": "string"},
+        "role": ROLE,
+        "created_by": {"type": "string"},
+        "created_at": MILLIS,
+        "updated_at": MILLIS,
+        "version": {"type": "integer", "description": "version of the project's stream"},
+    },
+    ("id", "title", "role", "created_by", "created_at", "updated_at", "version"),
+)
+PROJECT_PAGE = obj(
+    {"projects": {"type": "array", "items": PROJECT}, "next_cursor": nullable({"type": "string"})},
+    ("projects", "next_cursor"),
+)
+NEW_MEMBER = obj({"email": EMAIL, "role": ROLE}, ("email", "role"))
+UPDATE_MEMBER = obj({"role": ROLE}, ("role",))
+MEMBER = obj(
+    {
+        "user_id": UUID,
+        "email": nullable({"type": "string"}),
+        "display_name": nullable({"type": "string"}),
+        "role": ROLE,
+        "added_at": MILLIS,
+    },
+    ("user_id", "email", "display_name", "role", "added_at"),
+)
+MEMBERS = obj({"members": {"type": "array", "items": MEMBER}}, ("members",))
+
+# -- operations ----------------------------------------------------------------------------
+
+HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}

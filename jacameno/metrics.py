@@ -1,0 +1,53 @@
+"""Prometheus metrics of one app instance, in its own registry (served at `/metrics`)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+ACTIVE_WINDOW_SECONDS = 300.0
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_seconds = Histogram(
+            "jacameno_http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        )
+        self.errors = Counter(
+            "jacameno_http_errors_total",
+            "HTTP responses with a 4xx or 5xx status, by route template and error code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self._seen: dict[str, float] = {}
+        Gauge(
+            "jacameno_active_users",
+            f"Distinct users with an authenticated request in the last {ACTIVE_WINDOW_SECONDS:g}s.",
+            registry=self.registry,
+        ).set_function(self.active_users)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.request_seconds.labels(method, route, str(status)).observe(seconds)
+        if status >= 400:
+            self.errors.labels(method, route, str(status)).inc()
+
+    def saw_user(self, user_id: str) -> None:
+        self._seen[user_id] = time.monotonic()
+
+    def active_users(self) -> int:
+        horizon = time.monotonic() - ACTIVE_WINDOW_SECONDS
+        for user_id in [u for u, at in self._seen.items() if at < horizon]:
+            del self._seen[user_id]
+        return len(self._seen)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

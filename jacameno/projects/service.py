@@ -1,0 +1,162 @@
+"""Commands on projects. Each appends events to the project's stream with the stream's version as
+`expected_version` (retrying when someone else wrote first), then waits until the projection has
+applied them, so the next request (from anyone) sees the change: a removed member loses access at
+once.
+
+Rights: every member reads the project and its members; owners and editors rename; owners
+delete and manage members; anyone may leave. A project always keeps an owner."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from jacameno import logs
+from jacameno.projects.readmodel import ProjectsReadModel, ProjectState, ProjectView
+from projections import projects as events
+from projections.runner import ProjectionRunner
+
+MAX_ATTEMPTS = 5
+
+
+class ProjectError(Exception):
+    """Base of the errors of project commands."""
+
+
+class ProjectNotFound(ProjectError):
+    """No such project, or the caller may not know that it exists."""
+
+
+class MemberNotFound(ProjectError):
+    """The user is not a member of the project."""
+
+
+class NotAllowed(ProjectError):
+    """The caller is a member whose role does not allow this."""
+
+
+class Conflict(ProjectError):
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+Decide = Callable[[ProjectState], list[NewEvent]]
+
+
+def _event(kind: str, actor: str, **data: str) -> NewEvent:
+    metadata = {"user_id": actor}
+    request_id = logs.request_id.get()
+    if request_id is not None:
+        metadata["request_id"] = request_id
+    return NewEvent(kind, events.encode(data), metadata)
+
+
+def _require(state: ProjectState, actor: str, *roles: str) -> None:
+    if state.roles.get(actor) not in roles:
+        raise NotAllowed("your role does not allow this")
+
+
+class Projects:
+    def __init__(self, store: EventStore, runner: ProjectionRunner, reads: ProjectsReadModel):
+        self._store = store
+        self._runner = runner
+        self.reads = reads
+
+    async def create(self, actor: str, title: str) -> ProjectView:
+        project_id = str(uuid.uuid4())
+        result = await self._store.append(
+            events.stream_name(project_id),
+            [
+                _event(events.PROJECT_CREATED, actor, title=title),
+                _event(events.MEMBER_ADDED, actor, user_id=actor, role="owner"),
+            ],
+            expected_version=NO_STREAM,
+        )
+        await self._runner.wait_for(result.last_position)
+        view = await self.reads.project_for(actor, project_id)
+        assert view is not None, "the projection applied the creation"
+        return view
+
+    async def get(self, actor: str, project_id: str) -> ProjectView:
+        view = await self.reads.project_for(actor, project_id)
+        if view is None:
+            raise ProjectNotFound(project_id)
+        return view
+
+    async def rename(self, actor: str, project_id: str, title: str) -> ProjectView:
+        def decide(state: ProjectState) -> list[NewEvent]:
+            _require(state, actor, "owner", "editor")
+            if state.title == title:
+                return []
+            return [_event(events.PROJECT_RENAMED, actor, title=title)]
+
+        await self._command(actor, project_id, decide)
+        return await self.get(actor, project_id)
+
+    async def delete(self, actor: str, project_id: str) -> None:
+        def decide(state: ProjectState) -> list[NewEvent]:
+            _require(state, actor, "owner")
+            return [_event(events.PROJECT_DELETED, actor)]
+
+        await self._command(actor, project_id, decide)
+
+    async def add_member(self, actor: str, project_id: str, user_id: str, role: str) -> None:
+        def decide(state: ProjectState) -> list[NewEvent]:
+            _require(state, actor, "owner")
+            if user_id in state.roles:
+                raise Conflict("already_member", "this user is already a member")
+            return [_event(events.MEMBER_ADDED, actor, user_id=user_id, role=role)]
+
+        await self._command(actor, project_id, decide)
+
+    async def change_role(self, actor: str, project_id: str, user_id: str, role: str) -> None:
+        def decide(state: ProjectState) -> list[NewEvent]:
+            _require(state, actor, "owner")
+            current = state.roles.get(user_id)
+            if current is None:
+                raise MemberNotFound(user_id)
+            if current == role:
+                return []
+            if current == "owner" and state.owners() == [user_id]:
+                raise Conflict("last_owner", "a project always keeps an owner")
+            return [_event(events.MEMBER_ROLE_CHANGED, actor, user_id=user_id, role=role)]
+
+        await self._command(actor, project_id, decide)
+
+    async def remove_member(self, actor: str, project_id: str, user_id: str) -> None:
+        def decide(state: ProjectState) -> list[NewEvent]:
+            if user_id != actor:
+                _require(state, actor, "owner")
+            if user_id not in state.roles:
+                raise MemberNotFound(user_id)
+            if state.owners() == [user_id]:
+                raise Conflict("last_owner", "a project always keeps an owner")
+            return [_event(events.MEMBER_REMOVED, actor, user_id=user_id)]
+
+        await self._command(actor, project_id, decide)
+
+    async def _command(self, actor: str, project_id: str, decide: Decide) -> None:
+        stream = events.stream_name(project_id)
+        for _ in range(MAX_ATTEMPTS):
+            current = await self._store.stream_version(stream)
+            state = await self.reads.state(project_id)
+            if current > 0 and (state is None or state.version < current):
+                # Events after the last one the read model applied (document edits, or a
+                # membership change still being projected): decide on the state they leave.
+                tail = await self._store.read_stream(stream, current, current)
+                await self._runner.wait_for(tail[-1].position)
+                state = await self.reads.state(project_id)
+            if state is None or state.deleted or actor not in state.roles:
+                raise ProjectNotFound(project_id)
+            new_events = decide(state)
+            if not new_events:
+                return
+            try:
+                result = await self._store.append(stream, new_events, expected_version=current)
+            except ConcurrencyError:
+                continue
+            await self._runner.wait_for(result.last_position)
+            return
+        raise Conflict("concurrent_update", "the project changed meanwhile; try again")

@@ -1,0 +1,58 @@
+"""Rate limits: fixed-window counters per key, in Redis when configured (shared by every node)
+and in process otherwise, behind the `RateLimiter` Protocol."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+        """Count one attempt on `key`. Returns 0.0 while at most `limit` attempts fell in the
+        current window of `window_seconds`, otherwise the seconds until the window ends (a
+        refused attempt still counts)."""
+        ...
+
+
+class MemoryRateLimiter:
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._windows: dict[str, tuple[float, int]] = {}
+        self._max_keys = max_keys
+
+    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+        now = time.monotonic()
+        ends, count = self._windows.get(key, (0.0, 0))
+        if ends <= now:
+            ends, count = now + window_seconds, 0
+            if len(self._windows) >= self._max_keys:
+                self._forget_expired(now)
+        count += 1
+        self._windows[key] = (ends, count)
+        return 0.0 if count <= limit else ends - now
+
+    def _forget_expired(self, now: float) -> None:
+        for key in [k for k, (ends, _) in self._windows.items() if ends <= now]:
+            del self._windows[key]
+
+
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+"""
+
+
+class RedisRateLimiter:
+    def __init__(self, redis: Redis, prefix: str = "jacameno:") -> None:
+        self._prefix = f"{prefix}rate:"
+        self._hit = redis.register_script(_HIT)
+
+    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+        window_ms = max(1, int(window_seconds * 1000))
+        count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[window_ms])
+        return 0.0 if int(count) <= limit else max(int(ttl_ms), 1) / 1000

@@ -1,0 +1,54 @@
+"""The tables the application reads and writes, per database kind (proved by `tests/migration`):
+accounts and refresh sessions (jacameno), and the projects read model (projections/projects.py,
+declared here so that one module lists the tables of migrations 0003 and 0004)."""
+
+from __future__ import annotations
+
+_TABLES: dict[str, dict[str, str]] = {
+    "users": {
+        "id": "text",
+        "email": "text",
+        "password_hash": "text",
+        "display_name": "text",
+        "avatar_url": "text",
+        "preferences": "text",
+        "created_at": "bigint",
+        "updated_at": "bigint",
+    },
+    "refresh_sessions": {
+        "id": "text",
+        "user_id": "text",
+        "generation": "bigint",
+        "revoked": "smallint",
+        "created_at": "bigint",
+        "expires_at": "bigint",
+    },
+    "projects": {
+        "id": "text",
+        "title": "text",
+        "created_by": "text",
+        "created_at": "bigint",
+        "updated_at": "bigint",
+        "version": "bigint",
+        "deleted_at": "bigint",
+    },
+    "project_members": {
+        "project_id": "text",
+        "user_id": "text",
+        "role": "text",
+        "added_at": "bigint",
+    },
+}
+
+POSTGRES: dict[str, dict[str, str]] = _TABLES
+SQLITE: dict[str, dict[str, str]] = {
+    table: {column: kind.upper() for column, kind in columns.items()}
+    for table, columns in _TABLES.items()
+}
+
+UNIQUE: dict[str, list[tuple[str, ...]]] = {
+    "users": [("id",), ("email",)],
+    "refresh_sessions": [("id",)],
+    "projects": [("id",)],
+    "project_members": [("project_id", "user_id")],
+}
