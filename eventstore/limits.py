@@ -62,6 +62,10 @@ def check_position(position: object, name: str = "after_position") -> int:
     return check_version(position, name)
 
 
+# One encoder for every call: building a JSONEncoder per call costs as much as the encoding.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_metadata(metadata: object, limit: int) -> str:
     if not isinstance(metadata, dict):
         from collections.abc import Mapping
@@ -70,7 +74,7 @@ def encode_metadata(metadata: object, limit: int) -> str:
             raise InvalidEventError("metadata must be a mapping")
         metadata = dict(metadata)
     try:
-        text = json.dumps(metadata, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        text = _ENCODER.encode(metadata)
     except (TypeError, ValueError) as exc:
         raise InvalidEventError(f"metadata cannot be encoded as JSON: {exc}") from exc
     if "\\u0000" in text or "\x00" in text:
@@ -91,6 +95,7 @@ def check_events(events: Sequence[NewEvent], limits: Limits) -> list[CheckedEven
         raise InvalidEventError(f"an append takes at most {limits.max_events_per_append} events")
     checked: list[CheckedEvent] = []
     keys: set[str] = set()
+    encoded: dict[int, str] = {}  # by id(): one metadata object shared by many events, encoded once
     for event in events:
         if not isinstance(event, NewEvent):
             raise InvalidEventError(f"expected NewEvent, got {type(event).__name__}")
@@ -116,7 +121,10 @@ def check_events(events: Sequence[NewEvent], limits: Limits) -> list[CheckedEven
             if key in keys:
                 raise InvalidEventError(f"idempotency key {key!r} appears twice in one append")
             keys.add(key)
-        metadata_json = encode_metadata(event.metadata, limits.max_metadata_bytes)
+        metadata_json = encoded.get(id(event.metadata))
+        if metadata_json is None:
+            metadata_json = encode_metadata(event.metadata, limits.max_metadata_bytes)
+            encoded[id(event.metadata)] = metadata_json
         checked.append(CheckedEvent(event.type, data, metadata_json, key))
     return checked
 

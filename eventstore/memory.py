@@ -78,7 +78,7 @@ class MemoryEventStore:
                 version=outcome.first_version + i,
                 type=e.type,
                 data=e.data,
-                metadata=json.loads(e.metadata_json),
+                metadata_json=e.metadata_json,
                 recorded_at=now,
                 idempotency_key=e.idempotency_key,
             )

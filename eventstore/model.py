@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,18 +25,49 @@ class NewEvent:
     idempotency_key: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RecordedEvent:
-    """An event as the log holds it. `position` is global, gapless and in commit order."""
+    """An event as the log holds it. `position` is global, gapless and in commit order.
+
+    Metadata is kept as the JSON text the database returned and decoded on first use, since most
+    readers (projections of one event type, replay) never look at most events' metadata."""
 
     position: int
     stream: str
     version: int
     type: str
     data: bytes
-    metadata: dict[str, Any]
+    metadata_json: str = field(repr=False)
     recorded_at: datetime
     idempotency_key: str | None = None
+    _metadata: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        decoded = self._metadata
+        if decoded is None:
+            decoded = json.loads(self.metadata_json)
+            object.__setattr__(self, "_metadata", decoded)
+        return decoded
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.position,
+            self.stream,
+            self.version,
+            self.type,
+            self.data,
+            self.metadata,
+            self.recorded_at,
+            self.idempotency_key,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedEvent):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def translate(exc: BaseException) -> EventStoreError:
 
 
 def _record(row: asyncpg.Record) -> RecordedEvent:
-    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[7], row[6])
+    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[7], row[6])
 
 
 class PostgresEventStore:
@@ -425,9 +425,9 @@ class PostgresEventStore:
 
     # -- waking subscribers ----------------------------------------------------------------
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         try:
-            self._signal.publish(int(payload))
+            self._signal.publish(int(str(payload)))
         except ValueError:
             self._signal.poke()
 

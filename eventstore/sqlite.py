@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,18 +47,19 @@ REQUIRED_TABLES = ("es_events", "es_snapshots")
 _COLUMNS = "position, stream, version, type, data, metadata, idempotency_key, recorded_at"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _micros(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _moment(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def _record(row: tuple[Any, ...]) -> RecordedEvent:
-    return RecordedEvent(
-        row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), _moment(row[7]), row[6]
-    )
+    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], _moment(row[7]), row[6])
 
 
 def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
