@@ -445,18 +445,19 @@ class PostgresEventStore:
         loop = asyncio.get_running_loop()
         if loop.time() < self._listener_retry_at:
             return
-        conn: asyncpg.Connection | None = None
         try:
             conn = await asyncpg.connect(
                 self.dsn,
                 timeout=self._connect_timeout,
                 server_settings={"application_name": "jacameno-eventstore-listener"},
             )
-            await conn.add_listener(CHANNEL, self._on_notify)
-            conn.add_termination_listener(self._on_listener_lost)
-        except Exception as exc:
-            if conn is not None:
+            try:
+                await conn.add_listener(CHANNEL, self._on_notify)
+                conn.add_termination_listener(self._on_listener_lost)
+            except BaseException:  # failed or cancelled (a subscriber stopped): do not leak it
                 conn.terminate()
+                raise
+        except Exception as exc:
             self._listener_retry_at = loop.time() + self._poll_interval
             logger.warning(
                 "cannot LISTEN; subscribers fall back to polling",
