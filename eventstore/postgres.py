@@ -1,11 +1,14 @@
 """The Postgres backend (asyncpg): group commit through one writer connection, reads through a
 pool, and LISTEN/NOTIFY to wake subscribers.
 
-Each batch is one transaction of three statements: read the versions (and idempotency keys) of the
-streams it touches; take the sequencer row and insert every accepted event in one multi-row insert
-(`unnest`), notifying subscribers; commit. The sequencer's row lock is taken last and held until
-commit, so positions are gapless and in commit order across every process. Two processes appending
-to one stream at once collide on the unique (stream, version) key; the loser re-decides its batch.
+Usually a batch costs one round trip: it is decided on the stream versions the writer remembers
+(looked up for streams it has not seen), then written by one statement that is its own transaction:
+take the sequencer row, insert every accepted event with one multi-row insert (`unnest`), notify
+subscribers. The sequencer's row lock is taken last and held until commit, so positions are gapless
+and in commit order across every process. A writer in another process makes a remembered version
+stale: the insert then collides on the unique (stream, version) key, and the batch is decided
+again in a transaction that takes the sequencer first and reads the versions under it. A conflict
+found on a remembered version is checked against the database before it is reported.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from eventstore.errors import (
+    ConcurrencyError,
     EventStoreError,
     InvalidEventError,
     StoreClosedError,
@@ -39,7 +43,9 @@ from eventstore.planning import (
     AppendRequest,
     BatchAnswer,
     BatchPlanner,
+    Outcome,
     PriorEvent,
+    Rejected,
     answer_for,
 )
 from eventstore.signal import CommitSignal
@@ -50,6 +56,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = "es_events"
 _COLUMNS = "position, stream, version, type, data, metadata::text, idempotency_key, recorded_at"
 _MAX_ATTEMPTS = 5
+_MAX_REMEMBERED = 100_000  # stream versions the writer remembers between batches
 
 _VERSIONS = """
 SELECT s.name, coalesce((SELECT e.version FROM es_events e WHERE e.stream = s.name
@@ -132,6 +139,7 @@ class PostgresEventStore:
         self._listener: asyncpg.Connection | None = None
         self._listener_retry_at = 0.0
         self._listener_lock = asyncio.Lock()
+        self._versions: dict[str, int] = {}  # remembered by the writer; checked on collision
         self._committer = GroupCommitter(self._commit_batch, max_events=max_batch_events)
         self._signal = CommitSignal()
         self._poll_interval = poll_interval
@@ -204,32 +212,36 @@ class PostgresEventStore:
             writer.terminate()
 
     async def _commit_batch(self, requests: list[AppendRequest]) -> list[BatchAnswer]:
-        """Write a batch, transparently retrying on a fresh connection when the failure left it
-        certainly uncommitted; an outcome that cannot be learned raises StoreUnavailableError."""
+        """Write a batch. Failures that left it certainly unwritten are retried on a fresh
+        connection; one whose outcome is unknown is looked up; StoreUnavailableError if that
+        cannot be learned or the attempts run out."""
         failure: BaseException | None = None
         contended = False
         for attempt in range(_MAX_ATTEMPTS):
-            if (
-                attempt
-                and failure is not None
-                and not isinstance(failure, asyncpg.UniqueViolationError)
-            ):
+            if attempt and not isinstance(failure, asyncpg.UniqueViolationError):
                 await asyncio.sleep(0.05 * attempt)
             conn: asyncpg.Connection | None = None
             try:
                 conn = await self._writer_connection()
-                answers, head = await self._write_batch(conn, requests, lock_first=contended)
+                if contended:
+                    answers, head = await self._write_locked(conn, requests)
+                else:
+                    answers, head = await self._write_fast(conn, requests)
             except asyncpg.UniqueViolationError as exc:
-                # Another process took a version first: decide the batch again, this time holding
-                # the sequencer from the start, so that two busy processes cannot starve each other.
+                # Another process took a version first: forget the versions we remembered and
+                # decide again, this time holding the sequencer from the start, so that two busy
+                # processes cannot starve each other.
+                self._versions.clear()
                 failure, contended = exc, True
                 continue
-            except _CommitUnknown as unknown:
+            except _OutcomeUnknown as unknown:
                 await self._drop_writer()
-                if not await self._committed(unknown):
+                self._versions.clear()
+                resolved = await self._resolve(unknown)
+                if resolved is None:
                     failure = unknown.__cause__
                     continue
-                answers, head = unknown.answers, unknown.head
+                answers, head = resolved
             except Exception as exc:
                 # A connection cut under a statement fails it with whatever error asyncpg meets
                 # (even AttributeError): the connection broke, not the batch.
@@ -247,16 +259,38 @@ class PostgresEventStore:
             f"postgres: append failed {_MAX_ATTEMPTS} times, last with {failure!r}"
         ) from failure
 
-    async def _write_batch(
-        self, conn: asyncpg.Connection, requests: list[AppendRequest], *, lock_first: bool = False
+    async def _write_fast(
+        self, conn: asyncpg.Connection, requests: list[AppendRequest]
     ) -> tuple[list[BatchAnswer], int]:
+        """The usual path: decide on remembered versions, then one statement that is its own
+        transaction (no BEGIN, no COMMIT round trip)."""
+        plans, planner = await self._decide(conn, requests, remembered=True)
+        if not planner.rows:
+            return [answer_for(r, p, 0) for r, p in zip(requests, plans, strict=True)], 0
         pid = conn.get_server_pid()  # asked now: a terminated connection no longer knows it
+        try:
+            row = await conn.fetchrow(_INSERT, planner.rows, *_columns(requests, plans))
+        except asyncpg.UniqueViolationError:
+            raise
+        except Exception as exc:
+            raise _OutcomeUnknown(requests, plans, planner, pid) from exc
+        assert row is not None
+        return self._committed(requests, plans, planner, int(row[0]))
+
+    async def _write_locked(
+        self, conn: asyncpg.Connection, requests: list[AppendRequest]
+    ) -> tuple[list[BatchAnswer], int]:
+        """The path after a collision with another process: a transaction that takes the
+        sequencer first, then reads the versions under that lock."""
+        pid = conn.get_server_pid()
         transaction = conn.transaction()
         await transaction.start()
         try:
-            if lock_first:
-                await conn.execute("SELECT 1 FROM es_sequencer WHERE id = 1 FOR UPDATE")
-            answers, head, probe = await self._decide_and_insert(conn, requests)
+            await conn.execute("SELECT 1 FROM es_sequencer WHERE id = 1 FOR UPDATE")
+            plans, planner = await self._decide(conn, requests, remembered=False)
+            row = None
+            if planner.rows:
+                row = await conn.fetchrow(_INSERT, planner.rows, *_columns(requests, plans))
         except BaseException:
             with contextlib.suppress(Exception):
                 await transaction.rollback()
@@ -264,16 +298,21 @@ class PostgresEventStore:
         try:
             await transaction.commit()
         except Exception as exc:
-            if probe is None:
+            if row is None:
                 raise
-            raise _CommitUnknown(answers, head, probe, pid) from exc
-        return answers, head
+            raise _OutcomeUnknown(requests, plans, planner, pid) from exc
+        if row is None:
+            return [answer_for(r, p, 0) for r, p in zip(requests, plans, strict=True)], 0
+        return self._committed(requests, plans, planner, int(row[0]))
 
-    async def _decide_and_insert(
-        self, conn: asyncpg.Connection, requests: list[AppendRequest]
-    ) -> tuple[list[BatchAnswer], int, AppendResult | None]:
+    async def _decide(
+        self, conn: asyncpg.Connection, requests: list[AppendRequest], *, remembered: bool
+    ) -> tuple[list[Outcome], BatchPlanner]:
         streams = sorted({r.stream for r in requests})
-        versions = {r[0]: r[1] for r in await conn.fetch(_VERSIONS, streams)}
+        versions = {s: self._versions[s] for s in streams if remembered and s in self._versions}
+        missing = [s for s in streams if s not in versions]
+        if missing:
+            versions.update({r[0]: r[1] for r in await conn.fetch(_VERSIONS, missing)})
         pairs = sorted({(r.stream, k) for r in requests for k in r.keys})
         prior: dict[tuple[str, str], PriorEvent] = {}
         if pairs:
@@ -281,56 +320,78 @@ class PostgresEventStore:
             prior = {(r[0], r[1]): PriorEvent(r[2], r[3], r[4], r[5]) for r in rows}
         planner = BatchPlanner(versions, prior)
         plans = [planner.plan(r) for r in requests]
-        if not planner.rows:
-            return [answer_for(r, p, 0) for r, p in zip(requests, plans, strict=True)], 0, None
-        cols: tuple[list[Any], ...] = ([], [], [], [], [], [])
-        for request, plan in zip(requests, plans, strict=True):
-            if isinstance(plan, Accepted):
-                for i, e in enumerate(request.events):
-                    cols[0].append(request.stream)
-                    cols[1].append(plan.first_version + i)
-                    cols[2].append(e.type)
-                    cols[3].append(e.data)
-                    cols[4].append(e.metadata_json)
-                    cols[5].append(e.idempotency_key)
-        row = await conn.fetchrow(_INSERT, planner.rows, *cols)
-        assert row is not None
-        base = int(row[0])
-        answers = [answer_for(r, p, base) for r, p in zip(requests, plans, strict=True)]
-        probe = next(
-            a
-            for a, p in zip(answers, plans, strict=True)
-            if isinstance(p, Accepted) and isinstance(a, AppendResult)
-        )
-        return answers, base + planner.rows, probe
+        stale = {
+            r.stream
+            for r, p in zip(requests, plans, strict=True)
+            if isinstance(p, Rejected)
+            and isinstance(p.error, ConcurrencyError)
+            and r.stream not in missing
+        }
+        if stale:
+            # A conflict decided on a remembered version may only mean another process wrote:
+            # ask the database before telling the appender.
+            for stream in stale:
+                self._versions.pop(stream, None)
+            return await self._decide(conn, requests, remembered=remembered)
+        return plans, planner
 
-    async def _committed(self, unknown: _CommitUnknown) -> bool:
-        """Whether a batch whose COMMIT failed did commit: wait for its server process to end,
-        then look for its first event. Raises StoreUnavailableError if that cannot be learned."""
-        probe = unknown.probe
+    def _committed(
+        self,
+        requests: list[AppendRequest],
+        plans: list[Outcome],
+        planner: BatchPlanner,
+        base: int,
+    ) -> tuple[list[BatchAnswer], int]:
+        if len(self._versions) > _MAX_REMEMBERED:
+            self._versions.clear()
+        self._versions.update(planner.versions)
+        answers = [answer_for(r, p, base) for r, p in zip(requests, plans, strict=True)]
+        return answers, base + planner.rows
+
+    async def _resolve(self, unknown: _OutcomeUnknown) -> tuple[list[BatchAnswer], int] | None:
+        """Whether a batch whose outcome is unknown committed: end its server process (a
+        transaction left open aborts; a commit under way completes), wait until it is gone,
+        then look its first event up by content. None if it did not commit; raises
+        StoreUnavailableError if that cannot be learned."""
+        request, plan = next(
+            (r, p)
+            for r, p in zip(unknown.requests, unknown.plans, strict=True)
+            if isinstance(p, Accepted)
+        )
+        assert isinstance(plan, Accepted)
+        event = request.events[0]
         try:
             async with self._readers().acquire() as conn:
+                await conn.execute("SELECT pg_terminate_backend($1)", unknown.pid)
                 async with asyncio.timeout(self._connect_timeout):
                     while await conn.fetchval(  # noqa: ASYNC110 (the server has no event to await)
                         "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", unknown.pid
                     ):
                         await asyncio.sleep(0.01)
-                found = await conn.fetchval(
-                    "SELECT count(*) FROM es_events WHERE position = $1 AND stream = $2"
-                    " AND version = $3",
-                    probe.first_position,
-                    probe.stream,
-                    probe.first_version,
+                row = await conn.fetchrow(
+                    "SELECT position, type, data, metadata::text FROM es_events"
+                    " WHERE stream = $1 AND version = $2",
+                    request.stream,
+                    plan.first_version,
                 )
         except Exception as exc:
             raise StoreUnavailableError(
                 f"the outcome of an append is unknown ({exc}); retry it with its idempotency keys"
             ) from exc
-        logger.warning(
-            "commit failed; looked up its outcome",
-            extra={"action": "append.commit_unknown", "committed": bool(found)},
+        ours = (
+            row is not None
+            and (row[1], row[2]) == (event.type, event.data)
+            and json.loads(row[3]) == json.loads(event.metadata_json)
         )
-        return bool(found)
+        logger.warning(
+            "append failed under way; looked up its outcome",
+            extra={"action": "append.outcome_unknown", "committed": ours},
+        )
+        if not ours:
+            return None
+        assert row is not None
+        base = int(row[0]) - 1 - plan.row_offset
+        return self._committed(unknown.requests, unknown.plans, unknown.planner, base)
 
     async def save_snapshot(
         self,
@@ -498,14 +559,35 @@ class PostgresEventStore:
             self._pool = None
 
 
-class _CommitUnknown(Exception):
-    """COMMIT failed: the batch may or may not have committed."""
+class _OutcomeUnknown(Exception):
+    """The statement that writes a batch (or its COMMIT) failed: it may or may not have
+    committed."""
 
     def __init__(
-        self, answers: list[BatchAnswer], head: int, probe: AppendResult, pid: int
+        self,
+        requests: list[AppendRequest],
+        plans: list[Outcome],
+        planner: BatchPlanner,
+        pid: int,
     ) -> None:
-        super().__init__("commit outcome unknown")
-        self.answers = answers
-        self.head = head
-        self.probe = probe
+        super().__init__("append outcome unknown")
+        self.requests = requests
+        self.plans = plans
+        self.planner = planner
         self.pid = pid
+
+
+def _columns(requests: list[AppendRequest], plans: list[Outcome]) -> tuple[list[Any], ...]:
+    """The accepted events of a batch as the insert's six column arrays."""
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    streams, versions, types, datas, metas, keys = cols
+    for request, plan in zip(requests, plans, strict=True):
+        if isinstance(plan, Accepted):
+            for i, e in enumerate(request.events):
+                streams.append(request.stream)
+                versions.append(plan.first_version + i)
+                types.append(e.type)
+                datas.append(e.data)
+                metas.append(e.metadata_json)
+                keys.append(e.idempotency_key)
+    return cols
