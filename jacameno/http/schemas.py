@@ -35,12 +35,35 @@ def nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-EMAIL: Schema = {"type": "string", "format": "email", "minLength": 3, "maxLength": 254}
+EMAIL: Schema = {
+    "type": "string",
+    "format": "email",
+    "minLength": 3,
+    "maxLength": 254,
+    "pattern": _PRINTABLE,
+}
 PASSWORD = text(8, 256)
 DISPLAY_NAME = text(1, 100)
 TITLE = text(1, 200)
-AVATAR_URL: Schema = {"type": "string", "maxLength": 2048, "pattern": "^https?://[^\\s]+$"}
-PREFERENCES: Schema = {"type": "object", "maxProperties": 100}
+AVATAR_URL: Schema = {
+    "type": "string",
+    "maxLength": 2048,
+    "pattern": "^https?://[^\\s\\u0000-\\u001F\\u007F]+$",
+}
+# Preferences are flat settings (theme, metronome, ...): names and text without control characters.
+PREFERENCES: Schema = {
+    "type": "object",
+    "maxProperties": 100,
+    "propertyNames": {"minLength": 1, "maxLength": 100, "pattern": _PRINTABLE},
+    "additionalProperties": {
+        "anyOf": [
+            text(0, 2000),
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "null"},
+        ]
+    },
+}
 PREFERENCES_MAX_BYTES = 16 * 1024
 ROLE: Schema = {"type": "string", "enum": ["owner", "editor", "viewer"]}
 UUID: Schema = {"type": "string", "format": "uuid"}
