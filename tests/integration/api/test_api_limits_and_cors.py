@@ -1,0 +1,61 @@
+"""Rate limits of registration and of the API per user, and CORS, on both configurations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jacameno.settings import Settings
+from tests.integration.api.support import PASSWORD, api_settings, running, unique_email
+
+
+def limited(api_config: Settings, tmp_path: Path, **overrides: str) -> Settings:
+    database_url = None if api_config.database_kind == "sqlite" else api_config.database_url
+    return api_settings(tmp_path, database_url, api_config.redis_url, **overrides)
+
+
+async def test_register_is_rate_limited_per_address(api_config: Settings, tmp_path: Path) -> None:
+    async with running(limited(api_config, tmp_path, auth_rate_limit="2")) as api:
+        codes = [
+            (
+                await api.client.post(
+                    "/api/auth/register",
+                    json={"email": unique_email(), "password": PASSWORD, "display_name": "R"},
+                )
+            ).status_code
+            for _ in range(3)
+        ]
+        assert codes == [201, 201, 429]
+
+
+async def test_the_api_is_rate_limited_per_user(api_config: Settings, tmp_path: Path) -> None:
+    async with running(limited(api_config, tmp_path, api_rate_limit="5")) as api:
+        busy = await api.member("busy")
+        calm = await api.member("calm")
+        codes = [
+            (await api.client.get("/api/projects", headers=busy.headers)).status_code
+            for _ in range(6)
+        ]
+        assert codes == [200] * 5 + [429]
+        refused = await api.client.get("/api/projects", headers=busy.headers)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.json()["error"]["code"] == "rate_limited"
+        # another user of the same address is not held back by the busy one
+        assert (await api.client.get("/api/projects", headers=calm.headers)).status_code == 200
+
+
+async def test_cors_answers_configured_origins_only(api_config: Settings, tmp_path: Path) -> None:
+    settings = limited(api_config, tmp_path, cors_origins="https://studio.example")
+    async with running(settings) as api:
+        preflight = {"Access-Control-Request-Method": "POST"}
+        allowed = await api.client.options(
+            "/api/projects", headers={"Origin": "https://studio.example", **preflight}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://studio.example"
+        other = await api.client.options(
+            "/api/projects", headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert "access-control-allow-origin" not in other.headers
+        simple = await api.client.get("/healthz", headers={"Origin": "https://studio.example"})
+        assert simple.headers["access-control-allow-origin"] == "https://studio.example"
