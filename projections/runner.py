@@ -4,7 +4,9 @@ Each projection reads the log from its checkpoint; every batch is applied in one
 transaction that also advances the checkpoint, so an effect is never applied twice nor skipped,
 even across restarts or with runners on several nodes (the checkpoint row is locked and re-read in
 the transaction; events at or below it are not applied again). A batch whose `apply` fails is
-retried with backoff, never skipped: the projection stalls visibly (its lag grows) instead."""
+retried with backoff, never skipped: the projection stalls visibly (its lag grows) instead.
+Batches with no event of the projection's types skip the transaction; their checkpoint is written
+at most every `idle_checkpoint_interval` seconds (a restart re-reads them, applying nothing)."""
 
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ class ProjectionRunner:
         *,
         batch_size: int = 500,
         max_backoff: float = 5.0,
+        idle_checkpoint_interval: float = 1.0,
     ) -> None:
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
@@ -60,6 +63,7 @@ class ProjectionRunner:
         self._projections = list(projections)
         self._batch_size = batch_size
         self._max_backoff = max_backoff
+        self._idle_checkpoint_interval = idle_checkpoint_interval
         self._positions = {p.name: 0 for p in projections}
         self._errors: dict[str, str | None] = {p.name: None for p in projections}
         self._progress = asyncio.Condition()
@@ -113,8 +117,19 @@ class ProjectionRunner:
         subscription = self._store.subscribe(
             self._positions[projection.name], batch_size=self._batch_size
         )
+        loop = asyncio.get_running_loop()
+        saved_at = loop.time()
         while True:
             batch = await subscription.next_batch()
+            # A batch that concerns this projection in nothing (most of the log is document
+            # edits) needs no transaction: move on, writing the checkpoint now and then only, so
+            # that a restart does not read far back.
+            if (
+                not any(e.type in projection.event_types for e in batch)
+                and loop.time() - saved_at < self._idle_checkpoint_interval
+            ):
+                await self._advance(projection.name, batch[-1].position)
+                continue
             backoff = 0.05
             while True:
                 try:
@@ -133,9 +148,13 @@ class ProjectionRunner:
                     )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
-            async with self._progress:
-                self._positions[projection.name] = position
-                self._progress.notify_all()
+            saved_at = loop.time()
+            await self._advance(projection.name, position)
+
+    async def _advance(self, name: str, position: int) -> None:
+        async with self._progress:
+            self._positions[name] = position
+            self._progress.notify_all()
 
     async def _apply(self, projection: Projection, batch: list[RecordedEvent]) -> int:
         lock = " FOR UPDATE" if self._db.kind == "postgres" else ""

@@ -147,3 +147,21 @@ async def test_wait_for_times_out_when_position_is_never_reached(
     with pytest.raises(TimeoutError):
         await runner.wait_for(10, timeout=0.2)
     await runner.stop()
+
+
+async def test_batches_of_other_types_cost_no_transaction_but_still_count(
+    store: EventStore, db: Database
+) -> None:
+    runner = ProjectionRunner(store, db, [COUNTER], idle_checkpoint_interval=3600)
+    await runner.start()
+    await runner.wait_for(0)
+    before = await db.fetchval("SELECT updated_at FROM projection_checkpoints")
+    result = await store.append("s", [NewEvent("ignored")] * 5)
+    await runner.wait_for(result.last_position)  # read-your-writes holds without a commit
+    assert await db.fetchval("SELECT position FROM projection_checkpoints") == 0
+    assert await db.fetchval("SELECT updated_at FROM projection_checkpoints") == before
+    counted = await store.append("s", [NewEvent("counted")])
+    await runner.wait_for(counted.last_position)
+    await runner.stop()
+    assert await db.fetchval("SELECT position FROM projection_checkpoints") == counted.last_position
+    assert await totals(db) == {"s": 1}
