@@ -22,6 +22,10 @@ from jacameno.api import auth, projects, system
 from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RedisSessionStore, RefreshTokens
 from jacameno.auth.tokens import AccessTokens
+from jacameno.collab import hocuspocus, ywebsocket
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.gatekeeper import MembershipGatekeeper
+from jacameno.collab.rooms import Rooms
 from jacameno.database import open_event_store
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, route
@@ -52,8 +56,9 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
     return errors.error_response(error)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, collab: CollabConfig | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    collab_config = collab or CollabConfig.from_env()
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -93,6 +98,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 limiter=limiter,
                 projects=Projects(store, runner, ProjectsReadModel(db)),
             )
+            services = app.state.services
+            gatekeeper = MembershipGatekeeper(
+                services.access_tokens, services.accounts, services.projects.reads
+            )
+            app.state.collab = Rooms(store, gatekeeper, collab_config)
+            stack.push_async_callback(app.state.collab.close)
             logger.info(
                 "started",
                 extra={
@@ -106,7 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     unavailable = (DatabaseUnavailable, StoreUnavailableError, RedisError, TimeoutError)
     app = Starlette(
-        routes=[route(op) for op in OPERATIONS],
+        routes=[*(route(op) for op in OPERATIONS), *ywebsocket.ROUTES, *hocuspocus.ROUTES],
         middleware=[
             Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(

@@ -1,0 +1,121 @@
+"""One WebSocket's outbound side: a bounded queue drained by one sender task.
+
+`send` never blocks and never drops silently: a socket whose queue is over its bounds (it reads
+more slowly than its room writes) is closed with 1013 and resyncs when it reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from jacameno.collab.errors import TRY_AGAIN_LATER
+
+logger = logging.getLogger(__name__)
+
+
+class Connection:
+    def __init__(
+        self, websocket: WebSocket, *, max_messages: int, max_bytes: int, close_timeout: float
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.websocket = websocket
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._close_timeout = close_timeout
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.abandoned = False
+        self._peer_gone = False
+        self._owner = asyncio.current_task()
+        self._sender = asyncio.create_task(self._send_loop(), name=f"collab-send-{self.id}")
+
+    @property
+    def closing(self) -> bool:
+        return self.close_code is not None
+
+    def send(self, frame: bytes) -> None:
+        if self.close_code is not None:
+            return  # the client learns from the close code that it must resync
+        if self._queue and (
+            len(self._queue) >= self._max_messages
+            or self._queued_bytes + len(frame) > self._max_bytes
+        ):
+            logger.warning(
+                "slow socket closed",
+                extra={"action": "collab.backpressure", "connection": self.id},
+            )
+            self.close(TRY_AGAIN_LATER, "too slow: outbound queue full")
+            return
+        self._queue.append(frame)
+        self._queued_bytes += len(frame)
+        self._wakeup.set()
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close after the frame being written (queued frames are discarded). Idempotent."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self.close_reason = reason[:120]
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._wakeup.set()
+
+    def disconnected(self, code: int) -> None:
+        """The client closed or vanished: nothing more can be sent."""
+        self._peer_gone = True
+        self.close(code)
+
+    async def finish(self) -> None:
+        """Close (normally, unless a code was set) and wait for the sender, at most the close
+        timeout; a socket that never reads is abandoned to the server."""
+        self.close(1000)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._sender), 2 * self._close_timeout)
+        except TimeoutError:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+
+    async def _send_close(self) -> None:
+        assert self.close_code is not None
+        try:
+            await asyncio.wait_for(
+                self.websocket.close(self.close_code, self.close_reason), self._close_timeout
+            )
+        except TimeoutError:
+            # The client reads nothing, not even the close frame: stop serving it. The task
+            # that reads from it is cancelled and treats `abandoned` as a normal end.
+            self.abandoned = True
+            if self._owner is not None and not self._owner.done():
+                self._owner.cancel()
+
+    async def _send_loop(self) -> None:
+        websocket = self.websocket
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue and self.close_code is None:
+                    frame = self._queue.popleft()
+                    self._queued_bytes -= len(frame)
+                    await websocket.send_bytes(frame)
+                if self.close_code is not None:
+                    if (
+                        not self._peer_gone
+                        and websocket.application_state == WebSocketState.CONNECTED
+                    ):
+                        await self._send_close()
+                    return
+        except (WebSocketDisconnect, RuntimeError):
+            # The client went away (or the socket is already closed: Starlette's
+            # WebSocketDisconnected is a RuntimeError): nothing left to deliver.
+            if self.close_code is None:
+                self.close_code = 1006

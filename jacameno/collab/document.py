@@ -1,0 +1,48 @@
+"""CRDT work on pycrdt documents, with pycrdt's failure modes translated.
+
+pycrdt raises ValueError for updates it cannot decode and may panic (`PanicException`, a
+BaseException that `except Exception` misses) on inputs that decode; both become
+MalformedMessage here. Only updates that passed `update.check_update` reach these functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pycrdt import Doc
+
+from jacameno.collab.errors import MalformedMessage
+from jacameno.collab.protocol import EMPTY_UPDATE
+
+
+class DocumentDamaged(MalformedMessage):
+    """pycrdt panicked while applying: the document may hold part of the update."""
+
+
+def apply(doc: Doc[Any], update: bytes, origin: str) -> None:
+    """Apply `update` to `doc` in one transaction. MalformedMessage if pycrdt refuses it and the
+    document is unchanged; DocumentDamaged if it panicked (the document must be dropped)."""
+    try:
+        with doc.transaction(origin=origin):
+            doc.apply_update(update)
+    except ValueError as exc:
+        raise MalformedMessage(f"update does not apply: {exc}") from exc
+    except BaseException as exc:
+        if isinstance(exc, Exception | KeyboardInterrupt | SystemExit):
+            raise
+        raise DocumentDamaged(f"update made pycrdt panic: {exc!r}") from exc
+
+
+def build(base: bytes, updates: Iterable[bytes]) -> Doc[Any]:
+    """A new document with `base` (a whole-document update) and then `updates` applied."""
+    doc: Doc[Any] = Doc()
+    if base != EMPTY_UPDATE:
+        apply(doc, base, "load")
+    for update in updates:
+        apply(doc, update, "load")
+    return doc
+
+
+def fold(base: bytes, updates: Iterable[bytes]) -> bytes:
+    """The whole-document update of `base` plus `updates` (a snapshot's state)."""
+    return build(base, updates).get_update()

@@ -1,0 +1,135 @@
+"""lib0's binary primitives (variable-length unsigned integers, length-prefixed bytes and UTF-8
+strings), decoded strictly: every read is bounds-checked and raises MalformedMessage."""
+
+from __future__ import annotations
+
+from jacameno.collab.errors import MalformedMessage
+
+MAX_SAFE_INTEGER = 2**53 - 1  # what a JavaScript peer can represent; lib0 refuses more
+
+
+def write_var_uint(value: int) -> bytes:
+    if value < 0:
+        raise ValueError("var uint must be >= 0")
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value > 0x7F:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def write_var_bytes(data: bytes) -> bytes:
+    return write_var_uint(len(data)) + data
+
+
+def write_var_string(text: str) -> bytes:
+    return write_var_bytes(text.encode())
+
+
+class Reader:
+    """A cursor over bytes. `what` names the thing being decoded, for error messages."""
+
+    __slots__ = ("data", "pos", "what")
+
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data = data
+        self.pos = 0
+        self.what = what
+
+    def fail(self, reason: str) -> MalformedMessage:
+        return MalformedMessage(f"{self.what}: {reason} at byte {self.pos}")
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def uint8(self) -> int:
+        if self.pos >= len(self.data):
+            raise self.fail("unexpected end")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def var_uint(self, maximum: int = MAX_SAFE_INTEGER) -> int:
+        data, pos = self.data, self.pos
+        if pos >= len(data):
+            raise self.fail("unexpected end")
+        byte = data[pos]
+        if byte < 0x80:
+            self.pos = pos + 1
+            if byte > maximum:
+                raise self.fail(f"integer {byte} is larger than {maximum}")
+            return byte
+        value = 0
+        shift = 0
+        while True:
+            if pos >= len(data):
+                raise self.fail("unexpected end in an integer")
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+            if shift > 56:
+                raise self.fail("integer is too long")
+        self.pos = pos
+        if value > maximum:
+            raise self.fail(f"integer {value} is larger than {maximum}")
+        return value
+
+    def var_int(self) -> int:
+        """lib0's signed varint: sign in bit 6 of the first byte, 6 + 7k bits of magnitude."""
+        first = self.uint8()
+        value = first & 0x3F
+        negative = bool(first & 0x40)
+        if first & 0x80:
+            shift = 6
+            while True:
+                byte = self.uint8()
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    break
+                if shift > 56:
+                    raise self.fail("integer is too long")
+        if value > MAX_SAFE_INTEGER:
+            raise self.fail("integer is out of range")
+        return -value if negative else value
+
+    def skip(self, count: int) -> None:
+        if count > len(self.data) - self.pos:
+            raise self.fail(f"{count} bytes announced, {self.remaining} left")
+        self.pos += count
+
+    def var_bytes(self) -> bytes:
+        length = self.var_uint()
+        start = self.pos
+        self.skip(length)
+        return self.data[start : self.pos]
+
+    def var_string(self) -> str:
+        raw = self.var_bytes()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.fail("string is not UTF-8") from exc
+
+    def skip_var_string(self) -> int:
+        """Check a string without keeping it; returns its UTF-8 length."""
+        length = self.var_uint()
+        start = self.pos
+        self.skip(length)
+        if length:
+            try:
+                self.data[start : self.pos].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise self.fail("string is not UTF-8") from exc
+        return length
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            raise self.fail(f"{self.remaining} trailing bytes")

@@ -1,0 +1,62 @@
+"""The exception tree of collaboration, and the WebSocket close code each one maps to.
+
+CollabError
+├── AdmissionError         the socket may not join (raised by a Gatekeeper)
+│   ├── Unauthenticated    4401: missing, malformed, forged or expired token
+│   ├── Forbidden          4403: not a member of the project (or no longer)
+│   └── ProjectNotFound    4404: no such project (or it was deleted)
+├── MalformedMessage       4400: a frame or an update that does not decode; nothing is stored
+├── MessageTooLarge        1009: a frame or a document over its limit
+└── RoomUnavailable        1013: the log failed; the room is dropped and reloads from the log
+"""
+
+from __future__ import annotations
+
+# Close codes. 4400-4499 mean "do not retry"; 1013 means "try again later".
+NORMAL = 1000
+GOING_AWAY = 1001
+TOO_LARGE = 1009
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+MALFORMED = 4400
+UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
+NOT_FOUND = 4404
+
+
+class CollabError(Exception):
+    """Base of the errors of collaboration; `close_code` is what the socket is closed with."""
+
+    close_code = INTERNAL_ERROR
+
+
+class AdmissionError(CollabError):
+    """The socket may not join the project's room."""
+
+
+class Unauthenticated(AdmissionError):
+    close_code = UNAUTHENTICATED
+
+
+class Forbidden(AdmissionError):
+    close_code = FORBIDDEN
+
+
+class ProjectNotFound(AdmissionError):
+    close_code = NOT_FOUND
+
+
+class MalformedMessage(CollabError):
+    """A frame, state vector, update or awareness payload that does not decode strictly."""
+
+    close_code = MALFORMED
+
+
+class MessageTooLarge(CollabError):
+    close_code = TOO_LARGE
+
+
+class RoomUnavailable(CollabError):
+    """The room's log is unavailable or the room was dropped; clients reconnect later."""
+
+    close_code = TRY_AGAIN_LATER

@@ -1,0 +1,75 @@
+"""Who may join a project's room, and with which role: the seam between collaboration and the
+accounts API (access tokens, project membership)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from jacameno.accounts import Accounts
+from jacameno.auth.tokens import AccessTokens, InvalidToken
+from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
+from jacameno.projects.readmodel import ProjectsReadModel
+
+Role = Literal["owner", "editor", "viewer"]
+WRITERS = frozenset({"owner", "editor"})
+_ROLES: dict[str, Role] = {"owner": "owner", "editor": "editor", "viewer": "viewer"}
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    user_id: str
+    role: Role
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in WRITERS
+
+
+class Gatekeeper(Protocol):
+    async def admit(self, project_id: str, token: str | None) -> Access:
+        """The access `token` gives to project `project_id`. Raises Unauthenticated (no, bad or
+        expired token; deleted user), ProjectNotFound (no such project, or deleted), Forbidden
+        (not a member); a backing store's unavailability passes through as its own error."""
+        ...
+
+
+def canonical_project_id(project_id: str) -> str | None:
+    """Project ids are canonical UUIDs; anything else names no project."""
+    try:
+        value = uuid.UUID(project_id)
+    except ValueError:
+        return None
+    return project_id if str(value) == project_id else None
+
+
+class MembershipGatekeeper:
+    """Checks the access JWT (jacameno.auth.tokens) and the user's role in the projects read
+    model; a deleted user's tokens are refused like the REST API refuses them."""
+
+    def __init__(
+        self, tokens: AccessTokens, accounts: Accounts, projects: ProjectsReadModel
+    ) -> None:
+        self._tokens = tokens
+        self._accounts = accounts
+        self._projects = projects
+
+    async def admit(self, project_id: str, token: str | None) -> Access:
+        if not token:
+            raise Unauthenticated("an access token is required")
+        try:
+            claims = self._tokens.verify(token)
+        except InvalidToken as exc:
+            raise Unauthenticated("the access token is invalid or expired") from exc
+        if await self._accounts.get(claims.user_id) is None:
+            raise Unauthenticated("the access token is invalid or expired")
+        if canonical_project_id(project_id) is None:
+            raise ProjectNotFound("no such project")
+        state = await self._projects.state(project_id)
+        if state is None or state.deleted:
+            raise ProjectNotFound("no such project")
+        role = _ROLES.get(state.roles.get(claims.user_id, ""))
+        if role is None:
+            raise Forbidden("not a member of this project")
+        return Access(claims.user_id, role)

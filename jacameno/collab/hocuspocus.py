@@ -1,0 +1,263 @@
+"""The Hocuspocus provider dialect and its endpoint, `/hocuspocus` (@hocuspocus/provider 4).
+
+Every frame names its document: `varstring(document name) varuint(type) payload`, so one socket
+may carry several documents. The document name is the project id (a `\\0session` suffix, which
+the provider adds with `sessionAwareness`, is kept for routing and ignored otherwise).
+
+    0 sync          as y-websocket (step 1, step 2, update)
+    1 awareness     varbytes
+    2 auth          client: varuint(0 token) varstring(token) [varstring(provider version)]
+                    server: varuint(1 permission denied) varstring(reason)
+                            | varuint(2 authenticated) varstring("read-write" | "readonly")
+    3 query awareness
+    5 stateless     varstring(payload): relayed to the document's other sockets, never logged
+    7 close         client: detach this document; server: varstring(reason)
+    8 sync status   server: varint(1 applied | 0 refused), sent once the update is durable
+    9 / 10          ping / pong, single bytes without a document name
+
+Admission is in-band: a document's first message is its auth message; the token is checked by
+the same gatekeeper as `/collab` and answered with *authenticated* (the socket then joins the
+room) or *permission denied* (the socket stays open for its other documents). Messages for a
+document that is not authenticated are ignored. The sender of an update gets SyncStatus instead
+of an echo; a viewer's update gets SyncStatus 0 and is neither applied nor logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from eventstore import EventStoreError
+from jacameno.collab import protocol
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.connection import Connection
+from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
+from jacameno.collab.errors import (
+    INTERNAL_ERROR,
+    MALFORMED,
+    NORMAL,
+    TOO_LARGE,
+    AdmissionError,
+    CollabError,
+    MalformedMessage,
+    MessageTooLarge,
+)
+from jacameno.collab.peer import Kind, Peer
+from jacameno.collab.room import ReadOnly, Room
+from jacameno.collab.rooms import Rooms
+from jacameno.collab.update import check_update
+from projections.sql import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+SYNC = 0
+AWARENESS = 1
+AUTH = 2
+QUERY_AWARENESS = 3
+STATELESS = 5
+CLOSE = 7
+SYNC_STATUS = 8
+PING = b"\x09"
+PONG = b"\x0a"
+
+AUTH_TOKEN = 0
+AUTH_PERMISSION_DENIED = 1
+AUTH_AUTHENTICATED = 2
+
+ROUTING_SEPARATOR = "\0"
+
+
+class HocuspocusDialect:
+    """Frames for one document name (one object per name: frames are encoded once per name)."""
+
+    echoes = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.key = f"hocuspocus:{name}"
+        self._prefix = write_var_string(name)
+
+    def acknowledgement(self, applied: bool) -> bytes | None:
+        return self._prefix + bytes((SYNC_STATUS, 1 if applied else 0))
+
+    def encode(self, kind: Kind, payload: bytes) -> bytes | None:
+        if kind is Kind.UPDATE:
+            return self._prefix + bytes((SYNC, protocol.SYNC_UPDATE)) + write_var_bytes(payload)
+        if kind is Kind.AWARENESS:
+            return self._prefix + bytes((AWARENESS,)) + write_var_bytes(payload)
+        if kind is Kind.SYNC_STEP1:
+            return self._prefix + bytes((SYNC, protocol.SYNC_STEP1)) + write_var_bytes(payload)
+        if kind is Kind.SYNC_STEP2:
+            return self._prefix + bytes((SYNC, protocol.SYNC_STEP2)) + write_var_bytes(payload)
+        if kind is Kind.STATELESS:
+            return self._prefix + bytes((STATELESS,)) + write_var_bytes(payload)
+        return self.auth(AUTH_PERMISSION_DENIED, payload.decode())  # Kind.PERMISSION_DENIED
+
+    def auth(self, kind: int, text: str) -> bytes:
+        return self._prefix + bytes((AUTH,)) + write_var_uint(kind) + write_var_string(text)
+
+
+@dataclass(slots=True)
+class _Document:
+    dialect: HocuspocusDialect
+    room: Room | None = None
+    peer: Peer | None = None
+
+
+async def hocuspocus(websocket: WebSocket) -> None:
+    registry: Rooms = websocket.app.state.collab
+    await websocket.accept()
+    config = registry.config
+    connection = Connection(
+        websocket,
+        max_messages=config.outbound_messages,
+        max_bytes=config.outbound_bytes,
+        close_timeout=config.close_timeout,
+    )
+    documents: dict[str, _Document] = {}
+    try:
+        await _serve(websocket, registry, connection, documents)
+    except CollabError as exc:
+        connection.close(exc.close_code, str(exc))
+    except asyncio.CancelledError:
+        if not connection.abandoned:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+    except Exception:
+        logger.exception(
+            "hocuspocus socket failed",
+            extra={"action": "collab.error", "connection": connection.id},
+        )
+        connection.close(INTERNAL_ERROR, "internal error")
+    finally:
+        for document in documents.values():
+            if document.room is not None and document.peer is not None:
+                registry.detach(document.room, document.peer)
+        await connection.finish()
+
+
+async def _serve(
+    websocket: WebSocket, registry: Rooms, connection: Connection, documents: dict[str, _Document]
+) -> None:
+    config = registry.config
+    while not connection.closing:
+        try:
+            async with asyncio.timeout(config.idle_timeout):
+                message = await websocket.receive()
+        except TimeoutError:
+            connection.close(NORMAL, "idle")
+            return
+        if message["type"] == "websocket.disconnect":
+            connection.disconnected(int(message.get("code") or 1005))
+            return
+        frame = message.get("bytes")
+        if frame is None:
+            connection.close(MALFORMED, "text frames are not part of the protocol")
+            return
+        if len(frame) > config.max_message_bytes:
+            connection.close(TOO_LARGE, "message too large")
+            return
+        if frame == PONG:
+            continue
+        try:
+            await _handle(registry, connection, documents, frame, config)
+        except (MalformedMessage, MessageTooLarge) as exc:
+            logger.info(
+                "message refused",
+                extra={"action": "collab.refused", "connection": connection.id, "error": str(exc)},
+            )
+            connection.close(exc.close_code, str(exc))
+            return
+
+
+async def _handle(
+    registry: Rooms,
+    connection: Connection,
+    documents: dict[str, _Document],
+    frame: bytes,
+    config: CollabConfig,
+) -> None:
+    reader = Reader(frame, "hocuspocus message")
+    name = reader.var_string()
+    kind = reader.var_uint()
+    document = documents.get(name)
+    if document is None:
+        document = documents[name] = _Document(HocuspocusDialect(name))
+    if kind == AUTH:
+        if reader.var_uint() != AUTH_TOKEN:
+            raise reader.fail("clients only send tokens")
+        token = reader.var_string()
+        if reader.remaining:
+            reader.var_string()  # the provider's version
+        reader.end()
+        await _authenticate(registry, connection, document, token)
+        return
+    room, peer = document.room, document.peer
+    if kind == SYNC:
+        step = reader.var_uint()
+        payload = reader.var_bytes()
+        reader.end()
+        if room is None or peer is None:
+            return
+        if step == protocol.SYNC_STEP1:
+            room.answer_sync_step1(peer, payload)
+        elif step in (protocol.SYNC_STEP2, protocol.SYNC_UPDATE):
+            if len(payload) > config.offload_bytes:
+                summary = await asyncio.to_thread(check_update, payload)
+            else:
+                summary = check_update(payload)
+            try:
+                await room.receive_update(peer, payload, summary)
+            except ReadOnly:
+                peer.acknowledge(applied=False)
+        else:
+            raise reader.fail(f"unknown sync step {step}")
+    elif kind == AWARENESS:
+        payload = reader.var_bytes()
+        reader.end()
+        if room is not None and peer is not None:
+            room.receive_awareness(peer, payload)
+    elif kind == QUERY_AWARENESS:
+        reader.end()
+        if room is not None and peer is not None:
+            room.send_awareness_states(peer)
+    elif kind == STATELESS:
+        text = reader.var_string()
+        reader.end()
+        if room is not None and peer is not None:
+            room.relay_stateless(peer, text)
+    elif kind == CLOSE:
+        reader.end()
+        del documents[name]
+        if room is not None and peer is not None:
+            registry.detach(room, peer)
+    else:
+        raise reader.fail(f"unknown message type {kind}")
+
+
+async def _authenticate(
+    registry: Rooms, connection: Connection, document: _Document, token: str
+) -> None:
+    dialect = document.dialect
+    if document.room is not None:
+        return  # already in; a repeated token (the provider resends on reconnect) changes nothing
+    project_id = dialect.name.split(ROUTING_SEPARATOR, 1)[0]
+    try:
+        access = await registry.gatekeeper.admit(project_id, token)
+    except AdmissionError as exc:
+        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
+        return
+    except (EventStoreError, DatabaseUnavailable):
+        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
+        return
+    scope = "read-write" if access.can_write else "readonly"
+    connection.send(dialect.auth(AUTH_AUTHENTICATED, scope))
+    document.room, document.peer = await registry.attach(
+        project_id, connection, access, dialect, peer_id=f"{connection.id}/{dialect.name}"
+    )
+
+
+ROUTES = [WebSocketRoute("/hocuspocus", hocuspocus, name="hocuspocus")]

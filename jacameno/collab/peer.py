@@ -1,0 +1,97 @@
+"""What a room talks to: peers (one socket's membership in one room), each speaking a dialect.
+
+A room encodes each outgoing message at most once per dialect (`Outgoing.frame`), never once
+per receiver. The y-websocket dialect frames messages as they are; the Hocuspocus dialect
+prefixes them with the document name, so it is one object per document name."""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+from jacameno.collab.connection import Connection
+from jacameno.collab.gatekeeper import Access
+
+
+class Kind(enum.Enum):
+    SYNC_STEP1 = "sync_step1"
+    SYNC_STEP2 = "sync_step2"
+    UPDATE = "update"
+    AWARENESS = "awareness"
+    STATELESS = "stateless"  # payload: UTF-8 text (Hocuspocus only)
+    PERMISSION_DENIED = "permission_denied"  # payload: UTF-8 reason
+
+
+class Dialect(Protocol):
+    """Turns a room's messages into frames of one wire protocol."""
+
+    @property
+    def key(self) -> str:
+        """Equal for dialect objects that encode identically (the cache key of `Outgoing`)."""
+        ...
+
+    @property
+    def echoes(self) -> bool:
+        """Whether the sender of an update gets it back (y-websocket: the echo is the
+        acknowledgement; Hocuspocus acknowledges with SyncStatus instead)."""
+        ...
+
+    def encode(self, kind: Kind, payload: bytes) -> bytes | None:
+        """The frame of a message, or None if the dialect has no such message."""
+        ...
+
+    def acknowledgement(self, applied: bool) -> bytes | None:
+        """The frame telling a sender its update is durable (or was refused), if any."""
+        ...
+
+
+class Outgoing:
+    """One message of a room, encoded lazily and at most once per dialect."""
+
+    __slots__ = ("_frames", "kind", "payload")
+
+    def __init__(self, kind: Kind, payload: bytes) -> None:
+        self.kind = kind
+        self.payload = payload
+        self._frames: dict[str, bytes | None] = {}
+
+    def frame(self, dialect: Dialect) -> bytes | None:
+        key = dialect.key
+        try:
+            return self._frames[key]
+        except KeyError:
+            frame = self._frames[key] = dialect.encode(self.kind, self.payload)
+            return frame
+
+
+class Peer:
+    """One socket in one room. (A y-websocket socket is in exactly one room; a Hocuspocus socket
+    may multiplex several documents, one Peer each, sharing one Connection.)"""
+
+    __slots__ = ("access", "awareness_clients", "connection", "dialect", "id", "joined_at")
+
+    def __init__(
+        self,
+        connection: Connection,
+        dialect: Dialect,
+        access: Access,
+        joined_at: float,
+        peer_id: str | None = None,
+    ) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self.access = access
+        self.joined_at = joined_at
+        self.awareness_clients: set[int] = set()
+        self.id = peer_id or connection.id  # unique within a room
+
+    def deliver(self, message: Outgoing) -> None:
+        frame = message.frame(self.dialect)
+        if frame is not None:
+            self.connection.send(frame)
+
+    def acknowledge(self, applied: bool = True) -> None:
+        """Tell the peer its update is durable (or, `applied=False`, refused)."""
+        frame = self.dialect.acknowledgement(applied)
+        if frame is not None:
+            self.connection.send(frame)

@@ -1,0 +1,462 @@
+"""A room: the live document of one open project, the peers editing it, and its write pipeline.
+
+The durability rule, and how the room keeps it while writing in batches:
+
+1. An update is checked (`update.check_update`), then applied to the room's document inside a
+   transaction. Applying is the last validation: pycrdt refusing or panicking means 4400 and the
+   update is never appended. The document now holds state that is not yet durable, so nothing
+   the document says may leave the room until that state has committed.
+2. The update joins the room's pending writes; one writer task appends everything pending as one
+   append (the store group-commits appends of all rooms), then broadcasts each committed update
+   to every peer, the sender included (its echo is its acknowledgement).
+3. Everything else read from the document (sync step 1 and step 2 answers, snapshots) is
+   computed when asked but released only once every update applied before it has committed.
+4. If an append fails, the document holds updates that may not be in the log: the room fails,
+   every socket is closed with 1013, and the next joiner loads the room again from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc
+
+from eventstore import EventStore, EventStoreError, NewEvent
+from jacameno.collab import awareness, document, events
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.errors import (
+    INTERNAL_ERROR,
+    MALFORMED,
+    TRY_AGAIN_LATER,
+    Forbidden,
+    MalformedMessage,
+    MessageTooLarge,
+    RoomUnavailable,
+)
+from jacameno.collab.peer import Kind, Outgoing, Peer
+from jacameno.collab.protocol import EMPTY_UPDATE
+from jacameno.collab.update import UpdateSummary, check_state_vector
+
+logger = logging.getLogger(__name__)
+
+
+class ReadOnly(Forbidden):
+    """A viewer sent a document update; it is refused (never logged), the socket stays open."""
+
+
+@dataclass(slots=True)
+class _Write:
+    event: NewEvent
+    update: bytes | None = None  # set for doc.updated
+    sender: Peer | None = None
+    seq: int = 0  # doc writes: the room's count of applied updates after this one
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What loading a room from the log produced."""
+
+    doc: Doc[Any]
+    version: int  # the stream version the document reflects
+    base: bytes  # the snapshot's state (or the empty update)
+    tail: list[bytes]  # doc updates after the snapshot, in log order
+
+
+class Room:
+    def __init__(
+        self,
+        project_id: str,
+        store: EventStore,
+        loaded: Loaded,
+        config: CollabConfig,
+        node: str,
+        on_empty: Callable[[Room], None],
+        on_failed: Callable[[Room], None],
+        folds: asyncio.Semaphore | None = None,
+    ) -> None:
+        self.project_id = project_id
+        self.stream = events.stream_name(project_id)
+        self.doc = loaded.doc
+        self.version = loaded.version
+        self.peers: dict[str, Peer] = {}
+        self.awareness = awareness.AwarenessStates()
+        self.failed = False
+        self._store = store
+        self._config = config
+        self._node = node
+        self._on_empty = on_empty
+        self._on_failed = on_failed
+        self._pending: list[_Write] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._progress = asyncio.Event()
+        self._applied = 0
+        self._committed = 0
+        self._unlogged_bytes = 0
+        self._deferred: deque[tuple[int, Peer, Outgoing | None]] = deque()  # None: acknowledge
+        # Snapshot folding: the committed state is `_base` + `_since` at `version`.
+        self._base = loaded.base
+        self._since: list[bytes] = list(loaded.tail)
+        self._since_bytes = sum(len(u) for u in loaded.tail)
+        self._snapshotting: asyncio.Task[None] | None = None
+        self._folds = folds or asyncio.Semaphore(1)
+        self._snapshot_after = self._jittered()
+        self.snapshots = 0
+
+    # -- peers --------------------------------------------------------------------------------
+
+    def join(self, peer: Peer, dialect_name: str) -> None:
+        """Add `peer`: it gets sync step 1 and the known awareness states (once every update
+        applied so far is durable), then every committed update."""
+        self._check_open()
+        self.peers[peer.id] = peer
+        self._defer(peer, Outgoing(Kind.SYNC_STEP1, self.doc.get_state()))
+        states = self.awareness.encoded()
+        if states is not None:
+            self._defer(peer, Outgoing(Kind.AWARENESS, states))
+        self._enqueue(
+            _Write(
+                events.session_event(
+                    events.SESSION_JOINED,
+                    user_id=peer.access.user_id,
+                    connection_id=peer.id,
+                    node=self._node,
+                    role=peer.access.role,
+                    dialect=dialect_name,
+                )
+            )
+        )
+
+    def leave(self, peer: Peer) -> None:
+        """Remove `peer`: clear the awareness states it introduced and tell the others."""
+        if self.peers.pop(peer.id, None) is None:
+            return
+        removal = self.awareness.remove(sorted(peer.awareness_clients))
+        if removal is not None:
+            self._broadcast(Outgoing(Kind.AWARENESS, removal))
+        if not self.failed:
+            code = peer.connection.close_code
+            self._enqueue(
+                _Write(
+                    events.session_event(
+                        events.SESSION_LEFT,
+                        user_id=peer.access.user_id,
+                        connection_id=peer.id,
+                        node=self._node,
+                        seconds=round(time.monotonic() - peer.joined_at, 3),
+                        code=code,
+                    )
+                )
+            )
+        if not self.peers:
+            self._on_empty(self)
+
+    # -- messages from peers ------------------------------------------------------------------
+
+    async def receive_update(self, peer: Peer, update: bytes, summary: UpdateSummary) -> None:
+        """Apply a checked update and queue it for the log. ReadOnly for viewers (nothing
+        happens), MalformedMessage if it does not apply, MessageTooLarge if the document would
+        grow over its limit, RoomUnavailable if the room failed. Waits while the room has too
+        many unlogged writes."""
+        self._check_open()
+        if summary.empty:
+            self._defer(peer, None)
+            return
+        if not peer.access.can_write:
+            raise ReadOnly("viewers may not change the document")
+        # An upper bound of the encoded document: the last snapshot plus every update since.
+        size = len(self._base) + self._since_bytes + self._unlogged_bytes + len(update)
+        if size > self._config.max_document_bytes:
+            raise MessageTooLarge("the document would exceed its maximum size")
+        known = self._only_known_clocks(summary)
+        changes: list[bytes] = []
+        if known:
+            # A provider's sync step 2 repeats its whole delete set on every reconnect: when
+            # the update names only clocks the document has, its transaction tells whether it
+            # changed anything, and a no-op is not logged.
+            subscription = self.doc.observe(lambda event: changes.append(event.update))
+        try:
+            document.apply(self.doc, update, peer.id)
+        except document.DocumentDamaged:
+            peer.connection.close(MALFORMED, "update does not apply")
+            logger.error(
+                "update made pycrdt panic; room dropped",
+                extra={"action": "collab.panic", "project": self.project_id, "peer": peer.id},
+            )
+            self.fail(TRY_AGAIN_LATER, "the room is reloading")
+            raise
+        finally:
+            if known:
+                self.doc.unobserve(subscription)
+        if known and all(change == EMPTY_UPDATE for change in changes):
+            self._defer(peer, None)
+            return
+        self._applied += 1
+        self._unlogged_bytes += len(update)
+        self._enqueue(
+            _Write(
+                events.doc_updated(
+                    update,
+                    summary,
+                    user_id=peer.access.user_id,
+                    connection_id=peer.id,
+                    node=self._node,
+                ),
+                update,
+                peer,
+                self._applied,
+            )
+        )
+        while len(self._pending) >= self._config.max_pending_writes and not self.failed:
+            self._progress.clear()
+            await self._progress.wait()
+        self._check_open()
+
+    def _only_known_clocks(self, summary: UpdateSummary) -> bool:
+        state = check_state_vector(self.doc.get_state())
+        return all(state.get(client, 0) >= end for client, end in summary.ends)
+
+    def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
+        """Queue sync step 2: what the document has that `state_vector` lacks."""
+        self._check_open()
+        check_state_vector(state_vector)
+        try:
+            update = self.doc.get_update(state_vector)
+        except ValueError as exc:
+            raise MalformedMessage(f"state vector: {exc}") from exc
+        self._defer(peer, Outgoing(Kind.SYNC_STEP2, update))
+
+    def receive_awareness(self, peer: Peer, payload: bytes) -> None:
+        """Relay an awareness update to the room (the sender included) and remember it."""
+        self._check_open()
+        entries = awareness.decode(payload)
+        present, removed = self.awareness.apply(entries)
+        if not present and not removed:
+            return
+        peer.awareness_clients.update(present)
+        peer.awareness_clients.difference_update(removed)
+        if len(peer.awareness_clients) > self._config.awareness_clients_per_socket:
+            raise MalformedMessage("too many awareness clients on one socket")
+        self._broadcast(Outgoing(Kind.AWARENESS, payload))
+
+    def relay_stateless(self, peer: Peer, payload: str) -> None:
+        """Relay a stateless message (Hocuspocus) to the other peers; never logged."""
+        self._check_open()
+        message = Outgoing(Kind.STATELESS, payload.encode())
+        for other in self.peers.values():
+            if other is not peer:
+                other.deliver(message)
+
+    def send_awareness_states(self, peer: Peer) -> None:
+        states = self.awareness.encoded()
+        if states is not None:
+            peer.deliver(Outgoing(Kind.AWARENESS, states))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def fail(self, code: int, reason: str) -> None:
+        """Drop the room: close every socket with `code`; pending writes are abandoned (their
+        senders are closed too, so they resync and resend)."""
+        if self.failed:
+            return
+        self.failed = True
+        for peer in list(self.peers.values()):
+            peer.connection.close(code, reason)
+        self.peers.clear()
+        self._pending.clear()
+        self._deferred.clear()
+        self._progress.set()
+        self._on_failed(self)
+
+    async def close(self) -> None:
+        """Wait for pending writes and a running snapshot, then take a last snapshot if the log
+        has updates after the latest one. The room must have no peers."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+        if self._snapshotting is not None:
+            await asyncio.shield(self._snapshotting)
+        if self._since and not self.failed:
+            self._start_snapshot()
+            if self._snapshotting is not None:
+                await asyncio.shield(self._snapshotting)
+
+    @property
+    def busy(self) -> bool:
+        return self._writer is not None
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.failed:
+            raise RoomUnavailable("the room is reloading")
+
+    def _broadcast(self, message: Outgoing, sender: Peer | None = None) -> None:
+        for peer in self.peers.values():
+            if peer is not sender or peer.dialect.echoes:
+                peer.deliver(message)
+
+    def _defer(self, peer: Peer, message: Outgoing | None) -> None:
+        """Send `message` (None: an acknowledgement) once every update applied so far has
+        committed."""
+        if self._committed < self._applied:
+            self._deferred.append((self._applied, peer, message))
+        elif message is None:
+            peer.acknowledge()
+        else:
+            peer.deliver(message)
+
+    def _enqueue(self, write: _Write) -> None:
+        self._pending.append(write)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_loop(), name=f"room-{self.project_id}")
+
+    async def _write_loop(self) -> None:
+        try:
+            while self._pending and not self.failed:
+                batch, self._pending = self._pending, []
+                self._progress.set()
+                try:
+                    result = await self._store.append(self.stream, [w.event for w in batch])
+                    if result.first_version != self.version + 1:
+                        await self._catch_up(result.first_version - 1)
+                except EventStoreError as exc:
+                    logger.warning(
+                        "append failed; room dropped",
+                        extra={
+                            "action": "collab.append_failed",
+                            "project": self.project_id,
+                            "error": repr(exc),
+                        },
+                    )
+                    self.fail(TRY_AGAIN_LATER, "the log is unavailable")
+                    return
+                except MalformedMessage as exc:
+                    logger.error(
+                        "the log holds an update that does not apply",
+                        extra={
+                            "action": "collab.poisoned_log",
+                            "project": self.project_id,
+                            "error": repr(exc),
+                        },
+                    )
+                    self.fail(INTERNAL_ERROR, "the document cannot be loaded")
+                    return
+                self.version = result.last_version
+                self._committed_batch(batch)
+        finally:
+            self._writer = None
+
+    async def _catch_up(self, to_version: int) -> None:
+        """Apply and broadcast doc updates other writers appended (versions after ours)."""
+        missing = await self._store.read_stream(self.stream, self.version + 1, to_version)
+        for event in missing:
+            if event.type == events.DOC_UPDATED:
+                document.apply(self.doc, event.data, "log")
+                self._record(event.data)
+                self._broadcast(Outgoing(Kind.UPDATE, event.data))
+            self.version = event.version
+
+    def _committed_batch(self, batch: list[_Write]) -> None:
+        for write in batch:
+            if write.update is None:
+                continue
+            sender = write.sender
+            self._broadcast(Outgoing(Kind.UPDATE, write.update), sender)
+            if sender is not None and self.peers.get(sender.id) is sender:
+                sender.acknowledge()
+            self._record(write.update)
+            self._unlogged_bytes -= len(write.update)
+            self._committed = write.seq
+        while self._deferred and self._deferred[0][0] <= self._committed:
+            _, peer, message = self._deferred.popleft()
+            if self.peers.get(peer.id) is peer:
+                if message is None:
+                    peer.acknowledge()
+                else:
+                    peer.deliver(message)
+        if self._snapshotting is None and (
+            len(self._since) >= self._snapshot_after
+            or self._since_bytes >= self._config.snapshot_every_bytes
+        ):
+            self._start_snapshot()
+
+    def _jittered(self) -> int:
+        """This room's next snapshot point: the configured count give or take `snapshot_jitter`,
+        so that rooms that started together do not all fold in the same second."""
+        every, jitter = self._config.snapshot_every_updates, self._config.snapshot_jitter
+        return max(1, round(every * random.uniform(1 - jitter, 1 + jitter)))
+
+    def _record(self, update: bytes) -> None:
+        self._since.append(update)
+        self._since_bytes += len(update)
+
+    def _start_snapshot(self) -> None:
+        self._snapshot_after = self._jittered()
+        self._snapshotting = asyncio.create_task(
+            self._snapshot(self._base, list(self._since), self.version),
+            name=f"snapshot-{self.project_id}",
+        )
+
+    async def _snapshot(self, base: bytes, updates: list[bytes], version: int) -> None:
+        """Fold the committed state off the event loop and save it at `version`."""
+        try:
+            started = time.perf_counter()
+            async with self._folds:
+                state = await asyncio.to_thread(document.fold, base, updates)
+            await self._store.save_snapshot(
+                self.stream, version, state, {"node": self._node, "updates": len(updates)}
+            )
+        except (EventStoreError, MalformedMessage) as exc:
+            logger.warning(
+                "snapshot failed",
+                extra={
+                    "action": "collab.snapshot_failed",
+                    "project": self.project_id,
+                    "error": repr(exc),
+                },
+            )
+            return
+        finally:
+            self._snapshotting = None
+        self._base = state
+        del self._since[: len(updates)]
+        self._since_bytes = sum(len(u) for u in self._since)
+        self.snapshots += 1
+        logger.info(
+            "snapshot saved",
+            extra={
+                "action": "collab.snapshot",
+                "project": self.project_id,
+                "version": version,
+                "bytes": len(state),
+                "updates": len(updates),
+                "seconds": round(time.perf_counter() - started, 4),
+            },
+        )
+
+
+async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
+    """The room's document from the latest snapshot and the log after it (built off the event
+    loop). EventStoreError passes through; MalformedMessage means the log holds an update that
+    does not apply, which validation exists to prevent."""
+    stream = events.stream_name(project_id)
+    snapshot = await store.load_snapshot(stream)
+    base = snapshot.state if snapshot is not None else b"\x00\x00"
+    version = snapshot.version if snapshot is not None else 0
+    tail: list[bytes] = []
+    while True:
+        batch = await store.read_stream(stream, version + 1, limit=page)
+        for event in batch:
+            if event.type == events.DOC_UPDATED:
+                tail.append(event.data)
+            version = event.version
+        if len(batch) < page:
+            break
+    doc = await asyncio.to_thread(document.build, base, tail)
+    return Loaded(doc, version, base, tail)

@@ -1,0 +1,272 @@
+"""Strict checks of Yjs v1 updates and state vectors, before pycrdt ever sees them.
+
+pycrdt (yrs) must not be handed arbitrary bytes: deeply nested values overflow its stack and kill
+the process, over-long clocks and client ids are silently truncated (the log would then show
+another document than the sender's), and announced lengths are allocated before they are read.
+So every update is walked here first, in Python, with bounds that Yjs itself respects:
+
+- client ids < 2^53 (what JavaScript can hold); clocks and lengths so that clock + length < 2^32
+  (yrs keeps clocks in 32 bits);
+- every count no larger than the bytes left to read;
+- nested values (lib0 `any`, JSON content) at most `MAX_DEPTH` deep; strings valid UTF-8, JSON
+  content valid JSON;
+- content kinds and type refs that Yjs 13 knows (no yrs-only Move or WeakLink);
+- no trailing bytes.
+
+Layout (UpdateEncoderV1): varuint(#clients) { varuint(#structs) varuint(client) varuint(clock)
+{ struct } } delete set; delete set = varuint(#clients) { varuint(client) varuint(#ranges)
+{ varuint(clock) varuint(len) } }."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from jacameno.collab.encoding import Reader
+from jacameno.collab.errors import MalformedMessage
+
+MAX_CLOCK = 2**32 - 1
+MAX_DEPTH = 64
+
+_GC = 0
+_DELETED = 1
+_JSON = 2
+_BINARY = 3
+_STRING = 4
+_EMBED = 5
+_FORMAT = 6
+_TYPE = 7
+_ANY = 8
+_DOC = 9
+_SKIP = 10
+
+_TYPE_REFS = range(7)  # Array, Map, Text, XmlElement, XmlFragment, XmlHook, XmlText
+_TYPE_REF_XML_ELEMENT = 3
+_TYPE_REF_XML_HOOK = 5
+
+_HAS_ORIGIN = 0x80
+_HAS_RIGHT_ORIGIN = 0x40
+_HAS_PARENT_SUB = 0x20
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateSummary:
+    """What a valid update touches: the clients whose structs it carries, how many structs and
+    deleted ranges."""
+
+    clients: tuple[int, ...]
+    structs: int
+    deletions: int
+    ends: tuple[tuple[int, int], ...] = ()  # (client, clock after its last struct or deletion)
+
+    @property
+    def empty(self) -> bool:
+        return self.structs == 0 and self.deletions == 0
+
+
+def check_update(update: bytes) -> UpdateSummary:
+    """The summary of a well-formed v1 update; MalformedMessage otherwise."""
+    reader = Reader(update, "update")
+    clients: list[int] = []
+    ends: dict[int, int] = {}
+    structs = 0
+    for _ in range(_count(reader, 1)):
+        count = _count(reader, 1)
+        client = reader.var_uint()
+        clock = reader.var_uint(MAX_CLOCK)
+        clients.append(client)
+        for _ in range(count):
+            clock += _struct(reader)
+            if clock > MAX_CLOCK:
+                raise reader.fail(f"clock of client {client} passes 2^32")
+        structs += count
+        ends[client] = max(ends.get(client, 0), clock)
+    deletions = _delete_set(reader, ends)
+    reader.end()
+    return UpdateSummary(tuple(clients), structs, deletions, tuple(ends.items()))
+
+
+def check_state_vector(state_vector: bytes) -> dict[int, int]:
+    """The decoded state vector (client -> clock); MalformedMessage if it is not one."""
+    reader = Reader(state_vector, "state vector")
+    result: dict[int, int] = {}
+    for _ in range(_count(reader, 2)):
+        client = reader.var_uint()
+        result[client] = reader.var_uint(MAX_CLOCK)
+    reader.end()
+    return result
+
+
+def _count(reader: Reader, min_bytes_each: int) -> int:
+    count = reader.var_uint()
+    if count * min_bytes_each > reader.remaining:
+        raise reader.fail(f"{count} entries announced, {reader.remaining} bytes left")
+    return count
+
+
+def _delete_set(reader: Reader, ends: dict[int, int]) -> int:
+    ranges = 0
+    for _ in range(_count(reader, 2)):
+        client = reader.var_uint()
+        for _ in range(_count(reader, 2)):
+            clock = reader.var_uint(MAX_CLOCK)
+            length = reader.var_uint(MAX_CLOCK)
+            if clock + length > MAX_CLOCK + 1:
+                raise reader.fail("deleted range passes 2^32")
+            ends[client] = max(ends.get(client, 0), clock + length)
+            ranges += 1
+    return ranges
+
+
+def _id(reader: Reader) -> None:
+    reader.var_uint()
+    reader.var_uint(MAX_CLOCK)
+
+
+def _struct(reader: Reader) -> int:
+    """Check one struct; return its length in clock units."""
+    info = reader.uint8()
+    ref = info & 0x1F
+    if ref in (_GC, _SKIP):
+        return _length(reader)
+    if info & _HAS_ORIGIN:
+        _id(reader)
+    if info & _HAS_RIGHT_ORIGIN:
+        _id(reader)
+    if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
+        parent_is_root = reader.var_uint()
+        if parent_is_root == 1:
+            reader.skip_var_string()
+        elif parent_is_root == 0:
+            _id(reader)
+        else:
+            raise reader.fail(f"bad parent info {parent_is_root}")
+        if info & _HAS_PARENT_SUB:
+            reader.skip_var_string()
+    return _content(reader, ref)
+
+
+def _length(reader: Reader) -> int:
+    length = reader.var_uint(MAX_CLOCK)
+    if length == 0:
+        raise reader.fail("struct of length 0")
+    return length
+
+
+def _content(reader: Reader, ref: int) -> int:
+    if ref == _DELETED:
+        return _length(reader)
+    if ref == _STRING:
+        # The clock advances by UTF-16 units, never more than the UTF-8 bytes: a safe bound.
+        length = reader.skip_var_string()
+        if length == 0:
+            raise reader.fail("empty string content")
+        return length
+    if ref == _ANY:
+        count = _count(reader, 1)
+        if count == 0:
+            raise reader.fail("empty content")
+        for _ in range(count):
+            _any(reader, 0)
+        return count
+    if ref == _JSON:
+        count = _count(reader, 1)
+        if count == 0:
+            raise reader.fail("empty content")
+        for _ in range(count):
+            text = reader.var_string()
+            if text != "undefined":
+                _json(reader, text)
+        return count
+    if ref == _BINARY:
+        reader.var_bytes()
+        return 1
+    if ref == _EMBED:
+        _json(reader, reader.var_string())
+        return 1
+    if ref == _FORMAT:
+        reader.skip_var_string()
+        _json(reader, reader.var_string())
+        return 1
+    if ref == _TYPE:
+        type_ref = reader.var_uint()
+        if type_ref not in _TYPE_REFS:
+            raise reader.fail(f"unknown type ref {type_ref}")
+        if type_ref in (_TYPE_REF_XML_ELEMENT, _TYPE_REF_XML_HOOK):
+            reader.skip_var_string()
+        return 1
+    if ref == _DOC:
+        reader.skip_var_string()
+        _any(reader, 0)
+        return 1
+    raise reader.fail(f"unknown content kind {ref}")
+
+
+def _any(reader: Reader, depth: int) -> None:
+    """lib0 `readAny`: 127 undefined, 126 null, 125 varint, 124 float32, 123 float64, 122 bigint,
+    121 false, 120 true, 119 string, 118 object, 117 array, 116 bytes."""
+    if depth > MAX_DEPTH:
+        raise reader.fail(f"values nested deeper than {MAX_DEPTH}")
+    tag = reader.uint8()
+    if tag in (127, 126, 121, 120):
+        return
+    if tag == 125:
+        reader.var_int()
+    elif tag == 124:
+        reader.skip(4)
+    elif tag in (123, 122):
+        reader.skip(8)
+    elif tag == 119:
+        reader.skip_var_string()
+    elif tag == 118:
+        for _ in range(_count(reader, 2)):
+            reader.skip_var_string()
+            _any(reader, depth + 1)
+    elif tag == 117:
+        for _ in range(_count(reader, 1)):
+            _any(reader, depth + 1)
+    elif tag == 116:
+        reader.var_bytes()
+    else:
+        raise reader.fail(f"unknown value tag {tag}")
+
+
+def _json(reader: Reader, text: str) -> None:
+    check_json(text, reader.what)
+
+
+def check_json(text: str, what: str) -> object:
+    """Parse `text` as JSON no deeper than MAX_DEPTH; MalformedMessage otherwise."""
+    if text.count("[") + text.count("{") > MAX_DEPTH:
+        _check_depth(text, what)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"{what}: invalid JSON") from exc
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # JavaScript's JSON.parse refuses NaN and Infinity
+
+
+def _check_depth(text: str, what: str) -> None:
+    """Refuse JSON nested deeper than MAX_DEPTH, on the raw text (json.loads recurses)."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MalformedMessage(f"{what}: JSON nested deeper than {MAX_DEPTH}")
+        elif char in "]}":
+            depth -= 1

@@ -1,0 +1,185 @@
+"""The y-websocket dialect and its endpoint, `/collab/{project_id}`.
+
+Admission at the upgrade: the access token comes as the `token` query parameter (what the
+y-websocket provider's `params` option sends) or in `Sec-WebSocket-Protocol` (`bearer.<JWT>`,
+next to `jacameno`, which the server then selects). A refused socket is accepted and closed at
+once with 4401, 4403 or 4404 (browsers cannot read an HTTP status from a failed upgrade).
+
+Then one protocol message per binary frame (jacameno.collab.protocol). A viewer's non-empty update
+is refused: it is not applied nor logged, and the socket receives y-protocols' permission-denied
+auth message; the socket stays open (closing would only make the provider reconnect and resend)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+
+from eventstore import EventStoreError
+from jacameno.collab import protocol
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.connection import Connection
+from jacameno.collab.errors import (
+    INTERNAL_ERROR,
+    MALFORMED,
+    NORMAL,
+    TOO_LARGE,
+    TRY_AGAIN_LATER,
+    AdmissionError,
+    CollabError,
+    MalformedMessage,
+    MessageTooLarge,
+)
+from jacameno.collab.peer import Kind, Outgoing, Peer
+from jacameno.collab.room import ReadOnly, Room
+from jacameno.collab.rooms import Rooms
+from jacameno.collab.update import check_update
+from projections.sql import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+SUBPROTOCOL = "jacameno"
+BEARER_PREFIX = "bearer."
+
+
+class YWebsocketDialect:
+    key = "y-websocket"
+    echoes = True
+
+    def acknowledgement(self, applied: bool) -> bytes | None:
+        return None  # the echo is the acknowledgement
+
+    def encode(self, kind: Kind, payload: bytes) -> bytes | None:
+        if kind is Kind.UPDATE:
+            return protocol.encode_update(payload)
+        if kind is Kind.AWARENESS:
+            return protocol.encode_awareness(payload)
+        if kind is Kind.SYNC_STEP1:
+            return protocol.encode_sync_step1(payload)
+        if kind is Kind.SYNC_STEP2:
+            return protocol.encode_sync_step2(payload)
+        if kind is Kind.PERMISSION_DENIED:
+            return protocol.encode_permission_denied(payload.decode())
+        return None
+
+
+DIALECT = YWebsocketDialect()
+
+
+def credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """(token, subprotocol to select) from the query string or Sec-WebSocket-Protocol."""
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    offered = [p for p in offered if p]
+    token = websocket.query_params.get("token")
+    bearer = next((p for p in offered if p.startswith(BEARER_PREFIX)), None)
+    if token is None and bearer is not None:
+        token = bearer.removeprefix(BEARER_PREFIX)
+    if SUBPROTOCOL in offered:
+        return token, SUBPROTOCOL
+    # A browser fails the connection if it offered subprotocols and none is selected.
+    return token, (offered[0] if offered else None)
+
+
+async def collab(websocket: WebSocket) -> None:
+    registry: Rooms = websocket.app.state.collab
+    project_id = str(websocket.path_params["project_id"])
+    token, subprotocol = credentials(websocket)
+    try:
+        access = await registry.gatekeeper.admit(project_id, token)
+    except AdmissionError as exc:
+        await _refuse(websocket, subprotocol, exc.close_code, str(exc))
+        return
+    except (EventStoreError, DatabaseUnavailable):
+        await _refuse(websocket, subprotocol, TRY_AGAIN_LATER, "try again later")
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    config = registry.config
+    connection = Connection(
+        websocket,
+        max_messages=config.outbound_messages,
+        max_bytes=config.outbound_bytes,
+        close_timeout=config.close_timeout,
+    )
+    try:
+        async with registry.session(project_id, connection, access, DIALECT) as (room, peer):
+            await _serve(websocket, room, peer, config)
+    except CollabError as exc:
+        connection.close(exc.close_code, str(exc))
+    except asyncio.CancelledError:
+        if not connection.abandoned:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+    except Exception:
+        logger.exception(
+            "collaboration socket failed",
+            extra={"action": "collab.error", "project": project_id, "connection": connection.id},
+        )
+        connection.close(INTERNAL_ERROR, "internal error")
+    finally:
+        await connection.finish()
+
+
+async def _refuse(websocket: WebSocket, subprotocol: str | None, code: int, reason: str) -> None:
+    await websocket.accept(subprotocol=subprotocol)
+    await websocket.close(code, reason[:120])
+
+
+async def _serve(websocket: WebSocket, room: Room, peer: Peer, config: CollabConfig) -> None:
+    """Read frames until the client leaves or the connection is closed."""
+    connection = peer.connection
+    while not connection.closing:
+        try:
+            async with asyncio.timeout(config.idle_timeout):  # no task per frame, unlike wait_for
+                message = await websocket.receive()
+        except TimeoutError:
+            connection.close(NORMAL, "idle")
+            return
+        if message["type"] == "websocket.disconnect":
+            connection.disconnected(int(message.get("code") or 1005))
+            return
+        frame = message.get("bytes")
+        if frame is None:
+            connection.close(MALFORMED, "text frames are not part of the protocol")
+            return
+        if len(frame) > config.max_message_bytes:
+            connection.close(TOO_LARGE, "message too large")
+            return
+        try:
+            await _handle(room, peer, frame, config.offload_bytes)
+        except ReadOnly as exc:
+            peer.deliver(Outgoing(Kind.PERMISSION_DENIED, str(exc).encode()))
+        except (MalformedMessage, MessageTooLarge) as exc:
+            logger.info(
+                "message refused",
+                extra={
+                    "action": "collab.refused",
+                    "project": room.project_id,
+                    "connection": connection.id,
+                    "error": str(exc),
+                },
+            )
+            connection.close(exc.close_code, str(exc))
+            return
+
+
+async def _handle(room: Room, peer: Peer, frame: bytes, offload_bytes: int) -> None:
+    message = protocol.decode(frame)
+    if isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
+        update = message.update
+        if len(update) > offload_bytes:
+            summary = await asyncio.to_thread(check_update, update)
+        else:
+            summary = check_update(update)
+        await room.receive_update(peer, update, summary)
+    elif isinstance(message, protocol.SyncStep1):
+        room.answer_sync_step1(peer, message.state_vector)
+    elif isinstance(message, protocol.Awareness):
+        room.receive_awareness(peer, message.payload)
+    elif isinstance(message, protocol.QueryAwareness):
+        room.send_awareness_states(peer)
+    # Auth messages only flow from server to client; a well-formed one is ignored.
+
+
+ROUTES = [WebSocketRoute("/collab/{project_id}", collab, name="collab")]

@@ -1,0 +1,334 @@
+"""A real server for collaboration tests (uvicorn on a free port, in the test's event loop), users
+and projects made through the REST API, and a Yjs client: `websockets` plus a pycrdt Doc."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from pycrdt import Array, Doc, Map, Text, TransactionEvent
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from eventstore import EventStore, RecordedEvent
+from jacameno.app import create_app
+from jacameno.collab import awareness, protocol
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.rooms import Rooms
+from jacameno.settings import Settings
+
+PASSWORD = "correct horse battery staple"
+TIMEOUT = 10.0
+
+
+def collab_settings(tmp_path: Path, database_url: str | None) -> Settings:
+    environ = {
+        "JACAMENO_ENV": "test",
+        "JACAMENO_DATA_DIR": str(tmp_path / "data"),
+        "JACAMENO_DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'collab.db'}",
+        "JACAMENO_JWT_SECRET": "test-secret-" + uuid.uuid4().hex,
+        "JACAMENO_AUTO_MIGRATE": "true" if database_url is None else "false",
+        "JACAMENO_ARGON2_TIME_COST": "1",
+        "JACAMENO_ARGON2_MEMORY_KIB": "1024",
+        "JACAMENO_ARGON2_PARALLELISM": "1",
+        "JACAMENO_AUTH_RATE_LIMIT": "10000",
+        "JACAMENO_API_RATE_LIMIT": "100000",
+    }
+    return Settings.from_env(environ)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Wait until `check()` holds (polling), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    token: str
+
+
+@dataclass
+class Server:
+    app: Starlette
+    url: str
+    http: httpx.AsyncClient
+    uvicorn: uvicorn.Server
+
+    def limit_send_buffer(self, size: int) -> None:
+        """Sockets accepted from now on inherit a small fixed send buffer from the listener."""
+        for sock in self.uvicorn.servers[0].sockets:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    @property
+    def rooms(self) -> Rooms:
+        rooms: Rooms = self.app.state.collab
+        return rooms
+
+    @property
+    def store(self) -> EventStore:
+        store: EventStore = self.app.state.services.store
+        return store
+
+    async def user(self, name: str = "user") -> User:
+        email = f"{name}-{uuid.uuid4().hex[:12]}@example.com"
+        response = await self.http.post(
+            "/api/auth/register",
+            json={"email": email, "password": PASSWORD, "display_name": name.title()},
+        )
+        assert response.status_code == 201, response.text
+        user_id = str(response.json()["user"]["id"])
+        response = await self.http.post(
+            "/api/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return User(user_id, email, str(response.json()["access_token"]))
+
+    async def project(self, owner: User, *members: tuple[User, str]) -> str:
+        headers = {"Authorization": f"Bearer {owner.token}"}
+        response = await self.http.post("/api/projects", json={"title": "Song"}, headers=headers)
+        assert response.status_code == 201, response.text
+        project_id = str(response.json()["id"])
+        for member, role in members:
+            response = await self.http.post(
+                f"/api/projects/{project_id}/members",
+                json={"email": member.email, "role": role},
+                headers=headers,
+            )
+            assert response.status_code == 201, response.text
+        return project_id
+
+    async def events(self, project_id: str, kind: str | None = None) -> list[RecordedEvent]:
+        found = await self.store.read_stream(f"project-{project_id}")
+        return [e for e in found if kind is None or e.type == kind]
+
+    async def client(self, project_id: str, user: User, **kwargs: Any) -> YClient:
+        client = YClient(self, project_id, user.token, **kwargs)
+        await client.connect()
+        return client
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, config: CollabConfig | None = None) -> AsyncIterator[Server]:
+    config = config or CollabConfig()
+    app = create_app(settings, replace(config))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            ws_max_size=16 * 1024 * 1024,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started or task.done())
+    if task.done():
+        task.result()
+        raise AssertionError("the server did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
+            yield Server(app, url, http, server)
+    finally:
+        server.should_exit = True
+        await task
+
+
+class YClient:
+    """A y-websocket client: answers sync step 1, applies what the server sends to its own Doc,
+    sends its local changes as updates, and records every message it gets."""
+
+    def __init__(
+        self,
+        server: Server,
+        project_id: str,
+        token: str | None,
+        *,
+        subprotocols: Sequence[str] | None = None,
+        use_query: bool = True,
+        max_queue: int | None = 16,
+        read: bool = True,
+        receive_buffer: int | None = None,
+    ) -> None:
+        self.server = server
+        self.project_id = project_id
+        self.token = token
+        self.subprotocols = subprotocols
+        self.use_query = use_query
+        self.max_queue = max_queue
+        self.read = read
+        self.receive_buffer = receive_buffer
+        self.doc: Doc[Any] = Doc()
+        self.messages: list[protocol.Message] = []
+        self.echoes: list[bytes] = []
+        self.awareness: dict[int, str] = {}
+        self.synced = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.ws: ClientConnection | None = None
+        self._remote = False
+        self._reader: asyncio.Task[None] | None = None
+        self.sent: list[bytes] = []
+        self._sends: list[asyncio.Future[None]] = []
+        self.doc.observe(self._local_change)
+
+    @property
+    def url(self) -> str:
+        base = f"{self.server.ws_url}/collab/{self.project_id}"
+        return f"{base}?token={self.token}" if self.use_query and self.token else base
+
+    async def connect(self) -> None:
+        extra: dict[str, Any] = {}
+        if self.receive_buffer is not None:
+            # A small fixed receive buffer (no autotuning): a client that stops reading then
+            # pushes back on the server after kilobytes instead of megabytes.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+            host, port = self.server.url.removeprefix("http://").split(":")
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+            extra["sock"] = sock
+        self.ws = await connect(
+            self.url,
+            **extra,
+            subprotocols=self.subprotocols,  # type: ignore[arg-type]
+            max_queue=self.max_queue,
+            max_size=None,
+            open_timeout=TIMEOUT,
+            compression=None,
+        )
+        if self.read:
+            self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for frame in self.ws:
+                assert isinstance(frame, bytes)
+                self.handle(frame)
+        except ConnectionClosed:
+            pass
+        self._closed()
+
+    def _closed(self) -> None:
+        assert self.ws is not None
+        self.close_code = self.ws.close_code or 1006
+        self.close_reason = self.ws.close_reason or ""
+
+    def handle(self, frame: bytes) -> None:
+        message = protocol.decode(frame)
+        self.messages.append(message)
+        if isinstance(message, protocol.SyncStep1):
+            self.send_now(protocol.encode_sync_step2(self.doc.get_update(message.state_vector)))
+        elif isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
+            if isinstance(message, protocol.SyncStep2):
+                self.synced = True
+            else:
+                self.echoes.append(message.update)
+            self._remote = True
+            try:
+                with self.doc.transaction(origin="remote"):
+                    self.doc.apply_update(message.update)
+            finally:
+                self._remote = False
+        elif isinstance(message, protocol.Awareness):
+            for entry in awareness.decode(message.payload):
+                if entry.state == "null":
+                    self.awareness.pop(entry.client, None)
+                else:
+                    self.awareness[entry.client] = entry.state
+
+    def _local_change(self, event: TransactionEvent) -> None:
+        if not self._remote and self.ws is not None:
+            self.sent.append(event.update)
+            self.send_now(protocol.encode_update(event.update))
+
+    def send_now(self, frame: bytes) -> None:
+        assert self.ws is not None
+        task = asyncio.ensure_future(self.ws.send(frame))
+        task.add_done_callback(lambda t: t.exception())
+        self._sends.append(task)
+
+    async def flush(self) -> None:
+        """Wait until every frame sent from a callback has been written."""
+        while self._sends:
+            await asyncio.wait([self._sends.pop()])
+
+    async def send(self, frame: bytes) -> None:
+        assert self.ws is not None
+        await self.ws.send(frame)
+
+    async def sync(self) -> None:
+        """Ask for the server's state and wait until it arrived."""
+        await self.send(protocol.encode_sync_step1(self.doc.get_state()))
+        await eventually(lambda: self.synced or self.close_code is not None)
+
+    async def wait_closed(self, timeout: float = TIMEOUT) -> int:
+        await eventually(lambda: self.close_code is not None, timeout)
+        assert self.close_code is not None
+        return self.close_code
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+
+    def content(self) -> dict[str, Any]:
+        return content(self.doc)
+
+
+def content(doc: Doc[Any]) -> dict[str, Any]:
+    """The project schema's roots as plain Python values."""
+    return {
+        "meta": doc.get("meta", type=Map).to_py(),
+        "tracks": doc.get("tracks", type=Array).to_py(),
+        "lyrics": str(doc.get("lyrics", type=Text)),
+    }
+
+
+async def with_timeout(awaitable: Awaitable[Any], timeout: float = TIMEOUT) -> Any:
+    return await asyncio.wait_for(awaitable, timeout)
+
+
+@dataclass
+class Gate:
+    """Wraps a store: appends wait until `open` is set; `calls` counts appends started."""
+
+    store: EventStore
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    calls: int = 0
+    fail_with: BaseException | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def append(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        await self.opened.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        return await self.store.append(*args, **kwargs)

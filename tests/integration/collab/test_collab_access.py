@@ -1,0 +1,93 @@
+"""Admission at the upgrade (4401, 4403, 4404), tokens in the query or the subprotocol, and
+viewers whose updates are refused and never logged."""
+
+from __future__ import annotations
+
+import uuid
+
+from pycrdt import Text
+
+from jacameno.collab import events, protocol
+from tests.integration.collab.support import Server, YClient, eventually
+
+
+async def _close_code(server: Server, project_id: str, token: str | None) -> int:
+    client = YClient(server, project_id, token)
+    await client.connect()
+    return await client.wait_closed()
+
+
+async def test_a_bad_or_missing_token_is_closed_with_4401(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    assert await _close_code(server, project, "not-a-jwt") == 4401
+    assert await _close_code(server, project, None) == 4401
+    assert await _close_code(server, project, alice.token[:-4] + "AAAA") == 4401
+
+
+async def test_a_non_member_is_closed_with_4403(server: Server) -> None:
+    alice, mallory = await server.user("alice"), await server.user("mallory")
+    project = await server.project(alice)
+    assert await _close_code(server, project, mallory.token) == 4403
+
+
+async def test_an_unknown_project_is_closed_with_4404(server: Server) -> None:
+    alice = await server.user("alice")
+    assert await _close_code(server, str(uuid.uuid4()), alice.token) == 4404
+    assert await _close_code(server, "not-a-uuid", alice.token) == 4404
+
+
+async def test_the_token_may_come_as_a_subprotocol(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    client = YClient(
+        server,
+        project,
+        alice.token,
+        use_query=False,
+        subprotocols=["jacameno", f"bearer.{alice.token}"],
+    )
+    await client.connect()
+    assert client.ws is not None
+    assert client.ws.subprotocol == "jacameno"
+    await client.sync()
+    assert client.close_code is None
+    await client.close()
+
+
+async def test_viewer_updates_are_refused_and_never_logged(server: Server) -> None:
+    alice, vera = await server.user("alice"), await server.user("vera")
+    project = await server.project(alice, (vera, "viewer"))
+    owner = await server.client(project, alice)
+    viewer = await server.client(project, vera)
+    await owner.sync()
+    await viewer.sync()
+    owner.doc.get("lyrics", type=Text).insert(0, "from the owner")
+    await eventually(lambda: "owner" in viewer.content()["lyrics"])
+    viewer.doc.get("lyrics", type=Text).insert(0, "from the viewer ")
+    await eventually(lambda: any(isinstance(m, protocol.Auth) for m in viewer.messages))
+    denied = next(m for m in viewer.messages if isinstance(m, protocol.Auth))
+    assert denied.kind == protocol.AUTH_PERMISSION_DENIED
+    # The viewer stays connected and keeps receiving.
+    owner.doc.get("lyrics", type=Text).insert(0, "more ")
+    await eventually(lambda: len(viewer.echoes) == 2)
+    assert viewer.close_code is None
+    assert "viewer" not in owner.content()["lyrics"]
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.metadata["user_id"] for e in logged] == [alice.id, alice.id]
+    await owner.close()
+    await viewer.close()
+
+
+async def test_session_joins_and_leaves_are_logged(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    client = await server.client(project, alice)
+    await client.sync()
+    await client.close()
+    await eventually(lambda: project not in server.rooms)
+    joined = await server.events(project, events.SESSION_JOINED)
+    left = await server.events(project, events.SESSION_LEFT)
+    assert len(joined) == len(left) == 1
+    assert joined[0].metadata["user_id"] == alice.id
+    assert left[0].metadata["connection_id"] == joined[0].metadata["connection_id"]

@@ -1,0 +1,196 @@
+"""The Hocuspocus dialect at /hocuspocus: in-band auth, documents multiplexed on one socket,
+SyncStatus only after the commit, stateless messages relayed and never logged."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Doc, Text
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from jacameno.collab import events, hocuspocus, protocol
+from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
+from tests.integration.collab.support import Gate, Server, content, eventually
+
+
+@dataclass
+class Document:
+    doc: Doc[Any] = field(default_factory=Doc)
+    scope: str | None = None
+    denied: str | None = None
+    synced: bool = False
+    statuses: list[int] = field(default_factory=list)
+    stateless: list[str] = field(default_factory=list)
+    updates: int = 0
+
+
+class HocuspocusClient:
+    """Speaks the frames @hocuspocus/provider 4 speaks (checked against it by hand)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.documents: dict[str, Document] = {}
+        self._sends: list[asyncio.Future[None]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, server: Server) -> HocuspocusClient:
+        ws = await connect(f"{server.ws_url}/hocuspocus", compression=None, max_size=None)
+        return cls(ws)
+
+    async def send(self, name: str, kind: int, body: bytes = b"") -> None:
+        await self.ws.send(write_var_string(name) + write_var_uint(kind) + body)
+
+    async def attach(self, name: str, token: str) -> Document:
+        document = self.documents[name] = Document()
+        body = write_var_uint(hocuspocus.AUTH_TOKEN) + write_var_string(token)
+        await self.send(name, hocuspocus.AUTH, body + write_var_string("4.8.0"))
+        step1 = bytes((protocol.SYNC_STEP1,)) + write_var_bytes(document.doc.get_state())
+        await self.send(name, hocuspocus.SYNC, step1)
+        return document
+
+    async def update(self, name: str, update: bytes) -> None:
+        body = bytes((protocol.SYNC_UPDATE,)) + write_var_bytes(update)
+        await self.send(name, hocuspocus.SYNC, body)
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                assert isinstance(frame, bytes)
+                self._handle(frame)
+        except ConnectionClosed:
+            pass
+
+    def _handle(self, frame: bytes) -> None:
+        reader = Reader(frame, "test")
+        document = self.documents[reader.var_string()]
+        kind = reader.var_uint()
+        if kind == hocuspocus.AUTH:
+            if reader.var_uint() == hocuspocus.AUTH_AUTHENTICATED:
+                document.scope = reader.var_string()
+            else:
+                document.denied = reader.var_string()
+        elif kind == hocuspocus.SYNC:
+            step = reader.var_uint()
+            payload = reader.var_bytes()
+            if step == protocol.SYNC_STEP1:
+                answer = bytes((protocol.SYNC_STEP2,))
+                answer += write_var_bytes(document.doc.get_update(payload))
+                name = next(n for n, d in self.documents.items() if d is document)
+                self._sends.append(asyncio.ensure_future(self.send(name, hocuspocus.SYNC, answer)))
+            else:
+                document.doc.apply_update(payload)
+                document.synced |= step == protocol.SYNC_STEP2
+                document.updates += step == protocol.SYNC_UPDATE
+        elif kind == hocuspocus.SYNC_STATUS:
+            document.statuses.append(reader.uint8())
+        elif kind == hocuspocus.STATELESS:
+            document.stateless.append(reader.var_string())
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self._reader
+
+
+def _edit(document: Document, text: str) -> bytes:
+    before = document.doc.get_state()
+    document.doc.get("lyrics", type=Text).insert(0, text)
+    return document.doc.get_update(before)
+
+
+async def test_sync_status_comes_only_after_the_commit(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    client = await HocuspocusClient.open(server)
+    document = await client.attach(project, alice.token)
+    await eventually(lambda: document.synced)
+    assert document.scope == "read-write"
+    other = await HocuspocusClient.open(server)
+    watcher = await other.attach(project, alice.token)
+    await eventually(lambda: watcher.synced)
+    live = server.rooms.loaded(project)
+    assert live is not None
+    await eventually(lambda: not live.busy)
+    gate = Gate(server.store)
+    live._store = gate
+    acknowledged = list(document.statuses)  # the empty sync step 2 was acknowledged
+    try:
+        await client.update(project, _edit(document, "durable"))
+        await eventually(lambda: gate.calls == 1)
+        # Stateless messages are relayed at once; they prove the server read past the update.
+        await client.send(project, hocuspocus.STATELESS, write_var_string("hi"))
+        await eventually(lambda: watcher.stateless == ["hi"])
+        assert document.statuses == acknowledged
+        assert await server.events(project, events.DOC_UPDATED) == []
+    finally:
+        gate.opened.set()
+    await eventually(lambda: document.statuses == [*acknowledged, 1] and watcher.updates == 1)
+    assert document.updates == 0  # no echo in this dialect: SyncStatus is the acknowledgement
+    assert content(watcher.doc)["lyrics"] == "durable"
+    assert len(await server.events(project, events.DOC_UPDATED)) == 1
+    assert all("stateless" not in e.type for e in await server.events(project))
+    await client.close()
+    await other.close()
+
+
+async def test_both_dialects_share_a_room(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    hp = await HocuspocusClient.open(server)
+    document = await hp.attach(project, alice.token)
+    ys = await server.client(project, alice)
+    await ys.sync()
+    await eventually(lambda: document.synced)
+    await hp.update(project, _edit(document, "from hocuspocus "))
+    ys.doc.get("lyrics", type=Text).insert(0, "from y-websocket ")
+    await eventually(lambda: content(document.doc) == ys.content() and document.updates == 1)
+    assert "hocuspocus" in ys.content()["lyrics"]
+    await hp.close()
+    await ys.close()
+
+
+async def test_a_viewer_gets_sync_status_0_and_nothing_is_logged(server: Server) -> None:
+    alice, vera = await server.user("alice"), await server.user("vera")
+    project = await server.project(alice, (vera, "viewer"))
+    client = await HocuspocusClient.open(server)
+    document = await client.attach(project, vera.token)
+    await eventually(lambda: document.synced)
+    assert document.scope == "readonly"
+    await client.update(project, _edit(document, "nope"))
+    await eventually(lambda: 0 in document.statuses)
+    assert await server.events(project, events.DOC_UPDATED) == []
+    await client.close()
+
+
+async def test_a_refused_document_leaves_the_socket_to_its_other_documents(
+    server: Server,
+) -> None:
+    alice, mallory = await server.user("alice"), await server.user("mallory")
+    project = await server.project(alice)
+    other_project = await server.project(mallory)
+    client = await HocuspocusClient.open(server)
+    refused = await client.attach(other_project, alice.token)
+    forged = await client.attach("not-a-project", "not-a-token")
+    accepted = await client.attach(project, alice.token)
+    await eventually(lambda: accepted.synced and refused.denied is not None)
+    assert refused.denied == "not a member of this project"
+    assert forged.denied == "the access token is invalid or expired"
+    assert not refused.synced
+    await client.update(project, _edit(accepted, "still open"))
+    await eventually(lambda: accepted.statuses[-1:] == [1] and len(accepted.statuses) == 2)
+    # Closing a document detaches it, and only it.
+    await client.send(project, hocuspocus.CLOSE)
+    await eventually(lambda: project not in server.rooms)
+    left = await server.events(project, events.SESSION_LEFT)
+    assert len(left) == 1
+    await client.close()
+
+
+async def test_a_malformed_frame_closes_the_socket_4400(server: Server) -> None:
+    client = await HocuspocusClient.open(server)
+    await client.ws.send(write_var_string("x") + write_var_uint(42))
+    await client._reader
+    assert client.ws.close_code == 4400

@@ -1,0 +1,141 @@
+"""Rooms: awareness, one shared load, snapshots, unloading, and a log that fails."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from pycrdt import Map, Text
+
+from eventstore import StoreUnavailableError
+from jacameno.collab import awareness, document, events, protocol, room
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.encoding import write_var_uint
+from tests.integration.collab.support import Gate, Server, YClient, content, eventually
+
+
+def _awareness(client: int, clock: int, state: object) -> bytes:
+    return protocol.encode_awareness(
+        awareness.encode([awareness.Entry(client, clock, json.dumps(state))])
+    )
+
+
+async def test_awareness_is_relayed_and_cleared_when_a_socket_drops(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "viewer"))
+    a = await server.client(project, alice)
+    b = await server.client(project, bob)
+    await a.sync()
+    await b.sync()
+    await a.send(_awareness(11, 1, {"user": "alice", "cursor": 3}))
+    await b.send(_awareness(22, 1, {"user": "bob"}))
+    await eventually(lambda: set(a.awareness) == set(b.awareness) == {11, 22})
+    # A socket that joins later gets the known states at once.
+    c = await server.client(project, alice)
+    await eventually(lambda: set(c.awareness) == {11, 22})
+    await b.close()
+    await eventually(lambda: set(a.awareness) == set(c.awareness) == {11})
+    assert await server.events(project, events.DOC_UPDATED) == []
+    assert all("awareness" not in e.type for e in await server.events(project))
+    await a.close()
+    await c.close()
+
+
+async def test_query_awareness_is_answered(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    a = await server.client(project, alice)
+    await a.send(_awareness(5, 1, {"x": 1}))
+    await eventually(lambda: 5 in a.awareness)
+    a.awareness.clear()
+    await a.send(bytes([protocol.MESSAGE_QUERY_AWARENESS]))
+    await eventually(lambda: 5 in a.awareness)
+    await a.close()
+
+
+async def test_malformed_awareness_closes_4400(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    a = await server.client(project, alice)
+    bad_json = write_var_uint(1) + write_var_uint(5) + write_var_uint(1) + b"\x03{x}"
+    await a.send(protocol.encode_awareness(bad_json))
+    assert await a.wait_closed() == 4400
+
+
+async def test_concurrent_joiners_share_one_load(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    loads = server.rooms.loads
+    clients = await asyncio.gather(*(server.client(project, alice) for _ in range(8)))
+    await asyncio.gather(*(c.sync() for c in clients))
+    assert server.rooms.loads == loads + 1
+    for c in clients:
+        await c.close()
+
+
+@pytest.fixture
+def config() -> CollabConfig:
+    return CollabConfig(snapshot_every_updates=5, snapshot_jitter=0.0, unload_delay=0.05)
+
+
+async def test_a_room_reloads_from_snapshot_and_tail_to_the_live_document(
+    server: Server,
+) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    a = await server.client(project, alice)
+    await a.sync()
+    for i in range(13):
+        with a.doc.transaction():
+            a.doc.get("lyrics", type=Text).insert(0, f"line {i}\n")
+            a.doc.get("meta", type=Map)["bpm"] = 100 + i
+        await eventually(lambda n=i: len(a.echoes) == n + 1)  # type: ignore[misc]
+    live = server.rooms.loaded(project)
+    assert live is not None
+    await eventually(lambda: live.snapshots >= 2)
+    snapshot = await server.store.load_snapshot(events.stream_name(project))
+    assert snapshot is not None
+    loaded = await room.load(server.store, project)
+    assert loaded.tail  # the reload really used snapshot + tail
+    assert content(loaded.doc) == a.content() == content(live.doc)
+    await a.close()
+    # Unloaded after the idle delay (with a last snapshot), then loaded again on demand.
+    await eventually(lambda: project not in server.rooms)
+    final = await server.store.load_snapshot(events.stream_name(project))
+    assert final is not None
+    assert final.version > snapshot.version
+    again = await server.client(project, alice)
+    await again.sync()
+    assert again.content() == a.content()
+    await again.close()
+
+
+async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "editor"))
+    a = await server.client(project, alice)
+    b = await server.client(project, bob)
+    await a.sync()
+    await b.sync()
+    a.doc.get("lyrics", type=Text).insert(0, "kept ")
+    await eventually(lambda: len(b.echoes) == 1)
+    live = server.rooms.loaded(project)
+    assert live is not None
+    gate = Gate(server.store, fail_with=StoreUnavailableError("database down"))
+    live._store = gate
+    gate.opened.set()
+    a.doc.get("lyrics", type=Text).insert(0, "lost? ")
+    assert await a.wait_closed() == 1013
+    assert await b.wait_closed() == 1013
+    assert "lost" not in b.content()["lyrics"]  # never acknowledged, never shown
+    # Reconnecting loads the room from the log; the client's step 2 resends what is missing.
+    retry = YClient(server, project, alice.token)
+    retry.doc.apply_update(a.doc.get_update())
+    await retry.connect()
+    await retry.sync()
+    await eventually(lambda: len(retry.echoes) >= 1)
+    logged = await server.events(project, events.DOC_UPDATED)
+    rebuilt = document.build(b"\x00\x00", [e.data for e in logged])
+    assert content(rebuilt) == a.content()
+    await retry.close()

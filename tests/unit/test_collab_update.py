@@ -1,0 +1,129 @@
+"""Strict checks of Yjs updates: everything pycrdt produces passes, hostile input is refused
+before pycrdt sees it, and whatever passes applies without a panic."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
+
+from jacameno.collab import document
+from jacameno.collab.encoding import write_var_bytes, write_var_uint
+from jacameno.collab.errors import MalformedMessage
+from jacameno.collab.update import MAX_DEPTH, check_state_vector, check_update
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _rich_doc() -> Doc[Any]:
+    doc: Doc[Any] = Doc()
+    meta: Map[Any] = Map()
+    tracks: Array[Any] = Array()
+    doc["meta"] = meta
+    doc["tracks"] = tracks
+    doc["lyrics"] = lyrics = Text()
+    doc["xml"] = xml = XmlFragment()
+    with doc.transaction():
+        meta["title"] = "Song ✓ 😀"
+        meta["bpm"] = 120
+        meta["bytes"] = b"\x00\x01"
+        meta["nested"] = {"a": [1, {"b": [2.5, None, True]}]}
+        tracks.append(Map({"name": "drums", "clips": Array([Map({"start": 0})])}))
+        lyrics.insert(0, "hello 😀 world")
+        lyrics.format(0, 5, {"bold": True})
+        lyrics.insert_embed(3, {"image": "x"})
+        xml.children.append(XmlElement("p", {"a": "b"}, [XmlText("hi")]))
+    with doc.transaction():
+        del lyrics[0:3]
+        tracks.append(Map({"name": "bass"}))
+    return doc
+
+
+def test_updates_pycrdt_writes_pass() -> None:
+    doc = _rich_doc()
+    summary = check_update(doc.get_update())
+    assert summary.clients == (doc.client_id,)
+    assert summary.structs > 0
+    assert summary.deletions > 0
+    assert list(check_state_vector(doc.get_state())) == [doc.client_id]
+
+
+@given(st.lists(st.tuples(st.text(max_size=5), json_values), max_size=5))
+@settings(max_examples=60, deadline=None)
+def test_any_json_value_written_by_pycrdt_passes(entries: list[tuple[str, Any]]) -> None:
+    doc: Doc[Any] = Doc()
+    m: Map[Any] = Map()
+    doc["m"] = m
+    with doc.transaction():
+        for key, value in entries:
+            m[key] = value
+    assert check_update(doc.get_update()).clients == ((doc.client_id,) if entries else ())
+
+
+def _any_update(value: bytes, *, client: int = 5, clock: int = 0) -> bytes:
+    struct = bytes([8 | 32]) + write_var_uint(1) + write_var_bytes(b"m") + write_var_bytes(b"k")
+    struct += write_var_uint(1) + value
+    header = write_var_uint(1) + write_var_uint(1) + write_var_uint(client)
+    return header + write_var_uint(clock) + struct + write_var_uint(0)
+
+
+HOSTILE = {
+    "deep nesting": _any_update(b"\x75\x01" * (MAX_DEPTH + 2) + b"\x7e"),
+    "clock over 32 bits": _any_update(b"\x7e", clock=2**32),
+    "client id over 53 bits": _any_update(b"\x7e", client=2**53),
+    "varint over 53 bits": _any_update(b"\x7d" + b"\xff" * 8 + b"\x01"),
+    "array length beyond the data": _any_update(b"\x75" + write_var_uint(2**40)),
+    "unknown value tag": _any_update(b"\x10"),
+    "invalid utf-8": _any_update(b"\x77\x02\xff\xfe"),
+    "trailing bytes": b"\x00\x00\x00",
+    "truncated": b"\x01\x01",
+    "unknown content kind (yrs Move)": write_var_uint(1) + b"\x01\x05\x00\x0b" + b"\x00",
+    "deleted range over 32 bits": b"\x00\x01\x05\x01" + write_var_uint(2**32) + b"\x01",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_updates_are_refused(name: str) -> None:
+    with pytest.raises(MalformedMessage):
+        check_update(HOSTILE[name])
+
+
+@given(st.binary(max_size=80))
+@settings(max_examples=400, deadline=None)
+def test_bytes_that_pass_the_check_apply_without_a_panic(data: bytes) -> None:
+    try:
+        check_update(data)
+    except MalformedMessage:
+        return
+    doc: Doc[Any] = Doc()
+    with contextlib.suppress(MalformedMessage):
+        document.apply(doc, data, "test")
+
+
+@given(st.binary(max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_mutations_of_a_real_update_never_crash(noise: bytes) -> None:
+    update = bytearray(_rich_doc().get_update())
+    for i, byte in enumerate(noise):
+        update[(i * 37 + byte) % len(update)] = byte
+    try:
+        check_update(bytes(update))
+    except MalformedMessage:
+        return
+    doc: Doc[Any] = Doc()
+    with contextlib.suppress(MalformedMessage):
+        document.apply(doc, bytes(update), "test")
