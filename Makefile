@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/jacameno serve
 
-test: check
+test: check tests/e2e/js/node_modules/.installed
 	$(BIN)/pytest
 
 check: $(STAMP)
@@ -30,4 +30,9 @@ clean:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The JavaScript Yjs clients of the e2e tests, exactly as package-lock.json pins them.
+tests/e2e/js/node_modules/.installed: tests/e2e/js/package-lock.json
+	npm ci --prefix tests/e2e/js --no-audit --no-fund
 	touch $@

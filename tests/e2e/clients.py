@@ -1,0 +1,214 @@
+"""The JavaScript Yjs client (tests/e2e/js/client.mjs: yjs with y-websocket's or Hocuspocus's
+provider, on Node) as a subprocess driven over JSON lines; the Python client (pycrdt, from the
+collaboration integration tests) pointed at a server process; waiting until they converge."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from tests.e2e import documents
+from tests.e2e.server import ServerProcess
+from tests.integration.collab.support import YClient, eventually
+
+JS_DIR = Path(__file__).parent / "js"
+CLIENT = JS_DIR / "client.mjs"
+INSTALLED = JS_DIR / "node_modules" / ".installed"
+TIMEOUT = 10.0
+
+Event = dict[str, Any]
+
+
+class JSClient:
+    """One Node process with one Y.Doc and one WebsocketProvider. Requests fail the test with the
+    client's own error (which includes its connection and acknowledgement state)."""
+
+    def __init__(self, name: str, stderr: Path) -> None:
+        self.name = name
+        self.stderr_path = stderr
+        self.events: list[Event] = []
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        with self.stderr_path.open("ab") as stderr:
+            self._process = await asyncio.create_subprocess_exec(
+                "node",
+                str(CLIENT),
+                cwd=JS_DIR,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=stderr,
+            )
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        async for line in self._process.stdout:
+            message = json.loads(line)
+            if "id" in message:
+                answer = self._answers.pop(message["id"], None)
+                if answer is not None and not answer.done():
+                    answer.set_result(message)
+            else:
+                self.events.append(message)
+                self._changed.set()
+        for answer in self._answers.values():
+            if not answer.done():
+                answer.set_exception(AssertionError(f"{self.name}: the Node client exited"))
+
+    async def request(self, cmd: str, timeout: float = TIMEOUT, **args: Any) -> dict[str, Any]:
+        assert self._process is not None
+        assert self._process.stdin is not None
+        request_id = next(self._ids)
+        answer = asyncio.get_running_loop().create_future()
+        self._answers[request_id] = answer
+        line = json.dumps({"id": request_id, "cmd": cmd, **args}) + "\n"
+        self._process.stdin.write(line.encode())
+        await self._process.stdin.drain()
+        try:
+            result: dict[str, Any] = await asyncio.wait_for(answer, timeout + 2)
+        except TimeoutError:
+            raise AssertionError(f"{self.name}: no answer to {cmd} in {timeout} s") from None
+        if not result["ok"]:
+            raise AssertionError(f"{self.name}: {cmd} failed: {result['error']}")
+        return result
+
+    # -- commands -----------------------------------------------------------------------------
+
+    async def connect(
+        self, ws_url: str, project_id: str, token: str, dialect: str = "y-websocket"
+    ) -> None:
+        """Open the provider (or reconnect it): y-websocket's on ws_url/collab/{project_id}
+        ?token=..., or with `dialect="hocuspocus"` @hocuspocus/provider's on ws_url/hocuspocus
+        (document name: the project id; the token in its auth message)."""
+        endpoint = "hocuspocus" if dialect == "hocuspocus" else "collab"
+        await self.request(
+            "connect", url=f"{ws_url}/{endpoint}", room=project_id, token=token, dialect=dialect
+        )
+
+    async def disconnect(self) -> None:
+        await self.request("disconnect")
+
+    async def wait_synced(self, timeout: float = TIMEOUT) -> None:
+        await self.request("wait_synced", timeout, timeout_ms=int(timeout * 1000))
+
+    async def wait_settled(self, timeout: float = TIMEOUT) -> None:
+        """Wait until every local change is acknowledged (durable on the server)."""
+        await self.request("wait_settled", timeout, timeout_ms=int(timeout * 1000))
+
+    async def wait_acked(self, count: int, timeout: float = TIMEOUT) -> None:
+        """Wait until the echoes of `count` local updates came back."""
+        await self.request("wait_acked", timeout, count=count, timeout_ms=int(timeout * 1000))
+
+    async def edit(self, *ops: list[Any]) -> None:
+        """Apply `ops` in one transaction; see `operations` in client.mjs."""
+        await self.request("edit", ops=list(ops))
+
+    async def start_typing(self, text: str, delete_every: int = 0, interval_ms: int = 0) -> None:
+        """Type `text` in the background, one character per transaction, deleting every
+        `delete_every`th character typed."""
+        await self.request(
+            "start_typing", text=text, delete_every=delete_every, interval_ms=interval_ms
+        )
+
+    async def stop_typing(self) -> int:
+        typed: int = (await self.request("stop_typing"))["typed"]
+        return typed
+
+    async def state(self) -> ClientState:
+        return ClientState(await self.request("state"))
+
+    async def wait_event(self, check: Callable[[Event], bool], timeout: float = TIMEOUT) -> Event:
+        async def find() -> Event:
+            seen = 0
+            while True:
+                for event in self.events[seen:]:
+                    if check(event):
+                        return event
+                seen = len(self.events)
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(find(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"{self.name}: event not seen; events: {self.events}") from None
+
+    async def close(self) -> None:
+        if self._process is None:
+            return
+        if self._process.returncode is None:
+            with contextlib.suppress(AssertionError, ConnectionError):
+                await self.request("exit", timeout=2)
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+        if self._reader is not None:
+            await self._reader
+
+
+class ClientState:
+    """What a JS client reports about its document."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+        self.json: dict[str, Any] = raw["json"]
+        self.client_id: int = raw["client_id"]
+        self.update = base64.b64decode(raw["update"])
+        self.durable = base64.b64decode(raw["durable"])
+        self.acked = [base64.b64decode(u) for u in raw["acked"]]
+        self.unacked: int = raw["unacked"]
+
+
+async def python_client(server: ServerProcess, project_id: str, token: str) -> YClient:
+    client = YClient(server, project_id, token)  # type: ignore[arg-type]
+    await client.connect()
+    await client.sync()
+    return client
+
+
+async def python_settled(client: YClient) -> None:
+    """Every update the Python client sent came back as an echo (is durable)."""
+    await eventually(lambda: set(client.sent) <= set(client.echoes))
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = TIMEOUT
+) -> None:
+    """Poll the clients with `check` until it holds, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+async def converged(js: list[JSClient], python: list[YClient]) -> dict[str, Any]:
+    """Wait until every client shows the same document; return it (normalized)."""
+    seen: list[dict[str, Any]] = []
+
+    async def same() -> bool:
+        states = await asyncio.gather(*(c.state() for c in js))
+        seen[:] = [documents.from_json(s.json) for s in states]
+        seen.extend(documents.from_doc(c.doc) for c in python)
+        return all(s == seen[0] for s in seen)
+
+    try:
+        await wait_until(same, "the clients converge")
+    except AssertionError:
+        raise AssertionError(f"the clients did not converge: {seen}") from None
+    return seen[0]

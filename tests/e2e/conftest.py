@@ -1,0 +1,98 @@
+"""End-to-end fixtures: a real `jacameno serve` process on a fresh database of each kind, and
+JavaScript Yjs clients (Node) to point at it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.databases import (
+    create_database,
+    drop_database,
+    migrated_sqlite,
+    migrated_template,
+    with_database,
+)
+from tests.e2e.clients import INSTALLED, JSClient
+from tests.e2e.server import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> None:
+    """The JS clients' packages, installed from package-lock.json (`make test` does it)."""
+    lock = INSTALLED.parent.parent / "package-lock.json"
+    if shutil.which("node") is None:
+        raise RuntimeError("the e2e tests need Node 20 or newer (`node` is not on PATH)")
+    if not INSTALLED.exists() or INSTALLED.stat().st_mtime < lock.stat().st_mtime:
+        raise RuntimeError(
+            "tests/e2e/js has no up-to-date node_modules: run `make tests/e2e/js/node_modules/"
+            ".installed` (npm ci --prefix tests/e2e/js)"
+        )
+
+
+@pytest.fixture(scope="session")
+def e2e_pg_template(postgres_url: str) -> Iterator[str]:
+    """A migrated template database, made once per session, to clone fresh databases from."""
+    name = asyncio.run(migrated_template(postgres_url))
+    yield name
+    asyncio.run(drop_database(postgres_url, name))
+
+
+@pytest.fixture
+async def fresh_pg_url(postgres_url: str, e2e_pg_template: str) -> AsyncIterator[str]:
+    """A fresh migrated Postgres database, dropped after the test."""
+    name = await create_database(postgres_url, template=e2e_pg_template)
+    yield with_database(postgres_url, name)
+    await drop_database(postgres_url, name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh migrated database of each kind, as the server's JACAMENO_DATABASE_URL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{migrated_sqlite(tmp_path)}"
+    url: str = request.getfixturevalue("fresh_pg_url")
+    return url
+
+
+@pytest.fixture
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess(
+        database_url,
+        data_dir=tmp_path / "data",
+        jwt_secret="e2e-" + uuid.uuid4().hex,
+        log=tmp_path / "server.log",
+    )
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.stop()
+        print(f"--- server log ---\n{process.log_tail()}")
+
+
+JSClients = Callable[[str], Awaitable[JSClient]]
+
+
+@pytest.fixture
+async def js_client(node_modules: None, tmp_path: Path) -> AsyncIterator[JSClients]:
+    """Start a named Node client; every one is stopped after the test."""
+    started: list[JSClient] = []
+
+    async def start(name: str) -> JSClient:
+        client = JSClient(name, tmp_path / f"{name}.stderr")
+        await client.start()
+        started.append(client)
+        return client
+
+    try:
+        yield start
+    finally:
+        await asyncio.gather(*(c.close() for c in started))
+        for client in started:
+            print(f"--- {client.name} stderr ---\n{client.stderr_path.read_text()[-2000:]}")

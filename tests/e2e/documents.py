@@ -1,0 +1,106 @@
+"""Project documents as the tests compare them: from a client's JSON, from a pycrdt Doc, and
+rebuilt from the project's `doc.updated` events in the log alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+from eventstore import EventStore
+from eventstore.postgres import PostgresEventStore
+from eventstore.sqlite import SQLiteEventStore
+
+ROOTS = ("meta", "tracks", "lyrics")
+
+
+def normalize(value: Any) -> Any:
+    """JSON-like values with every number as a float: pycrdt returns numbers as floats, Yjs
+    returns integers as JavaScript integers."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: normalize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    raise TypeError(f"unexpected {type(value).__name__} in a document")
+
+
+def from_json(document: dict[str, Any]) -> dict[str, Any]:
+    """The schema roots of a Yjs `doc.toJSON()`, normalized."""
+    empty: dict[str, Any] = {"meta": {}, "tracks": [], "lyrics": ""}
+    return normalize({root: document.get(root, empty[root]) for root in ROOTS})
+
+
+def from_doc(doc: Doc[Any]) -> dict[str, Any]:
+    """The schema roots of a pycrdt Doc, normalized."""
+    return normalize(
+        {
+            "meta": doc.get("meta", type=Map).to_py() or {},
+            "tracks": doc.get("tracks", type=Array).to_py() or [],
+            "lyrics": str(doc.get("lyrics", type=Text)),
+        }
+    )
+
+
+def build(updates: Iterable[bytes]) -> Doc[Any]:
+    doc: Doc[Any] = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    return doc
+
+
+def state_vector(doc: Doc[Any]) -> dict[int, int]:
+    """The decoded state vector (raw bytes may list clients in any order)."""
+    data = doc.get_state()
+    position = 0
+
+    def varuint() -> int:
+        nonlocal position
+        value = shift = 0
+        while True:
+            byte = data[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    return {varuint(): varuint() for _ in range(varuint())}
+
+
+def missing_from(doc: Doc[Any], updates: Iterable[bytes]) -> bool:
+    """Whether applying `updates` to a copy of `doc` changes it: some content or deletion they
+    carry is not in `doc`."""
+    copy = build([doc.get_update()])
+    before = (from_doc(copy), state_vector(copy))
+    for update in updates:
+        copy.apply_update(update)
+    return (from_doc(copy), state_vector(copy)) != before
+
+
+async def open_store(database_url: str) -> EventStore:
+    if database_url.startswith("sqlite:///"):
+        return await SQLiteEventStore.open(Path(database_url.removeprefix("sqlite:///")))
+    return await PostgresEventStore.open(database_url)
+
+
+async def logged_updates(database_url: str, project_id: str) -> list[dict[str, Any]]:
+    """The project's `doc.updated` events, in log order: data and metadata."""
+    store = await open_store(database_url)
+    try:
+        events = await store.read_stream(f"project-{project_id}")
+    finally:
+        await store.close()
+    return [
+        {"data": e.data, "metadata": dict(e.metadata)} for e in events if e.type == "doc.updated"
+    ]
+
+
+async def from_log(database_url: str, project_id: str) -> Doc[Any]:
+    """The project document rebuilt from the log alone (no snapshot, no server)."""
+    return build(e["data"] for e in await logged_updates(database_url, project_id))
