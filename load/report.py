@@ -102,11 +102,13 @@ def table(backend: str, ceilings: list[Figure], figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
-def write_json(folder: Path, stamp: str, document: dict[str, Any]) -> list[Path]:
-    """Write the run to `eventstore-<stamp>.json` and `eventstore-latest.json` in `folder`."""
+def write_json(
+    folder: Path, stamp: str, document: dict[str, Any], name: str = "eventstore"
+) -> list[Path]:
+    """Write the run to `<name>-<stamp>.json` and `<name>-latest.json` in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(document, indent=2, sort_keys=False, default=str) + "\n"
-    paths = [folder / f"eventstore-{stamp}.json", folder / "eventstore-latest.json"]
+    paths = [folder / f"{name}-{stamp}.json", folder / f"{name}-latest.json"]
     for path in paths:
         path.write_text(text)
     return paths
