@@ -1,16 +1,25 @@
 """Session-wide services: the Postgres and Redis every test that asks for them shares.
 
 Resolution (environment, standard local ports, throwaway servers) lives in tests/services.py; a
-missing service is an error, never a skip.
+missing service is an error, never a skip. Also fresh, migrated databases of each kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests import services
+from tests.databases import (
+    create_database,
+    drop_database,
+    migrated_sqlite,
+    migrated_template,
+    with_database,
+)
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +34,34 @@ def redis_url() -> Iterator[str]:
     """URL of a Redis for the whole test session."""
     with services.redis() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres_url: str) -> Iterator[str]:
+    """Name of a migrated template database, made once per test session."""
+    name = asyncio.run(migrated_template(postgres_url))
+    yield name
+    asyncio.run(drop_database(postgres_url, name))
+
+
+@pytest.fixture
+async def fresh_pg_url(postgres_url: str, pg_template: str) -> AsyncIterator[str]:
+    """URL of a fresh, migrated Postgres database, dropped after the test."""
+    name = await create_database(postgres_url, template=pg_template)
+    yield with_database(postgres_url, name)
+    await drop_database(postgres_url, name)
+
+
+@pytest.fixture
+def fresh_sqlite_path(tmp_path: Path) -> Path:
+    """Path of a fresh, migrated SQLite database file."""
+    return migrated_sqlite(tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh migrated database of each SQL kind, as a URL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{migrated_sqlite(tmp_path)}"
+    url: str = request.getfixturevalue("fresh_pg_url")
+    return url

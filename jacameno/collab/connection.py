@@ -13,7 +13,8 @@ from collections import deque
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from jacameno.collab.errors import TRY_AGAIN_LATER
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.errors import MALFORMED, NORMAL, TOO_LARGE, TRY_AGAIN_LATER
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +120,27 @@ class Connection:
             # WebSocketDisconnected is a RuntimeError): nothing left to deliver.
             if self.close_code is None:
                 self.close_code = 1006
+
+
+async def receive_frame(
+    websocket: WebSocket, connection: Connection, config: CollabConfig
+) -> bytes | None:
+    """The client's next binary frame; None once the connection is over. An idle client, a text
+    frame or an oversized frame closes the connection with its code; a departed client is
+    recorded as disconnected."""
+    try:
+        async with asyncio.timeout(config.idle_timeout):  # no task per frame, unlike wait_for
+            message = await websocket.receive()
+    except TimeoutError:
+        connection.close(NORMAL, "idle")
+        return None
+    if message["type"] == "websocket.disconnect":
+        connection.disconnected(int(message.get("code") or 1005))
+        return None
+    frame: bytes | None = message.get("bytes")
+    if frame is None:
+        connection.close(MALFORMED, "text frames are not part of the protocol")
+    elif len(frame) > config.max_message_bytes:
+        connection.close(TOO_LARGE, "message too large")
+        return None
+    return frame

@@ -33,13 +33,10 @@ from starlette.websockets import WebSocket
 from eventstore import EventStoreError
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.connection import Connection
+from jacameno.collab.connection import Connection, receive_frame
 from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
-    MALFORMED,
-    NORMAL,
-    TOO_LARGE,
     AdmissionError,
     CollabError,
     MalformedMessage,
@@ -144,21 +141,8 @@ async def _serve(
 ) -> None:
     config = registry.config
     while not connection.closing:
-        try:
-            async with asyncio.timeout(config.idle_timeout):
-                message = await websocket.receive()
-        except TimeoutError:
-            connection.close(NORMAL, "idle")
-            return
-        if message["type"] == "websocket.disconnect":
-            connection.disconnected(int(message.get("code") or 1005))
-            return
-        frame = message.get("bytes")
+        frame = await receive_frame(websocket, connection, config)
         if frame is None:
-            connection.close(MALFORMED, "text frames are not part of the protocol")
-            return
-        if len(frame) > config.max_message_bytes:
-            connection.close(TOO_LARGE, "message too large")
             return
         if frame == PONG:
             continue

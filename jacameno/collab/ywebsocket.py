@@ -20,12 +20,9 @@ from starlette.websockets import WebSocket
 from eventstore import EventStoreError
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.connection import Connection
+from jacameno.collab.connection import Connection, receive_frame
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
-    MALFORMED,
-    NORMAL,
-    TOO_LARGE,
     TRY_AGAIN_LATER,
     AdmissionError,
     CollabError,
@@ -130,21 +127,8 @@ async def _serve(websocket: WebSocket, room: Room, peer: Peer, config: CollabCon
     """Read frames until the client leaves or the connection is closed."""
     connection = peer.connection
     while not connection.closing:
-        try:
-            async with asyncio.timeout(config.idle_timeout):  # no task per frame, unlike wait_for
-                message = await websocket.receive()
-        except TimeoutError:
-            connection.close(NORMAL, "idle")
-            return
-        if message["type"] == "websocket.disconnect":
-            connection.disconnected(int(message.get("code") or 1005))
-            return
-        frame = message.get("bytes")
+        frame = await receive_frame(websocket, connection, config)
         if frame is None:
-            connection.close(MALFORMED, "text frames are not part of the protocol")
-            return
-        if len(frame) > config.max_message_bytes:
-            connection.close(TOO_LARGE, "message too large")
             return
         try:
             await _handle(room, peer, frame, config.offload_bytes)

@@ -6,18 +6,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from tests.databases import (
-    create_database,
-    drop_database,
-    migrated_sqlite,
-    migrated_template,
-    with_database,
-)
 from tests.e2e.clients import INSTALLED, JSClient
 from tests.e2e.server import ServerProcess
 
@@ -33,31 +26,6 @@ def node_modules() -> None:
             "tests/e2e/js has no up-to-date node_modules: run `make tests/e2e/js/node_modules/"
             ".installed` (npm ci --prefix tests/e2e/js)"
         )
-
-
-@pytest.fixture(scope="session")
-def e2e_pg_template(postgres_url: str) -> Iterator[str]:
-    """A migrated template database, made once per session, to clone fresh databases from."""
-    name = asyncio.run(migrated_template(postgres_url))
-    yield name
-    asyncio.run(drop_database(postgres_url, name))
-
-
-@pytest.fixture
-async def fresh_pg_url(postgres_url: str, e2e_pg_template: str) -> AsyncIterator[str]:
-    """A fresh migrated Postgres database, dropped after the test."""
-    name = await create_database(postgres_url, template=e2e_pg_template)
-    yield with_database(postgres_url, name)
-    await drop_database(postgres_url, name)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh migrated database of each kind, as the server's JACAMENO_DATABASE_URL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{migrated_sqlite(tmp_path)}"
-    url: str = request.getfixturevalue("fresh_pg_url")
-    return url
 
 
 @pytest.fixture
