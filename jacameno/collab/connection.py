@@ -10,11 +10,20 @@ import contextlib
 import logging
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.errors import MALFORMED, NORMAL, TOO_LARGE, TRY_AGAIN_LATER
+from jacameno.collab.errors import (
+    INTERNAL_ERROR,
+    MALFORMED,
+    NORMAL,
+    TOO_LARGE,
+    TRY_AGAIN_LATER,
+    CollabError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +153,26 @@ async def receive_frame(
         connection.close(TOO_LARGE, "message too large")
         return None
     return frame
+
+
+@contextlib.asynccontextmanager
+async def session_guard(connection: Connection, **log_fields: Any) -> AsyncIterator[None]:
+    """Turn whatever ends a socket's session into its close, then finish the socket: a
+    CollabError closes with its own code, the cancellation of an abandoned socket is a normal
+    end, anything else is logged and closes with 1011."""
+    try:
+        yield
+    except CollabError as exc:
+        connection.close(exc.close_code, str(exc))
+    except asyncio.CancelledError:
+        if not connection.abandoned:
+            raise
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+    except Exception:
+        logger.exception(
+            "collaboration socket failed",
+            extra={"action": "collab.error", "connection": connection.id, **log_fields},
+        )
+        connection.close(INTERNAL_ERROR, "internal error")
+    finally:
+        await connection.finish()

@@ -33,12 +33,10 @@ from starlette.websockets import WebSocket
 from eventstore import EventStoreError
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.connection import Connection, receive_frame
+from jacameno.collab.connection import Connection, receive_frame, session_guard
 from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from jacameno.collab.errors import (
-    INTERNAL_ERROR,
     AdmissionError,
-    CollabError,
     MalformedMessage,
     MessageTooLarge,
 )
@@ -115,25 +113,14 @@ async def hocuspocus(websocket: WebSocket) -> None:
         close_timeout=config.close_timeout,
     )
     documents: dict[str, _Document] = {}
-    try:
-        await _serve(websocket, registry, connection, documents)
-    except CollabError as exc:
-        connection.close(exc.close_code, str(exc))
-    except asyncio.CancelledError:
-        if not connection.abandoned:
-            raise
-        asyncio.current_task().uncancel()  # type: ignore[union-attr]
-    except Exception:
-        logger.exception(
-            "hocuspocus socket failed",
-            extra={"action": "collab.error", "connection": connection.id},
-        )
-        connection.close(INTERNAL_ERROR, "internal error")
-    finally:
-        for document in documents.values():
-            if document.room is not None and document.peer is not None:
-                registry.detach(document.room, document.peer)
-        await connection.finish()
+    async with session_guard(connection, dialect="hocuspocus"):
+        try:
+            await _serve(websocket, registry, connection, documents)
+        finally:
+            # As with y-websocket's room session: leave the rooms first, then close.
+            for document in documents.values():
+                if document.room is not None and document.peer is not None:
+                    registry.detach(document.room, document.peer)
 
 
 async def _serve(

@@ -20,12 +20,10 @@ from starlette.websockets import WebSocket
 from eventstore import EventStoreError
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.connection import Connection, receive_frame
+from jacameno.collab.connection import Connection, receive_frame, session_guard
 from jacameno.collab.errors import (
-    INTERNAL_ERROR,
     TRY_AGAIN_LATER,
     AdmissionError,
-    CollabError,
     MalformedMessage,
     MessageTooLarge,
 )
@@ -99,23 +97,11 @@ async def collab(websocket: WebSocket) -> None:
         max_bytes=config.outbound_bytes,
         close_timeout=config.close_timeout,
     )
-    try:
-        async with registry.session(project_id, connection, access, DIALECT) as (room, peer):
-            await _serve(websocket, room, peer, config)
-    except CollabError as exc:
-        connection.close(exc.close_code, str(exc))
-    except asyncio.CancelledError:
-        if not connection.abandoned:
-            raise
-        asyncio.current_task().uncancel()  # type: ignore[union-attr]
-    except Exception:
-        logger.exception(
-            "collaboration socket failed",
-            extra={"action": "collab.error", "project": project_id, "connection": connection.id},
-        )
-        connection.close(INTERNAL_ERROR, "internal error")
-    finally:
-        await connection.finish()
+    async with (
+        session_guard(connection, project=project_id),
+        registry.session(project_id, connection, access, DIALECT) as (room, peer),
+    ):
+        await _serve(websocket, room, peer, config)
 
 
 async def _refuse(websocket: WebSocket, subprotocol: str | None, code: int, reason: str) -> None:
