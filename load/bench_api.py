@@ -15,8 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,40 +27,10 @@ import asyncpg
 import httpx
 
 from jacameno.migrate import migrate_postgres
+from load.collab_server import serve
 from load.stats import percentile
 
 PASSWORD = "benchmark password 1234"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def server(environ: dict[str, str], port: int) -> Iterator[str]:
-    env = {**os.environ, **environ, "JACAMENO_LOG_LEVEL": "WARNING"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jacameno", "serve", "--port", str(port)], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError("the server exited at start")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the server did not become ready in 30 s")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def measure(
@@ -180,9 +148,14 @@ def main() -> int:
                 environ["JACAMENO_REDIS_URL"] = args.redis
                 label += " + Redis"
         print(f"JACAMENO API benchmark: {label}, argon2id t=3 m=64MiB p=4 (server defaults)")
-        with server(environ, _free_port()) as base:
-            asyncio.run(run(base, args.users, args.logins, args.reads))
+        asyncio.run(bench(environ, folder, args.users, args.logins, args.reads))
     return 0
+
+
+async def bench(environ: dict[str, str], folder: str, users: int, logins: int, reads: int) -> None:
+    env = {**os.environ, **environ, "JACAMENO_LOG_LEVEL": "WARNING"}
+    async with serve(env, folder) as server:
+        await run(server.url, users, logins, reads)
 
 
 if __name__ == "__main__":
