@@ -40,11 +40,9 @@ class GroupCommitter:
         *,
         max_events: int = 2000,
         max_pending: int = 10_000,
-        linger: float = 0.0,
     ) -> None:
         self._commit_batch = commit_batch
         self._max_events = max_events
-        self._linger = linger
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(max_pending)
         self._carry: deque[_Pending] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -98,12 +96,7 @@ class GroupCommitter:
                 if first is None:
                     return
                 self._carry.append(first)
-            batch = self._take_batch()
-            if self._linger and len(batch) > 1 and self._queue.empty():
-                await asyncio.sleep(self._linger)
-                self._carry.extendleft(reversed(batch))
-                batch = self._take_batch()
-            await self._commit(batch)
+            await self._commit(self._take_batch())
 
     async def _commit(self, batch: list[_Pending]) -> None:
         requests = [p.request for p in batch]
