@@ -14,21 +14,10 @@ from jacameno.settings import Settings, SettingsError
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from jacameno import server
     from jacameno.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_config=None,
-        access_log=False,
-        ws_max_size=16 * 1024 * 1024,
-        # Compressing each frame again for every receiver costs more CPU than the small CRDT
-        # updates save in bytes.
-        ws_per_message_deflate=False,
-    )
+    server.run(create_app(settings), args.host or settings.host, args.port or settings.port)
     return 0
 
 

@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import asyncpg
 
+from eventstore.postgres import keep_session
+
 T = TypeVar("T")
 Kind = Literal["sqlite", "postgres"]
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -146,6 +148,7 @@ class PostgresDatabase(_PgConnection):
                 max_size=pool_size,
                 timeout=10,
                 server_settings={"application_name": "jacameno-sql"},
+                reset=keep_session,
             )
         except Exception as exc:
             raise _pg_error(exc) from exc

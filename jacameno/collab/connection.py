@@ -1,7 +1,13 @@
-"""One WebSocket's outbound side: a bounded queue drained by one sender task.
+"""One WebSocket's outbound side, bounded.
 
-`send` never blocks and never drops silently: a socket whose queue is over its bounds (it reads
-more slowly than its room writes) is closed with 1013 and resyncs when it reconnects."""
+Where the server offers it (jacameno.collab.wire), frames go straight to the socket's transport:
+everything one turn of the event loop sends a socket is written at the next turn, in one write,
+and the bound is on the bytes the kernel has not taken yet. Elsewhere (any other ASGI server) a
+bounded queue is drained by a sender task through ASGI. Either way the sender task writes the
+close frame.
+
+`send` never blocks and never drops silently: a socket over its bounds (it reads more slowly
+than its room writes) is closed with 1013 and resyncs when it reconnects."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from jacameno.collab import wire
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
@@ -39,6 +46,9 @@ class Connection:
         self._close_timeout = close_timeout
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
+        self._writer = wire.frame_writer(websocket)
+        self._flusher = wire.flusher()
+        self._out: list[bytes] = []  # framed, for the writer at the next turn
         self._wakeup = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -48,25 +58,55 @@ class Connection:
         self._sender = asyncio.create_task(self._send_loop(), name=f"collab-send-{self.id}")
 
     @property
+    def writes_frames(self) -> bool:
+        """Whether frames go straight to the transport (else through ASGI)."""
+        return self._writer is not None
+
+    @property
     def closing(self) -> bool:
         return self.close_code is not None
 
-    def send(self, frame: bytes) -> None:
+    def send(self, message: bytes) -> None:
+        """Send one protocol message."""
+        self.send_frame(wire.Frame(message))
+
+    def send_frame(self, frame: wire.Frame) -> None:
+        """Send one protocol message that may go to many sockets (framed once for all)."""
         if self.close_code is not None:
             return  # the client learns from the close code that it must resync
+        writer = self._writer
+        if writer is not None:
+            data = frame.wire
+            if not self._out:
+                self._flusher.schedule(self._flush)
+            self._out.append(data)
+            self._queued_bytes += len(data)
+            if self._queued_bytes + writer.write_buffer_size() > self._max_bytes:
+                self._too_slow()
+            return
         if self._queue and (
             len(self._queue) >= self._max_messages
-            or self._queued_bytes + len(frame) > self._max_bytes
+            or self._queued_bytes + len(frame.payload) > self._max_bytes
         ):
-            logger.warning(
-                "slow socket closed",
-                extra={"action": "collab.backpressure", "connection": self.id},
-            )
-            self.close(TRY_AGAIN_LATER, "too slow: outbound queue full")
+            self._too_slow()
             return
-        self._queue.append(frame)
-        self._queued_bytes += len(frame)
+        self._queue.append(frame.payload)
+        self._queued_bytes += len(frame.payload)
         self._wakeup.set()
+
+    def _too_slow(self) -> None:
+        logger.warning(
+            "slow socket closed",
+            extra={"action": "collab.backpressure", "connection": self.id},
+        )
+        self.close(TRY_AGAIN_LATER, "too slow: outbound queue full")
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        self._queued_bytes = 0
+        if self.close_code is None and out and self._writer is not None:
+            # False: the socket is already closing or gone, which its reader learns.
+            self._writer.write_frames(out[0] if len(out) == 1 else b"".join(out))
 
     def close(self, code: int, reason: str = "") -> None:
         """Close after the frame being written (queued frames are discarded). Idempotent."""
@@ -75,6 +115,7 @@ class Connection:
         self.close_code = code
         self.close_reason = reason[:120]
         self._queue.clear()
+        self._out.clear()
         self._queued_bytes = 0
         self._wakeup.set()
 

@@ -1,8 +1,9 @@
 """What a room talks to: peers (one socket's membership in one room), each speaking a dialect.
 
-A room encodes each outgoing message at most once per dialect (`Outgoing.frame`), never once
-per receiver. The y-websocket dialect frames messages as they are; the Hocuspocus dialect
-prefixes them with the document name, so it is one object per document name."""
+A room encodes each outgoing message at most once per dialect (`Outgoing.frame`), and frames it
+for WebSocket at most once (jacameno.collab.wire), never once per receiver. The y-websocket
+dialect frames messages as they are; the Hocuspocus dialect prefixes them with the document
+name, so it is one object per document name."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Protocol
 
 from jacameno.collab.connection import Connection
 from jacameno.collab.gatekeeper import Access
+from jacameno.collab.wire import Frame
 
 
 class Kind(enum.Enum):
@@ -53,14 +55,15 @@ class Outgoing:
     def __init__(self, kind: Kind, payload: bytes) -> None:
         self.kind = kind
         self.payload = payload
-        self._frames: dict[str, bytes | None] = {}
+        self._frames: dict[str, Frame | None] = {}
 
-    def frame(self, dialect: Dialect) -> bytes | None:
+    def frame(self, dialect: Dialect) -> Frame | None:
         key = dialect.key
         try:
             return self._frames[key]
         except KeyError:
-            frame = self._frames[key] = dialect.encode(self.kind, self.payload)
+            encoded = dialect.encode(self.kind, self.payload)
+            frame = self._frames[key] = None if encoded is None else Frame(encoded)
             return frame
 
 
@@ -88,7 +91,7 @@ class Peer:
     def deliver(self, message: Outgoing) -> None:
         frame = message.frame(self.dialect)
         if frame is not None:
-            self.connection.send(frame)
+            self.connection.send_frame(frame)
 
     def acknowledge(self, applied: bool = True) -> None:
         """Tell the peer its update is durable (or, `applied=False`, refused)."""

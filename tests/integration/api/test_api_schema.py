@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+import jacameno.server
 from jacameno.app import OPERATIONS, create_app
 from jacameno.settings import Settings
 from tests.integration.api.support import PASSWORD, unique_email
@@ -30,7 +31,7 @@ def serving(settings_: Settings) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings_), log_config=None, access_log=False)
+    config = jacameno.server.config(create_app(settings_), "127.0.0.1", 0)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+import jacameno.server
 from eventstore import EventStore, RecordedEvent
 from jacameno.app import create_app
 from jacameno.collab import awareness, protocol
@@ -128,20 +129,15 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, config: CollabConfig | None = None) -> AsyncIterator[Server]:
+async def serving(
+    settings: Settings, config: CollabConfig | None = None, *, asgi_sends: bool = False
+) -> AsyncIterator[Server]:
+    """The app under uvicorn with our WebSocket protocol, or (`asgi_sends`) with uvicorn's own,
+    so that frames go through plain ASGI sends as under any other server."""
     config = config or CollabConfig()
     app = create_app(settings, replace(config))
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            ws_max_size=16 * 1024 * 1024,
-        )
-    )
+    ws = "websockets-sansio" if asgi_sends else jacameno.server.FramesWebSocketProtocol
+    server = uvicorn.Server(jacameno.server.config(app, "127.0.0.1", 0, ws=ws, lifespan="on"))
     task = asyncio.create_task(server.serve())
     await eventually(lambda: server.started or task.done())
     if task.done():

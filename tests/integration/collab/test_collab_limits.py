@@ -123,9 +123,10 @@ async def test_a_document_over_its_maximum_size_closes_1009(server: Server) -> N
     assert len(await server.events(project, events.DOC_UPDATED)) == 4
 
 
-async def test_a_slow_socket_is_closed_with_1013(settings: Settings) -> None:
+@pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
+async def test_a_slow_socket_is_closed_with_1013(settings: Settings, asgi_sends: bool) -> None:
     config = CollabConfig(outbound_messages=8, outbound_bytes=256 * 1024)
-    async with serving(settings, config) as server:
+    async with serving(settings, config, asgi_sends=asgi_sends) as server:
         alice = await server.user("alice")
         project = await server.project(alice)
         writer = await server.client(project, alice)
