@@ -11,6 +11,7 @@ from eventstore.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
+from eventstore.groupcommit import Pacing
 from eventstore.limits import Limits
 from eventstore.model import (
     ANY,
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidEventError",
     "Limits",
     "NewEvent",
+    "Pacing",
     "RecordedEvent",
     "Snapshot",
     "StoreClosedError",

@@ -29,7 +29,7 @@ from eventstore.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from eventstore.groupcommit import GroupCommitter
+from eventstore.groupcommit import GroupCommitter, Pacing
 from eventstore.limits import (
     Limits,
     check_position,
@@ -132,6 +132,7 @@ class PostgresEventStore:
         *,
         limits: Limits | None = None,
         max_batch_events: int = 5000,
+        pacing: Pacing | None = None,
         pool_size: int = 4,
         poll_interval: float = 1.0,
         connect_timeout: float = 10.0,
@@ -146,7 +147,9 @@ class PostgresEventStore:
         self._listener_retry_at = 0.0
         self._listener_lock = asyncio.Lock()
         self._versions: dict[str, int] = {}  # remembered by the writer; checked on collision
-        self._committer = GroupCommitter(self._commit_batch, max_events=max_batch_events)
+        self._committer = GroupCommitter(
+            self._commit_batch, max_events=max_batch_events, pacing=pacing
+        )
         self._signal = CommitSignal()
         self._poll_interval = poll_interval
         self._closed = False

@@ -21,7 +21,7 @@ from eventstore.errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from eventstore.groupcommit import GroupCommitter
+from eventstore.groupcommit import GroupCommitter, Pacing
 from eventstore.limits import (
     Limits,
     check_position,
@@ -128,6 +128,7 @@ class SQLiteEventStore:
         *,
         limits: Limits | None = None,
         max_batch_events: int = 5000,
+        pacing: Pacing | None = None,
         poll_interval: float = 1.0,
         synchronous: str = "FULL",
     ) -> None:
@@ -135,7 +136,9 @@ class SQLiteEventStore:
         self.limits = limits or Limits()
         self._writer = _Thread("es-sqlite-writer", self.path, synchronous)
         self._reader = _Thread("es-sqlite-reader", self.path, synchronous)
-        self._committer = GroupCommitter(self._commit_batch, max_events=max_batch_events)
+        self._committer = GroupCommitter(
+            self._commit_batch, max_events=max_batch_events, pacing=pacing
+        )
         self._signal = CommitSignal()
         self._poll_interval = poll_interval
         self._closed = False

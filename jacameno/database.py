@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventstore import EventStore
+from eventstore import EventStore, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from jacameno.migrate import migrate_postgres, migrate_sqlite
@@ -19,6 +19,9 @@ async def migrate(settings: Settings) -> list[str]:
 async def open_event_store(settings: Settings) -> EventStore:
     if settings.auto_migrate:
         await migrate(settings)
+    pacing = None
+    if settings.commit_pace_ms:
+        pacing = Pacing(settings.commit_pace_ms / 1000, settings.commit_pace_above)
     if settings.database_kind == "sqlite":
-        return await SQLiteEventStore.open(settings.sqlite_path)
-    return await PostgresEventStore.open(settings.database_url)
+        return await SQLiteEventStore.open(settings.sqlite_path, pacing=pacing)
+    return await PostgresEventStore.open(settings.database_url, pacing=pacing)

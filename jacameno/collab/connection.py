@@ -55,6 +55,9 @@ class Connection:
         self.abandoned = False
         self._peer_gone = False
         self._owner = asyncio.current_task()
+        self._loop = asyncio.get_running_loop()
+        self._heard_at = self._loop.time()
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._sender = asyncio.create_task(self._send_loop(), name=f"collab-send-{self.id}")
 
     @property
@@ -119,6 +122,25 @@ class Connection:
         self._queued_bytes = 0
         self._wakeup.set()
 
+    def watch_idle(self, timeout: float) -> None:
+        """Close normally once the client has sent nothing for `timeout` seconds. One timer
+        per connection, re-armed only when it fires (no timer per frame)."""
+        if self._idle_timer is None and self.close_code is None:
+            self._idle_timer = self._loop.call_at(self._heard_at + timeout, self._idle, timeout)
+
+    def heard(self) -> None:
+        """A frame arrived from the client."""
+        self._heard_at = self._loop.time()
+
+    def _idle(self, timeout: float) -> None:
+        if self.close_code is not None:
+            return
+        silent = self._loop.time() - self._heard_at
+        if silent >= timeout:
+            self.close(NORMAL, "idle")
+        else:
+            self._idle_timer = self._loop.call_later(timeout - silent, self._idle, timeout)
+
     def disconnected(self, code: int) -> None:
         """The client closed or vanished: nothing more can be sent."""
         self._peer_gone = True
@@ -128,6 +150,8 @@ class Connection:
         """Close (normally, unless a code was set) and wait for the sender, at most the close
         timeout; a socket that never reads is abandoned to the server."""
         self.close(1000)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(self._sender), 2 * self._close_timeout)
         except TimeoutError:
@@ -175,15 +199,13 @@ class Connection:
 async def receive_frame(
     websocket: WebSocket, connection: Connection, config: CollabConfig
 ) -> bytes | None:
-    """The client's next binary frame; None once the connection is over. An idle client, a text
-    frame or an oversized frame closes the connection with its code; a departed client is
-    recorded as disconnected."""
-    try:
-        async with asyncio.timeout(config.idle_timeout):  # no task per frame, unlike wait_for
-            message = await websocket.receive()
-    except TimeoutError:
-        connection.close(NORMAL, "idle")
-        return None
+    """The client's next binary frame; None once the connection is over. A text frame or an
+    oversized frame closes the connection with its code, and so does an idle client (from a
+    timer: the close ends the wait for a frame); a departed client is recorded as
+    disconnected."""
+    connection.watch_idle(config.idle_timeout)
+    message = await websocket.receive()
+    connection.heard()
     if message["type"] == "websocket.disconnect":
         connection.disconnected(int(message.get("code") or 1005))
         return None
