@@ -12,11 +12,14 @@ off), so a frame is the same bytes for every receiver."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable
 from typing import Protocol
 
 from starlette.websockets import WebSocket
+
+logger = logging.getLogger(__name__)
 
 FRAMES_EXTENSION = "jacameno.websocket.frames"
 
@@ -86,7 +89,10 @@ class Flusher:
     def _run(self) -> None:
         due, self._due = self._due, []
         for flush in due:
-            flush()
+            try:
+                flush()
+            except Exception:  # one socket's failure must not hold back the others' frames
+                logger.exception("flushing frames failed", extra={"action": "collab.flush"})
 
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = (

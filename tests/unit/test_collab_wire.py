@@ -50,3 +50,16 @@ async def test_the_flusher_runs_each_callback_at_the_next_turn() -> None:
     assert ran == ["a", "b"]
     await asyncio.sleep(0)
     assert ran == ["a", "b"]
+
+
+async def test_a_failing_flush_does_not_hold_back_the_others() -> None:
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise OSError("socket gone")
+
+    flusher = wire.flusher()
+    flusher.schedule(broken)
+    flusher.schedule(lambda: ran.append("next"))
+    await asyncio.sleep(0)
+    assert ran == ["next"]
