@@ -28,6 +28,9 @@ class CollabConfig:
     max_pending_writes: int = 2000  # per room; the sockets' reads wait while more are unlogged
     awareness_clients_per_socket: int = 16
     offload_bytes: int = 16 * 1024  # updates larger than this are checked in a worker thread
+    # Membership changes are found by following the log; while it is busy, reads are spaced this
+    # many seconds apart (a command waiting for a change skips the wait).
+    follow_interval: float = 0.05
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CollabConfig:

@@ -13,6 +13,9 @@ The durability rule, and how the room keeps it while writing in batches:
    computed when asked but released only once every update applied before it has committed.
 4. If an append fails, the document holds updates that may not be in the log: the room fails,
    every socket is closed with 1013, and the next joiner loads the room again from the log.
+
+A membership change (`apply_membership`) revises a peer's access in place; a revoked peer leaves
+the room at once, and anything it sends afterwards is refused with its revocation.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from jacameno.collab.errors import (
     MessageTooLarge,
     RoomUnavailable,
 )
+from jacameno.collab.gatekeeper import Access
+from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.protocol import EMPTY_UPDATE
 from jacameno.collab.update import UpdateSummary, check_state_vector
@@ -133,15 +138,16 @@ class Room:
             )
         )
 
-    def leave(self, peer: Peer) -> None:
-        """Remove `peer`: clear the awareness states it introduced and tell the others."""
+    def leave(self, peer: Peer) -> bool:
+        """Remove `peer`: clear the awareness states it introduced and tell the others. False if
+        it had already left."""
         if self.peers.pop(peer.id, None) is None:
-            return
+            return False
         removal = self.awareness.remove(sorted(peer.awareness_clients))
         if removal is not None:
             self._broadcast(Outgoing(Kind.AWARENESS, removal))
         if not self.failed:
-            code = peer.connection.close_code
+            code = peer.close_code
             self._enqueue(
                 _Write(
                     events.session_event(
@@ -156,6 +162,36 @@ class Room:
             )
         if not self.peers:
             self._on_empty(self)
+        return True
+
+    def apply_membership(self, change: MembershipChange) -> None:
+        """Revise the access of the peers `change` concerns: a new role takes effect on their
+        next message (Hocuspocus peers are told their new scope); a revoked peer is told so by
+        its dialect and leaves the room."""
+        for peer in list(self.peers.values()):
+            outcome = change.revise(peer.access)
+            if outcome is None:
+                continue
+            fields = {
+                "project": self.project_id,
+                "connection": peer.id,
+                "user": peer.access.user_id,
+            }
+            if isinstance(outcome, Access):
+                peer.access = outcome
+                peer.deliver(Outgoing(Kind.ROLE, outcome.role.encode()))
+                logger.info(
+                    "role changed",
+                    extra={"action": "collab.role_changed", "role": outcome.role, **fields},
+                )
+            else:
+                peer.revoked = outcome
+                peer.dialect.revoke(peer.connection, outcome)
+                self.leave(peer)
+                logger.info(
+                    "access revoked",
+                    extra={"action": "collab.revoked", "code": outcome.close_code, **fields},
+                )
 
     # -- messages from peers ------------------------------------------------------------------
 
@@ -164,7 +200,7 @@ class Room:
         happens), MalformedMessage if it does not apply, MessageTooLarge if the document would
         grow over its limit, RoomUnavailable if the room failed. Waits while the room has too
         many unlogged writes."""
-        self._check_open()
+        self._check_open(peer)
         if summary.empty:
             self._defer(peer, None)
             return
@@ -224,7 +260,7 @@ class Room:
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
         """Queue sync step 2: what the document has that `state_vector` lacks."""
-        self._check_open()
+        self._check_open(peer)
         check_state_vector(state_vector)
         try:
             update = self.doc.get_update(state_vector)
@@ -234,7 +270,7 @@ class Room:
 
     def receive_awareness(self, peer: Peer, payload: bytes) -> None:
         """Relay an awareness update to the room (the sender included) and remember it."""
-        self._check_open()
+        self._check_open(peer)
         entries = awareness.decode(payload)
         present, removed = self.awareness.apply(entries)
         if not present and not removed:
@@ -247,13 +283,14 @@ class Room:
 
     def relay_stateless(self, peer: Peer, payload: str) -> None:
         """Relay a stateless message (Hocuspocus) to the other peers; never logged."""
-        self._check_open()
+        self._check_open(peer)
         message = Outgoing(Kind.STATELESS, payload.encode())
         for other in self.peers.values():
             if other is not peer:
                 other.deliver(message)
 
     def send_awareness_states(self, peer: Peer) -> None:
+        self._check_open(peer)
         states = self.awareness.encoded()
         if states is not None:
             peer.deliver(Outgoing(Kind.AWARENESS, states))
@@ -292,9 +329,13 @@ class Room:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
+    def _check_open(self, peer: Peer | None = None) -> None:
+        """RoomUnavailable if the room failed; a revoked `peer`'s revocation (an AdmissionError:
+        whatever it sent after it was revoked is refused)."""
         if self.failed:
             raise RoomUnavailable("the room is reloading")
+        if peer is not None and peer.revoked is not None:
+            raise peer.revoked
 
     def _broadcast(self, message: Outgoing, sender: Peer | None = None) -> None:
         for peer in self.peers.values():

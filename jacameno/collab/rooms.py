@@ -18,6 +18,7 @@ from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import GOING_AWAY, MalformedMessage, RoomUnavailable
 from jacameno.collab.gatekeeper import Access, Gatekeeper
+from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Peer
 from jacameno.collab.room import Room
 
@@ -116,17 +117,25 @@ class Rooms:
         return room, peer
 
     def detach(self, room: Room, peer: Peer) -> None:
-        """Leave: the peer's awareness is cleared for the others, `session.left` is logged."""
-        room.leave(peer)
+        """Leave: the peer's awareness is cleared for the others, `session.left` is logged.
+        Nothing happens if it already left (a revoked peer leaves when it is revoked)."""
+        if not room.leave(peer):
+            return
         logger.info(
             "left",
             extra={
                 "action": "collab.leave",
                 "project": room.project_id,
                 "connection": peer.id,
-                "code": peer.connection.close_code,
+                "code": peer.close_code,
             },
         )
+
+    def apply_membership(self, change: MembershipChange) -> None:
+        """Revise the access of this server's peers of the project (Room.apply_membership)."""
+        room = self.loaded(change.project_id)
+        if room is not None and not room.failed:
+            room.apply_membership(change)
 
     @contextlib.asynccontextmanager
     async def session(
