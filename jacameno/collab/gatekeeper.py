@@ -37,6 +37,11 @@ class Gatekeeper(Protocol):
         (not a member); a backing store's unavailability passes through as its own error."""
         ...
 
+    async def recheck(self, project_id: str, access: Access) -> Access:
+        """`access` as the read model has it now (the token is not checked again): the member's
+        current role and version. Raises ProjectNotFound or Forbidden like `admit`."""
+        ...
+
 
 def canonical_project_id(project_id: str) -> str | None:
     """Project ids are canonical UUIDs; anything else names no project."""
@@ -70,6 +75,9 @@ class MembershipGatekeeper:
         if canonical_project_id(project_id) is None:
             raise ProjectNotFound("no such project")
         return await self._access(project_id, claims.user_id)
+
+    async def recheck(self, project_id: str, access: Access) -> Access:
+        return await self._access(project_id, access.user_id)
 
     async def _access(self, project_id: str, user_id: str) -> Access:
         state = await self._projects.state(project_id)

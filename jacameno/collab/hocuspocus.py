@@ -49,7 +49,7 @@ from jacameno.collab.errors import (
     MessageTooLarge,
 )
 from jacameno.collab.gatekeeper import WRITERS
-from jacameno.collab.peer import Kind, Peer
+from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 from jacameno.collab.update import check_update
@@ -247,9 +247,16 @@ async def _authenticate(
         connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
         return
     connection.send(dialect.auth(AUTH_AUTHENTICATED, scope(access.role)))
-    document.room, document.peer = await registry.attach(
-        project_id, connection, access, dialect, peer_id=f"{connection.id}/{dialect.name}"
-    )
+    try:
+        room, peer = await registry.attach(
+            project_id, connection, access, dialect, peer_id=f"{connection.id}/{dialect.name}"
+        )
+    except AdmissionError as exc:  # the membership changed while the socket was being let in
+        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
+        return
+    if peer.access.role != access.role:
+        peer.deliver(Outgoing(Kind.ROLE, peer.access.role.encode()))
+    document.room, document.peer = room, peer
 
 
 ROUTES = [WebSocketRoute("/hocuspocus", hocuspocus, name="hocuspocus")]

@@ -1,14 +1,17 @@
 """Membership changes reach open y-websocket sockets: a removed member is closed with 4403, a
 deleted project's sockets with 4404, a new role takes effect on the next update; also for a
-socket on another server of the same database."""
+socket being let in at that moment, and for a socket on another server of the same database."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pycrdt import Text
 
 from jacameno.collab import events, protocol
+from jacameno.collab.gatekeeper import Access, Gatekeeper
 from tests.integration.collab.support import (
     Server,
     YClient,
@@ -109,6 +112,44 @@ async def test_a_promoted_viewer_writes_without_reconnecting(server: Server) -> 
     assert [e.metadata["user_id"] for e in logged] == [vera.id]
     await owner.close()
     await viewer.close()
+
+
+@dataclass
+class HeldGatekeeper:
+    """Wraps the server's gatekeeper: an admission waits, once decided, until `resume` is set."""
+
+    gatekeeper: Gatekeeper
+    admitted: asyncio.Event = field(default_factory=asyncio.Event)
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def admit(self, project_id: str, token: str | None) -> Access:
+        access = await self.gatekeeper.admit(project_id, token)
+        self.admitted.set()
+        await self.resume.wait()
+        return access
+
+    async def recheck(self, project_id: str, access: Access) -> Access:
+        return await self.gatekeeper.recheck(project_id, access)
+
+
+async def test_a_member_removed_while_being_let_in_is_closed_4403(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "editor"))
+    owner = await server.client(project, alice)
+    await owner.sync()
+    held = HeldGatekeeper(server.rooms.gatekeeper)
+    server.rooms.gatekeeper = held
+    connecting = asyncio.create_task(server.client(project, bob))
+    await eventually(held.admitted.is_set)
+    # Admitted as an editor; removed before joining the room, so the removal finds no socket.
+    await server.remove_member(alice, project, bob)
+    held.resume.set()
+    editor = await connecting
+    assert await editor.wait_closed() == 4403
+    assert [e.metadata["user_id"] for e in await server.events(project, events.SESSION_JOINED)] == [
+        alice.id
+    ]
+    await owner.close()
 
 
 async def test_a_removal_on_one_server_closes_the_socket_on_another(
