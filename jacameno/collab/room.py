@@ -99,6 +99,7 @@ class Room:
         self._on_empty = on_empty
         self._on_failed = on_failed
         self._pending: list[_Write] = []
+        self._appending = 0  # events in the append under way
         self._writer: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._applied = 0
@@ -313,7 +314,15 @@ class Room:
 
     async def close(self) -> None:
         """Wait for pending writes and a running snapshot, then take a last snapshot if the log
-        has updates after the latest one. The room must have no peers."""
+        has updates after the latest one. The room must have no peers. After `drain_timeout`
+        seconds, whatever is still under way is abandoned, with a warning."""
+        try:
+            async with asyncio.timeout(self._config.drain_timeout):
+                await self._drain()
+        except TimeoutError:
+            self._abandon()
+
+    async def _drain(self) -> None:
         while self._writer is not None:
             await asyncio.shield(self._writer)
         if self._snapshotting is not None:
@@ -322,6 +331,30 @@ class Room:
             self._start_snapshot()
             if self._snapshotting is not None:
                 await asyncio.shield(self._snapshotting)
+
+    def _abandon(self) -> None:
+        # Nothing acknowledged is lost: an update is acknowledged (echo, SyncStatus) only after
+        # its append committed, so the updates abandoned here were never acknowledged to
+        # anyone. Their senders' providers resend them when they reconnect (sync step 2); an
+        # append under way may still commit if the database wakes up, which is harmless.
+        logger.warning(
+            "room closed with writes under way; they are abandoned",
+            extra={
+                "action": "collab.drain_abandoned",
+                "project": self.project_id,
+                "updates": self._applied - self._committed,
+                "events": self._appending + len(self._pending),
+                "snapshot": self._snapshotting is not None,
+                "seconds": self._config.drain_timeout,
+            },
+        )
+        self.failed = True
+        self._pending.clear()
+        self._deferred.clear()
+        self._progress.set()
+        for task in (self._writer, self._snapshotting):
+            if task is not None:
+                task.cancel()
 
     @property
     def busy(self) -> bool:
@@ -361,6 +394,7 @@ class Room:
         try:
             while self._pending and not self.failed:
                 batch, self._pending = self._pending, []
+                self._appending = len(batch)
                 self._progress.set()
                 try:
                     result = await self._store.append(self.stream, [w.event for w in batch])
@@ -392,6 +426,7 @@ class Room:
                 self._committed_batch(batch)
         finally:
             self._writer = None
+            self._appending = 0
 
     async def _catch_up(self, to_version: int) -> None:
         """Apply and broadcast doc updates other writers appended (versions after ours)."""

@@ -250,7 +250,8 @@ class Rooms:
             del self._entries[room.project_id]
 
     async def close(self) -> None:
-        """Close every socket (1001) and finish every room's writes and last snapshot."""
+        """Close every socket (1001) and finish every room's writes and last snapshot, each
+        room within `drain_timeout` (Room.close)."""
         self._closed = True
         for entry in list(self._entries.values()):
             if entry.unload_timer is not None:
