@@ -25,6 +25,7 @@ from jacameno.auth.tokens import AccessTokens
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.gatekeeper import MembershipGatekeeper
+from jacameno.collab.membership import MembershipFollower
 from jacameno.collab.rooms import Rooms
 from jacameno.database import open_event_store
 from jacameno.http import errors, openapi
@@ -82,6 +83,25 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             )
             limiter: RateLimiter = MemoryRateLimiter() if redis is None else RedisRateLimiter(redis)
             sessions = DatabaseSessionStore(db) if redis is None else RedisSessionStore(redis)
+            accounts = Accounts(db, passwords)
+            access_tokens = AccessTokens(settings.jwt_secret, settings.access_token_seconds)
+            reads = ProjectsReadModel(db)
+            rooms = Rooms(
+                store, MembershipGatekeeper(access_tokens, accounts, reads), collab_config
+            )
+            app.state.collab = rooms
+            stack.push_async_callback(rooms.close)
+            # From the read model's checkpoint, not the head: a change the read model has not
+            # applied yet may still let a socket in on the old membership.
+            membership = MembershipFollower(
+                store,
+                rooms.apply_membership,
+                min(status.position for status in await runner.status()),
+                settled=runner.wait_for,
+                interval=collab_config.follow_interval,
+            )
+            membership.start()
+            stack.push_async_callback(membership.stop)
             app.state.services = Services(
                 settings=settings,
                 store=store,
@@ -90,20 +110,14 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
                 runner=runner,
                 metrics=metrics,
                 passwords=passwords,
-                accounts=Accounts(db, passwords),
-                access_tokens=AccessTokens(settings.jwt_secret, settings.access_token_seconds),
+                accounts=accounts,
+                access_tokens=access_tokens,
                 refresh_tokens=RefreshTokens(
                     sessions, settings.jwt_secret, settings.refresh_token_seconds
                 ),
                 limiter=limiter,
-                projects=Projects(store, runner, ProjectsReadModel(db)),
+                projects=Projects(store, runner, reads, followers=[membership]),
             )
-            services = app.state.services
-            gatekeeper = MembershipGatekeeper(
-                services.access_tokens, services.accounts, services.projects.reads
-            )
-            app.state.collab = Rooms(store, gatekeeper, collab_config)
-            stack.push_async_callback(app.state.collab.close)
             logger.info(
                 "started",
                 extra={

@@ -21,6 +21,9 @@ class CollabConfig:
     # every 15 s); protocol-level pings are uvicorn's (ws_ping_interval)
     close_timeout: float = 10.0  # how long a close may wait behind a socket that does not read
     unload_delay: float = 30.0  # seconds a room stays loaded after its last socket left
+    # how long closing a room (unload, shutdown) waits for its writes and last snapshot; then
+    # they are abandoned, so a hung database cannot hang the server's shutdown
+    drain_timeout: float = 10.0
     snapshot_every_updates: int = 1000
     # each room's snapshot point varies by this fraction, so rooms do not all fold at once
     snapshot_jitter: float = 0.25
@@ -28,6 +31,9 @@ class CollabConfig:
     max_pending_writes: int = 2000  # per room; the sockets' reads wait while more are unlogged
     awareness_clients_per_socket: int = 16
     offload_bytes: int = 16 * 1024  # updates larger than this are checked in a worker thread
+    # Membership changes are found by following the log; while it is busy, reads are spaced this
+    # many seconds apart (a command waiting for a change skips the wait).
+    follow_interval: float = 0.05
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CollabConfig:

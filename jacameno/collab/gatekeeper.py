@@ -14,13 +14,16 @@ from jacameno.projects.readmodel import ProjectsReadModel
 
 Role = Literal["owner", "editor", "viewer"]
 WRITERS = frozenset({"owner", "editor"})
-_ROLES: dict[str, Role] = {"owner": "owner", "editor": "editor", "viewer": "viewer"}
+ROLES: dict[str, Role] = {"owner": "owner", "editor": "editor", "viewer": "viewer"}
 
 
 @dataclass(frozen=True, slots=True)
 class Access:
     user_id: str
     role: Role
+    # The project stream's version the decision reflects (the read model's): a membership change
+    # at a later version revises it (jacameno.collab.membership), an earlier one does not.
+    version: int
 
     @property
     def can_write(self) -> bool:
@@ -32,6 +35,11 @@ class Gatekeeper(Protocol):
         """The access `token` gives to project `project_id`. Raises Unauthenticated (no, bad or
         expired token; deleted user), ProjectNotFound (no such project, or deleted), Forbidden
         (not a member); a backing store's unavailability passes through as its own error."""
+        ...
+
+    async def recheck(self, project_id: str, access: Access) -> Access:
+        """`access` as the read model has it now (the token is not checked again): the member's
+        current role and version. Raises ProjectNotFound or Forbidden like `admit`."""
         ...
 
 
@@ -66,10 +74,16 @@ class MembershipGatekeeper:
             raise Unauthenticated("the access token is invalid or expired")
         if canonical_project_id(project_id) is None:
             raise ProjectNotFound("no such project")
+        return await self._access(project_id, claims.user_id)
+
+    async def recheck(self, project_id: str, access: Access) -> Access:
+        return await self._access(project_id, access.user_id)
+
+    async def _access(self, project_id: str, user_id: str) -> Access:
         state = await self._projects.state(project_id)
         if state is None or state.deleted:
             raise ProjectNotFound("no such project")
-        role = _ROLES.get(state.roles.get(claims.user_id, ""))
+        role = ROLES.get(state.roles.get(user_id, ""))
         if role is None:
             raise Forbidden("not a member of this project")
-        return Access(claims.user_id, role)
+        return Access(user_id, role, state.version)

@@ -19,7 +19,15 @@ Admission is in-band: a document's first message is its auth message; the token 
 the same gatekeeper as `/collab` and answered with *authenticated* (the socket then joins the
 room) or *permission denied* (the socket stays open for its other documents). Messages for a
 document that is not authenticated are ignored. The sender of an update gets SyncStatus instead
-of an echo; a viewer's update gets SyncStatus 0 and is neither applied nor logged."""
+of an echo; a viewer's update gets SyncStatus 0 and is neither applied nor logged.
+
+Membership changes while a document is open (jacameno.collab.membership) are told in the same
+terms, for that document only: a revoked access gets *permission denied* (the provider emits
+`authenticationFailed`; the document is no longer authenticated, so what else the client sends
+for it is ignored until it authenticates again, and the socket stays open for its other
+documents), and a changed role gets *authenticated* with the new scope (the provider updates
+`authorizedScope`). We do not send Hocuspocus's close message (7) instead: the provider reports
+it as a close with code 1000, which says nothing of why."""
 
 from __future__ import annotations
 
@@ -40,7 +48,8 @@ from jacameno.collab.errors import (
     MalformedMessage,
     MessageTooLarge,
 )
-from jacameno.collab.peer import Kind, Peer
+from jacameno.collab.gatekeeper import WRITERS
+from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 from jacameno.collab.update import check_update
@@ -78,6 +87,9 @@ class HocuspocusDialect:
     def acknowledgement(self, applied: bool) -> bytes | None:
         return self._prefix + bytes((SYNC_STATUS, 1 if applied else 0))
 
+    def revoke(self, connection: Connection, error: AdmissionError) -> None:
+        connection.send(self.auth(AUTH_PERMISSION_DENIED, str(error)))
+
     def encode(self, kind: Kind, payload: bytes) -> bytes | None:
         if kind is Kind.UPDATE:
             return self._prefix + bytes((SYNC, protocol.SYNC_UPDATE)) + write_var_bytes(payload)
@@ -89,10 +101,16 @@ class HocuspocusDialect:
             return self._prefix + bytes((SYNC, protocol.SYNC_STEP2)) + write_var_bytes(payload)
         if kind is Kind.STATELESS:
             return self._prefix + bytes((STATELESS,)) + write_var_bytes(payload)
+        if kind is Kind.ROLE:
+            return self.auth(AUTH_AUTHENTICATED, scope(payload.decode()))
         return self.auth(AUTH_PERMISSION_DENIED, payload.decode())  # Kind.PERMISSION_DENIED
 
     def auth(self, kind: int, text: str) -> bytes:
         return self._prefix + bytes((AUTH,)) + write_var_uint(kind) + write_var_string(text)
+
+
+def scope(role: str) -> str:
+    return "read-write" if role in WRITERS else "readonly"
 
 
 @dataclass(slots=True)
@@ -157,6 +175,8 @@ async def _handle(
     document = documents.get(name)
     if document is None:
         document = documents[name] = _Document(HocuspocusDialect(name))
+    if document.peer is not None and document.peer.revoked is not None:
+        document.room = document.peer = None  # revoked: it left the room and was told so
     if kind == AUTH:
         if reader.var_uint() != AUTH_TOKEN:
             raise reader.fail("clients only send tokens")
@@ -184,6 +204,8 @@ async def _handle(
                 await room.receive_update(peer, payload, summary)
             except ReadOnly:
                 peer.acknowledge(applied=False)
+            except AdmissionError:  # revoked while the update was being checked
+                document.room = document.peer = None
         else:
             raise reader.fail(f"unknown sync step {step}")
     elif kind == AWARENESS:
@@ -224,11 +246,17 @@ async def _authenticate(
     except (EventStoreError, DatabaseUnavailable):
         connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
         return
-    scope = "read-write" if access.can_write else "readonly"
-    connection.send(dialect.auth(AUTH_AUTHENTICATED, scope))
-    document.room, document.peer = await registry.attach(
-        project_id, connection, access, dialect, peer_id=f"{connection.id}/{dialect.name}"
-    )
+    connection.send(dialect.auth(AUTH_AUTHENTICATED, scope(access.role)))
+    try:
+        room, peer = await registry.attach(
+            project_id, connection, access, dialect, peer_id=f"{connection.id}/{dialect.name}"
+        )
+    except AdmissionError as exc:  # the membership changed while the socket was being let in
+        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
+        return
+    if peer.access.role != access.role:
+        peer.deliver(Outgoing(Kind.ROLE, peer.access.role.encode()))
+    document.room, document.peer = room, peer
 
 
 ROUTES = [WebSocketRoute("/hocuspocus", hocuspocus, name="hocuspocus")]

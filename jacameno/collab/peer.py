@@ -11,6 +11,7 @@ import enum
 from typing import Protocol
 
 from jacameno.collab.connection import Connection
+from jacameno.collab.errors import AdmissionError
 from jacameno.collab.gatekeeper import Access
 from jacameno.collab.wire import Frame
 
@@ -22,6 +23,7 @@ class Kind(enum.Enum):
     AWARENESS = "awareness"
     STATELESS = "stateless"  # payload: UTF-8 text (Hocuspocus only)
     PERMISSION_DENIED = "permission_denied"  # payload: UTF-8 reason
+    ROLE = "role"  # payload: the peer's new role, after a role change (Hocuspocus: its scope)
 
 
 class Dialect(Protocol):
@@ -44,6 +46,10 @@ class Dialect(Protocol):
 
     def acknowledgement(self, applied: bool) -> bytes | None:
         """The frame telling a sender its update is durable (or was refused), if any."""
+        ...
+
+    def revoke(self, connection: Connection, error: AdmissionError) -> None:
+        """Tell the socket it lost its access to the room, as its clients understand it."""
         ...
 
 
@@ -71,7 +77,15 @@ class Peer:
     """One socket in one room. (A y-websocket socket is in exactly one room; a Hocuspocus socket
     may multiplex several documents, one Peer each, sharing one Connection.)"""
 
-    __slots__ = ("access", "awareness_clients", "connection", "dialect", "id", "joined_at")
+    __slots__ = (
+        "access",
+        "awareness_clients",
+        "connection",
+        "dialect",
+        "id",
+        "joined_at",
+        "revoked",
+    )
 
     def __init__(
         self,
@@ -87,6 +101,12 @@ class Peer:
         self.joined_at = joined_at
         self.awareness_clients: set[int] = set()
         self.id = peer_id or connection.id  # unique within a room
+        self.revoked: AdmissionError | None = None  # set when a membership change revoked it
+
+    @property
+    def close_code(self) -> int | None:
+        """Why the peer left its room: its revocation's code, else its socket's close code."""
+        return self.revoked.close_code if self.revoked is not None else self.connection.close_code
 
     def deliver(self, message: Outgoing) -> None:
         frame = message.frame(self.dialect)

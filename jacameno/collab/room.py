@@ -13,6 +13,9 @@ The durability rule, and how the room keeps it while writing in batches:
    computed when asked but released only once every update applied before it has committed.
 4. If an append fails, the document holds updates that may not be in the log: the room fails,
    every socket is closed with 1013, and the next joiner loads the room again from the log.
+
+A membership change (`apply_membership`) revises a peer's access in place; a revoked peer leaves
+the room at once, and anything it sends afterwards is refused with its revocation.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from jacameno.collab.errors import (
     MessageTooLarge,
     RoomUnavailable,
 )
+from jacameno.collab.gatekeeper import Access
+from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.protocol import EMPTY_UPDATE
 from jacameno.collab.update import UpdateSummary, check_state_vector
@@ -94,6 +99,7 @@ class Room:
         self._on_empty = on_empty
         self._on_failed = on_failed
         self._pending: list[_Write] = []
+        self._appending = 0  # events in the append under way
         self._writer: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         self._applied = 0
@@ -133,15 +139,16 @@ class Room:
             )
         )
 
-    def leave(self, peer: Peer) -> None:
-        """Remove `peer`: clear the awareness states it introduced and tell the others."""
+    def leave(self, peer: Peer) -> bool:
+        """Remove `peer`: clear the awareness states it introduced and tell the others. False if
+        it had already left."""
         if self.peers.pop(peer.id, None) is None:
-            return
+            return False
         removal = self.awareness.remove(sorted(peer.awareness_clients))
         if removal is not None:
             self._broadcast(Outgoing(Kind.AWARENESS, removal))
         if not self.failed:
-            code = peer.connection.close_code
+            code = peer.close_code
             self._enqueue(
                 _Write(
                     events.session_event(
@@ -156,6 +163,36 @@ class Room:
             )
         if not self.peers:
             self._on_empty(self)
+        return True
+
+    def apply_membership(self, change: MembershipChange) -> None:
+        """Revise the access of the peers `change` concerns: a new role takes effect on their
+        next message (Hocuspocus peers are told their new scope); a revoked peer is told so by
+        its dialect and leaves the room."""
+        for peer in list(self.peers.values()):
+            outcome = change.revise(peer.access)
+            if outcome is None:
+                continue
+            fields = {
+                "project": self.project_id,
+                "connection": peer.id,
+                "user": peer.access.user_id,
+            }
+            if isinstance(outcome, Access):
+                peer.access = outcome
+                peer.deliver(Outgoing(Kind.ROLE, outcome.role.encode()))
+                logger.info(
+                    "role changed",
+                    extra={"action": "collab.role_changed", "role": outcome.role, **fields},
+                )
+            else:
+                peer.revoked = outcome
+                peer.dialect.revoke(peer.connection, outcome)
+                self.leave(peer)
+                logger.info(
+                    "access revoked",
+                    extra={"action": "collab.revoked", "code": outcome.close_code, **fields},
+                )
 
     # -- messages from peers ------------------------------------------------------------------
 
@@ -164,7 +201,7 @@ class Room:
         happens), MalformedMessage if it does not apply, MessageTooLarge if the document would
         grow over its limit, RoomUnavailable if the room failed. Waits while the room has too
         many unlogged writes."""
-        self._check_open()
+        self._check_open(peer)
         if summary.empty:
             self._defer(peer, None)
             return
@@ -224,7 +261,7 @@ class Room:
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
         """Queue sync step 2: what the document has that `state_vector` lacks."""
-        self._check_open()
+        self._check_open(peer)
         check_state_vector(state_vector)
         try:
             update = self.doc.get_update(state_vector)
@@ -234,7 +271,7 @@ class Room:
 
     def receive_awareness(self, peer: Peer, payload: bytes) -> None:
         """Relay an awareness update to the room (the sender included) and remember it."""
-        self._check_open()
+        self._check_open(peer)
         entries = awareness.decode(payload)
         present, removed = self.awareness.apply(entries)
         if not present and not removed:
@@ -247,13 +284,14 @@ class Room:
 
     def relay_stateless(self, peer: Peer, payload: str) -> None:
         """Relay a stateless message (Hocuspocus) to the other peers; never logged."""
-        self._check_open()
+        self._check_open(peer)
         message = Outgoing(Kind.STATELESS, payload.encode())
         for other in self.peers.values():
             if other is not peer:
                 other.deliver(message)
 
     def send_awareness_states(self, peer: Peer) -> None:
+        self._check_open(peer)
         states = self.awareness.encoded()
         if states is not None:
             peer.deliver(Outgoing(Kind.AWARENESS, states))
@@ -276,7 +314,15 @@ class Room:
 
     async def close(self) -> None:
         """Wait for pending writes and a running snapshot, then take a last snapshot if the log
-        has updates after the latest one. The room must have no peers."""
+        has updates after the latest one. The room must have no peers. After `drain_timeout`
+        seconds, whatever is still under way is abandoned, with a warning."""
+        try:
+            async with asyncio.timeout(self._config.drain_timeout):
+                await self._drain()
+        except TimeoutError:
+            self._abandon()
+
+    async def _drain(self) -> None:
         while self._writer is not None:
             await asyncio.shield(self._writer)
         if self._snapshotting is not None:
@@ -286,15 +332,43 @@ class Room:
             if self._snapshotting is not None:
                 await asyncio.shield(self._snapshotting)
 
+    def _abandon(self) -> None:
+        # Nothing acknowledged is lost: an update is acknowledged (echo, SyncStatus) only after
+        # its append committed, so the updates abandoned here were never acknowledged to
+        # anyone. Their senders' providers resend them when they reconnect (sync step 2); an
+        # append under way may still commit if the database wakes up, which is harmless.
+        logger.warning(
+            "room closed with writes under way; they are abandoned",
+            extra={
+                "action": "collab.drain_abandoned",
+                "project": self.project_id,
+                "updates": self._applied - self._committed,
+                "events": self._appending + len(self._pending),
+                "snapshot": self._snapshotting is not None,
+                "seconds": self._config.drain_timeout,
+            },
+        )
+        self.failed = True
+        self._pending.clear()
+        self._deferred.clear()
+        self._progress.set()
+        for task in (self._writer, self._snapshotting):
+            if task is not None:
+                task.cancel()
+
     @property
     def busy(self) -> bool:
         return self._writer is not None
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
+    def _check_open(self, peer: Peer | None = None) -> None:
+        """RoomUnavailable if the room failed; a revoked `peer`'s revocation (an AdmissionError:
+        whatever it sent after it was revoked is refused)."""
         if self.failed:
             raise RoomUnavailable("the room is reloading")
+        if peer is not None and peer.revoked is not None:
+            raise peer.revoked
 
     def _broadcast(self, message: Outgoing, sender: Peer | None = None) -> None:
         for peer in self.peers.values():
@@ -320,6 +394,7 @@ class Room:
         try:
             while self._pending and not self.failed:
                 batch, self._pending = self._pending, []
+                self._appending = len(batch)
                 self._progress.set()
                 try:
                     result = await self._store.append(self.stream, [w.event for w in batch])
@@ -351,6 +426,7 @@ class Room:
                 self._committed_batch(batch)
         finally:
             self._writer = None
+            self._appending = 0
 
     async def _catch_up(self, to_version: int) -> None:
         """Apply and broadcast doc updates other writers appended (versions after ours)."""

@@ -18,8 +18,10 @@ from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import GOING_AWAY, MalformedMessage, RoomUnavailable
 from jacameno.collab.gatekeeper import Access, Gatekeeper
+from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Peer
 from jacameno.collab.room import Room
+from projections.sql import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,14 @@ class _Entry:
     closing: asyncio.Task[None] | None = None
     unload_timer: asyncio.TimerHandle | None = None
     room: Room | None = field(default=None)
+
+
+@dataclass(slots=True)
+class _Attaching:
+    """The sockets of one project being let in, and the membership changes seen meanwhile."""
+
+    sockets: int = 0
+    changes: int = 0
 
 
 class Rooms:
@@ -51,6 +61,7 @@ class Rooms:
         self.config = config
         self.node = node or node_name()
         self._entries: dict[str, _Entry] = {}
+        self._attaching: dict[str, _Attaching] = {}
         self._closed = False
         self.loads = 0
         # Snapshot folds run one at a time: pycrdt holds the GIL through a fold, so rooms folding
@@ -99,8 +110,26 @@ class Rooms:
         peer_id: str | None = None,
     ) -> tuple[Room, Peer]:
         """Join the project's room (every dialect's way in): the peer gets sync step 1 and the
-        awareness states, and `session.joined` is logged. RoomUnavailable if it cannot load."""
-        room = await self.open(project_id)
+        awareness states, and `session.joined` is logged. RoomUnavailable if it cannot load;
+        Forbidden or ProjectNotFound if `access` is no longer what the read model says.
+
+        `access` was decided on the read model before this call, and a membership change may
+        have been applied to the rooms since (`apply_membership`, which runs only once the read
+        model has the change): so the access is read again, and again as long as a change of
+        the project arrives before the peer has joined. A later change finds it in the room."""
+        attaching = self._attaching.setdefault(project_id, _Attaching())
+        attaching.sockets += 1
+        try:
+            while True:
+                seen = attaching.changes
+                access = await self._recheck(project_id, access)
+                room = await self.open(project_id)
+                if attaching.changes == seen:
+                    break
+        finally:
+            attaching.sockets -= 1
+            if not attaching.sockets:
+                del self._attaching[project_id]
         peer = Peer(connection, dialect, access, time.monotonic(), peer_id)
         room.join(peer, dialect.key)
         logger.info(
@@ -116,17 +145,35 @@ class Rooms:
         return room, peer
 
     def detach(self, room: Room, peer: Peer) -> None:
-        """Leave: the peer's awareness is cleared for the others, `session.left` is logged."""
-        room.leave(peer)
+        """Leave: the peer's awareness is cleared for the others, `session.left` is logged.
+        Nothing happens if it already left (a revoked peer leaves when it is revoked)."""
+        if not room.leave(peer):
+            return
         logger.info(
             "left",
             extra={
                 "action": "collab.leave",
                 "project": room.project_id,
                 "connection": peer.id,
-                "code": peer.connection.close_code,
+                "code": peer.close_code,
             },
         )
+
+    def apply_membership(self, change: MembershipChange) -> None:
+        """Revise the access of this server's peers of the project (Room.apply_membership), and
+        make sockets being let in to it check their access again (see `attach`)."""
+        attaching = self._attaching.get(change.project_id)
+        if attaching is not None:
+            attaching.changes += 1
+        room = self.loaded(change.project_id)
+        if room is not None and not room.failed:
+            room.apply_membership(change)
+
+    async def _recheck(self, project_id: str, access: Access) -> Access:
+        try:
+            return await self.gatekeeper.recheck(project_id, access)
+        except (EventStoreError, DatabaseUnavailable) as exc:
+            raise RoomUnavailable("try again later") from exc
 
     @contextlib.asynccontextmanager
     async def session(
@@ -203,7 +250,8 @@ class Rooms:
             del self._entries[room.project_id]
 
     async def close(self) -> None:
-        """Close every socket (1001) and finish every room's writes and last snapshot."""
+        """Close every socket (1001) and finish every room's writes and last snapshot, each
+        room within `drain_timeout` (Room.close)."""
         self._closed = True
         for entry in list(self._entries.values()):
             if entry.unload_timer is not None:

@@ -7,7 +7,8 @@ once with 4401, 4403 or 4404 (browsers cannot read an HTTP status from a failed 
 
 Then one protocol message per binary frame (jacameno.collab.protocol). A viewer's non-empty update
 is refused: it is not applied nor logged, and the socket receives y-protocols' permission-denied
-auth message; the socket stays open (closing would only make the provider reconnect and resend)."""
+auth message; the socket stays open (closing would only make the provider reconnect and resend).
+A socket whose access is revoked while open is closed with 4403 (removed) or 4404 (deleted)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ class YWebsocketDialect:
 
     def acknowledgement(self, applied: bool) -> bytes | None:
         return None  # the echo is the acknowledgement
+
+    def revoke(self, connection: Connection, error: AdmissionError) -> None:
+        connection.close(error.close_code, str(error))  # the socket serves one room only
 
     def encode(self, kind: Kind, payload: bytes) -> bytes | None:
         if kind is Kind.UPDATE:

@@ -1,7 +1,9 @@
 """Commands on projects. Each appends events to the project's stream with the stream's version as
 `expected_version` (retrying when someone else wrote first), then waits until the projection has
 applied them, so the next request (from anyone) sees the change: a removed member loses access at
-once.
+once. It also waits for this server's other followers of the log (the collaboration rooms): when
+a removal returns, the member's sockets on this server are closed; other servers follow within
+moments.
 
 Rights: every member reads the project and its members; owners and editors rename; owners
 delete and manage members; anyone may leave. A project always keeps an owner."""
@@ -9,7 +11,8 @@ delete and manage members; anyone may leave. A project always keeps an owner."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
 from jacameno import logs
@@ -45,6 +48,12 @@ class Conflict(ProjectError):
 Decide = Callable[[ProjectState], list[NewEvent]]
 
 
+class Follower(Protocol):
+    async def wait_for(self, position: int, timeout: float = 5.0) -> None:
+        """Return once the log up to `position` is handled; TimeoutError after `timeout`."""
+        ...
+
+
 def _event(kind: str, actor: str, **data: str) -> NewEvent:
     metadata = {"user_id": actor}
     request_id = logs.request_id.get()
@@ -59,10 +68,17 @@ def _require(state: ProjectState, actor: str, *roles: str) -> None:
 
 
 class Projects:
-    def __init__(self, store: EventStore, runner: ProjectionRunner, reads: ProjectsReadModel):
+    def __init__(
+        self,
+        store: EventStore,
+        runner: ProjectionRunner,
+        reads: ProjectsReadModel,
+        followers: Sequence[Follower] = (),
+    ) -> None:
         self._store = store
         self._runner = runner
         self.reads = reads
+        self._followers = followers
 
     async def create(self, actor: str, title: str) -> ProjectView:
         project_id = str(uuid.uuid4())
@@ -158,5 +174,7 @@ class Projects:
             except ConcurrencyError:
                 continue
             await self._runner.wait_for(result.last_position)
+            for follower in self._followers:
+                await follower.wait_for(result.last_position)
             return
         raise Conflict("concurrent_update", "the project changed meanwhile; try again")

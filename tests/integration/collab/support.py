@@ -118,6 +118,26 @@ class Server:
             assert response.status_code == 201, response.text
         return project_id
 
+    async def change_role(self, owner: User, project_id: str, member: User, role: str) -> None:
+        await self._command(owner, "PATCH", f"{project_id}/members/{member.id}", {"role": role})
+
+    async def remove_member(self, owner: User, project_id: str, member: User) -> None:
+        await self._command(owner, "DELETE", f"{project_id}/members/{member.id}")
+
+    async def delete_project(self, owner: User, project_id: str) -> None:
+        await self._command(owner, "DELETE", project_id)
+
+    async def _command(
+        self, actor: User, method: str, path: str, body: dict[str, str] | None = None
+    ) -> None:
+        response = await self.http.request(
+            method,
+            f"/api/projects/{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {actor.token}"},
+        )
+        assert response.status_code in (200, 204), response.text
+
     async def events(self, project_id: str, kind: str | None = None) -> list[RecordedEvent]:
         found = await self.store.read_stream(f"project-{project_id}")
         return [e for e in found if kind is None or e.type == kind]

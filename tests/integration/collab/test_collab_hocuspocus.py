@@ -4,6 +4,7 @@ SyncStatus only after the commit, stateless messages relayed and never logged.""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,3 +195,53 @@ async def test_a_malformed_frame_closes_the_socket_4400(server: Server) -> None:
     await client.ws.send(write_var_string("x") + write_var_uint(42))
     await client._reader
     assert client.ws.close_code == 4400
+
+
+async def test_a_revoked_document_is_denied_and_the_socket_keeps_the_others(
+    server: Server,
+) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    shared = await server.project(alice, (bob, "editor"))
+    own = await server.project(bob)
+    client = await HocuspocusClient.open(server)
+    revoked = await client.attach(shared, bob.token)
+    kept = await client.attach(own, bob.token)
+    await eventually(lambda: revoked.synced and kept.synced)
+    await server.remove_member(alice, shared, bob)
+    await eventually(lambda: revoked.denied is not None)
+    assert revoked.denied == "no longer a member of this project"
+    # What the client still sends for the revoked document is ignored; the other one is served.
+    statuses = list(revoked.statuses)
+    await client.update(shared, _edit(revoked, "ignored"))
+    await client.update(own, _edit(kept, "served"))
+    await eventually(lambda: kept.statuses[-1:] == [1] and len(kept.statuses) == 2)
+    assert revoked.statuses == statuses
+    assert await server.events(shared, events.DOC_UPDATED) == []
+    assert len(await server.events(own, events.DOC_UPDATED)) == 1
+    left = await server.events(shared, events.SESSION_LEFT)
+    assert [(e.metadata["user_id"], json.loads(e.data)["code"]) for e in left] == [(bob.id, 4403)]
+    # Authenticating the document again is answered like any refused admission.
+    revoked.denied = None
+    await client.attach(shared, bob.token)
+    await eventually(lambda: client.documents[shared].denied == "not a member of this project")
+    await client.close()
+
+
+async def test_a_role_change_is_told_as_the_new_scope(server: Server) -> None:
+    alice, vera = await server.user("alice"), await server.user("vera")
+    project = await server.project(alice, (vera, "viewer"))
+    client = await HocuspocusClient.open(server)
+    document = await client.attach(project, vera.token)
+    await eventually(lambda: document.synced)
+    assert document.scope == "readonly"
+    await server.change_role(alice, project, vera, "editor")
+    await eventually(lambda: document.scope == "read-write")
+    await client.update(project, _edit(document, "as an editor"))
+    await eventually(lambda: document.statuses[-1:] == [1] and len(document.statuses) == 2)
+    await server.change_role(alice, project, vera, "viewer")
+    await eventually(lambda: document.scope == "readonly")
+    await client.update(project, _edit(document, "as a viewer"))
+    await eventually(lambda: document.statuses[-1:] == [0])
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.metadata["user_id"] for e in logged] == [vera.id]
+    await client.close()

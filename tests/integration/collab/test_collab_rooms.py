@@ -1,9 +1,11 @@
-"""Rooms: awareness, one shared load, snapshots, unloading, and a log that fails."""
+"""Rooms: awareness, one shared load, snapshots, unloading, a log that fails, and a shutdown
+that a hung log cannot hold up."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from pycrdt import Map, Text
@@ -12,7 +14,15 @@ from eventstore import StoreUnavailableError
 from jacameno.collab import awareness, document, events, protocol, room
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.encoding import write_var_uint
-from tests.integration.collab.support import Gate, Server, YClient, content, eventually
+from jacameno.settings import Settings
+from tests.integration.collab.support import (
+    Gate,
+    Server,
+    YClient,
+    content,
+    eventually,
+    serving,
+)
 
 
 def _awareness(client: int, clock: int, state: object) -> bytes:
@@ -139,3 +149,25 @@ async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Serve
     rebuilt = document.build(b"\x00\x00", [e.data for e in logged])
     assert content(rebuilt) == a.content()
     await retry.close()
+
+
+async def test_shutdown_abandons_a_hung_append_after_the_drain_timeout(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(settings, CollabConfig(drain_timeout=0.5)) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        client = await server.client(project, alice)
+        await client.sync()
+        live = server.rooms.loaded(project)
+        assert live is not None
+        await eventually(lambda: not live.busy)
+        live._store = gate = Gate(server.store)  # never opened: the append never returns
+        client.doc.get("lyrics", type=Text).insert(0, "never acknowledged")
+        await eventually(lambda: gate.calls == 1)
+        started = time.monotonic()
+    assert time.monotonic() - started < 5
+    assert client.echoes == []
+    abandoned = [r for r in caplog.records if getattr(r, "action", "") == "collab.drain_abandoned"]
+    assert [(r.project, r.updates, r.snapshot) for r in abandoned] == [(project, 1, False)]
+    await client.close()

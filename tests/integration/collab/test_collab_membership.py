@@ -1,0 +1,175 @@
+"""Membership changes reach open y-websocket sockets: a removed member is closed with 4403, a
+deleted project's sockets with 4404, a new role takes effect on the next update; also for a
+socket being let in at that moment, and for a socket on another server of the same database."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pycrdt import Text
+
+from jacameno.collab import events, protocol
+from jacameno.collab.gatekeeper import Access, Gatekeeper
+from tests.integration.collab.support import (
+    Server,
+    YClient,
+    collab_settings,
+    eventually,
+    serving,
+)
+
+SOON = 2.0  # seconds: how long a revocation may take to reach a socket on another server
+
+
+def _write(client: YClient, text: str) -> None:
+    client.doc.get("lyrics", type=Text).insert(0, text)
+
+
+def _denied(client: YClient) -> list[protocol.Auth]:
+    return [m for m in client.messages if isinstance(m, protocol.Auth)]
+
+
+async def test_a_removed_member_is_closed_4403_when_the_removal_returns(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "editor"))
+    owner = await server.client(project, alice)
+    editor = await server.client(project, bob)
+    await owner.sync()
+    await editor.sync()
+    _write(editor, "kept ")
+    await eventually(lambda: len(editor.echoes) == 1)
+    await server.remove_member(alice, project, bob)
+    # By the time the command answers, the socket is out of its room on this server.
+    live = server.rooms.loaded(project)
+    assert live is not None
+    assert [p.access.user_id for p in live.peers.values()] == [alice.id]
+    _write(editor, "too late ")
+    assert await editor.wait_closed(SOON) == 4403
+    assert editor.close_reason == "no longer a member of this project"
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged if e.metadata["user_id"] == bob.id] == editor.sent[:1]
+    assert "too late" not in owner.content()["lyrics"]
+    left = await server.events(project, events.SESSION_LEFT)
+    assert [e.metadata["user_id"] for e in left] == [bob.id]
+    assert owner.close_code is None
+    await owner.close()
+
+
+async def test_deleting_the_project_closes_every_socket_4404(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "viewer"))
+    owner = await server.client(project, alice)
+    viewer = await server.client(project, bob)
+    await owner.sync()
+    await viewer.sync()
+    await server.delete_project(alice, project)
+    assert await owner.wait_closed(SOON) == 4404
+    assert await viewer.wait_closed(SOON) == 4404
+    assert owner.close_reason == "the project was deleted"
+    again = YClient(server, project, alice.token)
+    await again.connect()
+    assert await again.wait_closed() == 4404
+
+
+async def test_a_demoted_editor_is_refused_like_a_viewer(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "editor"))
+    owner = await server.client(project, alice)
+    editor = await server.client(project, bob)
+    await owner.sync()
+    await editor.sync()
+    _write(editor, "as an editor ")
+    await eventually(lambda: len(owner.echoes) == 1)
+    await server.change_role(alice, project, bob, "viewer")
+    _write(editor, "as a viewer ")
+    await eventually(lambda: len(_denied(editor)) == 1)
+    assert _denied(editor)[0].kind == protocol.AUTH_PERMISSION_DENIED
+    # Still connected, still receiving.
+    _write(owner, "from the owner ")
+    await eventually(lambda: "owner" in editor.content()["lyrics"])
+    assert editor.close_code is None
+    assert "viewer" not in owner.content()["lyrics"]
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.metadata["user_id"] for e in logged] == [bob.id, alice.id]
+    await owner.close()
+    await editor.close()
+
+
+async def test_a_promoted_viewer_writes_without_reconnecting(server: Server) -> None:
+    alice, vera = await server.user("alice"), await server.user("vera")
+    project = await server.project(alice, (vera, "viewer"))
+    owner = await server.client(project, alice)
+    viewer = await server.client(project, vera)
+    await owner.sync()
+    await viewer.sync()
+    await server.change_role(alice, project, vera, "editor")
+    _write(viewer, "now an editor ")
+    await eventually(lambda: "editor" in owner.content()["lyrics"] and len(viewer.echoes) == 1)
+    assert _denied(viewer) == []
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.metadata["user_id"] for e in logged] == [vera.id]
+    await owner.close()
+    await viewer.close()
+
+
+@dataclass
+class HeldGatekeeper:
+    """Wraps the server's gatekeeper: an admission waits, once decided, until `resume` is set."""
+
+    gatekeeper: Gatekeeper
+    admitted: asyncio.Event = field(default_factory=asyncio.Event)
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def admit(self, project_id: str, token: str | None) -> Access:
+        access = await self.gatekeeper.admit(project_id, token)
+        self.admitted.set()
+        await self.resume.wait()
+        return access
+
+    async def recheck(self, project_id: str, access: Access) -> Access:
+        return await self.gatekeeper.recheck(project_id, access)
+
+
+async def test_a_member_removed_while_being_let_in_is_closed_4403(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "editor"))
+    owner = await server.client(project, alice)
+    await owner.sync()
+    held = HeldGatekeeper(server.rooms.gatekeeper)
+    server.rooms.gatekeeper = held
+    connecting = asyncio.create_task(server.client(project, bob))
+    await eventually(held.admitted.is_set)
+    # Admitted as an editor; removed before joining the room, so the removal finds no socket.
+    await server.remove_member(alice, project, bob)
+    held.resume.set()
+    editor = await connecting
+    assert await editor.wait_closed() == 4403
+    assert [e.metadata["user_id"] for e in await server.events(project, events.SESSION_JOINED)] == [
+        alice.id
+    ]
+    await owner.close()
+
+
+async def test_a_removal_on_one_server_closes_the_socket_on_another(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    settings = collab_settings(tmp_path, fresh_pg_url)
+    async with serving(settings) as one, serving(settings) as other:
+        alice, bob, carol = await one.user("alice"), await one.user("bob"), await one.user("carol")
+        project = await one.project(alice, (bob, "editor"), (carol, "editor"))
+        removed = await other.client(project, bob)
+        demoted = await other.client(project, carol)
+        await removed.sync()
+        await demoted.sync()
+        await one.remove_member(alice, project, bob)
+        await one.change_role(alice, project, carol, "viewer")
+        assert await removed.wait_closed(SOON) == 4403
+        live = other.rooms.loaded(project)
+        assert live is not None
+        await eventually(lambda: [p.access.role for p in live.peers.values()] == ["viewer"], SOON)
+        _write(demoted, "refused ")
+        await eventually(lambda: len(_denied(demoted)) == 1)
+        assert await other.events(project, events.DOC_UPDATED) == []
+        await demoted.close()
