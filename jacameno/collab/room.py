@@ -89,6 +89,10 @@ class Room:
         self.project_id = project_id
         self.stream = events.stream_name(project_id)
         self.doc = loaded.doc
+        # Per client, an upper bound of the clock the document has reached (never below its
+        # state vector): which updates may be repeats, without encoding and parsing the whole
+        # state vector (one entry per client that ever edited) for every update.
+        self._clocks = check_state_vector(self.doc.get_state())
         self.version = loaded.version
         self.peers: dict[str, Peer] = {}
         self.awareness = awareness.AwarenessStates()
@@ -231,6 +235,10 @@ class Room:
         finally:
             if known:
                 self.doc.unobserve(subscription)
+        clocks = self._clocks
+        for client, end in summary.ends:
+            if clocks.get(client, 0) < end:
+                clocks[client] = end
         if known and all(change == EMPTY_UPDATE for change in changes):
             self._defer(peer, None)
             return
@@ -256,8 +264,10 @@ class Room:
         self._check_open()
 
     def _only_known_clocks(self, summary: UpdateSummary) -> bool:
-        state = check_state_vector(self.doc.get_state())
-        return all(state.get(client, 0) >= end for client, end in summary.ends)
+        """Whether every clock the update names is within `_clocks`. An update that is not is
+        certainly new; one that is may still change the document (its transaction tells)."""
+        clocks = self._clocks
+        return all(clocks.get(client, 0) >= end for client, end in summary.ends)
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
         """Queue sync step 2: what the document has that `state_vector` lacks."""
@@ -437,6 +447,8 @@ class Room:
                 self._record(event.data)
                 self._broadcast(Outgoing(Kind.UPDATE, event.data))
             self.version = event.version
+        if missing:
+            self._clocks = check_state_vector(self.doc.get_state())
 
     def _committed_batch(self, batch: list[_Write]) -> None:
         for write in batch:
