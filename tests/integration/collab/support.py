@@ -147,6 +147,19 @@ class Server:
         await client.connect()
         return client
 
+    async def owner_and_member(
+        self, role: str, owner: str = "alice", member: str = "bob"
+    ) -> tuple[User, User, str, YClient, YClient]:
+        """Two users, a project of the first with the second as `role`, and a synced client
+        each: (owner, member, project, owner's client, member's client)."""
+        owner_user, member_user = await self.user(owner), await self.user(member)
+        project = await self.project(owner_user, (member_user, role))
+        owner_client = await self.client(project, owner_user)
+        member_client = await self.client(project, member_user)
+        await owner_client.sync()
+        await member_client.sync()
+        return owner_user, member_user, project, owner_client, member_client
+
 
 @contextlib.asynccontextmanager
 async def serving(

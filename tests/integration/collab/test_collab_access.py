@@ -56,12 +56,7 @@ async def test_the_token_may_come_as_a_subprotocol(server: Server) -> None:
 
 
 async def test_viewer_updates_are_refused_and_never_logged(server: Server) -> None:
-    alice, vera = await server.user("alice"), await server.user("vera")
-    project = await server.project(alice, (vera, "viewer"))
-    owner = await server.client(project, alice)
-    viewer = await server.client(project, vera)
-    await owner.sync()
-    await viewer.sync()
+    alice, _vera, project, owner, viewer = await server.owner_and_member("viewer", "alice", "vera")
     owner.doc.get("lyrics", type=Text).insert(0, "from the owner")
     await eventually(lambda: "owner" in viewer.content()["lyrics"])
     viewer.doc.get("lyrics", type=Text).insert(0, "from the viewer ")

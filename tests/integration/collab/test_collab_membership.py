@@ -32,12 +32,7 @@ def _denied(client: YClient) -> list[protocol.Auth]:
 
 
 async def test_a_removed_member_is_closed_4403_when_the_removal_returns(server: Server) -> None:
-    alice, bob = await server.user("alice"), await server.user("bob")
-    project = await server.project(alice, (bob, "editor"))
-    owner = await server.client(project, alice)
-    editor = await server.client(project, bob)
-    await owner.sync()
-    await editor.sync()
+    alice, bob, project, owner, editor = await server.owner_and_member("editor")
     _write(editor, "kept ")
     await eventually(lambda: len(editor.echoes) == 1)
     await server.remove_member(alice, project, bob)
@@ -58,12 +53,7 @@ async def test_a_removed_member_is_closed_4403_when_the_removal_returns(server: 
 
 
 async def test_deleting_the_project_closes_every_socket_4404(server: Server) -> None:
-    alice, bob = await server.user("alice"), await server.user("bob")
-    project = await server.project(alice, (bob, "viewer"))
-    owner = await server.client(project, alice)
-    viewer = await server.client(project, bob)
-    await owner.sync()
-    await viewer.sync()
+    alice, _bob, project, owner, viewer = await server.owner_and_member("viewer")
     await server.delete_project(alice, project)
     assert await owner.wait_closed(SOON) == 4404
     assert await viewer.wait_closed(SOON) == 4404
@@ -74,12 +64,7 @@ async def test_deleting_the_project_closes_every_socket_4404(server: Server) -> 
 
 
 async def test_a_demoted_editor_is_refused_like_a_viewer(server: Server) -> None:
-    alice, bob = await server.user("alice"), await server.user("bob")
-    project = await server.project(alice, (bob, "editor"))
-    owner = await server.client(project, alice)
-    editor = await server.client(project, bob)
-    await owner.sync()
-    await editor.sync()
+    alice, bob, project, owner, editor = await server.owner_and_member("editor")
     _write(editor, "as an editor ")
     await eventually(lambda: len(owner.echoes) == 1)
     await server.change_role(alice, project, bob, "viewer")
@@ -98,12 +83,7 @@ async def test_a_demoted_editor_is_refused_like_a_viewer(server: Server) -> None
 
 
 async def test_a_promoted_viewer_writes_without_reconnecting(server: Server) -> None:
-    alice, vera = await server.user("alice"), await server.user("vera")
-    project = await server.project(alice, (vera, "viewer"))
-    owner = await server.client(project, alice)
-    viewer = await server.client(project, vera)
-    await owner.sync()
-    await viewer.sync()
+    alice, vera, project, owner, viewer = await server.owner_and_member("viewer", "alice", "vera")
     await server.change_role(alice, project, vera, "editor")
     _write(viewer, "now an editor ")
     await eventually(lambda: "editor" in owner.content()["lyrics"] and len(viewer.echoes) == 1)

@@ -32,12 +32,7 @@ def _awareness(client: int, clock: int, state: object) -> bytes:
 
 
 async def test_awareness_is_relayed_and_cleared_when_a_socket_drops(server: Server) -> None:
-    alice, bob = await server.user("alice"), await server.user("bob")
-    project = await server.project(alice, (bob, "viewer"))
-    a = await server.client(project, alice)
-    b = await server.client(project, bob)
-    await a.sync()
-    await b.sync()
+    alice, _bob, project, a, b = await server.owner_and_member("viewer")
     await a.send(_awareness(11, 1, {"user": "alice", "cursor": 3}))
     await b.send(_awareness(22, 1, {"user": "bob"}))
     await eventually(lambda: set(a.awareness) == set(b.awareness) == {11, 22})
@@ -122,12 +117,7 @@ async def test_a_room_reloads_from_snapshot_and_tail_to_the_live_document(
 
 
 async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Server) -> None:
-    alice, bob = await server.user("alice"), await server.user("bob")
-    project = await server.project(alice, (bob, "editor"))
-    a = await server.client(project, alice)
-    b = await server.client(project, bob)
-    await a.sync()
-    await b.sync()
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
     a.doc.get("lyrics", type=Text).insert(0, "kept ")
     await eventually(lambda: len(b.echoes) == 1)
     live = server.rooms.loaded(project)

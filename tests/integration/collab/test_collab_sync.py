@@ -12,12 +12,7 @@ from tests.integration.collab.support import Gate, Server, YClient, content, eve
 
 
 async def test_two_clients_converge(server: Server) -> None:
-    alice, bob = await server.user("alice"), await server.user("bob")
-    project = await server.project(alice, (bob, "editor"))
-    a = await server.client(project, alice)
-    b = await server.client(project, bob)
-    await a.sync()
-    await b.sync()
+    _alice, _bob, _project, a, b = await server.owner_and_member("editor")
     lyrics_a = a.doc.get("lyrics", type=Text)
     lyrics_b = b.doc.get("lyrics", type=Text)
     lyrics_a += "hello "
@@ -45,12 +40,7 @@ async def test_a_late_joiner_receives_the_document(server: Server) -> None:
 
 
 async def test_the_echo_arrives_only_after_the_append_committed(server: Server) -> None:
-    alice, bob = await server.user("alice"), await server.user("bob")
-    project = await server.project(alice, (bob, "editor"))
-    a = await server.client(project, alice)
-    b = await server.client(project, bob)
-    await a.sync()
-    await b.sync()
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
     await eventually(lambda: not server.rooms.loaded(project).busy)  # type: ignore[union-attr]
     live = server.rooms.loaded(project)
     assert live is not None

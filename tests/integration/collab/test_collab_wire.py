@@ -16,12 +16,7 @@ async def test_updates_of_every_size_reach_every_client(
     settings: Settings, asgi_sends: bool
 ) -> None:
     async with serving(settings, asgi_sends=asgi_sends) as server:
-        alice, bob = await server.user("alice"), await server.user("bob")
-        project = await server.project(alice, (bob, "editor"))
-        a = await server.client(project, alice)
-        b = await server.client(project, bob)
-        await a.sync()
-        await b.sync()
+        _alice, _bob, project, a, b = await server.owner_and_member("editor")
         room = server.rooms.loaded(project)
         assert room is not None
         connections = [p.connection for p in room.peers.values()]
