@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from eventstore import EventStore, RecordedEvent
+from eventstore.progress import Progress
 from projections.sql import Connection, Database
 
 logger = logging.getLogger(__name__)
@@ -67,17 +68,14 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._max_backoff = max_backoff
         self._idle_checkpoint_interval = idle_checkpoint_interval
-        self._lull = lull
-        self._hurry = {p.name: asyncio.Event() for p in projections}
-        self._positions = {p.name: 0 for p in projections}
+        self._progress = {p.name: Progress(0, lull) for p in projections}
         self._errors: dict[str, str | None] = {p.name: None for p in projections}
-        self._progress = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Load (or create) each checkpoint, then follow the log in the background."""
         for projection in self._projections:
-            self._positions[projection.name] = await self._checkpoint(projection.name)
+            self._progress[projection.name].position = await self._checkpoint(projection.name)
         self._tasks = [
             asyncio.create_task(self._follow(p), name=f"projection-{p.name}")
             for p in self._projections
@@ -94,18 +92,15 @@ class ProjectionRunner:
     async def wait_for(self, position: int, timeout: float = 5.0) -> None:
         """Return once every projection has applied the log up to `position` (read-your-writes);
         TimeoutError if that takes longer than `timeout` seconds."""
-        if min(self._positions.values()) >= position:
-            return
-        for hurry in self._hurry.values():
-            hurry.set()
-        async with asyncio.timeout(timeout), self._progress:
-            await self._progress.wait_for(lambda: min(self._positions.values()) >= position)
+        async with asyncio.timeout(timeout):
+            for progress in self._progress.values():
+                await progress.wait_for(position)
 
     async def status(self) -> list[ProjectionStatus]:
         head = await self._store.head_position()
         return [
             ProjectionStatus(name, pos, head, max(head - pos, 0), self._errors[name])
-            for name, pos in self._positions.items()
+            for name, pos in ((n, p.position) for n, p in self._progress.items())
         ]
 
     async def _checkpoint(self, name: str) -> int:
@@ -124,13 +119,12 @@ class ProjectionRunner:
 
     async def _follow(self, projection: Projection) -> None:
         subscription = self._store.subscribe(
-            self._positions[projection.name], batch_size=self._batch_size
+            self._progress[projection.name].position, batch_size=self._batch_size
         )
         loop = asyncio.get_running_loop()
         saved_at = loop.time()
-        hurry = self._hurry[projection.name]
+        progress = self._progress[projection.name]
         while True:
-            hurry.clear()
             batch = await subscription.next_batch()
             # A batch that concerns this projection in nothing (most of the log is document
             # edits) needs no transaction: move on, writing the checkpoint now and then only, so
@@ -139,10 +133,8 @@ class ProjectionRunner:
                 not any(e.type in projection.event_types for e in batch)
                 and loop.time() - saved_at < self._idle_checkpoint_interval
             ):
-                await self._advance(projection.name, batch[-1].position)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._lull):
-                        await hurry.wait()
+                await progress.advance(batch[-1].position)
+                await progress.rest()
                 continue
             backoff = 0.05
             while True:
@@ -163,12 +155,7 @@ class ProjectionRunner:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
             saved_at = loop.time()
-            await self._advance(projection.name, position)
-
-    async def _advance(self, name: str, position: int) -> None:
-        async with self._progress:
-            self._positions[name] = position
-            self._progress.notify_all()
+            await progress.advance(position)
 
     async def _apply(self, projection: Projection, batch: list[RecordedEvent]) -> int:
         lock = " FOR UPDATE" if self._db.kind == "postgres" else ""

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from eventstore import EventStore, RecordedEvent, StoreClosedError
+from eventstore.progress import Progress
 from jacameno.collab.errors import AdmissionError, Forbidden, ProjectNotFound
 from jacameno.collab.gatekeeper import ROLES, Access, Role
 from projections import projects
@@ -83,15 +84,12 @@ class MembershipFollower:
         batch_size: int = 1000,
         max_backoff: float = 5.0,
     ) -> None:
-        self.position = after_position
+        self._progress = Progress(after_position, interval)
         self._store = store
         self._apply = apply
         self._settled = settled
-        self._interval = interval
         self._batch_size = batch_size
         self._max_backoff = max_backoff
-        self._progress = asyncio.Condition()
-        self._hurry = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -104,12 +102,16 @@ class MembershipFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    @property
+    def position(self) -> int:
+        """The last position handled."""
+        return self._progress.position
+
     async def wait_for(self, position: int, timeout: float = 5.0) -> None:
         """Return once every change up to `position` was applied; TimeoutError after
         `timeout` seconds."""
-        self._hurry.set()
-        async with asyncio.timeout(timeout), self._progress:
-            await self._progress.wait_for(lambda: self.position >= position)
+        async with asyncio.timeout(timeout):
+            await self._progress.wait_for(position)
 
     async def _run(self) -> None:
         backoff = 0.05
@@ -136,14 +138,6 @@ class MembershipFollower:
                 if event.type in EVENT_TYPES:
                     await self._settled(event.position)
                     self._apply(MembershipChange.from_event(event))
-            async with self._progress:
-                self.position = batch[-1].position
-                self._progress.notify_all()
+            await self._progress.advance(batch[-1].position)
             if len(batch) < self._batch_size:
-                await self._pause()
-
-    async def _pause(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._interval):
-                await self._hurry.wait()
-        self._hurry.clear()
+                await self._progress.rest()

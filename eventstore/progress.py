@@ -1,0 +1,41 @@
+"""How far a follower of the log has got, for those who wait on it.
+
+A follower (a projection, a node's membership follower) reads the log and `advance`s; others
+`wait_for` a position (read-your-writes). Between reads that brought it nothing to do, the
+follower `rest`s up to `lull` seconds, unless someone is waiting: a log of mostly unrelated events
+is then read in a few pages a second instead of one query per commit, and a waiter is never
+kept waiting for the lull."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class Progress:
+    def __init__(self, position: int = 0, lull: float = 0.0) -> None:
+        self.position = position
+        self._lull = lull
+        self._moved = asyncio.Condition()
+        self._hurry = asyncio.Event()
+
+    async def advance(self, position: int) -> None:
+        async with self._moved:
+            self.position = position
+            self._moved.notify_all()
+
+    async def wait_for(self, position: int) -> None:
+        """Return once the follower has reached `position` (bound it with asyncio.timeout)."""
+        if self.position >= position:
+            return
+        self._hurry.set()
+        async with self._moved:
+            await self._moved.wait_for(lambda: self.position >= position)
+
+    async def rest(self) -> None:
+        """Wait up to the lull, less if someone waits for a position."""
+        if self._lull > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._lull):
+                    await self._hurry.wait()
+        self._hurry.clear()
