@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from jacameno.collab.gatekeeper import Access
 from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.protocol import EMPTY_UPDATE
+from jacameno.collab.snapshots import Snapshots
 from jacameno.collab.update import UpdateSummary, check_state_vector
 
 logger = logging.getLogger(__name__)
@@ -110,14 +110,15 @@ class Room:
         self._committed = 0
         self._unlogged_bytes = 0
         self._deferred: deque[tuple[int, Peer, Outgoing | None]] = deque()  # None: acknowledge
-        # Snapshot folding: the committed state is `_base` + `_since` at `version`.
-        self._base = loaded.base
-        self._since: list[bytes] = list(loaded.tail)
-        self._since_bytes = sum(len(u) for u in loaded.tail)
-        self._snapshotting: asyncio.Task[None] | None = None
-        self._folds = folds or asyncio.Semaphore(1)
-        self._snapshot_after = self._jittered()
-        self.snapshots = 0
+        self._snapshots = Snapshots(
+            store,
+            self.stream,
+            config,
+            node,
+            loaded.base,
+            loaded.tail,
+            folds or asyncio.Semaphore(1),
+        )
 
     # -- peers --------------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class Room:
         if not peer.access.can_write:
             raise ReadOnly("viewers may not change the document")
         # An upper bound of the encoded document: the last snapshot plus every update since.
-        size = len(self._base) + self._since_bytes + self._unlogged_bytes + len(update)
+        size = self._snapshots.size + self._unlogged_bytes + len(update)
         if size > self._config.max_document_bytes:
             raise MessageTooLarge("the document would exceed its maximum size")
         known = self._only_known_clocks(summary)
@@ -335,12 +336,13 @@ class Room:
     async def _drain(self) -> None:
         while self._writer is not None:
             await asyncio.shield(self._writer)
-        if self._snapshotting is not None:
-            await asyncio.shield(self._snapshotting)
-        if self._since and not self.failed:
-            self._start_snapshot()
-            if self._snapshotting is not None:
-                await asyncio.shield(self._snapshotting)
+        snapshots = self._snapshots
+        if snapshots.running is not None:
+            await asyncio.shield(snapshots.running)
+        if snapshots.behind and not self.failed:
+            snapshots.start(self.version)
+            if snapshots.running is not None:
+                await asyncio.shield(snapshots.running)
 
     def _abandon(self) -> None:
         # Nothing acknowledged is lost: an update is acknowledged (echo, SyncStatus) only after
@@ -354,7 +356,7 @@ class Room:
                 "project": self.project_id,
                 "updates": self._applied - self._committed,
                 "events": self._appending + len(self._pending),
-                "snapshot": self._snapshotting is not None,
+                "snapshot": self._snapshots.running is not None,
                 "seconds": self._config.drain_timeout,
             },
         )
@@ -362,9 +364,14 @@ class Room:
         self._pending.clear()
         self._deferred.clear()
         self._progress.set()
-        for task in (self._writer, self._snapshotting):
+        for task in (self._writer, self._snapshots.running):
             if task is not None:
                 task.cancel()
+
+    @property
+    def snapshots(self) -> int:
+        """Snapshots this room saved."""
+        return self._snapshots.saved
 
     @property
     def busy(self) -> bool:
@@ -444,7 +451,7 @@ class Room:
         for event in missing:
             if event.type == events.DOC_UPDATED:
                 document.apply(self.doc, event.data, "log")
-                self._record(event.data)
+                self._snapshots.record(event.data)
                 self._broadcast(Outgoing(Kind.UPDATE, event.data))
             self.version = event.version
         if missing:
@@ -458,7 +465,7 @@ class Room:
             self._broadcast(Outgoing(Kind.UPDATE, write.update), sender)
             if sender is not None and self.peers.get(sender.id) is sender:
                 sender.acknowledge()
-            self._record(write.update)
+            self._snapshots.record(write.update)
             self._unlogged_bytes -= len(write.update)
             self._committed = write.seq
         while self._deferred and self._deferred[0][0] <= self._committed:
@@ -468,65 +475,8 @@ class Room:
                     peer.acknowledge()
                 else:
                     peer.deliver(message)
-        if self._snapshotting is None and (
-            len(self._since) >= self._snapshot_after
-            or self._since_bytes >= self._config.snapshot_every_bytes
-        ):
-            self._start_snapshot()
-
-    def _jittered(self) -> int:
-        """This room's next snapshot point: the configured count give or take `snapshot_jitter`,
-        so that rooms that started together do not all fold in the same second."""
-        every, jitter = self._config.snapshot_every_updates, self._config.snapshot_jitter
-        return max(1, round(every * random.uniform(1 - jitter, 1 + jitter)))
-
-    def _record(self, update: bytes) -> None:
-        self._since.append(update)
-        self._since_bytes += len(update)
-
-    def _start_snapshot(self) -> None:
-        self._snapshot_after = self._jittered()
-        self._snapshotting = asyncio.create_task(
-            self._snapshot(self._base, list(self._since), self.version),
-            name=f"snapshot-{self.project_id}",
-        )
-
-    async def _snapshot(self, base: bytes, updates: list[bytes], version: int) -> None:
-        """Fold the committed state off the event loop and save it at `version`."""
-        try:
-            started = time.perf_counter()
-            async with self._folds:
-                state = await asyncio.to_thread(document.fold, base, updates)
-            await self._store.save_snapshot(
-                self.stream, version, state, {"node": self._node, "updates": len(updates)}
-            )
-        except (EventStoreError, MalformedMessage) as exc:
-            logger.warning(
-                "snapshot failed",
-                extra={
-                    "action": "collab.snapshot_failed",
-                    "project": self.project_id,
-                    "error": repr(exc),
-                },
-            )
-            return
-        finally:
-            self._snapshotting = None
-        self._base = state
-        del self._since[: len(updates)]
-        self._since_bytes = sum(len(u) for u in self._since)
-        self.snapshots += 1
-        logger.info(
-            "snapshot saved",
-            extra={
-                "action": "collab.snapshot",
-                "project": self.project_id,
-                "version": version,
-                "bytes": len(state),
-                "updates": len(updates),
-                "seconds": round(time.perf_counter() - started, 4),
-            },
-        )
+        if self._snapshots.due():
+            self._snapshots.start(self.version)
 
 
 async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
