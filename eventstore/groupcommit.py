@@ -15,6 +15,7 @@ closed loop) gain nothing from it, which is why it is a choice of the applicatio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -74,6 +75,7 @@ class GroupCommitter:
         self._window_start = 0.0
         self._rate = 0.0  # appends per second over the last full window
         self._last_start = 0.0
+        self._inflight: list[_Pending] = []
 
     async def submit(self, request: AppendRequest) -> AppendResult:
         if self._closing:
@@ -85,13 +87,41 @@ class GroupCommitter:
         await self._queue.put(pending)
         return await pending.future
 
-    async def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
+    async def close(self, timeout: float = 10.0) -> None:
+        """Commit what is queued, then stop the writer. After `timeout` seconds (a database that
+        no longer answers), stop anyway: the appends not yet answered fail with
+        StoreClosedError, the one under way saying that its outcome is unknown."""
         self._closing = True
         task, self._task = self._task, None
-        if task is not None:
-            await self._queue.put(None)
-            await task
+        if task is None:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self._queue.put(None)
+                await asyncio.shield(task)
+        except TimeoutError:
+            inflight = self._inflight  # the writer forgets it when cancelled
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            logger.warning(
+                "event store closed with appends unanswered",
+                extra={
+                    "action": "append.close_abandoned",
+                    "under_way": len(inflight),
+                    "queued": len(self._carry) + self._queue.qsize(),
+                },
+            )
+            unknown = StoreClosedError("the store closed before this append's outcome was known")
+            for pending in inflight:
+                _settle_error(pending, unknown)
+            closed = StoreClosedError("the event store is closed")
+            while self._carry:
+                _settle_error(self._carry.popleft(), closed)
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None:
+                    _settle_error(item, closed)
 
     def _take_batch(self) -> list[_Pending]:
         batch: list[_Pending] = []
@@ -144,6 +174,7 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         requests = [p.request for p in batch]
+        self._inflight = batch
         try:
             answers = await self._commit_batch(requests)
         except EventStoreError as exc:
@@ -155,6 +186,8 @@ class GroupCommitter:
             for pending in batch:
                 _settle_error(pending, StoreUnavailableError(f"append failed: {exc!r}"))
             return
+        finally:
+            self._inflight = []
         for pending, answer in zip(batch, answers, strict=True):
             if answer is None:
                 self._carry.append(pending)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from eventstore import Limits, NewEvent
+import pytest
+
+from eventstore import Limits, NewEvent, StoreClosedError
 from eventstore.groupcommit import GroupCommitter, Pacing
 from eventstore.model import AppendResult
 from eventstore.planning import AppendRequest, BatchAnswer
@@ -86,3 +88,25 @@ async def test_without_pacing_a_lone_append_commits_at_once() -> None:
     await committer.close()
     assert committer.paced == 0
     assert max(latencies) < 0.015
+
+
+async def test_closing_over_a_database_that_never_answers_is_bounded() -> None:
+    hung = asyncio.Event()
+
+    async def never(requests: list[AppendRequest]) -> list[BatchAnswer]:
+        hung.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    committer = GroupCommitter(never)
+    under_way = asyncio.create_task(committer.submit(_request(1)))
+    await hung.wait()
+    queued = asyncio.create_task(committer.submit(_request(2)))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(committer.close(timeout=0.1), 2)
+    with pytest.raises(StoreClosedError, match="outcome"):
+        await under_way
+    with pytest.raises(StoreClosedError):
+        await queued
+    with pytest.raises(StoreClosedError):
+        await committer.submit(_request(3))
