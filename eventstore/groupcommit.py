@@ -5,7 +5,7 @@ new appends queue up and go together in the next one, bounded by `max_events` pe
 append is decided on its own (`eventstore.planning`), so one conflicting or invalid append fails
 alone; only a database failure fails a whole batch.
 
-Pacing (off unless asked for, like Postgres' commit_delay): while appends arrive faster than
+Pacing (off unless asked for, like Postgres' commit_delay): while events arrive faster than
 `Pacing.above` per second, commits start at least `Pacing.interval` apart, so that each carries
 more appends. Every commit is a round trip whose cost on both sides barely depends on its size;
 under many independent writers (collaboration rooms) pacing cuts round trips severalfold for at
@@ -41,7 +41,7 @@ class _Pending:
 @dataclass(frozen=True, slots=True)
 class Pacing:
     interval: float = 0.004  # seconds between the starts of two commits, at least
-    above: float = 1000.0  # appends per second from which commits are paced
+    above: float = 1000.0  # events per second from which commits are paced
     window: float = 0.1  # seconds over which the arrival rate is measured
 
     def __post_init__(self) -> None:
@@ -73,7 +73,7 @@ class GroupCommitter:
         self._pacing = pacing
         self._arrivals = 0
         self._window_start = 0.0
-        self._rate = 0.0  # appends per second over the last full window
+        self._rate = 0.0  # events per second over the last full window
         self._last_start = 0.0
         self._inflight: list[_Pending] = []
 
@@ -83,7 +83,9 @@ class GroupCommitter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="eventstore-writer")
         pending = _Pending(request)
-        self._arrivals += 1
+        # Events, not appends: writers that batch more when commits are paced must not make
+        # the rate look lower (which would switch pacing off and on).
+        self._arrivals += len(request.events)
         await self._queue.put(pending)
         return await pending.future
 
@@ -157,7 +159,7 @@ class GroupCommitter:
             await self._commit(self._take_batch())
 
     async def _pace(self, pacing: Pacing) -> None:
-        """Wait, if appends arrive fast, until `interval` after the last commit started."""
+        """Wait, if events arrive fast, until `interval` after the last commit started."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         elapsed = now - self._window_start

@@ -45,7 +45,7 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     argon2_parallelism: int = 4
-    # Group-commit pacing (eventstore.groupcommit.Pacing): above this many appends per second,
+    # Group-commit pacing (eventstore.groupcommit.Pacing): above this many events per second,
     # commits start at least this many milliseconds apart; 0 turns pacing off.
     commit_pace_ms: int = 4
     commit_pace_above: int = 1000
