@@ -11,7 +11,7 @@ import pytest
 from pycrdt import Map, Text
 
 from eventstore import StoreUnavailableError
-from jacameno.collab import awareness, document, events, protocol, room
+from jacameno.collab import awareness, document, events, loading, protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.encoding import write_var_uint
 from jacameno.settings import Settings
@@ -101,7 +101,7 @@ async def test_a_room_reloads_from_snapshot_and_tail_to_the_live_document(
     await eventually(lambda: live.snapshots >= 2)
     snapshot = await server.store.load_snapshot(events.stream_name(project))
     assert snapshot is not None
-    loaded = await room.load(server.store, project)
+    loaded = await loading.load(server.store, project)
     assert loaded.tail  # the reload really used snapshot + tail
     assert content(loaded.doc) == a.content() == content(live.doc)
     await a.close()
