@@ -49,7 +49,8 @@ class RedisBus:
         self._publisher = Redis.from_url(
             url, client_name=f"jacameno-pub:{name}", socket_timeout=timeout, **options
         )
-        self._subscriber = Redis.from_url(url, client_name=f"jacameno-sub:{name}", **options)
+        self.subscriber_name = f"jacameno-sub:{name}"  # as CLIENT LIST shows it
+        self._subscriber = Redis.from_url(url, client_name=self.subscriber_name, **options)
         self._control = f"jacameno:node:{name}"  # subscribed last: its confirmation ends a resync
         self._max_backoff = max_backoff
         self._timeout = timeout

@@ -114,14 +114,14 @@ class Relay:
     """The bus as the rooms of one node use it; built and closed by `Rooms`."""
 
     def __init__(self, bus: Bus, node: str, rooms: Registry, check_interval: float) -> None:
-        self._bus = bus
+        self.bus = bus
         self.node = node
         self._rooms = rooms
         self._check_interval = check_interval
         self._checker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._bus.start(self._deliver, self._connected)
+        self.bus.start(self._deliver, self._connected)
         self._checker = asyncio.create_task(self._check(), name="collab-log-check")
 
     async def close(self) -> None:
@@ -129,19 +129,19 @@ class Relay:
             self._checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
-        await self._bus.close()
+        await self.bus.close()
 
     async def subscribe(self, project_id: str) -> None:
-        await self._bus.subscribe(CHANNEL_PREFIX + project_id)
+        await self.bus.subscribe(CHANNEL_PREFIX + project_id)
 
     def unsubscribe(self, project_id: str) -> None:
-        self._bus.unsubscribe(CHANNEL_PREFIX + project_id)
+        self.bus.unsubscribe(CHANNEL_PREFIX + project_id)
 
     def publish_committed(self, project_id: str, committed: Committed) -> None:
-        self._bus.publish(CHANNEL_PREFIX + project_id, encode_committed(self.node, committed))
+        self.bus.publish(CHANNEL_PREFIX + project_id, encode_committed(self.node, committed))
 
     def publish_awareness(self, project_id: str, payload: bytes) -> None:
-        self._bus.publish(CHANNEL_PREFIX + project_id, encode_awareness(self.node, payload))
+        self.bus.publish(CHANNEL_PREFIX + project_id, encode_awareness(self.node, payload))
 
     def _deliver(self, channel: str, data: bytes) -> None:
         room = self._rooms.loaded(channel.removeprefix(CHANNEL_PREFIX))
