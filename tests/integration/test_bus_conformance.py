@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
-from redis.asyncio import Redis
 
 from jacameno.bus import Bus
 from jacameno.bus.memory import MemoryBus, MemoryHub
 from jacameno.bus.redis import RedisBus
-from tests.integration.collab.support import eventually
+from tests.integration.collab.support import eventually, kill_clients
 
 
 @dataclass
@@ -60,14 +59,8 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             return nodes[-1]
 
         async def cut_redis(node: Node) -> None:
-            admin = Redis.from_url(url)
-            try:
-                assert isinstance(node.bus, RedisBus)
-                for client in await admin.client_list():
-                    if client["name"] == node.bus.subscriber_name:
-                        await admin.client_kill_filter(_id=client["id"])
-            finally:
-                await admin.aclose()
+            assert isinstance(node.bus, RedisBus)
+            assert await kill_clients(url, node.bus.subscriber_name) == 1
 
         yield Backend(make_redis, cut_redis)
     for node in nodes:

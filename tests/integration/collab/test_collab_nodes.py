@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from pycrdt import Map, Text
-from redis.asyncio import Redis
 
 from jacameno.bus.redis import RedisBus
 from jacameno.collab import awareness, document, events, protocol
@@ -25,6 +24,7 @@ from tests.integration.collab.support import (
     collab_settings,
     content,
     eventually,
+    kill_clients,
     serving,
 )
 
@@ -124,20 +124,29 @@ async def test_presence_crosses_nodes_and_leaves_with_the_socket(
     await late.close()
 
 
-async def test_a_node_that_missed_messages_reads_them_from_the_log(
-    nodes: tuple[Server, Server], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    one, other = nodes
+async def _missed(
+    one: Server, other: Server, monkeypatch: pytest.MonkeyPatch, text: str
+) -> tuple[YClient, YClient, str]:
+    """A writer on `one` and a reader on `other`, and an edit of the writer that `one` did not
+    publish: (writer, reader, project)."""
     alice, bob, project = await _project(one)
     writer = await _synced(one, project, alice)
     reader = await _synced(other, project, bob)
     await _settled(project, one, other)
-    monkeypatch.setattr(_bus(one), "publish", lambda channel, message: None)
-    _write(writer, "lost on the bus ")
-    await eventually(lambda: len(writer.echoes) == 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(_bus(one), "publish", lambda channel, message: None)
+        _write(writer, text)
+        await eventually(lambda: len(writer.echoes) == 1)
+    return writer, reader, project
+
+
+async def test_a_node_that_missed_messages_reads_them_from_the_log(
+    nodes: tuple[Server, Server], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, other = nodes
+    writer, reader, project = await _missed(one, other, monkeypatch, "lost on the bus ")
     await asyncio.sleep(0.2)
     assert "lost" not in reader.content()["lyrics"]
-    monkeypatch.undo()
     _write(writer, "published ")  # one version ahead of what the other node has: a gap
     await eventually(lambda: len(writer.echoes) == 2)
     await _converged([writer, reader], one, project)
@@ -150,24 +159,9 @@ async def test_a_node_whose_bus_connection_was_killed_catches_up_from_the_log(
     nodes: tuple[Server, Server], redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     one, other = nodes
-    alice, bob, project = await _project(one)
-    writer = await _synced(one, project, alice)
-    reader = await _synced(other, project, bob)
-    await _settled(project, one, other)
     # Published while the other node is away: lost for it (simulated by not publishing).
-    monkeypatch.setattr(_bus(one), "publish", lambda channel, message: None)
-    _write(writer, "while away ")
-    await eventually(lambda: len(writer.echoes) == 1)
-    monkeypatch.undo()
-    admin = Redis.from_url(redis_url)
-    try:
-        killed = 0
-        for client in await admin.client_list():
-            if client["name"] == _bus(other).subscriber_name:
-                killed += await admin.client_kill_filter(_id=client["id"])
-        assert killed == 1
-    finally:
-        await admin.aclose()
+    writer, reader, project = await _missed(one, other, monkeypatch, "while away ")
+    assert await kill_clients(redis_url, _bus(other).subscriber_name) == 1
     await _converged([writer, reader], one, project)
     assert reader.content()["lyrics"] == "while away "
     # And the bus works again afterwards.
