@@ -66,18 +66,25 @@ class RedisBus:
         self._first_backoff = min(0.05, max_backoff)
         self._backoff = self._first_backoff  # before the next reconnection
         self.dropped = 0  # messages published while Redis was unavailable
+        self._closing = False
 
     def start(self, deliver: Deliver, connected: Callable[[], None]) -> None:
         self._reader = asyncio.create_task(self._read(deliver, connected), name="bus-reader")
 
     async def close(self) -> None:
+        self._closing = True
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._flusher), self._timeout)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        reader = self._reader
+        if reader is not None:
+            # A cancellation alone can be lost inside redis-py's reads (seen on Python 3.11):
+            # closing the connection under the reader ends its read for sure.
+            connection = getattr(self._pubsub, "connection", None)  # None before it connects
+            if connection is not None:
+                await connection.disconnect(nowait=True)
+            reader.cancel()
+            await asyncio.wait({reader}, timeout=self._timeout)
         await self._publisher.aclose()
         await self._subscriber.aclose()
 
@@ -140,7 +147,9 @@ class RedisBus:
             )
 
     async def _read(self, deliver: Deliver, connected: Callable[[], None]) -> None:
-        while True:
+        # redis-py may turn a cancellation during a connect into a ConnectionError: `_closing`,
+        # not the cancellation alone, ends this loop.
+        while not self._closing:
             pubsub = self._subscriber.pubsub()
             try:
                 await self._receive(pubsub, deliver, connected)
@@ -171,7 +180,7 @@ class RedisBus:
         loop = asyncio.get_running_loop()
         heard_at = loop.time()
         pinged = False
-        while True:
+        while not self._closing:
             message = await pubsub.get_message(timeout=self._ping_every)
             if message is None:
                 if pinged or loop.time() - heard_at > 3 * self._ping_every:
