@@ -161,3 +161,19 @@ async def test_shutdown_abandons_a_hung_append_after_the_drain_timeout(
     abandoned = [r for r in caplog.records if getattr(r, "action", "") == "collab.drain_abandoned"]
     assert [(r.project, r.updates, r.snapshot) for r in abandoned] == [(project, 1, False)]
     await client.close()
+
+
+async def test_a_single_node_without_redis_has_no_bus_and_publishes_nothing(
+    server: Server,
+) -> None:
+    assert server.rooms.relay is None
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    client = await server.client(project, alice)
+    await client.sync()
+    live = server.rooms.loaded(project)
+    assert live is not None
+    assert live._relay is None  # committed batches are broadcast locally and that is all
+    client.doc.get("lyrics", type=Text).insert(0, "local")
+    await eventually(lambda: len(client.echoes) == 1)
+    await client.close()
