@@ -22,11 +22,12 @@ from jacameno.api import auth, projects, system
 from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RedisSessionStore, RefreshTokens
 from jacameno.auth.tokens import AccessTokens
+from jacameno.bus.redis import RedisBus
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.gatekeeper import MembershipGatekeeper
 from jacameno.collab.membership import MembershipFollower
-from jacameno.collab.rooms import Rooms
+from jacameno.collab.rooms import Rooms, node_name
 from jacameno.database import open_event_store
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, route
@@ -86,10 +87,19 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             accounts = Accounts(db, passwords)
             access_tokens = AccessTokens(settings.jwt_secret, settings.access_token_seconds)
             reads = ProjectsReadModel(db)
-            rooms = Rooms(
-                store, MembershipGatekeeper(access_tokens, accounts, reads), collab_config
+            node = node_name()
+            # Several nodes share one Redis; a single node without one publishes nothing.
+            bus = (
+                None
+                if settings.redis_url is None
+                else RedisBus(
+                    settings.redis_url, name=node, max_backoff=collab_config.bus_max_backoff
+                )
             )
+            gatekeeper = MembershipGatekeeper(access_tokens, accounts, reads)
+            rooms = Rooms(store, gatekeeper, collab_config, node, bus)
             app.state.collab = rooms
+            rooms.start()
             stack.push_async_callback(rooms.close)
             # From the read model's checkpoint, not the head: a change the read model has not
             # applied yet may still let a socket in on the old membership.

@@ -1,7 +1,7 @@
 """Settings, read once from `JACAMENO_*` environment variables into a typed object.
 
-With nothing set, the server runs on the embedded default: SQLite in the data folder, the
-in-process bus, files on local disk. With `JACAMENO_ENV=production`, every setting that would
+With nothing set, the server runs on the embedded default: SQLite in the data folder, a single
+node without a bus, files on local disk. With `JACAMENO_ENV=production`, every setting that would
 otherwise fall back to that default must be given: a missing one is an error at start."""
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ class CollabConfig:
     # Membership changes are found by following the log; while it is busy, reads are spaced this
     # many seconds apart (a command waiting for a change skips the wait).
     follow_interval: float = 0.05
+    # Several nodes (a Redis bus): each loaded room reads the tail of its stream this often, in
+    # case messages were lost on the bus; and reconnections to Redis back off up to this.
+    log_check_interval: float = 5.0
+    bus_max_backoff: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CollabConfig:

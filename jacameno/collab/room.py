@@ -14,8 +14,11 @@ The durability rule, and how the room keeps it while writing in batches:
 4. If an append fails, the document holds updates that may not be in the log: the room fails,
    every socket is closed with 1013, and the next joiner loads the room again from the log.
 
-A membership change (`apply_membership`) revises a peer's access in place; a revoked peer leaves
-the room at once, and anything it sends afterwards is refused with its revocation.
+With several nodes, committed batches and awareness also go on the bus, and other nodes'
+appends are applied by the writer task in version order (jacameno.collab.relay).
+
+A membership change (`Rooms.apply_membership`) revises a peer's access in place; a revoked peer
+leaves the room at once, and anything it sends afterwards is refused with its revocation.
 """
 
 from __future__ import annotations
@@ -24,11 +27,8 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from pycrdt import Doc
 
 from eventstore import EventStore, EventStoreError, NewEvent
 from jacameno.collab import awareness, document, events
@@ -42,10 +42,10 @@ from jacameno.collab.errors import (
     MessageTooLarge,
     RoomUnavailable,
 )
-from jacameno.collab.gatekeeper import Access
-from jacameno.collab.membership import MembershipChange
+from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.protocol import EMPTY_UPDATE
+from jacameno.collab.relay import Committed, Relay
 from jacameno.collab.snapshots import Snapshots
 from jacameno.collab.update import UpdateSummary, check_state_vector
 
@@ -64,16 +64,6 @@ class _Write:
     seq: int = 0  # doc writes: the room's count of applied updates after this one
 
 
-@dataclass(slots=True)
-class Loaded:
-    """What loading a room from the log produced."""
-
-    doc: Doc[Any]
-    version: int  # the stream version the document reflects
-    base: bytes  # the snapshot's state (or the empty update)
-    tail: list[bytes]  # doc updates after the snapshot, in log order
-
-
 class Room:
     def __init__(
         self,
@@ -85,6 +75,7 @@ class Room:
         on_empty: Callable[[Room], None],
         on_failed: Callable[[Room], None],
         folds: asyncio.Semaphore | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.project_id = project_id
         self.stream = events.stream_name(project_id)
@@ -109,6 +100,9 @@ class Room:
         self._applied = 0
         self._committed = 0
         self._unlogged_bytes = 0
+        self._relay = relay
+        self._inbound: list[Committed] = []  # other nodes' appends, for the writer task
+        self._stale = False  # the writer task must read the log after `version`
         self._deferred: deque[tuple[int, Peer, Outgoing | None]] = deque()  # None: acknowledge
         self._snapshots = Snapshots(
             store,
@@ -151,7 +145,7 @@ class Room:
             return False
         removal = self.awareness.remove(sorted(peer.awareness_clients))
         if removal is not None:
-            self._broadcast(Outgoing(Kind.AWARENESS, removal))
+            self._relay_awareness(removal)
         if not self.failed:
             code = peer.close_code
             self._enqueue(
@@ -169,35 +163,6 @@ class Room:
         if not self.peers:
             self._on_empty(self)
         return True
-
-    def apply_membership(self, change: MembershipChange) -> None:
-        """Revise the access of the peers `change` concerns: a new role takes effect on their
-        next message (Hocuspocus peers are told their new scope); a revoked peer is told so by
-        its dialect and leaves the room."""
-        for peer in list(self.peers.values()):
-            outcome = change.revise(peer.access)
-            if outcome is None:
-                continue
-            fields = {
-                "project": self.project_id,
-                "connection": peer.id,
-                "user": peer.access.user_id,
-            }
-            if isinstance(outcome, Access):
-                peer.access = outcome
-                peer.deliver(Outgoing(Kind.ROLE, outcome.role.encode()))
-                logger.info(
-                    "role changed",
-                    extra={"action": "collab.role_changed", "role": outcome.role, **fields},
-                )
-            else:
-                peer.revoked = outcome
-                peer.dialect.revoke(peer.connection, outcome)
-                self.leave(peer)
-                logger.info(
-                    "access revoked",
-                    extra={"action": "collab.revoked", "code": outcome.close_code, **fields},
-                )
 
     # -- messages from peers ------------------------------------------------------------------
 
@@ -291,7 +256,31 @@ class Room:
         peer.awareness_clients.difference_update(removed)
         if len(peer.awareness_clients) > self._config.awareness_clients_per_socket:
             raise MalformedMessage("too many awareness clients on one socket")
+        self._relay_awareness(payload)
+
+    def _relay_awareness(self, payload: bytes) -> None:
         self._broadcast(Outgoing(Kind.AWARENESS, payload))
+        if self._relay is not None:
+            self._relay.publish_awareness(self.project_id, payload)
+
+    # -- other nodes --------------------------------------------------------------------------
+
+    def receive_committed(self, committed: Committed) -> None:
+        """Another node's committed append: applied in version order by the writer task."""
+        self._inbound.append(committed)
+        self._wake()
+
+    def follow_log(self) -> None:
+        """Read (in the writer task) the log after `version`: messages may have been lost."""
+        self._stale = True
+        self._wake()
+
+    def receive_remote_awareness(self, payload: bytes) -> None:
+        """An awareness update relayed by another node: kept and sent to this node's peers.
+        MalformedMessage if it does not decode."""
+        present, removed = self.awareness.apply(awareness.decode(payload))
+        if present or removed:
+            self._broadcast(Outgoing(Kind.AWARENESS, payload))
 
     def relay_stateless(self, peer: Peer, payload: str) -> None:
         """Relay a stateless message (Hocuspocus) to the other peers; never logged."""
@@ -404,57 +393,88 @@ class Room:
 
     def _enqueue(self, write: _Write) -> None:
         self._pending.append(write)
-        if self._writer is None:
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._writer is None and not self.failed:
             self._writer = asyncio.create_task(self._write_loop(), name=f"room-{self.project_id}")
 
     async def _write_loop(self) -> None:
+        # The one task that moves `version`: appends, catch-ups and other nodes' messages.
         try:
-            while self._pending and not self.failed:
-                batch, self._pending = self._pending, []
-                self._appending = len(batch)
-                self._progress.set()
+            while (self._pending or self._inbound or self._stale) and not self.failed:
                 try:
-                    result = await self._store.append(self.stream, [w.event for w in batch])
-                    if result.first_version != self.version + 1:
-                        await self._catch_up(result.first_version - 1)
+                    if self._inbound or self._stale:
+                        await self._follow()
+                    if self._pending:
+                        await self._append_pending()
                 except EventStoreError as exc:
-                    logger.warning(
-                        "append failed; room dropped",
-                        extra={
-                            "action": "collab.append_failed",
-                            "project": self.project_id,
-                            "error": repr(exc),
-                        },
-                    )
+                    self._drop(exc, "append failed", "collab.append_failed")
                     self.fail(TRY_AGAIN_LATER, "the log is unavailable")
                     return
                 except MalformedMessage as exc:
-                    logger.error(
-                        "the log holds an update that does not apply",
-                        extra={
-                            "action": "collab.poisoned_log",
-                            "project": self.project_id,
-                            "error": repr(exc),
-                        },
+                    self._drop(
+                        exc, "the log holds an update that does not apply", "collab.poisoned_log"
                     )
                     self.fail(INTERNAL_ERROR, "the document cannot be loaded")
                     return
-                self.version = result.last_version
-                self._committed_batch(batch)
         finally:
             self._writer = None
             self._appending = 0
 
-    async def _catch_up(self, to_version: int) -> None:
-        """Apply and broadcast doc updates other writers appended (versions after ours)."""
+    def _drop(self, exc: Exception, message: str, action: str) -> None:
+        extra = {"action": action, "project": self.project_id, "error": repr(exc)}
+        if isinstance(exc, EventStoreError):
+            logger.warning(f"{message}; room dropped", extra=extra)
+        else:
+            logger.error(message, extra=extra)
+
+    async def _append_pending(self) -> None:
+        batch, self._pending = self._pending, []
+        self._appending = len(batch)
+        self._progress.set()
+        result = await self._store.append(self.stream, [w.event for w in batch])
+        if result.first_version != self.version + 1:
+            await self._catch_up(result.first_version - 1)
+        self.version = result.last_version
+        self._committed_batch(batch)
+        if self._relay is not None:
+            updates = [w.update for w in batch if w.update is not None]
+            committed = Committed(result.first_version, result.last_version, updates)
+            self._relay.publish_committed(self.project_id, committed)
+
+    async def _follow(self) -> None:
+        """Other nodes' appends in version order: a message that follows `version` as it is,
+        the log when one was missed (or may have been), nothing already applied."""
+        inbound, self._inbound = self._inbound, []
+        for committed in inbound:
+            if committed.last <= self.version:
+                continue
+            if committed.first == self.version + 1:
+                self._apply_others(committed.updates)
+                self.version = committed.last
+            else:
+                await self._catch_up(committed.last)
+        if self._stale:
+            self._stale = False
+            await self._catch_up(None)
+
+    async def _catch_up(self, to_version: int | None) -> None:
+        """Apply and broadcast doc updates other writers appended (versions after ours, up to
+        `to_version` or the end)."""
         missing = await self._store.read_stream(self.stream, self.version + 1, to_version)
-        for event in missing:
-            if event.type == events.DOC_UPDATED:
-                document.apply(self.doc, event.data, "log")
-                self._snapshots.record(event.data)
-                self._broadcast(Outgoing(Kind.UPDATE, event.data))
-            self.version = event.version
+        self._apply_others([e.data for e in missing if e.type == events.DOC_UPDATED])
         if missing:
+            self.version = missing[-1].version
+
+    def _apply_others(self, updates: Iterable[bytes]) -> None:
+        applied = False
+        for update in updates:
+            document.apply(self.doc, update, "log")
+            self._snapshots.record(update)
+            self._broadcast(Outgoing(Kind.UPDATE, update))
+            applied = True
+        if applied:
             self._clocks = check_state_vector(self.doc.get_state())
 
     def _committed_batch(self, batch: list[_Write]) -> None:
@@ -477,24 +497,3 @@ class Room:
                     peer.deliver(message)
         if self._snapshots.due():
             self._snapshots.start(self.version)
-
-
-async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
-    """The room's document from the latest snapshot and the log after it (built off the event
-    loop). EventStoreError passes through; MalformedMessage means the log holds an update that
-    does not apply, which validation exists to prevent."""
-    stream = events.stream_name(project_id)
-    snapshot = await store.load_snapshot(stream)
-    base = snapshot.state if snapshot is not None else b"\x00\x00"
-    version = snapshot.version if snapshot is not None else 0
-    tail: list[bytes] = []
-    while True:
-        batch = await store.read_stream(stream, version + 1, limit=page)
-        for event in batch:
-            if event.type == events.DOC_UPDATED:
-                tail.append(event.data)
-            version = event.version
-        if len(batch) < page:
-            break
-    doc = await asyncio.to_thread(document.build, base, tail)
-    return Loaded(doc, version, base, tail)

@@ -7,19 +7,22 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from eventstore import EventStore, EventStoreError
-from jacameno.collab import room as rooms
+from jacameno.bus import Bus
+from jacameno.collab import loading
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import GOING_AWAY, MalformedMessage, RoomUnavailable
 from jacameno.collab.gatekeeper import Access, Gatekeeper
 from jacameno.collab.membership import MembershipChange
-from jacameno.collab.peer import Dialect, Peer
+from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
+from jacameno.collab.relay import Relay
 from jacameno.collab.room import Room
 from projections.sql import DatabaseUnavailable
 
@@ -27,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 
 def node_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Unique per process start (also for two apps in one process, as in tests)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 @dataclass(slots=True)
@@ -47,7 +51,9 @@ class _Attaching:
 
 
 class Rooms:
-    """The room registry, built in the app's lifespan and closed before the store."""
+    """The room registry, built in the app's lifespan (then `start`ed) and closed before the
+    store. With a `bus` (several nodes), rooms publish what they commit and follow the others
+    (jacameno.collab.relay); a room is subscribed to its project's channel while loaded."""
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class Rooms:
         gatekeeper: Gatekeeper,
         config: CollabConfig,
         node: str | None = None,
+        bus: Bus | None = None,
     ) -> None:
         self.store = store
         self.gatekeeper = gatekeeper
@@ -67,6 +74,11 @@ class Rooms:
         # Snapshot folds run one at a time: pycrdt holds the GIL through a fold, so rooms folding
         # together in threads would starve the event loop (measured: 300 ms stalls at 20 rooms).
         self._folds = asyncio.Semaphore(1)
+        self.relay = None if bus is None else Relay(bus, self.node, self, config.log_check_interval)
+
+    def start(self) -> None:
+        if self.relay is not None:
+            self.relay.start()
 
     def __contains__(self, project_id: str) -> bool:
         return project_id in self._entries
@@ -74,6 +86,14 @@ class Rooms:
     def loaded(self, project_id: str) -> Room | None:
         entry = self._entries.get(project_id)
         return None if entry is None else entry.room
+
+    def live(self) -> list[Room]:
+        """The loaded rooms that are neither failed nor closing."""
+        return [
+            e.room
+            for e in self._entries.values()
+            if e.room is not None and not e.room.failed and e.closing is None
+        ]
 
     async def open(self, project_id: str) -> Room:
         """The project's live room, loading it if needed (concurrent callers share one load).
@@ -160,14 +180,14 @@ class Rooms:
         )
 
     def apply_membership(self, change: MembershipChange) -> None:
-        """Revise the access of this server's peers of the project (Room.apply_membership), and
+        """Revise the access of this server's peers of the project (`_revise`), and
         make sockets being let in to it check their access again (see `attach`)."""
         attaching = self._attaching.get(change.project_id)
         if attaching is not None:
             attaching.changes += 1
         room = self.loaded(change.project_id)
         if room is not None and not room.failed:
-            room.apply_membership(change)
+            _revise(room, change)
 
     async def _recheck(self, project_id: str, access: Access) -> Access:
         try:
@@ -187,9 +207,15 @@ class Rooms:
             self.detach(room, peer)
 
     async def _load(self, project_id: str) -> Room:
+        relay = self.relay
+        if relay is not None:
+            # Subscribed before reading the log: what commits after the read is published.
+            await relay.subscribe(project_id)
         try:
-            loaded = await rooms.load(self.store, project_id)
+            loaded = await loading.load(self.store, project_id)
         except (EventStoreError, MalformedMessage) as exc:
+            if relay is not None:
+                relay.unsubscribe(project_id)
             logger.warning(
                 "room load failed",
                 extra={"action": "collab.load_failed", "project": project_id, "error": repr(exc)},
@@ -205,7 +231,10 @@ class Rooms:
             folds=self._folds,
             on_empty=self._schedule_unload,
             on_failed=self._forget,
+            relay=relay,
         )
+        if relay is not None:
+            room.follow_log()  # what was published while the document was being built
         entry = self._entries.get(project_id)
         if entry is not None:
             entry.room = room
@@ -232,6 +261,8 @@ class Rooms:
         entry.closing = asyncio.create_task(self._close_room(room, entry))
 
     async def _close_room(self, room: Room, entry: _Entry) -> None:
+        if self.relay is not None:
+            self.relay.unsubscribe(room.project_id)
         try:
             await room.close()
         finally:
@@ -248,6 +279,8 @@ class Rooms:
             if entry.unload_timer is not None:
                 entry.unload_timer.cancel()
             del self._entries[room.project_id]
+            if self.relay is not None:
+                self.relay.unsubscribe(room.project_id)
 
     async def close(self) -> None:
         """Close every socket (1001) and finish every room's writes and last snapshot, each
@@ -274,3 +307,35 @@ class Rooms:
         for task in tasks:
             with contextlib.suppress(Exception):
                 await task
+        if self.relay is not None:
+            await self.relay.close()
+
+
+def _revise(room: Room, change: MembershipChange) -> None:
+    """Revise the access of the peers `change` concerns: a new role takes effect on their
+    next message (Hocuspocus peers are told their new scope); a revoked peer is told so by
+    its dialect and leaves the room."""
+    for peer in list(room.peers.values()):
+        outcome = change.revise(peer.access)
+        if outcome is None:
+            continue
+        fields = {
+            "project": room.project_id,
+            "connection": peer.id,
+            "user": peer.access.user_id,
+        }
+        if isinstance(outcome, Access):
+            peer.access = outcome
+            peer.deliver(Outgoing(Kind.ROLE, outcome.role.encode()))
+            logger.info(
+                "role changed",
+                extra={"action": "collab.role_changed", "role": outcome.role, **fields},
+            )
+        else:
+            peer.revoked = outcome
+            peer.dialect.revoke(peer.connection, outcome)
+            room.leave(peer)
+            logger.info(
+                "access revoked",
+                extra={"action": "collab.revoked", "code": outcome.close_code, **fields},
+            )

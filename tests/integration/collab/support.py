@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import uvicorn
 from pycrdt import Array, Doc, Map, Text, TransactionEvent
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -55,6 +56,19 @@ async def eventually(check: Callable[[], bool], timeout: float = TIMEOUT) -> Non
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.005)
+
+
+async def kill_clients(redis_url: str, name: str) -> int:
+    """Kill the Redis connections named `name` (CLIENT KILL, from an admin connection)."""
+    admin = Redis.from_url(redis_url)
+    try:
+        killed = 0
+        for client in await admin.client_list():
+            if client["name"] == name:
+                killed += await admin.client_kill_filter(_id=client["id"])
+        return killed
+    finally:
+        await admin.aclose()
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from pycrdt import Map, Text
 
 from eventstore import StoreUnavailableError
-from jacameno.collab import awareness, document, events, protocol, room
+from jacameno.collab import awareness, document, events, loading, protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.encoding import write_var_uint
 from jacameno.settings import Settings
@@ -101,7 +101,7 @@ async def test_a_room_reloads_from_snapshot_and_tail_to_the_live_document(
     await eventually(lambda: live.snapshots >= 2)
     snapshot = await server.store.load_snapshot(events.stream_name(project))
     assert snapshot is not None
-    loaded = await room.load(server.store, project)
+    loaded = await loading.load(server.store, project)
     assert loaded.tail  # the reload really used snapshot + tail
     assert content(loaded.doc) == a.content() == content(live.doc)
     await a.close()
@@ -160,4 +160,20 @@ async def test_shutdown_abandons_a_hung_append_after_the_drain_timeout(
     assert client.echoes == []
     abandoned = [r for r in caplog.records if getattr(r, "action", "") == "collab.drain_abandoned"]
     assert [(r.project, r.updates, r.snapshot) for r in abandoned] == [(project, 1, False)]
+    await client.close()
+
+
+async def test_a_single_node_without_redis_has_no_bus_and_publishes_nothing(
+    server: Server,
+) -> None:
+    assert server.rooms.relay is None
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    client = await server.client(project, alice)
+    await client.sync()
+    live = server.rooms.loaded(project)
+    assert live is not None
+    assert live._relay is None  # committed batches are broadcast locally and that is all
+    client.doc.get("lyrics", type=Text).insert(0, "local")
+    await eventually(lambda: len(client.echoes) == 1)
     await client.close()

@@ -7,7 +7,7 @@ import asyncio
 
 from pycrdt import Map, Text
 
-from jacameno.collab import awareness, document, events, protocol, room
+from jacameno.collab import awareness, document, events, loading, protocol
 from tests.integration.collab.support import Gate, Server, YClient, content, eventually
 
 
@@ -88,7 +88,7 @@ async def test_the_log_alone_rebuilds_the_converged_document(server: Server) -> 
     logged = await server.events(project, events.DOC_UPDATED)
     rebuilt = document.build(b"\x00\x00", [e.data for e in logged])
     assert content(rebuilt) == clients[0].content()
-    loaded = await room.load(server.store, project)
+    loaded = await loading.load(server.store, project)
     assert content(loaded.doc) == clients[0].content()
     for c in clients:
         await c.close()

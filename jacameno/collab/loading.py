@@ -1,0 +1,43 @@
+"""Loading a room's document from the log: the latest snapshot plus the stream after it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc
+
+from eventstore import EventStore
+from jacameno.collab import document, events
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What loading a room from the log produced."""
+
+    doc: Doc[Any]
+    version: int  # the stream version the document reflects
+    base: bytes  # the snapshot's state (or the empty update)
+    tail: list[bytes]  # doc updates after the snapshot, in log order
+
+
+async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
+    """The room's document from the latest snapshot and the log after it (built off the event
+    loop). EventStoreError passes through; MalformedMessage means the log holds an update that
+    does not apply, which validation exists to prevent."""
+    stream = events.stream_name(project_id)
+    snapshot = await store.load_snapshot(stream)
+    base = snapshot.state if snapshot is not None else b"\x00\x00"
+    version = snapshot.version if snapshot is not None else 0
+    tail: list[bytes] = []
+    while True:
+        batch = await store.read_stream(stream, version + 1, limit=page)
+        for event in batch:
+            if event.type == events.DOC_UPDATED:
+                tail.append(event.data)
+            version = event.version
+        if len(batch) < page:
+            break
+    doc = await asyncio.to_thread(document.build, base, tail)
+    return Loaded(doc, version, base, tail)
