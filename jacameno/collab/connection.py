@@ -49,6 +49,7 @@ class Connection:
         self._writer = wire.frame_writer(websocket)
         self._flusher = wire.flusher()
         self._out: list[bytes] = []  # framed, for the writer at the next turn
+        self._unsent = 0  # bytes the transport held after the last flush
         self._wakeup = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -84,7 +85,7 @@ class Connection:
                 self._flusher.schedule(self._flush)
             self._out.append(data)
             self._queued_bytes += len(data)
-            if self._queued_bytes + writer.write_buffer_size() > self._max_bytes:
+            if self._queued_bytes + self._unsent > self._max_bytes:
                 self._too_slow()
             return
         if self._queue and (
@@ -107,9 +108,15 @@ class Connection:
     def _flush(self) -> None:
         out, self._out = self._out, []
         self._queued_bytes = 0
-        if self.close_code is None and out and self._writer is not None:
+        writer = self._writer
+        if self.close_code is None and out and writer is not None:
             # False: the socket is already closing or gone, which its reader learns.
-            self._writer.write_frames(out[0] if len(out) == 1 else b"".join(out))
+            writer.write_frames(out[0] if len(out) == 1 else b"".join(out))
+            # What the kernel has not taken yet; it only shrinks until the next flush, so
+            # sends until then count against this (an upper bound) without asking again.
+            self._unsent = writer.write_buffer_size()
+            if self._unsent > self._max_bytes:
+                self._too_slow()
 
     def close(self, code: int, reason: str = "") -> None:
         """Close after the frame being written (queued frames are discarded). Idempotent."""
