@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 CHANNEL_PREFIX = "jacameno:project:"
 _COMMITTED = 0
 _AWARENESS = 1
+_KINDS = (_COMMITTED, _AWARENESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,9 @@ class Relay:
         self._check_interval = check_interval
         self._checker: asyncio.Task[None] | None = None
         self._heard: set[str] = set()  # projects with a message since the last log check
+        # Redis delivers a node's own messages back to it: known by their first bytes, they are
+        # dropped before decoding.
+        self._own = tuple(write_var_uint(kind) + write_var_string(node) for kind in _KINDS)
 
     def start(self) -> None:
         self.bus.start(self._deliver, self._connected)
@@ -146,6 +150,8 @@ class Relay:
         self.bus.publish(CHANNEL_PREFIX + project_id, encode_awareness(self.node, payload))
 
     def _deliver(self, channel: str, data: bytes) -> None:
+        if data.startswith(self._own):
+            return
         project_id = channel.removeprefix(CHANNEL_PREFIX)
         room = self._rooms.loaded(project_id)
         if room is None or room.failed:
