@@ -47,7 +47,7 @@ class Settings:
     argon2_parallelism: int = 4
     # Group-commit pacing (eventstore.groupcommit.Pacing): above this many events per second,
     # commits start at least this many milliseconds apart; 0 turns pacing off.
-    commit_pace_ms: int = 4
+    commit_pace_ms: int = 10
     commit_pace_above: int = 1000
 
     @property
@@ -120,7 +120,7 @@ class Settings:
             argon2_time_cost=_int(get, "ARGON2_TIME_COST", 3, 1),
             argon2_memory_kib=_int(get, "ARGON2_MEMORY_KIB", 64 * 1024, 8),
             argon2_parallelism=_int(get, "ARGON2_PARALLELISM", 4, 1),
-            commit_pace_ms=_int(get, "COMMIT_PACE_MS", 4, 0),
+            commit_pace_ms=_int(get, "COMMIT_PACE_MS", 10, 0),
             commit_pace_above=_int(get, "COMMIT_PACE_ABOVE", 1000, 0),
         )
 
