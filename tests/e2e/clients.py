@@ -10,9 +10,11 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from pycrdt import Array, Map, Text
 
 from tests.e2e import documents
 from tests.e2e.server import ServerProcess
@@ -212,3 +214,50 @@ async def converged(js: list[JSClient], python: list[YClient]) -> dict[str, Any]
     except AssertionError:
         raise AssertionError(f"the clients did not converge: {seen}") from None
     return seen[0]
+
+
+async def edit_every_root(js: Sequence[JSClient], python: YClient) -> dict[str, Any]:
+    """Three JS clients and a Python client edit Map, Array and Text at once, with conflicting
+    writes (two set `bpm`, three insert at the start of the lyrics); wait until every edit is
+    durable and every client shows the same document, and return it. The JS clients' tracks are
+    t-alice, t-bob and t-carol, in order; the Python client's, t-dave."""
+    first, second, third = js
+    track = {"name": "Drums", "kind": "audio", "color": "#f00", "volume_db": -6, "pan": 0}
+    await asyncio.gather(
+        first.edit(
+            ["meta.set", "title", "Night Drive"],
+            ["meta.set", "bpm", 120],
+            ["tracks.push", {**track, "id": "t-alice"}],
+            ["lyrics.insert", 0, "verse one\n"],
+        ),
+        second.edit(
+            ["meta.set", "bpm", 128],
+            ["tracks.push", {**track, "id": "t-bob", "name": "Bass", "muted": False}],
+            ["lyrics.insert", 0, "chorus\n"],
+        ),
+        third.edit(
+            ["meta.set", "key", "A minor"],
+            ["tracks.insert", 0, {**track, "id": "t-carol", "kind": "midi", "pan": -0.25}],
+            ["lyrics.append", "bridge\n"],
+        ),
+    )
+    with python.doc.transaction():
+        python.doc.get("meta", type=Map)["time_signature"] = "4/4"
+        python.doc.get("tracks", type=Array).append(
+            Map(
+                {
+                    "id": "t-dave",
+                    "name": "Keys",
+                    "kind": "bus",
+                    "volume_db": -3.5,
+                    "pan": 1,
+                    "clips": Array(),
+                }
+            )
+        )
+        python.doc.get("lyrics", type=Text).insert(0, "intro\n")
+    await asyncio.gather(*(c.wait_settled() for c in js), python_settled(python))
+    document = await converged(list(js), [python])
+    assert sorted(t["id"] for t in document["tracks"]) == ["t-alice", "t-bob", "t-carol", "t-dave"]
+    assert document["meta"]["bpm"] in (120.0, 128.0)
+    return document

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +33,22 @@ class ServerProcess:
     """One `jacameno serve` at a time on `port`, logging to `log`.
 
     `database_url` must name a migrated database; `data_dir` and `jwt_secret` stay the same
-    across restarts, so tokens issued before a kill are still valid after it."""
+    across restarts, so tokens issued before a kill are still valid after it. `extra_environment`
+    is added last (say, `JACAMENO_REDIS_URL` for several nodes)."""
 
-    def __init__(self, database_url: str, data_dir: Path, jwt_secret: str, log: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        jwt_secret: str,
+        log: Path,
+        extra_environment: Mapping[str, str] | None = None,
+    ) -> None:
         self.database_url = database_url
         self.data_dir = data_dir
         self.jwt_secret = jwt_secret
         self.log = log
+        self.extra_environment = dict(extra_environment or {})
         self.port = free_port()
         self.process: asyncio.subprocess.Process | None = None
 
@@ -65,6 +75,7 @@ class ServerProcess:
             "JACAMENO_AUTH_RATE_LIMIT": "10000",
             "JACAMENO_API_RATE_LIMIT": "100000",
             "JACAMENO_LOG_LEVEL": "WARNING",
+            **self.extra_environment,
         }
 
     async def start(self) -> None:

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import asyncio
 
-from pycrdt import Array, Map, Text
+from pycrdt import Text
 
 from tests.e2e import documents
-from tests.e2e.clients import converged, python_client, python_settled, wait_until
+from tests.e2e.clients import (
+    converged,
+    edit_every_root,
+    python_client,
+    python_settled,
+    wait_until,
+)
 from tests.e2e.conftest import JSClients
 from tests.e2e.server import ServerProcess
 from tests.integration.collab.support import eventually
@@ -36,44 +42,7 @@ async def test_js_and_python_clients_converge_to_the_logged_document(
     js = [owner, editor, offline]
 
     # Round 1: everyone edits Map, Array and Text at once, with conflicting writes.
-    track = {"name": "Drums", "kind": "audio", "color": "#f00", "volume_db": -6, "pan": 0}
-    await asyncio.gather(
-        owner.edit(
-            ["meta.set", "title", "Night Drive"],
-            ["meta.set", "bpm", 120],
-            ["tracks.push", {**track, "id": "t-alice"}],
-            ["lyrics.insert", 0, "verse one\n"],
-        ),
-        editor.edit(
-            ["meta.set", "bpm", 128],
-            ["tracks.push", {**track, "id": "t-bob", "name": "Bass", "muted": False}],
-            ["lyrics.insert", 0, "chorus\n"],
-        ),
-        offline.edit(
-            ["meta.set", "key", "A minor"],
-            ["tracks.insert", 0, {**track, "id": "t-carol", "kind": "midi", "pan": -0.25}],
-            ["lyrics.append", "bridge\n"],
-        ),
-    )
-    with python.doc.transaction():
-        python.doc.get("meta", type=Map)["time_signature"] = "4/4"
-        python.doc.get("tracks", type=Array).append(
-            Map(
-                {
-                    "id": "t-dave",
-                    "name": "Keys",
-                    "kind": "bus",
-                    "volume_db": -3.5,
-                    "pan": 1,
-                    "clips": Array(),
-                }
-            )
-        )
-        python.doc.get("lyrics", type=Text).insert(0, "intro\n")
-    await asyncio.gather(*(c.wait_settled() for c in js), python_settled(python))
-    first = await converged(js, [python])
-    assert sorted(t["id"] for t in first["tracks"]) == ["t-alice", "t-bob", "t-carol", "t-dave"]
-    assert first["meta"]["bpm"] in (120.0, 128.0)
+    await edit_every_root(js, python)
 
     # Round 2: carol goes offline and edits; the others edit the same things meanwhile.
     await offline.disconnect()
