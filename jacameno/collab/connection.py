@@ -61,6 +61,16 @@ class Connection:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._sender = asyncio.create_task(self._send_loop(), name=f"collab-send-{self.id}")
 
+    @classmethod
+    def open(cls, websocket: WebSocket, config: CollabConfig) -> Connection:
+        """The outbound side of an accepted socket, bounded as `config` says."""
+        return cls(
+            websocket,
+            max_messages=config.outbound_messages,
+            max_bytes=config.outbound_bytes,
+            close_timeout=config.close_timeout,
+        )
+
     @property
     def writes_frames(self) -> bool:
         """Whether frames go straight to the transport (else through ASGI)."""

@@ -123,13 +123,7 @@ class _Document:
 async def hocuspocus(websocket: WebSocket) -> None:
     registry: Rooms = websocket.app.state.collab
     await websocket.accept()
-    config = registry.config
-    connection = Connection(
-        websocket,
-        max_messages=config.outbound_messages,
-        max_bytes=config.outbound_bytes,
-        close_timeout=config.close_timeout,
-    )
+    connection = Connection.open(websocket, registry.config)
     documents: dict[str, _Document] = {}
     async with session_guard(connection, dialect="hocuspocus"):
         try:

@@ -95,12 +95,7 @@ async def collab(websocket: WebSocket) -> None:
         return
     await websocket.accept(subprotocol=subprotocol)
     config = registry.config
-    connection = Connection(
-        websocket,
-        max_messages=config.outbound_messages,
-        max_bytes=config.outbound_bytes,
-        close_timeout=config.close_timeout,
-    )
+    connection = Connection.open(websocket, config)
     async with (
         session_guard(connection, project=project_id),
         registry.session(project_id, connection, access, DIALECT) as (room, peer),
