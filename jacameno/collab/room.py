@@ -47,7 +47,7 @@ from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.protocol import EMPTY_UPDATE
 from jacameno.collab.relay import Committed, Relay
 from jacameno.collab.snapshots import Snapshots
-from jacameno.collab.update import UpdateSummary, check_state_vector
+from jacameno.collab.update import UpdateSummary, check_state_vector, check_update
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,8 @@ class Room:
         self.project_id = project_id
         self.stream = events.stream_name(project_id)
         self.doc = loaded.doc
-        # Per client, an upper bound of the clock the document has reached (never below its
-        # state vector): which updates may be repeats, without encoding and parsing the whole
-        # state vector (one entry per client that ever edited) for every update.
+        # Per client, an upper bound of the document's clock (its state vector grows with every
+        # client that ever edited): which updates may be repeats, without encoding it each time.
         self._clocks = check_state_vector(self.doc.get_state())
         self.version = loaded.version
         self.peers: dict[str, Peer] = {}
@@ -201,10 +200,7 @@ class Room:
         finally:
             if known:
                 self.doc.unobserve(subscription)
-        clocks = self._clocks
-        for client, end in summary.ends:
-            if clocks.get(client, 0) < end:
-                clocks[client] = end
+        self._advance_clocks(summary)
         if known and all(change == EMPTY_UPDATE for change in changes):
             self._defer(peer, None)
             return
@@ -234,6 +230,12 @@ class Room:
         certainly new; one that is may still change the document (its transaction tells)."""
         clocks = self._clocks
         return all(clocks.get(client, 0) >= end for client, end in summary.ends)
+
+    def _advance_clocks(self, summary: UpdateSummary) -> None:
+        clocks = self._clocks
+        for client, end in summary.ends:
+            if clocks.get(client, 0) < end:
+                clocks[client] = end
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
         """Queue sync step 2: what the document has that `state_vector` lacks."""
@@ -468,14 +470,13 @@ class Room:
             self.version = missing[-1].version
 
     def _apply_others(self, updates: Iterable[bytes]) -> None:
-        applied = False
+        """Updates other writers logged; MalformedMessage if one does not apply."""
         for update in updates:
+            summary = check_update(update)
             document.apply(self.doc, update, "log")
+            self._advance_clocks(summary)
             self._snapshots.record(update)
             self._broadcast(Outgoing(Kind.UPDATE, update))
-            applied = True
-        if applied:
-            self._clocks = check_state_vector(self.doc.get_state())
 
     def _committed_batch(self, batch: list[_Write]) -> None:
         for write in batch:
