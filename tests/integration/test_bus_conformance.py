@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
+from redis.asyncio import Redis
 
 from jacameno.bus import Bus
 from jacameno.bus.memory import MemoryBus, MemoryHub
@@ -33,6 +34,7 @@ class Node:
 class Backend:
     make: Callable[[], Node]
     cut: Callable[[Node], Awaitable[None]]  # lose the node's connection; it must come back
+    subscribers: Callable[[str], Awaitable[int]]  # how many nodes the backend delivers to
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -50,7 +52,10 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             node.bus.disconnect()
             node.bus.reconnect()
 
-        yield Backend(make_memory, cut_memory)
+        async def subscribers_memory(channel: str) -> int:
+            return sum(channel in bus._channels for bus in hub.buses)
+
+        yield Backend(make_memory, cut_memory, subscribers_memory)
     else:
         url: str = request.getfixturevalue("redis_url")
 
@@ -62,7 +67,15 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             assert isinstance(node.bus, RedisBus)
             assert await kill_clients(url, node.bus.subscriber_name) == 1
 
-        yield Backend(make_redis, cut_redis)
+        async def subscribers_redis(channel: str) -> int:
+            admin = Redis.from_url(url)
+            try:
+                counts = await admin.pubsub_numsub(channel)
+            finally:
+                await admin.aclose()
+            return int(counts[0][1])
+
+        yield Backend(make_redis, cut_redis, subscribers_redis)
     for node in nodes:
         await node.bus.close()
 
@@ -97,12 +110,16 @@ async def test_an_unsubscribed_channel_is_not_delivered(backend: Backend) -> Non
     publisher.bus.publish(channel, b"one")
     await eventually(lambda: subscriber.received == [(channel, b"one")])
     subscriber.bus.unsubscribe(channel)
-    await asyncio.sleep(0.05)  # let the unsubscription reach the backend
+    deadline = asyncio.get_running_loop().time() + 5
+    while await backend.subscribers(channel):  # until the backend has taken it
+        assert asyncio.get_running_loop().time() < deadline, "unsubscription never arrived"
+        await asyncio.sleep(0.005)
+    sentinel = f"c-{uuid.uuid4().hex}"
+    await subscriber.bus.subscribe(sentinel)
     publisher.bus.publish(channel, b"two")
-    await subscriber.bus.subscribe(f"c-{uuid.uuid4().hex}")  # a round trip after "two"
-    publisher.bus.publish(channel, b"three")
-    await asyncio.sleep(0.1)
-    assert subscriber.received == [(channel, b"one")]
+    publisher.bus.publish(sentinel, b"end")  # delivered in publishing order: after "two"
+    await eventually(lambda: (sentinel, b"end") in subscriber.received)
+    assert subscriber.received == [(channel, b"one"), (sentinel, b"end")]
 
 
 async def test_a_lost_connection_is_announced_and_subscriptions_are_restored(
