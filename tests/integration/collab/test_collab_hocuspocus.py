@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from jacameno.collab import events, hocuspocus, protocol
 from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
-from tests.integration.collab.support import Gate, Server, content, eventually
+from tests.integration.collab.support import Gate, Server, User, content, eventually
 
 
 @dataclass
@@ -96,6 +96,18 @@ class HocuspocusClient:
         await self._reader
 
 
+async def _viewer(server: Server) -> tuple[User, User, str, HocuspocusClient, Document]:
+    """A project of alice's with vera as a viewer, attached over Hocuspocus and synced:
+    (alice, vera, project, vera's client, her document)."""
+    alice, vera = await server.user("alice"), await server.user("vera")
+    project = await server.project(alice, (vera, "viewer"))
+    client = await HocuspocusClient.open(server)
+    document = await client.attach(project, vera.token)
+    await eventually(lambda: document.synced)
+    assert document.scope == "readonly"
+    return alice, vera, project, client, document
+
+
 def _edit(document: Document, text: str) -> bytes:
     before = document.doc.get_state()
     document.doc.get("lyrics", type=Text).insert(0, text)
@@ -154,12 +166,7 @@ async def test_both_dialects_share_a_room(server: Server) -> None:
 
 
 async def test_a_viewer_gets_sync_status_0_and_nothing_is_logged(server: Server) -> None:
-    alice, vera = await server.user("alice"), await server.user("vera")
-    project = await server.project(alice, (vera, "viewer"))
-    client = await HocuspocusClient.open(server)
-    document = await client.attach(project, vera.token)
-    await eventually(lambda: document.synced)
-    assert document.scope == "readonly"
+    _alice, _vera, project, client, document = await _viewer(server)
     await client.update(project, _edit(document, "nope"))
     await eventually(lambda: 0 in document.statuses)
     assert await server.events(project, events.DOC_UPDATED) == []
@@ -228,12 +235,7 @@ async def test_a_revoked_document_is_denied_and_the_socket_keeps_the_others(
 
 
 async def test_a_role_change_is_told_as_the_new_scope(server: Server) -> None:
-    alice, vera = await server.user("alice"), await server.user("vera")
-    project = await server.project(alice, (vera, "viewer"))
-    client = await HocuspocusClient.open(server)
-    document = await client.attach(project, vera.token)
-    await eventually(lambda: document.synced)
-    assert document.scope == "readonly"
+    alice, vera, project, client, document = await _viewer(server)
     await server.change_role(alice, project, vera, "editor")
     await eventually(lambda: document.scope == "read-write")
     await client.update(project, _edit(document, "as an editor"))
