@@ -10,15 +10,26 @@ from collections.abc import Sequence
 
 from jacameno import logs
 from jacameno.migrate import MigrationError
+from jacameno.server import BindError
 from jacameno.settings import Settings, SettingsError
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from jacameno import server
     from jacameno.app import create_app
+    from jacameno.database import check_schema
 
-    server.run(create_app(settings), args.host or settings.host, args.port or settings.port)
+    asyncio.run(check_schema(settings))
+    port = settings.port if args.port is None else args.port
+    sock = server.bind(args.host or settings.host, port)
+    server.run(create_app(settings), sock)
     return 0
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (0 picks a free port)")
+    return int(text)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -35,7 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP and WebSocket server")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1 or JACAMENO_HOST)")
-    serve.add_argument("--port", type=int, help="port (default 8000 or JACAMENO_PORT)")
+    serve.add_argument(
+        "--port", type=_port, help="port (default 8000 or JACAMENO_PORT; 0 picks a free port)"
+    )
     serve.set_defaults(run=_serve)
     migrate = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
@@ -48,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(environ)
         logs.configure(settings.log_level)
         code: int = args.run(settings, args)
-    except (SettingsError, MigrationError) as exc:
+    except (SettingsError, MigrationError, BindError) as exc:
         print(f"jacameno: {exc}", file=sys.stderr)
         return 2
     return code

@@ -5,7 +5,7 @@ from __future__ import annotations
 from eventstore import EventStore, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
-from jacameno.migrate import migrate_postgres, migrate_sqlite
+from jacameno.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
 from jacameno.settings import Settings
 
 
@@ -14,6 +14,20 @@ async def migrate(settings: Settings) -> list[str]:
     if settings.database_kind == "sqlite":
         return migrate_sqlite(settings.sqlite_path)
     return await migrate_postgres(settings.database_url)
+
+
+async def check_schema(settings: Settings) -> None:
+    """Fail plainly, before serving, if Postgres is out of reach or its schema lags behind the
+    code and will not be migrated at start (SQLite and `JACAMENO_AUTO_MIGRATE` migrate then)."""
+    if settings.database_kind == "sqlite" or settings.auto_migrate:
+        return
+    pending = await pending_postgres(settings.database_url)
+    if pending:
+        names = ", ".join(f"{m.version}_{m.name}" for m in pending)
+        raise MigrationError(
+            f"the Postgres database has {len(pending)} migration(s) not applied yet ({names}).\n"
+            "Run `jacameno migrate` first, or set JACAMENO_AUTO_MIGRATE=true to migrate at start."
+        )
 
 
 async def open_event_store(settings: Settings) -> EventStore:

@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -110,6 +111,29 @@ async def migrate_postgres(dsn: str, root: Path | None = None) -> list[str]:
         raise MigrationError(f"postgres: {exc}") from exc
     finally:
         await conn.close()
+
+
+async def pending_postgres(dsn: str, root: Path | None = None) -> list[Migration]:
+    """The Postgres migrations not applied yet, read without changing anything."""
+    migrations = load("postgres", root)
+    try:
+        conn = await asyncpg.connect(dsn, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise MigrationError(f"postgres: cannot connect to {_where(dsn)}: {exc}") from exc
+    try:
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            return migrations
+        rows = await conn.fetch("SELECT version, checksum FROM schema_migrations")
+    except asyncpg.PostgresError as exc:
+        raise MigrationError(f"postgres: {exc}") from exc
+    finally:
+        await conn.close()
+    return _pending(migrations, {r[0]: r[1] for r in rows}, "postgres")
+
+
+def _where(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
 def _statements(sql: str) -> list[str]:

@@ -12,6 +12,9 @@ serve through it."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import socket
 from typing import Any
 
 import uvicorn
@@ -20,6 +23,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import Request
 
 from jacameno.collab.wire import FRAMES_EXTENSION
+
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the transport's bound; the collaboration limits are lower
 
@@ -71,5 +76,28 @@ def config(
     )
 
 
-def run(app: ASGIApp, host: str, port: int) -> None:
-    uvicorn.Server(config(app, host, port)).run()
+class BindError(Exception):
+    """The server cannot listen where it was told to; the message says what to do."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on `host`:`port` (0: any free port), opened before the app starts so
+    that a port in use is told at once and plainly, not after a whole startup."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise BindError(
+                f"port {port} on {host} is already in use: stop what listens there, or choose "
+                "another port with --port or JACAMENO_PORT"
+            ) from exc
+        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+def run(app: ASGIApp, sock: socket.socket) -> None:
+    """Serve `app` on the listening socket `sock` until a signal stops the server."""
+    host, port = sock.getsockname()[:2]
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    logger.info("listening on %s", url, extra={"action": "serve.listening", "url": url})
+    uvicorn.Server(config(app, host, port)).run(sockets=[sock])

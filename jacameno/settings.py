@@ -89,8 +89,10 @@ class Settings:
         if redis_url is not None and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
             raise SettingsError("JACAMENO_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         port_text = get("PORT") or "8000"
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise SettingsError(f"JACAMENO_PORT must be a port number, not {port_text!r}")
+        if not port_text.isdigit() or int(port_text) > 65535:
+            raise SettingsError(
+                f"JACAMENO_PORT must be a port number (0 picks a free one), not {port_text!r}"
+            )
         jwt_secret = get("JWT_SECRET")
         if env == "production" and jwt_secret is not None and len(jwt_secret) < 32:
             raise SettingsError("JACAMENO_JWT_SECRET must be at least 32 characters")
