@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/jacameno serve
 
-test: check tests/e2e/js/node_modules/.installed
+test: check tests/e2e/js/node_modules/.installed examples/js/node_modules/.installed
 	$(BIN)/pytest
 
 check: $(STAMP)
@@ -35,4 +35,9 @@ $(STAMP): pyproject.toml
 # The JavaScript Yjs clients of the e2e tests, exactly as package-lock.json pins them.
 tests/e2e/js/node_modules/.installed: tests/e2e/js/package-lock.json
 	npm ci --prefix tests/e2e/js --no-audit --no-fund
+	touch $@
+
+# The runnable client examples, tested by tests/e2e/test_examples.py.
+examples/js/node_modules/.installed: examples/js/package-lock.json
+	npm ci --prefix examples/js --no-audit --no-fund
 	touch $@

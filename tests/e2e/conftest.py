@@ -15,17 +15,24 @@ from tests.e2e.clients import INSTALLED, JSClient
 from tests.e2e.server import ServerProcess
 
 
-@pytest.fixture(scope="session")
-def node_modules() -> None:
-    """The JS clients' packages, installed from package-lock.json (`make test` does it)."""
-    lock = INSTALLED.parent.parent / "package-lock.json"
+def require_node_modules(folder: Path) -> None:
+    """Fail plainly unless `folder` has node_modules installed from its package-lock.json
+    (`make test` installs them: `npm ci --prefix FOLDER`, then a `.installed` stamp)."""
+    stamp = folder / "node_modules" / ".installed"
+    lock = folder / "package-lock.json"
     if shutil.which("node") is None:
         raise RuntimeError("the e2e tests need Node 20 or newer (`node` is not on PATH)")
-    if not INSTALLED.exists() or INSTALLED.stat().st_mtime < lock.stat().st_mtime:
+    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
         raise RuntimeError(
-            "tests/e2e/js has no up-to-date node_modules: run `make tests/e2e/js/node_modules/"
-            ".installed` (npm ci --prefix tests/e2e/js)"
+            f"{folder} has no up-to-date node_modules: run `make {stamp}` "
+            f"(npm ci --prefix {folder})"
         )
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> None:
+    """The JS clients' packages (tests/e2e/js)."""
+    require_node_modules(INSTALLED.parent.parent)
 
 
 @pytest.fixture
