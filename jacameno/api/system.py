@@ -42,7 +42,10 @@ async def readyz(call: Call) -> Response:
             checks["redis"] = {
                 "status": "unavailable",
                 "error": type(exc).__name__,
-                "degraded": ["rate limits count per node"],
+                "degraded": [
+                    "rate limits count per node",
+                    "edits reach other nodes once Redis is back",
+                ],
             }
         else:
             services.redis_circuit.succeeded()
