@@ -44,7 +44,7 @@ async def readyz(call: Call) -> Response:
                 "error": type(exc).__name__,
                 "degraded": [
                     "rate limits count per node",
-                    "edits reach other nodes once Redis is back",
+                    "edits reach other nodes by the periodic log check",
                 ],
             }
         else:

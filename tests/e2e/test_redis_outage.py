@@ -73,17 +73,21 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"no metric {name}")
 
 
-@pytest.mark.slow
-async def test_the_api_keeps_working_through_a_redis_outage_and_an_empty_restart(
-    database_url: str, tmp_path: Path, redis_server: RedisServer
-) -> None:
-    server = ServerProcess(
+def serving(database_url: str, tmp_path: Path, redis_server: RedisServer) -> ServerProcess:
+    return ServerProcess(
         database_url,
         data_dir=tmp_path / "data",
         jwt_secret="e2e-" + uuid.uuid4().hex,
         log=tmp_path / "server.log",
         extra_environment={"JACAMENO_REDIS_URL": redis_server.url},
     )
+
+
+@pytest.mark.slow
+async def test_the_api_keeps_working_through_a_redis_outage_and_an_empty_restart(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    server = serving(database_url, tmp_path, redis_server)
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
@@ -131,6 +135,45 @@ async def test_the_api_keeps_working_through_a_redis_outage_and_an_empty_restart
                 return metric((await http.get("/metrics")).text, "jacameno_redis_up") == 1
 
             await eventually(redis_up, "the rate limits use Redis again")
+    finally:
+        await server.stop()
+        print(f"--- server log ---\n{server.log_tail()}")
+
+
+@pytest.mark.slow
+async def test_a_hung_redis_costs_the_api_at_most_its_timeout(
+    database_url: str, tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Redis stopped with SIGSTOP answers nothing: calls wait for JACAMENO_REDIS_TIMEOUT_MS
+    (500 ms, one retry), and then not again until JACAMENO_REDIS_RETRY_SECONDS (2 s) passed."""
+    server = serving(database_url, tmp_path, redis_server)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+            user = await server.user("hung")
+            redis_server.pause()
+            started = time.monotonic()
+            ready = await http.get("/readyz")
+            waited = time.monotonic() - started
+            assert (ready.status_code, ready.json()["status"]) == (200, "degraded")
+            assert ready.json()["checks"]["redis"]["error"] == "TimeoutError"
+            assert waited < 2.0, waited
+            started = time.monotonic()
+            for _ in range(5):
+                await login(http, user.email)
+            # The readiness probe opened the circuit: no login waited on Redis.
+            assert time.monotonic() - started < 1.0
+            print(
+                f"hung Redis: /readyz in {waited:.3f} s, 5 logins in {time.monotonic() - started:.3f} s"
+            )
+            redis_server.resume()
+
+            async def ready_again() -> bool:
+                return bool((await http.get("/readyz")).json()["status"] == "ok")
+
+            print(
+                f"/readyz ok {await eventually(ready_again, 'ok after SIGCONT'):.3f} s after SIGCONT"
+            )
     finally:
         await server.stop()
         print(f"--- server log ---\n{server.log_tail()}")
