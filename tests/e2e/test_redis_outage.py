@@ -161,19 +161,17 @@ async def test_a_hung_redis_costs_the_api_at_most_its_timeout(
             started = time.monotonic()
             for _ in range(5):
                 await login(http, user.email)
+            logins = time.monotonic() - started
             # The readiness probe opened the circuit: no login waited on Redis.
-            assert time.monotonic() - started < 1.0
-            print(
-                f"hung Redis: /readyz in {waited:.3f} s, 5 logins in {time.monotonic() - started:.3f} s"
-            )
+            assert logins < 1.0, logins
+            print(f"hung Redis: /readyz in {waited:.3f} s, 5 logins in {logins:.3f} s")
             redis_server.resume()
 
             async def ready_again() -> bool:
                 return bool((await http.get("/readyz")).json()["status"] == "ok")
 
-            print(
-                f"/readyz ok {await eventually(ready_again, 'ok after SIGCONT'):.3f} s after SIGCONT"
-            )
+            healed = await eventually(ready_again, "/readyz ok after SIGCONT")
+            print(f"/readyz ok {healed:.3f} s after SIGCONT")
     finally:
         await server.stop()
         print(f"--- server log ---\n{server.log_tail()}")
