@@ -94,7 +94,7 @@ class FallbackRateLimiter:
             try:
                 retry = await self._shared.hit(key, limit, window_seconds)
             except LimiterUnavailable as exc:
-                self._circuit.failed(exc)
+                self._circuit.failed(exc.__cause__ or exc)
             else:
                 self._circuit.succeeded()
                 return retry
