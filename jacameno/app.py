@@ -7,6 +7,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,14 +17,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno.accounts import Accounts
 from jacameno.api import auth, projects, system
 from jacameno.auth.passwords import Passwords
-from jacameno.auth.sessions import DatabaseSessionStore, RedisSessionStore, RefreshTokens
+from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
 from jacameno.auth.tokens import AccessTokens
 from jacameno.bus.redis import RedisBus
+from jacameno.circuit import Circuit
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.gatekeeper import MembershipGatekeeper
@@ -35,7 +39,12 @@ from jacameno.http.middleware import BodyLimitMiddleware, RequestContextMiddlewa
 from jacameno.metrics import Metrics
 from jacameno.projects.readmodel import ProjectsReadModel
 from jacameno.projects.service import Projects
-from jacameno.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from jacameno.ratelimit import (
+    FallbackRateLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from jacameno.services import Services
 from jacameno.settings import Settings
 from projections.projects import projects_projection
@@ -71,9 +80,26 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             db = await open_database(settings.database_url)
             stack.push_async_callback(db.close)
             redis: Redis | None = None
+            circuit: Circuit | None = None
+            limiter: RateLimiter = MemoryRateLimiter()
             if settings.redis_url is not None:
-                redis = Redis.from_url(settings.redis_url)
+                # Bounded calls and one quick retry (a pooled connection that a Redis restart
+                # closed): Redis is never waited on for long (docs/operations.md, "Redis outage").
+                timeout = settings.redis_timeout_ms / 1000
+                redis = Redis.from_url(
+                    settings.redis_url,
+                    socket_timeout=timeout,
+                    socket_connect_timeout=timeout,
+                    retry=Retry(NoBackoff(), 1),
+                )
                 stack.push_async_callback(redis.aclose)
+                circuit = Circuit("redis", settings.redis_retry_seconds, on_change=metrics.redis_up)
+                limiter = FallbackRateLimiter(
+                    RedisRateLimiter(redis),
+                    MemoryRateLimiter(),
+                    circuit,
+                    on_fallback=metrics.ratelimit_fallbacks.inc,
+                )
             runner = ProjectionRunner(store, db, [projects_projection()])
             await runner.start()
             stack.push_async_callback(runner.stop)
@@ -82,8 +108,8 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
                 memory_kib=settings.argon2_memory_kib,
                 parallelism=settings.argon2_parallelism,
             )
-            limiter: RateLimiter = MemoryRateLimiter() if redis is None else RedisRateLimiter(redis)
-            sessions = DatabaseSessionStore(db) if redis is None else RedisSessionStore(redis)
+            # Sessions live in the database even with Redis: they must outlive Redis restarts.
+            sessions = DatabaseSessionStore(db)
             accounts = Accounts(db, passwords)
             access_tokens = AccessTokens(settings.jwt_secret, settings.access_token_seconds)
             reads = ProjectsReadModel(db)
@@ -117,13 +143,17 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
                 store=store,
                 db=db,
                 redis=redis,
+                redis_circuit=circuit,
                 runner=runner,
                 metrics=metrics,
                 passwords=passwords,
                 accounts=accounts,
                 access_tokens=access_tokens,
                 refresh_tokens=RefreshTokens(
-                    sessions, settings.jwt_secret, settings.refresh_token_seconds
+                    sessions,
+                    settings.jwt_secret,
+                    settings.refresh_token_seconds,
+                    settings.refresh_grace_seconds,
                 ),
                 limiter=limiter,
                 projects=Projects(store, runner, reads, followers=[membership]),
@@ -140,9 +170,17 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             yield
 
     unavailable = (DatabaseUnavailable, StoreUnavailableError, RedisError, TimeoutError)
+    # The one place the client address comes from: the peer, or what a configured proxy
+    # forwarded (uvicorn's own proxy-header handling is off, jacameno/server.py).
+    proxies = (
+        [Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
+        if settings.trusted_proxies
+        else []
+    )
     app = Starlette(
         routes=[*(route(op) for op in OPERATIONS), *ywebsocket.ROUTES, *hocuspocus.ROUTES],
         middleware=[
+            *proxies,
             Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(
                 CORSMiddleware,

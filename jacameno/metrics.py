@@ -28,6 +28,12 @@ class Metrics:
             ["method", "route", "status"],
             registry=self.registry,
         )
+        self._redis_up: Gauge | None = None
+        self.ratelimit_fallbacks = Counter(
+            "jacameno_ratelimit_fallbacks_total",
+            "Rate-limit checks counted in this process because Redis was unavailable.",
+            registry=self.registry,
+        )
         self._seen: dict[str, float] = {}
         Gauge(
             "jacameno_active_users",
@@ -39,6 +45,16 @@ class Metrics:
         self.request_seconds.labels(method, route, str(status)).observe(seconds)
         if status >= 400:
             self.errors.labels(method, route, str(status)).inc()
+
+    def redis_up(self, up: bool) -> None:
+        """`jacameno_redis_up`: exported only by nodes configured with Redis."""
+        if self._redis_up is None:
+            self._redis_up = Gauge(
+                "jacameno_redis_up",
+                "1 while the REST API's Redis answers, 0 while the API runs degraded without it.",
+                registry=self.registry,
+            )
+        self._redis_up.set(1 if up else 0)
 
     def saw_user(self, user_id: str) -> None:
         self._seen[user_id] = time.monotonic()

@@ -1,12 +1,22 @@
 """Rate limits: fixed-window counters per key, in Redis when configured (shared by every node)
-and in process otherwise, behind the `RateLimiter` Protocol."""
+and in process otherwise, behind the `RateLimiter` Protocol. With Redis, `FallbackRateLimiter`
+counts in process while Redis is unavailable, so that Redis is never a single point of failure
+of the API (docs/operations.md, "Redis outage")."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from jacameno.circuit import Circuit
+
+
+class LimiterUnavailable(Exception):
+    """The limiter's backing service did not answer."""
 
 
 class RateLimiter(Protocol):
@@ -53,6 +63,40 @@ class RedisRateLimiter:
         self._hit = redis.register_script(_HIT)
 
     async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+        """As `RateLimiter.hit`; LimiterUnavailable when Redis does not answer in time."""
         window_ms = max(1, int(window_seconds * 1000))
-        count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[window_ms])
+        try:
+            count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[window_ms])
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise LimiterUnavailable(str(exc)) from exc
         return 0.0 if int(count) <= limit else max(int(ttl_ms), 1) / 1000
+
+
+class FallbackRateLimiter:
+    """The shared limiter while its service answers; this process's own counters while the
+    circuit is open (so the limits hold per node meanwhile, not across nodes). Counts kept in
+    process are not carried back to the shared limiter."""
+
+    def __init__(
+        self,
+        shared: RedisRateLimiter,
+        local: MemoryRateLimiter,
+        circuit: Circuit,
+        on_fallback: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._shared = shared
+        self._local = local
+        self._circuit = circuit
+        self._on_fallback = on_fallback
+
+    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+        if self._circuit.should_try():
+            try:
+                retry = await self._shared.hit(key, limit, window_seconds)
+            except LimiterUnavailable as exc:
+                self._circuit.failed(exc.__cause__ or exc)
+            else:
+                self._circuit.succeeded()
+                return retry
+        self._on_fallback()
+        return await self._local.hit(key, limit, window_seconds)

@@ -1,6 +1,6 @@
 """The tables the application reads and writes, per database kind (proved by `tests/migration`):
 accounts and refresh sessions (jacameno), and the projects read model (projections/projects.py,
-declared here so that one module lists the tables of migrations 0003 and 0004)."""
+declared here so that one module lists the tables of migrations 0003 to 0005)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "revoked": "smallint",
         "created_at": "bigint",
         "expires_at": "bigint",
+        "rotated_at": "bigint",
     },
     "projects": {
         "id": "text",

@@ -72,6 +72,9 @@ def config(
         ws_per_message_deflate=False,
         log_config=None,
         access_log=False,
+        # The app alone decides whose X-Forwarded-For to believe (JACAMENO_TRUSTED_PROXIES);
+        # uvicorn would otherwise believe any peer on 127.0.0.1 (or FORWARDED_ALLOW_IPS).
+        proxy_headers=False,
         **options,
     )
 

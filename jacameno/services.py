@@ -12,6 +12,7 @@ from jacameno.accounts import Accounts
 from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import RefreshTokens
 from jacameno.auth.tokens import AccessTokens
+from jacameno.circuit import Circuit
 from jacameno.metrics import Metrics
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import RateLimiter
@@ -26,6 +27,7 @@ class Services:
     store: EventStore
     db: Database
     redis: Redis | None
+    redis_circuit: Circuit | None
     runner: ProjectionRunner
     metrics: Metrics
     passwords: Passwords

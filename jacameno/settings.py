@@ -7,6 +7,7 @@ otherwise fall back to that default must be given: a missing one is an error at 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -38,7 +39,18 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     access_token_seconds: int = 900
     refresh_token_seconds: int = 7 * 24 * 3600
-    auth_rate_limit: int = 10  # login/register attempts per minute, per address and per account
+    # Login and register attempts per minute from one client address, and login attempts per
+    # minute at one account from one address (docs/security.md, "Accounts and sessions").
+    auth_rate_limit: int = 10
+    auth_account_rate_limit: int = 5
+    # Peers whose X-Forwarded-For is believed (IPs and CIDRs); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # How long the token just rotated away still yields the session's current pair (two tabs).
+    refresh_grace_seconds: int = 10
+    # Redis calls of the REST API give up after this long; after a failure they are not tried
+    # again for `redis_retry_seconds` (the rate limits count in process meanwhile).
+    redis_timeout_ms: int = 500
+    redis_retry_seconds: int = 2
     api_rate_limit: int = 600  # API requests per minute, per user
     max_body_bytes: int = 1024 * 1024
     # argon2id cost; the defaults are RFC 9106's second recommended option (64 MiB, 3 passes).
@@ -117,6 +129,11 @@ class Settings:
             access_token_seconds=_int(get, "ACCESS_TOKEN_SECONDS", 900, 30),
             refresh_token_seconds=_int(get, "REFRESH_TOKEN_SECONDS", 7 * 24 * 3600, 60),
             auth_rate_limit=_int(get, "AUTH_RATE_LIMIT", 10, 1),
+            auth_account_rate_limit=_int(get, "AUTH_ACCOUNT_RATE_LIMIT", 5, 1),
+            trusted_proxies=_networks(get("TRUSTED_PROXIES")),
+            refresh_grace_seconds=_int(get, "REFRESH_GRACE_SECONDS", 10, 0),
+            redis_timeout_ms=_int(get, "REDIS_TIMEOUT_MS", 500, 10),
+            redis_retry_seconds=_int(get, "REDIS_RETRY_SECONDS", 2, 1),
             api_rate_limit=_int(get, "API_RATE_LIMIT", 600, 1),
             max_body_bytes=_int(get, "MAX_BODY_BYTES", 1024 * 1024, 1024),
             argon2_time_cost=_int(get, "ARGON2_TIME_COST", 3, 1),
@@ -134,6 +151,26 @@ def _int(get: Callable[[str], str | None], name: str, default: int, minimum: int
     if not text.isdigit() or int(text) < minimum:
         raise SettingsError(f"JACAMENO_{name} must be an integer >= {minimum}, not {text!r}")
     return int(text)
+
+
+def _networks(text: str | None) -> tuple[str, ...]:
+    """JACAMENO_TRUSTED_PROXIES: comma-separated IP addresses and CIDR networks, normalized
+    (`10.1.2.3/8` becomes `10.0.0.0/8`)."""
+    entries: list[str] = []
+    for part in (text or "").split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        try:
+            if "/" in entry:
+                entries.append(str(ipaddress.ip_network(entry, strict=False)))
+            else:
+                entries.append(str(ipaddress.ip_address(entry)))
+        except ValueError as exc:
+            raise SettingsError(
+                f"JACAMENO_TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR network"
+            ) from exc
+    return tuple(entries)
 
 
 def _check_database_url(url: str) -> None:

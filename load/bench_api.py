@@ -137,6 +137,7 @@ def main() -> int:
             "JACAMENO_DATA_DIR": folder,
             "JACAMENO_JWT_SECRET": uuid.uuid4().hex * 2,
             "JACAMENO_AUTH_RATE_LIMIT": "1000000",
+            "JACAMENO_AUTH_ACCOUNT_RATE_LIMIT": "1000000",
             "JACAMENO_API_RATE_LIMIT": "1000000",
             "JACAMENO_DATABASE_URL": f"sqlite:///{Path(folder) / 'bench.db'}",
         }

@@ -251,6 +251,7 @@ def server_environment(database: Database, data_dir: str) -> dict[str, str]:
         "JACAMENO_ARGON2_MEMORY_KIB": "1024",
         "JACAMENO_ARGON2_PARALLELISM": "1",
         "JACAMENO_AUTH_RATE_LIMIT": "1000000",
+        "JACAMENO_AUTH_ACCOUNT_RATE_LIMIT": "1000000",
         "JACAMENO_API_RATE_LIMIT": "1000000",
     }
 

@@ -16,6 +16,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -237,40 +238,75 @@ def _start_postgres(user: str | None, pg_ctl: list[str], base: Path) -> int:
 # Throwaway Redis
 
 
+class RedisServer:
+    """A non-persistent redis-server of our own on one port, that a fault test can stop (SIGTERM:
+    every key is gone) and start again, empty, on the same port."""
+
+    def __init__(self, base: Path, port: int | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceUnavailable(
+                "No Redis for the tests: JACAMENO_TEST_REDIS_URL is not set, nothing answers PING"
+                " at 127.0.0.1:6379, and no redis-server was found on PATH. Install Redis "
+                "(Debian/Ubuntu: `apt-get install redis-server`) or set "
+                "JACAMENO_TEST_REDIS_URL=redis://HOST:PORT/0."
+            )
+        self.port = port or free_port()
+        self._base = base
+        self._argv = [binary, "--port", str(self.port), "--dir", str(base), *REDIS_OPTIONS]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start and wait until it answers PING."""
+        log = self._base / "redis.log"
+        with log.open("ab") as out:
+            self._process = subprocess.Popen(
+                self._argv, stdout=out, stderr=subprocess.STDOUT, cwd=self._base
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not redis_answers("127.0.0.1", self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"throwaway Redis did not start ({' '.join(self._argv)}):\n{_tail(log)}"
+                )
+            time.sleep(0.05)
+
+    def pause(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel, nothing is answered."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self.resume()
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
 @contextlib.contextmanager
 def throwaway_redis() -> Iterator[str]:
     """Start a non-persistent redis-server on a free port; stop it when the block ends."""
-    server = shutil.which("redis-server")
-    if server is None:
-        raise ServiceUnavailable(
-            "No Redis for the tests: JACAMENO_TEST_REDIS_URL is not set, nothing answers PING at "
-            "127.0.0.1:6379, and no redis-server was found on PATH. Install Redis "
-            "(Debian/Ubuntu: `apt-get install redis-server`) or set "
-            "JACAMENO_TEST_REDIS_URL=redis://HOST:PORT/0."
-        )
     base = Path(tempfile.mkdtemp(prefix="jacameno-redis-"))
-    log = base / "redis.log"
     try:
-        port = free_port()
-        argv = [server, "--port", str(port), "--dir", str(base), *REDIS_OPTIONS]
-        with log.open("wb") as out:
-            process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=base)
+        server = RedisServer(base)
+        server.start()
         try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while not redis_answers("127.0.0.1", port):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise ServiceUnavailable(
-                        f"throwaway Redis did not start ({' '.join(argv)}):\n{_tail(log)}"
-                    )
-                time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}/0"
+            yield server.url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            server.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -17,16 +17,29 @@ from jacameno.services import Services
 
 
 def _address(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy forwarded (the app's
+    ProxyHeadersMiddleware, JACAMENO_TRUSTED_PROXIES, has already put it in the scope)."""
     return request.client.host if request.client else "unknown"
 
 
-async def _limit_attempt(call: Call, email: str) -> None:
-    """Login and register attempts are limited per client address and per account."""
-    limit = call.services.settings.auth_rate_limit
-    for key in (f"auth:ip:{_address(call.request)}", f"auth:email:{normalize_email(email)}"):
-        retry = await call.services.limiter.hit(key, limit, 60)
-        if retry:
-            raise rate_limited(retry)
+async def _limit(call: Call, key: str, limit: int) -> None:
+    retry = await call.services.limiter.hit(key, limit, 60)
+    if retry:
+        raise rate_limited(retry)
+
+
+async def _limit_address(call: Call) -> None:
+    """Login and register attempts from one address (every account together)."""
+    await _limit(call, f"auth:ip:{_address(call.request)}", call.services.settings.auth_rate_limit)
+
+
+async def _limit_login(call: Call, email: str) -> None:
+    """Login attempts per address, then per account from that address. No limit counts an
+    account's attempts from every address together: whoever knows an email could then lock its
+    owner out (docs/security.md, "Accounts and sessions")."""
+    await _limit_address(call)
+    account = f"auth:account:{normalize_email(email)}:ip:{_address(call.request)}"
+    await _limit(call, account, call.services.settings.auth_account_rate_limit)
 
 
 async def _tokens(services: Services, user_id: str, refresh_token: str) -> JSONResponse:
@@ -42,7 +55,7 @@ async def _tokens(services: Services, user_id: str, refresh_token: str) -> JSONR
 
 async def register(call: Call) -> Response:
     body = call.body
-    await _limit_attempt(call, body["email"])
+    await _limit_address(call)
     try:
         user = await call.services.accounts.register(
             body["email"], body["password"], body["display_name"]
@@ -53,7 +66,7 @@ async def register(call: Call) -> Response:
 
 
 async def login(call: Call) -> Response:
-    await _limit_attempt(call, call.body["email"])
+    await _limit_login(call, call.body["email"])
     user = await call.services.accounts.authenticate(call.body["email"], call.body["password"])
     if user is None:
         raise ApiError(401, "invalid_credentials", "wrong email or password")
@@ -137,7 +150,8 @@ OPERATIONS = [
         "/api/auth/refresh",
         "refresh",
         "Trade a refresh token for new tokens (the old one is spent; reusing it revokes the"
-        " session)",
+        " session, except within a short grace after its rotation, which yields the current"
+        " pair again)",
         refresh,
         "auth",
         request=schemas.REFRESH,

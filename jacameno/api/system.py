@@ -20,26 +20,39 @@ async def healthz(call: Call) -> Response:
 
 
 async def readyz(call: Call) -> Response:
-    """Readiness: the database, the event log and (when configured) Redis answer."""
+    """Readiness: not ready (503) while the database or the event log fails; ready but
+    `degraded` while Redis fails, since the API then counts rate limits per node and keeps
+    serving (docs/operations.md, "Redis outage")."""
     services = call.services
     checks: dict[str, Any] = {}
-    ready = True
+    status = "ok"
     try:
         await services.db.fetchval("SELECT 1")
         checks["database"] = {"status": "ok", "head_position": await services.store.head_position()}
     except (DatabaseError, EventStoreError) as exc:
-        ready = False
+        status = "unavailable"
         checks["database"] = {"status": "unavailable", "error": type(exc).__name__}
-    if services.redis is not None:
+    if services.redis is not None and services.redis_circuit is not None:
         try:
             await services.redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            services.redis_circuit.failed(exc)
+            if status == "ok":
+                status = "degraded"
+            checks["redis"] = {
+                "status": "unavailable",
+                "error": type(exc).__name__,
+                "degraded": [
+                    "rate limits count per node",
+                    "edits reach other nodes by the periodic log check",
+                ],
+            }
+        else:
+            services.redis_circuit.succeeded()
             checks["redis"] = {"status": "ok"}
-        except (RedisError, OSError) as exc:
-            ready = False
-            checks["redis"] = {"status": "unavailable", "error": type(exc).__name__}
     return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
-        status_code=200 if ready else 503,
+        {"status": status, "checks": checks},
+        status_code=503 if status == "unavailable" else 200,
     )
 
 
@@ -53,7 +66,10 @@ async def openapi(call: Call) -> Response:
 
 _READY = {
     "type": "object",
-    "properties": {"status": {"type": "string"}, "checks": {"type": "object"}},
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+        "checks": {"type": "object"},
+    },
     "required": ["status", "checks"],
 }
 
@@ -72,7 +88,8 @@ OPERATIONS = [
         "GET",
         "/readyz",
         "readyz",
-        "Readiness (database, event log, Redis)",
+        "Readiness: 503 when the database or the event log fails; 200 with status `degraded`"
+        " when only Redis does",
         readyz,
         "operations",
         responses={200: _READY, 503: _READY},

@@ -3,8 +3,11 @@
 A refresh token is `{session_id}.{generation}.{mac}`, the MAC an HMAC of the first two parts with
 a key derived from the signing secret, so stores hold no token. Each refresh advances the session
 to the next generation and hands out its token; presenting a token of an earlier generation (one
-already used: stolen, or replayed) revokes the whole family. Sessions live in Redis when it is
-configured and in the database otherwise, behind the `SessionStore` Protocol."""
+already used: stolen, or replayed) revokes the whole family, except the token rotated away last,
+which for a short grace after its rotation yields the current pair again (two tabs refreshing at
+once both stay logged in). Sessions live in the database, whatever else is configured: a Redis
+outage or an empty Redis after a restart never logs anyone out (docs/security.md, "Accounts and
+sessions")."""
 
 from __future__ import annotations
 
@@ -14,8 +17,6 @@ import hmac
 import time
 import uuid
 from typing import Protocol
-
-from redis.asyncio import Redis
 
 from projections.sql import Database
 
@@ -33,10 +34,13 @@ class SessionStore(Protocol):
         """Record a new session at generation 0."""
         ...
 
-    async def advance(self, session_id: str, generation: int, now_ms: int) -> str:
+    async def advance(self, session_id: str, generation: int, now_ms: int, grace_ms: int) -> str:
         """Atomically move the session from `generation` to the next one; return its user id.
-        Unknown, expired or revoked sessions raise SessionInvalid; an earlier generation revokes
-        the session and raises SessionReused. Of two concurrent calls, at most one succeeds."""
+        The generation just before the current one, presented at most `grace_ms` after the
+        session moved past it, returns the user id and moves nothing (the caller hands out the
+        current generation's token again). Unknown, expired or revoked sessions raise
+        SessionInvalid; any other earlier generation revokes the session and raises
+        SessionReused. Of concurrent calls with one generation, at most one advances."""
         ...
 
     async def revoke(self, session_id: str) -> None:
@@ -54,32 +58,37 @@ class DatabaseSessionStore:
             await conn.execute("DELETE FROM refresh_sessions WHERE expires_at < $1", now)
             await conn.execute(
                 "INSERT INTO refresh_sessions"
-                " (id, user_id, generation, revoked, created_at, expires_at)"
-                " VALUES ($1, $2, 0, 0, $3, $4)",
+                " (id, user_id, generation, revoked, created_at, expires_at, rotated_at)"
+                " VALUES ($1, $2, 0, 0, $3, $4, $3)",
                 session_id,
                 user_id,
                 now,
                 expires_at_ms,
             )
 
-    async def advance(self, session_id: str, generation: int, now_ms: int) -> str:
+    async def advance(self, session_id: str, generation: int, now_ms: int, grace_ms: int) -> str:
         lock = " FOR UPDATE" if self._db.kind == "postgres" else ""
         async with self._db.transaction() as conn:
             row = await conn.fetchrow(
-                "SELECT user_id, generation, revoked, expires_at FROM refresh_sessions"
+                "SELECT user_id, generation, revoked, expires_at, rotated_at FROM refresh_sessions"
                 f" WHERE id = $1{lock}",
                 session_id,
             )
             if row is None or row["revoked"] or row["expires_at"] <= now_ms:
                 raise SessionInvalid("unknown, expired or revoked session")
-            if generation < row["generation"]:
+            current = row["generation"]
+            if generation == current - 1 and now_ms - row["rotated_at"] < grace_ms:
+                return str(row["user_id"])
+            if generation < current:
                 await conn.execute(
                     "UPDATE refresh_sessions SET revoked = 1 WHERE id = $1", session_id
                 )
-            elif generation == row["generation"]:
+            elif generation == current:
                 await conn.execute(
-                    "UPDATE refresh_sessions SET generation = generation + 1 WHERE id = $1",
+                    "UPDATE refresh_sessions SET generation = generation + 1, rotated_at = $2"
+                    " WHERE id = $1",
                     session_id,
+                    now_ms,
                 )
                 return str(row["user_id"])
             else:
@@ -90,69 +99,16 @@ class DatabaseSessionStore:
         await self._db.execute("UPDATE refresh_sessions SET revoked = 1 WHERE id = $1", session_id)
 
 
-_ADVANCE = """
-local s = redis.call('HMGET', KEYS[1], 'user', 'gen', 'revoked', 'expires')
-if not s[1] or s[3] == '1' or tonumber(s[4]) <= tonumber(ARGV[2]) then return {0, ''} end
-local gen = tonumber(s[2])
-local want = tonumber(ARGV[1])
-if want == gen then
-  redis.call('HSET', KEYS[1], 'gen', gen + 1)
-  return {1, s[1]}
-end
-if want < gen then
-  redis.call('HSET', KEYS[1], 'revoked', '1')
-  return {2, ''}
-end
-return {0, ''}
-"""
-
-
-class RedisSessionStore:
-    """One hash per session, expiring with it; rotation is one Lua script (atomic)."""
-
-    def __init__(self, redis: Redis, prefix: str = "jacameno:") -> None:
-        self._redis = redis
-        self._prefix = f"{prefix}session:"
-        self._advance = redis.register_script(_ADVANCE)
-
-    async def create(self, session_id: str, user_id: str, expires_at_ms: int) -> None:
-        key = self._prefix + session_id
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={"user": user_id, "gen": 0, "revoked": 0, "expires": expires_at_ms},
-            )
-            pipe.pexpireat(key, expires_at_ms)
-            await pipe.execute()
-
-    async def advance(self, session_id: str, generation: int, now_ms: int) -> str:
-        outcome, user = await self._advance(
-            keys=[self._prefix + session_id], args=[generation, now_ms]
-        )
-        if outcome == 1:
-            return user.decode() if isinstance(user, bytes) else str(user)
-        if outcome == 2:
-            raise SessionReused("refresh token reused; session revoked")
-        raise SessionInvalid("unknown, expired or revoked session")
-
-    async def revoke(self, session_id: str) -> None:
-        key = self._prefix + session_id
-        # Only an existing session is marked, so that no key without an expiry is created.
-        await self._redis.eval(
-            "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'revoked', '1')"
-            " end return 0",
-            1,
-            key,
-        )
-
-
 class RefreshTokens:
     """Mints, checks and rotates refresh tokens over a SessionStore."""
 
-    def __init__(self, store: SessionStore, secret: str, ttl_seconds: int) -> None:
+    def __init__(
+        self, store: SessionStore, secret: str, ttl_seconds: int, grace_seconds: float = 0
+    ) -> None:
         self._store = store
         self._key = hmac.new(secret.encode(), b"jacameno refresh tokens", hashlib.sha256).digest()
         self.ttl_seconds = ttl_seconds
+        self.grace_ms = int(grace_seconds * 1000)
 
     def _mac(self, session_id: str, generation: int) -> str:
         digest = hmac.new(self._key, f"{session_id}.{generation}".encode(), hashlib.sha256)
@@ -177,9 +133,11 @@ class RefreshTokens:
         return self._token(session_id, 0)
 
     async def rotate(self, token: str) -> tuple[str, str]:
-        """(user id, the next refresh token); SessionInvalid or SessionReused otherwise."""
+        """(user id, the next refresh token); SessionInvalid or SessionReused otherwise. Within
+        the grace, the token rotated away last gets the same next token as its first use."""
         session_id, generation = self._parse(token)
-        user_id = await self._store.advance(session_id, generation, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        user_id = await self._store.advance(session_id, generation, now_ms, self.grace_ms)
         return user_id, self._token(session_id, generation + 1)
 
     async def revoke(self, token: str) -> None:

@@ -34,6 +34,7 @@ def api_settings(
         "JACAMENO_ARGON2_MEMORY_KIB": "1024",
         "JACAMENO_ARGON2_PARALLELISM": "1",
         "JACAMENO_AUTH_RATE_LIMIT": "10000",
+        "JACAMENO_AUTH_ACCOUNT_RATE_LIMIT": "10000",
         "JACAMENO_API_RATE_LIMIT": "100000",
     }
     if redis_url is not None:

@@ -78,11 +78,14 @@ async def test_refresh_rotates_and_reuse_revokes_the_whole_family(api: Api) -> N
     assert rotated.status_code == 200
     second = rotated.json()["refresh_token"]
     assert second != first
+    third = (await api.client.post("/api/auth/refresh", json={"refresh_token": second})).json()
+    # Two rotations back is a replay, whatever the grace for the token rotated away last.
     reused = await api.client.post("/api/auth/refresh", json={"refresh_token": first})
     assert reused.status_code == 401
     assert reused.json()["error"]["code"] == "refresh_token_reused"
-    revoked = await api.client.post("/api/auth/refresh", json={"refresh_token": second})
-    assert revoked.status_code == 401
+    for token in (second, third["refresh_token"]):
+        revoked = await api.client.post("/api/auth/refresh", json={"refresh_token": token})
+        assert revoked.status_code == 401
 
 
 async def test_forged_refresh_tokens_are_refused(api: Api) -> None:
@@ -183,30 +186,22 @@ async def test_the_tokens_of_a_deleted_user_are_refused(api: Api) -> None:
     assert refresh.status_code == 401
 
 
-async def test_login_is_rate_limited_per_address_and_per_account(
-    api_config: Settings, tmp_path: Path
-) -> None:
+async def test_login_is_rate_limited_per_address(api_config: Settings, tmp_path: Path) -> None:
     settings = api_settings(
         tmp_path,
         None if api_config.database_kind == "sqlite" else api_config.database_url,
         api_config.redis_url,
         auth_rate_limit="3",
+        auth_account_rate_limit="100",
     )
     async with running(settings) as api:
         user = await api.register("io")
         attempts = [
             await api.client.post(
-                "/api/auth/login", json={"email": user["email"], "password": "wrong password"}
+                "/api/auth/login", json={"email": email, "password": "wrong password"}
             )
-            for _ in range(4)
+            for email in (user["email"], unique_email(), unique_email(), user["email"])
         ]
         assert [r.status_code for r in attempts] == [401, 401, 429, 429]
         assert int(attempts[-1].headers["retry-after"]) >= 1
         assert attempts[-1].json()["error"]["code"] == "rate_limited"
-    # The account stays limited from another address.
-    async with running(settings) as elsewhere:
-        response = await elsewhere.client.post(
-            "/api/auth/login", json={"email": user["email"], "password": PASSWORD}
-        )
-        if settings.redis_url is not None:
-            assert response.status_code == 429

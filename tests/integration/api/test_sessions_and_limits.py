@@ -1,5 +1,6 @@
 """One conformance suite for each small backend Protocol, run against every implementation:
-refresh sessions (database of each kind, Redis) and rate limiters (in-process, Redis)."""
+refresh sessions (database of each kind) and rate limiters (in-process, Redis, Redis with the
+in-process fallback)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,21 @@ from redis.asyncio import Redis
 
 from jacameno.auth.sessions import (
     DatabaseSessionStore,
-    RedisSessionStore,
     SessionInvalid,
     SessionReused,
     SessionStore,
 )
-from jacameno.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from jacameno.circuit import Circuit
+from jacameno.ratelimit import (
+    FallbackRateLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    RedisRateLimiter,
+)
 from projections.sql import open_database
+from tests.services import free_port
+
+GRACE_MS = 10_000
 
 
 @pytest.fixture
@@ -29,22 +38,20 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["database", "redis"])
-async def sessions(
-    request: pytest.FixtureRequest, database_url: str, redis: Redis
-) -> AsyncIterator[SessionStore]:
-    if request.param == "redis":
-        yield RedisSessionStore(redis, prefix=f"test-{uuid.uuid4().hex}:")
-        return
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[SessionStore]:
     db = await open_database(database_url)
     yield DatabaseSessionStore(db)
     await db.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "fallback"])
 def limiter(request: pytest.FixtureRequest, redis: Redis) -> RateLimiter:
+    shared = RedisRateLimiter(redis, prefix=f"test-{uuid.uuid4().hex}:")
     if request.param == "redis":
-        return RedisRateLimiter(redis, prefix=f"test-{uuid.uuid4().hex}:")
+        return shared
+    if request.param == "fallback":
+        return FallbackRateLimiter(shared, MemoryRateLimiter(), Circuit("redis", 1))
     return MemoryRateLimiter()
 
 
@@ -54,40 +61,80 @@ def _ms(offset: float = 0.0) -> int:
 
 async def test_a_session_advances_one_generation_at_a_time(sessions: SessionStore) -> None:
     await sessions.create("s1", "user-1", _ms(60))
-    assert await sessions.advance("s1", 0, _ms()) == "user-1"
-    assert await sessions.advance("s1", 1, _ms()) == "user-1"
+    assert await sessions.advance("s1", 0, _ms(), GRACE_MS) == "user-1"
+    assert await sessions.advance("s1", 1, _ms(), GRACE_MS) == "user-1"
     with pytest.raises(SessionInvalid):
-        await sessions.advance("s1", 5, _ms())
+        await sessions.advance("s1", 5, _ms(), GRACE_MS)
 
 
 async def test_an_old_generation_revokes_the_session(sessions: SessionStore) -> None:
     await sessions.create("s2", "user-1", _ms(60))
-    await sessions.advance("s2", 0, _ms())
+    await sessions.advance("s2", 0, _ms(), 0)
     with pytest.raises(SessionReused):
-        await sessions.advance("s2", 0, _ms())
+        await sessions.advance("s2", 0, _ms(), 0)
     with pytest.raises(SessionInvalid):
-        await sessions.advance("s2", 1, _ms())
+        await sessions.advance("s2", 1, _ms(), 0)
+
+
+async def test_the_token_rotated_away_last_is_honoured_within_the_grace(
+    sessions: SessionStore,
+) -> None:
+    await sessions.create("g1", "user-1", _ms(60))
+    await sessions.advance("g1", 0, _ms(), GRACE_MS)
+    # The second tab: the same user, and the session stays at generation 1 (not advanced again).
+    assert await sessions.advance("g1", 0, _ms(), GRACE_MS) == "user-1"
+    assert await sessions.advance("g1", 1, _ms(), GRACE_MS) == "user-1"
+    # Two generations back is a replay, grace or not.
+    with pytest.raises(SessionReused):
+        await sessions.advance("g1", 0, _ms(), GRACE_MS)
+    with pytest.raises(SessionInvalid):
+        await sessions.advance("g1", 2, _ms(), GRACE_MS)
+
+
+async def test_after_the_grace_the_rotated_token_revokes_the_session(
+    sessions: SessionStore,
+) -> None:
+    await sessions.create("g2", "user-1", _ms(60))
+    await sessions.advance("g2", 0, _ms(), GRACE_MS)
+    with pytest.raises(SessionReused):
+        await sessions.advance("g2", 0, _ms(GRACE_MS / 1000 + 1), GRACE_MS)
+    with pytest.raises(SessionInvalid):
+        await sessions.advance("g2", 1, _ms(), GRACE_MS)
 
 
 async def test_unknown_expired_and_revoked_sessions_are_invalid(sessions: SessionStore) -> None:
     with pytest.raises(SessionInvalid):
-        await sessions.advance("nope", 0, _ms())
+        await sessions.advance("nope", 0, _ms(), GRACE_MS)
     await sessions.create("s3", "user-1", _ms(60))
     with pytest.raises(SessionInvalid):
-        await sessions.advance("s3", 0, _ms(120))
+        await sessions.advance("s3", 0, _ms(120), GRACE_MS)
     await sessions.revoke("s3")
     await sessions.revoke("never-existed")
     with pytest.raises(SessionInvalid):
-        await sessions.advance("s3", 0, _ms())
+        await sessions.advance("s3", 0, _ms(), GRACE_MS)
+    await sessions.create("s5", "user-1", _ms(60))
+    await sessions.advance("s5", 0, _ms(), GRACE_MS)
+    await sessions.revoke("s5")
+    with pytest.raises(SessionInvalid):
+        await sessions.advance("s5", 0, _ms(), GRACE_MS)
 
 
-async def test_of_two_concurrent_rotations_at_most_one_wins(sessions: SessionStore) -> None:
+async def test_of_concurrent_rotations_without_grace_at_most_one_wins(
+    sessions: SessionStore,
+) -> None:
     await sessions.create("s4", "user-1", _ms(60))
     results = await asyncio.gather(
-        *(sessions.advance("s4", 0, _ms()) for _ in range(5)), return_exceptions=True
+        *(sessions.advance("s4", 0, _ms(), 0) for _ in range(5)), return_exceptions=True
     )
     assert sum(r == "user-1" for r in results) == 1
     assert all(isinstance(r, SessionInvalid) for r in results if r != "user-1")
+
+
+async def test_concurrent_rotations_within_the_grace_advance_once(sessions: SessionStore) -> None:
+    await sessions.create("s6", "user-1", _ms(60))
+    results = await asyncio.gather(*(sessions.advance("s6", 0, _ms(), GRACE_MS) for _ in range(5)))
+    assert results == ["user-1"] * 5
+    assert await sessions.advance("s6", 1, _ms(), GRACE_MS) == "user-1"
 
 
 async def test_a_limiter_allows_the_limit_then_says_how_long_to_wait(
@@ -105,3 +152,24 @@ async def test_a_limiter_window_ends(limiter: RateLimiter) -> None:
     assert 0 < retry <= 0.2
     await asyncio.sleep(retry + 0.05)  # waiting out the window is the behaviour under test
     assert await limiter.hit("w", 1, 0.2) == 0.0
+
+
+async def test_the_fallback_limiter_counts_in_process_while_redis_is_unreachable() -> None:
+    down = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    now = [0.0]
+    changes: list[bool] = []
+    circuit = Circuit("redis", 2, on_change=changes.append, clock=lambda: now[0])
+    fallbacks: list[None] = []
+    limiter = FallbackRateLimiter(
+        RedisRateLimiter(down), MemoryRateLimiter(), circuit, lambda: fallbacks.append(None)
+    )
+    try:
+        assert [await limiter.hit("k", 2, 30) for _ in range(2)] == [0.0, 0.0]
+        assert await limiter.hit("k", 2, 30) > 0
+        assert changes == [True, False]
+        assert len(fallbacks) == 3
+        assert not circuit.should_try()  # no call to Redis until the retry time
+        now[0] = 2.0
+        assert circuit.should_try()
+    finally:
+        await down.aclose()

@@ -44,6 +44,7 @@ def collab_settings(tmp_path: Path, database_url: str | None) -> Settings:
         "JACAMENO_ARGON2_MEMORY_KIB": "1024",
         "JACAMENO_ARGON2_PARALLELISM": "1",
         "JACAMENO_AUTH_RATE_LIMIT": "10000",
+        "JACAMENO_AUTH_ACCOUNT_RATE_LIMIT": "10000",
         "JACAMENO_API_RATE_LIMIT": "100000",
     }
     return Settings.from_env(environ)
