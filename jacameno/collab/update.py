@@ -10,6 +10,9 @@ So every update is walked here first, in Python, with bounds that Yjs itself res
 - every count no larger than the bytes left to read;
 - nested values (lib0 `any`, JSON content) at most `MAX_DEPTH` deep; strings valid UTF-8, JSON
   content valid JSON;
+- no lib0 BigInt values (`any` tag 122): pycrdt reads them back as floats, so a room's document
+  (and every client that loads it later) would hold another number than the clients online when
+  it was sent, with the same state vector; like the other integers beyond 2^53, they are refused;
 - content kinds and type refs that Yjs 13 knows (no yrs-only Move or WeakLink);
 - no trailing bytes.
 
@@ -214,8 +217,10 @@ def _any(reader: Reader, depth: int) -> None:
         reader.var_int()
     elif tag == 124:
         reader.skip(4)
-    elif tag in (123, 122):
+    elif tag == 123:
         reader.skip(8)
+    elif tag == 122:
+        raise reader.fail("BigInt values are not supported")
     elif tag == 119:
         reader.skip_var_string()
     elif tag == 118:
