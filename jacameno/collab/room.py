@@ -238,13 +238,15 @@ class Room:
                 clocks[client] = end
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
-        """Queue sync step 2: what the document has that `state_vector` lacks."""
+        """Queue sync step 2: what the document has that `state_vector` lacks. TooManyRequests
+        if the socket is over its budget of large answers."""
         self._check_open(peer)
         check_state_vector(state_vector)
         try:
             update = self.doc.get_update(state_vector)
         except ValueError as exc:
             raise MalformedMessage(f"state vector: {exc}") from exc
+        peer.connection.sync_budget.charge(len(update))
         self._defer(peer, Outgoing(Kind.SYNC_STEP2, update))
 
     def receive_awareness(self, peer: Peer, payload: bytes) -> None:

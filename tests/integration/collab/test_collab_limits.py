@@ -126,7 +126,9 @@ async def test_a_document_over_its_maximum_size_closes_1009(server: Server) -> N
 
 @pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
 async def test_a_slow_socket_is_closed_with_1013(settings: Settings, asgi_sends: bool) -> None:
-    config = CollabConfig(outbound_messages=8, outbound_bytes=256 * 1024)
+    config = CollabConfig(
+        max_message_bytes=64 * 1024, outbound_messages=8, outbound_bytes=256 * 1024
+    )
     async with serving(settings, config, asgi_sends=asgi_sends) as server:
         alice = await server.user("alice")
         project = await server.project(alice)
