@@ -83,6 +83,7 @@ class Room:
         # Per client, an upper bound of the document's clock (its state vector grows with every
         # client that ever edited): which updates may be repeats, without encoding it each time.
         self._clocks = check_state_vector(self.doc.get_state())
+        self._nesting = loaded.nesting
         self.version = loaded.version
         self.peers: dict[str, Peer] = {}
         self.awareness = awareness.AwarenessStates()
@@ -167,9 +168,9 @@ class Room:
 
     async def receive_update(self, peer: Peer, update: bytes, summary: UpdateSummary) -> None:
         """Apply a checked update and queue it for the log. ReadOnly for viewers (nothing
-        happens), MalformedMessage if it does not apply, MessageTooLarge if the document would
-        grow over its limit, RoomUnavailable if the room failed. Waits while the room has too
-        many unlogged writes."""
+        happens), MalformedMessage if it does not apply or nests types too deep (nesting.py),
+        MessageTooLarge if the document would grow over its limit, RoomUnavailable if the room
+        failed. Waits while the room has too many unlogged writes."""
         self._check_open(peer)
         if summary.empty:
             self._defer(peer, None)
@@ -180,6 +181,7 @@ class Room:
         size = self._snapshots.size + self._unlogged_bytes + len(update)
         if size > self._config.max_document_bytes:
             raise MessageTooLarge("the document would exceed its maximum size")
+        placed = self._nesting.check(summary.runs, self._config.max_type_depth)
         known = self._only_known_clocks(summary)
         changes: list[bytes] = []
         if known:
@@ -201,6 +203,7 @@ class Room:
             if known:
                 self.doc.unobserve(subscription)
         self._advance_clocks(summary)
+        self._nesting.record_resolved(placed)
         if known and all(change == EMPTY_UPDATE for change in changes):
             self._defer(peer, None)
             return
@@ -477,6 +480,7 @@ class Room:
             summary = check_update(update)
             document.apply(self.doc, update, "log")
             self._advance_clocks(summary)
+            self._nesting.record(summary.runs)
             self._snapshots.record(update)
             self._broadcast(Outgoing(Kind.UPDATE, update))
 
