@@ -46,6 +46,7 @@ HOSTILE = {
     "huge client id": _item_any(b"\x7e", client=2**63),
     "huge integer": _item_any(b"\x7d" + b"\xff" * 12 + b"\x01"),
     "huge array length": _item_any(b"\x75" + write_var_uint(2**40)),
+    "bigint": _item_any(b"\x7a" + (2**63 - 1).to_bytes(8, "big")),
 }
 
 
