@@ -101,7 +101,7 @@ class Nesting:
     def of(cls, state: bytes) -> Nesting:
         """The nesting of a whole document (its state as one update)."""
         nesting = cls()
-        nesting.record(check_update(state).runs)
+        nesting.record(check_update(state, logged=True).runs)
         return nesting
 
     def check(self, runs: Sequence[Run], max_depth: int) -> Resolved:

@@ -477,7 +477,7 @@ class Room:
     def _apply_others(self, updates: Iterable[bytes]) -> None:
         """Updates other writers logged; MalformedMessage if one does not apply."""
         for update in updates:
-            summary = check_update(update)
+            summary = check_update(update, logged=True)
             document.apply(self.doc, update, "log")
             self._advance_clocks(summary)
             self._nesting.record(summary.runs)

@@ -97,8 +97,10 @@ class UpdateSummary:
 _NO_DEP = (0, 0)
 
 
-def check_update(update: bytes) -> UpdateSummary:
-    """The summary of a well-formed v1 update; MalformedMessage otherwise."""
+def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
+    """The summary of a well-formed v1 update; MalformedMessage otherwise. `logged`: the update
+    is in the log already (or the whole document), where BigInts logged before they were
+    refused may remain: they are let through."""
     reader = Reader(update, "update")
     clients: list[int] = []
     ends: dict[int, int] = {}
@@ -111,7 +113,7 @@ def check_update(update: bytes) -> UpdateSummary:
         clients.append(client)
         last: Run | None = None
         for _ in range(count):
-            length, place, dep, is_type = _struct(reader)
+            length, place, dep, is_type = _struct(reader, logged)
             if place < 0:  # skipped range
                 last = None
             elif (
@@ -171,7 +173,7 @@ def _id(reader: Reader) -> tuple[int, int]:
     return reader.var_uint(), reader.var_uint(MAX_CLOCK)
 
 
-def _struct(reader: Reader) -> tuple[int, int, tuple[int, int], bool]:
+def _struct(reader: Reader, logged: bool) -> tuple[int, int, tuple[int, int], bool]:
     """Check one struct; return its length in clock units, its place (-1 for a skipped range)
     and the item that place refers to, and whether it holds a shared type."""
     info = reader.uint8()
@@ -198,7 +200,7 @@ def _struct(reader: Reader) -> tuple[int, int, tuple[int, int], bool]:
             raise reader.fail(f"bad parent info {parent_is_root}")
         if info & _HAS_PARENT_SUB:
             reader.skip_var_string()
-    return _content(reader, ref), place, dep, ref == _TYPE
+    return _content(reader, ref, logged), place, dep, ref == _TYPE
 
 
 def _length(reader: Reader) -> int:
@@ -208,7 +210,7 @@ def _length(reader: Reader) -> int:
     return length
 
 
-def _content(reader: Reader, ref: int) -> int:
+def _content(reader: Reader, ref: int, logged: bool) -> int:
     if ref == _DELETED:
         return _length(reader)
     if ref == _STRING:
@@ -222,7 +224,7 @@ def _content(reader: Reader, ref: int) -> int:
         if count == 0:
             raise reader.fail("empty content")
         for _ in range(count):
-            _any(reader, 0)
+            _any(reader, 0, logged)
         return count
     if ref == _JSON:
         count = _count(reader, 1)
@@ -252,12 +254,12 @@ def _content(reader: Reader, ref: int) -> int:
         return 1
     if ref == _DOC:
         reader.skip_var_string()
-        _any(reader, 0)
+        _any(reader, 0, logged)
         return 1
     raise reader.fail(f"unknown content kind {ref}")
 
 
-def _any(reader: Reader, depth: int) -> None:
+def _any(reader: Reader, depth: int, logged: bool) -> None:
     """lib0 `readAny`: 127 undefined, 126 null, 125 varint, 124 float32, 123 float64, 122 bigint,
     121 false, 120 true, 119 string, 118 object, 117 array, 116 bytes."""
     if depth > MAX_DEPTH:
@@ -272,16 +274,18 @@ def _any(reader: Reader, depth: int) -> None:
     elif tag == 123:
         reader.skip(8)
     elif tag == 122:
-        raise reader.fail("BigInt values are not supported")
+        if not logged:
+            raise reader.fail("BigInt values are not supported")
+        reader.skip(8)
     elif tag == 119:
         reader.skip_var_string()
     elif tag == 118:
         for _ in range(_count(reader, 2)):
             reader.skip_var_string()
-            _any(reader, depth + 1)
+            _any(reader, depth + 1, logged)
     elif tag == 117:
         for _ in range(_count(reader, 1)):
-            _any(reader, depth + 1)
+            _any(reader, depth + 1, logged)
     elif tag == 116:
         reader.var_bytes()
     else:

@@ -14,6 +14,8 @@ from websockets.exceptions import ConnectionClosedError
 
 from jacameno.collab import events, protocol
 from jacameno.collab.config import CollabConfig
+from jacameno.collab.errors import MalformedMessage
+from jacameno.collab.update import check_update
 from jacameno.settings import Settings
 from tests.integration.collab.support import Server, YClient, eventually, serving
 
@@ -167,6 +169,40 @@ async def test_the_depth_limit_holds_across_updates_and_room_reloads(server: Ser
     _nest(second, 1, under=deepest)
     assert await second.wait_closed() == 4400
     assert len(await server.events(project, events.DOC_UPDATED)) == 2
+
+
+async def test_a_bigint_logged_before_they_were_refused_does_not_stop_the_room(
+    server: Server,
+) -> None:
+    """An older server logged BigInts: the room still loads, and nesting is still checked."""
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    doc: Any = YClient(server, project, alice.token).doc
+    doc.get("meta", type=Map)["n"] = 2**60 + 3  # pycrdt writes this int as a BigInt
+    old = doc.get_update()
+    with pytest.raises(MalformedMessage, match="BigInt"):
+        check_update(old)
+    await server.store.append(
+        events.stream_name(project),
+        [
+            events.doc_updated(
+                old,
+                check_update(old, logged=True),
+                user_id=alice.id,
+                connection_id="old",
+                node="old",
+            )
+        ],
+    )
+    client = await server.client(project, alice)
+    await client.sync()
+    assert client.doc.get("meta", type=Map)["n"] == 2**60 + 3
+    with client.doc.transaction():
+        _nest(client, 2)
+    await eventually(lambda: len(client.echoes) == 1)
+    with client.doc.transaction():
+        _nest(client, 9)
+    assert await client.wait_closed() == 4400
 
 
 async def test_a_project_keeps_only_its_latest_snapshots(settings: Settings) -> None:
