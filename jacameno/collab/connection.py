@@ -57,7 +57,7 @@ class Connection:
     ) -> None:
         self.id = uuid.uuid4().hex
         self.websocket = websocket
-        self.sync_budget = sync_budget or SyncBudget(10, 60.0, 64 * 1024)
+        self.sync_budget = sync_budget or SyncBudget.of(CollabConfig())
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._max_unread_bulk = max_unread_bulk

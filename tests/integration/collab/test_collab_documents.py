@@ -48,17 +48,21 @@ async def _large_document(server: Server, pieces: int = 10) -> tuple[Any, str, Y
     return alice, project, writer
 
 
-async def test_a_document_larger_than_the_outbound_bound_is_served(server: Server) -> None:
-    alice, project, writer = await _large_document(server)
-    newcomers = [await server.client(project, alice) for _ in range(3)]
-    for newcomer in newcomers:
-        await newcomer.sync()
-    for newcomer in newcomers:
-        assert newcomer.close_code is None
-        assert newcomer.content() == writer.content()
-        assert len(newcomer.content()["lyrics"]) == 10 * PIECE
-        await newcomer.close()
-    await writer.close()
+@pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
+async def test_a_document_larger_than_the_outbound_bound_is_served(
+    settings: Settings, config: CollabConfig, asgi_sends: bool
+) -> None:
+    async with serving(settings, config, asgi_sends=asgi_sends) as server:
+        alice, project, writer = await _large_document(server)
+        newcomers = [await server.client(project, alice) for _ in range(3)]
+        for newcomer in newcomers:
+            await newcomer.sync()
+        for newcomer in newcomers:
+            assert newcomer.close_code is None
+            assert newcomer.content() == writer.content()
+            assert len(newcomer.content()["lyrics"]) == 10 * PIECE
+            await newcomer.close()
+        await writer.close()
 
 
 @pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
