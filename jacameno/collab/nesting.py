@@ -14,8 +14,9 @@ any order: an item may refer to one later in the same update), checked, and reco
 applied. Memory is a few bytes per run and a small object per client.
 
 An item whose neighbour or parent the room does not have (a struct the document keeps pending)
-cannot be placed: it counts as too deep, so a type in it is refused and nothing can be nested
-under it until the room is loaded again (loading resolves the whole document at once)."""
+cannot be placed yet: it counts as too deep, so a type in it is refused, and so is one nested
+under it, until the item it refers to arrives (then it is placed; at most `MAX_WAITING` runs wait,
+the others stay unplaced until the room loads again, which resolves the whole document at once)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ from jacameno.collab.update import GARBAGE, IN_ITEM, IN_ROOT, Run, check_update
 _GAP = 255  # clocks of the client the room does not have
 UNPLACED = 254  # items whose place is unknown: as deep as can be
 _DEEPEST = 253  # depths are kept in one byte; deeper counts as this
+MAX_WAITING = 10_000  # unplaced runs a room remembers, to place when what they refer to arrives
 
-Resolved = list[tuple[int, int, int, int]]  # (client, clock, length, depth)
+Resolved = list[tuple[Run, int]]  # each run of an update with its depth
 
 
 class _Runs:
@@ -60,24 +62,29 @@ class _Runs:
                 self.depths.append(depth)
             self.end = clock + length
         elif clock + length > self.end or _GAP in self.depths:
-            self._fill(clock, clock + length, depth)
+            self._fill(clock, clock + length, depth, _GAP)
         # else: items the room has already (a repeated struct keeps its first place)
 
-    def _fill(self, clock: int, stop: int, depth: int) -> None:
-        """Give `depth` to the clocks in [clock, stop) the room does not have yet (rare: a
-        struct that arrived after a later one of its client)."""
+    def place(self, clock: int, length: int, depth: int) -> None:
+        """Give `depth` to unplaced items in [clock, clock + length)."""
+        self._fill(clock, clock + length, depth, UNPLACED)
+
+    def _fill(self, clock: int, stop: int, depth: int, replaced: int) -> None:
+        """Give `depth` to the clocks in [clock, stop) that are `replaced` (or that the room
+        does not have yet, beyond `end`). Rare: a struct that arrived after a later one of its
+        client, or after its neighbour."""
         bounds = [*self.starts, self.end]
         pieces: list[tuple[int, int]] = []
         for index, start in enumerate(self.starts):
             known, after = self.depths[index], bounds[index + 1]
-            if known != _GAP or after <= clock or start >= stop:
+            if known != replaced or after <= clock or start >= stop:
                 pieces.append((start, known))
                 continue
             if start < clock:
-                pieces.append((start, _GAP))
+                pieces.append((start, replaced))
             pieces.append((max(start, clock), depth))
             if after > stop:
-                pieces.append((stop, _GAP))
+                pieces.append((stop, replaced))
         if stop > self.end:
             pieces.append((max(self.end, clock), depth))
             self.end = stop
@@ -92,10 +99,12 @@ class _Runs:
 class Nesting:
     """The depth of the type every item of one document is in."""
 
-    __slots__ = ("_clients",)
+    __slots__ = ("_clients", "_waiting", "_waiting_runs")
 
     def __init__(self) -> None:
         self._clients: dict[int, _Runs] = {}
+        self._waiting: dict[int, list[Run]] = {}  # unplaced runs, by the client they refer to
+        self._waiting_runs = 0
 
     @classmethod
     def of(cls, state: bytes) -> Nesting:
@@ -108,7 +117,7 @@ class Nesting:
         """Place the runs of an update; MalformedMessage if one holds a type deeper than
         `max_depth`. The result is for `record_resolved` once the update is applied."""
         resolved = self._resolve(runs)
-        for run, (_, _, _, depth) in zip(runs, resolved, strict=True):
+        for run, depth in resolved:
             if run.has_type and depth + 1 > max_depth:
                 if depth == UNPLACED:
                     raise MalformedMessage("update: a shared type in an item the document lacks")
@@ -121,11 +130,36 @@ class Nesting:
         self.record_resolved(self._resolve(runs))
 
     def record_resolved(self, resolved: Resolved) -> None:
-        for client, clock, length, depth in resolved:
-            runs = self._clients.get(client)
+        for run, depth in resolved:
+            runs = self._clients.get(run.client)
             if runs is None:
-                runs = self._clients[client] = _Runs()
-            runs.add(clock, length, depth)
+                runs = self._clients[run.client] = _Runs()
+            runs.add(run.clock, run.length, depth)
+            if depth == UNPLACED:
+                self._wait(run)
+        if self._waiting:
+            self._place_waiting({run.client for run, _ in resolved})
+
+    def _wait(self, run: Run) -> None:
+        if self._waiting_runs < MAX_WAITING:
+            self._waiting.setdefault(run.dep_client, []).append(run)
+            self._waiting_runs += 1
+
+    def _place_waiting(self, arrived: set[int]) -> None:
+        """Place the waiting runs that refer to the clients whose items just arrived (or were
+        just placed), and so on."""
+        clients = [client for client in arrived if client in self._waiting]
+        while clients:
+            waiting = self._waiting.pop(clients.pop(), [])
+            self._waiting_runs -= len(waiting)
+            for run in waiting:
+                base = self._known(run.dep_client, run.dep_clock)
+                if base is None or base == UNPLACED:
+                    self._wait(run)
+                    continue
+                self._clients[run.client].place(run.clock, run.length, _below(run, base))
+                if run.client in self._waiting:
+                    clients.append(run.client)
 
     def _known(self, client: int, clock: int) -> int | None:
         runs = self._clients.get(client)
@@ -175,13 +209,15 @@ class Nesting:
                         base = UNPLACED if other is None else depths[other]
                         if base is None:  # a cycle, which no real update has
                             base = UNPLACED
-                    if base == UNPLACED:
-                        depth = UNPLACED
-                    else:
-                        depth = min(base + 1 if run.place == IN_ITEM else base, _DEEPEST)
+                    depth = UNPLACED if base == UNPLACED else _below(run, base)
                 depths[index] = depth
                 stack.pop()
         return [
-            (run.client, run.clock, run.length, depth if depth is not None else UNPLACED)
+            (run, depth if depth is not None else UNPLACED)
             for run, depth in zip(runs, depths, strict=True)
         ]
+
+
+def _below(run: Run, depth: int) -> int:
+    """The depth of `run`, whose parent or neighbour is in a type at `depth`."""
+    return min(depth + 1 if run.place == IN_ITEM else depth, _DEEPEST)

@@ -148,20 +148,33 @@ def test_recorded_updates_are_kept_however_deep() -> None:
         _check(nesting, updates[-1])
 
 
-def test_loading_places_items_whose_neighbours_came_later() -> None:
-    """A struct logged before the one it sits beside is placed once the document is loaded."""
+def test_an_item_that_came_before_its_neighbour_is_placed_when_the_neighbour_arrives() -> None:
     doc: Doc[Any] = Doc()
     updates = _updates(doc)
     array: Array[Any] = doc.get("root", type=Array)
     array.append("a")
-    array.append("b")
-    late = Nesting()
-    late.record(check_update(updates[1]).runs)  # "b" before "a": unplaced
-    (placed,) = late.check(check_update(updates[1]).runs, LIMIT)
-    assert placed[3] == UNPLACED
-    loaded = Nesting.of(doc.get_update())
-    array.append(Map())
-    _check(loaded, updates[-1])
+    array.append("b")  # beside "a"
+    array.append(Map())  # beside "b"
+    nesting = Nesting()
+    nesting.record(check_update(updates[1]).runs)  # "b" before "a": not placed yet
+    ((_, depth),) = nesting.check(check_update(updates[1]).runs, LIMIT)
+    assert depth == UNPLACED
+    with pytest.raises(MalformedMessage, match="lacks"):
+        nesting.check(check_update(updates[2]).runs, LIMIT)
+    nesting.record(check_update(updates[0]).runs)  # "a" arrives: "b" is placed
+    _check(nesting, updates[2])
+
+
+def test_a_chain_of_waiting_items_is_placed_in_one_go() -> None:
+    doc: Doc[Any] = Doc()
+    updates = _updates(doc)
+    _nested_maps(doc, 3)
+    doc.get("root", type=Map)["m"]["m"]["m"]["x"] = Map()
+    nesting = Nesting()
+    for update in reversed(updates[1:-1]):
+        nesting.record(check_update(update).runs)
+    nesting.record(check_update(updates[0]).runs)
+    _check(nesting, updates[-1])
 
 
 def test_a_long_text_is_one_run() -> None:
