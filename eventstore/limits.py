@@ -22,6 +22,13 @@ class Limits:
     max_metadata_bytes: int = 64 * 1024
     max_events_per_append: int = 10_000
     max_snapshot_bytes: int = 256 * 1024 * 1024
+    # Snapshots kept per stream: saving one more deletes the oldest (lowest version). Loading
+    # needs only the latest; older ones serve `load_snapshot(max_version=...)` and cost space.
+    snapshots_per_stream: int = 3
+
+    def __post_init__(self) -> None:
+        if self.snapshots_per_stream < 1:
+            raise ValueError("snapshots_per_stream must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,7 @@ class MemoryEventStore:
             snaps[index] = snap
         else:
             snaps.insert(index, snap)
+        del snaps[: -self.limits.snapshots_per_stream]
 
     async def load_snapshot(self, stream: str, max_version: int | None = None) -> Snapshot | None:
         self._check_open()

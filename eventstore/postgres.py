@@ -416,20 +416,35 @@ class PostgresEventStore:
         meta = check_snapshot(state, metadata, self.limits)
         rows = await self._fetch(
             """
-            INSERT INTO es_snapshots (stream, version, state, metadata)
-            SELECT $1::text, $2::bigint, $3::bytea, $4::jsonb
-            WHERE $2 > 0 AND EXISTS (SELECT 1 FROM es_events WHERE stream = $1 AND version = $2)
-            ON CONFLICT (stream, version) DO UPDATE
-                SET state = EXCLUDED.state, metadata = EXCLUDED.metadata,
-                    recorded_at = EXCLUDED.recorded_at
-            RETURNING 1
+            WITH target AS (
+                SELECT $2 > 0
+                    AND EXISTS (SELECT 1 FROM es_events WHERE stream = $1 AND version = $2) AS ok
+            ), saved AS (
+                INSERT INTO es_snapshots (stream, version, state, metadata)
+                SELECT $1::text, $2::bigint, $3::bytea, $4::jsonb
+                WHERE (SELECT ok FROM target) AND (
+                    SELECT count(*) FROM es_snapshots WHERE stream = $1 AND version > $2
+                ) < $5
+                ON CONFLICT (stream, version) DO UPDATE
+                    SET state = EXCLUDED.state, metadata = EXCLUDED.metadata,
+                        recorded_at = EXCLUDED.recorded_at
+                RETURNING version
+            ), pruned AS (
+                DELETE FROM es_snapshots
+                WHERE stream = $1 AND EXISTS (SELECT 1 FROM saved) AND version NOT IN (
+                    SELECT version FROM es_snapshots WHERE stream = $1
+                    UNION SELECT $2::bigint ORDER BY version DESC LIMIT $5
+                )
+            )
+            SELECT ok FROM target
             """,
             stream,
             version,
             state,
             meta,
+            self.limits.snapshots_per_stream,
         )
-        if not rows:
+        if not rows[0][0]:
             raise InvalidEventError(f"stream {stream!r} has no version {version}")
 
     # -- reading ---------------------------------------------------------------------------

@@ -68,7 +68,11 @@ class EventStore(Protocol):
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the folded state of `stream` at `version` (which must exist); saving the same
-        version again replaces it. Snapshots never replace events: the log keeps them all."""
+        version again replaces it. Snapshots never replace events: the log keeps them all.
+
+        A stream keeps at most `limits.snapshots_per_stream` snapshots, those of the highest
+        versions: in the same transaction, saving one deletes the older ones beyond that bound
+        (so saving a version below all of those kept stores nothing)."""
         ...
 
     async def load_snapshot(self, stream: str, max_version: int | None = None) -> Snapshot | None:

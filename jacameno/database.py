@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventstore import EventStore, Pacing
+from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from jacameno.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
@@ -36,6 +36,7 @@ async def open_event_store(settings: Settings) -> EventStore:
     pacing = None
     if settings.commit_pace_ms:
         pacing = Pacing(settings.commit_pace_ms / 1000, settings.commit_pace_above)
+    limits = Limits(snapshots_per_stream=settings.snapshots_per_stream)
     if settings.database_kind == "sqlite":
-        return await SQLiteEventStore.open(settings.sqlite_path, pacing=pacing)
-    return await PostgresEventStore.open(settings.database_url, pacing=pacing)
+        return await SQLiteEventStore.open(settings.sqlite_path, pacing=pacing, limits=limits)
+    return await PostgresEventStore.open(settings.database_url, pacing=pacing, limits=limits)

@@ -61,6 +61,7 @@ class Settings:
     # commits start at least this many milliseconds apart; 0 turns pacing off.
     commit_pace_ms: int = 10
     commit_pace_above: int = 1000
+    snapshots_per_stream: int = 3  # the event store keeps this many snapshots per stream
 
     @property
     def jwt_secret(self) -> str:
@@ -141,6 +142,7 @@ class Settings:
             argon2_parallelism=_int(get, "ARGON2_PARALLELISM", 4, 1),
             commit_pace_ms=_int(get, "COMMIT_PACE_MS", 10, 0),
             commit_pace_above=_int(get, "COMMIT_PACE_ABOVE", 1000, 0),
+            snapshots_per_stream=_int(get, "SNAPSHOTS_PER_STREAM", 3, 1),
         )
 
 

@@ -1,4 +1,8 @@
-"""Limits and timings of live collaboration, read once from `JACAMENO_COLLAB_*` variables."""
+"""Limits and timings of live collaboration, read once from `JACAMENO_COLLAB_*` variables.
+
+The limits must agree with each other and with the event store, so that whatever a socket may
+send can be stored and served back: a combination that contradicts itself is a SettingsError at
+start (`check`), never a room that fails later (docs/security.md, "Documents and sync")."""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from eventstore import Limits
 from jacameno.settings import SettingsError
 
 MIB = 1024 * 1024
+MAX_TYPE_DEPTH = 250  # the highest max_type_depth (depths are kept in one byte)
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +22,18 @@ class CollabConfig:
     max_message_bytes: int = 4 * MIB  # one frame; larger closes with 1009
     max_document_bytes: int = 64 * MIB  # encoded size of a project document; over it: 1009
     outbound_messages: int = 2048  # frames queued for one socket; over it the socket gets 1013
+    # bytes a socket may leave unread (queued or in the kernel), sync answers aside; over: 1013
     outbound_bytes: int = 16 * MIB
+    # Sync step 2 answers (a newcomer's whole document) do not count toward outbound_bytes, so a
+    # large document is never taken for a slow socket; a socket holds at most this many unread.
+    sync_answers_unread: int = 2
+    # Per socket, at most `large_syncs` sync answers of `large_sync_bytes` or more (a burst,
+    # refilled over `large_sync_window` seconds); one more closes the socket with 4429.
+    large_syncs: int = 10
+    large_sync_bytes: int = 64 * 1024
+    large_sync_window: float = 60.0
+    # Shared types nested deeper than this (root types are at depth 1) are refused with 4400.
+    max_type_depth: int = 64
     idle_timeout: float = 120.0  # seconds without any frame from the client (they renew awareness
     # every 15 s); protocol-level pings are uvicorn's (ws_ping_interval)
     close_timeout: float = 10.0  # how long a close may wait behind a socket that does not read
@@ -55,3 +72,56 @@ class CollabConfig:
                 raise SettingsError(f"JACAMENO_COLLAB_{field.name.upper()} must be > 0")
             values[field.name] = value
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self, store: Limits | None = None) -> None:
+        """SettingsError if the limits contradict each other or the event store's (`store`, by
+        default the limits the server opens its store with)."""
+        store = store or Limits()
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value < 0 or (value == 0 and field.name != "snapshot_jitter"):
+                raise SettingsError(f"{_name(field.name)} must be > 0")
+        _at_least(
+            "outbound_bytes",
+            self.outbound_bytes,
+            2 * self.max_message_bytes,
+            "twice JACAMENO_COLLAB_MAX_MESSAGE_BYTES, or one broadcast update of the largest "
+            "size would close every socket of its room as too slow",
+        )
+        _at_least(
+            "max_document_bytes",
+            self.max_document_bytes,
+            self.max_message_bytes,
+            "JACAMENO_COLLAB_MAX_MESSAGE_BYTES: an update may be as large as a message",
+        )
+        _at_most(
+            "max_message_bytes",
+            self.max_message_bytes,
+            store.max_event_bytes,
+            "the event store's largest event, or an accepted update would fail its append "
+            "and drop the room",
+        )
+        _at_most(
+            "max_document_bytes",
+            self.max_document_bytes,
+            store.max_snapshot_bytes,
+            "the event store's largest snapshot, or the document could not be snapshotted",
+        )
+        _at_most("max_type_depth", self.max_type_depth, MAX_TYPE_DEPTH, "the highest supported")
+
+
+def _name(field: str) -> str:
+    return f"JACAMENO_COLLAB_{field.upper()}"
+
+
+def _at_least(field: str, value: float, bound: float, why: str) -> None:
+    if value < bound:
+        raise SettingsError(f"{_name(field)} ({value}) must be at least {bound}: {why}")
+
+
+def _at_most(field: str, value: float, bound: float, why: str) -> None:
+    if value > bound:
+        raise SettingsError(f"{_name(field)} ({value}) must be at most {bound}: {why}")

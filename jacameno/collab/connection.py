@@ -7,7 +7,15 @@ bounded queue is drained by a sender task through ASGI. Either way the sender ta
 close frame.
 
 `send` never blocks and never drops silently: a socket over its bounds (it reads more slowly
-than its room writes) is closed with 1013 and resyncs when it reconnects."""
+than its room writes) is closed with 1013 and resyncs when it reconnects.
+
+Sync answers (`bulk` frames: a newcomer's whole document, which may be far larger than the
+bound) are not counted against the byte bound while they are unread, at most
+`sync_answers_unread` of them at a time; whatever else the socket leaves unread is. So a large
+document is never taken for a slow socket, and a socket that stops reading is still closed as
+soon as its room sends it more than the bound. With frames written to the transport, how much of
+an answer is still unread follows from the bytes written and the bytes the transport holds (it
+sends in order)."""
 
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from jacameno.collab import wire
+from jacameno.collab.budget import SyncBudget
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
@@ -37,19 +46,33 @@ logger = logging.getLogger(__name__)
 
 class Connection:
     def __init__(
-        self, websocket: WebSocket, *, max_messages: int, max_bytes: int, close_timeout: float
+        self,
+        websocket: WebSocket,
+        *,
+        max_messages: int,
+        max_bytes: int,
+        close_timeout: float,
+        max_unread_bulk: int = 2,
+        sync_budget: SyncBudget | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.websocket = websocket
+        self.sync_budget = sync_budget or SyncBudget.of(CollabConfig())
         self._max_messages = max_messages
         self._max_bytes = max_bytes
+        self._max_unread_bulk = max_unread_bulk
         self._close_timeout = close_timeout
-        self._queue: deque[bytes] = deque()
-        self._queued_bytes = 0
+        self._queue: deque[tuple[bytes, bool]] = deque()  # (payload, bulk)
+        self._queued_bytes = 0  # not counting bulk frames
+        self._queued_bulk = 0
         self._writer = wire.frame_writer(websocket)
         self._flusher = wire.flusher()
         self._out: list[bytes] = []  # framed, for the writer at the next turn
-        self._unsent = 0  # bytes the transport held after the last flush
+        self._out_bytes = 0
+        self._out_bulk: list[tuple[int, int]] = []  # (end offset in _out, size) of bulk frames
+        self._written = 0  # bytes handed to the transport so far
+        self._held: deque[tuple[int, int]] = deque()  # (end offset in _written, size) of bulk
+        self._unsent = 0  # bytes the transport held after the last flush, bulk frames aside
         self._wakeup = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
@@ -69,6 +92,8 @@ class Connection:
             max_messages=config.outbound_messages,
             max_bytes=config.outbound_bytes,
             close_timeout=config.close_timeout,
+            max_unread_bulk=config.sync_answers_unread,
+            sync_budget=SyncBudget.of(config),
         )
 
     @property
@@ -84,29 +109,51 @@ class Connection:
         """Send one protocol message."""
         self.send_frame(wire.Frame(message))
 
-    def send_frame(self, frame: wire.Frame) -> None:
-        """Send one protocol message that may go to many sockets (framed once for all)."""
+    def send_frame(self, frame: wire.Frame, bulk: bool = False) -> None:
+        """Send one protocol message that may go to many sockets (framed once for all); `bulk`
+        for a sync answer, which the byte bound leaves aside (see the module's docstring)."""
         if self.close_code is not None:
             return  # the client learns from the close code that it must resync
+        bulk = bulk and self._unread_bulk() < self._max_unread_bulk
         writer = self._writer
         if writer is not None:
             data = frame.wire
             if not self._out:
                 self._flusher.schedule(self._flush)
             self._out.append(data)
+            self._out_bytes += len(data)
+            if bulk:
+                self._out_bulk.append((self._out_bytes, len(data)))
+                return
             self._queued_bytes += len(data)
             if self._queued_bytes + self._unsent > self._max_bytes:
                 self._too_slow()
             return
-        if self._queue and (
+        payload = frame.payload
+        if bulk:
+            self._queued_bulk += 1
+        elif self._queue and (
             len(self._queue) >= self._max_messages
-            or self._queued_bytes + len(frame.payload) > self._max_bytes
+            or self._queued_bytes + len(payload) > self._max_bytes
         ):
             self._too_slow()
             return
-        self._queue.append(frame.payload)
-        self._queued_bytes += len(frame.payload)
+        else:
+            self._queued_bytes += len(payload)
+        self._queue.append((payload, bulk))
         self._wakeup.set()
+
+    def _unread_bulk(self) -> int:
+        """Bulk frames that may still be unread (an upper bound until the next flush)."""
+        return len(self._held) + len(self._out_bulk) + self._queued_bulk
+
+    def _held_bulk_bytes(self, unsent: int) -> int:
+        """How many of the `unsent` bytes the transport holds belong to bulk frames."""
+        sent = self._written - unsent  # the transport sends in order
+        held = self._held
+        while held and held[0][0] <= sent:
+            held.popleft()
+        return sum(min(size, end - sent) for end, size in held)
 
     def _too_slow(self) -> None:
         logger.warning(
@@ -117,14 +164,19 @@ class Connection:
 
     def _flush(self) -> None:
         out, self._out = self._out, []
+        bulk, self._out_bulk = self._out_bulk, []
+        written, self._out_bytes = self._out_bytes, 0
         self._queued_bytes = 0
         writer = self._writer
         if self.close_code is None and out and writer is not None:
             # False: the socket is already closing or gone, which its reader learns.
             writer.write_frames(out[0] if len(out) == 1 else b"".join(out))
+            self._held.extend((self._written + end, size) for end, size in bulk)
+            self._written += written
             # What the kernel has not taken yet; it only shrinks until the next flush, so
             # sends until then count against this (an upper bound) without asking again.
-            self._unsent = writer.write_buffer_size()
+            unsent = writer.write_buffer_size()
+            self._unsent = unsent - (self._held_bulk_bytes(unsent) if self._held else 0)
             if self._unsent > self._max_bytes:
                 self._too_slow()
 
@@ -136,7 +188,8 @@ class Connection:
         self.close_reason = reason[:120]
         self._queue.clear()
         self._out.clear()
-        self._queued_bytes = 0
+        self._out_bulk.clear()
+        self._queued_bytes = self._queued_bulk = self._out_bytes = 0
         self._wakeup.set()
 
     def watch_idle(self, timeout: float) -> None:
@@ -196,8 +249,11 @@ class Connection:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 while self._queue and self.close_code is None:
-                    frame = self._queue.popleft()
-                    self._queued_bytes -= len(frame)
+                    frame, bulk = self._queue.popleft()
+                    if bulk:
+                        self._queued_bulk -= 1
+                    else:
+                        self._queued_bytes -= len(frame)
                     await websocket.send_bytes(frame)
                 if self.close_code is not None:
                     if (

@@ -7,6 +7,7 @@ CollabError
 │   └── ProjectNotFound    4404: no such project (or it was deleted)
 ├── MalformedMessage       4400: a frame or an update that does not decode; nothing is stored
 ├── MessageTooLarge        1009: a frame or a document over its limit
+├── TooManyRequests        4429: more large sync answers than a socket's budget allows
 └── RoomUnavailable        1013: the log failed; the room is dropped and reloads from the log
 """
 
@@ -22,6 +23,7 @@ MALFORMED = 4400
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
 NOT_FOUND = 4404
+TOO_MANY_REQUESTS = 4429  # as Hocuspocus's throttle closes
 
 
 class CollabError(Exception):
@@ -54,6 +56,12 @@ class MalformedMessage(CollabError):
 
 class MessageTooLarge(CollabError):
     close_code = TOO_LARGE
+
+
+class TooManyRequests(CollabError):
+    """A socket asked for more large sync answers than its budget (jacameno.collab.budget)."""
+
+    close_code = TOO_MANY_REQUESTS
 
 
 class RoomUnavailable(CollabError):

@@ -10,6 +10,7 @@ from pycrdt import Doc
 
 from eventstore import EventStore
 from jacameno.collab import document, events
+from jacameno.collab.nesting import Nesting
 
 
 @dataclass(slots=True)
@@ -20,6 +21,7 @@ class Loaded:
     version: int  # the stream version the document reflects
     base: bytes  # the snapshot's state (or the empty update)
     tail: list[bytes]  # doc updates after the snapshot, in log order
+    nesting: Nesting  # how deep the document's types are
 
 
 async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
@@ -39,5 +41,10 @@ async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
             version = event.version
         if len(batch) < page:
             break
-    doc = await asyncio.to_thread(document.build, base, tail)
-    return Loaded(doc, version, base, tail)
+    doc, nesting = await asyncio.to_thread(_build, base, tail)
+    return Loaded(doc, version, base, tail, nesting)
+
+
+def _build(base: bytes, tail: list[bytes]) -> tuple[Doc[Any], Nesting]:
+    doc = document.build(base, tail)
+    return doc, Nesting.of(doc.get_update())

@@ -111,7 +111,7 @@ class Peer:
     def deliver(self, message: Outgoing) -> None:
         frame = message.frame(self.dialect)
         if frame is not None:
-            self.connection.send_frame(frame)
+            self.connection.send_frame(frame, bulk=message.kind is Kind.SYNC_STEP2)
 
     def acknowledge(self, applied: bool = True) -> None:
         """Tell the peer its update is durable (or, `applied=False`, refused)."""

@@ -83,6 +83,7 @@ class Room:
         # Per client, an upper bound of the document's clock (its state vector grows with every
         # client that ever edited): which updates may be repeats, without encoding it each time.
         self._clocks = check_state_vector(self.doc.get_state())
+        self._nesting = loaded.nesting
         self.version = loaded.version
         self.peers: dict[str, Peer] = {}
         self.awareness = awareness.AwarenessStates()
@@ -167,9 +168,9 @@ class Room:
 
     async def receive_update(self, peer: Peer, update: bytes, summary: UpdateSummary) -> None:
         """Apply a checked update and queue it for the log. ReadOnly for viewers (nothing
-        happens), MalformedMessage if it does not apply, MessageTooLarge if the document would
-        grow over its limit, RoomUnavailable if the room failed. Waits while the room has too
-        many unlogged writes."""
+        happens), MalformedMessage if it does not apply or nests types too deep (nesting.py),
+        MessageTooLarge if the document would grow over its limit, RoomUnavailable if the room
+        failed. Waits while the room has too many unlogged writes."""
         self._check_open(peer)
         if summary.empty:
             self._defer(peer, None)
@@ -180,6 +181,7 @@ class Room:
         size = self._snapshots.size + self._unlogged_bytes + len(update)
         if size > self._config.max_document_bytes:
             raise MessageTooLarge("the document would exceed its maximum size")
+        placed = self._nesting.check(summary.runs, self._config.max_type_depth)
         known = self._only_known_clocks(summary)
         changes: list[bytes] = []
         if known:
@@ -201,6 +203,7 @@ class Room:
             if known:
                 self.doc.unobserve(subscription)
         self._advance_clocks(summary)
+        self._nesting.record_resolved(placed)
         if known and all(change == EMPTY_UPDATE for change in changes):
             self._defer(peer, None)
             return
@@ -238,13 +241,15 @@ class Room:
                 clocks[client] = end
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
-        """Queue sync step 2: what the document has that `state_vector` lacks."""
+        """Queue sync step 2: what the document has that `state_vector` lacks. TooManyRequests
+        if the socket is over its budget of large answers."""
         self._check_open(peer)
         check_state_vector(state_vector)
         try:
             update = self.doc.get_update(state_vector)
         except ValueError as exc:
             raise MalformedMessage(f"state vector: {exc}") from exc
+        peer.connection.sync_budget.charge(len(update))
         self._defer(peer, Outgoing(Kind.SYNC_STEP2, update))
 
     def receive_awareness(self, peer: Peer, payload: bytes) -> None:
@@ -472,9 +477,10 @@ class Room:
     def _apply_others(self, updates: Iterable[bytes]) -> None:
         """Updates other writers logged; MalformedMessage if one does not apply."""
         for update in updates:
-            summary = check_update(update)
+            summary = check_update(update, logged=True)
             document.apply(self.doc, update, "log")
             self._advance_clocks(summary)
+            self._nesting.record(summary.runs)
             self._snapshots.record(update)
             self._broadcast(Outgoing(Kind.UPDATE, update))
 

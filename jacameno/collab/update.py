@@ -10,6 +10,9 @@ So every update is walked here first, in Python, with bounds that Yjs itself res
 - every count no larger than the bytes left to read;
 - nested values (lib0 `any`, JSON content) at most `MAX_DEPTH` deep; strings valid UTF-8, JSON
   content valid JSON;
+- no lib0 BigInt values (`any` tag 122): pycrdt reads them back as floats, so a room's document
+  (and every client that loads it later) would hold another number than the clients online when
+  it was sent, with the same state vector; like the other integers beyond 2^53, they are refused;
 - content kinds and type refs that Yjs 13 knows (no yrs-only Move or WeakLink);
 - no trailing bytes.
 
@@ -49,41 +52,89 @@ _HAS_RIGHT_ORIGIN = 0x40
 _HAS_PARENT_SUB = 0x20
 
 
+# Where an item sits (jacameno.collab.nesting): its parent is named only when it has no
+# neighbour; otherwise it is in its neighbour's parent.
+IN_ROOT = 0  # in a root type
+IN_ITEM = 1  # in the type that item (dep_client, dep_clock) holds
+BESIDE = 2  # beside item (dep_client, dep_clock): in the same type
+GARBAGE = 3  # a collected range (its type was deleted): nothing in it is visible
+
+
+class Run:
+    """Consecutive structs of one client in one place: an item and the items typed after it,
+    each with the previous one as its origin, share a parent. `has_type`: one of them holds a
+    shared type."""
+
+    __slots__ = ("client", "clock", "dep_client", "dep_clock", "has_type", "length", "place")
+
+    def __init__(
+        self, client: int, clock: int, length: int, place: int, dep: tuple[int, int], has_type: bool
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.length = length
+        self.place = place
+        self.dep_client, self.dep_clock = dep
+        self.has_type = has_type
+
+
 @dataclass(frozen=True, slots=True)
 class UpdateSummary:
     """What a valid update touches: the clients whose structs it carries, how many structs and
-    deleted ranges."""
+    deleted ranges, and where its structs sit (runs)."""
 
     clients: tuple[int, ...]
     structs: int
     deletions: int
     ends: tuple[tuple[int, int], ...] = ()  # (client, clock after its last struct or deletion)
+    runs: tuple[Run, ...] = ()
 
     @property
     def empty(self) -> bool:
         return self.structs == 0 and self.deletions == 0
 
 
-def check_update(update: bytes) -> UpdateSummary:
-    """The summary of a well-formed v1 update; MalformedMessage otherwise."""
+_NO_DEP = (0, 0)
+
+
+def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
+    """The summary of a well-formed v1 update; MalformedMessage otherwise. `logged`: the update
+    is in the log already (or the whole document), where BigInts logged before they were
+    refused may remain: they are let through."""
     reader = Reader(update, "update")
     clients: list[int] = []
     ends: dict[int, int] = {}
+    runs: list[Run] = []
     structs = 0
     for _ in range(_count(reader, 1)):
         count = _count(reader, 1)
         client = reader.var_uint()
         clock = reader.var_uint(MAX_CLOCK)
         clients.append(client)
+        last: Run | None = None
         for _ in range(count):
-            clock += _struct(reader)
+            length, place, dep, is_type = _struct(reader, logged)
+            if place < 0:  # skipped range
+                last = None
+            elif (
+                last is not None
+                and place == BESIDE
+                and dep == (client, clock - 1)
+                and last.clock + last.length == clock
+            ):
+                last.length += length
+                last.has_type = last.has_type or is_type
+            else:
+                last = Run(client, clock, length, place, dep, is_type)
+                runs.append(last)
+            clock += length
             if clock > MAX_CLOCK:
                 raise reader.fail(f"clock of client {client} passes 2^32")
         structs += count
         ends[client] = max(ends.get(client, 0), clock)
     deletions = _delete_set(reader, ends)
     reader.end()
-    return UpdateSummary(tuple(clients), structs, deletions, tuple(ends.items()))
+    return UpdateSummary(tuple(clients), structs, deletions, tuple(ends.items()), tuple(runs))
 
 
 def check_state_vector(state_vector: bytes) -> dict[int, int]:
@@ -118,32 +169,38 @@ def _delete_set(reader: Reader, ends: dict[int, int]) -> int:
     return ranges
 
 
-def _id(reader: Reader) -> None:
-    reader.var_uint()
-    reader.var_uint(MAX_CLOCK)
+def _id(reader: Reader) -> tuple[int, int]:
+    return reader.var_uint(), reader.var_uint(MAX_CLOCK)
 
 
-def _struct(reader: Reader) -> int:
-    """Check one struct; return its length in clock units."""
+def _struct(reader: Reader, logged: bool) -> tuple[int, int, tuple[int, int], bool]:
+    """Check one struct; return its length in clock units, its place (-1 for a skipped range)
+    and the item that place refers to, and whether it holds a shared type."""
     info = reader.uint8()
     ref = info & 0x1F
-    if ref in (_GC, _SKIP):
-        return _length(reader)
+    if ref == _GC:
+        return _length(reader), GARBAGE, _NO_DEP, False
+    if ref == _SKIP:
+        return _length(reader), -1, _NO_DEP, False
+    place, dep = BESIDE, _NO_DEP
     if info & _HAS_ORIGIN:
-        _id(reader)
+        dep = _id(reader)
     if info & _HAS_RIGHT_ORIGIN:
-        _id(reader)
+        right = _id(reader)
+        if not info & _HAS_ORIGIN:
+            dep = right
     if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
         parent_is_root = reader.var_uint()
         if parent_is_root == 1:
             reader.skip_var_string()
+            place = IN_ROOT
         elif parent_is_root == 0:
-            _id(reader)
+            place, dep = IN_ITEM, _id(reader)
         else:
             raise reader.fail(f"bad parent info {parent_is_root}")
         if info & _HAS_PARENT_SUB:
             reader.skip_var_string()
-    return _content(reader, ref)
+    return _content(reader, ref, logged), place, dep, ref == _TYPE
 
 
 def _length(reader: Reader) -> int:
@@ -153,7 +210,7 @@ def _length(reader: Reader) -> int:
     return length
 
 
-def _content(reader: Reader, ref: int) -> int:
+def _content(reader: Reader, ref: int, logged: bool) -> int:
     if ref == _DELETED:
         return _length(reader)
     if ref == _STRING:
@@ -167,7 +224,7 @@ def _content(reader: Reader, ref: int) -> int:
         if count == 0:
             raise reader.fail("empty content")
         for _ in range(count):
-            _any(reader, 0)
+            _any(reader, 0, logged)
         return count
     if ref == _JSON:
         count = _count(reader, 1)
@@ -197,12 +254,12 @@ def _content(reader: Reader, ref: int) -> int:
         return 1
     if ref == _DOC:
         reader.skip_var_string()
-        _any(reader, 0)
+        _any(reader, 0, logged)
         return 1
     raise reader.fail(f"unknown content kind {ref}")
 
 
-def _any(reader: Reader, depth: int) -> None:
+def _any(reader: Reader, depth: int, logged: bool) -> None:
     """lib0 `readAny`: 127 undefined, 126 null, 125 varint, 124 float32, 123 float64, 122 bigint,
     121 false, 120 true, 119 string, 118 object, 117 array, 116 bytes."""
     if depth > MAX_DEPTH:
@@ -214,17 +271,21 @@ def _any(reader: Reader, depth: int) -> None:
         reader.var_int()
     elif tag == 124:
         reader.skip(4)
-    elif tag in (123, 122):
+    elif tag == 123:
+        reader.skip(8)
+    elif tag == 122:
+        if not logged:
+            raise reader.fail("BigInt values are not supported")
         reader.skip(8)
     elif tag == 119:
         reader.skip_var_string()
     elif tag == 118:
         for _ in range(_count(reader, 2)):
             reader.skip_var_string()
-            _any(reader, depth + 1)
+            _any(reader, depth + 1, logged)
     elif tag == 117:
         for _ in range(_count(reader, 1)):
-            _any(reader, depth + 1)
+            _any(reader, depth + 1, logged)
     elif tag == 116:
         reader.var_bytes()
     else:

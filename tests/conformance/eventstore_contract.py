@@ -21,10 +21,11 @@ from eventstore import (
     EventStore,
     IdempotencyError,
     InvalidEventError,
+    Limits,
     NewEvent,
     StoreClosedError,
 )
-from tests.conformance.eventstore_support import event, events, summary
+from tests.conformance.eventstore_support import Backend, event, events, summary
 
 BadCall = Callable[[EventStore], Awaitable[object]]
 
@@ -92,7 +93,8 @@ async def _assert_unchanged(store: EventStore, head: int, version: int) -> None:
 
 
 class ContractTests:
-    """Needs a `store` fixture: an open, empty store, closed after the test."""
+    """Needs a `store` fixture (an open, empty store, closed after the test) and `backend` (to
+    open a store with other options)."""
 
     # -- appends and reads -----------------------------------------------------------------
 
@@ -340,6 +342,35 @@ class ContractTests:
         snapshot = await store.load_snapshot("s")
         assert snapshot is not None
         assert (snapshot.version, snapshot.state, snapshot.metadata) == (3, b"second", {"try": 2})
+
+    async def test_only_the_latest_snapshots_of_a_stream_are_kept(self, backend: Backend) -> None:
+        store = await backend.open(limits=Limits(snapshots_per_stream=2))
+        try:
+            await store.append("s", events(6))
+            await store.append("other", events(2))
+            await store.save_snapshot("other", 1, b"other one")
+            for version in range(1, 6):
+                await store.save_snapshot("s", version, f"at {version}".encode())
+            assert await store.load_snapshot("s", max_version=3) is None
+            kept = [await store.load_snapshot("s", max_version=v) for v in (4, 5)]
+            assert [(k.version, k.state) for k in kept if k is not None] == [
+                (4, b"at 4"),
+                (5, b"at 5"),
+            ]
+            await store.save_snapshot("s", 2, b"too old to keep")
+            assert await store.load_snapshot("s", max_version=3) is None
+            await store.save_snapshot("s", 5, b"again at 5")
+            await store.save_snapshot("s", 6, b"at 6")
+            assert await store.load_snapshot("s", max_version=4) is None
+            at_five = await store.load_snapshot("s", max_version=5)
+            assert at_five is not None
+            assert at_five.state == b"again at 5"
+            other = await store.load_snapshot("other")
+            assert other is not None
+            assert other.state == b"other one"
+            assert len(await store.read_stream("s")) == 6
+        finally:
+            await store.close()
 
     async def test_a_snapshot_of_a_missing_version_is_refused(self, store: EventStore) -> None:
         await store.append("s", events(2))

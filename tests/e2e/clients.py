@@ -132,6 +132,11 @@ class JSClient:
     async def state(self) -> ClientState:
         return ClientState(await self.request("state"))
 
+    async def measure(self) -> dict[str, Any]:
+        """The lyrics' length, the meta keys and the sync summary, without copying the
+        document (for large ones)."""
+        return await self.request("measure")
+
     async def wait_event(self, check: Callable[[Event], bool], timeout: float = TIMEOUT) -> Event:
         async def find() -> Event:
             seen = 0

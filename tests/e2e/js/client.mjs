@@ -7,7 +7,7 @@
 // Hocuspocus, `authenticated` (with its scope) and `refused` (SyncStatus 0 for an update).
 // stdout carries nothing else (the provider's own warnings go to stderr).
 // Commands: connect, disconnect, wait_synced, wait_settled, wait_acked, edit, start_typing,
-// stop_typing, state, exit (see `commands` below; tests/e2e/clients.py drives them).
+// stop_typing, state, measure, exit (see `commands` below; tests/e2e/clients.py drives them).
 //
 // Acknowledgements. The server broadcasts an update, its sender included, only after the update
 // is durable in the log, so:
@@ -193,7 +193,9 @@ const operations = {
   'clips.push': (id, fields) => track(id).get('clips').push([newClip(fields)]),
   'lyrics.insert': (index, text) => lyrics.insert(Math.min(index, lyrics.length), text),
   'lyrics.append': (text) => lyrics.insert(lyrics.length, text),
-  'lyrics.delete': (index, length) => lyrics.delete(index, length)
+  'lyrics.delete': (index, length) => lyrics.delete(index, length),
+  'lyrics.fill': (char, count) => lyrics.insert(lyrics.length, char.repeat(count)),
+  'meta.set_bigint': (key, decimal) => meta.set(key, BigInt(decimal))
 }
 
 const edit = (ops) => {
@@ -317,6 +319,8 @@ const commands = {
     return { typed: typing.typed }
   },
   state: () => state(),
+  // What `state` says of a large document, without copying it.
+  measure: () => ({ lyrics_length: lyrics.length, meta_keys: [...meta.keys()].sort(), ...summary() }),
   exit: () => {
     if (provider !== null) provider.destroy()
     setImmediate(() => process.exit(0))

@@ -46,6 +46,7 @@ HOSTILE = {
     "huge client id": _item_any(b"\x7e", client=2**63),
     "huge integer": _item_any(b"\x7d" + b"\xff" * 12 + b"\x01"),
     "huge array length": _item_any(b"\x75" + write_var_uint(2**40)),
+    "bigint": _item_any(b"\x7a" + (2**63 - 1).to_bytes(8, "big")),
 }
 
 
@@ -126,7 +127,9 @@ async def test_a_document_over_its_maximum_size_closes_1009(server: Server) -> N
 
 @pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
 async def test_a_slow_socket_is_closed_with_1013(settings: Settings, asgi_sends: bool) -> None:
-    config = CollabConfig(outbound_messages=8, outbound_bytes=256 * 1024)
+    config = CollabConfig(
+        max_message_bytes=64 * 1024, outbound_messages=8, outbound_bytes=256 * 1024
+    )
     async with serving(settings, config, asgi_sends=asgi_sends) as server:
         alice = await server.user("alice")
         project = await server.project(alice)

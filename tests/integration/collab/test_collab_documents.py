@@ -1,0 +1,231 @@
+"""What a document may become and how it is served (docs/security.md, "Documents and sync"): a
+document larger than a socket's outbound bound is served to every newcomer, a socket that stops
+reading is still closed with 1013, asking for the whole document again and again closes 4429,
+types nested too deep close 4400 (also after the room reloads), and old snapshots are pruned."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from pycrdt import Map, Text
+from websockets.exceptions import ConnectionClosedError
+
+from jacameno.collab import events, protocol
+from jacameno.collab.config import CollabConfig
+from jacameno.collab.errors import MalformedMessage
+from jacameno.collab.update import check_update
+from jacameno.settings import Settings
+from tests.integration.collab.support import Server, YClient, eventually, serving
+
+KIB = 1024
+PIECE = 60 * KIB  # one update; ten make a document five times the outbound bound
+
+
+@pytest.fixture
+def config() -> CollabConfig:
+    return CollabConfig(
+        max_message_bytes=64 * KIB,
+        outbound_bytes=128 * KIB,
+        max_document_bytes=2048 * KIB,
+        large_syncs=4,
+        large_sync_bytes=4 * KIB,
+        max_type_depth=8,
+        unload_delay=0.05,
+    )
+
+
+async def _large_document(server: Server, pieces: int = 10) -> tuple[Any, str, YClient]:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    writer = await server.client(project, alice)
+    await writer.sync()
+    lyrics = writer.doc.get("lyrics", type=Text)
+    for i in range(pieces):
+        lyrics.insert(len(lyrics), chr(ord("a") + i) * PIECE)
+        await eventually(lambda n=i: len(writer.echoes) > n)  # type: ignore[misc]
+    return alice, project, writer
+
+
+@pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
+async def test_a_document_larger_than_the_outbound_bound_is_served(
+    settings: Settings, config: CollabConfig, asgi_sends: bool
+) -> None:
+    async with serving(settings, config, asgi_sends=asgi_sends) as server:
+        alice, project, writer = await _large_document(server)
+        newcomers = [await server.client(project, alice) for _ in range(3)]
+        for newcomer in newcomers:
+            await newcomer.sync()
+        for newcomer in newcomers:
+            assert newcomer.close_code is None
+            assert newcomer.content() == writer.content()
+            assert len(newcomer.content()["lyrics"]) == 10 * PIECE
+            await newcomer.close()
+        await writer.close()
+
+
+@pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
+async def test_a_socket_that_stops_reading_after_a_large_sync_is_closed_with_1013(
+    settings: Settings, config: CollabConfig, asgi_sends: bool
+) -> None:
+    async with serving(settings, config, asgi_sends=asgi_sends) as server:
+        alice, project, writer = await _large_document(server)
+        server.limit_send_buffer(16 * KIB)
+        slow = YClient(
+            server, project, alice.token, max_queue=1, read=False, receive_buffer=16 * KIB
+        )
+        await slow.connect()
+        await slow.send(protocol.encode_sync_step1(b"\x00"))  # the whole document, unread
+        lyrics = writer.doc.get("lyrics", type=Text)
+        for i in range(8):  # 480 KiB more than the slow socket reads: over its 128 KiB bound
+            lyrics.insert(0, f"{i}" * PIECE)
+            await eventually(lambda n=i: len(writer.echoes) > 10 + n)  # type: ignore[misc]
+        assert slow.ws is not None
+        with pytest.raises(ConnectionClosedError):
+            async for _ in slow.ws:
+                pass
+        assert slow.ws.close_code == 1013
+        assert writer.close_code is None
+        await writer.close()
+
+
+async def test_asking_for_the_whole_document_again_and_again_closes_4429(server: Server) -> None:
+    alice, project, writer = await _large_document(server, pieces=1)
+    asker = await server.client(project, alice)
+
+    def answers() -> int:
+        return sum(isinstance(m, protocol.SyncStep2) for m in asker.messages)
+
+    for i in range(4):  # the budget
+        await asker.send(protocol.encode_sync_step1(b"\x00"))
+        await eventually(lambda n=i: answers() > n)  # type: ignore[misc]
+    await asker.send(protocol.encode_sync_step1(b"\x00"))
+    assert await asker.wait_closed() == 4429
+    assert answers() == 4
+    writer.doc.get("meta", type=Map)["bpm"] = 99
+    await eventually(lambda: len(writer.echoes) == 2)
+    assert writer.close_code is None
+    await writer.close()
+
+
+async def test_resyncs_of_a_client_that_holds_the_document_stay_within_the_budget(
+    server: Server,
+) -> None:
+    alice, project, writer = await _large_document(server, pieces=1)
+    resyncing = await server.client(project, alice)
+    await resyncing.sync()
+    for _ in range(30):  # a provider's periodic resync, or a Hocuspocus re-authentication
+        await resyncing.sync()
+    writer.doc.get("meta", type=Map)["bpm"] = 99
+    await eventually(lambda: resyncing.content() == writer.content())
+    assert resyncing.close_code is None
+    await resyncing.close()
+    await writer.close()
+
+
+def _nest(client: YClient, levels: int, under: Map[Any] | None = None) -> Map[Any]:
+    inner: Map[Any] = under if under is not None else client.doc.get("meta", type=Map)
+    for _ in range(levels):
+        child: Map[Any] = Map()
+        inner["deeper"] = child
+        inner = child
+    return inner
+
+
+async def test_types_nested_too_deep_close_4400_and_nothing_is_stored(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    bystander = await server.client(project, alice)
+    nester = await server.client(project, alice)
+    await bystander.sync()
+    await nester.sync()
+    with nester.doc.transaction():
+        _nest(nester, 8)  # the deepest at depth 9
+    assert await nester.wait_closed() == 4400
+    assert "nested deeper than 8" in nester.close_reason
+    bystander.doc.get("lyrics", type=Text).insert(0, "still here")
+    await eventually(lambda: len(bystander.echoes) == 1)
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == bystander.sent
+    assert bystander.close_code is None
+    await bystander.close()
+
+
+async def test_the_depth_limit_holds_across_updates_and_room_reloads(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    first = await server.client(project, alice)
+    await first.sync()
+    with first.doc.transaction():
+        _nest(first, 7)  # depth 8: allowed
+    await eventually(lambda: len(first.echoes) == 1)
+    await first.close()
+    await eventually(lambda: project not in server.rooms)
+
+    second = await server.client(project, alice)
+    await second.sync()
+    deepest: Any = second.doc.get("meta", type=Map)
+    for _ in range(7):
+        deepest = deepest["deeper"]
+    deepest["value"] = 1  # not a type: allowed at any depth
+    await eventually(lambda: len(second.echoes) == 1)
+    _nest(second, 1, under=deepest)
+    assert await second.wait_closed() == 4400
+    assert len(await server.events(project, events.DOC_UPDATED)) == 2
+
+
+async def test_a_bigint_logged_before_they_were_refused_does_not_stop_the_room(
+    server: Server,
+) -> None:
+    """An older server logged BigInts: the room still loads, and nesting is still checked."""
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    doc: Any = YClient(server, project, alice.token).doc
+    doc.get("meta", type=Map)["n"] = 2**60 + 3  # pycrdt writes this int as a BigInt
+    old = doc.get_update()
+    with pytest.raises(MalformedMessage, match="BigInt"):
+        check_update(old)
+    await server.store.append(
+        events.stream_name(project),
+        [
+            events.doc_updated(
+                old,
+                check_update(old, logged=True),
+                user_id=alice.id,
+                connection_id="old",
+                node="old",
+            )
+        ],
+    )
+    client = await server.client(project, alice)
+    await client.sync()
+    assert client.doc.get("meta", type=Map)["n"] == 2**60 + 3
+    with client.doc.transaction():
+        _nest(client, 2)
+    await eventually(lambda: len(client.echoes) == 1)
+    with client.doc.transaction():
+        _nest(client, 9)
+    assert await client.wait_closed() == 4400
+
+
+async def test_a_project_keeps_only_its_latest_snapshots(settings: Settings) -> None:
+    config = CollabConfig(snapshot_every_updates=2, snapshot_jitter=0.0, unload_delay=0.05)
+    async with serving(dataclasses.replace(settings, snapshots_per_stream=2), config) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        client = await server.client(project, alice)
+        await client.sync()
+        for i in range(12):
+            client.doc.get("meta", type=Map)["bpm"] = i
+            await eventually(lambda n=i: len(client.echoes) > n)  # type: ignore[misc]
+        room = server.rooms.loaded(project)
+        assert room is not None
+        await eventually(lambda: room.snapshots >= 4)
+        stream = events.stream_name(project)
+        latest = await server.store.load_snapshot(stream)
+        assert latest is not None
+        older = await server.store.load_snapshot(stream, max_version=latest.version - 1)
+        assert older is not None
+        assert await server.store.load_snapshot(stream, max_version=older.version - 1) is None
+        await client.close()
