@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             )
             limiter: RateLimiter = MemoryRateLimiter() if redis is None else RedisRateLimiter(redis)
             sessions = DatabaseSessionStore(db) if redis is None else RedisSessionStore(redis)
-            accounts = Accounts(db, passwords)
+            accounts = Accounts(db, passwords, store)
             access_tokens = AccessTokens(settings.jwt_secret, settings.access_token_seconds)
             reads = ProjectsReadModel(db)
             node = node_name()

@@ -4,7 +4,8 @@ CollabError
 ├── AdmissionError         the socket may not join (raised by a Gatekeeper)
 │   ├── Unauthenticated    4401: missing, malformed, forged or expired token
 │   ├── Forbidden          4403: not a member of the project (or no longer)
-│   └── ProjectNotFound    4404: no such project (or it was deleted)
+│   ├── ProjectNotFound    4404: no such project (or it was deleted)
+│   └── TooManySockets     4429: the user has `sockets_per_user` sockets in the project already
 ├── MalformedMessage       4400: a frame or an update that does not decode; nothing is stored
 ├── MessageTooLarge        1009: a frame or a document over its limit
 └── RoomUnavailable        1013: the log failed; the room is dropped and reloads from the log
@@ -22,6 +23,7 @@ MALFORMED = 4400
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
 NOT_FOUND = 4404
+TOO_MANY_SOCKETS = 4429
 
 
 class CollabError(Exception):
@@ -44,6 +46,10 @@ class Forbidden(AdmissionError):
 
 class ProjectNotFound(AdmissionError):
     close_code = NOT_FOUND
+
+
+class TooManySockets(AdmissionError):
+    close_code = TOO_MANY_SOCKETS
 
 
 class MalformedMessage(CollabError):

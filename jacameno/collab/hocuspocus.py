@@ -2,7 +2,8 @@
 
 Every frame names its document: `varstring(document name) varuint(type) payload`, so one socket
 may carry several documents. The document name is the project id (a `\\0session` suffix, which
-the provider adds with `sessionAwareness`, is kept for routing and ignored otherwise).
+the provider adds with `sessionAwareness`, is kept for routing and ignored otherwise; logs and
+events only ever see a safe form of it, `jacameno.collab.sessions.safe_label`).
 
     0 sync          as y-websocket (step 1, step 2, update)
     1 awareness     varbytes
@@ -17,7 +18,9 @@ the provider adds with `sessionAwareness`, is kept for routing and ignored other
 
 Admission is in-band: a document's first message is its auth message; the token is checked by
 the same gatekeeper as `/collab` and answered with *authenticated* (the socket then joins the
-room) or *permission denied* (the socket stays open for its other documents). Messages for a
+room) or *permission denied* (the socket stays open for its other documents). A token sent
+again for a document already in its room renews the access when it is the same user's: the
+socket is revoked (permission denied) when its latest token expires. Messages for a
 document that is not authenticated are ignored. The sender of an update gets SyncStatus instead
 of an echo; a viewer's update gets SyncStatus 0 and is neither applied nor logged.
 
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -52,6 +55,7 @@ from jacameno.collab.gatekeeper import WRITERS
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
+from jacameno.collab.sessions import safe_label
 from jacameno.collab.update import check_update
 from projections.sql import DatabaseUnavailable
 
@@ -229,22 +233,32 @@ async def _authenticate(
     registry: Rooms, connection: Connection, document: _Document, token: str
 ) -> None:
     dialect = document.dialect
-    if document.room is not None:
-        return  # already in; a repeated token (the provider resends on reconnect) changes nothing
-    project_id = dialect.name.split(ROUTING_SEPARATOR, 1)[0]
+    project_id, separator, session = dialect.name.partition(ROUTING_SEPARATOR)
     try:
         access = await registry.gatekeeper.admit(project_id, token)
     except AdmissionError as exc:
-        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
-        return
+        if document.room is None:
+            connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
+        return  # (a bad token offered to renew an open document changes nothing)
     except (EventStoreError, DatabaseUnavailable):
-        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
+        if document.room is None:
+            connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
+        return
+    if document.room is not None and document.peer is not None:
+        # Already in: a token of the same user renews the access (its expiry).
+        peer = document.peer
+        if access.user_id == peer.access.user_id:
+            peer.access = replace(peer.access, expires_at=access.expires_at)
+            registry.watch_expiry(document.room, peer)
+            connection.send(dialect.auth(AUTH_AUTHENTICATED, scope(peer.access.role)))
         return
     connection.send(dialect.auth(AUTH_AUTHENTICATED, scope(access.role)))
+    # The name is the client's choice: only a safe form of it reaches logs and events.
+    peer_id = f"{connection.id}/{safe_label(project_id)}"
+    if separator:
+        peer_id += f"/{safe_label(session)}"
     try:
-        room, peer = await registry.attach(
-            project_id, connection, access, dialect, peer_id=f"{connection.id}/{dialect.name}"
-        )
+        room, peer = await registry.attach(project_id, connection, access, dialect, peer_id=peer_id)
     except AdmissionError as exc:  # the membership changed while the socket was being let in
         connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
         return

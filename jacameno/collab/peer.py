@@ -7,6 +7,7 @@ name, so it is one object per document name."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from typing import Protocol
 
@@ -82,6 +83,7 @@ class Peer:
         "awareness_clients",
         "connection",
         "dialect",
+        "expiry",
         "id",
         "joined_at",
         "revoked",
@@ -102,6 +104,13 @@ class Peer:
         self.awareness_clients: set[int] = set()
         self.id = peer_id or connection.id  # unique within a room
         self.revoked: AdmissionError | None = None  # set when a membership change revoked it
+        self.expiry: asyncio.TimerHandle | None = None  # revokes the peer when its token expires
+
+    def stop(self) -> None:
+        """The peer left its room: cancel its timers."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
 
     @property
     def close_code(self) -> int | None:
