@@ -235,13 +235,16 @@ const state = () => ({
   ...summary()
 })
 
-const connectHocuspocus = (url, room, token) => {
+const connectHocuspocus = (url, room, token, sessionAwareness) => {
   hocuspocus = true
   provider = new HocuspocusProvider({
     url,
     name: room,
     document: doc,
     token,
+    // Names the document `<room>\0<session id>` on the wire, so that one document may have
+    // several providers on one socket.
+    sessionAwareness,
     WebSocketPolyfill: WebSocket,
     onStatus: ({ status }) => emit({ event: 'status', status }),
     onSynced: ({ state }) => {
@@ -261,6 +264,7 @@ const connectHocuspocus = (url, room, token) => {
   })
   // (Not the onMessage option: the provider hands its options to its socket too, which emits
   // `message` with another payload.) The provider ignores a refusal (SyncStatus 0): report it.
+  provider.setAwarenessField('user', { name: room })
   provider.on('message', ({ event }) => {
     const decoder = decoding.createDecoder(new Uint8Array(event.data))
     decoding.readVarString(decoder) // document name
@@ -290,9 +294,9 @@ const connectYWebsocket = (url, room, token) => {
 
 const commands = {
   // The first call creates the provider (`url` is the endpoint); later calls reconnect it.
-  connect: ({ url, room, token, dialect }) => {
+  connect: ({ url, room, token, dialect, session_awareness: sessionAwareness = false }) => {
     if (provider !== null) provider.connect()
-    else if (dialect === 'hocuspocus') connectHocuspocus(url, room, token)
+    else if (dialect === 'hocuspocus') connectHocuspocus(url, room, token, sessionAwareness)
     else connectYWebsocket(url, room, token)
     return {}
   },
