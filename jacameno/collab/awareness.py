@@ -9,9 +9,10 @@ Bounds (the settings are in jacameno.collab.config; docs/security.md says what c
 - one state larger than `max_state_bytes` is refused with MessageTooLarge (the socket gets 1009);
 - a new or grown state that would take the room's states over `max_total_bytes` is dropped (not
   kept, not relayed; the socket stays): what a newcomer is sent stays bounded;
-- a client id belongs to the socket that introduced it until that socket removes it or leaves:
-  entries another socket sends for it are dropped, so nobody can overwrite or remove another
-  client's presence;
+- a client id belongs to the socket that introduced it until that socket removes it or leaves
+  (an id another node relayed belongs to that node until it relays its removal): entries
+  another socket sends for it are dropped, so nobody can overwrite or remove another client's
+  presence;
 - the clock of a removed client is kept for `removed_ttl` seconds (y-protocols' outdated
   timeout: by then every client has dropped that state too) and for at most `max_removed`
   clients, so that memory stays bounded however many ids come and go. A client that returns
@@ -72,6 +73,9 @@ class Applied:
     dropped: int = 0
 
 
+REMOTE = "\0remote"  # the owner of client ids another node's sockets introduced
+
+
 class AwarenessStates:
     """The latest awareness state of each client of one room, with y-protocols' rule: an entry
     wins if its clock is newer, or equal and it removes the client. Bounded as the module says."""
@@ -99,8 +103,8 @@ class AwarenessStates:
         self._encoded: bytes | None = None
 
     def apply(self, entries: list[Entry], owner: str | None = None) -> Applied:
-        """Apply the entries a peer (`owner`, its id) or another node (None) sent.
-        MessageTooLarge if a state is over `max_state_bytes`."""
+        """Apply the entries a peer (`owner`, its id) or another node (None: that node checked
+        the ownership) sent. MessageTooLarge if a state is over `max_state_bytes`."""
         self._prune()
         applied = Applied()
         for entry in entries:
@@ -134,8 +138,7 @@ class AwarenessStates:
             self._sizes[client] = size
             self._clocks[client] = entry.clock
             self._states[client] = entry.state
-            if owner is not None:
-                self._owners[client] = owner
+            self._owners.setdefault(client, owner or REMOTE)
             applied.present.append(client)
             applied.entries.append(entry)
         if applied.entries:

@@ -342,12 +342,13 @@ class Rooms:
         room within `drain_timeout` (Room.close)."""
         self._closed = True
         for entry in list(self._entries.values()):
-            if entry.unload_timer is not None:
-                entry.unload_timer.cancel()
             room = entry.room
             if room is not None:
                 for peer in list(room.peers.values()):
                     peer.connection.close(GOING_AWAY, "server shutting down")
+                    room.leave(peer)  # its session.left is logged before the log closes
+            if entry.unload_timer is not None:
+                entry.unload_timer.cancel()
         tasks = []
         for entry in list(self._entries.values()):
             if entry.closing is not None:

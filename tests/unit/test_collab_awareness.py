@@ -59,8 +59,13 @@ def test_only_the_socket_that_introduced_a_client_may_set_or_remove_it() -> None
     assert (hijack.present, hijack.dropped) == ([8], 1)
     assert states.apply([Entry(7, 51, "null")], "mallory").removed == []
     assert len(states) == 2
-    # Another node's entries (no owner) are not checked here: that node checked them.
-    assert states.apply([Entry(7, 2, '{"name":"alice"}')], "alice").present == [7]
+    # Another node's entries (no owner) are not checked here: that node checked them. The ids
+    # it introduces are its own until it relays their removal.
+    assert states.apply([Entry(7, 2, '{"name":"alice"}')]).present == [7]
+    assert states.apply([Entry(9, 1, '{"name":"remote"}')]).present == [9]
+    assert states.apply([Entry(9, 5, '{"name":"mallory"}')], "mallory").dropped == 1
+    assert states.apply([Entry(9, 2, "null")]).removed == [9]
+    assert states.apply([Entry(9, 5, '{"name":"mallory"}')], "mallory").present == [9]
     # Once alice's socket removes it, the id is free again.
     assert states.apply([Entry(7, 3, "null")], "alice").removed == [7]
     assert states.apply([Entry(7, 4, "{}")], "mallory").present == [7]

@@ -12,6 +12,7 @@ from pycrdt import Text
 from eventstore import InvalidEventError, RecordedEvent, StoreUnavailableError
 from jacameno.collab import events
 from jacameno.collab.config import CollabConfig
+from jacameno.database import open_event_store
 from jacameno.settings import Settings
 from tests.integration.collab.support import Gate, Server, YClient, eventually, serving
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
@@ -149,3 +150,19 @@ async def test_reconnecting_in_a_loop_logs_a_bounded_number_of_sessions(
         by_vera = [e for e in logged if e.metadata["user_id"] == vera.id]
         assert 5 <= len(by_vera) <= 7  # the bucket, and what refills while the test runs
         assert server.rooms.sessions.skipped >= 33
+
+
+async def test_every_logged_join_gets_its_leave_at_shutdown(settings: Settings) -> None:
+    async with serving(settings) as server:
+        _alice, _bob, project, a, b = await server.owner_and_member("editor")
+        await eventually(lambda: server.rooms.sessions.idle)
+    assert {await a.wait_closed(), await b.wait_closed()} <= {1001, 1012}
+    store = await open_event_store(settings)
+    try:
+        logged = await store.read_stream(events.stream_name(project))
+    finally:
+        await store.close()
+    joined = [e.metadata["connection_id"] for e in logged if e.type == events.SESSION_JOINED]
+    left = [e.metadata["connection_id"] for e in logged if e.type == events.SESSION_LEFT]
+    assert len(joined) == 2
+    assert sorted(joined) == sorted(left)
