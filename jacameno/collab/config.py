@@ -45,6 +45,9 @@ class CollabConfig:
     # Sessions per user and project logged per minute on one node (a bucket of this size);
     # sessions beyond it are served but not logged (neither joined nor left).
     sessions_logged_per_minute: int = 60
+    # A Hocuspocus document is asked for a fresh token this many seconds before its token
+    # expires (the provider answers with its `token` option, a function for a fresh one).
+    token_renewal_ahead: float = 30.0
     offload_bytes: int = 16 * 1024  # updates larger than this are checked in a worker thread
     # Membership changes are found by following the log; while it is busy, reads are spaced this
     # many seconds apart (a command waiting for a change skips the wait).

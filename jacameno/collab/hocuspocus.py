@@ -8,7 +8,8 @@ events only ever see a safe form of it, `jacameno.collab.sessions.safe_label`).
     0 sync          as y-websocket (step 1, step 2, update)
     1 awareness     varbytes
     2 auth          client: varuint(0 token) varstring(token) [varstring(provider version)]
-                    server: varuint(1 permission denied) varstring(reason)
+                    server: varuint(0 token request: send a fresh token)
+                            | varuint(1 permission denied) varstring(reason)
                             | varuint(2 authenticated) varstring("read-write" | "readonly")
     3 query awareness
     5 stateless     varstring(payload): relayed to the document's other sockets, never logged
@@ -20,7 +21,8 @@ Admission is in-band: a document's first message is its auth message; the token 
 the same gatekeeper as `/collab` and answered with *authenticated* (the socket then joins the
 room) or *permission denied* (the socket stays open for its other documents). A token sent
 again for a document already in its room renews the access when it is the same user's: the
-socket is revoked (permission denied) when its latest token expires. Messages for a
+socket is revoked (permission denied) when its latest token expires, and is asked for a fresh
+one (a token request) `token_renewal_ahead` seconds before. Messages for a
 document that is not authenticated are ignored. The sender of an update gets SyncStatus instead
 of an echo; a viewer's update gets SyncStatus 0 and is neither applied nor logged.
 
@@ -107,6 +109,8 @@ class HocuspocusDialect:
             return self._prefix + bytes((STATELESS,)) + write_var_bytes(payload)
         if kind is Kind.ROLE:
             return self.auth(AUTH_AUTHENTICATED, scope(payload.decode()))
+        if kind is Kind.TOKEN_REQUEST:
+            return self._prefix + bytes((AUTH,)) + write_var_uint(AUTH_TOKEN)
         return self.auth(AUTH_PERMISSION_DENIED, payload.decode())  # Kind.PERMISSION_DENIED
 
     def auth(self, kind: int, text: str) -> bytes:

@@ -25,6 +25,7 @@ class Kind(enum.Enum):
     STATELESS = "stateless"  # payload: UTF-8 text (Hocuspocus only)
     PERMISSION_DENIED = "permission_denied"  # payload: UTF-8 reason
     ROLE = "role"  # payload: the peer's new role, after a role change (Hocuspocus: its scope)
+    TOKEN_REQUEST = "token_request"  # ask for a fresh access token (Hocuspocus only); no payload
 
 
 class Dialect(Protocol):

@@ -210,7 +210,9 @@ class Rooms:
             self.relay.publish_committed(project_id, committed)
 
     def watch_expiry(self, room: Room, peer: Peer) -> None:
-        """(Re)arm the timer that revokes `peer` (4401) when its access token expires."""
+        """(Re)arm the timers of `peer`'s access token: a token request `token_renewal_ahead`
+        seconds before it expires (dialects that have one), and its revocation (4401) when it
+        expires."""
         if peer.expiry is not None:
             peer.expiry.cancel()
             peer.expiry = None
@@ -219,7 +221,17 @@ class Rooms:
             return
         loop = asyncio.get_running_loop()
         delay = max(0.0, expires_at - time.time())
-        peer.expiry = loop.call_later(delay, self._expire, room, peer)
+        ahead = delay - self.config.token_renewal_ahead
+        if ahead > 0:  # asked once per token, so a token that is not renewed just expires
+            peer.expiry = loop.call_later(ahead, self._ask_renewal, room, peer, delay - ahead)
+        else:
+            peer.expiry = loop.call_later(delay, self._expire, room, peer)
+
+    def _ask_renewal(self, room: Room, peer: Peer, delay: float) -> None:
+        peer.expiry = None
+        if room.peers.get(peer.id) is peer:
+            peer.deliver(Outgoing(Kind.TOKEN_REQUEST, b""))
+            peer.expiry = asyncio.get_running_loop().call_later(delay, self._expire, room, peer)
 
     def _expire(self, room: Room, peer: Peer) -> None:
         peer.expiry = None

@@ -112,6 +112,10 @@ class JSClient:
             session_awareness=session_awareness,
         )
 
+    async def set_token(self, token: str) -> None:
+        """The token a Hocuspocus provider sends from now on (asked by the server to renew)."""
+        await self.request("set_token", token=token)
+
     async def disconnect(self) -> None:
         await self.request("disconnect")
 

@@ -6,7 +6,9 @@ refused, and a bad token is refused in-band."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+from jacameno.auth.tokens import AccessTokens
 from tests.e2e import documents
 from tests.e2e.clients import converged, wait_until
 from tests.e2e.conftest import JSClients
@@ -122,3 +124,33 @@ async def test_session_aware_providers_never_disconnect_an_editor(
     assert documents.from_doc(await documents.from_log(database_url, project))["meta"] == {
         "title": "session aware"
     }
+
+
+async def test_access_ends_with_the_token_and_a_hocuspocus_provider_renews_it(
+    server: ServerProcess, js_client: JSClients
+) -> None:
+    """A y-websocket socket is closed with 4401 when its token expires; a Hocuspocus provider
+    whose `token` option is a function is asked for a fresh one before, and stays."""
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    tokens = AccessTokens(server.jwt_secret, 900)
+
+    def expiring_in(seconds: float) -> str:
+        return tokens.issue(alice.id, now=time.time() - 900 + seconds)
+
+    short, renewing = await asyncio.gather(js_client("short"), js_client("renewing"))
+    await short.connect(server.ws_url, project, expiring_in(2.0))
+    await renewing.connect(server.ws_url, project, expiring_in(31.0), dialect="hocuspocus")
+    await asyncio.gather(short.wait_synced(), renewing.wait_synced())
+    await renewing.set_token(alice.token)
+    closed = await short.wait_event(lambda e: e["event"] == "closed", timeout=6.0)
+    assert (closed["code"], closed["reason"]) == (4401, "the access token expired")
+
+    # Asked 30 s before its expiry (after about 1 s), the provider answers with the fresh token.
+    def authenticated() -> int:
+        return sum(1 for e in renewing.events if e["event"] == "authenticated")
+
+    await renewing.wait_event(lambda e: authenticated() == 2, timeout=6.0)
+    await renewing.edit(["meta.set", "title", "renewed"])
+    await renewing.wait_settled()
+    assert not [e for e in renewing.events if e["event"] in ("closed", "permission-denied")]

@@ -6,7 +6,7 @@
 // are events: `{"event": "status" | "synced" | "closed" | "permission-denied", ...}` and, with
 // Hocuspocus, `authenticated` (with its scope) and `refused` (SyncStatus 0 for an update).
 // stdout carries nothing else (the provider's own warnings go to stderr).
-// Commands: connect, disconnect, wait_synced, wait_settled, wait_acked, edit, start_typing,
+// Commands: connect, set_token, disconnect, wait_synced, wait_settled, wait_acked, edit, start_typing,
 // stop_typing, state, exit (see `commands` below; tests/e2e/clients.py drives them).
 //
 // Acknowledgements. The server broadcasts an update, its sender included, only after the update
@@ -47,6 +47,7 @@ const acked = [] // base64 of local updates whose echo was received, in order
 let provider = null
 let hocuspocus = false // which provider; Hocuspocus acknowledges with SyncStatus, not echoes
 let typing = null
+let currentToken = null // Hocuspocus asks for it through a function: `set_token` renews it
 let waiters = []
 
 const b64 = (bytes) => Buffer.from(bytes).toString('base64')
@@ -237,11 +238,12 @@ const state = () => ({
 
 const connectHocuspocus = (url, room, token, sessionAwareness) => {
   hocuspocus = true
+  currentToken = token
   provider = new HocuspocusProvider({
     url,
     name: room,
     document: doc,
-    token,
+    token: () => currentToken,
     // Names the document `<room>\0<session id>` on the wire, so that one document may have
     // several providers on one socket.
     sessionAwareness,
@@ -298,6 +300,11 @@ const commands = {
     if (provider !== null) provider.connect()
     else if (dialect === 'hocuspocus') connectHocuspocus(url, room, token, sessionAwareness)
     else connectYWebsocket(url, room, token)
+    return {}
+  },
+  // The token the Hocuspocus provider sends from now on (when the server asks, or reconnecting).
+  set_token: ({ token }) => {
+    currentToken = token
     return {}
   },
   disconnect: () => {

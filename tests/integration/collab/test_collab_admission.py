@@ -87,19 +87,28 @@ async def test_a_socket_ends_when_its_access_token_expires(server: Server) -> No
     await owner.close()
 
 
-async def test_a_hocuspocus_document_renews_its_access_with_a_fresh_token(server: Server) -> None:
+async def test_a_hocuspocus_document_is_asked_to_renew_its_token_and_may(server: Server) -> None:
     alice = await server.user("alice")
     project = await server.project(alice)
+    ahead = server.rooms.config.token_renewal_ahead
     client = await HocuspocusClient.open(server)
-    document = await client.attach(project, _short_token(server, alice, 1.5))
+    document = await client.attach(project, _short_token(server, alice, ahead + 1.0))
     await eventually(lambda: document.synced)
+    # A token request before it expires; the provider answers with a fresh token.
+    await eventually(lambda: document.token_requests == 1, timeout=5.0)
     renewal = write_var_uint(hocuspocus.AUTH_TOKEN) + write_var_string(alice.token)
     await client.send(project, hocuspocus.AUTH, renewal)
+    live = server.rooms.loaded(project)
+    assert live is not None
+    [peer] = live.peers.values()
+    await eventually(lambda: (peer.access.expires_at or 0) > time.time() + 600)
+    # A token too short to be asked about (or not renewed) ends the document's access.
     other = await HocuspocusClient.open(server)
     expiring = await other.attach(project, _short_token(server, alice, 1.5))
     await eventually(lambda: expiring.synced)
     await eventually(lambda: expiring.denied is not None, timeout=5.0)
     assert expiring.denied == "the access token expired"
+    assert expiring.token_requests == 0
     await client.update(project, _edit(document, "renewed"))
     await eventually(lambda: document.statuses[-1:] == [1] and len(document.statuses) >= 2)
     assert document.denied is None
