@@ -6,9 +6,11 @@ to sockets that join, and remembers which socket introduced which client ids: wh
 drops, its clients are removed and everyone is told.
 
 Bounds (the settings are in jacameno.collab.config; docs/security.md says what clients see):
-- one state larger than `max_state_bytes` is refused with MessageTooLarge (the socket gets 1009);
-- a new or grown state that would take the room's states over `max_total_bytes` is dropped (not
-  kept, not relayed; the socket stays): what a newcomer is sent stays bounded;
+- a state larger than `max_state_bytes`, or a new or grown state that would take the room's
+  states over `max_total_bytes`, is dropped: not kept, not relayed, and the socket stays
+  (y-protocols clients handle no awareness error, and a close would only make them reconnect
+  and send it again; editing goes on, the presence is not shown). What a newcomer is sent
+  stays bounded;
 - a client id belongs to the socket that introduced it until that socket removes it or leaves
   (an id another node relayed belongs to that node until it relays its removal): entries
   another socket sends for it are dropped, so nobody can overwrite or remove another client's
@@ -26,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jacameno.collab.encoding import Reader, write_var_string, write_var_uint
-from jacameno.collab.errors import MessageTooLarge
 from jacameno.collab.update import check_json
 
 
@@ -65,7 +66,8 @@ def encode(entries: list[Entry]) -> bytes:
 @dataclass(slots=True)
 class Applied:
     """What `AwarenessStates.apply` kept: the entries to relay, and the client ids now present
-    and removed; `dropped` counts entries left out (another socket's client, room full)."""
+    and removed; `dropped` counts entries left out (another socket's client, a state too large,
+    the room full)."""
 
     entries: list[Entry] = field(default_factory=list)
     present: list[int] = field(default_factory=list)
@@ -104,7 +106,7 @@ class AwarenessStates:
 
     def apply(self, entries: list[Entry], owner: str | None = None) -> Applied:
         """Apply the entries a peer (`owner`, its id) or another node (None: that node checked
-        the ownership) sent. MessageTooLarge if a state is over `max_state_bytes`."""
+        the ownership) sent."""
         self._prune()
         applied = Applied()
         for entry in entries:
@@ -126,11 +128,10 @@ class AwarenessStates:
                     self._removed[client] = (entry.clock, self._now())  # now the newest
                 continue
             size = len(entry.state.encode())
-            if size > self._max_state_bytes:
-                raise MessageTooLarge(
-                    f"an awareness state is larger than {self._max_state_bytes} bytes"
-                )
-            if self._total - self._sizes.get(client, 0) + size > self._max_total_bytes:
+            if (
+                size > self._max_state_bytes
+                or self._total - self._sizes.get(client, 0) + size > self._max_total_bytes
+            ):
                 applied.dropped += 1
                 continue
             self._removed.pop(client, None)

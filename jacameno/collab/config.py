@@ -30,9 +30,9 @@ class CollabConfig:
     snapshot_every_bytes: int = 4 * MIB
     max_pending_writes: int = 2000  # per room; the sockets' reads wait while more are unlogged
     awareness_clients_per_socket: int = 16
-    # Room guards (docs/security.md, "Collaboration rooms"). One awareness state over this
-    # closes its socket with 1009; states beyond the room's total are dropped (the total is
-    # also held under half of `outbound_bytes`, so a newcomer can always be sent them all).
+    # Room guards (docs/security.md, "Collaboration rooms"). An awareness state over this, or
+    # beyond the room's total, is dropped (the total is also held under half of
+    # `outbound_bytes`, so a newcomer can always be sent them all).
     awareness_state_bytes: int = 64 * 1024
     awareness_room_bytes: int = 4 * MIB
     # Clocks of removed awareness clients are kept this long (y-protocols' outdated timeout),

@@ -13,10 +13,8 @@ The durability rule, and how the room keeps it while writing in batches:
    computed when asked but released only once every update applied before it has committed.
 4. If an append fails, the document holds updates that may not be in the log: the room fails,
    every socket is closed with 1013 (1011 if the log refused the update's content), and the
-   next joiner loads the room again from the log.
-
-Session events are not part of this pipeline (jacameno.collab.sessions): bookkeeping never
-fails a room.
+   next joiner loads the room again from the log. Session events are not part of this pipeline
+   (jacameno.collab.sessions): bookkeeping never fails a room.
 
 With several nodes, committed batches and awareness also go on the bus, and other nodes'
 appends are applied by the writer task in version order (jacameno.collab.relay).
@@ -237,10 +235,13 @@ class Room:
 
     def receive_awareness(self, peer: Peer, payload: bytes) -> None:
         """Relay an awareness update to the room (the sender included) and remember it; only
-        what the bounds let in (jacameno.collab.awareness). MessageTooLarge for an oversized
-        state, MalformedMessage for too many client ids on one socket."""
+        what the bounds let in (jacameno.collab.awareness), the rest is dropped.
+        MalformedMessage for too many client ids on one socket."""
         self._check_open(peer)
         applied = self.awareness.apply(awareness.decode(payload), peer.id)
+        if applied.dropped:
+            fields = {"project": self.project_id, "peer": peer.id, "dropped": applied.dropped}
+            logger.info("awareness dropped", extra={"action": "collab.awareness_dropped", **fields})
         if not applied.entries:
             return
         peer.awareness_clients.update(applied.present)
@@ -269,10 +270,7 @@ class Room:
     def receive_remote_awareness(self, payload: bytes) -> None:
         """An awareness update relayed by another node: kept and sent to this node's peers.
         MalformedMessage if it does not decode."""
-        try:
-            applied = self.awareness.apply(awareness.decode(payload))
-        except MessageTooLarge:
-            return  # another node's bounds differ; its own sockets were told
+        applied = self.awareness.apply(awareness.decode(payload))
         if applied.entries:
             self._broadcast(Outgoing(Kind.AWARENESS, awareness.encode(applied.entries)))
 

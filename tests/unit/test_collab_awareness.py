@@ -3,10 +3,7 @@ introduced them, and the clocks of removed clients forgotten in bounded time and
 
 from __future__ import annotations
 
-import pytest
-
 from jacameno.collab.awareness import AwarenessStates, Entry
-from jacameno.collab.errors import MessageTooLarge
 
 
 class Clock:
@@ -28,12 +25,12 @@ def _states(clock: Clock | None = None, **limits: int) -> AwarenessStates:
     )
 
 
-def test_a_state_over_its_bound_is_refused() -> None:
+def test_a_state_over_its_bound_is_dropped() -> None:
     states = _states()
-    states.apply([Entry(1, 1, '"' + "x" * 998 + '"')], "a")
-    with pytest.raises(MessageTooLarge):
-        states.apply([Entry(2, 1, '"' + "x" * 999 + '"')], "a")
-    assert len(states) == 1
+    assert states.apply([Entry(1, 1, '"' + "x" * 998 + '"')], "a").present == [1]
+    applied = states.apply([Entry(2, 1, '"' + "x" * 999 + '"'), Entry(3, 1, "{}")], "a")
+    assert (applied.present, applied.dropped) == ([3], 1)
+    assert len(states) == 2
 
 
 def test_states_beyond_the_room_total_are_dropped_and_what_is_kept_stays_under_it() -> None:

@@ -17,13 +17,18 @@ def _awareness(*entries: tuple[int, int, object]) -> bytes:
     return protocol.encode_awareness(awareness.encode(encoded))
 
 
-async def test_an_oversized_awareness_state_closes_its_socket_1009(server: Server) -> None:
+async def test_an_oversized_awareness_state_is_dropped_and_the_socket_stays(
+    server: Server,
+) -> None:
     _alice, _vera, _project, owner, viewer = await server.owner_and_member("viewer")
-    await viewer.send(_awareness((5, 1, "x" * (64 * 1024))))
-    assert await viewer.wait_closed() == 1009
-    assert viewer.close_reason == "an awareness state is larger than 65536 bytes"
+    await viewer.send(_awareness((5, 1, "x" * (64 * 1024)), (6, 1, {"user": "vera"})))
+    await eventually(lambda: 6 in owner.awareness)
     assert 5 not in owner.awareness
-    assert owner.close_code is None
+    assert 5 not in viewer.awareness  # not even relayed back to its sender
+    # The socket is still served.
+    await viewer.send(_awareness((6, 2, {"user": "vera", "cursor": 1})))
+    await eventually(lambda: "cursor" in owner.awareness.get(6, ""))
+    assert (owner.close_code, viewer.close_code) == (None, None)
 
 
 async def test_a_flood_of_presence_never_stops_newcomers_from_syncing(settings: Settings) -> None:
