@@ -1,5 +1,7 @@
 """User accounts: an ordinary table (identity is not event-sourced), emails unique and
-lower-cased, passwords as argon2id hashes."""
+lower-cased, passwords as argon2id hashes. Deleting an account also appends `user.deleted` to
+the user's stream (`user-{id}`, data: JSON {user_id}): every node follows the log and closes
+the user's open collaboration sockets (jacameno.collab.membership)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from eventstore import EventStore, NewEvent
 from jacameno.auth.passwords import Passwords
 from projections.sql import Database, IntegrityError, Row
+
+USER_DELETED = "user.deleted"
+STREAM_PREFIX = "user-"
 
 _COLUMNS = "id, email, display_name, avatar_url, preferences, created_at, updated_at"
 
@@ -61,9 +67,10 @@ def _now_ms() -> int:
 
 
 class Accounts:
-    def __init__(self, db: Database, passwords: Passwords) -> None:
+    def __init__(self, db: Database, passwords: Passwords, store: EventStore | None = None) -> None:
         self._db = db
         self._passwords = passwords
+        self._store = store
 
     async def register(self, email: str, password: str, display_name: str) -> User:
         """Create an account; EmailTaken if the (normalized) email is in use."""
@@ -138,4 +145,11 @@ class Accounts:
         return await self.get(user.id) or user
 
     async def delete(self, user_id: str) -> None:
+        """Delete the account, then log `user.deleted` (with a store): the user's open sockets
+        are closed on every node. Repeating it is harmless (the event is logged again)."""
         await self._db.execute("DELETE FROM users WHERE id = $1", user_id)
+        if self._store is not None:
+            data = json.dumps({"user_id": user_id}).encode()
+            await self._store.append(
+                f"{STREAM_PREFIX}{user_id}", [NewEvent(USER_DELETED, data, {"user_id": user_id})]
+            )

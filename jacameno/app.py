@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             )
             # Sessions live in the database even with Redis: they must outlive Redis restarts.
             sessions = DatabaseSessionStore(db)
-            accounts = Accounts(db, passwords)
+            accounts = Accounts(db, passwords, store)
             access_tokens = AccessTokens(settings.jwt_secret, settings.access_token_seconds)
             reads = ProjectsReadModel(db)
             node = node_name()

@@ -47,6 +47,24 @@ class CollabConfig:
     snapshot_every_bytes: int = 4 * MIB
     max_pending_writes: int = 2000  # per room; the sockets' reads wait while more are unlogged
     awareness_clients_per_socket: int = 16
+    # Room guards (docs/security.md, "Collaboration rooms"). An awareness state over this, or
+    # beyond the room's total, is dropped (the total is also held under half of
+    # `outbound_bytes`, so a newcomer can always be sent them all).
+    awareness_state_bytes: int = 64 * 1024
+    awareness_room_bytes: int = 4 * MIB
+    # Clocks of removed awareness clients are kept this long (y-protocols' outdated timeout),
+    # and for at most this many clients per room.
+    awareness_removed_ttl: float = 30.0
+    awareness_removed_kept: int = 10_000
+    # Sockets (Hocuspocus: documents) one user may have in one project on one node; one more is
+    # refused with 4429.
+    sockets_per_user: int = 32
+    # Sessions per user and project logged per minute on one node (a bucket of this size);
+    # sessions beyond it are served but not logged (neither joined nor left).
+    sessions_logged_per_minute: int = 60
+    # A Hocuspocus document is asked for a fresh token this many seconds before its token
+    # expires (the provider answers with its `token` option, a function for a fresh one).
+    token_renewal_ahead: float = 30.0
     offload_bytes: int = 16 * 1024  # updates larger than this are checked in a worker thread
     # Membership changes are found by following the log; while it is busy, reads are spaced this
     # many seconds apart (a command waiting for a change skips the wait).

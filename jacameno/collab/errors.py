@@ -4,7 +4,8 @@ CollabError
 ├── AdmissionError         the socket may not join (raised by a Gatekeeper)
 │   ├── Unauthenticated    4401: missing, malformed, forged or expired token
 │   ├── Forbidden          4403: not a member of the project (or no longer)
-│   └── ProjectNotFound    4404: no such project (or it was deleted)
+│   ├── ProjectNotFound    4404: no such project (or it was deleted)
+│   └── TooManySockets     4429: the user has `sockets_per_user` sockets in the project already
 ├── MalformedMessage       4400: a frame or an update that does not decode; nothing is stored
 ├── MessageTooLarge        1009: a frame or a document over its limit
 ├── TooManyRequests        4429: more large sync answers than a socket's budget allows
@@ -46,6 +47,10 @@ class Forbidden(AdmissionError):
 
 class ProjectNotFound(AdmissionError):
     close_code = NOT_FOUND
+
+
+class TooManySockets(AdmissionError):
+    close_code = TOO_MANY_REQUESTS
 
 
 class MalformedMessage(CollabError):

@@ -5,6 +5,8 @@ doc.updated      data: the Yjs v1 update exactly as received
                  structs the update carries; None if none or several: then client_ids)
 session.joined   data: JSON {user_id, connection_id, role, node, dialect}
 session.left     data: JSON {user_id, connection_id, node, seconds, code}
+                 (both appended apart from document updates: jacameno.collab.sessions; the
+                 connection id holds client-chosen text only in a safe form)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ accounts API (access tokens, project membership)."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from jacameno.accounts import Accounts
@@ -24,6 +24,9 @@ class Access:
     # The project stream's version the decision reflects (the read model's): a membership change
     # at a later version revises it (jacameno.collab.membership), an earlier one does not.
     version: int
+    # When the token it was decided on expires (seconds since the epoch): the socket is revoked
+    # with 4401 then (jacameno.collab.rooms). None: never.
+    expires_at: float | None = None
 
     @property
     def can_write(self) -> bool:
@@ -38,8 +41,9 @@ class Gatekeeper(Protocol):
         ...
 
     async def recheck(self, project_id: str, access: Access) -> Access:
-        """`access` as the read model has it now (the token is not checked again): the member's
-        current role and version. Raises ProjectNotFound or Forbidden like `admit`."""
+        """`access` as the read model has it now (the token is not checked again, its expiry is
+        kept): the member's current role and version. Raises Unauthenticated (the user was
+        deleted), ProjectNotFound or Forbidden like `admit`."""
         ...
 
 
@@ -74,10 +78,13 @@ class MembershipGatekeeper:
             raise Unauthenticated("the access token is invalid or expired")
         if canonical_project_id(project_id) is None:
             raise ProjectNotFound("no such project")
-        return await self._access(project_id, claims.user_id)
+        access = await self._access(project_id, claims.user_id)
+        return replace(access, expires_at=float(claims.expires_at))
 
     async def recheck(self, project_id: str, access: Access) -> Access:
-        return await self._access(project_id, access.user_id)
+        if await self._accounts.get(access.user_id) is None:
+            raise Unauthenticated("the account was deleted")
+        return replace(await self._access(project_id, access.user_id), expires_at=access.expires_at)
 
     async def _access(self, project_id: str, user_id: str) -> Access:
         state = await self._projects.state(project_id)

@@ -2,12 +2,14 @@
 
 Every frame names its document: `varstring(document name) varuint(type) payload`, so one socket
 may carry several documents. The document name is the project id (a `\\0session` suffix, which
-the provider adds with `sessionAwareness`, is kept for routing and ignored otherwise).
+the provider adds with `sessionAwareness`, is kept for routing and ignored otherwise; logs and
+events only ever see a safe form of it, `jacameno.collab.sessions.safe_label`).
 
     0 sync          as y-websocket (step 1, step 2, update)
     1 awareness     varbytes
     2 auth          client: varuint(0 token) varstring(token) [varstring(provider version)]
-                    server: varuint(1 permission denied) varstring(reason)
+                    server: varuint(0 token request: send a fresh token)
+                            | varuint(1 permission denied) varstring(reason)
                             | varuint(2 authenticated) varstring("read-write" | "readonly")
     3 query awareness
     5 stateless     varstring(payload): relayed to the document's other sockets, never logged
@@ -17,7 +19,10 @@ the provider adds with `sessionAwareness`, is kept for routing and ignored other
 
 Admission is in-band: a document's first message is its auth message; the token is checked by
 the same gatekeeper as `/collab` and answered with *authenticated* (the socket then joins the
-room) or *permission denied* (the socket stays open for its other documents). Messages for a
+room) or *permission denied* (the socket stays open for its other documents). A token sent
+again for a document already in its room renews the access when it is the same user's: the
+socket is revoked (permission denied) when its latest token expires, and is asked for a fresh
+one (a token request) `token_renewal_ahead` seconds before. Messages for a
 document that is not authenticated are ignored. The sender of an update gets SyncStatus instead
 of an echo; a viewer's update gets SyncStatus 0 and is neither applied nor logged.
 
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -52,6 +57,7 @@ from jacameno.collab.gatekeeper import WRITERS
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
+from jacameno.collab.sessions import safe_label
 from jacameno.collab.update import check_update
 from projections.sql import DatabaseUnavailable
 
@@ -103,6 +109,8 @@ class HocuspocusDialect:
             return self._prefix + bytes((STATELESS,)) + write_var_bytes(payload)
         if kind is Kind.ROLE:
             return self.auth(AUTH_AUTHENTICATED, scope(payload.decode()))
+        if kind is Kind.TOKEN_REQUEST:
+            return self._prefix + bytes((AUTH,)) + write_var_uint(AUTH_TOKEN)
         return self.auth(AUTH_PERMISSION_DENIED, payload.decode())  # Kind.PERMISSION_DENIED
 
     def auth(self, kind: int, text: str) -> bytes:
@@ -229,22 +237,32 @@ async def _authenticate(
     registry: Rooms, connection: Connection, document: _Document, token: str
 ) -> None:
     dialect = document.dialect
-    if document.room is not None:
-        return  # already in; a repeated token (the provider resends on reconnect) changes nothing
-    project_id = dialect.name.split(ROUTING_SEPARATOR, 1)[0]
+    project_id, separator, session = dialect.name.partition(ROUTING_SEPARATOR)
     try:
         access = await registry.gatekeeper.admit(project_id, token)
     except AdmissionError as exc:
-        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
-        return
+        if document.room is None:
+            connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
+        return  # (a bad token offered to renew an open document changes nothing)
     except (EventStoreError, DatabaseUnavailable):
-        connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
+        if document.room is None:
+            connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
+        return
+    if document.room is not None and document.peer is not None:
+        # Already in: a token of the same user renews the access (its expiry).
+        peer = document.peer
+        if access.user_id == peer.access.user_id:
+            peer.access = replace(peer.access, expires_at=access.expires_at)
+            registry.watch_expiry(document.room, peer)
+            connection.send(dialect.auth(AUTH_AUTHENTICATED, scope(peer.access.role)))
         return
     connection.send(dialect.auth(AUTH_AUTHENTICATED, scope(access.role)))
+    # The name is the client's choice: only a safe form of it reaches logs and events.
+    peer_id = f"{connection.id}/{safe_label(project_id)}"
+    if separator:
+        peer_id += f"/{safe_label(session)}"
     try:
-        room, peer = await registry.attach(
-            project_id, connection, access, dialect, peer_id=f"{connection.id}/{dialect.name}"
-        )
+        room, peer = await registry.attach(project_id, connection, access, dialect, peer_id=peer_id)
     except AdmissionError as exc:  # the membership changed while the socket was being let in
         connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
         return

@@ -1,9 +1,10 @@
 """Membership changes reach sockets that are already open.
 
 Every node follows the log (`MembershipFollower`) and hands each `member.removed`,
-`member.role_changed` and `project.deleted` to its rooms (`Rooms.apply_membership`): a removed
-member's peers are revoked (4403), every peer of a deleted project too (4404), a changed role
-takes effect on the peer's next message. Following the log, not a bus, is what makes it work
+`member.role_changed`, `project.deleted` and `user.deleted` to its rooms
+(`Rooms.apply_membership`): a removed member's peers are revoked (4403), every peer of a deleted
+project too (4404), every peer of a deleted user in every project (4401), a changed role takes
+effect on the peer's next message. Following the log, not a bus, is what makes it work
 with several nodes on one database, and what lets a node that was down catch up.
 
 A change is handed over only once the projects read model has applied it (`settled`): an
@@ -17,24 +18,26 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from eventstore import EventStore, RecordedEvent, StoreClosedError
 from eventstore.progress import Progress
-from jacameno.collab.errors import AdmissionError, Forbidden, ProjectNotFound
+from jacameno.accounts import STREAM_PREFIX as USER_STREAM_PREFIX
+from jacameno.accounts import USER_DELETED
+from jacameno.collab.errors import AdmissionError, Forbidden, ProjectNotFound, Unauthenticated
 from jacameno.collab.gatekeeper import ROLES, Access, Role
 from projections import projects
 
 logger = logging.getLogger(__name__)
 
 EVENT_TYPES = frozenset(
-    {projects.MEMBER_REMOVED, projects.MEMBER_ROLE_CHANGED, projects.PROJECT_DELETED}
+    {projects.MEMBER_REMOVED, projects.MEMBER_ROLE_CHANGED, projects.PROJECT_DELETED, USER_DELETED}
 )
 
 
 @dataclass(frozen=True, slots=True)
 class MembershipChange:
-    project_id: str
+    project_id: str | None  # None: every project (the user was deleted)
     version: int  # the event's version in the project's stream
     user_id: str | None  # None: the whole project (deleted)
     role: Role | None  # the new role; None: no access any more
@@ -43,6 +46,8 @@ class MembershipChange:
     def from_event(cls, event: RecordedEvent) -> MembershipChange:
         """The change an event of `EVENT_TYPES` makes. A role this server does not know gives
         no access."""
+        if event.type == USER_DELETED:
+            return cls(None, event.version, event.stream.removeprefix(USER_STREAM_PREFIX), None)
         project_id = event.stream.removeprefix(projects.STREAM_PREFIX)
         if event.type == projects.PROJECT_DELETED:
             return cls(project_id, event.version, None, None)
@@ -55,6 +60,10 @@ class MembershipChange:
         """What this change makes of `access`: None if it does not concern it (another user, or
         an access decided on this version or a later one), the new access, or the error that
         revokes it."""
+        if self.project_id is None:
+            if self.user_id == access.user_id:
+                return Unauthenticated("the account was deleted")
+            return None
         if access.version >= self.version:
             return None
         if self.user_id is None:
@@ -63,7 +72,7 @@ class MembershipChange:
             return None
         if self.role is None:
             return Forbidden("no longer a member of this project")
-        return Access(access.user_id, self.role, self.version)
+        return replace(access, role=self.role, version=self.version)
 
 
 class MembershipFollower:

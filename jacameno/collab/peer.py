@@ -7,6 +7,7 @@ name, so it is one object per document name."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from typing import Protocol
 
@@ -24,6 +25,7 @@ class Kind(enum.Enum):
     STATELESS = "stateless"  # payload: UTF-8 text (Hocuspocus only)
     PERMISSION_DENIED = "permission_denied"  # payload: UTF-8 reason
     ROLE = "role"  # payload: the peer's new role, after a role change (Hocuspocus: its scope)
+    TOKEN_REQUEST = "token_request"  # ask for a fresh access token (Hocuspocus only); no payload
 
 
 class Dialect(Protocol):
@@ -82,6 +84,7 @@ class Peer:
         "awareness_clients",
         "connection",
         "dialect",
+        "expiry",
         "id",
         "joined_at",
         "revoked",
@@ -102,6 +105,13 @@ class Peer:
         self.awareness_clients: set[int] = set()
         self.id = peer_id or connection.id  # unique within a room
         self.revoked: AdmissionError | None = None  # set when a membership change revoked it
+        self.expiry: asyncio.TimerHandle | None = None  # revokes the peer when its token expires
+
+    def stop(self) -> None:
+        """The peer left its room: cancel its timers."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
 
     @property
     def close_code(self) -> int | None:

@@ -12,7 +12,9 @@ The durability rule, and how the room keeps it while writing in batches:
 3. Everything else read from the document (sync step 1 and step 2 answers, snapshots) is
    computed when asked but released only once every update applied before it has committed.
 4. If an append fails, the document holds updates that may not be in the log: the room fails,
-   every socket is closed with 1013, and the next joiner loads the room again from the log.
+   every socket is closed with 1013 (1011 if the log refused the update's content), and the
+   next joiner loads the room again from the log. Session events are not part of this pipeline
+   (jacameno.collab.sessions): bookkeeping never fails a room.
 
 With several nodes, committed batches and awareness also go on the bus, and other nodes'
 appends are applied by the writer task in version order (jacameno.collab.relay).
@@ -25,12 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from eventstore import EventStore, EventStoreError, NewEvent
+from eventstore import EventStore, EventStoreError, InvalidEventError, NewEvent
 from jacameno.collab import awareness, document, events
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
@@ -46,6 +47,7 @@ from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.protocol import EMPTY_UPDATE
 from jacameno.collab.relay import Committed, Relay
+from jacameno.collab.sessions import SessionLog
 from jacameno.collab.snapshots import Snapshots
 from jacameno.collab.update import UpdateSummary, check_state_vector, check_update
 
@@ -58,10 +60,10 @@ class ReadOnly(Forbidden):
 
 @dataclass(slots=True)
 class _Write:
-    event: NewEvent
-    update: bytes | None = None  # set for doc.updated
-    sender: Peer | None = None
-    seq: int = 0  # doc writes: the room's count of applied updates after this one
+    event: NewEvent  # doc.updated
+    update: bytes
+    sender: Peer
+    seq: int  # the room's count of applied updates after this one
 
 
 class Room:
@@ -74,6 +76,7 @@ class Room:
         node: str,
         on_empty: Callable[[Room], None],
         on_failed: Callable[[Room], None],
+        sessions: SessionLog,
         folds: asyncio.Semaphore | None = None,
         relay: Relay | None = None,
     ) -> None:
@@ -86,7 +89,13 @@ class Room:
         self._nesting = loaded.nesting
         self.version = loaded.version
         self.peers: dict[str, Peer] = {}
-        self.awareness = awareness.AwarenessStates()
+        self.awareness = awareness.AwarenessStates(
+            max_state_bytes=config.awareness_state_bytes,
+            max_total_bytes=min(config.awareness_room_bytes, config.outbound_bytes // 2),
+            removed_ttl=config.awareness_removed_ttl,
+            max_removed=config.awareness_removed_kept,
+        )
+        self._sessions = sessions
         self.failed = False
         self._store = store
         self._config = config
@@ -118,48 +127,25 @@ class Room:
 
     def join(self, peer: Peer, dialect_name: str) -> None:
         """Add `peer`: it gets sync step 1 and the known awareness states (once every update
-        applied so far is durable), then every committed update."""
+        applied so far is durable), then every committed update; `session.joined` is logged."""
         self._check_open()
         self.peers[peer.id] = peer
         self._defer(peer, Outgoing(Kind.SYNC_STEP1, self.doc.get_state()))
         states = self.awareness.encoded()
         if states is not None:
             self._defer(peer, Outgoing(Kind.AWARENESS, states))
-        self._enqueue(
-            _Write(
-                events.session_event(
-                    events.SESSION_JOINED,
-                    user_id=peer.access.user_id,
-                    connection_id=peer.id,
-                    node=self._node,
-                    role=peer.access.role,
-                    dialect=dialect_name,
-                )
-            )
-        )
+        self._sessions.joined(self.project_id, peer, dialect_name)
 
     def leave(self, peer: Peer) -> bool:
-        """Remove `peer`: clear the awareness states it introduced and tell the others. False if
-        it had already left."""
+        """Remove `peer`: clear the awareness states it introduced and tell the others; log
+        `session.left`. False if it had already left."""
         if self.peers.pop(peer.id, None) is None:
             return False
+        peer.stop()
         removal = self.awareness.remove(sorted(peer.awareness_clients))
         if removal is not None:
             self._relay_awareness(removal)
-        if not self.failed:
-            code = peer.close_code
-            self._enqueue(
-                _Write(
-                    events.session_event(
-                        events.SESSION_LEFT,
-                        user_id=peer.access.user_id,
-                        connection_id=peer.id,
-                        node=self._node,
-                        seconds=round(time.monotonic() - peer.joined_at, 3),
-                        code=code,
-                    )
-                )
-            )
+        self._sessions.left(self.project_id, peer, peer.close_code)
         if not self.peers:
             self._on_empty(self)
         return True
@@ -253,17 +239,21 @@ class Room:
         self._defer(peer, Outgoing(Kind.SYNC_STEP2, update))
 
     def receive_awareness(self, peer: Peer, payload: bytes) -> None:
-        """Relay an awareness update to the room (the sender included) and remember it."""
+        """Relay an awareness update to the room (the sender included) and remember it; only
+        what the bounds let in (jacameno.collab.awareness), the rest is dropped.
+        MalformedMessage for too many client ids on one socket."""
         self._check_open(peer)
-        entries = awareness.decode(payload)
-        present, removed = self.awareness.apply(entries)
-        if not present and not removed:
+        applied = self.awareness.apply(awareness.decode(payload), peer.id)
+        if applied.dropped:
+            fields = {"project": self.project_id, "peer": peer.id, "dropped": applied.dropped}
+            logger.info("awareness dropped", extra={"action": "collab.awareness_dropped", **fields})
+        if not applied.entries:
             return
-        peer.awareness_clients.update(present)
-        peer.awareness_clients.difference_update(removed)
+        peer.awareness_clients.update(applied.present)
+        peer.awareness_clients.difference_update(applied.removed)
         if len(peer.awareness_clients) > self._config.awareness_clients_per_socket:
             raise MalformedMessage("too many awareness clients on one socket")
-        self._relay_awareness(payload)
+        self._relay_awareness(payload if not applied.dropped else awareness.encode(applied.entries))
 
     def _relay_awareness(self, payload: bytes) -> None:
         self._broadcast(Outgoing(Kind.AWARENESS, payload))
@@ -285,9 +275,9 @@ class Room:
     def receive_remote_awareness(self, payload: bytes) -> None:
         """An awareness update relayed by another node: kept and sent to this node's peers.
         MalformedMessage if it does not decode."""
-        present, removed = self.awareness.apply(awareness.decode(payload))
-        if present or removed:
-            self._broadcast(Outgoing(Kind.AWARENESS, payload))
+        applied = self.awareness.apply(awareness.decode(payload))
+        if applied.entries:
+            self._broadcast(Outgoing(Kind.AWARENESS, awareness.encode(applied.entries)))
 
     def relay_stateless(self, peer: Peer, payload: str) -> None:
         """Relay a stateless message (Hocuspocus) to the other peers; never logged."""
@@ -313,6 +303,8 @@ class Room:
         self.failed = True
         for peer in list(self.peers.values()):
             peer.connection.close(code, reason)
+            peer.stop()
+            self._sessions.left(self.project_id, peer, code)
         self.peers.clear()
         self._pending.clear()
         self._deferred.clear()
@@ -415,6 +407,12 @@ class Room:
                         await self._follow()
                     if self._pending:
                         await self._append_pending()
+                except InvalidEventError as exc:
+                    # Not an unavailable log: it refused what the room sent. The document
+                    # holds it unlogged, so the room still reloads.
+                    self._drop(exc, "the log refused an update", "collab.append_refused")
+                    self.fail(INTERNAL_ERROR, "the log refused an update")
+                    return
                 except EventStoreError as exc:
                     self._drop(exc, "append failed", "collab.append_failed")
                     self.fail(TRY_AGAIN_LATER, "the log is unavailable")
@@ -431,7 +429,7 @@ class Room:
 
     def _drop(self, exc: Exception, message: str, action: str) -> None:
         extra = {"action": action, "project": self.project_id, "error": repr(exc)}
-        if isinstance(exc, EventStoreError):
+        if isinstance(exc, EventStoreError) and not isinstance(exc, InvalidEventError):
             logger.warning(f"{message}; room dropped", extra=extra)
         else:
             logger.error(message, extra=extra)
@@ -446,7 +444,7 @@ class Room:
         self.version = result.last_version
         self._committed_batch(batch)
         if self._relay is not None:
-            updates = [w.update for w in batch if w.update is not None]
+            updates = [w.update for w in batch]
             committed = Committed(result.first_version, result.last_version, updates)
             self._relay.publish_committed(self.project_id, committed)
 
@@ -486,11 +484,9 @@ class Room:
 
     def _committed_batch(self, batch: list[_Write]) -> None:
         for write in batch:
-            if write.update is None:
-                continue
             sender = write.sender
             self._broadcast(Outgoing(Kind.UPDATE, write.update), sender)
-            if sender is not None and self.peers.get(sender.id) is sender:
+            if self.peers.get(sender.id) is sender:
                 sender.acknowledge()
             self._snapshots.record(write.update)
             self._unlogged_bytes -= len(write.update)

@@ -1,5 +1,9 @@
 """The rooms of one server: at most one live room per project, loaded once however many sockets
-join at the same moment, unloaded after its last socket left and an idle delay."""
+join at the same moment, unloaded after its last socket left and an idle delay.
+
+Admission limits live here too: at most `sockets_per_user` peers of one user in one room
+(4429), and a peer's access ends when its token expires (4401; a Hocuspocus document may renew
+it by authenticating again)."""
 
 from __future__ import annotations
 
@@ -13,17 +17,25 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from eventstore import EventStore, EventStoreError
+from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
 from jacameno.collab import loading
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection
-from jacameno.collab.errors import GOING_AWAY, MalformedMessage, RoomUnavailable
+from jacameno.collab.errors import (
+    GOING_AWAY,
+    AdmissionError,
+    MalformedMessage,
+    RoomUnavailable,
+    TooManySockets,
+    Unauthenticated,
+)
 from jacameno.collab.gatekeeper import Access, Gatekeeper
 from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
-from jacameno.collab.relay import Relay
+from jacameno.collab.relay import Committed, Relay
 from jacameno.collab.room import Room
+from jacameno.collab.sessions import SessionLog
 from projections.sql import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -75,6 +87,9 @@ class Rooms:
         # together in threads would starve the event loop (measured: 300 ms stalls at 20 rooms).
         self._folds = asyncio.Semaphore(1)
         self.relay = None if bus is None else Relay(bus, self.node, self, config.log_check_interval)
+        self.sessions = SessionLog(
+            store, self.node, config.sessions_logged_per_minute, self._sessions_logged
+        )
 
     def start(self) -> None:
         if self.relay is not None:
@@ -131,7 +146,8 @@ class Rooms:
     ) -> tuple[Room, Peer]:
         """Join the project's room (every dialect's way in): the peer gets sync step 1 and the
         awareness states, and `session.joined` is logged. RoomUnavailable if it cannot load;
-        Forbidden or ProjectNotFound if `access` is no longer what the read model says.
+        Unauthenticated, Forbidden or ProjectNotFound if `access` is no longer what the read
+        model says; TooManySockets if the user has `sockets_per_user` peers in the room.
 
         `access` was decided on the read model before this call, and a membership change may
         have been applied to the rooms since (`apply_membership`, which runs only once the read
@@ -150,8 +166,12 @@ class Rooms:
             attaching.sockets -= 1
             if not attaching.sockets:
                 del self._attaching[project_id]
+        user_peers = sum(1 for p in room.peers.values() if p.access.user_id == access.user_id)
+        if user_peers >= self.config.sockets_per_user:
+            raise TooManySockets("too many connections of this user to this project")
         peer = Peer(connection, dialect, access, time.monotonic(), peer_id)
-        room.join(peer, dialect.key)
+        room.join(peer, dialect.key.split(":", 1)[0])
+        self.watch_expiry(room, peer)
         logger.info(
             "joined",
             extra={
@@ -179,14 +199,60 @@ class Rooms:
             },
         )
 
-    def apply_membership(self, change: MembershipChange) -> None:
-        """Revise the access of this server's peers of the project (`_revise`), and
-        make sockets being let in to it check their access again (see `attach`)."""
-        attaching = self._attaching.get(change.project_id)
-        if attaching is not None:
-            attaching.changes += 1
-        room = self.loaded(change.project_id)
+    def _sessions_logged(self, project_id: str, result: AppendResult) -> None:
+        """Session events took these versions: the room and the other nodes move past them
+        as past another node's commit (nothing to apply)."""
+        committed = Committed(result.first_version, result.last_version, [])
+        room = self.loaded(project_id)
         if room is not None and not room.failed:
+            room.receive_committed(committed)
+        if self.relay is not None:
+            self.relay.publish_committed(project_id, committed)
+
+    def watch_expiry(self, room: Room, peer: Peer) -> None:
+        """(Re)arm the timers of `peer`'s access token: a token request `token_renewal_ahead`
+        seconds before it expires (dialects that have one), and its revocation (4401) when it
+        expires."""
+        if peer.expiry is not None:
+            peer.expiry.cancel()
+            peer.expiry = None
+        expires_at = peer.access.expires_at
+        if expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, expires_at - time.time())
+        ahead = delay - self.config.token_renewal_ahead
+        if ahead > 0:  # asked once per token, so a token that is not renewed just expires
+            peer.expiry = loop.call_later(ahead, self._ask_renewal, room, peer, delay - ahead)
+        else:
+            peer.expiry = loop.call_later(delay, self._expire, room, peer)
+
+    def _ask_renewal(self, room: Room, peer: Peer, delay: float) -> None:
+        peer.expiry = None
+        if room.peers.get(peer.id) is peer:
+            peer.deliver(Outgoing(Kind.TOKEN_REQUEST, b""))
+            peer.expiry = asyncio.get_running_loop().call_later(delay, self._expire, room, peer)
+
+    def _expire(self, room: Room, peer: Peer) -> None:
+        peer.expiry = None
+        if room.peers.get(peer.id) is peer:
+            revoke(room, peer, Unauthenticated("the access token expired"))
+
+    def apply_membership(self, change: MembershipChange) -> None:
+        """Revise the access of this server's peers of the project (`_revise`), or of every
+        project for a deleted user, and make sockets being let in check their access again
+        (see `attach`)."""
+        if change.project_id is None:
+            for each in self._attaching.values():
+                each.changes += 1
+            rooms = self.live()
+        else:
+            attaching = self._attaching.get(change.project_id)
+            if attaching is not None:
+                attaching.changes += 1
+            room = self.loaded(change.project_id)
+            rooms = [] if room is None or room.failed else [room]
+        for room in rooms:
             _revise(room, change)
 
     async def _recheck(self, project_id: str, access: Access) -> Access:
@@ -231,6 +297,7 @@ class Rooms:
             folds=self._folds,
             on_empty=self._schedule_unload,
             on_failed=self._forget,
+            sessions=self.sessions,
             relay=relay,
         )
         if relay is not None:
@@ -287,12 +354,13 @@ class Rooms:
         room within `drain_timeout` (Room.close)."""
         self._closed = True
         for entry in list(self._entries.values()):
-            if entry.unload_timer is not None:
-                entry.unload_timer.cancel()
             room = entry.room
             if room is not None:
                 for peer in list(room.peers.values()):
                     peer.connection.close(GOING_AWAY, "server shutting down")
+                    room.leave(peer)  # its session.left is logged before the log closes
+            if entry.unload_timer is not None:
+                entry.unload_timer.cancel()
         tasks = []
         for entry in list(self._entries.values()):
             if entry.closing is not None:
@@ -307,6 +375,7 @@ class Rooms:
         for task in tasks:
             with contextlib.suppress(Exception):
                 await task
+        await self.sessions.drain(self.config.drain_timeout)
         if self.relay is not None:
             await self.relay.close()
 
@@ -332,10 +401,22 @@ def _revise(room: Room, change: MembershipChange) -> None:
                 extra={"action": "collab.role_changed", "role": outcome.role, **fields},
             )
         else:
-            peer.revoked = outcome
-            peer.dialect.revoke(peer.connection, outcome)
-            room.leave(peer)
-            logger.info(
-                "access revoked",
-                extra={"action": "collab.revoked", "code": outcome.close_code, **fields},
-            )
+            revoke(room, peer, outcome)
+
+
+def revoke(room: Room, peer: Peer, error: AdmissionError) -> None:
+    """End `peer`'s access: its dialect tells it so, and it leaves the room."""
+    peer.revoked = error
+    peer.dialect.revoke(peer.connection, error)
+    room.leave(peer)
+    logger.info(
+        "access revoked",
+        extra={
+            "action": "collab.revoked",
+            "code": error.close_code,
+            "project": room.project_id,
+            "connection": peer.id,
+            "user": peer.access.user_id,
+            "reason": str(error),
+        },
+    )

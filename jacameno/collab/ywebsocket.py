@@ -2,8 +2,11 @@
 
 Admission at the upgrade: the access token comes as the `token` query parameter (what the
 y-websocket provider's `params` option sends) or in `Sec-WebSocket-Protocol` (`bearer.<JWT>`,
-next to `jacameno`, which the server then selects). A refused socket is accepted and closed at
-once with 4401, 4403 or 4404 (browsers cannot read an HTTP status from a failed upgrade).
+next to `jacameno`, which the server then selects). The server never selects a `bearer.`
+protocol: the response would echo the token. A client that offers only a bearer gets no
+subprotocol (browsers then fail the connection: offer `jacameno` too). A refused socket is
+accepted and closed at once with 4401, 4403, 4404 or 4429 (browsers cannot read an HTTP status
+from a failed upgrade).
 
 Then one protocol message per binary frame (jacameno.collab.protocol). A viewer's non-empty update
 is refused: it is not applied nor logged, and the socket receives y-protocols' permission-denied
@@ -77,8 +80,10 @@ def credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
         token = bearer.removeprefix(BEARER_PREFIX)
     if SUBPROTOCOL in offered:
         return token, SUBPROTOCOL
-    # A browser fails the connection if it offered subprotocols and none is selected.
-    return token, (offered[0] if offered else None)
+    # A browser fails the connection if it offered subprotocols and none is selected; a
+    # bearer is a secret, never echoed.
+    others = [p for p in offered if not p.startswith(BEARER_PREFIX)]
+    return token, (others[0] if others else None)
 
 
 async def collab(websocket: WebSocket) -> None:

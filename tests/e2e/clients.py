@@ -90,15 +90,31 @@ class JSClient:
     # -- commands -----------------------------------------------------------------------------
 
     async def connect(
-        self, ws_url: str, project_id: str, token: str, dialect: str = "y-websocket"
+        self,
+        ws_url: str,
+        project_id: str,
+        token: str,
+        dialect: str = "y-websocket",
+        *,
+        session_awareness: bool = False,
     ) -> None:
         """Open the provider (or reconnect it): y-websocket's on ws_url/collab/{project_id}
         ?token=..., or with `dialect="hocuspocus"` @hocuspocus/provider's on ws_url/hocuspocus
-        (document name: the project id; the token in its auth message)."""
+        (document name: the project id, `<project id>\\0<session>` with `session_awareness`; the
+        token in its auth message)."""
         endpoint = "hocuspocus" if dialect == "hocuspocus" else "collab"
         await self.request(
-            "connect", url=f"{ws_url}/{endpoint}", room=project_id, token=token, dialect=dialect
+            "connect",
+            url=f"{ws_url}/{endpoint}",
+            room=project_id,
+            token=token,
+            dialect=dialect,
+            session_awareness=session_awareness,
         )
+
+    async def set_token(self, token: str) -> None:
+        """The token a Hocuspocus provider sends from now on (asked by the server to renew)."""
+        await self.request("set_token", token=token)
 
     async def disconnect(self) -> None:
         await self.request("disconnect")

@@ -6,9 +6,11 @@ refused, and a bad token is refused in-band."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+from jacameno.auth.tokens import AccessTokens
 from tests.e2e import documents
-from tests.e2e.clients import converged
+from tests.e2e.clients import converged, wait_until
 from tests.e2e.conftest import JSClients
 from tests.e2e.server import ServerProcess
 
@@ -72,3 +74,83 @@ async def test_hocuspocus_readonly_member_and_bad_token_are_refused(
     logged = await documents.logged_updates(database_url, project)
     assert {e["metadata"]["user_id"] for e in logged} == {alice.id}
     assert documents.from_doc(documents.build(e["data"] for e in logged)) == owner_doc
+
+
+async def test_session_aware_providers_never_disconnect_an_editor(
+    server: ServerProcess, js_client: JSClients, database_url: str
+) -> None:
+    """@hocuspocus/provider with `sessionAwareness: true` names its document
+    `<project>\\0<session>`; it joins and leaves while an editor types, and the editor is never
+    disconnected, its typing is all logged, and the log has a leave for every join."""
+    alice, victor = await asyncio.gather(server.user("alice"), server.user("victor"))
+    project = await server.project(alice, (victor, "viewer"))
+    editor = await js_client("alice")
+    await editor.connect(server.ws_url, project, alice.token)
+    await editor.wait_synced()
+    await editor.start_typing("la " * 200, interval_ms=10)
+    for round_ in range(5):
+        viewer = await js_client(f"victor{round_}")
+        await viewer.connect(
+            server.ws_url, project, victor.token, dialect="hocuspocus", session_awareness=True
+        )
+        await viewer.wait_synced()
+        assert {"event": "authenticated", "scope": "readonly"} in viewer.events
+        await viewer.close()
+    writer = await js_client("alice-hocuspocus")
+    await writer.connect(
+        server.ws_url, project, alice.token, dialect="hocuspocus", session_awareness=True
+    )
+    await writer.wait_synced()
+    await writer.edit(["meta.set", "title", "session aware"])
+    await writer.wait_settled()
+    typed = await editor.stop_typing()
+    await editor.wait_settled()
+    assert not [e for e in editor.events if e["event"] == "closed"]
+    assert (await editor.state()).json["lyrics"] == ("la " * 200)[:typed]
+    await writer.close()
+    await editor.close()
+
+    async def paired() -> bool:
+        store = await documents.open_store(database_url)
+        try:
+            logged = await store.read_stream(f"project-{project}")
+        finally:
+            await store.close()
+        joined = [e.metadata["connection_id"] for e in logged if e.type == "session.joined"]
+        left = [e.metadata["connection_id"] for e in logged if e.type == "session.left"]
+        return len(joined) == 7 and sorted(joined) == sorted(left)
+
+    await wait_until(paired, "every session.joined has its session.left")
+    assert documents.from_doc(await documents.from_log(database_url, project))["meta"] == {
+        "title": "session aware"
+    }
+
+
+async def test_access_ends_with_the_token_and_a_hocuspocus_provider_renews_it(
+    server: ServerProcess, js_client: JSClients
+) -> None:
+    """A y-websocket socket is closed with 4401 when its token expires; a Hocuspocus provider
+    whose `token` option is a function is asked for a fresh one before, and stays."""
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    tokens = AccessTokens(server.jwt_secret, 900)
+
+    def expiring_in(seconds: float) -> str:
+        return tokens.issue(alice.id, now=time.time() - 900 + seconds)
+
+    short, renewing = await asyncio.gather(js_client("short"), js_client("renewing"))
+    await short.connect(server.ws_url, project, expiring_in(2.0))
+    await renewing.connect(server.ws_url, project, expiring_in(31.0), dialect="hocuspocus")
+    await asyncio.gather(short.wait_synced(), renewing.wait_synced())
+    await renewing.set_token(alice.token)
+    closed = await short.wait_event(lambda e: e["event"] == "closed", timeout=6.0)
+    assert (closed["code"], closed["reason"]) == (4401, "the access token expired")
+
+    # Asked 30 s before its expiry (after about 1 s), the provider answers with the fresh token.
+    def authenticated() -> int:
+        return sum(1 for e in renewing.events if e["event"] == "authenticated")
+
+    await renewing.wait_event(lambda e: authenticated() == 2, timeout=6.0)
+    await renewing.edit(["meta.set", "title", "renewed"])
+    await renewing.wait_settled()
+    assert not [e for e in renewing.events if e["event"] in ("closed", "permission-denied")]

@@ -6,11 +6,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from eventstore import EventStoreError, NewEvent, StoreUnavailableError, Subscription
+from eventstore import (
+    EventStoreError,
+    NewEvent,
+    RecordedEvent,
+    StoreUnavailableError,
+    Subscription,
+)
 from eventstore.memory import MemoryEventStore
-from jacameno.collab.errors import Forbidden, ProjectNotFound
+from jacameno.accounts import USER_DELETED
+from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
 from jacameno.collab.gatekeeper import Access
 from jacameno.collab.membership import MembershipChange, MembershipFollower
 from projections import projects
@@ -33,6 +41,24 @@ def test_a_change_concerns_only_accesses_decided_before_it() -> None:
     deleted = MembershipChange(PROJECT, 9, None, None).revise(Access("carol", "owner", 8))
     assert isinstance(deleted, ProjectNotFound)
     assert deleted.close_code == 4404
+
+
+def test_a_deleted_user_loses_every_access_whatever_its_version() -> None:
+    event = RecordedEvent(
+        position=3,
+        stream="user-bob",
+        version=1,
+        type=USER_DELETED,
+        data=b'{"user_id":"bob"}',
+        metadata_json="{}",
+        recorded_at=datetime.now(UTC),
+    )
+    change = MembershipChange.from_event(event)
+    assert (change.project_id, change.user_id) == (None, "bob")
+    revoked = change.revise(Access("bob", "owner", 99, expires_at=1.0))
+    assert isinstance(revoked, Unauthenticated)
+    assert revoked.close_code == 4401
+    assert change.revise(Access("carol", "owner", 0)) is None
 
 
 @dataclass

@@ -62,10 +62,15 @@ def test_decoding_arbitrary_bytes_either_succeeds_or_raises_malformed(frame: byt
 
 
 def test_awareness_states_follow_the_y_protocols_rule() -> None:
-    states = awareness.AwarenessStates()
-    assert states.apply([awareness.Entry(1, 1, '{"a":1}')]) == ([1], [])
-    assert states.apply([awareness.Entry(1, 1, '{"a":2}')]) == ([], [])  # same clock: ignored
-    assert states.apply([awareness.Entry(1, 1, "null")]) == ([], [1])  # removal wins a tie
+    states = awareness.AwarenessStates(max_state_bytes=1024, max_total_bytes=4096)
+
+    def apply(entry: awareness.Entry) -> tuple[list[int], list[int]]:
+        applied = states.apply([entry])
+        return applied.present, applied.removed
+
+    assert apply(awareness.Entry(1, 1, '{"a":1}')) == ([1], [])
+    assert apply(awareness.Entry(1, 1, '{"a":2}')) == ([], [])  # same clock: ignored
+    assert apply(awareness.Entry(1, 1, "null")) == ([], [1])  # removal wins a tie
     assert states.encoded() is None
     states.apply([awareness.Entry(2, 4, '{"b":1}')])
     removal = states.remove([2, 3])

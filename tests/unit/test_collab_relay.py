@@ -18,6 +18,7 @@ from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
 from jacameno.collab.relay import Committed, Message, decode, encode_awareness, encode_committed
 from jacameno.collab.room import Room
+from jacameno.collab.sessions import SessionLog
 
 
 def test_messages_round_trip() -> None:
@@ -77,7 +78,16 @@ async def setup() -> tuple[Room, CountingReads, list[bytes]]:
     )
     store = CountingReads(memory)
     loaded = await loading.load(memory, project)
-    room = Room(project, store, loaded, CollabConfig(), "here", lambda r: None, lambda r: None)  # type: ignore[arg-type]
+    room = Room(
+        project,
+        store,  # type: ignore[arg-type]
+        loaded,
+        CollabConfig(),
+        "here",
+        lambda r: None,
+        lambda r: None,
+        SessionLog(memory, "here", 60),
+    )
     changes: list[bytes] = []  # one per transaction on the document
 
     def changed(event: TransactionEvent) -> None:

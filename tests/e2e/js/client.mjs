@@ -6,8 +6,9 @@
 // are events: `{"event": "status" | "synced" | "closed" | "permission-denied", ...}` and, with
 // Hocuspocus, `authenticated` (with its scope) and `refused` (SyncStatus 0 for an update).
 // stdout carries nothing else (the provider's own warnings go to stderr).
-// Commands: connect, disconnect, wait_synced, wait_settled, wait_acked, edit, start_typing,
-// stop_typing, state, measure, exit (see `commands` below; tests/e2e/clients.py drives them).
+// Commands: connect, set_token, disconnect, wait_synced, wait_settled, wait_acked, edit,
+// start_typing, stop_typing, state, measure, exit (see `commands` below; tests/e2e/clients.py
+// drives them).
 //
 // Acknowledgements. The server broadcasts an update, its sender included, only after the update
 // is durable in the log, so:
@@ -47,6 +48,7 @@ const acked = [] // base64 of local updates whose echo was received, in order
 let provider = null
 let hocuspocus = false // which provider; Hocuspocus acknowledges with SyncStatus, not echoes
 let typing = null
+let currentToken = null // Hocuspocus asks for it through a function: `set_token` renews it
 let waiters = []
 
 const b64 = (bytes) => Buffer.from(bytes).toString('base64')
@@ -237,13 +239,17 @@ const state = () => ({
   ...summary()
 })
 
-const connectHocuspocus = (url, room, token) => {
+const connectHocuspocus = (url, room, token, sessionAwareness) => {
   hocuspocus = true
+  currentToken = token
   provider = new HocuspocusProvider({
     url,
     name: room,
     document: doc,
-    token,
+    token: () => currentToken,
+    // Names the document `<room>\0<session id>` on the wire, so that one document may have
+    // several providers on one socket.
+    sessionAwareness,
     WebSocketPolyfill: WebSocket,
     onStatus: ({ status }) => emit({ event: 'status', status }),
     onSynced: ({ state }) => {
@@ -263,6 +269,7 @@ const connectHocuspocus = (url, room, token) => {
   })
   // (Not the onMessage option: the provider hands its options to its socket too, which emits
   // `message` with another payload.) The provider ignores a refusal (SyncStatus 0): report it.
+  provider.setAwarenessField('user', { name: room })
   provider.on('message', ({ event }) => {
     const decoder = decoding.createDecoder(new Uint8Array(event.data))
     decoding.readVarString(decoder) // document name
@@ -292,10 +299,15 @@ const connectYWebsocket = (url, room, token) => {
 
 const commands = {
   // The first call creates the provider (`url` is the endpoint); later calls reconnect it.
-  connect: ({ url, room, token, dialect }) => {
+  connect: ({ url, room, token, dialect, session_awareness: sessionAwareness = false }) => {
     if (provider !== null) provider.connect()
-    else if (dialect === 'hocuspocus') connectHocuspocus(url, room, token)
+    else if (dialect === 'hocuspocus') connectHocuspocus(url, room, token, sessionAwareness)
     else connectYWebsocket(url, room, token)
+    return {}
+  },
+  // The token the Hocuspocus provider sends from now on (when the server asks, or reconnecting).
+  set_token: ({ token }) => {
+    currentToken = token
     return {}
   },
   disconnect: () => {

@@ -26,6 +26,7 @@ class Document:
     statuses: list[int] = field(default_factory=list)
     stateless: list[str] = field(default_factory=list)
     updates: int = 0
+    token_requests: int = 0
 
 
 class HocuspocusClient:
@@ -70,7 +71,10 @@ class HocuspocusClient:
         document = self.documents[reader.var_string()]
         kind = reader.var_uint()
         if kind == hocuspocus.AUTH:
-            if reader.var_uint() == hocuspocus.AUTH_AUTHENTICATED:
+            auth = reader.var_uint()
+            if auth == hocuspocus.AUTH_TOKEN:
+                document.token_requests += 1
+            elif auth == hocuspocus.AUTH_AUTHENTICATED:
                 document.scope = reader.var_string()
             else:
                 document.denied = reader.var_string()

@@ -75,6 +75,7 @@ def _bus(server: Server) -> RedisBus:
 async def _settled(project: str, *servers: Server) -> None:
     """Wait until every room of `project` has what the log has (the joins are logged too)."""
     rooms = [server.rooms.loaded(project) for server in servers]
+    await eventually(lambda: all(server.rooms.sessions.idle for server in servers))
     await eventually(lambda: all(room is not None and not room.busy for room in rooms))
     version = await servers[0].store.stream_version(events.stream_name(project))
     await eventually(lambda: all(room is not None and room.version == version for room in rooms))
@@ -198,3 +199,18 @@ async def test_without_redis_a_node_edits_durably_and_reaches_the_others_through
         await _converged([connected, alone], one, project)
         await connected.close()
         await alone.close()
+
+
+async def test_a_deleted_users_sockets_are_closed_on_every_node(
+    nodes: tuple[Server, Server],
+) -> None:
+    one, other = nodes
+    alice, bob, project = await _project(one)
+    here = await _synced(one, project, bob)
+    there = await _synced(other, project, bob)
+    owner = await _synced(other, project, alice)
+    await one.app.state.services.accounts.delete(bob.id)
+    assert await here.wait_closed() == 4401
+    assert await there.wait_closed() == 4401
+    assert owner.close_code is None
+    await owner.close()
