@@ -32,12 +32,14 @@ async def test_an_oversized_awareness_state_is_dropped_and_the_socket_stays(
 
 
 async def test_a_flood_of_presence_never_stops_newcomers_from_syncing(settings: Settings) -> None:
-    # Outbound bounds small enough that the audit's 18.9 MB would be far over them.
-    config = CollabConfig(unload_delay=0.2, outbound_bytes=512 * 1024)
+    # Outbound bounds small enough that the audit's 18.9 MB would be far over them (and frames
+    # small enough that the limits agree).
+    config = CollabConfig(unload_delay=0.2, max_message_bytes=256 * 1024, outbound_bytes=512 * 1024)
     async with serving(settings, config) as server:
         alice, _vera, project, owner, viewer = await server.owner_and_member("viewer")
         big = "x" * (60 * 1024)
-        await viewer.send(_awareness(*((client, 1, big) for client in range(1, 17))))
+        for first in range(1, 17, 3):  # three states a frame: each frame within the limit
+            await viewer.send(_awareness(*((c, 1, big) for c in range(first, first + 3))))
         await eventually(lambda: len(owner.awareness) >= 4)
         live = server.rooms.loaded(project)
         assert live is not None
