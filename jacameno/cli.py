@@ -17,7 +17,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from jacameno import server
     from jacameno.app import create_app
 
-    server.run(create_app(settings), args.host or settings.host, args.port or settings.port)
+    server.run(
+        create_app(settings), settings, args.host or settings.host, args.port or settings.port
+    )
     return 0
 
 

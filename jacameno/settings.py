@@ -18,6 +18,10 @@ from urllib.parse import urlsplit
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS = ("development", "test", "production")
 _REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")
+# The HTTP layer's bounds (jacameno.server, docs/security.md).
+MAX_HEADER_BYTES = 64 * 1024
+HEADER_TIMEOUT_SECONDS = 10
+MAX_CONNECTIONS = 4096
 
 
 class SettingsError(Exception):
@@ -49,6 +53,11 @@ class Settings:
     # commits start at least this many milliseconds apart; 0 turns pacing off.
     commit_pace_ms: int = 10
     commit_pace_above: int = 1000
+    # A request's line and headers: at most this many bytes (431), arrived within this many
+    # seconds of its first byte (408); connections this node holds open (more: 503).
+    max_header_bytes: int = MAX_HEADER_BYTES
+    header_timeout_seconds: int = HEADER_TIMEOUT_SECONDS
+    max_connections: int = MAX_CONNECTIONS
 
     @property
     def jwt_secret(self) -> str:
@@ -122,6 +131,9 @@ class Settings:
             argon2_parallelism=_int(get, "ARGON2_PARALLELISM", 4, 1),
             commit_pace_ms=_int(get, "COMMIT_PACE_MS", 10, 0),
             commit_pace_above=_int(get, "COMMIT_PACE_ABOVE", 1000, 0),
+            max_header_bytes=_int(get, "MAX_HEADER_BYTES", MAX_HEADER_BYTES, 1024),
+            header_timeout_seconds=_int(get, "HEADER_TIMEOUT_SECONDS", HEADER_TIMEOUT_SECONDS, 1),
+            max_connections=_int(get, "MAX_CONNECTIONS", MAX_CONNECTIONS, 1),
         )
 
 
