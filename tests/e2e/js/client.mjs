@@ -1,5 +1,6 @@
 // A Yjs client of one JACAMENO project, driven by a test over stdin/stdout: y-websocket's
-// WebsocketProvider on /collab/{project} (the default), or @hocuspocus/provider on /hocuspocus.
+// WebsocketProvider on /collab/{project} (the default), or @hocuspocus/provider on /hocuspocus
+// (4.x, or the 2.x and 3.x generations still in the field: dialect hocuspocus-v2 / -v3).
 //
 // Requests are JSON lines `{"id": n, "cmd": "...", ...}`; each gets one answer line
 // `{"id": n, "ok": true, ...}` or `{"id": n, "ok": false, "error": "..."}`. Lines without an id
@@ -27,6 +28,8 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { HocuspocusProvider } from '@hocuspocus/provider'
+import { HocuspocusProvider as HocuspocusProviderV2 } from 'hocuspocus-provider-v2'
+import { HocuspocusProvider as HocuspocusProviderV3 } from 'hocuspocus-provider-v3'
 import * as decoding from 'lib0/decoding'
 
 const MESSAGE_SYNC = 0
@@ -235,9 +238,19 @@ const state = () => ({
   ...summary()
 })
 
-const connectHocuspocus = (url, room, token) => {
+// Node 20 has no global WebSocket, and the 2.x provider reads it (as the default of its
+// socket's options) before it looks at WebSocketPolyfill.
+globalThis.WebSocket ??= WebSocket
+
+const HOCUSPOCUS_PROVIDERS = {
+  hocuspocus: HocuspocusProvider,
+  'hocuspocus-v2': HocuspocusProviderV2,
+  'hocuspocus-v3': HocuspocusProviderV3
+}
+
+const connectHocuspocus = (url, room, token, Provider) => {
   hocuspocus = true
-  provider = new HocuspocusProvider({
+  provider = new Provider({
     url,
     name: room,
     document: doc,
@@ -248,8 +261,9 @@ const connectHocuspocus = (url, room, token) => {
       emit({ event: 'synced', synced: state })
       notify()
     },
-    onAuthenticated: ({ scope }) => {
-      emit({ event: 'authenticated', scope })
+    // 2.x emits `authenticated` without its scope; it keeps it as `authorizedScope`.
+    onAuthenticated: (data) => {
+      emit({ event: 'authenticated', scope: data?.scope ?? provider.authorizedScope })
       notify()
     },
     onAuthenticationFailed: ({ reason }) => emit({ event: 'permission-denied', reason }),
@@ -259,6 +273,7 @@ const connectHocuspocus = (url, room, token) => {
       notify()
     }
   })
+  provider.on('unsyncedChanges', notify) // 2.x has no onUnsyncedChanges option
   // (Not the onMessage option: the provider hands its options to its socket too, which emits
   // `message` with another payload.) The provider ignores a refusal (SyncStatus 0): report it.
   provider.on('message', ({ event }) => {
@@ -292,7 +307,9 @@ const commands = {
   // The first call creates the provider (`url` is the endpoint); later calls reconnect it.
   connect: ({ url, room, token, dialect }) => {
     if (provider !== null) provider.connect()
-    else if (dialect === 'hocuspocus') connectHocuspocus(url, room, token)
+    else if (dialect in HOCUSPOCUS_PROVIDERS) {
+      connectHocuspocus(url, room, token, HOCUSPOCUS_PROVIDERS[dialect])
+    }
     else connectYWebsocket(url, room, token)
     return {}
   },
