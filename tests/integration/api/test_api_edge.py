@@ -168,3 +168,13 @@ async def test_a_refused_cors_preflight_answers_json(settings: Settings) -> None
         assert refused.headers["content-type"] == "application/json"
         assert refused.json()["error"]["code"] == "cors_refused"
         assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_a_method_no_route_serves_gets_405_naming_every_allowed_method(
+    settings: Settings,
+) -> None:
+    async with running(settings) as api:
+        refused = await api.client.put("/api/projects")
+        assert refused.status_code == 405
+        assert refused.json()["error"]["code"] == "method_not_allowed"
+        assert refused.headers["allow"] == "GET, HEAD, POST"
