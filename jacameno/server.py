@@ -82,7 +82,6 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
-            logger.warning("connection refused", extra={"action": "http.connections_full"})
             self._refuse(503, "unavailable", "too many connections; retry later")
             return
         self._await_head()  # the first request's head, from the first byte on
@@ -149,7 +148,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             )
 
     def _refuse(self, status: int, code: str, message: str) -> None:
-        """Answer with the API's JSON error and close the connection."""
+        """Answer with the API's JSON error and close the connection. (These answers never reach
+        the app: they are logged here, not counted in its metrics.)"""
+        logger.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "request refused",
+            extra={"action": "http.refused", "status": status, "code": code},
+        )
         self._head_arrived()
         body = json.dumps(error_body(status, code, message), separators=(",", ":")).encode()
         phrase = http.HTTPStatus(status).phrase
