@@ -13,7 +13,6 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,12 +29,17 @@ from jacameno.circuit import Circuit
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.gatekeeper import MembershipGatekeeper
+from jacameno.collab.lobby import Lobby
 from jacameno.collab.membership import MembershipFollower
 from jacameno.collab.rooms import Rooms, node_name
 from jacameno.database import open_event_store
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, route
-from jacameno.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from jacameno.http.middleware import (
+    BodyLimitMiddleware,
+    JsonCORSMiddleware,
+    RequestContextMiddleware,
+)
 from jacameno.metrics import Metrics
 from jacameno.projects.readmodel import ProjectsReadModel
 from jacameno.projects.service import Projects
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             gatekeeper = MembershipGatekeeper(access_tokens, accounts, reads)
             rooms = Rooms(store, gatekeeper, collab_config, node, bus)
             app.state.collab = rooms
+            app.state.lobby = Lobby(collab_config.max_unauthenticated_sockets)
             rooms.start()
             stack.push_async_callback(rooms.close)
             # From the read model's checkpoint, not the head: a change the read model has not
@@ -183,7 +188,7 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             *proxies,
             Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(
-                CORSMiddleware,
+                JsonCORSMiddleware,
                 allow_origins=list(settings.cors_origins),
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "X-Request-ID"],

@@ -22,7 +22,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(check_schema(settings))
     port = settings.port if args.port is None else args.port
     sock = server.bind(args.host or settings.host, port)
-    server.run(create_app(settings), sock)
+    server.run(create_app(settings), settings, sock)
     return 0
 
 

@@ -1,10 +1,17 @@
-"""How JACAMENO is served: uvicorn with one WebSocket protocol of ours.
+"""How JACAMENO is served: uvicorn with one WebSocket protocol and one HTTP protocol of ours.
 
 `FramesWebSocketProtocol` is uvicorn's sans-I/O WebSocket protocol (websockets' parser) that also
 offers the ASGI extension `jacameno.websocket.frames` (jacameno.collab.wire): the collaboration
 endpoints write frames they framed once for a whole room straight to each socket's transport,
 instead of one `websocket.send` per message per receiver through Starlette and uvicorn. Anything
 else (the handshake, receiving, pings, the close handshake) is uvicorn's, unchanged.
+
+`BoundedHttpProtocol` is uvicorn's httptools protocol with what httptools itself does not bound
+(uvicorn's `h11_max_incomplete_event_size` applies to h11 only): the size of a request's head
+(request line and headers; over it: 431) and the time it may take to arrive (then 408), and the
+number of connections this node holds open (over it: 503 at once, WebSocket upgrades included,
+which uvicorn's `limit_concurrency` lets through). Each answer is the API's JSON error and closes
+the connection. The limits are settings (docs/security.md).
 
 `config` is the one place the server's settings live: the CLI, the tests and the benchmarks
 serve through it."""
@@ -13,16 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import http
+import json
 import logging
 import socket
-from typing import Any
+import sys
+from typing import Any, ClassVar
 
+import httptools
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
 from jacameno.collab.wire import FRAMES_EXTENSION
+from jacameno.http.errors import error_body
+from jacameno.settings import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS, MAX_HEADER_BYTES, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +65,151 @@ class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
         return self.transport.get_write_buffer_size()
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools stops parsing and uvicorn answers the client
+    through `send_400_response`, which we turn into 431."""
+
+
+class BoundedHttpProtocol(HttpToolsProtocol):
+    """Bounds set per server by `bounded_http_protocol`."""
+
+    max_header_bytes: ClassVar[int] = MAX_HEADER_BYTES
+    header_timeout: ClassVar[float] = HEADER_TIMEOUT_SECONDS
+    max_connections: ClassVar[int] = MAX_CONNECTIONS
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = 0  # received since the head began, while it is incomplete
+    _head_too_large = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse(503, "unavailable", "too many connections; retry later")
+            return
+        self._await_head()  # the first request's head, from the first byte on
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_arrived()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        waiting = self._head_timer is not None
+        if waiting:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # A head that is still incomplete after this many bytes is refused without waiting for
+        # its end (httptools keeps a partial header value in memory until it ends).
+        if waiting and self._head_timer is not None and self._head_bytes > self.max_header_bytes:
+            self._head_too_large = True
+            self.send_400_response("")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:
+            self._await_head()  # a later request on a kept-alive connection
+
+    def on_headers_complete(self) -> None:
+        self._head_arrived()
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.max_header_bytes:
+            self._head_too_large = True
+            raise _HeadTooLarge
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request httptools refused (called inside its `except
+        HttpParserError`), in the API's JSON shape: 431 for a head over the bound, 501 for a
+        method httptools does not know, 400 otherwise."""
+        if self._head_too_large:
+            self._refuse(
+                431,
+                "headers_too_large",
+                f"the request line and headers are larger than {self.max_header_bytes} bytes",
+            )
+        elif isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
+            self._refuse(501, "not_implemented", "unknown request method")
+        else:
+            self._refuse(400, "bad_request", "invalid HTTP request")
+
+    def _await_head(self) -> None:
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_late)
+
+    def _head_arrived(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self._refuse(
+                408,
+                "request_timeout",
+                f"the request headers did not arrive within {self.header_timeout:g} seconds",
+            )
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer with the API's JSON error and close the connection. (These answers never reach
+        the app: they are logged here, not counted in its metrics.)"""
+        logger.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "request refused",
+            extra={"action": "http.refused", "status": status, "code": code},
+        )
+        self._head_arrived()
+        body = json.dumps(error_body(status, code, message), separators=(",", ":")).encode()
+        phrase = http.HTTPStatus(status).phrase
+        head = [f"HTTP/1.1 {status} {phrase}\r\n".encode()]
+        for name, value in self.server_state.default_headers:
+            head.append(name + b": " + value + b"\r\n")
+        head.append(b"content-type: application/json\r\n")
+        head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+
+def bounded_http_protocol(
+    *, max_header_bytes: int, header_timeout: float, max_connections: int
+) -> type[BoundedHttpProtocol]:
+    """`BoundedHttpProtocol` with these bounds (uvicorn makes one protocol object per
+    connection from the class it is given)."""
+    return type(
+        "BoundedHttpProtocol",
+        (BoundedHttpProtocol,),
+        {
+            "max_header_bytes": max_header_bytes,
+            "header_timeout": header_timeout,
+            "max_connections": max_connections,
+        },
+    )
+
+
 def config(
     app: ASGIApp,
     host: str,
     port: int,
     *,
+    settings: Settings | None = None,
     ws: type[asyncio.Protocol] | str = FramesWebSocketProtocol,
     **options: Any,
 ) -> uvicorn.Config:
-    """uvicorn's settings for the app; `ws` other than ours is for tests of the plain ASGI
-    path."""
+    """uvicorn's settings for the app, with the HTTP layer's bounds from `settings` (their
+    defaults without); `ws` other than ours is for tests of the plain ASGI path."""
+    http_protocol = (
+        BoundedHttpProtocol
+        if settings is None
+        else bounded_http_protocol(
+            max_header_bytes=settings.max_header_bytes,
+            header_timeout=settings.header_timeout_seconds,
+            max_connections=settings.max_connections,
+        )
+    )
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=http_protocol,
         ws=ws,
         ws_max_size=MAX_MESSAGE_BYTES,
         # Compressing each frame again for every receiver costs more CPU than the small CRDT
@@ -98,9 +243,9 @@ def bind(host: str, port: int) -> socket.socket:
         raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
-def run(app: ASGIApp, sock: socket.socket) -> None:
+def run(app: ASGIApp, settings: Settings, sock: socket.socket) -> None:
     """Serve `app` on the listening socket `sock` until a signal stops the server."""
     host, port = sock.getsockname()[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     logger.info("listening on %s", url, extra={"action": "serve.listening", "url": url})
-    uvicorn.Server(config(app, host, port)).run(sockets=[sock])
+    uvicorn.Server(config(app, host, port, settings=settings)).run(sockets=[sock])

@@ -19,6 +19,10 @@ from urllib.parse import urlsplit
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS = ("development", "test", "production")
 _REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")
+# The HTTP layer's bounds (jacameno.server, docs/security.md).
+MAX_HEADER_BYTES = 64 * 1024
+HEADER_TIMEOUT_SECONDS = 10
+MAX_CONNECTIONS = 4096
 
 
 class SettingsError(Exception):
@@ -62,6 +66,11 @@ class Settings:
     commit_pace_ms: int = 10
     commit_pace_above: int = 1000
     snapshots_per_stream: int = 3  # the event store keeps this many snapshots per stream
+    # A request's line and headers: at most this many bytes (431), arrived within this many
+    # seconds of its first byte (408); connections this node holds open (more: 503).
+    max_header_bytes: int = MAX_HEADER_BYTES
+    header_timeout_seconds: int = HEADER_TIMEOUT_SECONDS
+    max_connections: int = MAX_CONNECTIONS
 
     @property
     def jwt_secret(self) -> str:
@@ -143,6 +152,9 @@ class Settings:
             commit_pace_ms=_int(get, "COMMIT_PACE_MS", 10, 0),
             commit_pace_above=_int(get, "COMMIT_PACE_ABOVE", 1000, 0),
             snapshots_per_stream=_int(get, "SNAPSHOTS_PER_STREAM", 3, 1),
+            max_header_bytes=_int(get, "MAX_HEADER_BYTES", MAX_HEADER_BYTES, 1024),
+            header_timeout_seconds=_int(get, "HEADER_TIMEOUT_SECONDS", HEADER_TIMEOUT_SECONDS, 1),
+            max_connections=_int(get, "MAX_CONNECTIONS", MAX_CONNECTIONS, 1),
         )
 
 

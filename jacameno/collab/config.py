@@ -73,6 +73,14 @@ class CollabConfig:
     # case messages were lost on the bus; and reconnections to Redis back off up to this.
     log_check_interval: float = 5.0
     bus_max_backoff: float = 5.0
+    # /hocuspocus before authentication (jacameno.collab.lobby, docs/security.md): the longest
+    # document name (over it: 4400), documents authenticated on one socket (more: permission
+    # denied), seconds a socket may go without an authenticated document (then 4401), and
+    # sockets of this node waiting to authenticate (more: 1013).
+    max_document_name_bytes: int = 256
+    max_documents_per_socket: int = 64
+    auth_timeout: float = 10.0
+    max_unauthenticated_sockets: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> CollabConfig:

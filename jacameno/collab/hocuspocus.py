@@ -12,6 +12,8 @@ events only ever see a safe form of it, `jacameno.collab.sessions.safe_label`).
                             | varuint(1 permission denied) varstring(reason)
                             | varuint(2 authenticated) varstring("read-write" | "readonly")
     3 query awareness
+    4 sync reply    as sync (Hocuspocus's name for a sync message that asks for no step 1 back;
+                    we never answer a step 1 with one, so it is handled as sync)
     5 stateless     varstring(payload): relayed to the document's other sockets, never logged
     7 close         client: detach this document; server: varstring(reason)
     8 sync status   server: varint(1 applied | 0 refused), sent once the update is durable
@@ -22,8 +24,12 @@ the same gatekeeper as `/collab` and answered with *authenticated* (the socket t
 room) or *permission denied* (the socket stays open for its other documents). A token sent
 again for a document already in its room renews the access when it is the same user's: the
 socket is revoked (permission denied) when its latest token expires, and is asked for a fresh
-one (a token request) `token_renewal_ahead` seconds before. Messages for a
-document that is not authenticated are ignored. The sender of an update gets SyncStatus instead
+one (a token request) `token_renewal_ahead` seconds before. Messages for a document that is not
+authenticated are ignored, and nothing is kept for it: a socket holds state only for its
+authenticated documents (at most `max_documents_per_socket`; a longer name than
+`max_document_name_bytes` closes the socket with 4400). Until a socket has an authenticated
+document it waits in the node's lobby (jacameno.collab.lobby): bounded in number, and closed
+with 4401 after `auth_timeout`. The sender of an update gets SyncStatus instead
 of an echo; a viewer's update gets SyncStatus 0 and is neither applied nor logged.
 
 Membership changes while a document is open (jacameno.collab.membership) are told in the same
@@ -49,11 +55,13 @@ from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
 from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from jacameno.collab.errors import (
+    TRY_AGAIN_LATER,
     AdmissionError,
     MalformedMessage,
     MessageTooLarge,
 )
 from jacameno.collab.gatekeeper import WRITERS
+from jacameno.collab.lobby import Admission, Lobby
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
@@ -67,6 +75,7 @@ SYNC = 0
 AWARENESS = 1
 AUTH = 2
 QUERY_AWARENESS = 3
+SYNC_REPLY = 4
 STATELESS = 5
 CLOSE = 7
 SYNC_STATUS = 8
@@ -78,6 +87,7 @@ AUTH_PERMISSION_DENIED = 1
 AUTH_AUTHENTICATED = 2
 
 ROUTING_SEPARATOR = "\0"
+TOO_MANY_DOCUMENTS = "too many documents on this socket"
 
 
 class HocuspocusDialect:
@@ -130,13 +140,22 @@ class _Document:
 
 async def hocuspocus(websocket: WebSocket) -> None:
     registry: Rooms = websocket.app.state.collab
+    lobby: Lobby = websocket.app.state.lobby
     await websocket.accept()
     connection = Connection.open(websocket, registry.config)
+    admission = Admission(lobby, connection, registry.config.auth_timeout)
+    if not admission.open():
+        logger.warning(
+            "unauthenticated socket refused",
+            extra={"action": "collab.lobby_full", "connection": connection.id},
+        )
+        connection.close(TRY_AGAIN_LATER, "too many unauthenticated sockets")
     documents: dict[str, _Document] = {}
     async with session_guard(connection, dialect="hocuspocus"):
         try:
-            await _serve(websocket, registry, connection, documents)
+            await _serve(websocket, registry, connection, documents, admission)
         finally:
+            admission.close()
             # As with y-websocket's room session: leave the rooms first, then close.
             for document in documents.values():
                 if document.room is not None and document.peer is not None:
@@ -144,7 +163,11 @@ async def hocuspocus(websocket: WebSocket) -> None:
 
 
 async def _serve(
-    websocket: WebSocket, registry: Rooms, connection: Connection, documents: dict[str, _Document]
+    websocket: WebSocket,
+    registry: Rooms,
+    connection: Connection,
+    documents: dict[str, _Document],
+    admission: Admission,
 ) -> None:
     config = registry.config
     while not connection.closing:
@@ -162,6 +185,7 @@ async def _serve(
             )
             connection.close(exc.close_code, str(exc))
             return
+        admission.update(authenticated=bool(documents))
 
 
 async def _handle(
@@ -173,12 +197,15 @@ async def _handle(
 ) -> None:
     reader = Reader(frame, "hocuspocus message")
     name = reader.var_string()
+    if len(name.encode()) > config.max_document_name_bytes:
+        raise reader.fail("document name too long")
     kind = reader.var_uint()
+    # Only authenticated documents have an entry: a name that is not (or no longer) admitted
+    # costs nothing however many frames mention it.
     document = documents.get(name)
-    if document is None:
-        document = documents[name] = _Document(HocuspocusDialect(name))
-    if document.peer is not None and document.peer.revoked is not None:
-        document.room = document.peer = None  # revoked: it left the room and was told so
+    if document is not None and document.peer is not None and document.peer.revoked is not None:
+        del documents[name]  # revoked: it left the room and was told so
+        document = None
     if kind == AUTH:
         if reader.var_uint() != AUTH_TOKEN:
             raise reader.fail("clients only send tokens")
@@ -186,10 +213,17 @@ async def _handle(
         if reader.remaining:
             reader.var_string()  # the provider's version
         reader.end()
+        if document is None:
+            document = _Document(HocuspocusDialect(name))
+            if len(documents) >= config.max_documents_per_socket:
+                connection.send(document.dialect.auth(AUTH_PERMISSION_DENIED, TOO_MANY_DOCUMENTS))
+                return
         await _authenticate(registry, connection, document, token)
+        if document.room is not None:
+            documents[name] = document
         return
-    room, peer = document.room, document.peer
-    if kind == SYNC:
+    room, peer = (None, None) if document is None else (document.room, document.peer)
+    if kind in (SYNC, SYNC_REPLY):
         step = reader.var_uint()
         payload = reader.var_bytes()
         reader.end()
@@ -207,7 +241,7 @@ async def _handle(
             except ReadOnly:
                 peer.acknowledge(applied=False)
             except AdmissionError:  # revoked while the update was being checked
-                document.room = document.peer = None
+                documents.pop(name, None)
         else:
             raise reader.fail(f"unknown sync step {step}")
     elif kind == AWARENESS:
@@ -226,7 +260,7 @@ async def _handle(
             room.relay_stateless(peer, text)
     elif kind == CLOSE:
         reader.end()
-        del documents[name]
+        documents.pop(name, None)
         if room is not None and peer is not None:
             registry.detach(room, peer)
     else:

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 _CODES = {
     400: "bad_request",
@@ -94,4 +95,16 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = ApiError(exc.status_code, None, exc.detail if exc.detail else None)
     error.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        error.headers["Allow"] = ", ".join(_allowed_methods(request))
     return error_response(error)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    route that matched the path, and each of our operations is a route of its own)."""
+    methods: set[str] = set()
+    for candidate in request.app.router.routes:
+        if isinstance(candidate, Route) and candidate.matches(request.scope)[0] is not Match.NONE:
+            methods.update(candidate.methods or ())
+    return sorted(methods)

@@ -1,5 +1,5 @@
 """ASGI middleware: a request id, an access log line and metrics for every request (and a JSON
-500 for anything unhandled), and a bound on request bodies."""
+500 for anything unhandled), a bound on request bodies, and CORS that refuses in JSON."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ import time
 import uuid
 from typing import Any
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jacameno import logs
@@ -20,6 +24,9 @@ logger = logging.getLogger("jacameno.http")
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 REQUEST_ID_HEADER = "x-request-id"
+# nginx's status for a request whose client went away before the answer: no response is sent,
+# the number is for the access log and metrics.
+CLIENT_CLOSED_REQUEST = 499
 
 
 def _request_id(scope: Scope) -> str:
@@ -40,8 +47,9 @@ def route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Outermost of ours: gives the request an id (the client's `X-Request-ID` if well-formed),
     echoes it on the response, puts it on every log line, and records latency and errors by
-    route template. Logs the path but never the query string, headers or body (tokens and
-    passwords travel there)."""
+    route template. A client that leaves before its body has arrived is the client's doing:
+    logged at INFO and counted as 499, never as a 500. Logs the path but never the query
+    string, headers or body (tokens and passwords travel there)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -69,6 +77,9 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED_REQUEST
+            logger.info("client disconnected", extra={"action": "http.client_disconnected"})
         except Exception:
             logger.exception("unhandled error", extra={"action": "http.error"})
             if response_started:
@@ -154,3 +165,23 @@ class BodyLimitMiddleware:
 
 def _error(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
     return error_body(status, code, message, details)
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the API's JSON error shape (403
+    `cors_refused`; Starlette answers 400 in plain text)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {
+            name: value
+            for name, value in response.headers.items()
+            if name not in ("content-length", "content-type")
+        }
+        return JSONResponse(
+            error_body(403, "cors_refused", bytes(response.body).decode()),
+            status_code=403,
+            headers=headers,
+        )

@@ -86,7 +86,15 @@ def document(operations: Sequence[Operation], version: str) -> dict[str, Any]:
         "info": {
             "title": "JACAMENO",
             "version": version,
-            "description": "The REST API of the JACAMENO collaborative music studio.",
+            "description": (
+                "The REST API of the JACAMENO collaborative music studio. Besides the errors "
+                "listed per operation, any request may be answered in the same Error shape "
+                "with 403 `cors_refused` (a CORS preflight from an origin that is not "
+                "allowed), 405 `method_not_allowed`, 408 `request_timeout` (the request "
+                "headers did not arrive in time), 431 `headers_too_large`, 501 "
+                "`not_implemented` (a method the server does not know) or 503 `unavailable` "
+                "(the node holds its maximum of connections)."
+            ),
         },
         "paths": paths,
         "components": {

@@ -101,8 +101,9 @@ class JSClient:
         """Open the provider (or reconnect it): y-websocket's on ws_url/collab/{project_id}
         ?token=..., or with `dialect="hocuspocus"` @hocuspocus/provider's on ws_url/hocuspocus
         (document name: the project id, `<project id>\\0<session>` with `session_awareness`; the
-        token in its auth message)."""
-        endpoint = "hocuspocus" if dialect == "hocuspocus" else "collab"
+        token in its auth message); "hocuspocus-v2" and "hocuspocus-v3" are the providers of those
+        generations (npm aliases)."""
+        endpoint = "hocuspocus" if dialect.startswith("hocuspocus") else "collab"
         await self.request(
             "connect",
             url=f"{ws_url}/{endpoint}",

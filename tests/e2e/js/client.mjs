@@ -1,5 +1,6 @@
 // A Yjs client of one JACAMENO project, driven by a test over stdin/stdout: y-websocket's
-// WebsocketProvider on /collab/{project} (the default), or @hocuspocus/provider on /hocuspocus.
+// WebsocketProvider on /collab/{project} (the default), or @hocuspocus/provider on /hocuspocus
+// (4.x, or the 2.x and 3.x generations still in the field: dialect hocuspocus-v2 / -v3).
 //
 // Requests are JSON lines `{"id": n, "cmd": "...", ...}`; each gets one answer line
 // `{"id": n, "ok": true, ...}` or `{"id": n, "ok": false, "error": "..."}`. Lines without an id
@@ -28,6 +29,8 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { HocuspocusProvider } from '@hocuspocus/provider'
+import { HocuspocusProvider as HocuspocusProviderV2 } from 'hocuspocus-provider-v2'
+import { HocuspocusProvider as HocuspocusProviderV3 } from 'hocuspocus-provider-v3'
 import * as decoding from 'lib0/decoding'
 
 const MESSAGE_SYNC = 0
@@ -239,10 +242,20 @@ const state = () => ({
   ...summary()
 })
 
-const connectHocuspocus = (url, room, token, sessionAwareness) => {
+// Node 20 has no global WebSocket, and the 2.x provider reads it (as the default of its
+// socket's options) before it looks at WebSocketPolyfill.
+globalThis.WebSocket ??= WebSocket
+
+const HOCUSPOCUS_PROVIDERS = {
+  hocuspocus: HocuspocusProvider,
+  'hocuspocus-v2': HocuspocusProviderV2,
+  'hocuspocus-v3': HocuspocusProviderV3
+}
+
+const connectHocuspocus = (url, room, token, Provider, sessionAwareness) => {
   hocuspocus = true
   currentToken = token
-  provider = new HocuspocusProvider({
+  provider = new Provider({
     url,
     name: room,
     document: doc,
@@ -256,8 +269,9 @@ const connectHocuspocus = (url, room, token, sessionAwareness) => {
       emit({ event: 'synced', synced: state })
       notify()
     },
-    onAuthenticated: ({ scope }) => {
-      emit({ event: 'authenticated', scope })
+    // 2.x emits `authenticated` without its scope; it keeps it as `authorizedScope`.
+    onAuthenticated: (data) => {
+      emit({ event: 'authenticated', scope: data?.scope ?? provider.authorizedScope })
       notify()
     },
     onAuthenticationFailed: ({ reason }) => emit({ event: 'permission-denied', reason }),
@@ -267,6 +281,7 @@ const connectHocuspocus = (url, room, token, sessionAwareness) => {
       notify()
     }
   })
+  provider.on('unsyncedChanges', notify) // 2.x has no onUnsyncedChanges option
   // (Not the onMessage option: the provider hands its options to its socket too, which emits
   // `message` with another payload.) The provider ignores a refusal (SyncStatus 0): report it.
   provider.setAwarenessField('user', { name: room })
@@ -301,7 +316,9 @@ const commands = {
   // The first call creates the provider (`url` is the endpoint); later calls reconnect it.
   connect: ({ url, room, token, dialect, session_awareness: sessionAwareness = false }) => {
     if (provider !== null) provider.connect()
-    else if (dialect === 'hocuspocus') connectHocuspocus(url, room, token, sessionAwareness)
+    else if (dialect in HOCUSPOCUS_PROVIDERS) {
+      connectHocuspocus(url, room, token, HOCUSPOCUS_PROVIDERS[dialect], sessionAwareness)
+    }
     else connectYWebsocket(url, room, token)
     return {}
   },

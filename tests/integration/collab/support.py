@@ -185,7 +185,9 @@ async def serving(
     config = config or CollabConfig()
     app = create_app(settings, replace(config))
     ws = "websockets-sansio" if asgi_sends else jacameno.server.FramesWebSocketProtocol
-    server = uvicorn.Server(jacameno.server.config(app, "127.0.0.1", 0, ws=ws, lifespan="on"))
+    server = uvicorn.Server(
+        jacameno.server.config(app, "127.0.0.1", 0, settings=settings, ws=ws, lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     await eventually(lambda: server.started or task.done())
     if task.done():

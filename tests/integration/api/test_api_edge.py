@@ -1,0 +1,180 @@
+"""The HTTP layer under the app, through a real uvicorn with our protocols: a request head over
+its bound gets 431, one that arrives too slowly 408, connections over the node's bound 503, an
+unknown method 501, all in the API's JSON error shape; a client that leaves mid-body is no
+server error; a refused CORS preflight answers JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from jacameno.settings import Settings
+from tests.integration.api.support import api_settings, running
+from tests.integration.collab.support import Server, eventually, serving
+
+HEADER_TIMEOUT = 1
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return api_settings(
+        tmp_path,
+        None,
+        None,
+        max_header_bytes="8192",
+        header_timeout_seconds=str(HEADER_TIMEOUT),
+        max_connections="8",
+        cors_origins="https://studio.example",
+    )
+
+
+@pytest.fixture
+async def server(settings: Settings) -> AsyncIterator[Server]:
+    async with serving(settings) as running_server:
+        yield running_server
+
+
+async def _open(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    address = urlsplit(server.url)
+    assert address.hostname is not None
+    return await asyncio.open_connection(address.hostname, address.port)
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """The status, headers and JSON body of the one answer before the server closes."""
+    raw = await asyncio.wait_for(reader.read(), 10)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, json.loads(body)
+
+
+async def test_a_head_over_the_bound_is_refused_431(server: Server) -> None:
+    reader, writer = await _open(server)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10_000 + b"\r\n\r\n")
+    status, headers, body = await _answer(reader)
+    assert status == 431
+    assert headers["content-type"] == "application/json"
+    assert body["error"]["code"] == "headers_too_large"
+    writer.close()
+
+
+async def test_a_head_that_never_ends_is_refused_before_it_is_all_read(server: Server) -> None:
+    reader, writer = await _open(server)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    sent = 0
+    try:
+        while sent < 100 * 1024 * 1024:
+            writer.write(b"a" * 65536)
+            await writer.drain()
+            sent += 65536
+    except ConnectionError:
+        pass
+    # The server answered 431 and closed while the client was still sending: the kernel may
+    # reset the connection before the client reads the answer.
+    assert sent < 4 * 1024 * 1024
+    try:
+        status, _headers, body = await _answer(reader)
+    except ConnectionResetError:
+        pass
+    else:
+        assert (status, body["error"]["code"]) == (431, "headers_too_large")
+    writer.close()
+
+
+async def test_a_slow_or_silent_head_is_cut_off_408(server: Server) -> None:
+    slow_reader, slow = await _open(server)
+    silent_reader, silent = await _open(server)
+    started = time.monotonic()
+    slow.write(b"GET /healthz HTTP/1.1\r\n")
+    for _ in range(3):
+        await asyncio.sleep(HEADER_TIMEOUT / 3)
+        slow.write(b"X-Drip: 1\r\n")
+    for reader in (slow_reader, silent_reader):
+        status, _headers, body = await _answer(reader)
+        assert (status, body["error"]["code"]) == (408, "request_timeout")
+    assert time.monotonic() - started < HEADER_TIMEOUT + 2
+    # A request that completes its head in time is answered on a kept-alive connection, and
+    # the next one gets the same deadline.
+    reader, writer = await _open(server)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await reader.readuntil(b"\r\n")).startswith(b"HTTP/1.1 200")
+    slow.close()
+    silent.close()
+    writer.close()
+
+
+async def test_connections_over_the_bound_get_503(server: Server, settings: Settings) -> None:
+    held = [await _open(server) for _ in range(settings.max_connections)]
+    reader, writer = await _open(server)
+    status, _headers, body = await _answer(reader)
+    assert (status, body["error"]["code"]) == (503, "unavailable")
+    for _reader, held_writer in held:
+        held_writer.close()
+    writer.close()
+    # Once they are gone, the node serves again.
+    await eventually(lambda: len(server.uvicorn.server_state.connections) == 0)
+    assert (await server.http.get("/healthz")).status_code == 200
+
+
+async def test_an_unknown_method_gets_json_501(server: Server) -> None:
+    reader, writer = await _open(server)
+    writer.write(b"BREW /api/projects HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = await _answer(reader)
+    assert status == 501
+    assert headers["content-type"] == "application/json"
+    assert body["error"]["code"] == "not_implemented"
+    writer.close()
+
+
+async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="jacameno.http")
+    _reader, writer = await _open(server)
+    writer.write(
+        b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"email": '
+    )
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the handler is reading the body
+    writer.close()
+    await eventually(lambda: any(r.message == "client disconnected" for r in caplog.records))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    metrics = (await server.http.get("/metrics")).text
+    counted = [
+        line for line in metrics.splitlines() if line.startswith("jacameno_http_errors_total")
+    ]
+    assert counted == [
+        'jacameno_http_errors_total{method="POST",route="/api/auth/login",status="499"} 1.0'
+    ]
+
+
+async def test_a_refused_cors_preflight_answers_json(settings: Settings) -> None:
+    async with running(settings) as api:
+        refused = await api.client.options(
+            "/api/projects",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.json()["error"]["code"] == "cors_refused"
+        assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_a_method_no_route_serves_gets_405_naming_every_allowed_method(
+    settings: Settings,
+) -> None:
+    async with running(settings) as api:
+        refused = await api.client.put("/api/projects")
+        assert refused.status_code == 405
+        assert refused.json()["error"]["code"] == "method_not_allowed"
+        assert refused.headers["allow"] == "GET, HEAD, POST"
