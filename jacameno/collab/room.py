@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from eventstore import EventStore, EventStoreError, InvalidEventError, NewEvent
 from jacameno.collab import awareness, document, events
+from jacameno.collab.clocks import ClockBound
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
@@ -83,9 +84,7 @@ class Room:
         self.project_id = project_id
         self.stream = events.stream_name(project_id)
         self.doc = loaded.doc
-        # Per client, an upper bound of the document's clock (its state vector grows with every
-        # client that ever edited): which updates may be repeats, without encoding it each time.
-        self._clocks = check_state_vector(self.doc.get_state())
+        self._clocks = ClockBound(self.doc.get_state())
         self._nesting = loaded.nesting
         self.version = loaded.version
         self.peers: dict[str, Peer] = {}
@@ -168,7 +167,7 @@ class Room:
         if size > self._config.max_document_bytes:
             raise MessageTooLarge("the document would exceed its maximum size")
         placed = self._nesting.check(summary.runs, self._config.max_type_depth)
-        known = self._only_known_clocks(summary)
+        known = self._clocks.covers(summary)
         changes: list[bytes] = []
         if known:
             # A provider's sync step 2 repeats its whole delete set on every reconnect: when
@@ -188,7 +187,7 @@ class Room:
         finally:
             if known:
                 self.doc.unobserve(subscription)
-        self._advance_clocks(summary)
+        self._clocks.advance(summary)
         self._nesting.record_resolved(placed)
         if known and all(change == EMPTY_UPDATE for change in changes):
             self._defer(peer, None)
@@ -213,18 +212,6 @@ class Room:
             self._progress.clear()
             await self._progress.wait()
         self._check_open()
-
-    def _only_known_clocks(self, summary: UpdateSummary) -> bool:
-        """Whether every clock the update names is within `_clocks`. An update that is not is
-        certainly new; one that is may still change the document (its transaction tells)."""
-        clocks = self._clocks
-        return all(clocks.get(client, 0) >= end for client, end in summary.ends)
-
-    def _advance_clocks(self, summary: UpdateSummary) -> None:
-        clocks = self._clocks
-        for client, end in summary.ends:
-            if clocks.get(client, 0) < end:
-                clocks[client] = end
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
         """Queue sync step 2: what the document has that `state_vector` lacks. TooManyRequests
@@ -477,7 +464,7 @@ class Room:
         for update in updates:
             summary = check_update(update, logged=True)
             document.apply(self.doc, update, "log")
-            self._advance_clocks(summary)
+            self._clocks.advance(summary)
             self._nesting.record(summary.runs)
             self._snapshots.record(update)
             self._broadcast(Outgoing(Kind.UPDATE, update))
