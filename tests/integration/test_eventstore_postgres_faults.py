@@ -1,22 +1,28 @@
-"""The Postgres event store when a writer stalls: the `es_sequencer` lock that orders every
+"""Postgres connections of a node that stalls: the `es_sequencer` lock that orders every
 node's commits is never held across a client round trip, so a writer whose link goes silent at
 its worst moment holds up no other writer; a writer that does hold it while waiting for its
 client (a node of an older version) is ended within about a second; the session settings that
-bound such waits are on every connection, and the database URL can override them."""
+bound such waits are on every connection, and the database URL can override them; a read
+model's transaction on a silent link frees its row locks within seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 
 import asyncpg
+import pytest
 
 from eventstore import AppendResult, NewEvent, StoreUnavailableError
 from eventstore.pgsession import WRITER, server_settings
 from eventstore.postgres import PostgresEventStore
+from projections.sql import PostgresDatabase
 from tests.faultproxy import proxied
 from tests.integration.collab.support import eventually
+
+pytestmark = pytest.mark.slow
 
 STALL = 3.0  # seconds the silent writer stays silent
 BOUND = 2.0  # seconds the other writer may be held up, at most
@@ -59,11 +65,10 @@ async def test_a_writer_silent_at_its_worst_moment_holds_up_no_other_writer(
             proxy.silence()
             silent_at = time.monotonic()
             await asyncio.sleep(STALL)
-            during = [t for t, _ in ours if t >= silent_at]
-            gaps = [b - a for a, b in zip([silent_at, *during], during, strict=False)]
-            gaps.append(time.monotonic() - (during[-1] if during else silent_at))
-            assert max(gaps) < BOUND, (
-                f"the other writer was held up {max(gaps):.2f} s"
+            times = [silent_at, *(t for t, _ in ours if t >= silent_at), time.monotonic()]
+            held = max(b - a for a, b in itertools.pairwise(times))
+            assert held < BOUND, (
+                f"the other writer was held up {held:.2f} s"
                 f" ({proxy.waits_in_transaction} waits in a transaction seen)"
             )
             proxy.resume()
@@ -137,3 +142,44 @@ async def test_every_store_connection_bounds_waits_and_the_url_overrides_them(
         await store.close()
     assert "lock_timeout" not in server_settings("postgresql://h/db?lock_timeout=5s", "x", WRITER)
     assert server_settings("postgresql://h/db", "x", WRITER)["lock_timeout"] == "1s"
+
+
+async def test_a_transaction_of_a_silent_node_frees_its_row_locks_within_seconds(
+    fresh_pg_url: str,
+) -> None:
+    # A projection runner locks its checkpoint row across round trips; its node's link goes
+    # silent in the middle: another node's runner gets the row once the server ends the idle
+    # transaction (idle_in_transaction_session_timeout), not when TCP gives up hours later.
+    other = await asyncpg.connect(fresh_pg_url)
+    async with proxied(fresh_pg_url) as proxy:
+        stalled = await PostgresDatabase.open(proxy.url(fresh_pg_url))
+        try:
+            await other.execute(
+                "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ('p', 0, 0)"
+            )
+            locked = asyncio.Event()
+
+            async def hold() -> None:
+                async with stalled.transaction() as conn:
+                    await conn.fetchval(
+                        "SELECT position FROM projection_checkpoints WHERE name = 'p' FOR UPDATE"
+                    )
+                    proxy.silence()
+                    locked.set()
+                    await conn.execute("UPDATE projection_checkpoints SET position = 1")
+
+            holder = asyncio.create_task(hold())
+            await locked.wait()
+            started = time.monotonic()
+            async with asyncio.timeout(10):
+                await other.execute(
+                    "SELECT 1 FROM projection_checkpoints WHERE name = 'p' FOR UPDATE"
+                )
+            assert time.monotonic() - started < BOUND + 1.0
+            proxy.resume()  # the holder learns that its session was ended
+            holder.cancel()
+            await asyncio.gather(holder, return_exceptions=True)
+        finally:
+            proxy.resume()
+            await stalled.close()
+            await other.close()
