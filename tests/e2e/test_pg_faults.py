@@ -6,9 +6,9 @@
   contention. A is stopped with SIGSTOP, or its link to Postgres (a proxy of the test's own)
   goes silent. B's clients keep being acknowledged (never 2 s without an ack), and afterwards
   every acknowledged edit is in the log and every client converges to it;
-- node A's link goes silent for good: its clients are closed with 1013 within
-  JACAMENO_COLLAB_APPEND_TIMEOUT, they carry on through node B, and A serves again once its
-  link is back.
+- node A's link goes silent for good: its clients (Python, and the real y-websocket provider)
+  are closed with 1013 within JACAMENO_COLLAB_APPEND_TIMEOUT, they carry on through node B, and
+  A serves again once its link is back.
 
 Times are printed (`pytest -s`); docs/operations.md, "Postgres faults", quotes them."""
 
@@ -28,7 +28,8 @@ import pytest
 from pycrdt import Text
 
 from tests.e2e import documents
-from tests.e2e.clients import python_client, python_settled
+from tests.e2e.clients import converged, python_client, python_settled
+from tests.e2e.conftest import JSClients
 from tests.e2e.server import ServerProcess, User
 from tests.faultproxy import FaultProxy, proxied
 from tests.integration.collab.support import YClient, eventually
@@ -212,3 +213,42 @@ async def test_a_node_whose_log_goes_silent_closes_its_sockets_and_clients_move_
         await _converged(fresh_pg_url, project, [back, moved, there])
         for client in (back, moved, there):
             await client.close()
+
+
+async def test_a_real_provider_leaves_a_node_whose_log_goes_silent_for_a_healthy_one(
+    fresh_pg_url: str, redis_url: str, tmp_path: Path, js_client: JSClients
+) -> None:
+    async with two_nodes(fresh_pg_url, redis_url, tmp_path, APPEND_TIMEOUT) as (a, b, proxy):
+        alice, bob, project = await _project(b)
+        provider = await js_client("alice")
+        await provider.connect(a.ws_url, project, alice.token)
+        await provider.wait_synced()
+        there = await python_client(b, project, bob.token)
+        await provider.start_typing("la " * 400, interval_ms=10)
+        await provider.wait_acked(3)
+        proxy.silence()
+        start = time.monotonic()
+        closed = await provider.wait_event(
+            lambda e: e.get("event") == "closed" and e.get("code") == 1013, APPEND_TIMEOUT + 5
+        )
+        closed_after = time.monotonic() - start
+        # Its load balancer sends it to the other node; it goes on typing all along.
+        await provider.disconnect()
+        await provider.connect(b.ws_url, project, alice.token)
+        await provider.wait_synced()
+        acked = len((await provider.state()).acked)
+        await provider.wait_acked(acked + 3)
+        flowing = time.monotonic() - start
+        typed = await provider.stop_typing()
+        await provider.wait_settled()
+        print(
+            f"silent link, y-websocket provider: {closed} after {closed_after:.3f} s;"
+            f" acknowledged by node B {flowing:.3f} s after the link went silent"
+        )
+        assert closed_after < APPEND_TIMEOUT + 1.0, f"closed after {closed_after:.2f} s"
+        final = await converged([provider], [there])
+        assert len(final["lyrics"]) == typed
+        logged = await documents.from_log(fresh_pg_url, project)
+        assert documents.from_doc(logged) == final
+        proxy.resume()
+        await there.close()
