@@ -12,9 +12,12 @@ multi-row insert (`unnest`), notify subscribers. A writer in another process mak
 version stale: the insert then collides on the unique (stream, version) key, and the batch is
 written by `es_append_checked` (migration 0005) instead: a function that takes the sequencer,
 checks under it that every stream of the batch is still at the version the batch was decided on,
-and only then inserts; a stream that moved comes back with its current version, the batch is
-decided again and sent again. Each refusal means another writer committed, so the log always
-moves on. A conflict found on a remembered version is checked against the database before it is
+and only then inserts. A batch whose every append expects ANY version and has no idempotency
+keys (the collaboration rooms' appends) does not depend on the versions: the function numbers
+its rows after the versions it found, so it is written at the first try, in lock order, however
+busy the other writers. Any other batch whose streams moved is refused, comes back with their
+current versions, and is decided and sent again (each refusal means another writer committed).
+A conflict found on a remembered version is checked against the database before it is
 reported.
 """
 
@@ -30,6 +33,7 @@ from typing import Any
 import asyncpg
 
 from eventstore.errors import ConcurrencyError, StoreUnavailableError
+from eventstore.model import ANY
 from eventstore.pgsession import WRITER, server_settings, translate
 from eventstore.planning import (
     Accepted,
@@ -77,7 +81,7 @@ WITH seq AS (
 SELECT base, (SELECT count(*) FROM ins), pg_notify('{CHANNEL}', (base + $1)::text) FROM seq
 """
 
-_CHECKED = "SELECT base, current FROM es_append_checked($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_CHECKED = "SELECT base, current FROM es_append_checked($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 
 # A writer whose transaction has written, waiting for its client for longer than STALLED_AFTER:
 # a node stalled inside a write (or one of an older version that held the sequencer across round
@@ -198,17 +202,24 @@ class PostgresWriter:
         self, conn: asyncpg.Connection, requests: list[AppendRequest]
     ) -> tuple[list[BatchAnswer], int]:
         """The path after a collision with another process: one statement that writes only if
-        every stream of the batch is still at the version the batch was decided on."""
+        every stream of the batch is still at the version the batch was decided on, or numbers
+        the rows after the versions it found if the decision does not depend on them."""
+        rebase = all(r.expected == ANY and not r.keys for r in requests)
         for _ in range(_MAX_ROUNDS):
             plans, planner, basis = await self._decide(conn, requests)
             if not planner.rows:
                 return [answer_for(r, p, 0) for r, p in zip(requests, plans, strict=True)], 0
             streams = sorted(basis)
-            check = (streams, [basis[s] for s in streams])
+            check = (streams, [basis[s] for s in streams], rebase)
             row = await self._send(conn, requests, plans, planner, _CHECKED, *check)
+            found = dict(zip(streams, (int(v) for v in row[1]), strict=True))
+            if row[0] is not None and found != basis:
+                # Rebased: the same decision on the versions found, as the function numbered it.
+                planner = BatchPlanner(found, {})
+                plans = [planner.plan(r) for r in requests]
             if row[0] is not None:
                 return self._committed(requests, plans, planner, int(row[0]))
-            self._versions.update(zip(streams, (int(v) for v in row[1]), strict=True))
+            self._versions.update(found)
         raise StoreUnavailableError(
             f"postgres: other writers moved this batch's streams {_MAX_ROUNDS} times in a row"
         )
@@ -220,7 +231,7 @@ class PostgresWriter:
         plans: list[Outcome],
         planner: BatchPlanner,
         statement: str,
-        *check: list[Any],
+        *check: Any,
     ) -> asyncpg.Record:
         """Run the statement that writes; _OutcomeUnknown if it failed in a way that may have
         committed (errors the server reports before writing anything pass through)."""

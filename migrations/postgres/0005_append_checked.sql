@@ -3,12 +3,18 @@
 -- version the batch was decided on, and only then insert. The sequencer's row lock lives only
 -- inside the server's execution of that one statement (the caller sends it as its own
 -- transaction), never across a client round trip, so a client that stalls holds up no one.
--- base: the position before the batch's first event, NULL if a stream moved (nothing written);
--- current: the streams' versions as found under the lock, in the order of check_streams.
+-- A stream that moved meanwhile refuses the batch (base NULL, nothing written), unless `rebase`
+-- says that the batch's decision does not depend on the versions (every append of it expects
+-- ANY version and has no idempotency keys): then its rows move up by as many versions as their
+-- stream moved, as the caller's planner would have numbered them, so that a busy writer in another
+-- process can never starve this one.
+-- base: the position before the batch's first event, or NULL; current: the streams' versions as
+-- found under the lock, in the order of check_streams.
 CREATE FUNCTION es_append_checked(
     n bigint,
     check_streams text[],
     check_versions bigint[],
+    rebase boolean,
     streams text[],
     versions bigint[],
     types text[],
@@ -29,7 +35,15 @@ BEGIN
       INTO current
       FROM unnest(check_streams) WITH ORDINALITY AS c(stream, ord);
     IF current IS DISTINCT FROM check_versions THEN
-        RETURN;
+        IF NOT rebase THEN
+            RETURN;
+        END IF;
+        versions := ARRAY(
+            SELECT r.version + c.found - c.assumed
+              FROM unnest(streams, versions) WITH ORDINALITY AS r(stream, version, ord)
+              JOIN unnest(check_streams, check_versions, current) AS c(stream, assumed, found)
+                ON c.stream = r.stream
+             ORDER BY r.ord);
     END IF;
     UPDATE es_sequencer SET position = position + n WHERE id = 1 RETURNING position - n INTO base;
     INSERT INTO es_events (position, stream, version, type, data, metadata, idempotency_key)
