@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import itertools
 import time
+from typing import Any
 
 import asyncpg
 import pytest
 
 from eventstore import AppendResult, NewEvent, StoreUnavailableError
 from eventstore.pgsession import WRITER, server_settings
+from eventstore.pgwriter import PostgresWriter
 from eventstore.postgres import PostgresEventStore
 from projections.sql import PostgresDatabase
 from tests.faultproxy import proxied
@@ -90,6 +92,37 @@ async def test_a_writer_silent_at_its_worst_moment_holds_up_no_other_writer(
     assert [e.version for e in log] == list(range(1, len(log) + 1))
     for _, result in theirs + ours:
         assert log[result.first_position - 1].version == result.first_version
+
+
+async def test_the_writer_never_waits_for_its_client_inside_a_transaction(
+    fresh_pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked = 0
+    write_checked = PostgresWriter._write_checked
+
+    async def counted(self: PostgresWriter, *args: Any) -> Any:
+        nonlocal checked
+        checked += 1
+        return await write_checked(self, *args)
+
+    monkeypatch.setattr(PostgresWriter, "_write_checked", counted)
+    async with proxied(fresh_pg_url, watch=b"jacameno-eventstore-writer") as proxy:
+        watched = await PostgresEventStore.open(proxy.url(fresh_pg_url))
+        other = await PostgresEventStore.open(fresh_pg_url)
+        done: list[tuple[float, AppendResult]] = []
+        tasks = [
+            asyncio.create_task(_keep_appending(store, "shared", done))
+            for store in (watched, other, watched, other)
+        ]
+        try:
+            await eventually(lambda: checked >= 20, 20)  # collisions, and the path after them
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await watched.close()
+            await other.close()
+    assert proxy.waits_in_transaction == 0
 
 
 async def test_a_writer_holding_the_sequencer_while_idle_on_its_client_is_ended(
