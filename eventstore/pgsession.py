@@ -33,7 +33,9 @@ SESSION: Mapping[str, str] = {
     "tcp_keepalives_idle": "2",
     "tcp_keepalives_interval": "1",
     "tcp_keepalives_count": "2",
-    "tcp_user_timeout": "4000",  # ms: data the peer has not acknowledged
+    # ms that sent data may stay unacknowledged (a peer whose application is merely slow to read
+    # still acknowledges, but a full receive window counts too on recent Linux: not too short)
+    "tcp_user_timeout": "10000",
 }
 
 # The event store's writer, on top: how long it waits behind the sequencer lock, and runs at all.
