@@ -145,7 +145,7 @@ async def postgres_backend(
     try:
         # The writer connects on the first append; ask it for the setting its commits run under.
         await store.append("bench-setup", workload.events(1))
-        writer = store._writer
+        writer = store._writer.connection
         assert writer is not None
         server["synchronous_commit (store writer)"] = await writer.fetchval(
             "SHOW synchronous_commit"

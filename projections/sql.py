@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import asyncpg
 
-from eventstore.postgres import keep_session
+from eventstore.pgsession import SESSION, keep_session, server_settings
 
 T = TypeVar("T")
 Kind = Literal["sqlite", "postgres"]
@@ -147,7 +147,10 @@ class PostgresDatabase(_PgConnection):
                 min_size=1,
                 max_size=pool_size,
                 timeout=10,
-                server_settings={"application_name": "jacameno-sql"},
+                command_timeout=15,
+                # A transaction (a projection's checkpoint lock, a refresh session's row) is never
+                # left holding locks for long when this node stalls or loses its link.
+                server_settings=server_settings(dsn, "jacameno-sql", SESSION),
                 reset=keep_session,
             )
         except Exception as exc:

@@ -45,6 +45,9 @@ class CollabConfig:
     # each room's snapshot point varies by this fraction, so rooms do not all fold at once
     snapshot_jitter: float = 0.25
     snapshot_every_bytes: int = 4 * MIB
+    # seconds a room's write to the log (or catch-up read) may take; then the log counts as
+    # unavailable: the room fails (1013) so that its clients move to a node that can write
+    append_timeout: float = 5.0
     max_pending_writes: int = 2000  # per room; the sockets' reads wait while more are unlogged
     awareness_clients_per_socket: int = 16
     # Room guards (docs/security.md, "Collaboration rooms"). An awareness state over this, or

@@ -11,9 +11,9 @@ The durability rule, and how the room keeps it while writing in batches:
    to every peer, the sender included (its echo is its acknowledgement).
 3. Everything else read from the document (sync step 1 and step 2 answers, snapshots) is
    computed when asked but released only once every update applied before it has committed.
-4. If an append fails, the document holds updates that may not be in the log: the room fails,
-   every socket is closed with 1013 (1011 if the log refused the update's content), and the
-   next joiner loads the room again from the log. Session events are not part of this pipeline
+4. If an append fails or outlasts `append_timeout`, the document may hold updates not in the log:
+   the room fails, every socket gets 1013 (1011 if the log refused the update's content), and
+   the next joiner loads the room from the log. Session events are not part of this pipeline
    (jacameno.collab.sessions): bookkeeping never fails a room.
 
 With several nodes, committed batches and awareness also go on the bus, and other nodes'
@@ -320,10 +320,8 @@ class Room:
                 await asyncio.shield(snapshots.running)
 
     def _abandon(self) -> None:
-        # Nothing acknowledged is lost: an update is acknowledged (echo, SyncStatus) only after
-        # its append committed, so the updates abandoned here were never acknowledged to
-        # anyone. Their senders' providers resend them when they reconnect (sync step 2); an
-        # append under way may still commit if the database wakes up, which is harmless.
+        # Nothing acknowledged is lost: updates are acknowledged only once committed, and their
+        # senders resend them on reconnect (sync step 2). One under way may commit: harmless.
         logger.warning(
             "room closed with writes under way; they are abandoned",
             extra={
@@ -390,17 +388,18 @@ class Room:
         try:
             while (self._pending or self._inbound or self._stale) and not self.failed:
                 try:
-                    if self._inbound or self._stale:
-                        await self._follow()
-                    if self._pending:
-                        await self._append_pending()
+                    async with asyncio.timeout(self._config.append_timeout):
+                        if self._inbound or self._stale:
+                            await self._follow()
+                        if self._pending:
+                            await self._append_pending()
                 except InvalidEventError as exc:
                     # Not an unavailable log: it refused what the room sent. The document
                     # holds it unlogged, so the room still reloads.
                     self._drop(exc, "the log refused an update", "collab.append_refused")
                     self.fail(INTERNAL_ERROR, "the log refused an update")
                     return
-                except EventStoreError as exc:
+                except (EventStoreError, TimeoutError) as exc:  # a silent log is unavailable
                     self._drop(exc, "append failed", "collab.append_failed")
                     self.fail(TRY_AGAIN_LATER, "the log is unavailable")
                     return
@@ -416,7 +415,9 @@ class Room:
 
     def _drop(self, exc: Exception, message: str, action: str) -> None:
         extra = {"action": action, "project": self.project_id, "error": repr(exc)}
-        if isinstance(exc, EventStoreError) and not isinstance(exc, InvalidEventError):
+        if isinstance(exc, EventStoreError | TimeoutError) and not isinstance(
+            exc, InvalidEventError
+        ):
             logger.warning(f"{message}; room dropped", extra=extra)
         else:
             logger.error(message, extra=extra)

@@ -313,8 +313,10 @@ const connectYWebsocket = (url, room, token) => {
 }
 
 const commands = {
-  // The first call creates the provider (`url` is the endpoint); later calls reconnect it.
+  // The first call creates the provider (`url` is the endpoint); later calls reconnect it, a
+  // y-websocket provider to `url` (which may name another node, as a load balancer would).
   connect: ({ url, room, token, dialect, session_awareness: sessionAwareness = false }) => {
+    if (provider !== null && !hocuspocus) provider.serverUrl = url
     if (provider !== null) provider.connect()
     else if (dialect in HOCUSPOCUS_PROVIDERS) {
       connectHocuspocus(url, room, token, HOCUSPOCUS_PROVIDERS[dialect], sessionAwareness)

@@ -1,0 +1,2 @@
+-- Nothing for SQLite: its writer holds the file's write lock only inside one local transaction
+-- (BEGIN IMMEDIATE). The Postgres migration of this number adds es_append_checked.
