@@ -49,7 +49,6 @@ from dataclasses import dataclass, replace
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from eventstore import EventStoreError
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
@@ -59,6 +58,7 @@ from jacameno.collab.errors import (
     AdmissionError,
     MalformedMessage,
     MessageTooLarge,
+    RoomUnavailable,
 )
 from jacameno.collab.gatekeeper import WRITERS
 from jacameno.collab.lobby import Admission, Lobby
@@ -67,7 +67,6 @@ from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 from jacameno.collab.sessions import safe_label
 from jacameno.collab.update import check_update
-from projections.sql import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -273,15 +272,11 @@ async def _authenticate(
     dialect = document.dialect
     project_id, separator, session = dialect.name.partition(ROUTING_SEPARATOR)
     try:
-        access = await registry.gatekeeper.admit(project_id, token)
-    except AdmissionError as exc:
+        access = await registry.admit(project_id, token)
+    except (AdmissionError, RoomUnavailable) as exc:
         if document.room is None:
             connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
         return  # (a bad token offered to renew an open document changes nothing)
-    except (EventStoreError, DatabaseUnavailable):
-        if document.room is None:
-            connection.send(dialect.auth(AUTH_PERMISSION_DENIED, "try again later"))
-        return
     if document.room is not None and document.peer is not None:
         # Already in: a token of the same user renews the access (its expiry).
         peer = document.peer

@@ -14,8 +14,9 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
@@ -39,6 +40,7 @@ from jacameno.collab.sessions import SessionLog
 from projections.sql import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def node_name() -> str:
@@ -124,7 +126,10 @@ class Rooms:
                 await asyncio.shield(entry.closing)
                 continue
             try:
-                room = await asyncio.shield(entry.loading)
+                async with asyncio.timeout(self.config.append_timeout):
+                    room = await asyncio.shield(entry.loading)
+            except TimeoutError as exc:  # the load goes on; later joiners wait for it again
+                raise RoomUnavailable("the document cannot be loaded now") from exc
             except (EventStoreError, MalformedMessage) as exc:
                 if self._entries.get(project_id) is entry:
                     del self._entries[project_id]
@@ -255,10 +260,22 @@ class Rooms:
         for room in rooms:
             _revise(room, change)
 
+    async def admit(self, project_id: str, token: str | None) -> Access:
+        """Whether `token` may open `project_id` (the gatekeeper's answer): AdmissionError if
+        not; RoomUnavailable if the database fails or does not answer within
+        `append_timeout` (a node whose link went silent refuses at once instead of hanging)."""
+        try:
+            return await _within(
+                self.config.append_timeout, self.gatekeeper.admit(project_id, token)
+            )
+        except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
+            raise RoomUnavailable("try again later") from exc
+
     async def _recheck(self, project_id: str, access: Access) -> Access:
         try:
-            return await self.gatekeeper.recheck(project_id, access)
-        except (EventStoreError, DatabaseUnavailable) as exc:
+            recheck = self.gatekeeper.recheck(project_id, access)
+            return await _within(self.config.append_timeout, recheck)
+        except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
             raise RoomUnavailable("try again later") from exc
 
     @contextlib.asynccontextmanager
@@ -420,3 +437,25 @@ def revoke(room: Room, peer: Peer, error: AdmissionError) -> None:
             "reason": str(error),
         },
     )
+
+
+async def _within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
+    """`work`'s result if it finishes within `seconds`, else TimeoutError at once. Past the bound
+    the work is cancelled but not waited for: a database driver's cleanup after a cancellation
+    (resetting a pooled connection) can itself wait on a link that went silent."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_forget_outcome)
+        raise TimeoutError(f"no answer within {seconds} s")
+    return task.result()
+
+
+def _forget_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned check's failure is no one's to handle

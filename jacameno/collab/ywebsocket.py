@@ -21,21 +21,19 @@ import logging
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from eventstore import EventStoreError
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
 from jacameno.collab.errors import (
-    TRY_AGAIN_LATER,
     AdmissionError,
     MalformedMessage,
     MessageTooLarge,
+    RoomUnavailable,
 )
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 from jacameno.collab.update import check_update
-from projections.sql import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +89,9 @@ async def collab(websocket: WebSocket) -> None:
     project_id = str(websocket.path_params["project_id"])
     token, subprotocol = credentials(websocket)
     try:
-        access = await registry.gatekeeper.admit(project_id, token)
-    except AdmissionError as exc:
+        access = await registry.admit(project_id, token)
+    except (AdmissionError, RoomUnavailable) as exc:
         await _refuse(websocket, subprotocol, exc.close_code, str(exc))
-        return
-    except (EventStoreError, DatabaseUnavailable):
-        await _refuse(websocket, subprotocol, TRY_AGAIN_LATER, "try again later")
         return
     await websocket.accept(subprotocol=subprotocol)
     config = registry.config

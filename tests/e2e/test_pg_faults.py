@@ -234,6 +234,18 @@ async def test_a_node_whose_log_goes_silent_closes_its_sockets_and_clients_move_
             f" {held:.3f} s"
         )
         assert held < BOUND, f"node B's clients waited {held:.2f} s for an acknowledgement"
+
+        # A newcomer on node A, while its link is still silent, is told to try again within the
+        # same bound instead of waiting on the database (admission and loading are bounded too).
+        asked = time.monotonic()
+        newcomer = YClient(a, project, bob.token)  # type: ignore[arg-type]
+        await newcomer.connect()
+        await _until(lambda: newcomer.close_code is not None, APPEND_TIMEOUT + 10, "refused", [])
+        refused = time.monotonic() - asked
+        print(f"silent link: a newcomer on node A got {newcomer.close_code} after {refused:.3f} s")
+        assert newcomer.close_code == 1013, (newcomer.close_code, newcomer.close_reason)
+        assert refused < APPEND_TIMEOUT + 1.0, f"refused after {refused:.2f} s"
+
         for typist in (mover, typists[1]):
             await typist.stop()
         await asyncio.gather(python_settled(moved), python_settled(there))
