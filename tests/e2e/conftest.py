@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.clients import INSTALLED, JSClient
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, serving
 
 
 def require_node_modules(folder: Path) -> None:
@@ -37,18 +36,8 @@ def node_modules() -> None:
 
 @pytest.fixture
 async def server(database_url: str, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(
-        database_url,
-        data_dir=tmp_path / "data",
-        jwt_secret="e2e-" + uuid.uuid4().hex,
-        log=tmp_path / "server.log",
-    )
-    await process.start()
-    try:
+    async with serving(database_url, tmp_path) as process:
         yield process
-    finally:
-        await process.stop()
-        print(f"--- server log ---\n{process.log_tail()}")
 
 
 JSClients = Callable[[str], Awaitable[JSClient]]

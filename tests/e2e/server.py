@@ -4,13 +4,14 @@ the same port and database; and the REST calls that make users and projects on i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,3 +168,24 @@ class ServerProcess:
                 )
                 assert response.status_code == 201, response.text
             return project_id
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    database_url: str, tmp_path: Path, extra_environment: Mapping[str, str] | None = None
+) -> AsyncIterator[ServerProcess]:
+    """A started `jacameno serve` on `database_url` with its data and log under `tmp_path`;
+    stopped afterwards, its log's tail printed (pytest shows it when the test fails)."""
+    process = ServerProcess(
+        database_url,
+        data_dir=tmp_path / "data",
+        jwt_secret="e2e-" + uuid.uuid4().hex,
+        log=tmp_path / "server.log",
+        extra_environment=extra_environment,
+    )
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.stop()
+        print(f"--- server log ---\n{process.log_tail()}")

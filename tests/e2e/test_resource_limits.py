@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from jacameno.collab import hocuspocus, protocol
 from jacameno.collab.encoding import write_var_bytes, write_var_string, write_var_uint
 from tests.e2e.clients import python_client
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, serving
 
 MIB = 1024 * 1024
 RSS_GROWTH_BOUND = 150 * MIB  # over the RSS of the warmed-up server, at any sample
@@ -48,23 +48,13 @@ def rss(pid: int) -> int:
 
 @pytest.fixture
 async def server(fresh_sqlite_path: Path, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    process = ServerProcess(
-        f"sqlite:///{fresh_sqlite_path}",
-        data_dir=tmp_path / "data",
-        jwt_secret="e2e-" + uuid.uuid4().hex,
-        log=tmp_path / "server.log",
-        extra_environment={
-            "JACAMENO_COLLAB_MAX_UNAUTHENTICATED_SOCKETS": str(LOBBY),
-            "JACAMENO_COLLAB_AUTH_TIMEOUT": str(AUTH_TIMEOUT),
-            "JACAMENO_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
-        },
-    )
-    await process.start()
-    try:
+    environment = {
+        "JACAMENO_COLLAB_MAX_UNAUTHENTICATED_SOCKETS": str(LOBBY),
+        "JACAMENO_COLLAB_AUTH_TIMEOUT": str(AUTH_TIMEOUT),
+        "JACAMENO_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
+    }
+    async with serving(f"sqlite:///{fresh_sqlite_path}", tmp_path, environment) as process:
         yield process
-    finally:
-        await process.stop()
-        print(f"--- server log ---\n{process.log_tail()}")
 
 
 async def _hocuspocus(server: ServerProcess) -> ClientConnection:

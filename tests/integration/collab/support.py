@@ -162,6 +162,16 @@ class Server:
         await client.connect()
         return client
 
+    async def assert_unharmed(self, project_id: str, bystander: YClient) -> None:
+        """`bystander` still edits after someone else was refused, and the project's log holds
+        exactly the bystander's edits (nothing of the refused one); then it leaves."""
+        bystander.doc.get("lyrics", type=Text).insert(0, "still here")
+        await eventually(lambda: len(bystander.echoes) == 1)
+        logged = await self.events(project_id, "doc.updated")
+        assert [e.data for e in logged] == bystander.sent
+        assert bystander.close_code is None
+        await bystander.close()
+
     async def owner_and_member(
         self, role: str, owner: str = "alice", member: str = "bob"
     ) -> tuple[User, User, str, YClient, YClient]:
