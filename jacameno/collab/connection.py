@@ -27,7 +27,12 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from jacameno.collab import wire
 from jacameno.collab.budget import SyncBudget
@@ -262,9 +267,17 @@ class Connection:
                     ):
                         await self._send_close()
                     return
-        except (WebSocketDisconnect, RuntimeError):
-            # The client went away (or the socket is already closed: Starlette's
-            # WebSocketDisconnected is a RuntimeError): nothing left to deliver.
+        except (WebSocketDisconnect, WebSocketDisconnected, OSError):
+            # The client went away, or the socket is already closed (uvicorn's
+            # ClientDisconnected is an OSError): nothing left to deliver.
+            if self.close_code is None:
+                self.close_code = 1006
+        except RuntimeError:
+            # Not a disconnect: the ASGI server refused a send, or a bug here. The socket
+            # ends all the same, but this is no client leaving.
+            logger.exception(
+                "send failed", extra={"action": "collab.send_failed", "connection": self.id}
+            )
             if self.close_code is None:
                 self.close_code = 1006
 

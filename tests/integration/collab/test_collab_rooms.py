@@ -169,6 +169,28 @@ async def test_a_crashed_writer_closes_1011_and_the_room_reloads_from_the_log(
     await again.close()
 
 
+async def test_a_room_that_fails_to_close_at_shutdown_is_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(settings) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        client = await server.client(project, alice)
+        await client.sync()
+        live = server.rooms.loaded(project)
+        assert live is not None
+
+        async def fails() -> None:
+            raise RuntimeError("the last snapshot failed")
+
+        live.close = fails  # type: ignore[method-assign]
+    failed = [r for r in caplog.records if getattr(r, "action", "") == "collab.close_failed"]
+    assert [(r.levelname, str(r.exc_info[1]) if r.exc_info else "") for r in failed] == [
+        ("ERROR", "the last snapshot failed")
+    ]
+    await client.close()
+
+
 async def test_shutdown_abandons_a_hung_append_after_the_drain_timeout(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
