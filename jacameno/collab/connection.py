@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 from starlette.websockets import (
     WebSocket,
@@ -49,6 +50,18 @@ from jacameno.collab.errors import (
 logger = logging.getLogger(__name__)
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """What the idle timeout needs of a clock; an asyncio event loop is one."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Timer: ...
+
+
 class Connection:
     def __init__(
         self,
@@ -59,7 +72,9 @@ class Connection:
         close_timeout: float,
         max_unread_bulk: int = 2,
         sync_budget: SyncBudget | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """`clock` times the idle timeout: the running event loop unless a test passes its own."""
         self.id = uuid.uuid4().hex
         self.websocket = websocket
         self.sync_budget = sync_budget or SyncBudget.of(CollabConfig())
@@ -84,9 +99,9 @@ class Connection:
         self.abandoned = False
         self._peer_gone = False
         self._owner = asyncio.current_task()
-        self._loop = asyncio.get_running_loop()
-        self._heard_at = self._loop.time()
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._clock: Clock = clock or asyncio.get_running_loop()
+        self._heard_at = self._clock.time()
+        self._idle_timer: Timer | None = None
         self._sender = asyncio.create_task(self._send_loop(), name=f"collab-send-{self.id}")
 
     @classmethod
@@ -201,20 +216,22 @@ class Connection:
         """Close normally once the client has sent nothing for `timeout` seconds. One timer
         per connection, re-armed only when it fires (no timer per frame)."""
         if self._idle_timer is None and self.close_code is None:
-            self._idle_timer = self._loop.call_at(self._heard_at + timeout, self._idle, timeout)
+            when = self._heard_at + timeout
+            self._idle_timer = self._clock.call_at(when, functools.partial(self._idle, timeout))
 
     def heard(self) -> None:
         """A frame arrived from the client."""
-        self._heard_at = self._loop.time()
+        self._heard_at = self._clock.time()
 
     def _idle(self, timeout: float) -> None:
         if self.close_code is not None:
             return
-        silent = self._loop.time() - self._heard_at
+        silent = self._clock.time() - self._heard_at
         if silent >= timeout:
             self.close(NORMAL, "idle")
         else:
-            self._idle_timer = self._loop.call_later(timeout - silent, self._idle, timeout)
+            when = self._heard_at + timeout
+            self._idle_timer = self._clock.call_at(when, functools.partial(self._idle, timeout))
 
     def disconnected(self, code: int) -> None:
         """The client closed or vanished: nothing more can be sent."""
