@@ -7,10 +7,9 @@ LISTEN/NOTIFY to wake subscribers. Every connection carries the session settings
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -303,10 +302,20 @@ class PostgresEventStore:
         async with self._listener_lock:  # a listener being connected is closed with the rest
             await self._writer.close()
             if self._listener is not None and not self._listener.is_closed():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._listener.close(), 2)
+                await _closed_or_logged("listener", self._listener.close(), 2)
             self._listener = None
         if self._pool is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pool.close(), 5)
+            await _closed_or_logged("pool", self._pool.close(), 5)
             self._pool = None
+
+
+async def _closed_or_logged(what: str, closing: Awaitable[None], seconds: float) -> None:
+    """Close at shutdown within `seconds`; a failure (a dead link, a hung close) is logged, not
+    raised: the rest of the store must close too."""
+    try:
+        await asyncio.wait_for(closing, seconds)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:  # TimeoutError too
+        logger.warning(
+            "postgres close failed",
+            extra={"action": "eventstore.close_failed", "what": what, "error": repr(exc)},
+        )

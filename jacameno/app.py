@@ -41,6 +41,7 @@ from jacameno.http.middleware import (
     RequestContextMiddleware,
 )
 from jacameno.metrics import Metrics
+from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
 from jacameno.projects.readmodel import ProjectsReadModel
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import (
@@ -83,6 +84,10 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
             stack.push_async_callback(store.close)
             db = await open_database(settings.database_url)
             stack.push_async_callback(db.close)
+            turns: Turns = ProcessTurns()
+            if settings.database_kind == "postgres":
+                turns = await PostgresTurns.open(settings.database_url)
+                stack.push_async_callback(turns.close)
             redis: Redis | None = None
             circuit: Circuit | None = None
             limiter: RateLimiter = MemoryRateLimiter()
@@ -161,7 +166,7 @@ def create_app(settings: Settings | None = None, collab: CollabConfig | None = N
                     settings.refresh_grace_seconds,
                 ),
                 limiter=limiter,
-                projects=Projects(store, runner, reads, followers=[membership]),
+                projects=Projects(store, runner, reads, followers=[membership], turns=turns),
             )
             logger.info(
                 "started",

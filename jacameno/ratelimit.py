@@ -28,12 +28,17 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    def __init__(self, max_keys: int = 100_000) -> None:
+    """Windows in process, on `clock` (seconds, monotonic; tests pass their own)."""
+
+    def __init__(
+        self, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._windows: dict[str, tuple[float, int]] = {}
         self._max_keys = max_keys
+        self._clock = clock
 
     async def hit(self, key: str, limit: int, window_seconds: float) -> float:
-        now = time.monotonic()
+        now = self._clock()
         ends, count = self._windows.get(key, (0.0, 0))
         if ends <= now:
             ends, count = now + window_seconds, 0

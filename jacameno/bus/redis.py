@@ -13,7 +13,6 @@ A ping every `ping_every` seconds of silence finds connections that died without
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -74,8 +73,15 @@ class RedisBus:
     async def close(self) -> None:
         self._closing = True
         if self._flusher is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(asyncio.shield(self._flusher), self._timeout)
+            except TimeoutError:
+                logger.warning(
+                    "bus closed before every message was published; they are dropped",
+                    extra={"action": "bus.close_abandoned", "dropped": len(self._queue)},
+                )
+            except Exception:
+                logger.exception("bus flush failed at close", extra={"action": "bus.close_failed"})
         reader = self._reader
         if reader is not None:
             # A cancellation alone can be lost inside redis-py's reads (seen on Python 3.11):
@@ -167,8 +173,13 @@ class RedisBus:
                 for future in self._confirmations.values():
                     future.cancel()
                 self._confirmations.clear()
-                with contextlib.suppress(Exception):
+                try:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except (RedisError, OSError) as exc:  # the link it closes is what failed
+                    logger.debug(
+                        "bus subscription closed with an error",
+                        extra={"action": "bus.close_failed", "error": repr(exc)},
+                    )
             await asyncio.sleep(self._backoff)
             self._backoff = min(self._backoff * 2, self._max_backoff)
 

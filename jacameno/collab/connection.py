@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import (
+    WebSocket,
+    WebSocketDisconnect,
+    WebSocketDisconnected,
+    WebSocketState,
+)
 
 from jacameno.collab import wire
 from jacameno.collab.budget import SyncBudget
@@ -44,6 +50,18 @@ from jacameno.collab.errors import (
 logger = logging.getLogger(__name__)
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """What the idle timeout needs of a clock; an asyncio event loop is one."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Timer: ...
+
+
 class Connection:
     def __init__(
         self,
@@ -54,7 +72,9 @@ class Connection:
         close_timeout: float,
         max_unread_bulk: int = 2,
         sync_budget: SyncBudget | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """`clock` times the idle timeout: the running event loop unless a test passes its own."""
         self.id = uuid.uuid4().hex
         self.websocket = websocket
         self.sync_budget = sync_budget or SyncBudget.of(CollabConfig())
@@ -79,9 +99,9 @@ class Connection:
         self.abandoned = False
         self._peer_gone = False
         self._owner = asyncio.current_task()
-        self._loop = asyncio.get_running_loop()
-        self._heard_at = self._loop.time()
-        self._idle_timer: asyncio.TimerHandle | None = None
+        self._clock: Clock = clock or asyncio.get_running_loop()
+        self._heard_at = self._clock.time()
+        self._idle_timer: Timer | None = None
         self._sender = asyncio.create_task(self._send_loop(), name=f"collab-send-{self.id}")
 
     @classmethod
@@ -196,20 +216,22 @@ class Connection:
         """Close normally once the client has sent nothing for `timeout` seconds. One timer
         per connection, re-armed only when it fires (no timer per frame)."""
         if self._idle_timer is None and self.close_code is None:
-            self._idle_timer = self._loop.call_at(self._heard_at + timeout, self._idle, timeout)
+            when = self._heard_at + timeout
+            self._idle_timer = self._clock.call_at(when, functools.partial(self._idle, timeout))
 
     def heard(self) -> None:
         """A frame arrived from the client."""
-        self._heard_at = self._loop.time()
+        self._heard_at = self._clock.time()
 
     def _idle(self, timeout: float) -> None:
         if self.close_code is not None:
             return
-        silent = self._loop.time() - self._heard_at
+        silent = self._clock.time() - self._heard_at
         if silent >= timeout:
             self.close(NORMAL, "idle")
         else:
-            self._idle_timer = self._loop.call_later(timeout - silent, self._idle, timeout)
+            when = self._heard_at + timeout
+            self._idle_timer = self._clock.call_at(when, functools.partial(self._idle, timeout))
 
     def disconnected(self, code: int) -> None:
         """The client closed or vanished: nothing more can be sent."""
@@ -262,9 +284,17 @@ class Connection:
                     ):
                         await self._send_close()
                     return
-        except (WebSocketDisconnect, RuntimeError):
-            # The client went away (or the socket is already closed: Starlette's
-            # WebSocketDisconnected is a RuntimeError): nothing left to deliver.
+        except (WebSocketDisconnect, WebSocketDisconnected, OSError):
+            # The client went away, or the socket is already closed (uvicorn's
+            # ClientDisconnected is an OSError): nothing left to deliver.
+            if self.close_code is None:
+                self.close_code = 1006
+        except RuntimeError:
+            # Not a disconnect: the ASGI server refused a send, or a bug here. The socket
+            # ends all the same, but this is no client leaving.
+            logger.exception(
+                "send failed", extra={"action": "collab.send_failed", "connection": self.id}
+            )
             if self.close_code is None:
                 self.close_code = 1006
 

@@ -12,9 +12,10 @@ The durability rule, and how the room keeps it while writing in batches:
 3. Everything else read from the document (sync step 1 and step 2 answers, snapshots) is
    computed when asked but released only once every update applied before it has committed.
 4. If an append fails or outlasts `append_timeout`, the document may hold updates not in the log:
-   the room fails, every socket gets 1013 (1011 if the log refused the update's content), and
-   the next joiner loads the room from the log. Session events are not part of this pipeline
-   (jacameno.collab.sessions): bookkeeping never fails a room.
+   the room fails, every socket gets 1013 (1011 if the log refused the update's content, or if
+   the writer failed in any other way), and the next joiner loads the room from the log. Session
+   events are not part of this pipeline (jacameno.collab.sessions): bookkeeping never fails a
+   room.
 
 With several nodes, committed batches and awareness also go on the bus, and other nodes'
 appends are applied by the writer task in version order (jacameno.collab.relay).
@@ -408,6 +409,11 @@ class Room:
                         exc, "the log holds an update that does not apply", "collab.poisoned_log"
                     )
                     self.fail(INTERNAL_ERROR, "the document cannot be loaded")
+                    return
+                except Exception:  # a bug: a batch may be logged yet never broadcast
+                    extra = {"action": "collab.writer_crashed", "project": self.project_id}
+                    logger.exception("the room's writer crashed; room dropped", extra=extra)
+                    self.fail(INTERNAL_ERROR, "internal error")
                     return
         finally:
             self._writer = None

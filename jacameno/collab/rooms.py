@@ -387,11 +387,12 @@ class Rooms:
                 tasks.append(entry.closing)
             else:
                 entry.loading.cancel()
-                with contextlib.suppress(BaseException):
-                    await entry.loading
+                await asyncio.wait({entry.loading})  # not `await`: its cancellation is not ours
+                # A store's or the document's failure was logged by `_load`; anything else not.
+                _log_failure(entry.loading, "room load failed", (EventStoreError, MalformedMessage))
         for task in tasks:
-            with contextlib.suppress(Exception):
-                await task
+            await asyncio.wait({task})
+            _log_failure(task, "room close failed")
         await self.sessions.drain(self.config.drain_timeout)
         if self.relay is not None:
             await self.relay.close()
@@ -454,6 +455,17 @@ async def _within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
         task.add_done_callback(_forget_outcome)
         raise TimeoutError(f"no answer within {seconds} s")
     return task.result()
+
+
+def _log_failure(
+    task: asyncio.Task[Any], message: str, logged: tuple[type[BaseException], ...] = ()
+) -> None:
+    """Log (`collab.close_failed`) the failure a loading or closing task ended with at shutdown,
+    unless it is of a kind already `logged`; a cancellation is no failure."""
+    error = None if task.cancelled() else task.exception()
+    if error is None or isinstance(error, logged):
+        return
+    logger.error(message, exc_info=error, extra={"action": "collab.close_failed"})
 
 
 def _forget_outcome(task: asyncio.Future[Any]) -> None:

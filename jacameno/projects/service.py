@@ -1,9 +1,10 @@
-"""Commands on projects. Each appends events to the project's stream with the stream's version as
-`expected_version` (retrying when someone else wrote first), then waits until the projection has
-applied them, so the next request (from anyone) sees the change: a removed member loses access at
-once. It also waits for this server's other followers of the log (the collaboration rooms): when
-a removal returns, the member's sockets on this server are closed; other servers follow within
-moments.
+"""Commands on projects. Each decides on the read model and appends its events to the project's
+stream in the project's turn (jacameno.projects.locks: commands on one project take turns across
+every node, so they race neither each other nor the document edits on the same stream), then
+waits until the projection has applied them, so the next request (from anyone) sees the change:
+a removed member loses access at once. It also waits for this server's other followers of the
+log (the collaboration rooms): when a removal returns, the member's sockets on this server are
+closed; other servers follow within moments.
 
 Rights: every member reads the project and its members; owners and editors rename; owners
 delete and manage members; anyone may leave. A project always keeps an owner."""
@@ -14,13 +15,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
+from eventstore import NO_STREAM, AppendResult, EventStore, NewEvent
 from jacameno import logs
+from jacameno.projects.locks import ProcessTurns, Turns
 from jacameno.projects.readmodel import ProjectsReadModel, ProjectState, ProjectView
 from projections import projects as events
 from projections.runner import ProjectionRunner
 
-MAX_ATTEMPTS = 5
+COMMAND_DEADLINE = 10.0  # seconds a command waits for its project's turn before 409
 
 
 class ProjectError(Exception):
@@ -74,8 +76,10 @@ class Projects:
         runner: ProjectionRunner,
         reads: ProjectsReadModel,
         followers: Sequence[Follower] = (),
+        turns: Turns | None = None,
     ) -> None:
         self._store = store
+        self._turns = turns or ProcessTurns()
         self._runner = runner
         self.reads = reads
         self._followers = followers
@@ -154,27 +158,41 @@ class Projects:
         await self._command(actor, project_id, decide)
 
     async def _command(self, actor: str, project_id: str, decide: Decide) -> None:
+        """Decide on the read model and append, in the project's turn (jacameno.projects.locks):
+        no other command appends meanwhile, so the decision still holds when its events are
+        appended after whatever document edits landed since. Conflict (409) if the turn does
+        not come within COMMAND_DEADLINE seconds."""
         stream = events.stream_name(project_id)
-        for _ in range(MAX_ATTEMPTS):
-            current = await self._store.stream_version(stream)
-            state = await self.reads.state(project_id)
-            if current > 0 and (state is None or state.version < current):
-                # Events after the last one the read model applied (document edits, or a
-                # membership change still being projected): decide on the state they leave.
-                tail = await self._store.read_stream(stream, current, current)
-                await self._runner.wait_for(tail[-1].position)
-                state = await self.reads.state(project_id)
-            if state is None or state.deleted or actor not in state.roles:
-                raise ProjectNotFound(project_id)
-            new_events = decide(state)
-            if not new_events:
-                return
-            try:
-                result = await self._store.append(stream, new_events, expected_version=current)
-            except ConcurrencyError:
-                continue
-            await self._runner.wait_for(result.last_position)
-            for follower in self._followers:
-                await follower.wait_for(result.last_position)
+        turn = False
+        try:
+            async with self._turns.hold(stream, COMMAND_DEADLINE):
+                turn = True
+                result = await self._decide_and_append(actor, project_id, stream, decide)
+        except TimeoutError as exc:
+            if turn:
+                raise
+            raise Conflict("concurrent_update", "the project is busy; try again") from exc
+        if result is None:
             return
-        raise Conflict("concurrent_update", "the project changed meanwhile; try again")
+        await self._runner.wait_for(result.last_position)
+        for follower in self._followers:
+            await follower.wait_for(result.last_position)
+
+    async def _decide_and_append(
+        self, actor: str, project_id: str, stream: str, decide: Decide
+    ) -> AppendResult | None:
+        current = await self._store.stream_version(stream)
+        state = await self.reads.state(project_id)
+        if current > 0 and (state is None or state.version < current):
+            # Events after the last one the read model applied (document edits, or a
+            # membership change still being projected): decide on the state they leave.
+            tail = await self._store.read_stream(stream, current, current)
+            await self._runner.wait_for(tail[-1].position)
+            state = await self.reads.state(project_id)
+        if state is None or state.deleted or actor not in state.roles:
+            raise ProjectNotFound(project_id)
+        new_events = decide(state)
+        if not new_events:
+            return None
+        # Any version: only edits and session events can have landed since `current`.
+        return await self._store.append(stream, new_events)

@@ -372,12 +372,14 @@ async def with_timeout(awaitable: Awaitable[Any], timeout: float = TIMEOUT) -> A
 
 @dataclass
 class Gate:
-    """Wraps a store: appends wait until `open` is set; `calls` counts appends started."""
+    """Wraps a store: appends wait until `open` is set; `calls` counts appends started.
+    `fail_with` fails an append before it reaches the store, `fail_after` once it committed."""
 
     store: EventStore
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     calls: int = 0
     fail_with: BaseException | None = None
+    fail_after: BaseException | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -387,4 +389,7 @@ class Gate:
         await self.opened.wait()
         if self.fail_with is not None:
             raise self.fail_with
-        return await self.store.append(*args, **kwargs)
+        result = await self.store.append(*args, **kwargs)
+        if self.fail_after is not None:
+            raise self.fail_after
+        return result

@@ -5,6 +5,8 @@ socket being let in at that moment, and for a socket on another server of the sa
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,10 @@ SOON = 2.0  # seconds: how long a revocation may take to reach a socket on anoth
 
 def _write(client: YClient, text: str) -> None:
     client.doc.get("lyrics", type=Text).insert(0, text)
+
+
+def _has_echoes(client: YClient, count: int) -> bool:
+    return len(client.echoes) >= count
 
 
 def _denied(client: YClient) -> list[protocol.Auth]:
@@ -153,3 +159,54 @@ async def test_a_removal_on_one_server_closes_the_socket_on_another(
         await eventually(lambda: len(_denied(demoted)) == 1)
         assert await other.events(project, events.DOC_UPDATED) == []
         await demoted.close()
+
+
+async def test_project_commands_succeed_while_fifty_clients_edit(server: Server) -> None:
+    # Every edit lands on the project's stream, where the commands append with an expected
+    # version: the commands must not lose to the editors (409 concurrent_update).
+    alice, bob, carol = await server.user("alice"), await server.user("bob"), await server.user()
+    project = await server.project(alice, (bob, "editor"))
+    clients = [await server.client(project, u) for u in [alice, bob] * 25]
+    await asyncio.gather(*(c.sync() for c in clients))
+    editing = True
+
+    async def edit(client: YClient) -> None:
+        while editing:  # as fast as the server acknowledges: the stream never rests
+            acknowledged = len(client.echoes) + 1
+            _write(client, "x")
+            await eventually(functools.partial(_has_echoes, client, acknowledged))
+
+    editors = [asyncio.create_task(edit(c)) for c in clients]
+    try:
+        await eventually(lambda: all(c.echoes for c in clients))
+        await server._command(alice, "PATCH", project, {"title": "First"})
+        response = await server.http.post(
+            f"/api/projects/{project}/members",
+            json={"email": carol.email, "role": "viewer"},
+            headers={"Authorization": f"Bearer {alice.token}"},
+        )
+        assert response.status_code == 201, response.text
+        await server._command(bob, "PATCH", project, {"title": "Second"})
+        await server.change_role(alice, project, carol, "editor")
+        await server.remove_member(alice, project, carol)
+    finally:
+        editing = False
+        await asyncio.gather(*editors)
+    logged = await server.events(project)
+    commands = [e for e in logged if not e.type.startswith(("doc.", "session."))]
+    assert [e.type for e in commands][-5:] == [
+        "project.renamed",
+        "member.added",
+        "project.renamed",
+        "member.role_changed",
+        "member.removed",
+    ]
+    # Edits landed between every two commands: each command raced the editors.
+    for before, after in itertools.pairwise(commands[-5:]):
+        assert any(
+            e.type == events.DOC_UPDATED
+            for e in logged
+            if before.version < e.version < after.version
+        )
+    assert all(c.close_code is None for c in clients)
+    await asyncio.gather(*(c.close() for c in clients))

@@ -141,6 +141,56 @@ async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Serve
     await retry.close()
 
 
+async def test_a_crashed_writer_closes_1011_and_the_room_reloads_from_the_log(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
+    a.doc.get("lyrics", type=Text).insert(0, "kept ")
+    await eventually(lambda: len(b.echoes) == 1)
+    live = server.rooms.loaded(project)
+    assert live is not None
+    # The batch commits, then the writer meets an exception nobody expected.
+    gate = Gate(server.store, fail_after=RuntimeError("unexpected"))
+    live._store = gate
+    gate.opened.set()
+    a.doc.get("lyrics", type=Text).insert(0, "logged ")
+    assert await a.wait_closed() == 1011
+    assert await b.wait_closed() == 1011
+    assert "logged" not in b.content()["lyrics"]  # never acknowledged, never shown
+    assert live.failed
+    assert server.rooms.loaded(project) is None
+    crashed = [r for r in caplog.records if getattr(r, "action", "") == "collab.writer_crashed"]
+    assert [(r.project, r.exc_info is not None) for r in crashed] == [(project, True)]
+    # The next joiner loads the room from the log, where the batch is.
+    again = await server.client(project, alice)
+    await again.sync()
+    assert again.content()["lyrics"] == "logged kept "
+    assert server.rooms.loaded(project) is not live
+    await again.close()
+
+
+async def test_a_room_that_fails_to_close_at_shutdown_is_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(settings) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        client = await server.client(project, alice)
+        await client.sync()
+        live = server.rooms.loaded(project)
+        assert live is not None
+
+        async def fails() -> None:
+            raise RuntimeError("the last snapshot failed")
+
+        live.close = fails  # type: ignore[method-assign]
+    failed = [r for r in caplog.records if getattr(r, "action", "") == "collab.close_failed"]
+    assert [(r.levelname, str(r.exc_info[1]) if r.exc_info else "") for r in failed] == [
+        ("ERROR", "the last snapshot failed")
+    ]
+    await client.close()
+
+
 async def test_shutdown_abandons_a_hung_append_after_the_drain_timeout(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
