@@ -19,10 +19,12 @@ from typing import Any
 
 from pycrdt import Doc, Map, Text
 
+from crdt import document
+from crdt.update import check_update
+from domain import events
 from eventstore import Limits
 from eventstore.planning import AppendRequest
-from jacameno.collab import document, events, protocol
-from jacameno.collab.update import check_update
+from jacameno.collab import protocol
 
 
 def _edits(count: int) -> tuple[Doc[Any], list[bytes]]:

@@ -8,9 +8,10 @@ from typing import Any
 
 from pycrdt import Doc
 
+from crdt import document
+from crdt.nesting import Nesting
+from domain import events
 from eventstore import EventStore
-from jacameno.collab import document, events
-from jacameno.collab.nesting import Nesting
 
 
 @dataclass(slots=True)

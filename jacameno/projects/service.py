@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from domain import events
 from eventstore import NO_STREAM, ConcurrencyError, EventStore, NewEvent
 from jacameno import logs
 from jacameno.projects.readmodel import ProjectsReadModel, ProjectState, ProjectView
-from projections import projects as events
 from projections.runner import ProjectionRunner
 
 MAX_ATTEMPTS = 5
