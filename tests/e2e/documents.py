@@ -9,6 +9,7 @@ from typing import Any
 
 from pycrdt import Doc
 
+import crdt
 from domain import document as project_document
 from domain import events
 from domain.document import ROOTS
@@ -46,29 +47,12 @@ def from_doc(doc: Doc[Any]) -> dict[str, Any]:
 
 
 def build(updates: Iterable[bytes]) -> Doc[Any]:
-    doc: Doc[Any] = Doc()
-    for update in updates:
-        doc.apply_update(update)
-    return doc
+    return crdt.build(crdt.EMPTY_UPDATE, updates)
 
 
 def state_vector(doc: Doc[Any]) -> dict[int, int]:
     """The decoded state vector (raw bytes may list clients in any order)."""
-    data = doc.get_state()
-    position = 0
-
-    def varuint() -> int:
-        nonlocal position
-        value = shift = 0
-        while True:
-            byte = data[position]
-            position += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-
-    return {varuint(): varuint() for _ in range(varuint())}
+    return crdt.check_state_vector(doc.get_state())
 
 
 def missing_from(doc: Doc[Any], updates: Iterable[bytes]) -> bool:
