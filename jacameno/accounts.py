@@ -1,6 +1,6 @@
 """User accounts: an ordinary table (identity is not event-sourced), emails unique and
 lower-cased, passwords as argon2id hashes. Deleting an account also appends `user.deleted` to
-the user's stream (`user-{id}`, data: JSON {user_id}): every node follows the log and closes
+the user's stream (domain.events): every node follows the log and closes
 the user's open collaboration sockets (jacameno.collab.membership)."""
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from eventstore import EventStore, NewEvent
+from domain import events
+from eventstore import EventStore
 from jacameno.auth.passwords import Passwords
 from projections.sql import Database, IntegrityError, Row
-
-USER_DELETED = "user.deleted"
-STREAM_PREFIX = "user-"
 
 _COLUMNS = "id, email, display_name, avatar_url, preferences, created_at, updated_at"
 
@@ -149,7 +147,4 @@ class Accounts:
         are closed on every node. Repeating it is harmless (the event is logged again)."""
         await self._db.execute("DELETE FROM users WHERE id = $1", user_id)
         if self._store is not None:
-            data = json.dumps({"user_id": user_id}).encode()
-            await self._store.append(
-                f"{STREAM_PREFIX}{user_id}", [NewEvent(USER_DELETED, data, {"user_id": user_id})]
-            )
+            await self._store.append(events.user_stream(user_id), [events.user_deleted(user_id)])

@@ -33,6 +33,7 @@ from typing import Any
 import uvloop
 from pycrdt import Doc
 
+from domain import events
 from load import collab_server as srv
 from load.collab_client import Client, Ledger, content
 from load.report import write_json
@@ -40,7 +41,6 @@ from load.stats import Measurement, percentile
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results"
-DOC_UPDATED = "doc.updated"
 SATURATED = 0.9  # harness CPU (cores) from which its own queueing shows in the latencies
 
 
@@ -500,8 +500,8 @@ async def _verify_log(
         other = 0
         for project_id, expected in zip(projects, contents, strict=True):
             doc: Doc[Any] = Doc()
-            for event in await srv.read_log(store, f"project-{project_id}"):
-                if event.type == DOC_UPDATED:
+            for event in await srv.read_log(store, events.stream_name(project_id)):
+                if event.type == events.DOC_UPDATED:
                     doc.apply_update(event.data)
                     updates += 1
                 else:

@@ -19,10 +19,12 @@ from typing import Any
 
 from pycrdt import Doc, Map, Text
 
+from crdt import EMPTY_UPDATE, document
+from crdt.update import check_update
+from domain import events
 from eventstore import Limits
 from eventstore.planning import AppendRequest
-from jacameno.collab import document, events, protocol
-from jacameno.collab.update import check_update
+from jacameno.collab import protocol
 
 
 def _edits(count: int) -> tuple[Doc[Any], list[bytes]]:
@@ -81,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             lambda: AppendRequest.checked("project-x", [event], -1, Limits()),
             args.number,
         ),
-        ("fold 1,000 updates (a snapshot)", lambda: document.fold(b"\x00\x00", updates[:1000]), 20),
+        (
+            "fold 1,000 updates (a snapshot)",
+            lambda: document.fold(EMPTY_UPDATE, updates[:1000]),
+            20,
+        ),
         ("encode the live 5,000-edit document", lambda: live.get_update(), 200),
     ]
     for name, step, number in steps:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from domain.roles import EDITOR
 from eventstore import EventStore, RecordedEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
@@ -351,7 +352,7 @@ async def make_project(
             limit,
             "POST",
             f"/api/projects/{project_id}/members",
-            json={"email": editor.email, "role": "editor"},
+            json={"email": editor.email, "role": EDITOR},
             headers=headers,
         )
     return project_id

@@ -9,10 +9,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.events import DOC_UPDATED, stream_name
 from eventstore import NewEvent
 
 DATA_BYTES = 100
-EVENT_TYPE = "doc.updated"
+EVENT_TYPE = DOC_UPDATED
 METADATA: dict[str, Any] = {"user": "u-123", "node": "n1"}
 _PAYLOADS = 1024  # distinct data payloads, cycled; their content does not matter to the database
 
@@ -73,4 +74,4 @@ class Workload:
 
 def new_stream() -> str:
     """A project stream name, as the application names them."""
-    return f"project-{uuid.uuid4()}"
+    return stream_name(str(uuid.uuid4()))

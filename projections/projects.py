@@ -1,52 +1,27 @@
 """The projects read model: the `projects` and `project_members` tables, folded from the
-`project-{uuid}` streams. It answers "which projects does this user see, with which role"; the
+projects' streams. It answers "which projects does this user see, with which role"; the
 log stays the truth, so the tables can be rebuilt from position 0.
 
-Events (data is a JSON object; metadata carries the acting `user_id`):
-
-    project.created       {"title"}            the actor is not yet a member: a member.added follows
-    project.renamed       {"title"}
-    project.deleted       {}                   the row stays, marked deleted; the log keeps all
-    member.added          {"user_id", "role"}
-    member.role_changed   {"user_id", "role"}
-    member.removed        {"user_id"}
+Its events are listed in domain.events (project.*, member.*).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from domain.events import (
+    MEMBER_ADDED,
+    MEMBER_REMOVED,
+    MEMBER_ROLE_CHANGED,
+    PROJECT_CREATED,
+    PROJECT_DELETED,
+    PROJECT_EVENT_TYPES,
+    PROJECT_RENAMED,
+    decode,
+    is_project_stream,
+    project_of,
+)
 from eventstore import RecordedEvent
 from projections.runner import Projection
 from projections.sql import Connection
-
-PROJECT_CREATED = "project.created"
-PROJECT_RENAMED = "project.renamed"
-PROJECT_DELETED = "project.deleted"
-MEMBER_ADDED = "member.added"
-MEMBER_ROLE_CHANGED = "member.role_changed"
-MEMBER_REMOVED = "member.removed"
-EVENT_TYPES = frozenset(
-    {
-        PROJECT_CREATED,
-        PROJECT_RENAMED,
-        PROJECT_DELETED,
-        MEMBER_ADDED,
-        MEMBER_ROLE_CHANGED,
-        MEMBER_REMOVED,
-    }
-)
-ROLES = ("owner", "editor", "viewer")
-STREAM_PREFIX = "project-"
-
-
-def stream_name(project_id: str) -> str:
-    return f"{STREAM_PREFIX}{project_id}"
-
-
-def encode(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _millis(event: RecordedEvent) -> int:
@@ -63,8 +38,8 @@ async def _touch(conn: Connection, project_id: str, event: RecordedEvent) -> Non
 
 
 async def _apply_one(conn: Connection, event: RecordedEvent) -> None:
-    project_id = event.stream.removeprefix(STREAM_PREFIX)
-    data: dict[str, Any] = json.loads(event.data) if event.data else {}
+    project_id = project_of(event.stream)
+    data = decode(event.data)
     at = _millis(event)
     if event.type == PROJECT_CREATED:
         await conn.execute(
@@ -105,9 +80,9 @@ async def _apply_one(conn: Connection, event: RecordedEvent) -> None:
 
 async def apply(conn: Connection, events: list[RecordedEvent]) -> None:
     for event in events:
-        if event.stream.startswith(STREAM_PREFIX):
+        if is_project_stream(event.stream):
             await _apply_one(conn, event)
 
 
 def projects_projection() -> Projection:
-    return Projection(name="projects", event_types=EVENT_TYPES, apply=apply)
+    return Projection(name="projects", event_types=PROJECT_EVENT_TYPES, apply=apply)

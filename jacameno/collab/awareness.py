@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jacameno.collab.encoding import Reader, write_var_string, write_var_uint
-from jacameno.collab.update import check_json
+from crdt.encoding import Reader, write_var_string, write_var_uint
+from crdt.update import check_json
 
 
 @dataclass(frozen=True, slots=True)

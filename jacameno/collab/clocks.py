@@ -4,7 +4,7 @@ update."""
 
 from __future__ import annotations
 
-from jacameno.collab.update import UpdateSummary, check_state_vector
+from crdt.update import UpdateSummary, check_state_vector
 
 
 class ClockBound:

@@ -45,6 +45,8 @@ from jacameno.collab.errors import (
     TOO_LARGE,
     TRY_AGAIN_LATER,
     CollabError,
+    MalformedMessage,
+    close_code,
 )
 
 logger = logging.getLogger(__name__)
@@ -328,8 +330,8 @@ async def session_guard(connection: Connection, **log_fields: Any) -> AsyncItera
     end, anything else is logged and closes with 1011."""
     try:
         yield
-    except CollabError as exc:
-        connection.close(exc.close_code, str(exc))
+    except (CollabError, MalformedMessage) as exc:
+        connection.close(close_code(exc), str(exc))
     except asyncio.CancelledError:
         if not connection.abandoned:
             raise

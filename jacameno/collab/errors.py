@@ -6,13 +6,18 @@ CollabError
 │   ├── Forbidden          4403: not a member of the project (or no longer)
 │   ├── ProjectNotFound    4404: no such project (or it was deleted)
 │   └── TooManySockets     4429: the user has `sockets_per_user` sockets in the project already
-├── MalformedMessage       4400: a frame or an update that does not decode; nothing is stored
 ├── MessageTooLarge        1009: a frame or a document over its limit
 ├── TooManyRequests        4429: more large sync answers than a socket's budget allows
 └── RoomUnavailable        1013: the log failed; the room is dropped and reloads from the log
+
+MalformedMessage           4400: a frame or an update that does not decode; nothing is stored.
+                           It is the CRDT layer's own error (crdt.MalformedUpdate), which the
+                           lib0 decoders of the dialects raise too: `close_code` maps it.
 """
 
 from __future__ import annotations
+
+from crdt.errors import MalformedUpdate
 
 # Close codes. 4400-4499 mean "do not retry"; 1013 means "try again later".
 NORMAL = 1000
@@ -33,6 +38,15 @@ class CollabError(Exception):
     close_code = INTERNAL_ERROR
 
 
+# A frame, state vector, update or awareness payload that does not decode strictly.
+MalformedMessage = MalformedUpdate
+
+
+def close_code(error: CollabError | MalformedMessage) -> int:
+    """The close code of an error that ends a socket."""
+    return MALFORMED if isinstance(error, MalformedMessage) else error.close_code
+
+
 class AdmissionError(CollabError):
     """The socket may not join the project's room."""
 
@@ -51,12 +65,6 @@ class ProjectNotFound(AdmissionError):
 
 class TooManySockets(AdmissionError):
     close_code = TOO_MANY_REQUESTS
-
-
-class MalformedMessage(CollabError):
-    """A frame, state vector, update or awareness payload that does not decode strictly."""
-
-    close_code = MALFORMED
 
 
 class MessageTooLarge(CollabError):

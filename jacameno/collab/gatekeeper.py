@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
+from domain.roles import Role, can_write, parse_role
 from jacameno.accounts import Accounts
 from jacameno.auth.tokens import AccessTokens, InvalidToken
 from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
 from jacameno.projects.readmodel import ProjectsReadModel
-
-Role = Literal["owner", "editor", "viewer"]
-WRITERS = frozenset({"owner", "editor"})
-ROLES: dict[str, Role] = {"owner": "owner", "editor": "editor", "viewer": "viewer"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +27,7 @@ class Access:
 
     @property
     def can_write(self) -> bool:
-        return self.role in WRITERS
+        return can_write(self.role)
 
 
 class Gatekeeper(Protocol):
@@ -90,7 +87,7 @@ class MembershipGatekeeper:
         state = await self._projects.state(project_id)
         if state is None or state.deleted:
             raise ProjectNotFound("no such project")
-        role = ROLES.get(state.roles.get(user_id, ""))
+        role = parse_role(state.roles.get(user_id, ""))
         if role is None:
             raise Forbidden("not a member of this project")
         return Access(user_id, role, state.version)

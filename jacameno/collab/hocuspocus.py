@@ -49,24 +49,25 @@ from dataclasses import dataclass, replace
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
+from crdt.update import check_update
+from domain.roles import can_write
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
-from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from jacameno.collab.errors import (
     TRY_AGAIN_LATER,
     AdmissionError,
     MalformedMessage,
     MessageTooLarge,
     RoomUnavailable,
+    close_code,
 )
-from jacameno.collab.gatekeeper import WRITERS
 from jacameno.collab.lobby import Admission, Lobby
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 from jacameno.collab.sessions import safe_label
-from jacameno.collab.update import check_update
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class HocuspocusDialect:
 
 
 def scope(role: str) -> str:
-    return "read-write" if role in WRITERS else "readonly"
+    return "read-write" if can_write(role) else "readonly"
 
 
 @dataclass(slots=True)
@@ -182,7 +183,7 @@ async def _serve(
                 "message refused",
                 extra={"action": "collab.refused", "connection": connection.id, "error": str(exc)},
             )
-            connection.close(exc.close_code, str(exc))
+            connection.close(close_code(exc), str(exc))
             return
         admission.update(authenticated=bool(documents))
 

@@ -8,9 +8,10 @@ from typing import Any
 
 from pycrdt import Doc
 
+from crdt import EMPTY_UPDATE, document
+from crdt.nesting import Nesting
+from domain import events
 from eventstore import EventStore
-from jacameno.collab import document, events
-from jacameno.collab.nesting import Nesting
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
     does not apply, which validation exists to prevent."""
     stream = events.stream_name(project_id)
     snapshot = await store.load_snapshot(stream)
-    base = snapshot.state if snapshot is not None else b"\x00\x00"
+    base = snapshot.state if snapshot is not None else EMPTY_UPDATE
     version = snapshot.version if snapshot is not None else 0
     tail: list[bytes] = []
     while True:

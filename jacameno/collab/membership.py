@@ -20,18 +20,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
+from domain import events
+from domain.roles import Role, parse_role
 from eventstore import EventStore, RecordedEvent, StoreClosedError
 from eventstore.progress import Progress
-from jacameno.accounts import STREAM_PREFIX as USER_STREAM_PREFIX
-from jacameno.accounts import USER_DELETED
 from jacameno.collab.errors import AdmissionError, Forbidden, ProjectNotFound, Unauthenticated
-from jacameno.collab.gatekeeper import ROLES, Access, Role
-from projections import projects
+from jacameno.collab.gatekeeper import Access
 
 logger = logging.getLogger(__name__)
 
 EVENT_TYPES = frozenset(
-    {projects.MEMBER_REMOVED, projects.MEMBER_ROLE_CHANGED, projects.PROJECT_DELETED, USER_DELETED}
+    {events.MEMBER_REMOVED, events.MEMBER_ROLE_CHANGED, events.PROJECT_DELETED, events.USER_DELETED}
 )
 
 
@@ -46,14 +45,14 @@ class MembershipChange:
     def from_event(cls, event: RecordedEvent) -> MembershipChange:
         """The change an event of `EVENT_TYPES` makes. A role this server does not know gives
         no access."""
-        if event.type == USER_DELETED:
-            return cls(None, event.version, event.stream.removeprefix(USER_STREAM_PREFIX), None)
-        project_id = event.stream.removeprefix(projects.STREAM_PREFIX)
-        if event.type == projects.PROJECT_DELETED:
+        if event.type == events.USER_DELETED:
+            return cls(None, event.version, events.user_of(event.stream), None)
+        project_id = events.project_of(event.stream)
+        if event.type == events.PROJECT_DELETED:
             return cls(project_id, event.version, None, None)
         data = json.loads(event.data)
-        changed = event.type == projects.MEMBER_ROLE_CHANGED
-        role = ROLES.get(str(data.get("role"))) if changed else None
+        changed = event.type == events.MEMBER_ROLE_CHANGED
+        role = parse_role(data.get("role")) if changed else None
         return cls(project_id, event.version, str(data["user_id"]), role)
 
     def revise(self, access: Access) -> Access | AdmissionError | None:

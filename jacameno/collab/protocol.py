@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
+from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 
 MESSAGE_SYNC = 0
 MESSAGE_AWARENESS = 1
@@ -25,8 +25,6 @@ SYNC_STEP2 = 1
 SYNC_UPDATE = 2
 
 AUTH_PERMISSION_DENIED = 0
-
-EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions: what an empty document encodes to
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,8 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from jacameno.bus import Bus
-from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from jacameno.collab.errors import MalformedMessage
 
 if TYPE_CHECKING:

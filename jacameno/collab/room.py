@@ -32,8 +32,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from crdt import document
+from crdt.document import EMPTY_UPDATE
+from crdt.update import UpdateSummary, check_state_vector, check_update
+from domain import events
 from eventstore import EventStore, EventStoreError, InvalidEventError, NewEvent
-from jacameno.collab import awareness, document, events
+from jacameno.collab import awareness
 from jacameno.collab.clocks import ClockBound
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
@@ -47,11 +51,9 @@ from jacameno.collab.errors import (
 )
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
-from jacameno.collab.protocol import EMPTY_UPDATE
 from jacameno.collab.relay import Committed, Relay
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.snapshots import Snapshots
-from jacameno.collab.update import UpdateSummary, check_state_vector, check_update
 
 logger = logging.getLogger(__name__)
 

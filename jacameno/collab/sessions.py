@@ -28,8 +28,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from domain import events
 from eventstore import AppendResult, EventStore, EventStoreError, NewEvent
-from jacameno.collab import events
 from jacameno.collab.peer import Peer
 
 logger = logging.getLogger(__name__)

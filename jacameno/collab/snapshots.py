@@ -10,8 +10,8 @@ import logging
 import random
 import time
 
+from crdt import document
 from eventstore import EventStore, EventStoreError
-from jacameno.collab import document
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
 

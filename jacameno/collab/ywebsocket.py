@@ -21,6 +21,7 @@ import logging
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
+from crdt.update import check_update
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
@@ -29,11 +30,11 @@ from jacameno.collab.errors import (
     MalformedMessage,
     MessageTooLarge,
     RoomUnavailable,
+    close_code,
 )
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
-from jacameno.collab.update import check_update
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ async def _serve(websocket: WebSocket, room: Room, peer: Peer, config: CollabCon
                     "error": str(exc),
                 },
             )
-            connection.close(exc.close_code, str(exc))
+            connection.close(close_code(exc), str(exc))
             return
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.roles import ROLES
+
 Schema = dict[str, Any]
 
 # No NUL and no other C0 control character except tab, newline and carriage return.
@@ -65,7 +67,7 @@ PREFERENCES: Schema = {
     },
 }
 PREFERENCES_MAX_BYTES = 16 * 1024
-ROLE: Schema = {"type": "string", "enum": ["owner", "editor", "viewer"]}
+ROLE: Schema = {"type": "string", "enum": list(ROLES)}
 UUID: Schema = {"type": "string", "format": "uuid"}
 MILLIS: Schema = {"type": "integer", "description": "epoch milliseconds"}
 REFRESH_TOKEN = text(1, 512)

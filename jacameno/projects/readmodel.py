@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from domain.roles import OWNER
 from projections.sql import Database, Row
 
 
@@ -49,7 +50,7 @@ class ProjectState:
     roles: dict[str, str]
 
     def owners(self) -> list[str]:
-        return [user for user, role in self.roles.items() if role == "owner"]
+        return [user for user, role in self.roles.items() if role == OWNER]
 
 
 _SELECT = (

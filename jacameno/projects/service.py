@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from domain import events
+from domain.roles import EDITOR, OWNER
 from eventstore import NO_STREAM, AppendResult, EventStore, NewEvent
 from jacameno import logs
 from jacameno.projects.locks import ProcessTurns, Turns
 from jacameno.projects.readmodel import ProjectsReadModel, ProjectState, ProjectView
-from projections import projects as events
 from projections.runner import ProjectionRunner
 
 COMMAND_DEADLINE = 10.0  # seconds a command waits for its project's turn before 409
@@ -90,7 +91,7 @@ class Projects:
             events.stream_name(project_id),
             [
                 _event(events.PROJECT_CREATED, actor, title=title),
-                _event(events.MEMBER_ADDED, actor, user_id=actor, role="owner"),
+                _event(events.MEMBER_ADDED, actor, user_id=actor, role=OWNER),
             ],
             expected_version=NO_STREAM,
         )
@@ -107,7 +108,7 @@ class Projects:
 
     async def rename(self, actor: str, project_id: str, title: str) -> ProjectView:
         def decide(state: ProjectState) -> list[NewEvent]:
-            _require(state, actor, "owner", "editor")
+            _require(state, actor, OWNER, EDITOR)
             if state.title == title:
                 return []
             return [_event(events.PROJECT_RENAMED, actor, title=title)]
@@ -117,14 +118,14 @@ class Projects:
 
     async def delete(self, actor: str, project_id: str) -> None:
         def decide(state: ProjectState) -> list[NewEvent]:
-            _require(state, actor, "owner")
+            _require(state, actor, OWNER)
             return [_event(events.PROJECT_DELETED, actor)]
 
         await self._command(actor, project_id, decide)
 
     async def add_member(self, actor: str, project_id: str, user_id: str, role: str) -> None:
         def decide(state: ProjectState) -> list[NewEvent]:
-            _require(state, actor, "owner")
+            _require(state, actor, OWNER)
             if user_id in state.roles:
                 raise Conflict("already_member", "this user is already a member")
             return [_event(events.MEMBER_ADDED, actor, user_id=user_id, role=role)]
@@ -133,13 +134,13 @@ class Projects:
 
     async def change_role(self, actor: str, project_id: str, user_id: str, role: str) -> None:
         def decide(state: ProjectState) -> list[NewEvent]:
-            _require(state, actor, "owner")
+            _require(state, actor, OWNER)
             current = state.roles.get(user_id)
             if current is None:
                 raise MemberNotFound(user_id)
             if current == role:
                 return []
-            if current == "owner" and state.owners() == [user_id]:
+            if current == OWNER and state.owners() == [user_id]:
                 raise Conflict("last_owner", "a project always keeps an owner")
             return [_event(events.MEMBER_ROLE_CHANGED, actor, user_id=user_id, role=role)]
 
@@ -148,7 +149,7 @@ class Projects:
     async def remove_member(self, actor: str, project_id: str, user_id: str) -> None:
         def decide(state: ProjectState) -> list[NewEvent]:
             if user_id != actor:
-                _require(state, actor, "owner")
+                _require(state, actor, OWNER)
             if user_id not in state.roles:
                 raise MemberNotFound(user_id)
             if state.owners() == [user_id]:

@@ -7,13 +7,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Doc
 
+import crdt
+from domain import document as project_document
+from domain import events
+from domain.document import ROOTS
 from eventstore import EventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
-
-ROOTS = ("meta", "tracks", "lyrics")
 
 
 def normalize(value: Any) -> Any:
@@ -32,45 +34,25 @@ def normalize(value: Any) -> Any:
 
 def from_json(document: dict[str, Any]) -> dict[str, Any]:
     """The schema roots of a Yjs `doc.toJSON()`, normalized."""
-    empty: dict[str, Any] = {"meta": {}, "tracks": [], "lyrics": ""}
-    return normalize({root: document.get(root, empty[root]) for root in ROOTS})
+    empty: dict[str, Any] = dict(project_document.empty())
+    roots = {root: document.get(root, empty[root]) for root in ROOTS}
+    normalized: dict[str, Any] = normalize(roots)
+    return normalized
 
 
 def from_doc(doc: Doc[Any]) -> dict[str, Any]:
     """The schema roots of a pycrdt Doc, normalized."""
-    return normalize(
-        {
-            "meta": doc.get("meta", type=Map).to_py() or {},
-            "tracks": doc.get("tracks", type=Array).to_py() or [],
-            "lyrics": str(doc.get("lyrics", type=Text)),
-        }
-    )
+    normalized: dict[str, Any] = normalize(project_document.read(doc))
+    return normalized
 
 
 def build(updates: Iterable[bytes]) -> Doc[Any]:
-    doc: Doc[Any] = Doc()
-    for update in updates:
-        doc.apply_update(update)
-    return doc
+    return crdt.build(crdt.EMPTY_UPDATE, updates)
 
 
 def state_vector(doc: Doc[Any]) -> dict[int, int]:
     """The decoded state vector (raw bytes may list clients in any order)."""
-    data = doc.get_state()
-    position = 0
-
-    def varuint() -> int:
-        nonlocal position
-        value = shift = 0
-        while True:
-            byte = data[position]
-            position += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-
-    return {varuint(): varuint() for _ in range(varuint())}
+    return crdt.check_state_vector(doc.get_state())
 
 
 def missing_from(doc: Doc[Any], updates: Iterable[bytes]) -> bool:
@@ -93,11 +75,13 @@ async def logged_updates(database_url: str, project_id: str) -> list[dict[str, A
     """The project's `doc.updated` events, in log order: data and metadata."""
     store = await open_store(database_url)
     try:
-        events = await store.read_stream(f"project-{project_id}")
+        logged = await store.read_stream(events.stream_name(project_id))
     finally:
         await store.close()
     return [
-        {"data": e.data, "metadata": dict(e.metadata)} for e in events if e.type == "doc.updated"
+        {"data": e.data, "metadata": dict(e.metadata)}
+        for e in logged
+        if e.type == events.DOC_UPDATED
     ]
 
 

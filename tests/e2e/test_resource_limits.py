@@ -23,8 +23,8 @@ from pycrdt import Text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from crdt.encoding import write_var_bytes, write_var_string, write_var_uint
 from jacameno.collab import hocuspocus, protocol
-from jacameno.collab.encoding import write_var_bytes, write_var_string, write_var_uint
 from tests.e2e.clients import python_client
 from tests.e2e.server import ServerProcess, serving
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from crdt import EMPTY_UPDATE
+from domain import events
 from eventstore import (
     EventStoreError,
     NewEvent,
@@ -17,17 +19,15 @@ from eventstore import (
     Subscription,
 )
 from eventstore.memory import MemoryEventStore
-from jacameno.accounts import USER_DELETED
 from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
 from jacameno.collab.gatekeeper import Access
 from jacameno.collab.membership import MembershipChange, MembershipFollower
-from projections import projects
 
 PROJECT = str(uuid.uuid4())
 
 
 def _event(kind: str, **data: str) -> NewEvent:
-    return NewEvent(kind, projects.encode(data), {"user_id": "owner"})
+    return NewEvent(kind, events.encode(data), {"user_id": "owner"})
 
 
 def test_a_change_concerns_only_accesses_decided_before_it() -> None:
@@ -46,9 +46,9 @@ def test_a_change_concerns_only_accesses_decided_before_it() -> None:
 def test_a_deleted_user_loses_every_access_whatever_its_version() -> None:
     event = RecordedEvent(
         position=3,
-        stream="user-bob",
+        stream=events.user_stream("bob"),
         version=1,
-        type=USER_DELETED,
+        type=events.USER_DELETED,
         data=b'{"user_id":"bob"}',
         metadata_json="{}",
         recorded_at=datetime.now(UTC),
@@ -102,14 +102,14 @@ async def _follow(store: Any, *, settled_failures: int = 0) -> tuple[MembershipF
 
 async def test_the_follower_hands_over_membership_changes_in_log_order() -> None:
     store = MemoryEventStore()
-    stream = projects.stream_name(PROJECT)
-    await store.append(stream, [_event(projects.MEMBER_ADDED, user_id="bob", role="editor")])
+    stream = events.stream_name(PROJECT)
+    await store.append(stream, [_event(events.MEMBER_ADDED, user_id="bob", role="editor")])
     follower, changes = await _follow(store)
-    await store.append(stream, [NewEvent("doc.updated", b"\x00\x00", {})] * 50)
-    await store.append(stream, [_event(projects.MEMBER_ROLE_CHANGED, user_id="bob", role="viewer")])
-    await store.append(stream, [_event(projects.MEMBER_ROLE_CHANGED, user_id="bob", role="boss")])
-    await store.append(stream, [_event(projects.MEMBER_REMOVED, user_id="bob")])
-    result = await store.append(stream, [_event(projects.PROJECT_DELETED)])
+    await store.append(stream, [NewEvent(events.DOC_UPDATED, EMPTY_UPDATE, {})] * 50)
+    await store.append(stream, [_event(events.MEMBER_ROLE_CHANGED, user_id="bob", role="viewer")])
+    await store.append(stream, [_event(events.MEMBER_ROLE_CHANGED, user_id="bob", role="boss")])
+    await store.append(stream, [_event(events.MEMBER_REMOVED, user_id="bob")])
+    result = await store.append(stream, [_event(events.PROJECT_DELETED)])
     await follower.wait_for(result.last_position)
     assert changes == [
         MembershipChange(PROJECT, 52, "bob", "viewer"),
@@ -130,7 +130,7 @@ async def test_the_follower_retries_with_backoff_until_the_store_answers() -> No
     ]
     follower, changes = await _follow(store, settled_failures=2)
     result = await store.append(
-        projects.stream_name(PROJECT), [_event(projects.MEMBER_REMOVED, user_id="bob")]
+        events.stream_name(PROJECT), [_event(events.MEMBER_REMOVED, user_id="bob")]
     )
     await follower.wait_for(result.last_position)
     assert changes == [MembershipChange(PROJECT, 1, "bob", None)]

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Text, TransactionEvent
 
+from domain import events
 from eventstore import EventStore, NewEvent
 from eventstore.memory import MemoryEventStore
-from jacameno.collab import events, loading
+from jacameno.collab import loading
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
 from jacameno.collab.relay import Committed, Message, decode, encode_awareness, encode_committed

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from domain import events
 from eventstore import AppendResult, NewEvent, StoreUnavailableError
 from eventstore.memory import MemoryEventStore
-from jacameno.collab import events
 from jacameno.collab.gatekeeper import Access
 from jacameno.collab.peer import Peer
 from jacameno.collab.sessions import SessionLog, safe_label

@@ -15,13 +15,15 @@ from typing import Any
 
 import httpx
 import uvicorn
-from pycrdt import Array, Doc, Map, Text, TransactionEvent
+from pycrdt import Doc, Text, TransactionEvent
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 import jacameno.server
+from domain import document, events
+from domain.document import ProjectDocument
 from eventstore import EventStore, RecordedEvent
 from jacameno.app import create_app
 from jacameno.collab import awareness, protocol
@@ -154,7 +156,7 @@ class Server:
         assert response.status_code in (200, 204), response.text
 
     async def events(self, project_id: str, kind: str | None = None) -> list[RecordedEvent]:
-        found = await self.store.read_stream(f"project-{project_id}")
+        found = await self.store.read_stream(events.stream_name(project_id))
         return [e for e in found if kind is None or e.type == kind]
 
     async def client(self, project_id: str, user: User, **kwargs: Any) -> YClient:
@@ -167,7 +169,7 @@ class Server:
         exactly the bystander's edits (nothing of the refused one); then it leaves."""
         bystander.doc.get("lyrics", type=Text).insert(0, "still here")
         await eventually(lambda: len(bystander.echoes) == 1)
-        logged = await self.events(project_id, "doc.updated")
+        logged = await self.events(project_id, events.DOC_UPDATED)
         assert [e.data for e in logged] == bystander.sent
         assert bystander.close_code is None
         await bystander.close()
@@ -353,17 +355,8 @@ class YClient:
         if self._reader is not None:
             await self._reader
 
-    def content(self) -> dict[str, Any]:
-        return content(self.doc)
-
-
-def content(doc: Doc[Any]) -> dict[str, Any]:
-    """The project schema's roots as plain Python values."""
-    return {
-        "meta": doc.get("meta", type=Map).to_py(),
-        "tracks": doc.get("tracks", type=Array).to_py(),
-        "lyrics": str(doc.get("lyrics", type=Text)),
-    }
+    def content(self) -> ProjectDocument:
+        return document.read(self.doc)
 
 
 async def with_timeout(awaitable: Awaitable[Any], timeout: float = TIMEOUT) -> Any:

@@ -7,7 +7,8 @@ import uuid
 
 from pycrdt import Text
 
-from jacameno.collab import events, protocol
+from domain import events
+from jacameno.collab import protocol
 from tests.integration.collab.support import Server, YClient, eventually
 
 

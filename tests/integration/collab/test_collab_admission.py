@@ -10,10 +10,11 @@ import time
 from pycrdt import Text
 from websockets.asyncio.client import connect
 
+from crdt.encoding import write_var_string, write_var_uint
+from domain import events
 from jacameno.auth.tokens import AccessTokens
-from jacameno.collab import events, hocuspocus
+from jacameno.collab import hocuspocus
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.encoding import write_var_string, write_var_uint
 from jacameno.settings import Settings
 from tests.integration.collab.support import Server, User, YClient, eventually, serving
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit

@@ -12,10 +12,11 @@ import pytest
 from pycrdt import Map, Text
 from websockets.exceptions import ConnectionClosedError
 
-from jacameno.collab import events, protocol
+from crdt.update import check_update
+from domain import events
+from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
-from jacameno.collab.update import check_update
 from jacameno.settings import Settings
 from tests.integration.collab.support import Server, YClient, eventually, serving
 

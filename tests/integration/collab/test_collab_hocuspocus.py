@@ -12,9 +12,11 @@ from pycrdt import Doc, Text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from jacameno.collab import events, hocuspocus, protocol
-from jacameno.collab.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
-from tests.integration.collab.support import Gate, Server, User, content, eventually
+from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
+from domain import document as project_document
+from domain import events
+from jacameno.collab import hocuspocus, protocol
+from tests.integration.collab.support import Gate, Server, User, eventually
 
 
 @dataclass
@@ -146,7 +148,7 @@ async def test_sync_status_comes_only_after_the_commit(server: Server) -> None:
         gate.opened.set()
     await eventually(lambda: document.statuses == [*acknowledged, 1] and watcher.updates == 1)
     assert document.updates == 0  # no echo in this dialect: SyncStatus is the acknowledgement
-    assert content(watcher.doc)["lyrics"] == "durable"
+    assert project_document.read(watcher.doc)["lyrics"] == "durable"
     assert len(await server.events(project, events.DOC_UPDATED)) == 1
     assert all("stateless" not in e.type for e in await server.events(project))
     await client.close()
@@ -163,7 +165,9 @@ async def test_both_dialects_share_a_room(server: Server) -> None:
     await eventually(lambda: document.synced)
     await hp.update(project, _edit(document, "from hocuspocus "))
     ys.doc.get("lyrics", type=Text).insert(0, "from y-websocket ")
-    await eventually(lambda: content(document.doc) == ys.content() and document.updates == 1)
+    await eventually(
+        lambda: project_document.read(document.doc) == ys.content() and document.updates == 1
+    )
     assert "hocuspocus" in ys.content()["lyrics"]
     await hp.close()
     await ys.close()

@@ -10,9 +10,10 @@ from pycrdt import Text
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedError
 
-from jacameno.collab import events, protocol
+from crdt.encoding import write_var_bytes, write_var_uint
+from domain import events
+from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.encoding import write_var_bytes, write_var_uint
 from jacameno.settings import Settings
 from tests.integration.collab.support import Server, YClient, eventually, serving
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pycrdt import Text
 
-from jacameno.collab import events, protocol
+from domain import events
+from jacameno.collab import protocol
 from jacameno.collab.gatekeeper import Access, Gatekeeper
 from tests.integration.collab.support import (
     Server,

@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 from pycrdt import Map, Text
 
+from crdt import document
+from domain import document as project_document
+from domain import events
 from jacameno.bus.redis import RedisBus
-from jacameno.collab import awareness, document, events, protocol
+from jacameno.collab import awareness, protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
 from tests.integration.collab.support import (
@@ -22,7 +25,6 @@ from tests.integration.collab.support import (
     User,
     YClient,
     collab_settings,
-    content,
     eventually,
     kill_clients,
     serving,
@@ -61,7 +63,7 @@ def _write(client: YClient, text: str) -> None:
 async def _converged(clients: list[YClient], server: Server, project: str) -> None:
     """Every client holds the document rebuilt from the log alone."""
     logged = await server.events(project, events.DOC_UPDATED)
-    expected = content(document.build(b"\x00\x00", [e.data for e in logged]))
+    expected = project_document.read(document.build(b"\x00\x00", [e.data for e in logged]))
     await eventually(lambda: all(c.content() == expected for c in clients))
 
 

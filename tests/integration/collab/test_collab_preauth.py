@@ -11,11 +11,13 @@ import time
 
 import pytest
 
-from jacameno.collab import events, hocuspocus, protocol
+from crdt.encoding import write_var_bytes
+from domain import document as project_document
+from domain import events
+from jacameno.collab import hocuspocus, protocol
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.encoding import write_var_bytes
 from jacameno.collab.lobby import AUTH_TIMEOUT_REASON
-from tests.integration.collab.support import TIMEOUT, Server, content, eventually
+from tests.integration.collab.support import TIMEOUT, Server, eventually
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
 
 AUTH_TIMEOUT = 0.5
@@ -141,7 +143,7 @@ async def test_sync_reply_is_served_as_a_sync_message(server: Server) -> None:
     step1 = bytes((protocol.SYNC_STEP1,)) + write_var_bytes(b"\x00")
     await fresh.send(project, hocuspocus.SYNC_REPLY, step1)
     await eventually(lambda: other.synced)
-    assert content(other.doc)["lyrics"] == "a reply"
+    assert project_document.read(other.doc)["lyrics"] == "a reply"
     assert fresh.ws.close_code is None
     await fresh.close()
     await client.close()

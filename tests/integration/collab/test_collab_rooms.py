@@ -10,16 +10,18 @@ import time
 import pytest
 from pycrdt import Map, Text
 
+from crdt import document
+from crdt.encoding import write_var_uint
+from domain import document as project_document
+from domain import events
 from eventstore import StoreUnavailableError
-from jacameno.collab import awareness, document, events, loading, protocol
+from jacameno.collab import awareness, loading, protocol
 from jacameno.collab.config import CollabConfig
-from jacameno.collab.encoding import write_var_uint
 from jacameno.settings import Settings
 from tests.integration.collab.support import (
     Gate,
     Server,
     YClient,
-    content,
     eventually,
     serving,
 )
@@ -103,7 +105,7 @@ async def test_a_room_reloads_from_snapshot_and_tail_to_the_live_document(
     assert snapshot is not None
     loaded = await loading.load(server.store, project)
     assert loaded.tail  # the reload really used snapshot + tail
-    assert content(loaded.doc) == a.content() == content(live.doc)
+    assert project_document.read(loaded.doc) == a.content() == project_document.read(live.doc)
     await a.close()
     # Unloaded after the idle delay (with a last snapshot), then loaded again on demand.
     await eventually(lambda: project not in server.rooms)
@@ -137,7 +139,7 @@ async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Serve
     await eventually(lambda: len(retry.echoes) >= 1)
     logged = await server.events(project, events.DOC_UPDATED)
     rebuilt = document.build(b"\x00\x00", [e.data for e in logged])
-    assert content(rebuilt) == a.content()
+    assert project_document.read(rebuilt) == a.content()
     await retry.close()
 
 

@@ -9,8 +9,8 @@ import json
 
 from pycrdt import Text
 
+from domain import events
 from eventstore import InvalidEventError, RecordedEvent, StoreUnavailableError
-from jacameno.collab import events
 from jacameno.collab.config import CollabConfig
 from jacameno.database import open_event_store
 from jacameno.settings import Settings

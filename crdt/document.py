@@ -2,7 +2,7 @@
 
 pycrdt raises ValueError for updates it cannot decode and may panic (`PanicException`, a
 BaseException that `except Exception` misses) on inputs that decode; both become
-MalformedMessage here. Only updates that passed `update.check_update` reach these functions."""
+MalformedUpdate here. Only updates that passed `update.check_update` reach these functions."""
 
 from __future__ import annotations
 
@@ -11,22 +11,23 @@ from typing import Any
 
 from pycrdt import Doc
 
-from jacameno.collab.errors import MalformedMessage
-from jacameno.collab.protocol import EMPTY_UPDATE
+from crdt.errors import MalformedUpdate
+
+EMPTY_UPDATE = b"\x00\x00"  # no structs, no deletions: what an empty document encodes to
 
 
-class DocumentDamaged(MalformedMessage):
+class DocumentDamaged(MalformedUpdate):
     """pycrdt panicked while applying: the document may hold part of the update."""
 
 
 def apply(doc: Doc[Any], update: bytes, origin: str) -> None:
-    """Apply `update` to `doc` in one transaction. MalformedMessage if pycrdt refuses it and the
+    """Apply `update` to `doc` in one transaction. MalformedUpdate if pycrdt refuses it and the
     document is unchanged; DocumentDamaged if it panicked (the document must be dropped)."""
     try:
         with doc.transaction(origin=origin):
             doc.apply_update(update)
     except ValueError as exc:
-        raise MalformedMessage(f"update does not apply: {exc}") from exc
+        raise MalformedUpdate(f"update does not apply: {exc}") from exc
     except BaseException as exc:
         if isinstance(exc, Exception | KeyboardInterrupt | SystemExit):
             raise

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
-from jacameno.collab import document
-from jacameno.collab.encoding import write_var_bytes, write_var_uint
+from crdt import document
+from crdt.encoding import write_var_bytes, write_var_uint
+from crdt.update import MAX_DEPTH, check_state_vector, check_update
 from jacameno.collab.errors import MalformedMessage
-from jacameno.collab.update import MAX_DEPTH, check_state_vector, check_update
 
 json_values = st.recursive(
     st.none()

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pycrdt import Array, Doc, Map, Text
 
+from crdt.nesting import UNPLACED, Nesting
+from crdt.update import check_update
 from jacameno.collab.errors import MalformedMessage
-from jacameno.collab.nesting import UNPLACED, Nesting
-from jacameno.collab.update import check_update
 
 LIMIT = 8
 

@@ -24,8 +24,8 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
 
-from jacameno.collab.errors import MalformedMessage
-from jacameno.collab.update import GARBAGE, IN_ITEM, IN_ROOT, Run, check_update
+from crdt.errors import MalformedUpdate
+from crdt.update import GARBAGE, IN_ITEM, IN_ROOT, Run, check_update
 
 _GAP = 255  # clocks of the client the room does not have
 UNPLACED = 254  # items whose place is unknown: as deep as can be
@@ -114,14 +114,14 @@ class Nesting:
         return nesting
 
     def check(self, runs: Sequence[Run], max_depth: int) -> Resolved:
-        """Place the runs of an update; MalformedMessage if one holds a type deeper than
+        """Place the runs of an update; MalformedUpdate if one holds a type deeper than
         `max_depth`. The result is for `record_resolved` once the update is applied."""
         resolved = self._resolve(runs)
         for run, depth in resolved:
             if run.has_type and depth + 1 > max_depth:
                 if depth == UNPLACED:
-                    raise MalformedMessage("update: a shared type in an item the document lacks")
-                raise MalformedMessage(f"update: shared types nested deeper than {max_depth}")
+                    raise MalformedUpdate("update: a shared type in an item the document lacks")
+                raise MalformedUpdate(f"update: shared types nested deeper than {max_depth}")
         return resolved
 
     def record(self, runs: Sequence[Run]) -> None:

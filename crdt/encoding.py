@@ -1,9 +1,9 @@
 """lib0's binary primitives (variable-length unsigned integers, length-prefixed bytes and UTF-8
-strings), decoded strictly: every read is bounds-checked and raises MalformedMessage."""
+strings), decoded strictly: every read is bounds-checked and raises MalformedUpdate."""
 
 from __future__ import annotations
 
-from jacameno.collab.errors import MalformedMessage
+from crdt.errors import MalformedUpdate
 
 MAX_SAFE_INTEGER = 2**53 - 1  # what a JavaScript peer can represent; lib0 refuses more
 
@@ -39,8 +39,8 @@ class Reader:
         self.pos = 0
         self.what = what
 
-    def fail(self, reason: str) -> MalformedMessage:
-        return MalformedMessage(f"{self.what}: {reason} at byte {self.pos}")
+    def fail(self, reason: str) -> MalformedUpdate:
+        return MalformedUpdate(f"{self.what}: {reason} at byte {self.pos}")
 
     @property
     def remaining(self) -> int:

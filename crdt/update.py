@@ -25,8 +25,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from jacameno.collab.encoding import Reader
-from jacameno.collab.errors import MalformedMessage
+from crdt.encoding import Reader
+from crdt.errors import MalformedUpdate
 
 MAX_CLOCK = 2**32 - 1
 MAX_DEPTH = 64
@@ -52,7 +52,7 @@ _HAS_RIGHT_ORIGIN = 0x40
 _HAS_PARENT_SUB = 0x20
 
 
-# Where an item sits (jacameno.collab.nesting): its parent is named only when it has no
+# Where an item sits (crdt.nesting): its parent is named only when it has no
 # neighbour; otherwise it is in its neighbour's parent.
 IN_ROOT = 0  # in a root type
 IN_ITEM = 1  # in the type that item (dep_client, dep_clock) holds
@@ -98,7 +98,7 @@ _NO_DEP = (0, 0)
 
 
 def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
-    """The summary of a well-formed v1 update; MalformedMessage otherwise. `logged`: the update
+    """The summary of a well-formed v1 update; MalformedUpdate otherwise. `logged`: the update
     is in the log already (or the whole document), where BigInts logged before they were
     refused may remain: they are let through."""
     reader = Reader(update, "update")
@@ -138,7 +138,7 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
 
 
 def check_state_vector(state_vector: bytes) -> dict[int, int]:
-    """The decoded state vector (client -> clock); MalformedMessage if it is not one."""
+    """The decoded state vector (client -> clock); MalformedUpdate if it is not one."""
     reader = Reader(state_vector, "state vector")
     result: dict[int, int] = {}
     for _ in range(_count(reader, 2)):
@@ -297,13 +297,13 @@ def _json(reader: Reader, text: str) -> None:
 
 
 def check_json(text: str, what: str) -> object:
-    """Parse `text` as JSON no deeper than MAX_DEPTH; MalformedMessage otherwise."""
+    """Parse `text` as JSON no deeper than MAX_DEPTH; MalformedUpdate otherwise."""
     if text.count("[") + text.count("{") > MAX_DEPTH:
         _check_depth(text, what)
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
-        raise MalformedMessage(f"{what}: invalid JSON") from exc
+        raise MalformedUpdate(f"{what}: invalid JSON") from exc
 
 
 def _refuse_constant(name: str) -> object:
@@ -328,6 +328,6 @@ def _check_depth(text: str, what: str) -> None:
         elif char in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise MalformedMessage(f"{what}: JSON nested deeper than {MAX_DEPTH}")
+                raise MalformedUpdate(f"{what}: JSON nested deeper than {MAX_DEPTH}")
         elif char in "]}":
             depth -= 1
