@@ -13,7 +13,7 @@ from typing import Any
 
 from eventstore import EventStore, NewEvent
 from jacameno.auth.passwords import Passwords
-from projections.sql import Database, IntegrityError, Row
+from sqldb import Database, IntegrityError, Row
 
 USER_DELETED = "user.deleted"
 STREAM_PREFIX = "user-"

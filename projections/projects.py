@@ -19,7 +19,7 @@ from typing import Any
 
 from eventstore import RecordedEvent
 from projections.runner import Projection
-from projections.sql import Connection
+from sqldb import Connection
 
 PROJECT_CREATED = "project.created"
 PROJECT_RENAMED = "project.renamed"

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from jacameno.migrate import migrate_postgres, migrate_sqlite
+from sqldb.migrate import migrate_postgres, migrate_sqlite
 
 
 def with_database(url: str, name: str) -> str:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from projections.sql import Database, Row
+from sqldb import Database, Row
 
 
 class InvalidCursor(ValueError):
