@@ -1,6 +1,6 @@
 """What every SQLite connection of ours shares: the pragmas it opens with, the one thread it is
 used from (statements run there, off the event loop), and which sqlite3 errors mean the database
-failed (busy, locked, I/O, a file that is not a database) rather than a bug in a statement."""
+failed (busy, locked, I/O, a file that is not a database) rather than a wrong statement."""
 
 from __future__ import annotations
 
@@ -17,17 +17,42 @@ T = TypeVar("T")
 def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """Open a connection with the settings every JACAMENO SQLite connection uses."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()  # a file that is not a database, say: no connection left open behind
+        raise
     return conn
 
 
+# SQLite's primary result codes that mean the database failed (busy or locked past the busy
+# timeout, I/O, a full disk, a file that cannot be opened, is corrupt or is not a database, an
+# interrupted statement), as opposed to SQLITE_ERROR and the constraint codes: the statement.
+_FAILED = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
 def unavailable(exc: sqlite3.Error) -> bool:
-    """Whether `exc` means the database failed (an OperationalError, or a file that is not or no
-    longer a database) rather than a statement being wrong (integrity, programming errors)."""
-    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+    """Whether `exc` means the database failed rather than a statement being wrong (a syntax
+    error, a constraint, a misuse of the module)."""
+    code: int | None = getattr(exc, "sqlite_errorcode", None)  # None: raised by the module
+    return code is not None and code & 0xFF in _FAILED
 
 
 class SQLiteThread:

@@ -89,7 +89,11 @@ class SQLiteDatabase(_SQLiteConnection):
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteDatabase:
         db = cls(str(path))
-        await db.fetchval("SELECT 1")
+        try:
+            await db.fetchval("SELECT 1")
+        except BaseException:
+            await db.close()
+            raise
         return db
 
     async def execute(self, sql: str, *args: Any) -> None:
