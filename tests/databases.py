@@ -18,6 +18,14 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def with_lock_timeout(url: str, timeout: str = "100ms") -> str:
+    """The same URL, whose sessions wait at most `timeout` for a lock (a parameter of the URL
+    overrides the session settings of ours)."""
+    parts = urlsplit(url)
+    query = f"{parts.query}&" if parts.query else ""
+    return urlunsplit(parts._replace(query=f"{query}lock_timeout={timeout}"))
+
+
 async def create_database(admin_url: str, *, template: str | None = None) -> str:
     """Create a uniquely named database (from `template` if given); return its name."""
     name = f"jt_{uuid.uuid4().hex[:16]}"

@@ -21,13 +21,9 @@ from sqldb import (
     SQLiteDatabase,
     open_database,
 )
+from tests.databases import with_lock_timeout
 
 TABLE = "CREATE TABLE IF NOT EXISTS test_items (id BIGINT PRIMARY KEY)"
-
-
-def with_lock_timeout(url: str) -> str:
-    """`url` whose sessions wait at most 100 ms for a lock (a URL parameter overrides ours)."""
-    return f"{url}{'&' if '?' in url else '?'}lock_timeout=100ms"
 
 
 @pytest.fixture

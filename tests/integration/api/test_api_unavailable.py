@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.databases import with_lock_timeout
 from tests.integration.api.support import Api, api_settings, running
-from tests.integration.test_sqldb import with_lock_timeout
 
 
 @pytest.fixture
