@@ -32,9 +32,10 @@ from typing import Any
 
 import asyncpg
 
+from dbdrivers.postgres import server_settings
 from eventstore.errors import ConcurrencyError, StoreUnavailableError
 from eventstore.model import ANY
-from eventstore.pgsession import WRITER, server_settings, translate
+from eventstore.pgsession import WRITER, translate
 from eventstore.planning import (
     Accepted,
     AppendRequest,

@@ -2,7 +2,8 @@
 (`eventstore.pgwriter`: every write is one statement, so the sequencer lock that orders all
 nodes' commits is never held across a client round trip), reads through a pool, and
 LISTEN/NOTIFY to wake subscribers. Every connection carries the session settings of
-`eventstore.pgsession` (timeouts, keepalives) and a client-side command timeout."""
+`dbdrivers.postgres` (timeouts, keepalives; the writer's on top, `eventstore.pgsession`) and a
+client-side command timeout."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from dbdrivers.postgres import keep_session, server_settings
 from eventstore.errors import InvalidEventError, StoreClosedError
 from eventstore.groupcommit import GroupCommitter, Pacing
 from eventstore.limits import (
@@ -24,13 +26,13 @@ from eventstore.limits import (
     check_version,
 )
 from eventstore.model import ANY, AppendResult, NewEvent, RecordedEvent, Snapshot
-from eventstore.pgsession import keep_session, server_settings, translate
+from eventstore.pgsession import translate
 from eventstore.pgwriter import _VERSIONS, CHANNEL, PostgresWriter
 from eventstore.planning import AppendRequest
 from eventstore.signal import CommitSignal
 from eventstore.subscription import Subscription
 
-__all__ = ["PostgresEventStore", "keep_session", "translate"]
+__all__ = ["PostgresEventStore", "translate"]
 
 logger = logging.getLogger(__name__)
 

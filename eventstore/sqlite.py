@@ -6,15 +6,14 @@ so they are gapless and in commit order even with writers in other processes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dbdrivers.sqlite import SQLiteThread, connect, unavailable
 from eventstore.errors import (
     EventStoreError,
     InvalidEventError,
@@ -68,59 +67,33 @@ def _record(row: tuple[Any, ...]) -> RecordedEvent:
     return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], _moment(row[7]), row[6])
 
 
-def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """Open a connection with the settings every JACAMENO SQLite connection uses."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
 class _Thread:
-    """One connection, used only from one dedicated thread."""
+    """One connection of the store, used only from one dedicated thread; sqlite3's errors come
+    out in the event store's tree."""
 
     def __init__(self, name: str, path: str, synchronous: str) -> None:
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._path = path
-        self._synchronous = synchronous
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self._path, synchronous=self._synchronous)
-        return self._conn
+        self._thread = SQLiteThread(name, lambda: connect(path, synchronous=synchronous))
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+            return await self._thread.run(fn)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         except RuntimeError as exc:  # executor shut down
             raise StoreClosedError("the event store is closed") from exc
 
     def interrupt(self) -> None:
-        if self._conn is not None:
-            self._conn.interrupt()
+        self._thread.interrupt()
 
     async def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
+        await self._thread.close()
 
 
 def _translate(exc: sqlite3.Error) -> EventStoreError:
     message = str(exc)
     if "no such table" in message:
         return EventStoreError(f"the event store schema is missing ({message}): run migrations")
-    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+    if unavailable(exc):
         return StoreUnavailableError(f"sqlite: {message}")
     return EventStoreError(f"sqlite: {message}")
 

@@ -14,7 +14,7 @@ from typing import Any
 from domain import events
 from eventstore import EventStore
 from jacameno.auth.passwords import Passwords
-from projections.sql import Database, IntegrityError, Row
+from sqldb import Database, IntegrityError, Row
 
 _COLUMNS = "id, email, display_name, avatar_url, preferences, created_at, updated_at"
 

@@ -54,7 +54,7 @@ from jacameno.services import Services
 from jacameno.settings import Settings
 from projections.projects import projects_projection
 from projections.runner import ProjectionRunner
-from projections.sql import DatabaseUnavailable, open_database
+from sqldb import DatabaseUnavailable, open_database
 
 logger = logging.getLogger(__name__)
 

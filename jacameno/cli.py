@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from jacameno import logs
-from jacameno.migrate import MigrationError
 from jacameno.server import BindError
 from jacameno.settings import Settings, SettingsError
+from sqldb.migrate import MigrationError
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

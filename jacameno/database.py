@@ -5,8 +5,8 @@ from __future__ import annotations
 from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
-from jacameno.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
 from jacameno.settings import Settings
+from sqldb.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
 
 
 async def migrate(settings: Settings) -> list[str]:

@@ -18,7 +18,7 @@ from jacameno.projects.service import Projects
 from jacameno.ratelimit import RateLimiter
 from jacameno.settings import Settings
 from projections.runner import ProjectionRunner
-from projections.sql import Database
+from sqldb import Database
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
-from jacameno.migrate import migrate_postgres
 from load.collab_server import serve
 from load.stats import percentile
+from sqldb.migrate import migrate_postgres
 
 PASSWORD = "benchmark password 1234"
 

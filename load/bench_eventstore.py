@@ -27,11 +27,11 @@ import asyncpg
 from eventstore import EventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
-from jacameno.migrate import migrate_postgres, migrate_sqlite
 from load import scenarios
 from load.ceilings import PostgresCeiling, SQLiteCeiling
 from load.report import Figure, Target, table, write_json
 from load.workload import Workload
+from sqldb.migrate import migrate_postgres, migrate_sqlite
 
 BENCH_DATABASE = "jacameno_bench"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -10,7 +10,7 @@ from time import perf_counter
 
 import asyncpg
 
-from eventstore.sqlite import connect
+from dbdrivers.sqlite import connect
 from load.stats import Measurement
 from load.workload import Row, Workload, new_stream
 

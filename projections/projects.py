@@ -21,7 +21,7 @@ from domain.events import (
 )
 from eventstore import RecordedEvent
 from projections.runner import Projection
-from projections.sql import Connection
+from sqldb import Connection
 
 
 def _millis(event: RecordedEvent) -> int:

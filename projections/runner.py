@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from eventstore import EventStore, RecordedEvent
 from eventstore.progress import Progress
-from projections.sql import Connection, Database
+from sqldb import Connection, Database
 
 logger = logging.getLogger(__name__)
 

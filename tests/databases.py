@@ -9,13 +9,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from jacameno.migrate import migrate_postgres, migrate_sqlite
+from sqldb.migrate import migrate_postgres, migrate_sqlite
 
 
 def with_database(url: str, name: str) -> str:
     """The same server URL, pointing at database `name`."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def with_lock_timeout(url: str, timeout: str = "100ms") -> str:
+    """The same URL, whose sessions wait at most `timeout` for a lock (a parameter of the URL
+    overrides the session settings of ours)."""
+    parts = urlsplit(url)
+    query = f"{parts.query}&" if parts.query else ""
+    return urlunsplit(parts._replace(query=f"{query}lock_timeout={timeout}"))
 
 
 async def create_database(admin_url: str, *, template: str | None = None) -> str:

@@ -11,7 +11,7 @@ from eventstore import EventStoreError
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation
 from jacameno.metrics import CONTENT_TYPE_LATEST
-from projections.sql import DatabaseError
+from sqldb import DatabaseError
 
 
 async def healthz(call: Call) -> Response:

@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Protocol
 
-from projections.sql import Database
+from sqldb import Database
 
 
 class SessionInvalid(Exception):

@@ -37,7 +37,7 @@ from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
 from jacameno.collab.relay import Committed, Relay
 from jacameno.collab.room import Room
 from jacameno.collab.sessions import SessionLog
-from projections.sql import DatabaseUnavailable
+from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from projections.sql import Database, open_database
+from sqldb import Database, open_database
 
 # The first key of the two-key advisory lock: a namespace that no other lock of ours uses.
 _CLASS = 0x6A636D64  # "jcmd"

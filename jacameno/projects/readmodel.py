@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.roles import OWNER
-from projections.sql import Database, Row
+from sqldb import Database, Row
 
 
 class InvalidCursor(ValueError):

@@ -16,11 +16,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dbdrivers.postgres import server_settings
 from eventstore import AppendResult, NewEvent, StoreUnavailableError
-from eventstore.pgsession import WRITER, server_settings
+from eventstore.pgsession import WRITER
 from eventstore.pgwriter import PostgresWriter
 from eventstore.postgres import PostgresEventStore
-from projections.sql import PostgresDatabase
+from sqldb import PostgresDatabase
 from tests.faultproxy import proxied
 from tests.integration.collab.support import eventually
 

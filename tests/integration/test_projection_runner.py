@@ -12,7 +12,7 @@ from eventstore import EventStore, NewEvent, RecordedEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from projections.runner import Projection, ProjectionRunner
-from projections.sql import Connection, Database, IntegrityError, open_database
+from sqldb import Connection, Database, IntegrityError, open_database
 
 COUNTS = """CREATE TABLE IF NOT EXISTS test_counts (
     stream TEXT PRIMARY KEY, n BIGINT NOT NULL, last_position BIGINT NOT NULL)"""

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from jacameno.migrate import MigrationError, load, migrate_postgres, migrate_sqlite, migrations_root
+from sqldb.migrate import MigrationError, load, migrate_postgres, migrate_sqlite, migrations_root
 from tests.databases import create_database, drop_database, with_database
 from tests.migration.schemas import expected
 

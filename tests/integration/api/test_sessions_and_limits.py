@@ -25,7 +25,7 @@ from jacameno.ratelimit import (
     RateLimiter,
     RedisRateLimiter,
 )
-from projections.sql import open_database
+from sqldb import open_database
 from tests.services import free_port
 
 GRACE_MS = 10_000

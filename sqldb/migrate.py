@@ -13,12 +13,11 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 import asyncpg
 
-Kind = Literal["postgres", "sqlite"]
+from sqldb import Kind
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x4A4143414D454E4F  # "JACAMENO"

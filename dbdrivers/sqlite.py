@@ -1,0 +1,89 @@
+"""What every SQLite connection of ours shares: the pragmas it opens with, the one thread it is
+used from (statements run there, off the event loop), and which sqlite3 errors mean the database
+failed (busy, locked, I/O, a file that is not a database) rather than a wrong statement."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """Open a connection with the settings every JACAMENO SQLite connection uses."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()  # a file that is not a database, say: no connection left open behind
+        raise
+    return conn
+
+
+# SQLite's primary result codes that mean the database failed (busy or locked past the busy
+# timeout, I/O, a full disk, a file that cannot be opened, is corrupt or is not a database, an
+# interrupted statement), as opposed to SQLITE_ERROR and the constraint codes: the statement.
+_FAILED = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
+def unavailable(exc: sqlite3.Error) -> bool:
+    """Whether `exc` means the database failed rather than a statement being wrong (a syntax
+    error, a constraint, a misuse of the module)."""
+    code: int | None = getattr(exc, "sqlite_errorcode", None)  # None: raised by the module
+    return code is not None and code & 0xFF in _FAILED
+
+
+class SQLiteThread:
+    """One connection, opened by `opener` on first use and used only from one dedicated thread.
+    `run` raises sqlite3's own errors (each caller translates them into its tree) and
+    RuntimeError once closed."""
+
+    def __init__(self, name: str, opener: Callable[[], sqlite3.Connection]) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._opener = opener
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._opener()
+        return self._conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+
+    def interrupt(self) -> None:
+        """Abort the statement running now (a test seam for fault injection)."""
+        if self._conn is not None:
+            self._conn.interrupt()
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
+        self._executor.shutdown(wait=True)

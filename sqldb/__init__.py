@@ -1,0 +1,72 @@
+"""A small async SQL layer over Postgres (asyncpg) and SQLite, for read models and app tables.
+
+SQL is written once with `$1, $2` placeholders (SQLite gets them rewritten to `?1, ?2`; do not put
+`$<digit>` inside string literals). Rows answer both `row["column"]` and `row[0]`. Errors
+(`sqldb.errors`): `IntegrityError` for constraint violations, `DatabaseUnavailable` when the
+database cannot be reached or failed; both are `DatabaseError`s; a bug in the caller (a TypeError
+from a wrong argument) passes through as itself. The methods of `Database` itself run in
+autocommit; use `transaction()` for several statements that must commit together.
+
+Backends: `sqldb.postgres` (an asyncpg pool), `sqldb.sqlite` (a writer and a reader thread).
+Schema migrations: `sqldb.migrate`. This package imports nothing of ours but `dbdrivers`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Literal, Protocol
+
+from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from sqldb.postgres import PostgresDatabase
+from sqldb.sqlite import SQLiteDatabase
+
+Kind = Literal["sqlite", "postgres"]
+
+
+class Row(Protocol):
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+
+class Connection(Protocol):
+    async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+
+class Database(Connection, Protocol):
+    kind: Kind
+
+    def transaction(self) -> AbstractAsyncContextManager[Connection]:
+        """One transaction: commits when the block exits, rolls back if it raises."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def open_database(url: str, *, pool_size: int = 5) -> Database:
+    """Open `sqlite:///path` or `postgresql://...`."""
+    if url.startswith("sqlite:///"):
+        return await SQLiteDatabase.open(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        return await PostgresDatabase.open(url, pool_size=pool_size)
+    raise DatabaseError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")
+
+
+__all__ = [
+    "Connection",
+    "Database",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "IntegrityError",
+    "Kind",
+    "PostgresDatabase",
+    "Row",
+    "SQLiteDatabase",
+    "open_database",
+]

@@ -1,0 +1,23 @@
+"""The SQL layer's errors. Driver errors (asyncpg, sqlite3, the network) are translated at each
+backend's boundary; anything else, a bug in the caller included, passes through as itself.
+
+    DatabaseError              a statement failed in the database (500)
+    ├── IntegrityError         a constraint (unique, foreign key, check, not null) refused it
+    └── DatabaseUnavailable    the database cannot be reached or failed (503, retry later);
+                               the same driver errors as the event store's StoreUnavailableError
+                               (`dbdrivers`)
+"""
+
+from __future__ import annotations
+
+
+class DatabaseError(Exception):
+    """Base of the SQL layer's errors."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint (unique, foreign key, check, not null) refused the statement."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached or failed."""

@@ -1,0 +1,109 @@
+"""The SQL layer on Postgres: an asyncpg pool whose connections carry the session settings every
+connection of ours shares (`dbdrivers.postgres`). Only the driver's and the network's errors are
+translated; a bug in the caller passes through as itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from dbdrivers.postgres import DRIVER_ERRORS, SESSION, UNAVAILABLE, keep_session, server_settings
+from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
+
+if TYPE_CHECKING:
+    from sqldb import Connection, Kind, Row
+
+logger = logging.getLogger(__name__)
+
+
+def _pg_error(exc: BaseException) -> DatabaseError:
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityError(str(exc))
+    if isinstance(exc, UNAVAILABLE):
+        return DatabaseUnavailable(f"postgres: {type(exc).__name__}: {exc}")
+    return DatabaseError(f"postgres: {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """The driver's and the network's errors as the SQL layer's; anything else as itself."""
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        raise _pg_error(exc) from exc
+
+
+class _PgConnection:
+    def __init__(
+        self, conn: asyncpg.Connection | asyncpg.Pool | asyncpg.pool.PoolConnectionProxy
+    ) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        with _translated():
+            await self._conn.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with _translated():
+            await self._conn.executemany(sql, list(rows))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        with _translated():
+            return list(await self._conn.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        with _translated():
+            row: Row | None = await self._conn.fetchrow(sql, *args)
+        return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        with _translated():
+            return await self._conn.fetchval(sql, *args)
+
+
+class PostgresDatabase(_PgConnection):
+    kind: Kind = "postgres"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool)
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, pool_size: int = 5) -> PostgresDatabase:
+        with _translated():
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                timeout=10,
+                command_timeout=15,
+                # A transaction (a projection's checkpoint lock, a refresh session's row) is never
+                # left holding locks for long when this node stalls or loses its link.
+                server_settings=server_settings(dsn, "jacameno-sql", SESSION),
+                reset=keep_session,
+            )
+        return cls(pool)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield _PgConnection(conn)
+        except DatabaseError:
+            raise
+        except DRIVER_ERRORS as exc:
+            raise _pg_error(exc) from exc
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(self._pool.close(), 5)
+        except Exception as exc:  # closing: the connections are dropped either way
+            logger.warning(
+                "the SQL pool did not close cleanly",
+                extra={"action": "sql.close_failed", "error": repr(exc)},
+            )

@@ -1,0 +1,126 @@
+"""The SQL layer on SQLite: writes (autocommit statements and transactions) go one at a time
+through a writer thread; reads outside transactions use a reader thread and see the last commit
+(WAL). Each thread's connection has the pragmas every SQLite connection of ours has
+(`dbdrivers.sqlite`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dbdrivers.sqlite import SQLiteThread, connect, unavailable
+from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
+
+if TYPE_CHECKING:
+    from sqldb import Connection, Kind, Row
+
+T = TypeVar("T")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _sqlite_error(exc: sqlite3.Error) -> DatabaseError:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityError(str(exc))
+    if unavailable(exc):
+        return DatabaseUnavailable(f"sqlite: {exc}")
+    return DatabaseError(f"sqlite: {exc}")
+
+
+def _thread(path: str) -> SQLiteThread:
+    def opener() -> sqlite3.Connection:
+        conn = connect(path)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    return SQLiteThread("jacameno-sqlite", opener)
+
+
+async def _run(thread: SQLiteThread, fn: Callable[[sqlite3.Connection], T]) -> T:
+    try:
+        return await thread.run(fn)
+    except sqlite3.Error as exc:
+        raise _sqlite_error(exc) from exc
+
+
+class _SQLiteConnection:
+    def __init__(self, thread: SQLiteThread) -> None:
+        self._thread = thread
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        q = _PLACEHOLDER.sub(r"?\1", sql)
+        await _run(self._thread, lambda c: c.execute(q, args))
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        q = _PLACEHOLDER.sub(r"?\1", sql)
+        batch = [tuple(r) for r in rows]
+        await _run(self._thread, lambda c: c.executemany(q, batch))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        q = _PLACEHOLDER.sub(r"?\1", sql)
+        rows: list[Row] = await _run(self._thread, lambda c: c.execute(q, args).fetchall())
+        return rows
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        q = _PLACEHOLDER.sub(r"?\1", sql)
+        row: Row | None = await _run(self._thread, lambda c: c.execute(q, args).fetchone())
+        return row
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+
+class SQLiteDatabase(_SQLiteConnection):
+    """Writes (autocommit statements and transactions) go one at a time through a writer thread;
+    reads outside transactions use a reader thread and see the last commit (WAL)."""
+
+    kind: Kind = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(_thread(path))
+        self._writer = _thread(path)
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path) -> SQLiteDatabase:
+        db = cls(str(path))
+        try:
+            await db.fetchval("SELECT 1")
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        async with self._write_lock:
+            await _SQLiteConnection(self._writer).execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self._write_lock:
+            await _SQLiteConnection(self._writer).executemany(sql, rows)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self._write_lock:
+            await _run(self._writer, lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SQLiteConnection(self._writer)
+                await _run(self._writer, lambda c: c.execute("COMMIT"))
+            except BaseException:
+                with contextlib.suppress(DatabaseError):
+                    await _run(self._writer, _rollback)
+                raise
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._thread.close()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")

@@ -1,0 +1,104 @@
+"""The SQL layer's errors, on SQLite and Postgres: the driver's errors are translated, a bug in
+the caller passes through as itself, and a failure of the database means the same to the SQL
+layer as to the event store (one rule, `dbdrivers`): unavailable to both, or to neither."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from eventstore import StoreUnavailableError
+from eventstore.postgres import PostgresEventStore
+from eventstore.sqlite import SQLiteEventStore
+from sqldb import (
+    Database,
+    DatabaseError,
+    DatabaseUnavailable,
+    IntegrityError,
+    SQLiteDatabase,
+    open_database,
+)
+from tests.databases import with_lock_timeout
+
+TABLE = "CREATE TABLE IF NOT EXISTS test_items (id BIGINT PRIMARY KEY)"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await open_database(database_url)
+    await database.execute(TABLE)
+    yield database
+    await database.close()
+
+
+async def test_the_drivers_errors_are_translated(db: Database) -> None:
+    await db.execute("INSERT INTO test_items VALUES ($1)", 1)
+    with pytest.raises(IntegrityError):
+        await db.execute("INSERT INTO test_items VALUES ($1)", 1)
+    with pytest.raises(DatabaseError) as caught:
+        await db.fetchval("SELEC 1")
+    assert not isinstance(caught.value, DatabaseUnavailable)
+
+
+async def insert_then_fail(db: Database) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO test_items VALUES ($1)", 2)
+        await conn.fetchval(123)  # type: ignore[arg-type]
+
+
+async def test_a_bug_in_the_caller_passes_through_as_itself(db: Database) -> None:
+    with pytest.raises(TypeError):
+        await db.fetchval(123)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await db.executemany("INSERT INTO test_items VALUES ($1)", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        await insert_then_fail(db)
+    assert await db.fetchval("SELECT count(*) FROM test_items") == 0
+
+
+async def test_a_file_that_is_not_a_database_is_unavailable_to_both_layers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database file" * 512)
+    with pytest.raises(DatabaseUnavailable, match="not a database"):
+        await SQLiteDatabase.open(path)
+    with pytest.raises(StoreUnavailableError, match="not a database"):
+        await SQLiteEventStore.open(path)
+
+
+async def test_a_lock_wait_that_times_out_is_unavailable_to_both_layers(
+    fresh_pg_url: str,
+) -> None:
+    url = with_lock_timeout(fresh_pg_url)
+    db = await open_database(url)
+    store = await PostgresEventStore.open(url)
+    holder = await asyncpg.connect(fresh_pg_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE users, es_events IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DatabaseUnavailable, match="LockNotAvailable"):
+                await db.fetchval("SELECT count(*) FROM users")
+            with pytest.raises(StoreUnavailableError, match="LockNotAvailable"):
+                await store.stream_version("project-1")
+    finally:
+        await holder.close()
+        await store.close()
+        await db.close()
+
+
+async def test_a_killed_connection_is_unavailable(fresh_pg_url: str) -> None:
+    db = await open_database(fresh_pg_url, pool_size=1)
+    killer = await asyncpg.connect(fresh_pg_url)
+    try:
+        pid = await db.fetchval("SELECT pg_backend_pid()")
+        await killer.execute("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(DatabaseUnavailable):
+            await db.fetchval("SELECT 1")
+        assert await db.fetchval("SELECT 1") == 1  # the pool opens another connection
+    finally:
+        await killer.close()
+        await db.close()
