@@ -17,10 +17,12 @@ from domain import events
 from eventstore import StoreUnavailableError
 from jacameno.collab import awareness, loading, protocol
 from jacameno.collab.config import CollabConfig
+from jacameno.collab.room import Room
 from jacameno.settings import Settings
 from tests.integration.collab.support import (
     Gate,
     Server,
+    User,
     YClient,
     eventually,
     serving,
@@ -118,15 +120,25 @@ async def test_a_room_reloads_from_snapshot_and_tail_to_the_live_document(
     await again.close()
 
 
-async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Server) -> None:
+async def _failing_room(
+    server: Server, **failure: BaseException
+) -> tuple[User, str, YClient, YClient, Room]:
+    """An owner and an editor in a room with one committed edit, whose store from now on fails
+    as `failure` says (Gate's `fail_with` or `fail_after`)."""
     alice, _bob, project, a, b = await server.owner_and_member("editor")
     a.doc.get("lyrics", type=Text).insert(0, "kept ")
     await eventually(lambda: len(b.echoes) == 1)
     live = server.rooms.loaded(project)
     assert live is not None
-    gate = Gate(server.store, fail_with=StoreUnavailableError("database down"))
+    gate = Gate(server.store, **failure)
     live._store = gate
     gate.opened.set()
+    return alice, project, a, b, live
+
+
+async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Server) -> None:
+    failure = StoreUnavailableError("database down")
+    alice, project, a, b, _live = await _failing_room(server, fail_with=failure)
     a.doc.get("lyrics", type=Text).insert(0, "lost? ")
     assert await a.wait_closed() == 1013
     assert await b.wait_closed() == 1013
@@ -146,15 +158,9 @@ async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Serve
 async def test_a_crashed_writer_closes_1011_and_the_room_reloads_from_the_log(
     server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
-    alice, _bob, project, a, b = await server.owner_and_member("editor")
-    a.doc.get("lyrics", type=Text).insert(0, "kept ")
-    await eventually(lambda: len(b.echoes) == 1)
-    live = server.rooms.loaded(project)
-    assert live is not None
     # The batch commits, then the writer meets an exception nobody expected.
-    gate = Gate(server.store, fail_after=RuntimeError("unexpected"))
-    live._store = gate
-    gate.opened.set()
+    failure = RuntimeError("unexpected")
+    alice, project, a, b, live = await _failing_room(server, fail_after=failure)
     a.doc.get("lyrics", type=Text).insert(0, "logged ")
     assert await a.wait_closed() == 1011
     assert await b.wait_closed() == 1011
