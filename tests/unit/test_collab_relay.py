@@ -81,7 +81,7 @@ async def setup() -> tuple[Room, CountingReads, list[bytes]]:
     loaded = await loading.load(memory, project)
     room = Room(
         project,
-        store,  # type: ignore[arg-type]
+        store,
         loaded,
         CollabConfig(),
         "here",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 from projections.projects import projects_projection
 from projections.runner import ProjectionRunner
 from tests.integration.api.support import Api
@@ -14,7 +17,8 @@ TABLES = (
 
 
 async def snapshot(api: Api) -> list[list[tuple[object, ...]]]:
-    return [[tuple(r) for r in await api.services.db.fetch(query)] for query in TABLES]
+    rows = [await api.services.db.fetch(query) for query in TABLES]
+    return [[tuple(cast("Iterable[object]", r)) for r in table] for table in rows]
 
 
 async def test_the_projects_tables_rebuilt_from_the_log_are_identical(api: Api) -> None:

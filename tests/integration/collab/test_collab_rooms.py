@@ -121,16 +121,19 @@ async def test_a_room_reloads_from_snapshot_and_tail_to_the_live_document(
 
 
 async def _failing_room(
-    server: Server, **failure: BaseException
+    server: Server,
+    *,
+    fail_with: BaseException | None = None,
+    fail_after: BaseException | None = None,
 ) -> tuple[User, str, YClient, YClient, Room]:
     """An owner and an editor in a room with one committed edit, whose store from now on fails
-    as `failure` says (Gate's `fail_with` or `fail_after`)."""
+    as Gate's `fail_with` or `fail_after` says."""
     alice, _bob, project, a, b = await server.owner_and_member("editor")
     a.doc.get("lyrics", type=Text).insert(0, "kept ")
     await eventually(lambda: len(b.echoes) == 1)
     live = server.rooms.loaded(project)
     assert live is not None
-    gate = Gate(server.store, **failure)
+    gate = Gate(server.store, fail_with=fail_with, fail_after=fail_after)
     live._store = gate
     gate.opened.set()
     return alice, project, a, b, live
@@ -168,7 +171,7 @@ async def test_a_crashed_writer_closes_1011_and_the_room_reloads_from_the_log(
     assert live.failed
     assert server.rooms.loaded(project) is None
     crashed = [r for r in caplog.records if getattr(r, "action", "") == "collab.writer_crashed"]
-    assert [(r.project, r.exc_info is not None) for r in crashed] == [(project, True)]
+    assert [(r.__dict__["project"], r.exc_info is not None) for r in crashed] == [(project, True)]
     # The next joiner loads the room from the log, where the batch is.
     again = await server.client(project, alice)
     await again.sync()
@@ -217,7 +220,10 @@ async def test_shutdown_abandons_a_hung_append_after_the_drain_timeout(
     assert time.monotonic() - started < 5
     assert client.echoes == []
     abandoned = [r for r in caplog.records if getattr(r, "action", "") == "collab.drain_abandoned"]
-    assert [(r.project, r.updates, r.snapshot) for r in abandoned] == [(project, 1, False)]
+    fields = [
+        (r.__dict__["project"], r.__dict__["updates"], r.__dict__["snapshot"]) for r in abandoned
+    ]
+    assert fields == [(project, 1, False)]
     await client.close()
 
 

@@ -80,7 +80,7 @@ async def test_a_session_event_the_log_refuses_or_fails_spares_the_room(server: 
     for error in (InvalidEventError("refused"), StoreUnavailableError("down")):
         gate = Gate(server.store, fail_with=error)
         gate.opened.set()
-        sessions.store = gate  # type: ignore[assignment]
+        sessions.store = gate
         late = await server.client(project, alice)
         await late.sync()
         await eventually(lambda: sessions.idle)
