@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 from sqldb import Database
@@ -103,8 +104,15 @@ class RefreshTokens:
     """Mints, checks and rotates refresh tokens over a SessionStore."""
 
     def __init__(
-        self, store: SessionStore, secret: str, ttl_seconds: int, grace_seconds: float = 0
+        self,
+        store: SessionStore,
+        secret: str,
+        ttl_seconds: int,
+        grace_seconds: float = 0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock` (seconds since the epoch) dates sessions and rotations; tests move their own."""
+        self.clock = clock
         self._store = store
         self._key = hmac.new(secret.encode(), b"jacameno refresh tokens", hashlib.sha256).digest()
         self.ttl_seconds = ttl_seconds
@@ -128,7 +136,7 @@ class RefreshTokens:
 
     async def start(self, user_id: str) -> str:
         session_id = uuid.uuid4().hex
-        expires = int((time.time() + self.ttl_seconds) * 1000)
+        expires = int((self.clock() + self.ttl_seconds) * 1000)
         await self._store.create(session_id, user_id, expires)
         return self._token(session_id, 0)
 
@@ -136,7 +144,7 @@ class RefreshTokens:
         """(user id, the next refresh token); SessionInvalid or SessionReused otherwise. Within
         the grace, the token rotated away last gets the same next token as its first use."""
         session_id, generation = self._parse(token)
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         user_id = await self._store.advance(session_id, generation, now_ms, self.grace_ms)
         return user_id, self._token(session_id, generation + 1)
 
