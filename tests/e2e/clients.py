@@ -17,7 +17,7 @@ from typing import Any
 from pycrdt import Array, Map, Text
 
 from tests.e2e import documents
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, User
 from tests.integration.collab.support import YClient, eventually
 
 JS_DIR = Path(__file__).parent / "js"
@@ -283,3 +283,22 @@ async def edit_every_root(js: Sequence[JSClient], python: YClient) -> dict[str, 
     assert sorted(t["id"] for t in document["tracks"]) == ["t-alice", "t-bob", "t-carol", "t-dave"]
     assert document["meta"]["bpm"] in (120.0, 128.0)
     return document
+
+
+async def owner_and_member(
+    server: ServerProcess,
+    start: Callable[[str], Awaitable[JSClient]],
+    member: str,
+    role: str,
+    dialect: str = "y-websocket",
+) -> tuple[User, User, str, JSClient, JSClient]:
+    """alice and `member`, a project of alice's with `member` as `role`, and a synced JavaScript
+    client each (alice's with y-websocket, the member's with `dialect`): (alice, member,
+    project, alice's client, the member's client)."""
+    alice, other = await asyncio.gather(server.user("alice"), server.user(member))
+    project = await server.project(alice, (other, role))
+    owner, client = await asyncio.gather(start("alice"), start(member))
+    await owner.connect(server.ws_url, project, alice.token)
+    await client.connect(server.ws_url, project, other.token, dialect=dialect)
+    await asyncio.gather(owner.wait_synced(), client.wait_synced())
+    return alice, other, project, owner, client

@@ -13,6 +13,7 @@ from tests.e2e import documents
 from tests.e2e.clients import (
     converged,
     edit_every_root,
+    owner_and_member,
     python_client,
     python_settled,
     wait_until,
@@ -83,12 +84,9 @@ async def test_js_and_python_clients_converge_to_the_logged_document(
 async def test_viewer_edits_never_reach_the_log_or_the_others(
     server: ServerProcess, js_client: JSClients, database_url: str
 ) -> None:
-    alice, victor = await asyncio.gather(server.user("alice"), server.user("victor"))
-    project = await server.project(alice, (victor, "viewer"))
-    owner, viewer = await asyncio.gather(js_client("alice"), js_client("victor"))
-    await owner.connect(server.ws_url, project, alice.token)
-    await viewer.connect(server.ws_url, project, victor.token)
-    await asyncio.gather(owner.wait_synced(), viewer.wait_synced())
+    alice, victor, project, owner, viewer = await owner_and_member(
+        server, js_client, "victor", "viewer"
+    )
 
     await owner.edit(["lyrics.append", "owner line\n"], ["meta.set", "bpm", 90])
     await viewer.edit(

@@ -6,11 +6,10 @@ the other clients."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.e2e import documents
+from tests.e2e.clients import owner_and_member
 from tests.e2e.conftest import JSClients
 from tests.e2e.server import ServerProcess
 
@@ -40,12 +39,7 @@ async def test_an_18_mb_document_of_five_updates_opens_in_a_fresh_provider(
 async def test_a_bigint_closes_its_sender_4400_and_reaches_nobody(
     server: ServerProcess, js_client: JSClients, database_url: str
 ) -> None:
-    alice, bob = await asyncio.gather(server.user("alice"), server.user("bob"))
-    project = await server.project(alice, (bob, "editor"))
-    owner, sender = await asyncio.gather(js_client("alice"), js_client("bob"))
-    await owner.connect(server.ws_url, project, alice.token)
-    await sender.connect(server.ws_url, project, bob.token)
-    await asyncio.gather(owner.wait_synced(), sender.wait_synced())
+    alice, _bob, project, owner, sender = await owner_and_member(server, js_client, "bob", "editor")
 
     await sender.edit(["meta.set_bigint", "count", str(2**63 - 1)])
     closed = await sender.wait_event(lambda e: e["event"] == "closed")

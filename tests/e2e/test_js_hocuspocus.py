@@ -10,7 +10,7 @@ import time
 
 from jacameno.auth.tokens import AccessTokens
 from tests.e2e import documents
-from tests.e2e.clients import converged, wait_until
+from tests.e2e.clients import converged, owner_and_member, wait_until
 from tests.e2e.conftest import JSClients
 from tests.e2e.server import ServerProcess
 
@@ -18,12 +18,9 @@ from tests.e2e.server import ServerProcess
 async def test_hocuspocus_and_y_websocket_clients_share_the_logged_document(
     server: ServerProcess, js_client: JSClients, database_url: str
 ) -> None:
-    alice, bob = await asyncio.gather(server.user("alice"), server.user("bob"))
-    project = await server.project(alice, (bob, "editor"))
-    owner, editor = await asyncio.gather(js_client("alice"), js_client("bob"))
-    await owner.connect(server.ws_url, project, alice.token)
-    await editor.connect(server.ws_url, project, bob.token, dialect="hocuspocus")
-    await asyncio.gather(owner.wait_synced(), editor.wait_synced())
+    _alice, bob, project, owner, editor = await owner_and_member(
+        server, js_client, "bob", "editor", dialect="hocuspocus"
+    )
     assert {"event": "authenticated", "scope": "read-write"} in editor.events
 
     await editor.edit(
