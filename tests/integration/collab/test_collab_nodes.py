@@ -63,7 +63,9 @@ def _write(client: YClient, text: str) -> None:
 async def _converged(clients: list[YClient], server: Server, project: str) -> None:
     """Every client holds the document rebuilt from the log alone."""
     logged = await server.events(project, events.DOC_UPDATED)
-    expected = project_document.read(document.build(b"\x00\x00", [e.data for e in logged]))
+    expected = project_document.read(
+        document.build(document.EMPTY_UPDATE, [e.data for e in logged])
+    )
     await eventually(lambda: all(c.content() == expected for c in clients))
 
 

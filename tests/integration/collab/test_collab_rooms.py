@@ -153,7 +153,7 @@ async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Serve
     await retry.sync()
     await eventually(lambda: len(retry.echoes) >= 1)
     logged = await server.events(project, events.DOC_UPDATED)
-    rebuilt = document.build(b"\x00\x00", [e.data for e in logged])
+    rebuilt = document.build(document.EMPTY_UPDATE, [e.data for e in logged])
     assert project_document.read(rebuilt) == a.content()
     await retry.close()
 

@@ -89,7 +89,7 @@ async def test_the_log_alone_rebuilds_the_converged_document(server: Server) -> 
     await eventually(lambda: all(len(c.echoes) == 60 for c in clients))
     assert clients[0].content() == clients[1].content() == clients[2].content()
     logged = await server.events(project, events.DOC_UPDATED)
-    rebuilt = document.build(b"\x00\x00", [e.data for e in logged])
+    rebuilt = document.build(document.EMPTY_UPDATE, [e.data for e in logged])
     assert project_document.read(rebuilt) == clients[0].content()
     loaded = await loading.load(server.store, project)
     assert project_document.read(loaded.doc) == clients[0].content()
