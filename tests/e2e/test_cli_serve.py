@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.databases import create_database, drop_database, with_database
-from tests.services import free_port
+from harness.databases import create_database, drop_database, with_database
+from harness.ports import free_port
 
 TIMEOUT = 20.0
 

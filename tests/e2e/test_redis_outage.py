@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import PASSWORD, ServerProcess
+from harness.accounts import PASSWORD
+from harness.server import ServerProcess
 from tests.services import RedisServer
 
 TIMEOUT = 10.0

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 import pytest
 from redis.asyncio import Redis
 
+from harness.waiting import eventually
 from jacameno.bus import Bus
 from jacameno.bus.memory import MemoryBus, MemoryHub
 from jacameno.bus.redis import RedisBus
-from tests.integration.collab.support import eventually, kill_clients
+from tests.integration.collab.support import kill_clients
 
 
 @dataclass

@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from harness.databases import create_database, drop_database, with_database
 from sqldb.migrate import MigrationError, load, migrate_postgres, migrate_sqlite, migrations_root
-from tests.databases import create_database, drop_database, with_database
 from tests.migration.schemas import expected
 
 

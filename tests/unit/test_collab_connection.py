@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.websockets import WebSocket, WebSocketDisconnected, WebSocketState
 
+from harness.waiting import eventually
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame
-from tests.integration.collab.support import eventually
 
 
 class _Socket:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from harness.ports import free_port
 from jacameno.auth.sessions import (
     DatabaseSessionStore,
     SessionInvalid,
@@ -26,7 +27,6 @@ from jacameno.ratelimit import (
     RedisRateLimiter,
 )
 from sqldb import open_database
-from tests.services import free_port
 
 GRACE_MS = 10_000
 

@@ -13,15 +13,11 @@ from pathlib import Path
 from pycrdt import Text
 
 from domain import events
+from harness.settings import app_settings
+from harness.waiting import eventually
 from jacameno.collab import protocol
 from jacameno.collab.gatekeeper import Access, Gatekeeper
-from tests.integration.collab.support import (
-    Server,
-    YClient,
-    collab_settings,
-    eventually,
-    serving,
-)
+from tests.integration.collab.support import Server, YClient, serving
 
 SOON = 2.0  # seconds: how long a revocation may take to reach a socket on another server
 
@@ -142,7 +138,7 @@ async def test_a_member_removed_while_being_let_in_is_closed_4403(server: Server
 async def test_a_removal_on_one_server_closes_the_socket_on_another(
     tmp_path: Path, fresh_pg_url: str
 ) -> None:
-    settings = collab_settings(tmp_path, fresh_pg_url)
+    settings = app_settings(tmp_path, fresh_pg_url)
     async with serving(settings) as one, serving(settings) as other:
         alice, bob, carol = await one.user("alice"), await one.user("bob"), await one.user("carol")
         project = await one.project(alice, (bob, "editor"), (carol, "editor"))
