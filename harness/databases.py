@@ -37,13 +37,13 @@ async def _admin(admin_url: str, sql: str) -> None:
 
 
 async def create_database(
-    admin_url: str, *, template: str | None = None, name: str | None = None
+    admin_url: str, *, template: str | None = None, name: str | None = None, prefix: str = "jt"
 ) -> str:
-    """Create a database (from `template` if given) named `name`, else uniquely; return its
-    name. A database already called `name` is dropped first."""
+    """Create a database (from `template` if given) named `name`, else `prefix` and a random
+    suffix; return its name. A database already called `name` is dropped first."""
     if name is not None:
         await drop_database(admin_url, name)
-    name = name or f"jt_{uuid.uuid4().hex[:16]}"
+    name = name or f"{prefix}_{uuid.uuid4().hex[:16]}"
     clause = f" TEMPLATE {template}" if template else ""
     await _admin(admin_url, f"CREATE DATABASE {name}{clause}")
     return name
@@ -67,11 +67,12 @@ async def postgres_database(
     template: str | None = None,
     migrate: bool = False,
     name: str | None = None,
+    prefix: str = "jt",
     keep: bool = False,
 ) -> AsyncIterator[str]:
     """The URL of a new database on the server of `admin_url` (see `create_database`),
     `migrate`d if asked; dropped when the block ends unless `keep`."""
-    name = await create_database(admin_url, template=template, name=name)
+    name = await create_database(admin_url, template=template, name=name, prefix=prefix)
     url = with_database(admin_url, name)
     try:
         if migrate:
