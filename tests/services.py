@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -56,31 +56,43 @@ def forced_throwaway(environ: dict[str, str] | None = None) -> bool:
     return mode == "throwaway"
 
 
-@contextlib.contextmanager
-def postgres() -> Iterator[str]:
+def postgres() -> contextlib.AbstractContextManager[str]:
     """A DSN for an admin connection to database `postgres`, valid inside the block."""
-    if not forced_throwaway():
-        if url := os.environ.get(DATABASE_URL_ENV):
-            yield url
-            return
-        if postgres_answers(STANDARD_POSTGRES_URL):
-            yield STANDARD_POSTGRES_URL
-            return
-    with throwaway_postgres() as url:
-        yield url
+    return _resolved(
+        DATABASE_URL_ENV,
+        STANDARD_POSTGRES_URL,
+        lambda: postgres_answers(STANDARD_POSTGRES_URL),
+        throwaway_postgres,
+    )
+
+
+def redis() -> contextlib.AbstractContextManager[str]:
+    """A Redis URL, valid inside the block."""
+    return _resolved(
+        REDIS_URL_ENV,
+        STANDARD_REDIS_URL,
+        lambda: redis_answers("127.0.0.1", 6379),
+        throwaway_redis,
+    )
 
 
 @contextlib.contextmanager
-def redis() -> Iterator[str]:
-    """A Redis URL, valid inside the block."""
+def _resolved(
+    variable: str,
+    standard: str,
+    standard_answers: Callable[[], bool],
+    throwaway: Callable[[], contextlib.AbstractContextManager[str]],
+) -> Iterator[str]:
+    """The URL in `variable`, else `standard` if it answers, else a throwaway server's (the
+    last only, when the throwaway mode is forced)."""
     if not forced_throwaway():
-        if url := os.environ.get(REDIS_URL_ENV):
+        if url := os.environ.get(variable):
             yield url
             return
-        if redis_answers("127.0.0.1", 6379):
-            yield STANDARD_REDIS_URL
+        if standard_answers():
+            yield standard
             return
-    with throwaway_redis() as url:
+    with throwaway() as url:
         yield url
 
 
