@@ -78,17 +78,18 @@ class Server:
         return await accounts.new_project(self.http, owner, *members)
 
     async def change_role(self, owner: User, project_id: str, member: User, role: str) -> None:
-        await self._command(owner, "PATCH", f"{project_id}/members/{member.id}", {"role": role})
+        await self.command(owner, "PATCH", f"{project_id}/members/{member.id}", {"role": role})
 
     async def remove_member(self, owner: User, project_id: str, member: User) -> None:
-        await self._command(owner, "DELETE", f"{project_id}/members/{member.id}")
+        await self.command(owner, "DELETE", f"{project_id}/members/{member.id}")
 
     async def delete_project(self, owner: User, project_id: str) -> None:
-        await self._command(owner, "DELETE", project_id)
+        await self.command(owner, "DELETE", project_id)
 
-    async def _command(
+    async def command(
         self, actor: User, method: str, path: str, body: dict[str, str] | None = None
     ) -> None:
+        """`method` on /api/projects/`path` as `actor`, which must succeed (200 or 204)."""
         response = await self.http.request(
             method, f"/api/projects/{path}", json=body, headers=actor.headers
         )

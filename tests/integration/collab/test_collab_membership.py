@@ -176,14 +176,14 @@ async def test_project_commands_succeed_while_fifty_clients_edit(server: Server)
     editors = [asyncio.create_task(edit(c)) for c in clients]
     try:
         await eventually(lambda: all(c.echoes for c in clients))
-        await server._command(alice, "PATCH", project, {"title": "First"})
+        await server.command(alice, "PATCH", project, {"title": "First"})
         response = await server.http.post(
             f"/api/projects/{project}/members",
             json={"email": carol.email, "role": "viewer"},
             headers={"Authorization": f"Bearer {alice.token}"},
         )
         assert response.status_code == 201, response.text
-        await server._command(bob, "PATCH", project, {"title": "Second"})
+        await server.command(bob, "PATCH", project, {"title": "Second"})
         await server.change_role(alice, project, carol, "editor")
         await server.remove_member(alice, project, carol)
     finally:
