@@ -1,5 +1,6 @@
 """Throwaway databases: Postgres databases made on a server (empty, migrated, or cloned from a
-migrated template) and dropped afterwards, and migrated SQLite files in a folder."""
+migrated template) and dropped afterwards, and migrated SQLite files in a folder; and the event
+store of a database, opened beside the server that writes it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from eventstore import EventStore
+from eventstore.postgres import PostgresEventStore
+from eventstore.sqlite import SQLiteEventStore
 from sqldb.migrate import migrate_postgres, migrate_sqlite
+
+SQLITE_PREFIX = "sqlite:///"
 
 
 def with_database(url: str, name: str) -> str:
@@ -81,6 +87,14 @@ async def postgres_database(
     finally:
         if not keep:
             await drop_database(admin_url, name)
+
+
+async def open_store(database_url: str) -> EventStore:
+    """The event store of a server's database, opened beside it (to read what it logged):
+    `sqlite:///PATH` or a Postgres URL, as JACAMENO_DATABASE_URL spells them."""
+    if database_url.startswith(SQLITE_PREFIX):
+        return await SQLiteEventStore.open(Path(database_url.removeprefix(SQLITE_PREFIX)))
+    return await PostgresEventStore.open(database_url)
 
 
 def migrated_sqlite(folder: Path) -> Path:

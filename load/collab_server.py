@@ -20,10 +20,9 @@ import asyncpg
 
 from domain.roles import EDITOR
 from eventstore import EventStore, RecordedEvent
-from eventstore.postgres import PostgresEventStore
-from eventstore.sqlite import SQLiteEventStore
 from harness import accounts
 from harness.accounts import User
+from harness.databases import open_store
 from harness.databases import postgres_database as new_postgres_database
 from harness.server import ServerProcess, jacameno_command
 from harness.settings import new_jwt_secret
@@ -83,9 +82,7 @@ class Database:
     admin_dsn: str | None = None
 
     async def open_store(self) -> EventStore:
-        if self.kind == "sqlite":
-            return await SQLiteEventStore.open(self.name)
-        return await PostgresEventStore.open(self.url)
+        return await open_store(self.url)
 
     async def backend_pids(self) -> list[int]:
         """Postgres: the backend processes connected to this database (the server's pool and

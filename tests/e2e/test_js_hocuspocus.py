@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from harness.databases import open_store
 from harness.server import ServerProcess
 from harness.waiting import wait_until
 from jacameno.auth.tokens import AccessTokens
@@ -109,7 +110,7 @@ async def test_session_aware_providers_never_disconnect_an_editor(
     await editor.close()
 
     async def paired() -> bool:
-        store = await documents.open_store(database_url)
+        store = await open_store(database_url)
         try:
             logged = await store.read_stream(f"project-{project}")
         finally:
