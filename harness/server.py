@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +36,7 @@ def jacameno_command() -> list[str]:
     return [sys.executable, "-m", "jacameno"]
 
 
+@dataclass(eq=False)
 class ServerProcess:
     """One `jacameno serve` at a time on `port`, logging to `log`.
 
@@ -44,28 +46,17 @@ class ServerProcess:
     `ready_path` answers 200: /healthz once the app's lifespan has started, /readyz once its
     database answers too. Also an async context manager: started on entry, stopped on exit."""
 
-    def __init__(
-        self,
-        database_url: str,
-        data_dir: Path,
-        jwt_secret: str,
-        log: Path,
-        extra_environment: Mapping[str, str] | None = None,
-        *,
-        cheap_passwords: bool = True,
-        ready_path: str = "/healthz",
-        start_timeout: float = START_TIMEOUT,
-    ) -> None:
-        self.database_url = database_url
-        self.data_dir = data_dir
-        self.jwt_secret = jwt_secret
-        self.log = log
-        self.extra_environment = dict(extra_environment or {})
-        self.cheap_passwords = cheap_passwords
-        self.ready_path = ready_path
-        self.start_timeout = start_timeout
-        self.port = free_port()
-        self.process: asyncio.subprocess.Process | None = None
+    database_url: str
+    data_dir: Path
+    jwt_secret: str
+    log: Path
+    extra_environment: Mapping[str, str] = field(default_factory=dict)
+    _: KW_ONLY
+    cheap_passwords: bool = True
+    ready_path: str = "/healthz"
+    start_timeout: float = START_TIMEOUT
+    port: int = field(init=False, default_factory=free_port)
+    process: asyncio.subprocess.Process | None = field(init=False, default=None)
 
     @property
     def url(self) -> str:
@@ -195,7 +186,7 @@ async def serving(
         data_dir=tmp_path / "data",
         jwt_secret="e2e-" + uuid.uuid4().hex,
         log=tmp_path / "server.log",
-        extra_environment=extra_environment,
+        extra_environment=extra_environment or {},
     )
     try:
         async with process:
