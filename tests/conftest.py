@@ -47,6 +47,13 @@ async def fresh_pg_url(postgres_url: str, pg_template: str) -> AsyncIterator[str
 
 
 @pytest.fixture
+async def empty_pg_url(postgres_url: str) -> AsyncIterator[str]:
+    """URL of a new, empty (unmigrated) Postgres database, dropped after the test."""
+    async with postgres_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
 def fresh_sqlite_path(tmp_path: Path) -> Path:
     """Path of a fresh, migrated SQLite database file."""
     return migrated_sqlite(tmp_path)
