@@ -34,9 +34,10 @@ from jacameno.collab.errors import (
 from jacameno.collab.gatekeeper import Access, Gatekeeper
 from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
-from jacameno.collab.relay import Committed, Relay
+from jacameno.collab.relay import Relay
 from jacameno.collab.room import Room
 from jacameno.collab.sessions import SessionLog
+from jacameno.collab.writer import Committed
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -315,7 +316,7 @@ class Rooms:
             on_empty=self._schedule_unload,
             on_failed=self._forget,
             sessions=self.sessions,
-            relay=relay,
+            publisher=relay,
         )
         if relay is not None:
             room.follow_log()  # what was published while the document was being built
