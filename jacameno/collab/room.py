@@ -23,7 +23,7 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt import document
-from crdt.update import UpdateSummary, check_state_vector, check_update
+from crdt.update import UpdateSummary, check_state_vector
 from domain import events
 from eventstore import EventStore
 from jacameno.collab import awareness
@@ -38,7 +38,7 @@ from jacameno.collab.errors import (
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.sessions import SessionLog
-from jacameno.collab.writer import Committed, Publisher, Writer
+from jacameno.collab.writer import Committed, Publisher, Writer, checked
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +170,8 @@ class Room:
         None if it changed nothing (nothing is logged). MalformedMessage, MessageTooLarge as for
         a socket's update; RoomUnavailable if the room failed before the append was confirmed
         (it may or may not be in the log: read the log to know)."""
+        summary = await checked(update, self._config.offload_bytes)
         self._check_open()
-        summary = check_update(update)
         if summary.empty or not self._apply(update, summary, f"server/{actor.via}"):
             return None
         event = events.doc_updated(

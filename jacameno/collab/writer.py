@@ -95,6 +95,14 @@ class _Write:
     done: asyncio.Future[int] | None  # the version the update took
 
 
+async def checked(update: bytes, offload_bytes: int) -> UpdateSummary:
+    """`check_update`, in a worker thread for updates over `offload_bytes` (a large sync step 2
+    would otherwise hold the event loop)."""
+    if len(update) > offload_bytes:
+        return await asyncio.to_thread(check_update, update)
+    return check_update(update)
+
+
 class Writer:
     def __init__(
         self,
