@@ -300,7 +300,7 @@ class Writer:
         if isinstance(exc, EventStoreError | TimeoutError) and not isinstance(
             exc, InvalidEventError
         ):
-            logger.warning(f"{message}; room dropped", extra=extra)
+            logger.warning("%s; room dropped", message, extra=extra)
         else:
             logger.error(message, extra=extra)
 
