@@ -5,6 +5,7 @@ logged with their actor, and leave nothing behind when refused."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -173,5 +174,32 @@ async def test_updates_over_http_reach_the_sockets_as_the_callers_edits(server: 
     assert b.close_code is None
     assert len(await server.events(project, events.DOC_UPDATED)) == 1
     assert await logged(server, project) == a.content() == b.content()
+    await a.close()
+    await b.close()
+
+
+async def test_server_writes_and_socket_edits_interleave_and_converge_with_the_log(
+    server: Server,
+) -> None:
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
+    actor = Actor(alice.id, "ai")
+
+    def mark(n: int) -> Any:
+        def change(doc: Doc[Any]) -> None:
+            doc.get("meta", type=Map)[f"server-{n}"] = n
+
+        return change
+
+    writes = [asyncio.create_task(server.rooms.edit(project, mark(n), actor)) for n in range(30)]
+    for n in range(30):
+        (a if n % 2 else b).doc.get("lyrics", type=Text).insert(0, f"{n} ")
+        await asyncio.sleep(0)
+    versions = await asyncio.gather(*writes)
+    assert len(set(versions)) == 30
+    assert None not in versions
+    await eventually(lambda: set(a.sent) <= set(a.echoes) and set(b.sent) <= set(b.echoes))
+    expected = await logged(server, project)
+    await eventually(lambda: a.content() == b.content() == expected)
+    assert all(expected["meta"][f"server-{n}"] == n for n in range(30))
     await a.close()
     await b.close()
