@@ -6,7 +6,9 @@ On a project's stream (collaboration: jacameno.collab):
 
     doc.updated          data: the Yjs v1 update exactly as received
                          metadata: user_id, connection_id, node, client_id (the Yjs client whose
-                         structs the update carries; None if none or several: then client_ids)
+                         structs the update carries; None if none or several: then client_ids);
+                         a server-side edit (restore, AI results) has no connection_id (null)
+                         and says what made it in `via`
     session.joined       data: JSON {user_id, connection_id, role, node, dialect}
     session.left         data: JSON {user_id, connection_id, node, seconds, code}
                          (the connection id holds client-chosen text only in a safe form)
@@ -96,8 +98,15 @@ def decode(data: bytes) -> dict[str, Any]:
 
 
 def doc_updated(
-    update: bytes, summary: UpdateSummary, *, user_id: str, connection_id: str, node: str
+    update: bytes,
+    summary: UpdateSummary,
+    *,
+    user_id: str,
+    node: str,
+    connection_id: str | None = None,
+    via: str | None = None,
 ) -> NewEvent:
+    """A socket's edit (`connection_id`), or a server-side one (`via`: what made it)."""
     clients = sorted(set(summary.clients))
     metadata: dict[str, Any] = {
         "user_id": user_id,
@@ -105,6 +114,8 @@ def doc_updated(
         "node": node,
         "client_id": clients[0] if len(clients) == 1 else None,
     }
+    if via is not None:
+        metadata["via"] = via
     if len(clients) > 1:
         metadata["client_ids"] = clients
     return NewEvent(DOC_UPDATED, update, metadata)

@@ -294,7 +294,8 @@ class PostgresEventStore:
         return self._committer.stats()
 
     async def terminate_connections(self) -> None:
-        """Cut the writer and listener connections abruptly, as a network failure would."""
+        """Cut the writer and listener connections abruptly, as a network failure would. A test
+        seam: fault-injection tests call it; the server never does."""
         self._writer.drop()
         if self._listener is not None and not self._listener.is_closed():
             self._listener.terminate()

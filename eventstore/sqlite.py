@@ -278,7 +278,8 @@ class SQLiteEventStore:
         return self._committer.stats()
 
     def interrupt_writer(self) -> None:
-        """Abort the statement the writer is running (its batch fails and rolls back)."""
+        """Abort the statement the writer is running (its batch fails and rolls back). A test
+        seam: fault-injection tests call it; the server never does."""
         self._writer.interrupt()
 
     async def close(self) -> None:

@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno.accounts import Accounts
-from jacameno.api import auth, projects, system
+from jacameno.api import auth, documents, projects, system
 from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
 from jacameno.auth.tokens import AccessTokens
@@ -59,7 +59,12 @@ from sqldb import DatabaseUnavailable, open_database
 logger = logging.getLogger(__name__)
 
 API_VERSION = "0.1.0"
-OPERATIONS: list[Operation] = [*system.OPERATIONS, *auth.OPERATIONS, *projects.OPERATIONS]
+OPERATIONS: list[Operation] = [
+    *system.OPERATIONS,
+    *auth.OPERATIONS,
+    *projects.OPERATIONS,
+    *documents.OPERATIONS,
+]
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:

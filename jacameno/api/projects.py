@@ -33,7 +33,8 @@ def _uuid(call: Call, name: str, what: str) -> str:
     return text
 
 
-def _project_id(call: Call) -> str:
+def project_id_of(call: Call) -> str:
+    """The path's project id; 404 if it is not a canonical UUID."""
     return _uuid(call, "project_id", "project")
 
 
@@ -67,7 +68,7 @@ async def list_projects(call: Call) -> Response:
 
 async def get_project(call: Call) -> Response:
     try:
-        view = await call.services.projects.get(call.me.id, _project_id(call))
+        view = await call.services.projects.get(call.me.id, project_id_of(call))
     except ProjectError as exc:
         raise _translate(exc) from exc
     return JSONResponse(view.public())
@@ -76,7 +77,7 @@ async def get_project(call: Call) -> Response:
 async def update_project(call: Call) -> Response:
     try:
         view = await call.services.projects.rename(
-            call.me.id, _project_id(call), call.body["title"]
+            call.me.id, project_id_of(call), call.body["title"]
         )
     except ProjectError as exc:
         raise _translate(exc) from exc
@@ -85,7 +86,7 @@ async def update_project(call: Call) -> Response:
 
 async def delete_project(call: Call) -> Response:
     try:
-        await call.services.projects.delete(call.me.id, _project_id(call))
+        await call.services.projects.delete(call.me.id, project_id_of(call))
     except ProjectError as exc:
         raise _translate(exc) from exc
     return Response(status_code=204)
@@ -94,7 +95,7 @@ async def delete_project(call: Call) -> Response:
 async def list_members(call: Call) -> Response:
     projects = call.services.projects
     try:
-        view = await projects.get(call.me.id, _project_id(call))
+        view = await projects.get(call.me.id, project_id_of(call))
     except ProjectError as exc:
         raise _translate(exc) from exc
     return JSONResponse({"members": await projects.reads.members(view.id)})
@@ -108,7 +109,7 @@ async def _member(call: Call, project_id: str, user_id: str) -> Response:
 
 
 async def add_member(call: Call) -> Response:
-    project_id = _project_id(call)
+    project_id = project_id_of(call)
     projects = call.services.projects
     if await projects.reads.role_of(call.me.id, project_id) is None:
         raise not_found("project")
@@ -123,7 +124,7 @@ async def add_member(call: Call) -> Response:
 
 
 async def update_member(call: Call) -> Response:
-    project_id = _project_id(call)
+    project_id = project_id_of(call)
     user_id = _uuid(call, "user_id", "member")
     try:
         await call.services.projects.change_role(call.me.id, project_id, user_id, call.body["role"])
@@ -133,7 +134,7 @@ async def update_member(call: Call) -> Response:
 
 
 async def remove_member(call: Call) -> Response:
-    project_id = _project_id(call)
+    project_id = project_id_of(call)
     user_id = _uuid(call, "user_id", "member")
     try:
         await call.services.projects.remove_member(call.me.id, project_id, user_id)

@@ -42,7 +42,6 @@ it as a close with code 1000, which says nothing of why."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, replace
 
@@ -50,7 +49,6 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
-from crdt.update import check_update
 from domain.roles import can_write
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
@@ -65,6 +63,7 @@ from jacameno.collab.errors import (
 )
 from jacameno.collab.lobby import Admission, Lobby
 from jacameno.collab.peer import Kind, Outgoing, Peer
+from jacameno.collab.receive import Received, receive
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 from jacameno.collab.sessions import safe_label
@@ -223,36 +222,23 @@ async def _handle(
             documents[name] = document
         return
     room, peer = (None, None) if document is None else (document.room, document.peer)
-    if kind in (SYNC, SYNC_REPLY):
-        step = reader.var_uint()
-        payload = reader.var_bytes()
+    if kind in (SYNC, SYNC_REPLY, AWARENESS, QUERY_AWARENESS):
+        message: Received
+        if kind == AWARENESS:
+            message = protocol.Awareness(reader.var_bytes())
+        elif kind == QUERY_AWARENESS:
+            message = protocol.QueryAwareness()
+        else:
+            message = protocol.decode_sync(reader)
         reader.end()
         if room is None or peer is None:
             return
-        if step == protocol.SYNC_STEP1:
-            room.answer_sync_step1(peer, payload)
-        elif step in (protocol.SYNC_STEP2, protocol.SYNC_UPDATE):
-            if len(payload) > config.offload_bytes:
-                summary = await asyncio.to_thread(check_update, payload)
-            else:
-                summary = check_update(payload)
-            try:
-                await room.receive_update(peer, payload, summary)
-            except ReadOnly:
-                peer.acknowledge(applied=False)
-            except AdmissionError:  # revoked while the update was being checked
-                documents.pop(name, None)
-        else:
-            raise reader.fail(f"unknown sync step {step}")
-    elif kind == AWARENESS:
-        payload = reader.var_bytes()
-        reader.end()
-        if room is not None and peer is not None:
-            room.receive_awareness(peer, payload)
-    elif kind == QUERY_AWARENESS:
-        reader.end()
-        if room is not None and peer is not None:
-            room.send_awareness_states(peer)
+        try:
+            await receive(room, peer, message, config.offload_bytes)
+        except ReadOnly:
+            peer.acknowledge(applied=False)
+        except AdmissionError:  # revoked while the update was being checked
+            documents.pop(name, None)
     elif kind == STATELESS:
         text = reader.var_string()
         reader.end()

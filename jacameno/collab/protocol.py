@@ -67,16 +67,7 @@ def decode(frame: bytes) -> Message:
     kind = reader.var_uint()
     message: Message
     if kind == MESSAGE_SYNC:
-        step = reader.var_uint()
-        payload = reader.var_bytes()
-        if step == SYNC_STEP1:
-            message = SyncStep1(payload)
-        elif step == SYNC_STEP2:
-            message = SyncStep2(payload)
-        elif step == SYNC_UPDATE:
-            message = SyncUpdate(payload)
-        else:
-            raise reader.fail(f"unknown sync step {step}")
+        message = decode_sync(reader)
     elif kind == MESSAGE_AWARENESS:
         message = Awareness(reader.var_bytes())
     elif kind == MESSAGE_AUTH:
@@ -87,6 +78,19 @@ def decode(frame: bytes) -> Message:
         raise reader.fail(f"unknown message type {kind}")
     reader.end()
     return message
+
+
+def decode_sync(reader: Reader) -> SyncStep1 | SyncStep2 | SyncUpdate:
+    """A sync message's body (`varuint(step) varbytes`), which Hocuspocus frames the same way."""
+    step = reader.var_uint()
+    payload = reader.var_bytes()
+    if step == SYNC_STEP1:
+        return SyncStep1(payload)
+    if step == SYNC_STEP2:
+        return SyncStep2(payload)
+    if step == SYNC_UPDATE:
+        return SyncUpdate(payload)
+    raise reader.fail(f"unknown sync step {step}")
 
 
 _SYNC = bytes((MESSAGE_SYNC,))

@@ -34,16 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from jacameno.bus import Bus
 from jacameno.collab.errors import MalformedMessage
-
-if TYPE_CHECKING:
-    from jacameno.collab.room import Room
+from jacameno.collab.room import Room
+from jacameno.collab.writer import Committed
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +49,6 @@ CHANNEL_PREFIX = "jacameno:project:"
 _COMMITTED = 0
 _AWARENESS = 1
 _KINDS = (_COMMITTED, _AWARENESS)
-
-
-@dataclass(frozen=True, slots=True)
-class Committed:
-    """One committed append of a room: versions `first`..`last` of its stream, and the document
-    updates among those events, in version order."""
-
-    first: int
-    last: int
-    updates: Sequence[bytes]
 
 
 @dataclass(frozen=True, slots=True)

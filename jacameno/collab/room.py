@@ -1,24 +1,12 @@
-"""A room: the live document of one open project, the peers editing it, and its write pipeline.
+"""A room: the live document of one open project, the peers editing it, their awareness, and the
+room's lifecycle. The document and its write pipeline belong to the room's single writer
+(jacameno.collab.writer), which holds the durability rule: nothing the document says leaves the
+room before it is durable. Socket edits (`receive_update`) and server-side edits (`write`, for
+restore and AI results) take the same path: checked, applied, appended, then broadcast.
 
-The durability rule, and how the room keeps it while writing in batches:
-
-1. An update is checked (`update.check_update`), then applied to the room's document inside a
-   transaction. Applying is the last validation: pycrdt refusing or panicking means 4400 and the
-   update is never appended. The document now holds state that is not yet durable, so nothing
-   the document says may leave the room until that state has committed.
-2. The update joins the room's pending writes; one writer task appends everything pending as one
-   append (the store group-commits appends of all rooms), then broadcasts each committed update
-   to every peer, the sender included (its echo is its acknowledgement).
-3. Everything else read from the document (sync step 1 and step 2 answers, snapshots) is
-   computed when asked but released only once every update applied before it has committed.
-4. If an append fails or outlasts `append_timeout`, the document may hold updates not in the log:
-   the room fails, every socket gets 1013 (1011 if the log refused the update's content, or if
-   the writer failed in any other way), and the next joiner loads the room from the log. Session
-   events are not part of this pipeline (jacameno.collab.sessions): bookkeeping never fails a
-   room.
-
-With several nodes, committed batches and awareness also go on the bus, and other nodes'
-appends are applied by the writer task in version order (jacameno.collab.relay).
+With several nodes, committed batches and awareness also go to a publisher (the relay,
+jacameno.collab.relay, which imports the room, never the reverse), and other nodes' appends are
+applied by the writer task in version order.
 
 A membership change (`Rooms.apply_membership`) revises a peer's access in place; a revoked peer
 leaves the room at once, and anything it sends afterwards is refused with its revocation.
@@ -28,32 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from pycrdt import Doc
 
 from crdt import document
-from crdt.document import EMPTY_UPDATE
-from crdt.update import UpdateSummary, check_state_vector, check_update
+from crdt.update import UpdateSummary, check_state_vector
 from domain import events
-from eventstore import EventStore, EventStoreError, InvalidEventError, NewEvent
+from eventstore import EventStore
 from jacameno.collab import awareness
-from jacameno.collab.clocks import ClockBound
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
-    INTERNAL_ERROR,
     MALFORMED,
     TRY_AGAIN_LATER,
     Forbidden,
     MalformedMessage,
-    MessageTooLarge,
     RoomUnavailable,
 )
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
-from jacameno.collab.relay import Committed, Relay
 from jacameno.collab.sessions import SessionLog
-from jacameno.collab.snapshots import Snapshots
+from jacameno.collab.writer import Committed, Publisher, Writer, checked
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +47,13 @@ class ReadOnly(Forbidden):
     """A viewer sent a document update; it is refused (never logged), the socket stays open."""
 
 
-@dataclass(slots=True)
-class _Write:
-    event: NewEvent  # doc.updated
-    update: bytes
-    sender: Peer
-    seq: int  # the room's count of applied updates after this one
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Whom a server-side edit is made for: the log's `user_id` (a member, or a service user)
+    and what made it (`via`: "restore", "ai", "api", ...), logged as the event's `via`."""
+
+    user_id: str
+    via: str
 
 
 class Room:
@@ -82,14 +68,10 @@ class Room:
         on_failed: Callable[[Room], None],
         sessions: SessionLog,
         folds: asyncio.Semaphore | None = None,
-        relay: Relay | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         self.project_id = project_id
         self.stream = events.stream_name(project_id)
-        self.doc = loaded.doc
-        self._clocks = ClockBound(self.doc.get_state())
-        self._nesting = loaded.nesting
-        self.version = loaded.version
         self.peers: dict[str, Peer] = {}
         self.awareness = awareness.AwarenessStates(
             max_state_bytes=config.awareness_state_bytes,
@@ -97,33 +79,31 @@ class Room:
             removed_ttl=config.awareness_removed_ttl,
             max_removed=config.awareness_removed_kept,
         )
-        self._sessions = sessions
         self.failed = False
-        self._store = store
+        self._sessions = sessions
         self._config = config
         self._node = node
         self._on_empty = on_empty
         self._on_failed = on_failed
-        self._pending: list[_Write] = []
-        self._appending = 0  # events in the append under way
-        self._writer: asyncio.Task[None] | None = None
-        self._progress = asyncio.Event()
-        self._applied = 0
-        self._committed = 0
-        self._unlogged_bytes = 0
-        self._relay = relay
-        self._inbound: list[Committed] = []  # other nodes' appends, for the writer task
-        self._stale = False  # the writer task must read the log after `version`
-        self._deferred: deque[tuple[int, Peer, Outgoing | None]] = deque()  # None: acknowledge
-        self._snapshots = Snapshots(
+        self.writer = Writer(
+            project_id,
             store,
-            self.stream,
+            loaded,
             config,
             node,
-            loaded.base,
-            loaded.tail,
+            self,
             folds or asyncio.Semaphore(1),
+            publisher,
         )
+
+    @property
+    def doc(self) -> Doc[Any]:
+        return self.writer.doc
+
+    @property
+    def version(self) -> int:
+        """The stream version the document reflects (committed or being committed)."""
+        return self.writer.version
 
     # -- peers --------------------------------------------------------------------------------
 
@@ -132,10 +112,10 @@ class Room:
         applied so far is durable), then every committed update; `session.joined` is logged."""
         self._check_open()
         self.peers[peer.id] = peer
-        self._defer(peer, Outgoing(Kind.SYNC_STEP1, self.doc.get_state()))
+        self.writer.defer(peer, Outgoing(Kind.SYNC_STEP1, self.doc.get_state()))
         states = self.awareness.encoded()
         if states is not None:
-            self._defer(peer, Outgoing(Kind.AWARENESS, states))
+            self.writer.defer(peer, Outgoing(Kind.AWARENESS, states))
         self._sessions.joined(self.project_id, peer, dialect_name)
 
     def leave(self, peer: Peer) -> bool:
@@ -152,7 +132,15 @@ class Room:
             self._on_empty(self)
         return True
 
-    # -- messages from peers ------------------------------------------------------------------
+    def present(self, peer: Peer) -> bool:
+        return self.peers.get(peer.id) is peer
+
+    def broadcast(self, message: Outgoing, sender: Peer | None = None) -> None:
+        for peer in self.peers.values():
+            if peer is not sender or peer.dialect.echoes:
+                peer.deliver(message)
+
+    # -- edits ----------------------------------------------------------------------------------
 
     async def receive_update(self, peer: Peer, update: bytes, summary: UpdateSummary) -> None:
         """Apply a checked update and queue it for the log. ReadOnly for viewers (nothing
@@ -160,61 +148,64 @@ class Room:
         MessageTooLarge if the document would grow over its limit, RoomUnavailable if the room
         failed. Waits while the room has too many unlogged writes."""
         self._check_open(peer)
+        writer = self.writer
         if summary.empty:
-            self._defer(peer, None)
+            writer.defer(peer, None)
             return
         if not peer.access.can_write:
             raise ReadOnly("viewers may not change the document")
-        # An upper bound of the encoded document: the last snapshot plus every update since.
-        size = self._snapshots.size + self._unlogged_bytes + len(update)
-        if size > self._config.max_document_bytes:
-            raise MessageTooLarge("the document would exceed its maximum size")
-        placed = self._nesting.check(summary.runs, self._config.max_type_depth)
-        known = self._clocks.covers(summary)
-        changes: list[bytes] = []
-        if known:
-            # A provider's sync step 2 repeats its whole delete set on every reconnect: when
-            # the update names only clocks the document has, its transaction tells whether it
-            # changed anything, and a no-op is not logged.
-            subscription = self.doc.observe(lambda event: changes.append(event.update))
+        if not self._apply(update, summary, peer.id, peer):
+            writer.defer(peer, None)
+            return
+        event = events.doc_updated(
+            update, summary, user_id=peer.access.user_id, connection_id=peer.id, node=self._node
+        )
+        writer.submit(event, update, peer)
+        await writer.backpressure()
+        self._check_open()
+
+    async def write(self, update: bytes, actor: Actor) -> int | None:
+        """A server-side edit: check `update` as a socket's, apply it, append it as `actor`'s,
+        broadcast it to every peer (and the other nodes); the version it took once durable, or
+        None if it changed nothing (nothing is logged). MalformedMessage, MessageTooLarge as for
+        a socket's update; RoomUnavailable if the room failed before the append was confirmed
+        (it may or may not be in the log: read the log to know)."""
+        summary = await checked(update, self._config.offload_bytes)
+        self._check_open()
+        if summary.empty or not self._apply(update, summary, f"server/{actor.via}"):
+            return None
+        event = events.doc_updated(
+            update, summary, user_id=actor.user_id, node=self._node, via=actor.via
+        )
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.writer.submit(event, update, None, done)
+        return await done
+
+    async def edit(self, change: Callable[[Doc[Any]], None], actor: Actor) -> int | None:
+        """A server-side edit made by `change` on a copy of the current document (so that a
+        change that raises leaves the room as it was); then as `write`."""
+        self._check_open()
+        scratch = document.build(self.doc.get_update(), [])
+        before = scratch.get_state()
+        change(scratch)
+        return await self.write(scratch.get_update(before), actor)
+
+    def _apply(
+        self, update: bytes, summary: UpdateSummary, origin: str, peer: Peer | None = None
+    ) -> bool:
         try:
-            document.apply(self.doc, update, peer.id)
+            return self.writer.apply(update, summary, origin)
         except document.DocumentDamaged:
-            peer.connection.close(MALFORMED, "update does not apply")
+            if peer is not None:
+                peer.connection.close(MALFORMED, "update does not apply")
             logger.error(
                 "update made pycrdt panic; room dropped",
-                extra={"action": "collab.panic", "project": self.project_id, "peer": peer.id},
+                extra={"action": "collab.panic", "project": self.project_id, "peer": origin},
             )
             self.fail(TRY_AGAIN_LATER, "the room is reloading")
             raise
-        finally:
-            if known:
-                self.doc.unobserve(subscription)
-        self._clocks.advance(summary)
-        self._nesting.record_resolved(placed)
-        if known and all(change == EMPTY_UPDATE for change in changes):
-            self._defer(peer, None)
-            return
-        self._applied += 1
-        self._unlogged_bytes += len(update)
-        self._enqueue(
-            _Write(
-                events.doc_updated(
-                    update,
-                    summary,
-                    user_id=peer.access.user_id,
-                    connection_id=peer.id,
-                    node=self._node,
-                ),
-                update,
-                peer,
-                self._applied,
-            )
-        )
-        while len(self._pending) >= self._config.max_pending_writes and not self.failed:
-            self._progress.clear()
-            await self._progress.wait()
-        self._check_open()
+
+    # -- other messages from peers ----------------------------------------------------------------
 
     def answer_sync_step1(self, peer: Peer, state_vector: bytes) -> None:
         """Queue sync step 2: what the document has that `state_vector` lacks. TooManyRequests
@@ -226,7 +217,7 @@ class Room:
         except ValueError as exc:
             raise MalformedMessage(f"state vector: {exc}") from exc
         peer.connection.sync_budget.charge(len(update))
-        self._defer(peer, Outgoing(Kind.SYNC_STEP2, update))
+        self.writer.defer(peer, Outgoing(Kind.SYNC_STEP2, update))
 
     def receive_awareness(self, peer: Peer, payload: bytes) -> None:
         """Relay an awareness update to the room (the sender included) and remember it; only
@@ -246,28 +237,8 @@ class Room:
         self._relay_awareness(payload if not applied.dropped else awareness.encode(applied.entries))
 
     def _relay_awareness(self, payload: bytes) -> None:
-        self._broadcast(Outgoing(Kind.AWARENESS, payload))
-        if self._relay is not None:
-            self._relay.publish_awareness(self.project_id, payload)
-
-    # -- other nodes --------------------------------------------------------------------------
-
-    def receive_committed(self, committed: Committed) -> None:
-        """Another node's committed append: applied in version order by the writer task."""
-        self._inbound.append(committed)
-        self._wake()
-
-    def follow_log(self) -> None:
-        """Read (in the writer task) the log after `version`: messages may have been lost."""
-        self._stale = True
-        self._wake()
-
-    def receive_remote_awareness(self, payload: bytes) -> None:
-        """An awareness update relayed by another node: kept and sent to this node's peers.
-        MalformedMessage if it does not decode."""
-        applied = self.awareness.apply(awareness.decode(payload))
-        if applied.entries:
-            self._broadcast(Outgoing(Kind.AWARENESS, awareness.encode(applied.entries)))
+        self.broadcast(Outgoing(Kind.AWARENESS, payload))
+        self.writer.publish_awareness(payload)
 
     def relay_stateless(self, peer: Peer, payload: str) -> None:
         """Relay a stateless message (Hocuspocus) to the other peers; never logged."""
@@ -283,11 +254,29 @@ class Room:
         if states is not None:
             peer.deliver(Outgoing(Kind.AWARENESS, states))
 
+    # -- other nodes --------------------------------------------------------------------------
+
+    def receive_committed(self, committed: Committed) -> None:
+        """Another node's committed append: applied in version order by the writer task."""
+        self.writer.receive_committed(committed)
+
+    def follow_log(self) -> None:
+        """Read (in the writer task) the log after `version`: messages may have been lost."""
+        self.writer.follow_log()
+
+    def receive_remote_awareness(self, payload: bytes) -> None:
+        """An awareness update relayed by another node: kept and sent to this node's peers.
+        MalformedMessage if it does not decode."""
+        applied = self.awareness.apply(awareness.decode(payload))
+        if applied.entries:
+            self.broadcast(Outgoing(Kind.AWARENESS, awareness.encode(applied.entries)))
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def fail(self, code: int, reason: str) -> None:
         """Drop the room: close every socket with `code`; pending writes are abandoned (their
-        senders are closed too, so they resync and resend)."""
+        senders are closed too, so they resync and resend; a server-side write gets
+        RoomUnavailable)."""
         if self.failed:
             return
         self.failed = True
@@ -296,9 +285,7 @@ class Room:
             peer.stop()
             self._sessions.left(self.project_id, peer, code)
         self.peers.clear()
-        self._pending.clear()
-        self._deferred.clear()
-        self._progress.set()
+        self.writer.abandon(RoomUnavailable(reason))
         self._on_failed(self)
 
     async def close(self) -> None:
@@ -307,51 +294,34 @@ class Room:
         seconds, whatever is still under way is abandoned, with a warning."""
         try:
             async with asyncio.timeout(self._config.drain_timeout):
-                await self._drain()
+                await self.writer.drain()
         except TimeoutError:
             self._abandon()
-
-    async def _drain(self) -> None:
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
-        snapshots = self._snapshots
-        if snapshots.running is not None:
-            await asyncio.shield(snapshots.running)
-        if snapshots.behind and not self.failed:
-            snapshots.start(self.version)
-            if snapshots.running is not None:
-                await asyncio.shield(snapshots.running)
 
     def _abandon(self) -> None:
         # Nothing acknowledged is lost: updates are acknowledged only once committed, and their
         # senders resend them on reconnect (sync step 2). One under way may commit: harmless.
+        self.failed = True
+        under_way = self.writer.cancel()
+        self.writer.abandon(RoomUnavailable("the room closed before the update was logged"))
         logger.warning(
             "room closed with writes under way; they are abandoned",
             extra={
                 "action": "collab.drain_abandoned",
                 "project": self.project_id,
-                "updates": self._applied - self._committed,
-                "events": self._appending + len(self._pending),
-                "snapshot": self._snapshots.running is not None,
                 "seconds": self._config.drain_timeout,
+                **under_way,
             },
         )
-        self.failed = True
-        self._pending.clear()
-        self._deferred.clear()
-        self._progress.set()
-        for task in (self._writer, self._snapshots.running):
-            if task is not None:
-                task.cancel()
 
     @property
     def snapshots(self) -> int:
         """Snapshots this room saved."""
-        return self._snapshots.saved
+        return self.writer.snapshots.saved
 
     @property
     def busy(self) -> bool:
-        return self._writer is not None
+        return self.writer.busy
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -362,137 +332,3 @@ class Room:
             raise RoomUnavailable("the room is reloading")
         if peer is not None and peer.revoked is not None:
             raise peer.revoked
-
-    def _broadcast(self, message: Outgoing, sender: Peer | None = None) -> None:
-        for peer in self.peers.values():
-            if peer is not sender or peer.dialect.echoes:
-                peer.deliver(message)
-
-    def _defer(self, peer: Peer, message: Outgoing | None) -> None:
-        """Send `message` (None: an acknowledgement) once every update applied so far has
-        committed."""
-        if self._committed < self._applied:
-            self._deferred.append((self._applied, peer, message))
-        elif message is None:
-            peer.acknowledge()
-        else:
-            peer.deliver(message)
-
-    def _enqueue(self, write: _Write) -> None:
-        self._pending.append(write)
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._writer is None and not self.failed:
-            self._writer = asyncio.create_task(self._write_loop(), name=f"room-{self.project_id}")
-
-    async def _write_loop(self) -> None:
-        # The one task that moves `version`: appends, catch-ups and other nodes' messages.
-        try:
-            while (self._pending or self._inbound or self._stale) and not self.failed:
-                try:
-                    async with asyncio.timeout(self._config.append_timeout):
-                        if self._inbound or self._stale:
-                            await self._follow()
-                        if self._pending:
-                            await self._append_pending()
-                except InvalidEventError as exc:
-                    # Not an unavailable log: it refused what the room sent. The document
-                    # holds it unlogged, so the room still reloads.
-                    self._drop(exc, "the log refused an update", "collab.append_refused")
-                    self.fail(INTERNAL_ERROR, "the log refused an update")
-                    return
-                except (EventStoreError, TimeoutError) as exc:  # a silent log is unavailable
-                    self._drop(exc, "append failed", "collab.append_failed")
-                    self.fail(TRY_AGAIN_LATER, "the log is unavailable")
-                    return
-                except MalformedMessage as exc:
-                    self._drop(
-                        exc, "the log holds an update that does not apply", "collab.poisoned_log"
-                    )
-                    self.fail(INTERNAL_ERROR, "the document cannot be loaded")
-                    return
-                except Exception:  # a bug: a batch may be logged yet never broadcast
-                    extra = {"action": "collab.writer_crashed", "project": self.project_id}
-                    logger.exception("the room's writer crashed; room dropped", extra=extra)
-                    self.fail(INTERNAL_ERROR, "internal error")
-                    return
-        finally:
-            self._writer = None
-            self._appending = 0
-
-    def _drop(self, exc: Exception, message: str, action: str) -> None:
-        extra = {"action": action, "project": self.project_id, "error": repr(exc)}
-        if isinstance(exc, EventStoreError | TimeoutError) and not isinstance(
-            exc, InvalidEventError
-        ):
-            logger.warning(f"{message}; room dropped", extra=extra)
-        else:
-            logger.error(message, extra=extra)
-
-    async def _append_pending(self) -> None:
-        batch, self._pending = self._pending, []
-        self._appending = len(batch)
-        self._progress.set()
-        result = await self._store.append(self.stream, [w.event for w in batch])
-        if result.first_version != self.version + 1:
-            await self._catch_up(result.first_version - 1)
-        self.version = result.last_version
-        self._committed_batch(batch)
-        if self._relay is not None:
-            updates = [w.update for w in batch]
-            committed = Committed(result.first_version, result.last_version, updates)
-            self._relay.publish_committed(self.project_id, committed)
-
-    async def _follow(self) -> None:
-        """Other nodes' appends in version order: a message that follows `version` as it is,
-        the log when one was missed (or may have been), nothing already applied."""
-        inbound, self._inbound = self._inbound, []
-        for committed in inbound:
-            if committed.last <= self.version:
-                continue
-            if committed.first == self.version + 1:
-                self._apply_others(committed.updates)
-                self.version = committed.last
-            else:
-                await self._catch_up(committed.last)
-        if self._stale:
-            self._stale = False
-            await self._catch_up(None)
-
-    async def _catch_up(self, to_version: int | None) -> None:
-        """Apply and broadcast doc updates other writers appended (versions after ours, up to
-        `to_version` or the end)."""
-        missing = await self._store.read_stream(self.stream, self.version + 1, to_version)
-        self._apply_others([e.data for e in missing if e.type == events.DOC_UPDATED])
-        if missing:
-            self.version = missing[-1].version
-
-    def _apply_others(self, updates: Iterable[bytes]) -> None:
-        """Updates other writers logged; MalformedMessage if one does not apply."""
-        for update in updates:
-            summary = check_update(update, logged=True)
-            document.apply(self.doc, update, "log")
-            self._clocks.advance(summary)
-            self._nesting.record(summary.runs)
-            self._snapshots.record(update)
-            self._broadcast(Outgoing(Kind.UPDATE, update))
-
-    def _committed_batch(self, batch: list[_Write]) -> None:
-        for write in batch:
-            sender = write.sender
-            self._broadcast(Outgoing(Kind.UPDATE, write.update), sender)
-            if self.peers.get(sender.id) is sender:
-                sender.acknowledge()
-            self._snapshots.record(write.update)
-            self._unlogged_bytes -= len(write.update)
-            self._committed = write.seq
-        while self._deferred and self._deferred[0][0] <= self._committed:
-            _, peer, message = self._deferred.popleft()
-            if self.peers.get(peer.id) is peer:
-                if message is None:
-                    peer.acknowledge()
-                else:
-                    peer.deliver(message)
-        if self._snapshots.due():
-            self._snapshots.start(self.version)

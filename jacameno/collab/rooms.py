@@ -14,9 +14,11 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from pycrdt import Doc
 
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
@@ -34,9 +36,10 @@ from jacameno.collab.errors import (
 from jacameno.collab.gatekeeper import Access, Gatekeeper
 from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
-from jacameno.collab.relay import Committed, Relay
-from jacameno.collab.room import Room
+from jacameno.collab.relay import Relay
+from jacameno.collab.room import Actor, Room
 from jacameno.collab.sessions import SessionLog
+from jacameno.collab.writer import Committed
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -140,6 +143,33 @@ class Rooms:
                 entry.unload_timer.cancel()
                 entry.unload_timer = None
             return room
+
+    async def write(self, project_id: str, update: bytes, actor: Actor) -> int | None:
+        """A server-side edit of `project_id` (Room.write): through the project's room on this
+        node, loaded for the edit if no socket has it open (and unloaded after `unload_delay`
+        like any room nobody is in), so it reaches this node's sockets at once and the other
+        nodes' through the relay. The version it took, or None if it changed nothing.
+        RoomUnavailable if the room cannot load or fails before the append is confirmed."""
+        room = await self.open(project_id)
+        try:
+            return await room.write(update, actor)
+        finally:
+            self._unload_if_empty(room)
+
+    async def edit(
+        self, project_id: str, change: Callable[[Doc[Any]], None], actor: Actor
+    ) -> int | None:
+        """A server-side edit made by `change` on a copy of the current document (Room.edit),
+        as `write`."""
+        room = await self.open(project_id)
+        try:
+            return await room.edit(change, actor)
+        finally:
+            self._unload_if_empty(room)
+
+    def _unload_if_empty(self, room: Room) -> None:
+        if not room.peers and not room.failed:
+            self._schedule_unload(room)
 
     async def attach(
         self,
@@ -315,7 +345,7 @@ class Rooms:
             on_empty=self._schedule_unload,
             on_failed=self._forget,
             sessions=self.sessions,
-            relay=relay,
+            publisher=relay,
         )
         if relay is not None:
             room.follow_log()  # what was published while the document was being built

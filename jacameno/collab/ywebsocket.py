@@ -15,13 +15,11 @@ A socket whose access is revoked while open is closed with 4403 (removed) or 440
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from crdt.update import check_update
 from jacameno.collab import protocol
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
@@ -33,6 +31,7 @@ from jacameno.collab.errors import (
     close_code,
 )
 from jacameno.collab.peer import Kind, Outgoing, Peer
+from jacameno.collab.receive import receive
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 
@@ -136,19 +135,8 @@ async def _serve(websocket: WebSocket, room: Room, peer: Peer, config: CollabCon
 
 async def _handle(room: Room, peer: Peer, frame: bytes, offload_bytes: int) -> None:
     message = protocol.decode(frame)
-    if isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
-        update = message.update
-        if len(update) > offload_bytes:
-            summary = await asyncio.to_thread(check_update, update)
-        else:
-            summary = check_update(update)
-        await room.receive_update(peer, update, summary)
-    elif isinstance(message, protocol.SyncStep1):
-        room.answer_sync_step1(peer, message.state_vector)
-    elif isinstance(message, protocol.Awareness):
-        room.receive_awareness(peer, message.payload)
-    elif isinstance(message, protocol.QueryAwareness):
-        room.send_awareness_states(peer)
+    if not isinstance(message, protocol.Auth):
+        await receive(room, peer, message, offload_bytes)
     # Auth messages only flow from server to client; a well-formed one is ignored.
 
 

@@ -50,6 +50,9 @@ class Operation:
     authenticated: bool = True
     query: tuple[Query, ...] = ()
     media_type: str = "application/json"
+    # A body the handler reads itself (`request.body()`, within the body limit), documented
+    # as this media type (e.g. application/octet-stream for a Yjs update); None: JSON or none.
+    raw_request: str | None = None
 
     @property
     def all_errors(self) -> list[int]:

@@ -73,6 +73,11 @@ def _operation(op: Operation) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": op.request}},
         }
+    elif op.raw_request is not None:
+        doc["requestBody"] = {
+            "required": True,
+            "content": {op.raw_request: {"schema": {"type": "string", "format": "binary"}}},
+        }
     doc["security"] = [{"bearer": []}] if op.authenticated else []
     return doc
 

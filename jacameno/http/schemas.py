@@ -149,6 +149,18 @@ MEMBER = obj(
     ("user_id", "email", "display_name", "role", "added_at"),
 )
 MEMBERS = obj({"members": {"type": "array", "items": MEMBER}}, ("members",))
+APPLIED_UPDATE = obj(
+    {
+        "version": nullable(
+            {"type": "integer", "description": "the version of the project's stream it took"}
+        ),
+        "changed": {
+            "type": "boolean",
+            "description": "false: the document already had all of it; nothing was logged",
+        },
+    },
+    ("version", "changed"),
+)
 
 # -- operations ----------------------------------------------------------------------------
 

@@ -17,9 +17,10 @@ from harness.waiting import eventually
 from jacameno.collab import loading
 from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
-from jacameno.collab.relay import Committed, Message, decode, encode_awareness, encode_committed
+from jacameno.collab.relay import Message, decode, encode_awareness, encode_committed
 from jacameno.collab.room import Room
 from jacameno.collab.sessions import SessionLog
+from jacameno.collab.writer import Committed
 
 
 def test_messages_round_trip() -> None:

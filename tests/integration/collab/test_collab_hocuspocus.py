@@ -136,7 +136,7 @@ async def test_sync_status_comes_only_after_the_commit(server: Server) -> None:
     assert live is not None
     await eventually(lambda: not live.busy)
     gate = Gate(server.store)
-    live._store = gate
+    live.writer.store = gate
     acknowledged = list(document.statuses)  # the empty sync step 2 was acknowledged
     try:
         await client.update(project, _edit(document, "durable"))

@@ -9,9 +9,10 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pycrdt import Map, Text
+from pycrdt import Doc, Map, Text
 
 from crdt import document
 from domain import document as project_document
@@ -22,6 +23,7 @@ from harness.waiting import eventually
 from jacameno.bus.redis import RedisBus
 from jacameno.collab import awareness, protocol
 from jacameno.collab.config import CollabConfig
+from jacameno.collab.room import Actor
 from jacameno.settings import Settings
 from tests.integration.collab.support import Server, YClient, kill_clients, serving
 
@@ -216,3 +218,36 @@ async def test_a_deleted_users_sockets_are_closed_on_every_node(
     assert await there.wait_closed() == 4401
     assert owner.close_code is None
     await owner.close()
+
+
+async def test_a_server_write_on_one_node_reaches_the_clients_of_both(
+    nodes: tuple[Server, Server],
+) -> None:
+    one, other = nodes
+    alice, bob, project = await _project(one)
+    here, there = await _synced(one, project, alice), await _synced(other, project, bob)
+    _write(here, "verse ")
+    await eventually(lambda: there.content()["lyrics"] == "verse ")
+
+    def chorus(doc: Doc[Any]) -> None:
+        doc.get("lyrics", type=Text).insert(6, "chorus")
+
+    # Through the room of the node that has it open, and through a node that loads it for the
+    # write: either way the other node learns it from the bus (the log check is off).
+    assert await one.rooms.edit(project, chorus, Actor(alice.id, "restore")) is not None
+    await eventually(
+        lambda: here.content()["lyrics"] == there.content()["lyrics"] == "verse chorus"
+    )
+    third = await one.project(alice, (bob, "editor"))
+    watcher = await _synced(other, third, bob)
+    assert one.rooms.loaded(third) is None
+    update = Doc[Any]()
+    update.get("meta", type=Map)["title"] = "From the server"
+    assert await one.rooms.write(third, update.get_update(), Actor(alice.id, "ai")) is not None
+    await eventually(lambda: watcher.content()["meta"].get("title") == "From the server")
+    for project_id, clients in ((project, [here, there]), (third, [watcher])):
+        await _converged(clients, one, project_id)
+        logged = await one.events(project_id, events.DOC_UPDATED)
+        assert [e.metadata.get("via") for e in logged][-1] in ("restore", "ai")
+    for client in (here, there, watcher):
+        await client.close()

@@ -129,7 +129,7 @@ async def _failing_room(
     live = server.rooms.loaded(project)
     assert live is not None
     gate = Gate(server.store, fail_with=fail_with, fail_after=fail_after)
-    live._store = gate
+    live.writer.store = gate
     gate.opened.set()
     return alice, project, a, b, live
 
@@ -208,7 +208,7 @@ async def test_shutdown_abandons_a_hung_append_after_the_drain_timeout(
         live = server.rooms.loaded(project)
         assert live is not None
         await eventually(lambda: not live.busy)
-        live._store = gate = Gate(server.store)  # never opened: the append never returns
+        live.writer.store = gate = Gate(server.store)  # never opened: the append never returns
         client.doc.get("lyrics", type=Text).insert(0, "never acknowledged")
         await eventually(lambda: gate.calls == 1)
         started = time.monotonic()
@@ -232,7 +232,7 @@ async def test_a_single_node_without_redis_has_no_bus_and_publishes_nothing(
     await client.sync()
     live = server.rooms.loaded(project)
     assert live is not None
-    assert live._relay is None  # committed batches are broadcast locally and that is all
+    assert live.writer.publisher is None  # committed batches are broadcast locally and that is all
     client.doc.get("lyrics", type=Text).insert(0, "local")
     await eventually(lambda: len(client.echoes) == 1)
     await client.close()

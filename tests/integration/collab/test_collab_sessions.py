@@ -105,7 +105,7 @@ async def test_every_logged_join_gets_its_leave_when_the_room_fails(server: Serv
     await eventually(lambda: not live.busy and server.rooms.sessions.idle)
     gate = Gate(server.store, fail_with=StoreUnavailableError("database down"))
     gate.opened.set()
-    live._store = gate
+    live.writer.store = gate
     a.doc.get("lyrics", type=Text).insert(0, "lost")
     assert [await x.wait_closed() for x in (a, b, c)] == [1013, 1013, 1013]
     joined, left = await _sessions(server, project)
@@ -124,7 +124,7 @@ async def test_an_update_the_log_refuses_is_not_taken_for_an_unavailable_log(
     await eventually(lambda: not live.busy)
     gate = Gate(server.store, fail_with=InvalidEventError("refused"))
     gate.opened.set()
-    live._store = gate
+    live.writer.store = gate
     a.doc.get("lyrics", type=Text).insert(0, "refused")
     assert await a.wait_closed() == 1011
     assert await b.wait_closed() == 1011

@@ -49,7 +49,7 @@ async def test_the_echo_arrives_only_after_the_append_committed(server: Server) 
     live = server.rooms.loaded(project)
     assert live is not None
     gate = Gate(server.store)
-    live._store = gate
+    live.writer.store = gate
     a.doc.get("lyrics", type=Text).insert(0, "durable")
     await eventually(lambda: gate.calls == 1)
     # Awareness is relayed without touching the log; b's own awareness echo comes back on the

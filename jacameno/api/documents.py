@@ -1,0 +1,60 @@
+"""`/api/projects/{id}/updates`: a Yjs update applied to the live project by HTTP, for clients
+that hold no socket (scripts, integrations, a restore tool). It takes the path a socket's edit
+takes (jacameno.collab.room): checked as strictly, applied to the project's room on this node
+(loaded for the edit if nobody has it open), appended to the log as the caller's edit (`via`
+"api"), and broadcast to every connected client on every node before the answer. Owners and
+editors only."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse, Response
+
+from domain.roles import can_write
+from jacameno.api.projects import project_id_of
+from jacameno.collab.errors import MalformedMessage, MessageTooLarge, RoomUnavailable
+from jacameno.collab.room import Actor
+from jacameno.collab.rooms import Rooms
+from jacameno.http import schemas
+from jacameno.http.endpoint import Call, Operation
+from jacameno.http.errors import ApiError, forbidden, not_found
+
+UPDATE_MEDIA_TYPE = "application/octet-stream"
+
+
+async def apply_update(call: Call) -> Response:
+    project_id = project_id_of(call)
+    role = await call.services.projects.reads.role_of(call.me.id, project_id)
+    if role is None:
+        raise not_found("project")
+    if not can_write(role):
+        raise forbidden("viewers may not change the document")
+    media_type = call.request.headers.get("content-type", "").partition(";")[0].strip()
+    if media_type.lower() != UPDATE_MEDIA_TYPE:
+        raise ApiError(415, "unsupported_media_type", f"send the update as {UPDATE_MEDIA_TYPE}")
+    update = await call.request.body()
+    rooms: Rooms = call.request.app.state.collab
+    try:
+        version = await rooms.write(project_id, update, Actor(call.me.id, "api"))
+    except MalformedMessage as exc:
+        raise ApiError(400, "malformed_update", f"not a valid Yjs v1 update: {exc}") from exc
+    except MessageTooLarge as exc:
+        raise ApiError(413, "document_too_large", str(exc)) from exc
+    except RoomUnavailable as exc:
+        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "1"}) from exc
+    return JSONResponse({"version": version, "changed": version is not None})
+
+
+OPERATIONS = [
+    Operation(
+        "POST",
+        "/api/projects/{project_id}/updates",
+        "apply_update",
+        "Apply a Yjs v1 update to the live document (owners and editors); it reaches every "
+        "connected client and is in the log when this answers",
+        apply_update,
+        "documents",
+        raw_request=UPDATE_MEDIA_TYPE,
+        responses={200: schemas.APPLIED_UPDATE},
+        errors=(403, 404, 415),
+    ),
+]
