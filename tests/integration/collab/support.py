@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -155,42 +155,34 @@ async def serving(
         await task
 
 
+@dataclass(eq=False)
 class YClient:
     """A y-websocket client: answers sync step 1, applies what the server sends to its own Doc,
     sends its local changes as updates, and records every message it gets."""
 
-    def __init__(
-        self,
-        server: Server,
-        project_id: str,
-        token: str | None,
-        *,
-        subprotocols: Sequence[str] | None = None,
-        use_query: bool = True,
-        max_queue: int | None = 16,
-        read: bool = True,
-        receive_buffer: int | None = None,
-    ) -> None:
-        self.server = server
-        self.project_id = project_id
-        self.token = token
-        self.subprotocols = subprotocols
-        self.use_query = use_query
-        self.max_queue = max_queue
-        self.read = read
-        self.receive_buffer = receive_buffer
-        self.doc: Doc[Any] = Doc()
-        self.messages: list[protocol.Message] = []
-        self.echoes: list[bytes] = []
-        self.awareness: dict[int, str] = {}
-        self.synced = False
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.ws: ClientConnection | None = None
-        self._remote = False
-        self._reader: asyncio.Task[None] | None = None
-        self.sent: list[bytes] = []
-        self._sends: list[asyncio.Future[None]] = []
+    server: Server
+    project_id: str
+    token: str | None
+    _: KW_ONLY
+    subprotocols: Sequence[str] | None = None
+    use_query: bool = True
+    max_queue: int | None = 16
+    read: bool = True
+    receive_buffer: int | None = None
+    doc: Doc[Any] = field(init=False, default_factory=Doc)
+    messages: list[protocol.Message] = field(init=False, default_factory=list)
+    echoes: list[bytes] = field(init=False, default_factory=list)
+    awareness: dict[int, str] = field(init=False, default_factory=dict)
+    synced: bool = field(init=False, default=False)
+    close_code: int | None = field(init=False, default=None)
+    close_reason: str = field(init=False, default="")
+    ws: ClientConnection | None = field(init=False, default=None)
+    sent: list[bytes] = field(init=False, default_factory=list)
+    _remote: bool = field(init=False, default=False)
+    _reader: asyncio.Task[None] | None = field(init=False, default=None)
+    _sends: list[asyncio.Future[None]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
         self.doc.observe(self._local_change)
 
     @property
