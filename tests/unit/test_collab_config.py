@@ -9,7 +9,7 @@ from eventstore import Limits
 from jacameno.collab.budget import SyncBudget
 from jacameno.collab.config import MIB, CollabConfig
 from jacameno.collab.errors import TooManyRequests
-from jacameno.settings import SettingsError
+from jacameno.settings import Settings, SettingsError
 
 
 def test_the_defaults_agree() -> None:
@@ -32,7 +32,7 @@ def test_the_defaults_agree() -> None:
 )
 def test_contradicting_limits_are_a_settings_error(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        CollabConfig.from_env({f"JACAMENO_COLLAB_{k}": v for k, v in environ.items()})
+        Settings.from_env({f"JACAMENO_COLLAB_{k}": v for k, v in environ.items()})
 
 
 def test_limits_are_checked_against_the_store() -> None:

@@ -104,7 +104,7 @@ class Server:
 
     @property
     def store(self) -> EventStore:
-        store: EventStore = self.app.state.services.store
+        store: EventStore = self.app.state.services.core.store
         return store
 
     async def user(self, name: str = "user") -> User:
@@ -194,8 +194,7 @@ async def serving(
 ) -> AsyncIterator[Server]:
     """The app under uvicorn with our WebSocket protocol, or (`asgi_sends`) with uvicorn's own,
     so that frames go through plain ASGI sends as under any other server."""
-    config = config or CollabConfig()
-    app = create_app(settings, replace(config))
+    app = create_app(settings if config is None else replace(settings, collab=config))
     ws = "websockets-sansio" if asgi_sends else jacameno.server.FramesWebSocketProtocol
     server = uvicorn.Server(
         jacameno.server.config(app, "127.0.0.1", 0, settings=settings, ws=ws, lifespan="on")

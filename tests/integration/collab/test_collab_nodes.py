@@ -216,7 +216,7 @@ async def test_a_deleted_users_sockets_are_closed_on_every_node(
     here = await _synced(one, project, bob)
     there = await _synced(other, project, bob)
     owner = await _synced(other, project, alice)
-    await one.app.state.services.accounts.delete(bob.id)
+    await one.app.state.services.identity.accounts.delete(bob.id)
     assert await here.wait_closed() == 4401
     assert await there.wait_closed() == 4401
     assert owner.close_code is None

@@ -11,8 +11,8 @@ from pycrdt import Text
 
 from domain import events
 from eventstore import InvalidEventError, RecordedEvent, StoreUnavailableError
+from jacameno.bootstrap.core import open_event_store
 from jacameno.collab.config import CollabConfig
-from jacameno.database import open_event_store
 from jacameno.settings import Settings
 from tests.integration.collab.support import Gate, Server, YClient, eventually, serving
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
