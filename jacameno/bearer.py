@@ -5,8 +5,9 @@ the same tokens for the same reasons."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from jacameno.accounts import Accounts, User
+from jacameno.accounts import User
 from jacameno.auth.tokens import AccessTokens, InvalidToken
 
 INVALID = "the access token is invalid or expired"
@@ -26,8 +27,14 @@ class Bearer:
     expires_at: int
 
 
+class Users(Protocol):
+    async def get(self, user_id: str) -> User | None:
+        """The user with this id, None if there is none (deleted)."""
+        ...
+
+
 class Authenticator:
-    def __init__(self, tokens: AccessTokens, accounts: Accounts) -> None:
+    def __init__(self, tokens: AccessTokens, accounts: Users) -> None:
         self._tokens = tokens
         self._accounts = accounts
 

@@ -35,6 +35,23 @@ def test_contradicting_limits_are_a_settings_error(environ: dict[str, str], mess
         Settings.from_env({f"JACAMENO_COLLAB_{k}": v for k, v in environ.items()})
 
 
+@pytest.mark.parametrize(
+    ("value", "message"), [("many", "LARGE_SYNCS: not a number"), ("0", "LARGE_SYNCS must be > 0")]
+)
+def test_a_limit_that_is_not_a_positive_number_is_a_settings_error(
+    value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"JACAMENO_COLLAB_LARGE_SYNCS": value})
+
+
+def test_the_limits_are_a_section_of_the_settings() -> None:
+    settings = Settings.from_env(
+        {"JACAMENO_COLLAB_IDLE_TIMEOUT": "2.5", "JACAMENO_COLLAB_LARGE_SYNCS": ""}
+    )
+    assert settings.collab == CollabConfig(idle_timeout=2.5)
+
+
 def test_limits_are_checked_against_the_store() -> None:
     with pytest.raises(SettingsError, match="largest event"):
         CollabConfig().check(Limits(max_event_bytes=MIB))
