@@ -6,8 +6,9 @@ takes just this."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
@@ -54,24 +55,31 @@ async def open_event_store(settings: Settings) -> EventStore:
     return await PostgresEventStore.open(settings.database_url, pacing=pacing, limits=limits)
 
 
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
 @contextlib.asynccontextmanager
-async def event_store(settings: Settings) -> AsyncIterator[EventStore]:
+async def closing(opening: Awaitable[C]) -> AsyncIterator[C]:
+    """What `opening` opens, closed on exit."""
+    opened = await opening
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def event_store(settings: Settings) -> contextlib.AbstractAsyncContextManager[EventStore]:
     """The log the settings name, migrated first where that is automatic; closed on exit."""
-    store = await open_event_store(settings)
-    try:
-        yield store
-    finally:
-        await store.close()
+    return closing(open_event_store(settings))
 
 
-@contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[Database]:
+def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Database]:
     """The tables (accounts, sessions, read models) in the same database as the log."""
-    db = await open_database(settings.database_url)
-    try:
-        yield db
-    finally:
-        await db.close()
+    return closing(open_database(settings.database_url))
 
 
 @contextlib.asynccontextmanager

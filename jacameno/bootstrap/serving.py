@@ -18,7 +18,7 @@ from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
 from jacameno.auth.tokens import AccessTokens
 from jacameno.bearer import Authenticator
-from jacameno.bootstrap.core import Core, core
+from jacameno.bootstrap.core import Core, closing, core
 from jacameno.bus.redis import RedisBus
 from jacameno.circuit import Circuit
 from jacameno.collab.gatekeeper import MembershipGatekeeper
@@ -39,41 +39,6 @@ class RedisLink:
 
     client: Redis
     circuit: Circuit
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Accounts and their tokens. `authenticator` is the one check of an access token, for the
-    REST API and the collaboration sockets alike."""
-
-    passwords: Passwords
-    accounts: Accounts
-    access_tokens: AccessTokens
-    authenticator: Authenticator
-    refresh_tokens: RefreshTokens
-
-
-@dataclass(frozen=True, slots=True)
-class Live:
-    """Live collaboration on this node: the rooms, the sockets waiting to authenticate, and the
-    follower that revises the rooms' members from the log."""
-
-    rooms: Rooms
-    lobby: Lobby
-    membership: MembershipFollower
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """Everything `jacameno serve` runs, built by `services` and closed when it exits."""
-
-    core: Core
-    redis: RedisLink | None
-    limiter: RateLimiter
-    identity: Identity
-    live: Live
-    projects: Projects
-    metrics: Metrics
 
 
 @contextlib.asynccontextmanager
@@ -119,11 +84,20 @@ async def turns(settings: Settings) -> AsyncIterator[Turns]:
     if settings.database_kind != "postgres":
         yield ProcessTurns()
         return
-    held = await PostgresTurns.open(settings.database_url)
-    try:
+    async with closing(PostgresTurns.open(settings.database_url)) as held:
         yield held
-    finally:
-        await held.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Accounts and their tokens. `authenticator` is the one check of an access token, for the
+    REST API and the collaboration sockets alike."""
+
+    passwords: Passwords
+    accounts: Accounts
+    access_tokens: AccessTokens
+    authenticator: Authenticator
+    refresh_tokens: RefreshTokens
 
 
 def identity(base: Core) -> Identity:
@@ -145,6 +119,16 @@ def identity(base: Core) -> Identity:
     )
     authenticator = Authenticator(access_tokens, accounts)
     return Identity(passwords, accounts, access_tokens, authenticator, refresh_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """Live collaboration on this node: the rooms, the sockets waiting to authenticate, and the
+    follower that revises the rooms' members from the log."""
+
+    rooms: Rooms
+    lobby: Lobby
+    membership: MembershipFollower
 
 
 @contextlib.asynccontextmanager
@@ -176,6 +160,19 @@ async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> 
         membership.start()
         stack.push_async_callback(membership.stop)
         yield Live(rooms, Lobby(config.max_unauthenticated_sockets), membership)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything `jacameno serve` runs, built by `services` and closed when it exits."""
+
+    core: Core
+    redis: RedisLink | None
+    limiter: RateLimiter
+    identity: Identity
+    live: Live
+    projects: Projects
+    metrics: Metrics
 
 
 @contextlib.asynccontextmanager
