@@ -37,7 +37,6 @@ from starlette.websockets import (
 
 from jacameno.collab import wire
 from jacameno.collab.budget import SyncBudget
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
     MALFORMED,
@@ -48,6 +47,7 @@ from jacameno.collab.errors import (
     MalformedMessage,
     close_code,
 )
+from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 

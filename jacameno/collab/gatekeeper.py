@@ -9,7 +9,7 @@ from typing import Protocol
 
 from domain.roles import Role, can_write, parse_role
 from jacameno.accounts import Accounts
-from jacameno.auth.tokens import AccessTokens, InvalidToken
+from jacameno.bearer import Authenticator, NotAuthenticated
 from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
 from jacameno.projects.readmodel import ProjectsReadModel
 
@@ -54,13 +54,13 @@ def canonical_project_id(project_id: str) -> str | None:
 
 
 class MembershipGatekeeper:
-    """Checks the access JWT (jacameno.auth.tokens) and the user's role in the projects read
-    model; a deleted user's tokens are refused like the REST API refuses them."""
+    """Checks the access token with the REST API's own check (jacameno.bearer: a deleted
+    user's tokens are refused there too) and the user's role in the projects read model."""
 
     def __init__(
-        self, tokens: AccessTokens, accounts: Accounts, projects: ProjectsReadModel
+        self, authenticator: Authenticator, accounts: Accounts, projects: ProjectsReadModel
     ) -> None:
-        self._tokens = tokens
+        self._authenticator = authenticator
         self._accounts = accounts
         self._projects = projects
 
@@ -68,15 +68,13 @@ class MembershipGatekeeper:
         if not token:
             raise Unauthenticated("an access token is required")
         try:
-            claims = self._tokens.verify(token)
-        except InvalidToken as exc:
-            raise Unauthenticated("the access token is invalid or expired") from exc
-        if await self._accounts.get(claims.user_id) is None:
-            raise Unauthenticated("the access token is invalid or expired")
+            bearer = await self._authenticator.authenticate(token)
+        except NotAuthenticated as exc:
+            raise Unauthenticated(str(exc)) from exc
         if canonical_project_id(project_id) is None:
             raise ProjectNotFound("no such project")
-        access = await self._access(project_id, claims.user_id)
-        return replace(access, expires_at=float(claims.expires_at))
+        access = await self._access(project_id, bearer.user.id)
+        return replace(access, expires_at=float(bearer.expires_at))
 
     async def recheck(self, project_id: str, access: Access) -> Access:
         if await self._accounts.get(access.user_id) is None:

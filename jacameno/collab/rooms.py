@@ -23,7 +23,6 @@ from pycrdt import Doc
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
 from jacameno.collab import loading
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import (
     GOING_AWAY,
@@ -40,6 +39,7 @@ from jacameno.collab.relay import Relay
 from jacameno.collab.room import Actor, Room
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.writer import Committed
+from jacameno.settings.collab import CollabConfig
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from starlette.websockets import WebSocket, WebSocketDisconnected, WebSocketState
 
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import eventually
 
 

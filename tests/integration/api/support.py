@@ -15,7 +15,7 @@ import httpx
 from starlette.applications import Starlette
 
 from jacameno.app import create_app
-from jacameno.services import Services
+from jacameno.bootstrap import Services
 from jacameno.settings import Settings
 
 PASSWORD = "correct horse battery staple"

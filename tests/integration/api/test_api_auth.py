@@ -177,7 +177,7 @@ async def test_forged_expired_and_tampered_access_tokens_are_refused(api: Api) -
 
 async def test_the_tokens_of_a_deleted_user_are_refused(api: Api) -> None:
     member = await api.member("ha")
-    await api.services.accounts.delete(member.id)
+    await api.services.identity.accounts.delete(member.id)
     me = await api.client.get("/api/me", headers=member.headers)
     assert me.status_code == 401
     refresh = await api.client.post(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, collab_settings, serving
 
 

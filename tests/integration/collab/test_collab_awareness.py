@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 from jacameno.collab import awareness, protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, eventually, serving
 
 

@@ -15,9 +15,9 @@ from websockets.exceptions import ConnectionClosedError
 from crdt.update import check_update
 from domain import events
 from jacameno.collab import protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, YClient, eventually, serving
 
 KIB = 1024

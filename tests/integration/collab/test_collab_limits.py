@@ -13,8 +13,8 @@ from websockets.exceptions import ConnectionClosedError
 from crdt.encoding import write_var_bytes, write_var_uint
 from domain import events
 from jacameno.collab import protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, YClient, eventually, serving
 
 
@@ -164,11 +164,14 @@ async def test_an_idle_socket_is_closed(server: Server) -> None:
 
 
 async def test_the_limits_come_from_the_environment(tmp_path: Path) -> None:
-    config = CollabConfig.from_env(
-        {"JACAMENO_COLLAB_MAX_MESSAGE_BYTES": "1000", "JACAMENO_COLLAB_IDLE_TIMEOUT": "2.5"}
+    settings = Settings.from_env(
+        {
+            "JACAMENO_DATA_DIR": str(tmp_path),
+            "JACAMENO_COLLAB_MAX_MESSAGE_BYTES": "1000",
+            "JACAMENO_COLLAB_IDLE_TIMEOUT": "2.5",
+        }
     )
-    assert config.max_message_bytes == 1000
-    assert config.idle_timeout == 2.5
-    settings = Settings.from_env({"JACAMENO_DATA_DIR": str(tmp_path)})
-    async with serving(settings, config) as server:
+    assert settings.collab.max_message_bytes == 1000
+    assert settings.collab.idle_timeout == 2.5
+    async with serving(settings) as server:
         assert server.rooms.config.max_message_bytes == 1000

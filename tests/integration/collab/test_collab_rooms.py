@@ -16,9 +16,9 @@ from domain import document as project_document
 from domain import events
 from eventstore import StoreUnavailableError
 from jacameno.collab import awareness, loading, protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.room import Room
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import (
     Gate,
     Server,

@@ -1,4 +1,7 @@
-"""Settings, read once from `JACAMENO_*` environment variables into a typed object.
+"""Settings, read once from `JACAMENO_*` environment variables into one typed object: the server's
+own here, the limits of live collaboration as its `collab` section (jacameno.settings.collab).
+Nothing else reads the environment; the composition root (jacameno.bootstrap) hands each part
+what it needs.
 
 With nothing set, the server runs on the embedded default: SQLite in the data folder, a single
 node without a bus, files on local disk. With `JACAMENO_ENV=production`, every setting that would
@@ -11,10 +14,23 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+
+from jacameno.settings.collab import CollabConfig
+from jacameno.settings.errors import SettingsError
+
+__all__ = [
+    "HEADER_TIMEOUT_SECONDS",
+    "MAX_CONNECTIONS",
+    "MAX_HEADER_BYTES",
+    "CollabConfig",
+    "Environment",
+    "Settings",
+    "SettingsError",
+]
 
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS = ("development", "test", "production")
@@ -23,10 +39,6 @@ _REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")
 MAX_HEADER_BYTES = 64 * 1024
 HEADER_TIMEOUT_SECONDS = 10
 MAX_CONNECTIONS = 4096
-
-
-class SettingsError(Exception):
-    """A setting is missing or malformed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,7 @@ class Settings:
     max_header_bytes: int = MAX_HEADER_BYTES
     header_timeout_seconds: int = HEADER_TIMEOUT_SECONDS
     max_connections: int = MAX_CONNECTIONS
+    collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
 
     @property
     def jwt_secret(self) -> str:
@@ -155,6 +168,7 @@ class Settings:
             max_header_bytes=_int(get, "MAX_HEADER_BYTES", MAX_HEADER_BYTES, 1024),
             header_timeout_seconds=_int(get, "HEADER_TIMEOUT_SECONDS", HEADER_TIMEOUT_SECONDS, 1),
             max_connections=_int(get, "MAX_CONNECTIONS", MAX_CONNECTIONS, 1),
+            collab=CollabConfig.read(get),
         )
 
 
