@@ -13,7 +13,6 @@ from jacameno.accounts import Accounts
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError, conflict, forbidden, not_found
-from jacameno.projects.readmodel import InvalidCursor
 from jacameno.projects.service import (
     Conflict,
     MemberNotFound,
@@ -22,6 +21,7 @@ from jacameno.projects.service import (
     ProjectNotFound,
     Projects,
 )
+from projections.projects import InvalidCursor
 
 DEFAULT_PAGE = 50
 

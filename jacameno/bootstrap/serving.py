@@ -27,10 +27,10 @@ from jacameno.collab.membership import MembershipFollower
 from jacameno.collab.rooms import Rooms, node_name
 from jacameno.metrics import Metrics
 from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
-from jacameno.projects.readmodel import ProjectsReadModel
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from jacameno.settings import Settings
+from projections.projects import ProjectsReadModel
 
 
 @dataclass(frozen=True, slots=True)

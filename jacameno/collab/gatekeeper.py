@@ -11,7 +11,7 @@ from domain.roles import Role, can_write, parse_role
 from jacameno.accounts import Accounts
 from jacameno.bearer import Authenticator, NotAuthenticated
 from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
-from jacameno.projects.readmodel import ProjectsReadModel
+from projections.projects import ProjectsReadModel
 
 
 @dataclass(frozen=True, slots=True)

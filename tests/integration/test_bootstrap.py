@@ -9,9 +9,9 @@ from pathlib import Path
 
 from domain.roles import OWNER
 from jacameno import bootstrap
-from jacameno.projects.readmodel import ProjectsReadModel
 from jacameno.projects.service import Projects
 from jacameno.settings import Settings
+from projections.projects import ProjectsReadModel
 
 
 async def test_the_core_runs_project_commands_and_read_models(
