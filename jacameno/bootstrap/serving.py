@@ -29,7 +29,7 @@ from jacameno.metrics import Metrics
 from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from jacameno.settings import Settings
+from jacameno.settings import Settings, signing_key
 from projections.projects import ProjectsReadModel
 
 
@@ -110,10 +110,11 @@ def identity(base: Core) -> Identity:
         parallelism=settings.argon2_parallelism,
     )
     accounts = Accounts(base.db, passwords, base.store)
-    access_tokens = AccessTokens(settings.jwt_secret, settings.access_token_seconds)
+    secret = signing_key(settings)
+    access_tokens = AccessTokens(secret, settings.access_token_seconds)
     refresh_tokens = RefreshTokens(
         DatabaseSessionStore(base.db),
-        settings.jwt_secret,
+        secret,
         settings.refresh_token_seconds,
         settings.refresh_grace_seconds,
     )

@@ -10,7 +10,7 @@ from typing import Protocol
 from domain.roles import Role, can_write, parse_role
 from jacameno.accounts import Accounts
 from jacameno.bearer import Authenticator, NotAuthenticated
-from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
+from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
 from projections.projects import ProjectsReadModel
 
 
@@ -33,14 +33,14 @@ class Access:
 class Gatekeeper(Protocol):
     async def admit(self, project_id: str, token: str | None) -> Access:
         """The access `token` gives to project `project_id`. Raises Unauthenticated (no, bad or
-        expired token; deleted user), ProjectNotFound (no such project, or deleted), Forbidden
+        expired token; deleted user), NoSuchProject (no such project, or deleted), Forbidden
         (not a member); a backing store's unavailability passes through as its own error."""
         ...
 
     async def recheck(self, project_id: str, access: Access) -> Access:
         """`access` as the read model has it now (the token is not checked again, its expiry is
         kept): the member's current role and version. Raises Unauthenticated (the user was
-        deleted), ProjectNotFound or Forbidden like `admit`."""
+        deleted), NoSuchProject or Forbidden like `admit`."""
         ...
 
 
@@ -72,7 +72,7 @@ class MembershipGatekeeper:
         except NotAuthenticated as exc:
             raise Unauthenticated(str(exc)) from exc
         if canonical_project_id(project_id) is None:
-            raise ProjectNotFound("no such project")
+            raise NoSuchProject("no such project")
         access = await self._access(project_id, bearer.user.id)
         return replace(access, expires_at=float(bearer.expires_at))
 
@@ -84,7 +84,7 @@ class MembershipGatekeeper:
     async def _access(self, project_id: str, user_id: str) -> Access:
         state = await self._projects.state(project_id)
         if state is None or state.deleted:
-            raise ProjectNotFound("no such project")
+            raise NoSuchProject("no such project")
         role = parse_role(state.roles.get(user_id, ""))
         if role is None:
             raise Forbidden("not a member of this project")

@@ -24,7 +24,7 @@ from domain import events
 from domain.roles import Role, parse_role
 from eventstore import EventStore, RecordedEvent, StoreClosedError
 from eventstore.progress import Progress
-from jacameno.collab.errors import AdmissionError, Forbidden, ProjectNotFound, Unauthenticated
+from jacameno.collab.errors import AdmissionError, Forbidden, NoSuchProject, Unauthenticated
 from jacameno.collab.gatekeeper import Access
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class MembershipChange:
         if access.version >= self.version:
             return None
         if self.user_id is None:
-            return ProjectNotFound("the project was deleted")
+            return NoSuchProject("the project was deleted")
         if self.user_id != access.user_id:
             return None
         if self.role is None:

@@ -181,7 +181,7 @@ class Rooms:
     ) -> tuple[Room, Peer]:
         """Join the project's room (every dialect's way in): the peer gets sync step 1 and the
         awareness states, and `session.joined` is logged. RoomUnavailable if it cannot load;
-        Unauthenticated, Forbidden or ProjectNotFound if `access` is no longer what the read
+        Unauthenticated, Forbidden or NoSuchProject if `access` is no longer what the read
         model says; TooManySockets if the user has `sockets_per_user` peers in the room.
 
         `access` was decided on the read model before this call, and a membership change may

@@ -9,7 +9,6 @@ otherwise fall back to that default must be given: a missing one is an error at 
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import secrets
@@ -30,6 +29,7 @@ __all__ = [
     "Environment",
     "Settings",
     "SettingsError",
+    "signing_key",
 ]
 
 Environment = Literal["development", "test", "production"]
@@ -84,12 +84,6 @@ class Settings:
     header_timeout_seconds: int = HEADER_TIMEOUT_SECONDS
     max_connections: int = MAX_CONNECTIONS
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
-
-    @property
-    def jwt_secret(self) -> str:
-        """JACAMENO_JWT_SECRET, or outside production a key kept in the data folder (made on first
-        use, so commands that sign nothing write nothing)."""
-        return self.jwt_secret_setting or _dev_secret(self.data_dir)
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgres"]:
@@ -210,10 +204,13 @@ def _check_database_url(url: str) -> None:
         raise SettingsError("JACAMENO_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
 
 
-@functools.cache
-def _dev_secret(data_dir: Path) -> str:
-    """A per-installation signing key for development, kept in the data folder (never used in
-    production, where JACAMENO_JWT_SECRET is required)."""
+def signing_key(settings: Settings) -> str:
+    """The tokens' signing key: JACAMENO_JWT_SECRET, or outside production a per-installation key
+    kept in the data folder, made the first time the composition root asks (so commands that
+    sign nothing write nothing; the settings object itself never touches the disk)."""
+    if settings.jwt_secret_setting:
+        return settings.jwt_secret_setting
+    data_dir = settings.data_dir
     path = data_dir / "jwt-secret"
     try:
         return path.read_text().strip()

@@ -19,7 +19,7 @@ from eventstore import (
     Subscription,
 )
 from eventstore.memory import MemoryEventStore
-from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
+from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
 from jacameno.collab.gatekeeper import Access
 from jacameno.collab.membership import MembershipChange, MembershipFollower
 
@@ -39,7 +39,7 @@ def test_a_change_concerns_only_accesses_decided_before_it() -> None:
     assert isinstance(revoked, Forbidden)
     assert revoked.close_code == 4403
     deleted = MembershipChange(PROJECT, 9, None, None).revise(Access("carol", "owner", 8))
-    assert isinstance(deleted, ProjectNotFound)
+    assert isinstance(deleted, NoSuchProject)
     assert deleted.close_code == 4404
 
 

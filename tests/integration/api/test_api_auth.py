@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from jacameno.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
-from jacameno.settings import Settings
+from jacameno.settings import Settings, signing_key
 from tests.integration.api.support import PASSWORD, Api, api_settings, running, unique_email
 
 
@@ -147,7 +147,7 @@ def _unsigned(claims: dict[str, object]) -> str:
 
 async def test_forged_expired_and_tampered_access_tokens_are_refused(api: Api) -> None:
     member = await api.member("gi")
-    secret = api.settings.jwt_secret
+    secret = signing_key(api.settings)
     now = int(time.time())
     good = {"iss": ISSUER, "aud": AUDIENCE, "sub": member.id, "iat": now, "exp": now + 60}
     header, _payload, signature = member.tokens["access_token"].split(".")
