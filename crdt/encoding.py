@@ -106,8 +106,13 @@ class Reader:
     def count(self, min_bytes_each: int) -> int:
         """A count of entries that take at least `min_bytes_each` bytes each: no more than the
         bytes left can hold."""
-        count = self.var_uint()
-        if count * min_bytes_each > len(self.data) - self.pos:
+        data, pos = self.data, self.pos
+        if pos < len(data) and data[pos] < 0x80:
+            count = data[pos]
+            self.pos = pos + 1
+        else:
+            count = self.var_uint()
+        if count * min_bytes_each > len(data) - self.pos:
             raise self.fail(f"{count} entries announced, {self.remaining} bytes left")
         return count
 
