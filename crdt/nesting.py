@@ -204,6 +204,8 @@ class Nesting:
         depths: list[int | None] = [None] * len(runs)
         visiting = bytearray(len(runs))
         for first in range(len(runs)):
+            if depths[first] is not None:  # placed already, on the way to a later run
+                continue
             stack = [first]
             while stack:
                 index = stack[-1]
@@ -236,4 +238,6 @@ class Nesting:
 
 def _below(run: Run, depth: int) -> int:
     """The depth of `run`, whose parent or neighbour is in a type at `depth`."""
-    return min(depth + 1 if run.place == IN_ITEM else depth, _DEEPEST)
+    if run.place == IN_ITEM:
+        depth += 1
+    return depth if depth < _DEEPEST else _DEEPEST
