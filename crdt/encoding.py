@@ -12,6 +12,8 @@ MAX_SAFE_INTEGER = 2**53 - 1  # what a JavaScript peer can represent; lib0 refus
 _LONG_VAR_UINT = re.compile(rb"[\x80-\xff]{2,8}[\x00-\x7f]")  # 3 to 9 bytes; lib0 writes no more
 _VAR_UINT = rb"[\x80-\xff]{0,8}[\x00-\x7f]"
 _ID = re.compile(b"(%s)(%s)" % (_VAR_UINT, _VAR_UINT))
+# Long varuints decoded already. Shared by the threads that check updates: a dict's get, set and
+# clear are atomic, and a value is the same whichever thread decodes it.
 _DECODED: dict[bytes, int] = {}
 _DECODED_MAX = 4096
 
