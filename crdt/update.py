@@ -113,8 +113,8 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     structs = 0
     for _ in range(reader.count(1)):
         count = reader.count(1)
-        client = reader.var_uint()
-        clock = _structs(reader, client, reader.var_uint(MAX_CLOCK), count, logged, runs)
+        client, clock = reader.id(MAX_CLOCK)  # of the first struct
+        clock = _structs(reader, client, clock, count, logged, runs)
         clients.append(client)
         structs += count
         ends[client] = max(ends.get(client, 0), clock)
