@@ -250,8 +250,9 @@ class Connection:
             await asyncio.wait_for(asyncio.shield(self._sender), 2 * self._close_timeout)
         except TimeoutError:
             self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+            await asyncio.wait({self._sender})  # unlike suppressing CancelledError, keeps ours
+            if not self._sender.cancelled():
+                self._sender.result()  # it ended before the cancellation landed: its error
 
     async def _send_close(self) -> None:
         assert self.close_code is not None

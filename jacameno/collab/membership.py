@@ -14,7 +14,6 @@ or still being let in, and `Rooms.attach` checks it again (see there)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -107,8 +106,9 @@ class MembershipFollower:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # unlike suppressing CancelledError, keeps our own
+            if not task.cancelled():
+                task.result()  # it ended before the cancellation landed: its error, if any
 
     @property
     def position(self) -> int:

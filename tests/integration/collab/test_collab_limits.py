@@ -3,6 +3,7 @@ stored, and the room keeps serving everyone else."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -153,14 +154,15 @@ async def _drain(ws: ClientConnection) -> None:
         pass
 
 
-async def test_an_idle_socket_is_closed(server: Server) -> None:
-    # End to end; how frames keep a socket alive is tested on a manual clock
-    # (tests/unit/test_collab_connection.py).
-    alice = await server.user("alice")
-    project = await server.project(alice)
-    client = await server.client(project, alice)
-    assert await client.wait_closed(timeout=5) == 1000
-    assert client.close_reason == "idle"
+async def test_an_idle_socket_is_closed(settings: Settings, config: CollabConfig) -> None:
+    # End to end, on a short timeout; how frames keep a socket alive is tested on a manual
+    # clock (tests/unit/test_collab_connection.py).
+    async with serving(settings, dataclasses.replace(config, idle_timeout=0.2)) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        client = await server.client(project, alice)
+        assert await client.wait_closed(timeout=5) == 1000
+        assert client.close_reason == "idle"
 
 
 async def test_the_limits_come_from_the_environment(tmp_path: Path) -> None:
