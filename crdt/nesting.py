@@ -166,6 +166,22 @@ class Nesting:
         return None if runs is None else runs.depth(clock)
 
     def _resolve(self, runs: Sequence[Run]) -> Resolved:
+        """Each run with its depth. Most updates (typing, setting a value) refer only to items
+        the room has: those are placed here, without indexing the update's own runs."""
+        clients = self._clients
+        resolved: Resolved = []
+        for run in runs:
+            if run.place == IN_ROOT or run.place == GARBAGE:
+                resolved.append((run, 1))
+                continue
+            known = clients.get(run.dep_client)
+            base = None if known is None else known.depth(run.dep_clock)
+            if base is None:
+                return self._resolve_within(runs)
+            resolved.append((run, UNPLACED if base == UNPLACED else _below(run, base)))
+        return resolved
+
+    def _resolve_within(self, runs: Sequence[Run]) -> Resolved:
         # This update's own runs, per client in clock order, for items that refer to others in
         # the same update (in any order, so depth-first with an explicit stack).
         starts: dict[int, list[int]] = {}
@@ -188,6 +204,8 @@ class Nesting:
         depths: list[int | None] = [None] * len(runs)
         visiting = bytearray(len(runs))
         for first in range(len(runs)):
+            if depths[first] is not None:  # placed already, on the way to a later run
+                continue
             stack = [first]
             while stack:
                 index = stack[-1]
@@ -220,4 +238,6 @@ class Nesting:
 
 def _below(run: Run, depth: int) -> int:
     """The depth of `run`, whose parent or neighbour is in a type at `depth`."""
-    return min(depth + 1 if run.place == IN_ITEM else depth, _DEEPEST)
+    if run.place == IN_ITEM:
+        depth += 1
+    return depth if depth < _DEEPEST else _DEEPEST

@@ -23,7 +23,7 @@ Layout (UpdateEncoderV1): varuint(#clients) { varuint(#structs) varuint(client) 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from crdt.encoding import Reader
 from crdt.errors import MalformedUpdate
@@ -68,20 +68,28 @@ class Run:
     __slots__ = ("client", "clock", "dep_client", "dep_clock", "has_type", "length", "place")
 
     def __init__(
-        self, client: int, clock: int, length: int, place: int, dep: tuple[int, int], has_type: bool
+        self,
+        client: int,
+        clock: int,
+        length: int,
+        place: int,
+        dep_client: int,
+        dep_clock: int,
+        has_type: bool,
     ) -> None:
         self.client = client
         self.clock = clock
         self.length = length
         self.place = place
-        self.dep_client, self.dep_clock = dep
+        self.dep_client = dep_client
+        self.dep_clock = dep_clock
         self.has_type = has_type
 
 
-@dataclass(frozen=True, slots=True)
-class UpdateSummary:
+class UpdateSummary(NamedTuple):
     """What a valid update touches: the clients whose structs it carries, how many structs and
-    deleted ranges, and where its structs sit (runs)."""
+    deleted ranges, and where its structs sit (runs). A named tuple: one is built per update,
+    at a third of a frozen dataclass's cost."""
 
     clients: tuple[int, ...]
     structs: int
@@ -94,9 +102,6 @@ class UpdateSummary:
         return self.structs == 0 and self.deletions == 0
 
 
-_NO_DEP = (0, 0)
-
-
 def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     """The summary of a well-formed v1 update; MalformedUpdate otherwise. `logged`: the update
     is in the log already (or the whole document), where BigInts logged before they were
@@ -106,30 +111,11 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     ends: dict[int, int] = {}
     runs: list[Run] = []
     structs = 0
-    for _ in range(_count(reader, 1)):
-        count = _count(reader, 1)
-        client = reader.var_uint()
-        clock = reader.var_uint(MAX_CLOCK)
+    for _ in range(reader.count(1)):
+        count = reader.count(1)
+        client, clock = reader.id(MAX_CLOCK)  # of the first struct
+        clock = _structs(reader, client, clock, count, logged, runs)
         clients.append(client)
-        last: Run | None = None
-        for _ in range(count):
-            length, place, dep, is_type = _struct(reader, logged)
-            if place < 0:  # skipped range
-                last = None
-            elif (
-                last is not None
-                and place == BESIDE
-                and dep == (client, clock - 1)
-                and last.clock + last.length == clock
-            ):
-                last.length += length
-                last.has_type = last.has_type or is_type
-            else:
-                last = Run(client, clock, length, place, dep, is_type)
-                runs.append(last)
-            clock += length
-            if clock > MAX_CLOCK:
-                raise reader.fail(f"clock of client {client} passes 2^32")
         structs += count
         ends[client] = max(ends.get(client, 0), clock)
     deletions = _delete_set(reader, ends)
@@ -141,25 +127,18 @@ def check_state_vector(state_vector: bytes) -> dict[int, int]:
     """The decoded state vector (client -> clock); MalformedUpdate if it is not one."""
     reader = Reader(state_vector, "state vector")
     result: dict[int, int] = {}
-    for _ in range(_count(reader, 2)):
+    for _ in range(reader.count(2)):
         client = reader.var_uint()
         result[client] = reader.var_uint(MAX_CLOCK)
     reader.end()
     return result
 
 
-def _count(reader: Reader, min_bytes_each: int) -> int:
-    count = reader.var_uint()
-    if count * min_bytes_each > reader.remaining:
-        raise reader.fail(f"{count} entries announced, {reader.remaining} bytes left")
-    return count
-
-
 def _delete_set(reader: Reader, ends: dict[int, int]) -> int:
     ranges = 0
-    for _ in range(_count(reader, 2)):
+    for _ in range(reader.count(2)):
         client = reader.var_uint()
-        for _ in range(_count(reader, 2)):
+        for _ in range(reader.count(2)):
             clock = reader.var_uint(MAX_CLOCK)
             length = reader.var_uint(MAX_CLOCK)
             if clock + length > MAX_CLOCK + 1:
@@ -169,38 +148,60 @@ def _delete_set(reader: Reader, ends: dict[int, int]) -> int:
     return ranges
 
 
-def _id(reader: Reader) -> tuple[int, int]:
-    return reader.var_uint(), reader.var_uint(MAX_CLOCK)
-
-
-def _struct(reader: Reader, logged: bool) -> tuple[int, int, tuple[int, int], bool]:
-    """Check one struct; return its length in clock units, its place (-1 for a skipped range)
-    and the item that place refers to, and whether it holds a shared type."""
-    info = reader.uint8()
-    ref = info & 0x1F
-    if ref == _GC:
-        return _length(reader), GARBAGE, _NO_DEP, False
-    if ref == _SKIP:
-        return _length(reader), -1, _NO_DEP, False
-    place, dep = BESIDE, _NO_DEP
-    if info & _HAS_ORIGIN:
-        dep = _id(reader)
-    if info & _HAS_RIGHT_ORIGIN:
-        right = _id(reader)
-        if not info & _HAS_ORIGIN:
-            dep = right
-    if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
-        parent_is_root = reader.var_uint()
-        if parent_is_root == 1:
-            reader.skip_var_string()
-            place = IN_ROOT
-        elif parent_is_root == 0:
-            place, dep = IN_ITEM, _id(reader)
+def _structs(
+    reader: Reader, client: int, clock: int, count: int, logged: bool, runs: list[Run]
+) -> int:
+    """Check `count` structs of `client` from `clock` on, add their runs to `runs`, and return
+    the clock after them. An item is in the place its origin (else its right origin) is in;
+    only an item with neither names its parent. One loop, few calls: every update runs it."""
+    last: Run | None = None
+    for _ in range(count):
+        info = reader.uint8()
+        ref = info & 0x1F
+        if ref in (_GC, _SKIP):
+            length = _length(reader)
+            if ref == _GC:
+                last = Run(client, clock, length, GARBAGE, 0, 0, False)
+                runs.append(last)
+            else:
+                last = None
         else:
-            raise reader.fail(f"bad parent info {parent_is_root}")
-        if info & _HAS_PARENT_SUB:
-            reader.skip_var_string()
-    return _content(reader, ref, logged), place, dep, ref == _TYPE
+            place, dep_client, dep_clock = BESIDE, 0, 0
+            if info & _HAS_ORIGIN:
+                dep_client, dep_clock = reader.id(MAX_CLOCK)
+                if info & _HAS_RIGHT_ORIGIN:
+                    reader.id(MAX_CLOCK)
+            elif info & _HAS_RIGHT_ORIGIN:
+                dep_client, dep_clock = reader.id(MAX_CLOCK)
+            else:
+                parent_is_root = reader.var_uint()
+                if parent_is_root == 1:
+                    reader.skip_var_string()
+                    place = IN_ROOT
+                elif parent_is_root == 0:
+                    place = IN_ITEM
+                    dep_client, dep_clock = reader.id(MAX_CLOCK)
+                else:
+                    raise reader.fail(f"bad parent info {parent_is_root}")
+                if info & _HAS_PARENT_SUB:
+                    reader.skip_var_string()
+            length = _content(reader, ref, logged)
+            if (
+                last is not None
+                and place == BESIDE
+                and dep_clock == clock - 1
+                and dep_client == client
+                and last.clock + last.length == clock
+            ):
+                last.length += length
+                last.has_type = last.has_type or ref == _TYPE
+            else:
+                last = Run(client, clock, length, place, dep_client, dep_clock, ref == _TYPE)
+                runs.append(last)
+        clock += length
+        if clock > MAX_CLOCK:
+            raise reader.fail(f"clock of client {client} passes 2^32")
+    return clock
 
 
 def _length(reader: Reader) -> int:
@@ -220,14 +221,14 @@ def _content(reader: Reader, ref: int, logged: bool) -> int:
             raise reader.fail("empty string content")
         return length
     if ref == _ANY:
-        count = _count(reader, 1)
+        count = reader.count(1)
         if count == 0:
             raise reader.fail("empty content")
         for _ in range(count):
             _any(reader, 0, logged)
         return count
     if ref == _JSON:
-        count = _count(reader, 1)
+        count = reader.count(1)
         if count == 0:
             raise reader.fail("empty content")
         for _ in range(count):
@@ -280,11 +281,11 @@ def _any(reader: Reader, depth: int, logged: bool) -> None:
     elif tag == 119:
         reader.skip_var_string()
     elif tag == 118:
-        for _ in range(_count(reader, 2)):
+        for _ in range(reader.count(2)):
             reader.skip_var_string()
             _any(reader, depth + 1, logged)
     elif tag == 117:
-        for _ in range(_count(reader, 1)):
+        for _ in range(reader.count(1)):
             _any(reader, depth + 1, logged)
     elif tag == 116:
         reader.var_bytes()

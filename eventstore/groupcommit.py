@@ -15,7 +15,6 @@ closed loop) gain nothing from it, which is why it is a choice of the applicatio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -108,8 +107,9 @@ class GroupCommitter:
         except TimeoutError:
             inflight = self._inflight  # the writer forgets it when cancelled
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # unlike suppressing CancelledError, keeps our own
+            if not task.cancelled():
+                task.result()  # it ended before the cancellation landed: its error, if any
             logger.warning(
                 "event store closed with appends unanswered",
                 extra={

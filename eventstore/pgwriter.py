@@ -24,7 +24,6 @@ reported.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -133,8 +132,14 @@ class PostgresWriter:
     async def close(self) -> None:
         conn, self.connection = self.connection, None
         if conn is not None and not conn.is_closed():
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(conn.close(), 2)
+            except Exception as exc:  # a server that no longer answers: drop the connection
+                conn.terminate()
+                logger.warning(
+                    "the writer's connection did not close cleanly; terminated",
+                    extra={"action": "append.close_failed", "error": repr(exc)},
+                )
 
     async def commit_batch(self, requests: list[AppendRequest]) -> list[BatchAnswer]:
         """Write a batch. Failures that left it certainly unwritten are retried on a fresh

@@ -1,4 +1,5 @@
-"""The `jacameno` command: serve, migrate."""
+"""The `jacameno` command: serve, migrate. Each reads the settings once and builds what it needs
+with the composition root's builders (jacameno.bootstrap)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from sqldb.migrate import MigrationError
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from jacameno import server
     from jacameno.app import create_app
-    from jacameno.database import check_schema
+    from jacameno.bootstrap.core import check_schema
 
     asyncio.run(check_schema(settings))
     port = settings.port if args.port is None else args.port
@@ -33,7 +34,7 @@ def _port(text: str) -> int:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from jacameno.database import migrate
+    from jacameno.bootstrap.core import migrate
 
     applied = asyncio.run(migrate(settings))
     target = settings.database_kind

@@ -13,7 +13,6 @@ document edits is then read in a few pages a second rather than one query per co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -85,9 +84,11 @@ class ProjectionRunner:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)  # unlike suppressing CancelledError, keeps our own
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if not task.cancelled():
+                task.result()  # it ended before the cancellation landed: its error, if any
 
     async def wait_for(self, position: int, timeout: float = 5.0) -> None:
         """Return once every projection has applied the log up to `position` (read-your-writes);

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from sqldb import Connection, Kind, Row
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -112,8 +114,13 @@ class SQLiteDatabase(_SQLiteConnection):
                 yield _SQLiteConnection(self._writer)
                 await _run(self._writer, lambda c: c.execute("COMMIT"))
             except BaseException:
-                with contextlib.suppress(DatabaseError):
+                try:
                     await _run(self._writer, _rollback)
+                except DatabaseError as exc:  # what ended the transaction is raised below
+                    logger.warning(
+                        "rollback failed",
+                        extra={"action": "sql.rollback_failed", "error": repr(exc)},
+                    )
                 raise
 
     async def close(self) -> None:

@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from jacameno.accounts import EmailTaken, User, normalize_email
-from jacameno.auth.sessions import SessionInvalid, SessionReused
+from jacameno.accounts import Accounts, EmailTaken, User, normalize_email
+from jacameno.auth.sessions import RefreshTokens, SessionInvalid, SessionReused
+from jacameno.auth.tokens import AccessTokens
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation
 from jacameno.http.errors import ApiError, conflict, rate_limited, unauthorized
-from jacameno.services import Services
+from jacameno.ratelimit import RateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class AuthServices:
+    """What the account routes need. The limits are attempts per minute: from one address
+    (`per_address`), and at one account from one address (`per_account`)."""
+
+    accounts: Accounts
+    access_tokens: AccessTokens
+    refresh_tokens: RefreshTokens
+    limiter: RateLimiter
+    per_address: int
+    per_account: int
+
+
+AuthCall = Call[AuthServices]
 
 
 def _address(request: Request) -> str:
@@ -22,27 +40,27 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _limit(call: Call, key: str, limit: int) -> None:
+async def _limit(call: AuthCall, key: str, limit: int) -> None:
     retry = await call.services.limiter.hit(key, limit, 60)
     if retry:
         raise rate_limited(retry)
 
 
-async def _limit_address(call: Call) -> None:
+async def _limit_address(call: AuthCall) -> None:
     """Login and register attempts from one address (every account together)."""
-    await _limit(call, f"auth:ip:{_address(call.request)}", call.services.settings.auth_rate_limit)
+    await _limit(call, f"auth:ip:{_address(call.request)}", call.services.per_address)
 
 
-async def _limit_login(call: Call, email: str) -> None:
+async def _limit_login(call: AuthCall, email: str) -> None:
     """Login attempts per address, then per account from that address. No limit counts an
     account's attempts from every address together: whoever knows an email could then lock its
     owner out (docs/security.md, "Accounts and sessions")."""
     await _limit_address(call)
     account = f"auth:account:{normalize_email(email)}:ip:{_address(call.request)}"
-    await _limit(call, account, call.services.settings.auth_account_rate_limit)
+    await _limit(call, account, call.services.per_account)
 
 
-async def _tokens(services: Services, user_id: str, refresh_token: str) -> JSONResponse:
+async def _tokens(services: AuthServices, user_id: str, refresh_token: str) -> JSONResponse:
     return JSONResponse(
         {
             "access_token": services.access_tokens.issue(user_id),
@@ -53,7 +71,7 @@ async def _tokens(services: Services, user_id: str, refresh_token: str) -> JSONR
     )
 
 
-async def register(call: Call) -> Response:
+async def register(call: AuthCall) -> Response:
     body = call.body
     await _limit_address(call)
     try:
@@ -65,7 +83,7 @@ async def register(call: Call) -> Response:
     return JSONResponse({"user": user.public()}, status_code=201)
 
 
-async def login(call: Call) -> Response:
+async def login(call: AuthCall) -> Response:
     await _limit_login(call, call.body["email"])
     user = await call.services.accounts.authenticate(call.body["email"], call.body["password"])
     if user is None:
@@ -74,7 +92,7 @@ async def login(call: Call) -> Response:
     return await _tokens(call.services, user.id, await call.services.refresh_tokens.start(user.id))
 
 
-async def refresh(call: Call) -> Response:
+async def refresh(call: AuthCall) -> Response:
     tokens = call.services.refresh_tokens
     try:
         user_id, next_token = await tokens.rotate(call.body["refresh_token"])
@@ -88,7 +106,7 @@ async def refresh(call: Call) -> Response:
     return await _tokens(call.services, user_id, next_token)
 
 
-async def logout(call: Call) -> Response:
+async def logout(call: AuthCall) -> Response:
     try:
         await call.services.refresh_tokens.revoke(call.body["refresh_token"])
     except SessionInvalid as exc:
@@ -96,11 +114,11 @@ async def logout(call: Call) -> Response:
     return Response(status_code=204)
 
 
-async def get_me(call: Call) -> Response:
+async def get_me(call: AuthCall) -> Response:
     return JSONResponse(call.me.public())
 
 
-async def update_me(call: Call) -> Response:
+async def update_me(call: AuthCall) -> Response:
     body = call.body
     preferences: dict[str, Any] | None = body.get("preferences")
     if preferences is not None and len(json.dumps(preferences)) > schemas.PREFERENCES_MAX_BYTES:
@@ -120,7 +138,7 @@ async def update_me(call: Call) -> Response:
     return JSONResponse(user.public())
 
 
-OPERATIONS = [
+OPERATIONS: list[Operation[AuthServices]] = [
     Operation(
         "POST",
         "/api/auth/register",

@@ -7,6 +7,8 @@ editors only."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.responses import JSONResponse, Response
 
 from domain.roles import can_write
@@ -17,11 +19,23 @@ from jacameno.collab.rooms import Rooms
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation
 from jacameno.http.errors import ApiError, forbidden, not_found
+from jacameno.projects.service import Projects
 
 UPDATE_MEDIA_TYPE = "application/octet-stream"
 
 
-async def apply_update(call: Call) -> Response:
+@dataclass(frozen=True, slots=True)
+class DocumentServices:
+    """What the document routes need: the members' roles, and the live rooms to write into."""
+
+    projects: Projects
+    rooms: Rooms
+
+
+DocumentCall = Call[DocumentServices]
+
+
+async def apply_update(call: DocumentCall) -> Response:
     project_id = project_id_of(call)
     role = await call.services.projects.reads.role_of(call.me.id, project_id)
     if role is None:
@@ -32,9 +46,8 @@ async def apply_update(call: Call) -> Response:
     if media_type.lower() != UPDATE_MEDIA_TYPE:
         raise ApiError(415, "unsupported_media_type", f"send the update as {UPDATE_MEDIA_TYPE}")
     update = await call.request.body()
-    rooms: Rooms = call.request.app.state.collab
     try:
-        version = await rooms.write(project_id, update, Actor(call.me.id, "api"))
+        version = await call.services.rooms.write(project_id, update, Actor(call.me.id, "api"))
     except MalformedMessage as exc:
         raise ApiError(400, "malformed_update", f"not a valid Yjs v1 update: {exc}") from exc
     except MessageTooLarge as exc:
@@ -44,7 +57,7 @@ async def apply_update(call: Call) -> Response:
     return JSONResponse({"version": version, "changed": version is not None})
 
 
-OPERATIONS = [
+OPERATIONS: list[Operation[DocumentServices]] = [
     Operation(
         "POST",
         "/api/projects/{project_id}/updates",

@@ -4,25 +4,41 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from jacameno.accounts import Accounts
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError, conflict, forbidden, not_found
-from jacameno.projects.readmodel import InvalidCursor
 from jacameno.projects.service import (
     Conflict,
     MemberNotFound,
     NotAllowed,
     ProjectError,
     ProjectNotFound,
+    Projects,
 )
+from projections.projects import InvalidCursor
 
 DEFAULT_PAGE = 50
 
 
-def _uuid(call: Call, name: str, what: str) -> str:
+@dataclass(frozen=True, slots=True)
+class ProjectServices:
+    """What the project routes need: the commands and reads, and the accounts to find a member
+    by email."""
+
+    projects: Projects
+    accounts: Accounts
+
+
+ProjectCall = Call[ProjectServices]
+
+
+def _uuid(call: Call[Any], name: str, what: str) -> str:
     text = call.path(name)
     try:
         value = uuid.UUID(text)
@@ -33,7 +49,7 @@ def _uuid(call: Call, name: str, what: str) -> str:
     return text
 
 
-def project_id_of(call: Call) -> str:
+def project_id_of(call: Call[Any]) -> str:
     """The path's project id; 404 if it is not a canonical UUID."""
     return _uuid(call, "project_id", "project")
 
@@ -50,12 +66,12 @@ def _translate(exc: ProjectError) -> ApiError:
     return ApiError(400, "bad_request", str(exc))
 
 
-async def create_project(call: Call) -> Response:
+async def create_project(call: ProjectCall) -> Response:
     view = await call.services.projects.create(call.me.id, call.body["title"])
     return JSONResponse(view.public(), status_code=201)
 
 
-async def list_projects(call: Call) -> Response:
+async def list_projects(call: ProjectCall) -> Response:
     limit = call.query.get("limit", DEFAULT_PAGE)
     try:
         views, cursor = await call.services.projects.reads.projects_of(
@@ -66,7 +82,7 @@ async def list_projects(call: Call) -> Response:
     return JSONResponse({"projects": [v.public() for v in views], "next_cursor": cursor})
 
 
-async def get_project(call: Call) -> Response:
+async def get_project(call: ProjectCall) -> Response:
     try:
         view = await call.services.projects.get(call.me.id, project_id_of(call))
     except ProjectError as exc:
@@ -74,7 +90,7 @@ async def get_project(call: Call) -> Response:
     return JSONResponse(view.public())
 
 
-async def update_project(call: Call) -> Response:
+async def update_project(call: ProjectCall) -> Response:
     try:
         view = await call.services.projects.rename(
             call.me.id, project_id_of(call), call.body["title"]
@@ -84,7 +100,7 @@ async def update_project(call: Call) -> Response:
     return JSONResponse(view.public())
 
 
-async def delete_project(call: Call) -> Response:
+async def delete_project(call: ProjectCall) -> Response:
     try:
         await call.services.projects.delete(call.me.id, project_id_of(call))
     except ProjectError as exc:
@@ -92,7 +108,7 @@ async def delete_project(call: Call) -> Response:
     return Response(status_code=204)
 
 
-async def list_members(call: Call) -> Response:
+async def list_members(call: ProjectCall) -> Response:
     projects = call.services.projects
     try:
         view = await projects.get(call.me.id, project_id_of(call))
@@ -101,14 +117,14 @@ async def list_members(call: Call) -> Response:
     return JSONResponse({"members": await projects.reads.members(view.id)})
 
 
-async def _member(call: Call, project_id: str, user_id: str) -> Response:
+async def _member(call: ProjectCall, project_id: str, user_id: str) -> Response:
     for member in await call.services.projects.reads.members(project_id):
         if member["user_id"] == user_id:
             return JSONResponse(member, status_code=201 if call.request.method == "POST" else 200)
     raise not_found("member")
 
 
-async def add_member(call: Call) -> Response:
+async def add_member(call: ProjectCall) -> Response:
     project_id = project_id_of(call)
     projects = call.services.projects
     if await projects.reads.role_of(call.me.id, project_id) is None:
@@ -123,7 +139,7 @@ async def add_member(call: Call) -> Response:
     return await _member(call, project_id, user.id)
 
 
-async def update_member(call: Call) -> Response:
+async def update_member(call: ProjectCall) -> Response:
     project_id = project_id_of(call)
     user_id = _uuid(call, "user_id", "member")
     try:
@@ -133,7 +149,7 @@ async def update_member(call: Call) -> Response:
     return await _member(call, project_id, user_id)
 
 
-async def remove_member(call: Call) -> Response:
+async def remove_member(call: ProjectCall) -> Response:
     project_id = project_id_of(call)
     user_id = _uuid(call, "user_id", "member")
     try:
@@ -154,7 +170,7 @@ _PAGE = (
     ),
 )
 
-OPERATIONS = [
+OPERATIONS: list[Operation[ProjectServices]] = [
     Operation(
         "POST",
         "/api/projects",

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.responses import JSONResponse, Response
 
-from eventstore import EventStoreError
+from eventstore import EventStore, EventStoreError
+from jacameno.circuit import Circuit
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation
-from jacameno.metrics import CONTENT_TYPE_LATEST
-from sqldb import DatabaseError
+from jacameno.metrics import CONTENT_TYPE_LATEST, Metrics
+from sqldb import Database, DatabaseError
 
 
-async def healthz(call: Call) -> Response:
+@dataclass(frozen=True, slots=True)
+class SystemServices:
+    """What the operational routes look at: the backing services (Redis with the circuit the
+    API's calls to it share, both None on a single node without it), the metrics and the
+    OpenAPI document to serve."""
+
+    db: Database
+    store: EventStore
+    redis: Redis | None
+    redis_circuit: Circuit | None
+    metrics: Metrics
+    openapi: dict[str, Any]
+
+
+SystemCall = Call[SystemServices]
+
+
+async def healthz(call: SystemCall) -> Response:
     """Liveness: the process answers."""
     return JSONResponse({"status": "ok"})
 
 
-async def readyz(call: Call) -> Response:
+async def readyz(call: SystemCall) -> Response:
     """Readiness: not ready (503) while the database or the event log fails; ready but
     `degraded` while Redis fails, since the API then counts rate limits per node and keeps
     serving (docs/operations.md, "Redis outage")."""
@@ -56,12 +76,12 @@ async def readyz(call: Call) -> Response:
     )
 
 
-async def metrics(call: Call) -> Response:
+async def metrics(call: SystemCall) -> Response:
     return Response(call.services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
-async def openapi(call: Call) -> Response:
-    return JSONResponse(call.request.app.state.openapi)
+async def openapi(call: SystemCall) -> Response:
+    return JSONResponse(call.services.openapi)
 
 
 _READY = {
@@ -73,7 +93,7 @@ _READY = {
     "required": ["status", "checks"],
 }
 
-OPERATIONS = [
+OPERATIONS: list[Operation[SystemServices]] = [
     Operation(
         "GET",
         "/healthz",

@@ -151,6 +151,3 @@ class RefreshTokens:
     async def revoke(self, token: str) -> None:
         session_id, _ = self._parse(token)
         await self._store.revoke(session_id)
-
-    async def revoke_session(self, session_id: str) -> None:
-        await self._store.revoke(session_id)

@@ -5,7 +5,7 @@ JSON, "null" when the client is gone) }. The room keeps the latest state of ever
 to sockets that join, and remembers which socket introduced which client ids: when a socket
 drops, its clients are removed and everyone is told.
 
-Bounds (the settings are in jacameno.collab.config; docs/security.md says what clients see):
+Bounds (the settings are in jacameno.settings.collab; docs/security.md says what clients see):
 - a state larger than `max_state_bytes`, or a new or grown state that would take the room's
   states over `max_total_bytes`, is dropped: not kept, not relayed, and the socket stays
   (y-protocols clients handle no awareness error, and a close would only make them reconnect

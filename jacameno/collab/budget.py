@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import TooManyRequests
+from jacameno.settings.collab import CollabConfig
 
 
 class SyncBudget:

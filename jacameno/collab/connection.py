@@ -37,7 +37,6 @@ from starlette.websockets import (
 
 from jacameno.collab import wire
 from jacameno.collab.budget import SyncBudget
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
     MALFORMED,
@@ -48,6 +47,7 @@ from jacameno.collab.errors import (
     MalformedMessage,
     close_code,
 )
+from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +250,9 @@ class Connection:
             await asyncio.wait_for(asyncio.shield(self._sender), 2 * self._close_timeout)
         except TimeoutError:
             self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+            await asyncio.wait({self._sender})  # unlike suppressing CancelledError, keeps ours
+            if not self._sender.cancelled():
+                self._sender.result()  # it ended before the cancellation landed: its error
 
     async def _send_close(self) -> None:
         assert self.close_code is not None

@@ -4,7 +4,7 @@ CollabError
 ├── AdmissionError         the socket may not join (raised by a Gatekeeper)
 │   ├── Unauthenticated    4401: missing, malformed, forged or expired token
 │   ├── Forbidden          4403: not a member of the project (or no longer)
-│   ├── ProjectNotFound    4404: no such project (or it was deleted)
+│   ├── NoSuchProject      4404: no such project (or it was deleted)
 │   └── TooManySockets     4429: the user has `sockets_per_user` sockets in the project already
 ├── MessageTooLarge        1009: a frame or a document over its limit
 ├── TooManyRequests        4429: more large sync answers than a socket's budget allows
@@ -59,7 +59,7 @@ class Forbidden(AdmissionError):
     close_code = FORBIDDEN
 
 
-class ProjectNotFound(AdmissionError):
+class NoSuchProject(AdmissionError):
     close_code = NOT_FOUND
 
 

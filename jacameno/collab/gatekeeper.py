@@ -9,9 +9,9 @@ from typing import Protocol
 
 from domain.roles import Role, can_write, parse_role
 from jacameno.accounts import Accounts
-from jacameno.auth.tokens import AccessTokens, InvalidToken
-from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
-from jacameno.projects.readmodel import ProjectsReadModel
+from jacameno.bearer import Authenticator, NotAuthenticated
+from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
+from projections.projects import ProjectsReadModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +33,14 @@ class Access:
 class Gatekeeper(Protocol):
     async def admit(self, project_id: str, token: str | None) -> Access:
         """The access `token` gives to project `project_id`. Raises Unauthenticated (no, bad or
-        expired token; deleted user), ProjectNotFound (no such project, or deleted), Forbidden
+        expired token; deleted user), NoSuchProject (no such project, or deleted), Forbidden
         (not a member); a backing store's unavailability passes through as its own error."""
         ...
 
     async def recheck(self, project_id: str, access: Access) -> Access:
         """`access` as the read model has it now (the token is not checked again, its expiry is
         kept): the member's current role and version. Raises Unauthenticated (the user was
-        deleted), ProjectNotFound or Forbidden like `admit`."""
+        deleted), NoSuchProject or Forbidden like `admit`."""
         ...
 
 
@@ -54,13 +54,13 @@ def canonical_project_id(project_id: str) -> str | None:
 
 
 class MembershipGatekeeper:
-    """Checks the access JWT (jacameno.auth.tokens) and the user's role in the projects read
-    model; a deleted user's tokens are refused like the REST API refuses them."""
+    """Checks the access token with the REST API's own check (jacameno.bearer: a deleted
+    user's tokens are refused there too) and the user's role in the projects read model."""
 
     def __init__(
-        self, tokens: AccessTokens, accounts: Accounts, projects: ProjectsReadModel
+        self, authenticator: Authenticator, accounts: Accounts, projects: ProjectsReadModel
     ) -> None:
-        self._tokens = tokens
+        self._authenticator = authenticator
         self._accounts = accounts
         self._projects = projects
 
@@ -68,15 +68,13 @@ class MembershipGatekeeper:
         if not token:
             raise Unauthenticated("an access token is required")
         try:
-            claims = self._tokens.verify(token)
-        except InvalidToken as exc:
-            raise Unauthenticated("the access token is invalid or expired") from exc
-        if await self._accounts.get(claims.user_id) is None:
-            raise Unauthenticated("the access token is invalid or expired")
+            bearer = await self._authenticator.authenticate(token)
+        except NotAuthenticated as exc:
+            raise Unauthenticated(str(exc)) from exc
         if canonical_project_id(project_id) is None:
-            raise ProjectNotFound("no such project")
-        access = await self._access(project_id, claims.user_id)
-        return replace(access, expires_at=float(claims.expires_at))
+            raise NoSuchProject("no such project")
+        access = await self._access(project_id, bearer.user.id)
+        return replace(access, expires_at=float(bearer.expires_at))
 
     async def recheck(self, project_id: str, access: Access) -> Access:
         if await self._accounts.get(access.user_id) is None:
@@ -86,7 +84,7 @@ class MembershipGatekeeper:
     async def _access(self, project_id: str, user_id: str) -> Access:
         state = await self._projects.state(project_id)
         if state is None or state.deleted:
-            raise ProjectNotFound("no such project")
+            raise NoSuchProject("no such project")
         role = parse_role(state.roles.get(user_id, ""))
         if role is None:
             raise Forbidden("not a member of this project")

@@ -51,7 +51,6 @@ from starlette.websockets import WebSocket
 from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from domain.roles import can_write
 from jacameno.collab import protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
 from jacameno.collab.errors import (
     TRY_AGAIN_LATER,
@@ -67,6 +66,7 @@ from jacameno.collab.receive import Received, receive
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
 from jacameno.collab.sessions import safe_label
+from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 
@@ -137,9 +137,7 @@ class _Document:
     peer: Peer | None = None
 
 
-async def hocuspocus(websocket: WebSocket) -> None:
-    registry: Rooms = websocket.app.state.collab
-    lobby: Lobby = websocket.app.state.lobby
+async def hocuspocus(websocket: WebSocket, registry: Rooms, lobby: Lobby) -> None:
     await websocket.accept()
     connection = Connection.open(websocket, registry.config)
     admission = Admission(lobby, connection, registry.config.auth_timeout)
@@ -287,4 +285,10 @@ async def _authenticate(
     document.room, document.peer = room, peer
 
 
-ROUTES = [WebSocketRoute("/hocuspocus", hocuspocus, name="hocuspocus")]
+def routes(rooms: Rooms, lobby: Lobby) -> list[WebSocketRoute]:
+    """`/hocuspocus` over `rooms`, its unauthenticated sockets waiting in `lobby`."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await hocuspocus(websocket, rooms, lobby)
+
+    return [WebSocketRoute("/hocuspocus", endpoint, name="hocuspocus")]

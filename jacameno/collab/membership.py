@@ -14,7 +14,6 @@ or still being let in, and `Rooms.attach` checks it again (see there)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,7 @@ from domain import events
 from domain.roles import Role, parse_role
 from eventstore import EventStore, RecordedEvent, StoreClosedError
 from eventstore.progress import Progress
-from jacameno.collab.errors import AdmissionError, Forbidden, ProjectNotFound, Unauthenticated
+from jacameno.collab.errors import AdmissionError, Forbidden, NoSuchProject, Unauthenticated
 from jacameno.collab.gatekeeper import Access
 
 logger = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ class MembershipChange:
         if access.version >= self.version:
             return None
         if self.user_id is None:
-            return ProjectNotFound("the project was deleted")
+            return NoSuchProject("the project was deleted")
         if self.user_id != access.user_id:
             return None
         if self.role is None:
@@ -107,8 +106,9 @@ class MembershipFollower:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # unlike suppressing CancelledError, keeps our own
+            if not task.cancelled():
+                task.result()  # it ended before the cancellation landed: its error, if any
 
     @property
     def position(self) -> int:

@@ -27,7 +27,6 @@ from crdt.update import UpdateSummary, check_state_vector
 from domain import events
 from eventstore import EventStore
 from jacameno.collab import awareness
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
     MALFORMED,
     TRY_AGAIN_LATER,
@@ -39,6 +38,7 @@ from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.writer import Committed, Publisher, Writer, checked
+from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from pycrdt import Doc
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
 from jacameno.collab import loading
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import (
     GOING_AWAY,
@@ -40,6 +39,7 @@ from jacameno.collab.relay import Relay
 from jacameno.collab.room import Actor, Room
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.writer import Committed
+from jacameno.settings.collab import CollabConfig
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class Rooms:
     ) -> tuple[Room, Peer]:
         """Join the project's room (every dialect's way in): the peer gets sync step 1 and the
         awareness states, and `session.joined` is logged. RoomUnavailable if it cannot load;
-        Unauthenticated, Forbidden or ProjectNotFound if `access` is no longer what the read
+        Unauthenticated, Forbidden or NoSuchProject if `access` is no longer what the read
         model says; TooManySockets if the user has `sockets_per_user` peers in the room.
 
         `access` was decided on the read model before this call, and a membership change may

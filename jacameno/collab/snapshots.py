@@ -12,8 +12,8 @@ import time
 
 from crdt import document
 from eventstore import EventStore, EventStoreError
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
+from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 

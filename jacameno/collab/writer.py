@@ -36,7 +36,6 @@ from crdt.update import UpdateSummary, check_update
 from domain import events
 from eventstore import EventStore, EventStoreError, InvalidEventError, NewEvent
 from jacameno.collab.clocks import ClockBound
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
     TRY_AGAIN_LATER,
@@ -47,6 +46,7 @@ from jacameno.collab.errors import (
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.snapshots import Snapshots
+from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,6 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from jacameno.collab import protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame, session_guard
 from jacameno.collab.errors import (
     AdmissionError,
@@ -34,6 +33,7 @@ from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.receive import receive
 from jacameno.collab.room import ReadOnly, Room
 from jacameno.collab.rooms import Rooms
+from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ def credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
     return token, (others[0] if others else None)
 
 
-async def collab(websocket: WebSocket) -> None:
-    registry: Rooms = websocket.app.state.collab
+async def collab(websocket: WebSocket, registry: Rooms) -> None:
     project_id = str(websocket.path_params["project_id"])
     token, subprotocol = credentials(websocket)
     try:
@@ -140,4 +139,10 @@ async def _handle(room: Room, peer: Peer, frame: bytes, offload_bytes: int) -> N
     # Auth messages only flow from server to client; a well-formed one is ignored.
 
 
-ROUTES = [WebSocketRoute("/collab/{project_id}", collab, name="collab")]
+def routes(rooms: Rooms) -> list[WebSocketRoute]:
+    """`/collab/{project_id}` over `rooms`."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await collab(websocket, rooms)
+
+    return [WebSocketRoute("/collab/{project_id}", endpoint, name="collab")]

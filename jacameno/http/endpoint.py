@@ -1,16 +1,18 @@
 """Declared operations: one `Operation` per route names its request and response schemas, and
 the same declaration drives the handler's validation and the OpenAPI document.
 
-The wrapper around each handler parses and validates the JSON body and the query, and (for
-authenticated operations) checks the bearer token, loads the user (a deleted user's tokens are
-refused) and applies the per-user rate limit."""
+Each resource module declares its operations once and the services its handlers need as one
+small type; `routes` binds them to those services when the app is built (jacameno.app), so a
+handler reaches only what its resource was given (`call.services`). The wrapper around each
+handler parses and validates the JSON body and the query, and for authenticated operations asks
+the app's `Authenticate` (jacameno.http.guard) for the caller."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import jsonschema_rs
 from starlette.requests import Request
@@ -18,12 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jacameno.accounts import User
-from jacameno.auth.tokens import InvalidToken
-from jacameno.http.errors import ApiError, rate_limited, unauthorized
+from jacameno.http.errors import ApiError
 from jacameno.http.schemas import Schema
-from jacameno.services import Services
 
-Handler = Callable[["Call"], Awaitable[Response]]
+S = TypeVar("S")
+Handler = Callable[["Call[S]"], Awaitable[Response]]
 
 COMMON_ERRORS = (400, 413, 422, 429, 503)
 AUTH_ERRORS = (401,)
@@ -37,12 +38,12 @@ class Query:
 
 
 @dataclass(frozen=True)
-class Operation:
+class Operation(Generic[S]):
     method: str
     path: str
     operation_id: str
     summary: str
-    handler: Handler
+    handler: Handler[S]
     tag: str
     request: Schema | None = None
     responses: Mapping[int, Schema | None] = field(default_factory=dict)
@@ -61,9 +62,9 @@ class Operation:
 
 
 @dataclass(slots=True)
-class Call:
+class Call(Generic[S]):
     request: Request
-    services: Services
+    services: S
     body: dict[str, Any]
     query: dict[str, Any]
     user: User | None
@@ -139,27 +140,20 @@ def _query(request: Request, params: tuple[Query, ...]) -> dict[str, Any]:
     return values
 
 
-async def authenticate(request: Request, services: Services) -> User:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized()
-    try:
-        claims = services.access_tokens.verify(token.strip())
-    except InvalidToken as exc:
-        raise unauthorized("the access token is invalid or expired") from exc
-    user = await services.accounts.get(claims.user_id)
-    if user is None:
-        raise unauthorized("the access token is invalid or expired")
-    request.state.user_id = user.id
-    services.metrics.saw_user(user.id)
-    retry = await services.limiter.hit(f"api:user:{user.id}", services.settings.api_rate_limit, 60)
-    if retry:
-        raise rate_limited(retry)
-    return user
+class Authenticate(Protocol):
+    async def __call__(self, request: Request) -> User:
+        """The user an authenticated request comes from; an ApiError (401, 429) otherwise."""
+        ...
 
 
-def route(operation: Operation) -> Route:
+def routes(
+    operations: Sequence[Operation[S]], services: S, authenticate: Authenticate
+) -> list[Route]:
+    """The routes of a resource's `operations`, their handlers given `services`."""
+    return [_route(operation, services, authenticate) for operation in operations]
+
+
+def _route(operation: Operation[S], services: S, authenticate: Authenticate) -> Route:
     body_validator = _validator(operation.request)
     query_schema = {
         "type": "object",
@@ -168,8 +162,7 @@ def route(operation: Operation) -> Route:
     query_validator = _validator(query_schema) if operation.query else None
 
     async def endpoint(request: Request) -> Response:
-        services: Services = request.app.state.services
-        user = await authenticate(request, services) if operation.authenticated else None
+        user = await authenticate(request) if operation.authenticated else None
         body: dict[str, Any] = {}
         if body_validator is not None:
             data = await _json_body(request)

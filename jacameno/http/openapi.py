@@ -42,7 +42,7 @@ def _error(code: int) -> dict[str, Any]:
     return response
 
 
-def _operation(op: Operation) -> dict[str, Any]:
+def _operation(op: Operation[Any]) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": schemas.UUID}
         for name in _PATH_PARAM.findall(op.path)
@@ -82,7 +82,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     return doc
 
 
-def document(operations: Sequence[Operation], version: str) -> dict[str, Any]:
+def document(operations: Sequence[Operation[Any]], version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)

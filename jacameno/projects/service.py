@@ -20,7 +20,7 @@ from domain.roles import EDITOR, OWNER
 from eventstore import NO_STREAM, AppendResult, EventStore, NewEvent
 from jacameno import logs
 from jacameno.projects.locks import ProcessTurns, Turns
-from jacameno.projects.readmodel import ProjectsReadModel, ProjectState, ProjectView
+from projections.projects import ProjectsReadModel, ProjectState, ProjectView
 from projections.runner import ProjectionRunner
 
 COMMAND_DEADLINE = 10.0  # seconds a command waits for its project's turn before 409

@@ -15,9 +15,11 @@ import pytest
 from pycrdt import Text
 
 from harness.server import ServerProcess
+from harness.waiting import wait_until
 from tests.e2e import documents
 from tests.e2e.clients import converged, edit_every_root, python_client, python_settled
 from tests.e2e.conftest import JSClients
+from tests.e2e.test_js_server_writes import post_update, retitled
 
 Nodes = tuple[ServerProcess, ServerProcess]
 
@@ -109,3 +111,30 @@ async def test_js_clients_on_two_nodes_converge_to_the_logged_document(
     await late.wait_synced()
     assert documents.from_json((await late.state()).json) == final
     await python.close()
+
+
+async def test_a_server_write_reaches_js_clients_on_two_nodes(
+    nodes: Nodes, js_client: JSClients, fresh_pg_url: str
+) -> None:
+    a, b = nodes
+    alice, bob = await asyncio.gather(a.user("alice"), a.user("bob"))
+    project = await a.project(alice, (bob, "editor"))
+    here, there = await asyncio.gather(js_client("alice"), js_client("bob"))
+    await asyncio.gather(
+        here.connect(a.ws_url, project, alice.token), there.connect(b.ws_url, project, bob.token)
+    )
+    await asyncio.gather(here.wait_synced(), there.wait_synced())
+    # Once through node A, where a client has the room open, once through node B.
+    await post_update(a, project, alice, retitled("From A", "a "))
+    await post_update(b, project, bob, retitled("From B", "b "))
+
+    async def arrived() -> bool:
+        states = await asyncio.gather(here.state(), there.state())
+        return all("a " in s.json["lyrics"] and "b " in s.json["lyrics"] for s in states)
+
+    await wait_until(arrived, "both writes reach both nodes' clients")
+    final = await converged([here, there], [])
+    logged = await documents.logged_updates(fresh_pg_url, project)
+    assert documents.from_doc(documents.build(e["data"] for e in logged)) == final
+    actors = {e["metadata"]["user_id"] for e in logged if e["metadata"].get("via") == "api"}
+    assert actors == {alice.id, bob.id}

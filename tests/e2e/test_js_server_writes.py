@@ -1,6 +1,6 @@
-"""Server-side writes reach real JavaScript Yjs clients (y-websocket on Node and
-@hocuspocus/provider are both dialects' clients; here y-websocket) of real `jacameno serve`
-processes: on one node without Redis (each log), and on two nodes on one Postgres and Redis.
+"""Server-side writes reach real JavaScript Yjs clients (y-websocket on Node) of a real
+`jacameno serve` on one node without Redis (each log); on two nodes on one Postgres and Redis,
+see test_js_nodes.py.
 The update is sent to `POST /api/projects/{id}/updates`, the server-side writer's HTTP face;
 what the clients converge to is the document the log alone rebuilds, and the log names the
 actor."""
@@ -8,13 +8,9 @@ actor."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from pycrdt import Doc, Map, Text
 
 from harness.accounts import User
@@ -79,52 +75,3 @@ async def test_a_server_write_reaches_js_clients_on_a_node_without_redis(
     assert "served " in final["lyrics"]
     assert "typed " in final["lyrics"]
     await assert_logged(database_url, project, final, alice)
-
-
-Nodes = tuple[ServerProcess, ServerProcess]
-
-
-@pytest.fixture
-async def nodes(fresh_pg_url: str, redis_url: str, tmp_path: Path) -> AsyncIterator[Nodes]:
-    """Two nodes on one migrated Postgres database and one Redis; the periodic log check is off,
-    so what reaches the other node's clients came through the bus."""
-    secret = "e2e-" + uuid.uuid4().hex
-    bus = {"JACAMENO_REDIS_URL": redis_url, "JACAMENO_COLLAB_LOG_CHECK_INTERVAL": "600"}
-    a, b = (
-        ServerProcess(fresh_pg_url, tmp_path / f"data-{n}", secret, tmp_path / f"{n}.log", bus)
-        for n in ("a", "b")
-    )
-    try:
-        await asyncio.gather(a.start(), b.start())
-        yield a, b
-    finally:
-        await asyncio.gather(a.stop(), b.stop())
-        for name, node in (("a", a), ("b", b)):
-            print(f"--- node {name} log ---\n{node.log_tail()}")
-
-
-async def test_a_server_write_reaches_js_clients_on_two_nodes(
-    nodes: Nodes, js_client: JSClients, fresh_pg_url: str
-) -> None:
-    a, b = nodes
-    alice, bob = await asyncio.gather(a.user("alice"), a.user("bob"))
-    project = await a.project(alice, (bob, "editor"))
-    here, there = await asyncio.gather(js_client("alice"), js_client("bob"))
-    await asyncio.gather(
-        here.connect(a.ws_url, project, alice.token), there.connect(b.ws_url, project, bob.token)
-    )
-    await asyncio.gather(here.wait_synced(), there.wait_synced())
-    # Once through node A, where a client has the room open, once through node B.
-    await post_update(a, project, alice, retitled("From A", "a "))
-    await post_update(b, project, bob, retitled("From B", "b "))
-
-    async def arrived() -> bool:
-        states = await asyncio.gather(here.state(), there.state())
-        return all("a " in s.json["lyrics"] and "b " in s.json["lyrics"] for s in states)
-
-    await wait_until(arrived, "both writes reach both nodes' clients")
-    final = await converged([here, there], [])
-    logged = await documents.logged_updates(fresh_pg_url, project)
-    assert documents.from_doc(documents.build(e["data"] for e in logged)) == final
-    actors = {e["metadata"]["user_id"] for e in logged if e["metadata"].get("via") == "api"}
-    assert actors == {alice.id, bob.id}

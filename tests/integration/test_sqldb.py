@@ -4,6 +4,7 @@ layer as to the event store (one rule, `dbdrivers`): unavailable to both, or to 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -57,6 +58,24 @@ async def test_a_bug_in_the_caller_passes_through_as_itself(db: Database) -> Non
     with pytest.raises(TypeError):
         await insert_then_fail(db)
     assert await db.fetchval("SELECT count(*) FROM test_items") == 0
+
+
+async def test_a_rollback_that_fails_is_logged_and_the_first_error_passes_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing_rollback(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    db = await SQLiteDatabase.open(tmp_path / "rollback.db")
+    await db.execute(TABLE)
+    monkeypatch.setattr("sqldb.sqlite._rollback", failing_rollback)
+    with pytest.raises(TypeError):
+        await insert_then_fail(db)
+    monkeypatch.undo()
+    failed = [r for r in caplog.records if getattr(r, "action", "") == "sql.rollback_failed"]
+    assert len(failed) == 1
+    assert "disk I/O error" in failed[0].__dict__["error"]
+    await db.close()
 
 
 async def test_a_file_that_is_not_a_database_is_unavailable_to_both_layers(

@@ -7,9 +7,9 @@ import pytest
 
 from eventstore import Limits
 from jacameno.collab.budget import SyncBudget
-from jacameno.collab.config import MIB, CollabConfig
 from jacameno.collab.errors import TooManyRequests
-from jacameno.settings import SettingsError
+from jacameno.settings import Settings, SettingsError
+from jacameno.settings.collab import MIB, CollabConfig
 
 
 def test_the_defaults_agree() -> None:
@@ -32,7 +32,24 @@ def test_the_defaults_agree() -> None:
 )
 def test_contradicting_limits_are_a_settings_error(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        CollabConfig.from_env({f"JACAMENO_COLLAB_{k}": v for k, v in environ.items()})
+        Settings.from_env({f"JACAMENO_COLLAB_{k}": v for k, v in environ.items()})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("many", "LARGE_SYNCS: not a number"), ("0", "LARGE_SYNCS must be > 0")]
+)
+def test_a_limit_that_is_not_a_positive_number_is_a_settings_error(
+    value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"JACAMENO_COLLAB_LARGE_SYNCS": value})
+
+
+def test_the_limits_are_a_section_of_the_settings() -> None:
+    settings = Settings.from_env(
+        {"JACAMENO_COLLAB_IDLE_TIMEOUT": "2.5", "JACAMENO_COLLAB_LARGE_SYNCS": ""}
+    )
+    assert settings.collab == CollabConfig(idle_timeout=2.5)
 
 
 def test_limits_are_checked_against_the_store() -> None:

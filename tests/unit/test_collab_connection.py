@@ -12,8 +12,8 @@ import pytest
 from starlette.websockets import WebSocket, WebSocketDisconnected, WebSocketState
 
 from harness.waiting import eventually
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.connection import Connection, receive_frame
+from jacameno.settings.collab import CollabConfig
 
 
 class _Socket:

@@ -19,7 +19,7 @@ from eventstore import (
     Subscription,
 )
 from eventstore.memory import MemoryEventStore
-from jacameno.collab.errors import Forbidden, ProjectNotFound, Unauthenticated
+from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
 from jacameno.collab.gatekeeper import Access
 from jacameno.collab.membership import MembershipChange, MembershipFollower
 
@@ -39,7 +39,7 @@ def test_a_change_concerns_only_accesses_decided_before_it() -> None:
     assert isinstance(revoked, Forbidden)
     assert revoked.close_code == 4403
     deleted = MembershipChange(PROJECT, 9, None, None).revise(Access("carol", "owner", 8))
-    assert isinstance(deleted, ProjectNotFound)
+    assert isinstance(deleted, NoSuchProject)
     assert deleted.close_code == 4404
 
 
@@ -146,3 +146,42 @@ async def test_the_follower_ends_when_the_store_closes() -> None:
     assert task is not None
     await asyncio.wait_for(asyncio.shield(task), 5)
     await follower.stop()
+
+
+@dataclass
+class Stubborn(Flaky):
+    """Its reads wait until released, whatever cancellations they meet meanwhile (a task that
+    is slow to stop); once released, a cancellation ends them."""
+
+    reading: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[Any]:
+        self.reading.set()
+        while not self.release.is_set():
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                if self.release.is_set():
+                    raise
+        return await self.store.read_all(after_position, limit)
+
+
+async def test_stopping_the_follower_can_itself_be_cancelled() -> None:
+    store = Stubborn(MemoryEventStore())
+    follower, _ = await _follow(store)
+    task = follower._task
+    assert task is not None
+    await store.reading.wait()
+    stopping = asyncio.create_task(follower.stop())
+    await store.cancelled.wait()
+    stopping.cancel()
+    done, _ = await asyncio.wait({stopping}, timeout=5)
+    store.release.set()  # the follower may end now, whatever happened
+    task.cancel()
+    await asyncio.wait({task, stopping}, timeout=5)
+    assert stopping in done
+    assert stopping.cancelled()  # not swallowed while the follower lingers
+    assert task.cancelled()

@@ -15,12 +15,12 @@ from eventstore import EventStore, NewEvent
 from eventstore.memory import MemoryEventStore
 from harness.waiting import eventually
 from jacameno.collab import loading
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
 from jacameno.collab.relay import Message, decode, encode_awareness, encode_committed
 from jacameno.collab.room import Room
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.writer import Committed
+from jacameno.settings.collab import CollabConfig
 
 
 def test_messages_round_trip() -> None:

@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from eventstore.memory import MemoryEventStore
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.rooms import Rooms
+from jacameno.settings.collab import CollabConfig
 
 
 class _SlowToCancel:

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from harness import accounts
 from harness.accounts import PASSWORD, bearer, unique_email
 from jacameno.app import create_app
-from jacameno.services import Services
+from jacameno.bootstrap import Services
 from jacameno.settings import Settings
 
 

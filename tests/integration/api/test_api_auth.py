@@ -14,7 +14,7 @@ import pytest
 from harness.accounts import PASSWORD, unique_email
 from harness.settings import app_settings
 from jacameno.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
-from jacameno.settings import Settings
+from jacameno.settings import Settings, signing_key
 from tests.integration.api.support import Api, running
 
 
@@ -149,7 +149,7 @@ def _unsigned(claims: dict[str, object]) -> str:
 
 async def test_forged_expired_and_tampered_access_tokens_are_refused(api: Api) -> None:
     member = await api.member("gi")
-    secret = api.settings.jwt_secret
+    secret = signing_key(api.settings)
     now = int(time.time())
     good = {"iss": ISSUER, "aud": AUDIENCE, "sub": member.id, "iat": now, "exp": now + 60}
     header, _payload, signature = member.tokens["access_token"].split(".")
@@ -179,7 +179,7 @@ async def test_forged_expired_and_tampered_access_tokens_are_refused(api: Api) -
 
 async def test_the_tokens_of_a_deleted_user_are_refused(api: Api) -> None:
     member = await api.member("ha")
-    await api.services.accounts.delete(member.id)
+    await api.services.identity.accounts.delete(member.id)
     me = await api.client.get("/api/me", headers=member.headers)
     assert me.status_code == 401
     refresh = await api.client.post(

@@ -85,7 +85,7 @@ async def test_a_reuse_after_the_grace_revokes_the_session(
     async with running(configured(api_config, tmp_path, refresh_grace_seconds="1")) as api:
         member = await api.member("late")
         token = member.tokens["refresh_token"]
-        tokens = api.services.refresh_tokens
+        tokens = api.services.identity.refresh_tokens
         now = tokens.clock()
         tokens.clock = lambda: now
         rotated = await api.client.post("/api/auth/refresh", json={"refresh_token": token})

@@ -24,7 +24,7 @@ async def test_a_project_is_created_listed_renamed_and_deleted(api: Api) -> None
     assert (await api.client.get(path, headers=owner.headers)).status_code == 404
     listed = await api.client.get("/api/projects", headers=owner.headers)
     assert listed.json()["projects"] == []
-    log = await api.services.store.read_stream(f"project-{project['id']}")
+    log = await api.services.core.store.read_stream(f"project-{project['id']}")
     assert [e.type for e in log] == [
         "project.created",
         "member.added",
@@ -136,7 +136,7 @@ async def test_members_are_added_changed_and_removed_and_a_project_keeps_an_owne
     assert leave.status_code == 409
     gone = await api.client.delete(f"{base}/{owner.id}", headers=owner.headers)
     assert gone.status_code == 204
-    types = [e.type for e in await api.services.store.read_stream(f"project-{project['id']}")]
+    types = [e.type for e in await api.services.core.store.read_stream(f"project-{project['id']}")]
     assert types == [
         "project.created",
         "member.added",
@@ -191,7 +191,7 @@ async def test_concurrent_renames_all_land_in_the_log(api: Api) -> None:
     assert all(r.status_code in (200, 409) for r in responses)
     renamed = [
         e
-        for e in await api.services.store.read_stream(f"project-{project['id']}")
+        for e in await api.services.core.store.read_stream(f"project-{project['id']}")
         if e.type == "project.renamed"
     ]
     assert len(renamed) == sum(r.status_code == 200 for r in responses)

@@ -17,7 +17,7 @@ TABLES = (
 
 
 async def snapshot(api: Api) -> list[list[tuple[object, ...]]]:
-    rows = [await api.services.db.fetch(query) for query in TABLES]
+    rows = [await api.services.core.db.fetch(query) for query in TABLES]
     return [[tuple(cast("Iterable[object]", r)) for r in table] for table in rows]
 
 
@@ -41,14 +41,14 @@ async def test_the_projects_tables_rebuilt_from_the_log_are_identical(api: Api) 
     assert deleted.is_success, deleted.text
     live = await snapshot(api)
 
-    db = api.services.db
+    db = api.services.core.db
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM project_members")
         await conn.execute("DELETE FROM projects")
         await conn.execute("DELETE FROM projection_checkpoints WHERE name = 'projects'")
     assert await snapshot(api) == [[], []]
-    runner = ProjectionRunner(api.services.store, db, [projects_projection()])
+    runner = ProjectionRunner(api.services.core.store, db, [projects_projection()])
     await runner.start()
-    await runner.wait_for(await api.services.store.head_position())
+    await runner.wait_for(await api.services.core.store.head_position())
     await runner.stop()
     assert await snapshot(api) == live

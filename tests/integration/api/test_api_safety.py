@@ -56,7 +56,7 @@ async def test_injection_strings_and_huge_strings_do_no_harm(api: Api) -> None:
     titled = await api.client.patch(path, json={"title": HOSTILE[0]}, headers=owner.headers)
     assert titled.json()["title"] == HOSTILE[0]
     assert (await api.client.get("/api/me", headers=owner.headers)).status_code == 200
-    assert await api.services.db.fetchval("SELECT count(*) FROM projects") >= 1
+    assert await api.services.core.db.fetchval("SELECT count(*) FROM projects") >= 1
 
 
 async def test_passwords_and_tokens_never_reach_the_logs(

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from harness.ports import free_port
 from jacameno.auth.sessions import (
@@ -178,7 +180,13 @@ async def test_a_limiter_window_ends(limiter: RateLimiter, clock: _Clock) -> Non
 
 
 async def test_the_fallback_limiter_counts_in_process_while_redis_is_unreachable() -> None:
-    down = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    # No retries: redis-py's default backs off for seconds before it says what the test needs.
+    down = Redis(
+        port=free_port(),
+        socket_connect_timeout=0.5,
+        socket_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
     now = [0.0]
     changes: list[bool] = []
     circuit = Circuit("redis", 2, on_change=changes.append, clock=lambda: now[0])

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.settings import app_settings
-from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, serving
 
 

@@ -27,9 +27,9 @@ from harness.accounts import User
 from harness.waiting import TIMEOUT, eventually
 from jacameno.app import create_app
 from jacameno.collab import awareness, protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.rooms import Rooms
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 
 
 async def kill_clients(redis_url: str, name: str) -> int:
@@ -63,12 +63,12 @@ class Server:
 
     @property
     def rooms(self) -> Rooms:
-        rooms: Rooms = self.app.state.collab
+        rooms: Rooms = self.app.state.services.live.rooms
         return rooms
 
     @property
     def store(self) -> EventStore:
-        store: EventStore = self.app.state.services.store
+        store: EventStore = self.app.state.services.core.store
         return store
 
     async def user(self, name: str = "user") -> User:
@@ -134,8 +134,7 @@ async def serving(
 ) -> AsyncIterator[Server]:
     """The app under uvicorn with our WebSocket protocol, or (`asgi_sends`) with uvicorn's own,
     so that frames go through plain ASGI sends as under any other server."""
-    config = config or CollabConfig()
-    app = create_app(settings, replace(config))
+    app = create_app(settings if config is None else replace(settings, collab=config))
     ws = "websockets-sansio" if asgi_sends else jacameno.server.FramesWebSocketProtocol
     server = uvicorn.Server(
         jacameno.server.config(app, "127.0.0.1", 0, settings=settings, ws=ws, lifespan="on")

@@ -16,8 +16,8 @@ from harness.accounts import User
 from harness.waiting import eventually
 from jacameno.auth.tokens import AccessTokens
 from jacameno.collab import hocuspocus
-from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, YClient, serving
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
 
@@ -70,7 +70,7 @@ async def test_a_token_offered_as_a_subprotocol_is_never_echoed(server: Server) 
 
 
 def _short_token(server: Server, user: User, seconds: float) -> str:
-    tokens: AccessTokens = server.app.state.services.access_tokens
+    tokens: AccessTokens = server.app.state.services.identity.access_tokens
     return tokens.issue(user.id, now=time.time() - tokens.ttl_seconds + seconds)
 
 
@@ -124,7 +124,7 @@ async def test_a_deleted_users_sockets_are_closed(server: Server) -> None:
     hocus = await HocuspocusClient.open(server)
     document = await hocus.attach(project, bob.token)
     await eventually(lambda: document.synced)
-    await server.app.state.services.accounts.delete(bob.id)
+    await server.app.state.services.identity.accounts.delete(bob.id)
     assert await member.wait_closed() == 4401
     assert member.close_reason == "the account was deleted"
     await eventually(lambda: document.denied == "the account was deleted")

@@ -8,8 +8,8 @@ import json
 
 from harness.waiting import eventually
 from jacameno.collab import awareness, protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, serving
 
 

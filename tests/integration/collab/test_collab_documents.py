@@ -16,9 +16,9 @@ from crdt.update import check_update
 from domain import events
 from harness.waiting import eventually
 from jacameno.collab import protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.errors import MalformedMessage
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, YClient, serving
 
 KIB = 1024

@@ -3,6 +3,7 @@ stored, and the room keeps serving everyone else."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from crdt.encoding import write_var_bytes, write_var_uint
 from domain import events
 from harness.waiting import eventually
 from jacameno.collab import protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, YClient, serving
 
 
@@ -154,22 +155,26 @@ async def _drain(ws: ClientConnection) -> None:
         pass
 
 
-async def test_an_idle_socket_is_closed(server: Server) -> None:
-    # End to end; how frames keep a socket alive is tested on a manual clock
-    # (tests/unit/test_collab_connection.py).
-    alice = await server.user("alice")
-    project = await server.project(alice)
-    client = await server.client(project, alice)
-    assert await client.wait_closed(timeout=5) == 1000
-    assert client.close_reason == "idle"
+async def test_an_idle_socket_is_closed(settings: Settings, config: CollabConfig) -> None:
+    # End to end, on a short timeout; how frames keep a socket alive is tested on a manual
+    # clock (tests/unit/test_collab_connection.py).
+    async with serving(settings, dataclasses.replace(config, idle_timeout=0.2)) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        client = await server.client(project, alice)
+        assert await client.wait_closed(timeout=5) == 1000
+        assert client.close_reason == "idle"
 
 
 async def test_the_limits_come_from_the_environment(tmp_path: Path) -> None:
-    config = CollabConfig.from_env(
-        {"JACAMENO_COLLAB_MAX_MESSAGE_BYTES": "1000", "JACAMENO_COLLAB_IDLE_TIMEOUT": "2.5"}
+    settings = Settings.from_env(
+        {
+            "JACAMENO_DATA_DIR": str(tmp_path),
+            "JACAMENO_COLLAB_MAX_MESSAGE_BYTES": "1000",
+            "JACAMENO_COLLAB_IDLE_TIMEOUT": "2.5",
+        }
     )
-    assert config.max_message_bytes == 1000
-    assert config.idle_timeout == 2.5
-    settings = Settings.from_env({"JACAMENO_DATA_DIR": str(tmp_path)})
-    async with serving(settings, config) as server:
+    assert settings.collab.max_message_bytes == 1000
+    assert settings.collab.idle_timeout == 2.5
+    async with serving(settings) as server:
         assert server.rooms.config.max_message_bytes == 1000

@@ -22,9 +22,9 @@ from harness.settings import app_settings
 from harness.waiting import eventually
 from jacameno.bus.redis import RedisBus
 from jacameno.collab import awareness, protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.room import Actor
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server, YClient, kill_clients, serving
 
 # Far longer than any test: what converges did so through the bus, not the periodic log check.
@@ -213,7 +213,7 @@ async def test_a_deleted_users_sockets_are_closed_on_every_node(
     here = await _synced(one, project, bob)
     there = await _synced(other, project, bob)
     owner = await _synced(other, project, alice)
-    await one.app.state.services.accounts.delete(bob.id)
+    await one.app.state.services.identity.accounts.delete(bob.id)
     assert await here.wait_closed() == 4401
     assert await there.wait_closed() == 4401
     assert owner.close_code is None

@@ -16,8 +16,8 @@ from domain import document as project_document
 from domain import events
 from harness.waiting import TIMEOUT, eventually
 from jacameno.collab import hocuspocus, protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.lobby import AUTH_TIMEOUT_REASON
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Server
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
 
@@ -121,7 +121,7 @@ async def test_unauthenticated_sockets_are_bounded_per_node(server: Server) -> N
     await eventually(lambda: joined.synced)
     for client in [*waiting, newcomer]:
         await client.close()
-    await eventually(lambda: server.app.state.lobby.waiting == 0)
+    await eventually(lambda: server.app.state.services.live.lobby.waiting == 0)
 
 
 async def test_sync_reply_is_served_as_a_sync_message(server: Server) -> None:

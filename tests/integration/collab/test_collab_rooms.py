@@ -18,9 +18,9 @@ from eventstore import StoreUnavailableError
 from harness.accounts import User
 from harness.waiting import eventually
 from jacameno.collab import awareness, loading, protocol
-from jacameno.collab.config import CollabConfig
 from jacameno.collab.room import Room
 from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
 from tests.integration.collab.support import Gate, Server, YClient, serving
 
 

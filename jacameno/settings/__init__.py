@@ -1,4 +1,7 @@
-"""Settings, read once from `JACAMENO_*` environment variables into a typed object.
+"""Settings, read once from `JACAMENO_*` environment variables into one typed object: the server's
+own here, the limits of live collaboration as its `collab` section (jacameno.settings.collab).
+Nothing else reads the environment; the composition root (jacameno.bootstrap) hands each part
+what it needs.
 
 With nothing set, the server runs on the embedded default: SQLite in the data folder, a single
 node without a bus, files on local disk. With `JACAMENO_ENV=production`, every setting that would
@@ -6,15 +9,28 @@ otherwise fall back to that default must be given: a missing one is an error at 
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+
+from jacameno.settings.collab import CollabConfig
+from jacameno.settings.errors import SettingsError
+
+__all__ = [
+    "HEADER_TIMEOUT_SECONDS",
+    "MAX_CONNECTIONS",
+    "MAX_HEADER_BYTES",
+    "CollabConfig",
+    "Environment",
+    "Settings",
+    "SettingsError",
+    "signing_key",
+]
 
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS = ("development", "test", "production")
@@ -23,10 +39,6 @@ _REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")
 MAX_HEADER_BYTES = 64 * 1024
 HEADER_TIMEOUT_SECONDS = 10
 MAX_CONNECTIONS = 4096
-
-
-class SettingsError(Exception):
-    """A setting is missing or malformed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +83,7 @@ class Settings:
     max_header_bytes: int = MAX_HEADER_BYTES
     header_timeout_seconds: int = HEADER_TIMEOUT_SECONDS
     max_connections: int = MAX_CONNECTIONS
-
-    @property
-    def jwt_secret(self) -> str:
-        """JACAMENO_JWT_SECRET, or outside production a key kept in the data folder (made on first
-        use, so commands that sign nothing write nothing)."""
-        return self.jwt_secret_setting or _dev_secret(self.data_dir)
+    collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgres"]:
@@ -155,6 +162,7 @@ class Settings:
             max_header_bytes=_int(get, "MAX_HEADER_BYTES", MAX_HEADER_BYTES, 1024),
             header_timeout_seconds=_int(get, "HEADER_TIMEOUT_SECONDS", HEADER_TIMEOUT_SECONDS, 1),
             max_connections=_int(get, "MAX_CONNECTIONS", MAX_CONNECTIONS, 1),
+            collab=CollabConfig.read(get),
         )
 
 
@@ -196,10 +204,13 @@ def _check_database_url(url: str) -> None:
         raise SettingsError("JACAMENO_DATABASE_URL must be a sqlite:/// or postgresql:// URL")
 
 
-@functools.cache
-def _dev_secret(data_dir: Path) -> str:
-    """A per-installation signing key for development, kept in the data folder (never used in
-    production, where JACAMENO_JWT_SECRET is required)."""
+def signing_key(settings: Settings) -> str:
+    """The tokens' signing key: JACAMENO_JWT_SECRET, or outside production a per-installation key
+    kept in the data folder, made the first time the composition root asks (so commands that
+    sign nothing write nothing; the settings object itself never touches the disk)."""
+    if settings.jwt_secret_setting:
+        return settings.jwt_secret_setting
+    data_dir = settings.data_dir
     path = data_dir / "jwt-secret"
     try:
         return path.read_text().strip()

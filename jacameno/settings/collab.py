@@ -1,4 +1,5 @@
-"""Limits and timings of live collaboration, read once from `JACAMENO_COLLAB_*` variables.
+"""Limits and timings of live collaboration: the `collab` section of the settings, read with
+them (jacameno.settings) from `JACAMENO_COLLAB_*` variables.
 
 The limits must agree with each other and with the event store, so that whatever a socket may
 send can be stored and served back: a combination that contradicts itself is a SettingsError at
@@ -6,12 +7,11 @@ start (`check`), never a room that fails later (docs/security.md, "Documents and
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from eventstore import Limits
-from jacameno.settings import SettingsError
+from jacameno.settings.errors import SettingsError
 
 MIB = 1024 * 1024
 MAX_TYPE_DEPTH = 250  # the highest max_type_depth (depths are kept in one byte)
@@ -86,19 +86,23 @@ class CollabConfig:
     max_unauthenticated_sockets: int = 1000
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> CollabConfig:
-        env = os.environ if environ is None else environ
+    def read(cls, get: Callable[[str], str | None]) -> CollabConfig:
+        """The limits that `get` (a `JACAMENO_` variable by the rest of its name, None if unset
+        or empty) gives, the defaults for the others; SettingsError for a value that is not a
+        positive number or contradicts another."""
         values: dict[str, int | float] = {}
         for field in fields(cls):
-            text = env.get(f"JACAMENO_COLLAB_{field.name.upper()}")
-            if not text:
+            name = f"COLLAB_{field.name.upper()}"
+            text = get(name)
+            if text is None:
                 continue
             try:
-                value = float(text) if field.type == "float" else int(text)
+                # The default's type, not the annotation's text (a string under PEP 563).
+                value = float(text) if isinstance(field.default, float) else int(text)
             except ValueError as exc:
-                raise SettingsError(f"JACAMENO_COLLAB_{field.name.upper()}: not a number") from exc
+                raise SettingsError(f"JACAMENO_{name}: not a number") from exc
             if value <= 0:
-                raise SettingsError(f"JACAMENO_COLLAB_{field.name.upper()} must be > 0")
+                raise SettingsError(f"JACAMENO_{name} must be > 0")
             values[field.name] = value
         return cls(**values)  # type: ignore[arg-type]
 

@@ -1,0 +1,112 @@
+"""The core every command builds from the settings alone: the schema (migrated, or checked before
+serving), the event log, the tables and the projection runner. `jacameno serve` builds the rest
+on top of it (jacameno.bootstrap.serving); a command without HTTP (`jacameno worker`, a replay)
+takes just this."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from eventstore import EventStore, Limits, Pacing
+from eventstore.postgres import PostgresEventStore
+from eventstore.sqlite import SQLiteEventStore
+from jacameno.settings import Settings
+from projections.projects import projects_projection
+from projections.runner import ProjectionRunner
+from sqldb import Database, open_database
+from sqldb.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply pending migrations to the configured database; return the versions applied."""
+    if settings.database_kind == "sqlite":
+        return migrate_sqlite(settings.sqlite_path)
+    return await migrate_postgres(settings.database_url)
+
+
+async def check_schema(settings: Settings) -> None:
+    """Fail plainly, before serving, if Postgres is out of reach or its schema lags behind the
+    code and will not be migrated at start (SQLite and `JACAMENO_AUTO_MIGRATE` migrate then)."""
+    if settings.database_kind == "sqlite" or settings.auto_migrate:
+        return
+    pending = await pending_postgres(settings.database_url)
+    if pending:
+        names = ", ".join(f"{m.version}_{m.name}" for m in pending)
+        raise MigrationError(
+            f"the Postgres database has {len(pending)} migration(s) not applied yet ({names}).\n"
+            "Run `jacameno migrate` first, or set JACAMENO_AUTO_MIGRATE=true to migrate at start."
+        )
+
+
+async def open_event_store(settings: Settings) -> EventStore:
+    """The log the settings name, migrated first where that is automatic (the caller closes
+    it; `event_store` does)."""
+    if settings.auto_migrate:
+        await migrate(settings)
+    pacing = None
+    if settings.commit_pace_ms:
+        pacing = Pacing(settings.commit_pace_ms / 1000, settings.commit_pace_above)
+    limits = Limits(snapshots_per_stream=settings.snapshots_per_stream)
+    if settings.database_kind == "sqlite":
+        return await SQLiteEventStore.open(settings.sqlite_path, pacing=pacing, limits=limits)
+    return await PostgresEventStore.open(settings.database_url, pacing=pacing, limits=limits)
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Closable)
+
+
+@contextlib.asynccontextmanager
+async def closing(opening: Awaitable[C]) -> AsyncIterator[C]:
+    """What `opening` opens, closed on exit."""
+    opened = await opening
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def event_store(settings: Settings) -> contextlib.AbstractAsyncContextManager[EventStore]:
+    """The log the settings name, migrated first where that is automatic; closed on exit."""
+    return closing(open_event_store(settings))
+
+
+def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Database]:
+    """The tables (accounts, sessions, read models) in the same database as the log."""
+    return closing(open_database(settings.database_url))
+
+
+@contextlib.asynccontextmanager
+async def projections(store: EventStore, db: Database) -> AsyncIterator[ProjectionRunner]:
+    """The read models, caught up from their checkpoints and following the log until exit."""
+    runner = ProjectionRunner(store, db, [projects_projection()])
+    await runner.start()
+    try:
+        yield runner
+    finally:
+        await runner.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    settings: Settings
+    store: EventStore
+    db: Database
+    runner: ProjectionRunner
+
+
+@contextlib.asynccontextmanager
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    """The log, the tables and the runner, open together and closed in reverse order."""
+    async with (
+        event_store(settings) as store,
+        database(settings) as db,
+        projections(store, db) as runner,
+    ):
+        yield Core(settings, store, db, runner)

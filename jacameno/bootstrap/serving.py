@@ -1,0 +1,193 @@
+"""What `jacameno serve` builds on the core (jacameno.bootstrap.core): Redis with its circuit,
+the rate limiter, accounts and tokens, the collaboration rooms and the project commands, each by
+a small builder, composed by `services`. The HTTP app (jacameno.app) hands each route the part it
+needs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from jacameno.accounts import Accounts
+from jacameno.auth.passwords import Passwords
+from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
+from jacameno.auth.tokens import AccessTokens
+from jacameno.bearer import Authenticator
+from jacameno.bootstrap.core import Core, closing, core
+from jacameno.bus.redis import RedisBus
+from jacameno.circuit import Circuit
+from jacameno.collab.gatekeeper import MembershipGatekeeper
+from jacameno.collab.lobby import Lobby
+from jacameno.collab.membership import MembershipFollower
+from jacameno.collab.rooms import Rooms, node_name
+from jacameno.metrics import Metrics
+from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
+from jacameno.projects.service import Projects
+from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from jacameno.settings import Settings, signing_key
+from projections.projects import ProjectsReadModel
+
+
+@dataclass(frozen=True, slots=True)
+class RedisLink:
+    """The REST API's Redis client and the circuit its calls share."""
+
+    client: Redis
+    circuit: Circuit
+
+
+@contextlib.asynccontextmanager
+async def redis(settings: Settings, metrics: Metrics) -> AsyncIterator[RedisLink | None]:
+    """The REST API's link to Redis; None without Redis (a single node)."""
+    if settings.redis_url is None:
+        yield None
+        return
+    # Bounded calls and one quick retry (a pooled connection that a Redis restart closed): Redis
+    # is never waited on for long (docs/operations.md, "Redis outage").
+    timeout = settings.redis_timeout_ms / 1000
+    client = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
+    try:
+        yield RedisLink(
+            client, Circuit("redis", settings.redis_retry_seconds, on_change=metrics.redis_up)
+        )
+    finally:
+        await client.aclose()
+
+
+def rate_limiter(link: RedisLink | None, metrics: Metrics) -> RateLimiter:
+    """Counts in Redis, shared by every node, and in process while Redis fails; in process only
+    without Redis."""
+    if link is None:
+        return MemoryRateLimiter()
+    return FallbackRateLimiter(
+        RedisRateLimiter(link.client),
+        MemoryRateLimiter(),
+        link.circuit,
+        on_fallback=metrics.ratelimit_fallbacks.inc,
+    )
+
+
+@contextlib.asynccontextmanager
+async def turns(settings: Settings) -> AsyncIterator[Turns]:
+    """Project commands take turns per project: across nodes on Postgres, in process on SQLite
+    (one node)."""
+    if settings.database_kind != "postgres":
+        yield ProcessTurns()
+        return
+    async with closing(PostgresTurns.open(settings.database_url)) as held:
+        yield held
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Accounts and their tokens. `authenticator` is the one check of an access token, for the
+    REST API and the collaboration sockets alike."""
+
+    passwords: Passwords
+    accounts: Accounts
+    access_tokens: AccessTokens
+    authenticator: Authenticator
+    refresh_tokens: RefreshTokens
+
+
+def identity(base: Core) -> Identity:
+    """Accounts and tokens; refresh sessions live in the database even with Redis: they must
+    outlive Redis restarts."""
+    settings = base.settings
+    passwords = Passwords(
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+    accounts = Accounts(base.db, passwords, base.store)
+    secret = signing_key(settings)
+    access_tokens = AccessTokens(secret, settings.access_token_seconds)
+    refresh_tokens = RefreshTokens(
+        DatabaseSessionStore(base.db),
+        secret,
+        settings.refresh_token_seconds,
+        settings.refresh_grace_seconds,
+    )
+    authenticator = Authenticator(access_tokens, accounts)
+    return Identity(passwords, accounts, access_tokens, authenticator, refresh_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """Live collaboration on this node: the rooms, the sockets waiting to authenticate, and the
+    follower that revises the rooms' members from the log."""
+
+    rooms: Rooms
+    lobby: Lobby
+    membership: MembershipFollower
+
+
+@contextlib.asynccontextmanager
+async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> AsyncIterator[Live]:
+    """This node's rooms, started, and the membership follower; both stopped on exit."""
+    config = base.settings.collab
+    node = node_name()
+    redis_url = base.settings.redis_url
+    # Several nodes share one Redis; a single node without one publishes nothing.
+    bus = (
+        None
+        if redis_url is None
+        else RedisBus(redis_url, name=node, max_backoff=config.bus_max_backoff)
+    )
+    gatekeeper = MembershipGatekeeper(who.authenticator, who.accounts, reads)
+    rooms = Rooms(base.store, gatekeeper, config, node, bus)
+    async with contextlib.AsyncExitStack() as stack:
+        rooms.start()
+        stack.push_async_callback(rooms.close)
+        # From the read model's checkpoint, not the head: a change the read model has not
+        # applied yet may still let a socket in on the old membership.
+        membership = MembershipFollower(
+            base.store,
+            rooms.apply_membership,
+            min(status.position for status in await base.runner.status()),
+            settled=base.runner.wait_for,
+            interval=config.follow_interval,
+        )
+        membership.start()
+        stack.push_async_callback(membership.stop)
+        yield Live(rooms, Lobby(config.max_unauthenticated_sockets), membership)
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything `jacameno serve` runs, built by `services` and closed when it exits."""
+
+    core: Core
+    redis: RedisLink | None
+    limiter: RateLimiter
+    identity: Identity
+    live: Live
+    projects: Projects
+    metrics: Metrics
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
+    """Everything `jacameno serve` runs, closed in the reverse order of its building."""
+    async with (
+        core(settings) as base,
+        turns(settings) as project_turns,
+        redis(settings, metrics) as link,
+    ):
+        who = identity(base)
+        reads = ProjectsReadModel(base.db)
+        async with collaboration(base, who, reads) as live:
+            projects = Projects(
+                base.store, base.runner, reads, followers=[live.membership], turns=project_turns
+            )
+            yield Services(base, link, rate_limiter(link, metrics), who, live, projects, metrics)
