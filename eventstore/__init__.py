@@ -22,6 +22,7 @@ from eventstore.model import (
     RecordedEvent,
     Snapshot,
 )
+from eventstore.stats import StoreStats
 from eventstore.store import EventStore
 from eventstore.subscription import Subscription
 
@@ -41,6 +42,7 @@ __all__ = [
     "RecordedEvent",
     "Snapshot",
     "StoreClosedError",
+    "StoreStats",
     "StoreUnavailableError",
     "Subscription",
 ]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from eventstore.errors import EventStoreError, StoreClosedError, StoreUnavailableError
 from eventstore.model import AppendResult
 from eventstore.planning import AppendRequest, BatchAnswer
+from eventstore.stats import StoreStats
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class GroupCommitter:
         self._stopping = False
         self.batches = 0
         self.paced = 0  # commits that waited for their pace
+        self._appends = 0  # answered with success
+        self._events = 0  # in those appends
+        self._commits = 0  # batches that wrote at least one of them
         self._pacing = pacing
         self._arrivals = 0
         self._window_start = 0.0
@@ -190,14 +194,24 @@ class GroupCommitter:
             return
         finally:
             self._inflight = []
+        appends = self._appends
         for pending, answer in zip(batch, answers, strict=True):
             if answer is None:
                 self._carry.append(pending)
             elif isinstance(answer, EventStoreError):
                 _settle_error(pending, answer)
-            elif not pending.future.done():
-                pending.future.set_result(answer)
+            else:
+                self._appends += 1
+                self._events += len(pending.request.events)
+                if not pending.future.done():  # its appender may have been cancelled
+                    pending.future.set_result(answer)
         self.batches += 1
+        if self._appends > appends:
+            self._commits += 1
+
+    def stats(self) -> StoreStats:
+        """What this writer has committed so far (`StoreStats`)."""
+        return StoreStats(self._appends, self._events, self._commits, self.paced)
 
 
 def _settle_error(pending: _Pending, exc: EventStoreError) -> None:

@@ -29,6 +29,7 @@ from eventstore.planning import (
     Replayed,
 )
 from eventstore.signal import CommitSignal
+from eventstore.stats import StoreStats
 from eventstore.subscription import Subscription
 
 
@@ -44,6 +45,7 @@ class MemoryEventStore:
         self._signal = CommitSignal()
         self._poll_interval = poll_interval
         self._closed = False
+        self._stats = StoreStats()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -67,6 +69,7 @@ class MemoryEventStore:
         if isinstance(outcome, Rejected):
             raise outcome.error
         if isinstance(outcome, Replayed):
+            self._count(len(request.events), 0)
             return outcome.result
         assert isinstance(outcome, Accepted)
         now = datetime.now(UTC)
@@ -90,6 +93,7 @@ class MemoryEventStore:
             if record.idempotency_key is not None:
                 self._keys[(stream, record.idempotency_key)] = record
         self._signal.publish(records[-1].position)
+        self._count(len(records), 1)
         return AppendResult(
             stream,
             records[0].version,
@@ -97,6 +101,14 @@ class MemoryEventStore:
             records[0].position,
             records[-1].position,
         )
+
+    def _count(self, events: int, commits: int) -> None:
+        """One append answered with success: `events` written in `commits` commits."""
+        s = self._stats
+        self._stats = StoreStats(s.appends + 1, s.events + events, s.commits + commits)
+
+    def stats(self) -> StoreStats:
+        return self._stats
 
     async def read_stream(
         self,

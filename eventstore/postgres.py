@@ -30,6 +30,7 @@ from eventstore.pgsession import translate
 from eventstore.pgwriter import _VERSIONS, CHANNEL, PostgresWriter
 from eventstore.planning import AppendRequest
 from eventstore.signal import CommitSignal
+from eventstore.stats import StoreStats
 from eventstore.subscription import Subscription
 
 __all__ = ["PostgresEventStore", "translate"]
@@ -288,6 +289,9 @@ class PostgresEventStore:
         return await self._signal.wait(after_position, timeout)
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        return self._committer.stats()
 
     async def terminate_connections(self) -> None:
         """Cut the writer and listener connections abruptly, as a network failure would. A test

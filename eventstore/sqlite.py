@@ -38,6 +38,7 @@ from eventstore.planning import (
     answer_for,
 )
 from eventstore.signal import CommitSignal
+from eventstore.stats import StoreStats
 from eventstore.subscription import Subscription
 
 T = TypeVar("T")
@@ -272,6 +273,9 @@ class SQLiteEventStore:
         return await self._signal.wait(after_position, timeout)
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        return self._committer.stats()
 
     def interrupt_writer(self) -> None:
         """Abort the statement the writer is running (its batch fails and rolls back). A test

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from eventstore.model import ANY, AppendResult, NewEvent, RecordedEvent, Snapshot
+from eventstore.stats import StoreStats
 from eventstore.subscription import Subscription
 
 
@@ -82,6 +83,11 @@ class EventStore(Protocol):
     async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
         """Wait until an event after `after_position` may have committed, or `timeout` seconds
         pass; True if woken. A hint for subscribers, never a guarantee: re-read to find out."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """What the store has written since it opened (counters that only grow): appends,
+        events, commits, paced commits. Cheap: no I/O."""
         ...
 
     async def close(self) -> None:

@@ -14,23 +14,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 
-from load.collab_server import serve
+from harness import accounts
+from harness.accounts import User
+from harness.databases import postgres_database
+from harness.server import ServerProcess
+from harness.settings import new_jwt_secret
+from load.collab_server import START_TIMEOUT
 from load.stats import percentile
-from sqldb.migrate import migrate_postgres
-
-PASSWORD = "benchmark password 1234"
 
 
 async def measure(
@@ -68,60 +66,21 @@ async def measure(
 async def run(base: str, users: int, logins: int, reads: int) -> None:
     limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        emails = [f"bench-{uuid.uuid4().hex[:10]}@example.com" for _ in range(users)]
-        tokens: list[str] = []
-        for email in emails:
-            response = await client.post(
-                "/api/auth/register",
-                json={"email": email, "password": PASSWORD, "display_name": "Bench"},
-            )
-            response.raise_for_status()
-            login = await client.post(
-                "/api/auth/login", json={"email": email, "password": PASSWORD}
-            )
-            tokens.append(login.json()["access_token"])
-            headers = {"Authorization": f"Bearer {tokens[-1]}"}
+        made: list[User] = []
+        for _ in range(users):
+            made.append(await accounts.new_user(client, "bench"))
             for n in range(20):
-                created = await client.post(
-                    "/api/projects", json={"title": f"Song {n}"}, headers=headers
-                )
-                created.raise_for_status()
+                await accounts.create_project(client, made[-1].headers, f"Song {n}")
 
         async def login_one(n: int) -> None:
-            response = await client.post(
-                "/api/auth/login", json={"email": emails[n % users], "password": PASSWORD}
-            )
-            response.raise_for_status()
+            await accounts.login(client, made[n % users].email)
 
         async def list_one(n: int) -> None:
-            response = await client.get(
-                "/api/projects", headers={"Authorization": f"Bearer {tokens[n % users]}"}
-            )
+            response = await client.get("/api/projects", headers=made[n % users].headers)
             response.raise_for_status()
 
         await measure("POST /api/auth/login", logins, 16, login_one)
         await measure("GET /api/projects", reads, 64, list_one)
-
-
-async def _admin(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def fresh_postgres(dsn: str) -> Iterator[str]:
-    """A new migrated database on the server of `dsn`, dropped afterwards."""
-    name = f"jacameno_bench_api_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(dsn, f"CREATE DATABASE {name}"))
-    try:
-        url = urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-        asyncio.run(migrate_postgres(url))
-        yield url
-    finally:
-        asyncio.run(_admin(dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def main() -> int:
@@ -132,31 +91,38 @@ def main() -> int:
     parser.add_argument("--logins", type=int, default=200)
     parser.add_argument("--reads", type=int, default=5000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
-        environ = {
-            "JACAMENO_DATA_DIR": folder,
-            "JACAMENO_JWT_SECRET": uuid.uuid4().hex * 2,
-            "JACAMENO_AUTH_RATE_LIMIT": "1000000",
-            "JACAMENO_AUTH_ACCOUNT_RATE_LIMIT": "1000000",
-            "JACAMENO_API_RATE_LIMIT": "1000000",
-            "JACAMENO_DATABASE_URL": f"sqlite:///{Path(folder) / 'bench.db'}",
-        }
-        label = "embedded (SQLite, in-process)"
-        if args.postgres:
-            environ["JACAMENO_DATABASE_URL"] = stack.enter_context(fresh_postgres(args.postgres))
-            label = "Postgres"
-            if args.redis:
-                environ["JACAMENO_REDIS_URL"] = args.redis
-                label += " + Redis"
-        print(f"JACAMENO API benchmark: {label}, argon2id t=3 m=64MiB p=4 (server defaults)")
-        asyncio.run(bench(environ, folder, args.users, args.logins, args.reads))
+    label = "embedded (SQLite, in-process)"
+    if args.postgres:
+        label = "Postgres + Redis" if args.redis else "Postgres"
+    print(f"JACAMENO API benchmark: {label}, argon2id t=3 m=64MiB p=4 (server defaults)")
+    with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(bench(args, Path(folder)))
     return 0
 
 
-async def bench(environ: dict[str, str], folder: str, users: int, logins: int, reads: int) -> None:
-    env = {**os.environ, **environ, "JACAMENO_LOG_LEVEL": "WARNING"}
-    async with serve(env, folder) as server:
-        await run(server.url, users, logins, reads)
+async def bench(args: argparse.Namespace, folder: Path) -> None:
+    """The server on a fresh database (SQLite in `folder`, or one made on `args.postgres`) with
+    argon2 at the server's default cost, then the measurements."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = f"sqlite:///{folder / 'bench.db'}"
+        extra = {"JACAMENO_AUTO_MIGRATE": "true"}
+        if args.postgres:
+            url = await stack.enter_async_context(
+                postgres_database(args.postgres, migrate=True, prefix="jacameno_bench_api")
+            )
+            extra = {"JACAMENO_REDIS_URL": args.redis} if args.redis else {}
+        server = ServerProcess(
+            url,
+            folder,
+            new_jwt_secret(),
+            folder / "server.log",
+            extra,
+            cheap_passwords=False,
+            ready_path="/readyz",
+            start_timeout=START_TIMEOUT,
+        )
+        await stack.enter_async_context(server)
+        await run(server.url, args.users, args.logins, args.reads)
 
 
 if __name__ == "__main__":

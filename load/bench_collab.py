@@ -24,7 +24,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,8 @@ import uvloop
 from pycrdt import Doc
 
 from domain import events
+from harness.accounts import User
+from harness.server import ServerProcess
 from load import collab_server as srv
 from load.collab_client import Client, Ledger, content
 from load.report import write_json
@@ -221,16 +223,6 @@ def latency_json(m: Measurement) -> dict[str, Any]:
     return m.to_json() | {"p95_ms": _ms(m.latencies, 95)}
 
 
-async def _limited(coroutines: list[Awaitable[None]], limit: int) -> None:
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(c: Awaitable[None]) -> None:
-        async with semaphore:
-            await c
-
-    await asyncio.gather(*(one(c) for c in coroutines))
-
-
 async def _wait_drained(ledger: Ledger, sizes: list[int], seconds: float) -> float:
     """Wait until every edit reached every client of its room (or `seconds`); how long it took."""
     started = time.perf_counter()
@@ -292,10 +284,10 @@ async def run_shape(plan: Plan, keep_database: bool) -> dict[str, Any]:
     ]
     with tempfile.TemporaryDirectory(prefix="jacameno-collab-") as folder:
         async with _database(plan, folder, keep_database) as database:
-            environ = srv.server_environment(database, folder)
+            server = srv.server_process(database, folder)
             _say(f"{plan.backend}: migrate")
-            await srv.migrate(environ)
-            async with srv.serve(environ, folder) as server:
+            await srv.migrate(server.environment)
+            async with server:
                 _say(f"server pid {server.pid} at {server.url}; {plan.users} users, projects")
                 started = time.perf_counter()
                 accounts, projects = await srv.setup(server, plan.users, members)
@@ -316,9 +308,9 @@ async def run_shape(plan: Plan, keep_database: bool) -> dict[str, Any]:
 
 async def _drive(
     plan: Plan,
-    server: srv.Server,
+    server: ServerProcess,
     database: srv.Database,
-    accounts: list[srv.User],
+    accounts: list[User],
     projects: list[str],
     members: list[list[int]],
 ) -> dict[str, Any]:
@@ -348,11 +340,13 @@ async def _drive(
         )
     clients = [c for room in rooms for c in room]
     _say(f"connecting {len(rooms)} first clients (one per room)")
-    await _limited([room[0].connect() for room in rooms], plan.connect_concurrency)
+    await srv.gather_limited([room[0].connect() for room in rooms], plan.connect_concurrency)
     await asyncio.sleep(0.5)
     rss_rooms = srv.rss_bytes(pid)
     _say(f"connecting the other {len(clients) - len(rooms)} clients")
-    await _limited([c.connect() for room in rooms for c in room[1:]], plan.connect_concurrency)
+    await srv.gather_limited(
+        [c.connect() for room in rooms for c in room[1:]], plan.connect_concurrency
+    )
     await asyncio.sleep(0.5)
     rss_connected = srv.rss_bytes(pid)
     # What the server and the database spend with every socket open and nobody editing.

@@ -20,18 +20,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from dbdrivers.postgres import server_settings
+from dbdrivers.sqlite import connect
 from eventstore import EventStore
+from eventstore.pgsession import WRITER
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
+from harness.databases import postgres_database
 from load import scenarios
 from load.ceilings import PostgresCeiling, SQLiteCeiling
 from load.report import Figure, Target, table, write_json
 from load.workload import Workload
-from sqldb.migrate import migrate_postgres, migrate_sqlite
+from sqldb.migrate import migrate_sqlite
 
 BENCH_DATABASE = "jacameno_bench"
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -77,13 +80,8 @@ class BackendRun:
 
     name: str
     store: EventStore
-    committed_batches: Callable[[], int]
     ceiling: PostgresCeiling | SQLiteCeiling
     settings: dict[str, Any]
-
-
-def with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
 @contextlib.asynccontextmanager
@@ -91,80 +89,65 @@ async def sqlite_backend(workload: Workload, folder: str | None) -> AsyncIterato
     with tempfile.TemporaryDirectory(prefix="jacameno-bench-", dir=folder) as tmp:
         path = str(Path(tmp) / "events.db")
         migrate_sqlite(path)
+        # The pragmas of a connection opened as the store opens its own (journal_mode is the
+        # file's; synchronous, the connection's, is the store's default too).
+        conn = connect(path)
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = conn.execute("PRAGMA synchronous").fetchone()[0]
+        finally:
+            conn.close()
+        settings = {
+            "path": path,
+            "sqlite_version": sqlite3.sqlite_version,
+            "journal_mode": mode,
+            "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, sync),
+        }
         store = await SQLiteEventStore.open(path)
         try:
-            writer = store._writer
-            mode, sync = await writer.run(
-                lambda c: (
-                    c.execute("PRAGMA journal_mode").fetchone()[0],
-                    c.execute("PRAGMA synchronous").fetchone()[0],
-                )
-            )
-            settings = {
-                "path": path,
-                "sqlite_version": sqlite3.sqlite_version,
-                "journal_mode": mode,
-                "synchronous": {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(sync, sync),
-            }
-            yield BackendRun(
-                "sqlite",
-                store,
-                lambda: store._committer.batches,
-                SQLiteCeiling(path, workload),
-                settings,
-            )
+            yield BackendRun("sqlite", store, SQLiteCeiling(path, workload), settings)
         finally:
             await store.close()
+
+
+SERVER_SETTINGS = (
+    "server_version",
+    "fsync",
+    "wal_sync_method",
+    "full_page_writes",
+    "shared_buffers",
+    "commit_delay",
+    "wal_level",
+)
 
 
 @contextlib.asynccontextmanager
 async def postgres_backend(
     workload: Workload, admin_dsn: str, keep: bool
 ) -> AsyncIterator[BackendRun]:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-        server: dict[str, Any] = {
-            name: await admin.fetchval(f"SHOW {name}")
-            for name in (
-                "server_version",
-                "fsync",
-                "wal_sync_method",
-                "full_page_writes",
-                "shared_buffers",
-                "commit_delay",
-                "wal_level",
+    async with postgres_database(admin_dsn, name=BENCH_DATABASE, migrate=True, keep=keep) as dsn:
+        # A session set up as the store's writer sets up its own: the setting its commits run
+        # under.
+        conn = await asyncpg.connect(dsn, server_settings=server_settings(dsn, "bench", WRITER))
+        try:
+            server: dict[str, Any] = {n: await conn.fetchval(f"SHOW {n}") for n in SERVER_SETTINGS}
+            server["synchronous_commit (store writer)"] = await conn.fetchval(
+                "SHOW synchronous_commit"
             )
-        }
-    finally:
-        await admin.close()
-    dsn = with_database(admin_dsn, BENCH_DATABASE)
-    await migrate_postgres(dsn)
-    store = await PostgresEventStore.open(dsn)
-    try:
-        # The writer connects on the first append; ask it for the setting its commits run under.
-        await store.append("bench-setup", workload.events(1))
-        writer = store._writer.connection
-        assert writer is not None
-        server["synchronous_commit (store writer)"] = await writer.fetchval(
-            "SHOW synchronous_commit"
-        )
-        yield BackendRun(
-            "postgres",
-            store,
-            lambda: store._committer.batches,
-            PostgresCeiling(dsn, workload),
-            {"database": BENCH_DATABASE, **server},
-        )
-    finally:
-        await store.close()
-        if not keep:
-            admin = await asyncpg.connect(admin_dsn)
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-            finally:
-                await admin.close()
+        finally:
+            await conn.close()
+        store = await PostgresEventStore.open(dsn)
+        try:
+            # The writer connects on the first append: not inside a measured scenario.
+            await store.append("bench-setup", workload.events(1))
+            yield BackendRun(
+                "postgres",
+                store,
+                PostgresCeiling(dsn, workload),
+                {"database": BENCH_DATABASE, **server},
+            )
+        finally:
+            await store.close()
 
 
 async def measure(run: BackendRun, workload: Workload, plan: Plan) -> dict[str, Any]:
@@ -255,7 +238,6 @@ async def one_round(
     m = await scenarios.concurrent_appenders(
         run.store,
         workload,
-        run.committed_batches,
         tasks=plan.appenders,
         seconds=plan.appender_seconds,
         warmup=plan.warmup_seconds,

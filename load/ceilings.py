@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable, Callable
 from time import perf_counter
+from typing import TypeVar
 
 import asyncpg
 
 from dbdrivers.sqlite import connect
 from load.stats import Measurement
 from load.workload import Row, Workload, new_stream
+
+T = TypeVar("T")
 
 _PG_COLUMNS = ["position", "stream", "version", "type", "data", "metadata", "idempotency_key"]
 _PG_UNNEST = """
@@ -47,6 +51,46 @@ def _columns(rows: list[Row]) -> list[list[object]]:
     ]
 
 
+class _Laps:
+    """The latencies of steps timed one after another, until `seconds` have passed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.latencies: list[float] = []
+        self.start = self._begun = perf_counter()
+        self.deadline = self.start + seconds
+
+    def begin(self) -> None:
+        self._begun = perf_counter()
+
+    def end(self) -> bool:
+        """Record the step begun last; whether the time is up."""
+        now = perf_counter()
+        self.latencies.append(now - self._begun)
+        return now > self.deadline
+
+    def measurement(self) -> Measurement:
+        return Measurement(len(self.latencies), perf_counter() - self.start, self.latencies)
+
+
+async def _transactions(
+    conn: asyncpg.Connection,
+    batches: list[tuple[int, T]],
+    write: Callable[[T], Awaitable[object]],
+    max_seconds: float,
+) -> Measurement:
+    """`write` each batch (rows, payload) in a transaction of its own, until all are written or
+    `max_seconds` have passed: rows written over the time taken."""
+    done = 0
+    start = perf_counter()
+    for rows, batch in batches:
+        async with conn.transaction():
+            await write(batch)
+        done += rows
+        if perf_counter() - start > max_seconds:
+            break
+    return Measurement(done, perf_counter() - start)
+
+
 class PostgresCeiling:
     """Raw ceilings of the Postgres database at `dsn`, on a connection with synchronous_commit=on
     (the setting of the store's writer)."""
@@ -74,16 +118,10 @@ class PostgresCeiling:
             for chunk in warm:
                 async with conn.transaction():
                     await statement.fetch(*_columns(chunk))
-            arrays = [_columns(chunk) for chunk in chunks]
-            done = 0
-            start = perf_counter()
-            for chunk, columns in zip(chunks, arrays, strict=True):
-                async with conn.transaction():
-                    await statement.fetch(*columns)
-                done += len(chunk)
-                if perf_counter() - start > max_seconds:
-                    break
-            return Measurement(done, perf_counter() - start)
+            arrays = [(len(chunk), _columns(chunk)) for chunk in chunks]
+            return await _transactions(
+                conn, arrays, lambda columns: statement.fetch(*columns), max_seconds
+            )
         finally:
             await conn.close()
 
@@ -93,18 +131,14 @@ class PostgresCeiling:
         try:
             await self._scratch(conn, "bench_raw_copy")
             chunks = _chunks(self._workload.rows(new_stream(), 1, rows), batch)
-            records = [[tuple(_row(r)) for r in chunk] for chunk in chunks]
-            done = 0
-            start = perf_counter()
-            for chunk in records:
-                async with conn.transaction():
-                    await conn.copy_records_to_table(
-                        "bench_raw_copy", records=chunk, columns=_PG_COLUMNS
-                    )
-                done += len(chunk)
-                if perf_counter() - start > max_seconds:
-                    break
-            return Measurement(done, perf_counter() - start)
+            records = [(len(chunk), [tuple(_row(r)) for r in chunk]) for chunk in chunks]
+
+            def copy(chunk: list[tuple[object, ...]]) -> Awaitable[str]:
+                return conn.copy_records_to_table(
+                    "bench_raw_copy", records=chunk, columns=_PG_COLUMNS
+                )
+
+            return await _transactions(conn, records, copy, max_seconds)
         finally:
             await conn.close()
 
@@ -127,17 +161,12 @@ class PostgresCeiling:
 
             for _ in range(50):
                 await commit_one()
-            latencies: list[float] = []
-            start = perf_counter()
-            deadline = start + seconds
+            laps = _Laps(seconds)
             while True:
-                t0 = perf_counter()
+                laps.begin()
                 await commit_one()
-                t1 = perf_counter()
-                latencies.append(t1 - t0)
-                if t1 > deadline:
-                    break
-            return Measurement(len(latencies), perf_counter() - start, latencies)
+                if laps.end():
+                    return laps.measurement()
         finally:
             await conn.close()
 
@@ -227,16 +256,11 @@ class SQLiteCeiling:
 
             for _ in range(50):
                 commit_one()
-            latencies: list[float] = []
-            start = perf_counter()
-            deadline = start + seconds
+            laps = _Laps(seconds)
             while True:
-                t0 = perf_counter()
+                laps.begin()
                 commit_one()
-                t1 = perf_counter()
-                latencies.append(t1 - t0)
-                if t1 > deadline:
-                    break
-            return Measurement(len(latencies), perf_counter() - start, latencies)
+                if laps.end():
+                    return laps.measurement()
         finally:
             conn.close()

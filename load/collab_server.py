@@ -1,48 +1,37 @@
 """The server side of the collaboration benchmark: a fresh database, `jacameno serve` as a real
-subprocess, accounts and projects made over the REST API, and what /proc says about processes."""
+subprocess (harness.server), accounts and projects made over the REST API (harness.accounts),
+and what /proc says about processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import secrets
-import socket
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 
 from domain.roles import EDITOR
 from eventstore import EventStore, RecordedEvent
-from eventstore.postgres import PostgresEventStore
-from eventstore.sqlite import SQLiteEventStore
+from harness import accounts
+from harness.accounts import User
+from harness.databases import open_store
+from harness.databases import postgres_database as new_postgres_database
+from harness.server import ServerProcess, jacameno_command
+from harness.settings import new_jwt_secret
 
-PASSWORD = "collab benchmark password 1234"
+T = TypeVar("T")
+
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 PAGE = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def jacameno_command() -> list[str]:
-    """`jacameno` beside the running interpreter (the venv's), else `python -m jacameno`."""
-    script = Path(sys.executable).parent / "jacameno"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "jacameno"]
+START_TIMEOUT = 30.0  # seconds: a server on a large database under a loaded machine
 
 
 # -- /proc ------------------------------------------------------------------------------------
@@ -93,9 +82,7 @@ class Database:
     admin_dsn: str | None = None
 
     async def open_store(self) -> EventStore:
-        if self.kind == "sqlite":
-            return await SQLiteEventStore.open(self.name)
-        return await PostgresEventStore.open(self.url)
+        return await open_store(self.url)
 
     async def backend_pids(self) -> list[int]:
         """Postgres: the backend processes connected to this database (the server's pool and
@@ -165,22 +152,9 @@ class Database:
 
 @contextlib.asynccontextmanager
 async def postgres_database(admin_dsn: str, keep: bool = False) -> AsyncIterator[Database]:
-    name = f"jacameno_bench_collab_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
-    try:
-        yield Database(url, "postgres", name, admin_dsn)
-    finally:
-        if not keep:
-            admin = await asyncpg.connect(admin_dsn)
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            finally:
-                await admin.close()
+    """A new, empty database on the server of `admin_dsn` (the server migrates it)."""
+    async with new_postgres_database(admin_dsn, prefix="jacameno_bench_collab", keep=keep) as url:
+        yield Database(url, "postgres", urlsplit(url).path.lstrip("/"), admin_dsn)
 
 
 @contextlib.contextmanager
@@ -202,59 +176,19 @@ async def read_log(store: EventStore, stream: str) -> list[RecordedEvent]:
 # -- the server process -----------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Server:
-    process: asyncio.subprocess.Process
-    url: str
-    log_path: Path
-    environ: dict[str, str] = field(repr=False)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://", 1)
-
-    async def stop(self) -> int:
-        """SIGTERM, then SIGKILL after 15 s; the exit status."""
-        if self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        assert self.process.returncode is not None
-        return self.process.returncode
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-def server_environment(database: Database, data_dir: str) -> dict[str, str]:
-    """The server's settings: the run's database, a random JWT key, argon2 at its cheapest (the
-    benchmark logs every user in once; login has its own benchmark, load.bench_api) and rate
-    limits out of the way. Collaboration settings are the server's defaults unless the caller's
-    environment sets JACAMENO_COLLAB_*."""
-    return {
-        **os.environ,
-        "JACAMENO_DATABASE_URL": database.url,
-        "JACAMENO_DATA_DIR": data_dir,
-        "JACAMENO_JWT_SECRET": secrets.token_hex(32),
-        "JACAMENO_AUTO_MIGRATE": "false",
-        "JACAMENO_LOG_LEVEL": "WARNING",
-        "JACAMENO_ARGON2_TIME_COST": "1",
-        "JACAMENO_ARGON2_MEMORY_KIB": "1024",
-        "JACAMENO_ARGON2_PARALLELISM": "1",
-        "JACAMENO_AUTH_RATE_LIMIT": "1000000",
-        "JACAMENO_AUTH_ACCOUNT_RATE_LIMIT": "1000000",
-        "JACAMENO_API_RATE_LIMIT": "1000000",
-    }
+def server_process(database: Database, folder: str) -> ServerProcess:
+    """`jacameno serve` on the run's database, with its data and log in `folder`: argon2 at its
+    cheapest (the benchmark logs every user in once; login has its own benchmark,
+    load.bench_api) and rate limits out of the way. Collaboration settings are the server's
+    defaults unless the caller's environment sets JACAMENO_COLLAB_*."""
+    return ServerProcess(
+        database.url,
+        Path(folder),
+        new_jwt_secret(),
+        Path(folder) / "server.log",
+        ready_path="/readyz",
+        start_timeout=START_TIMEOUT,
+    )
 
 
 async def migrate(environ: dict[str, str]) -> str:
@@ -271,104 +205,32 @@ async def migrate(environ: dict[str, str]) -> str:
     return output.decode(errors="replace").strip()
 
 
-@contextlib.asynccontextmanager
-async def serve(environ: dict[str, str], log_folder: str) -> AsyncIterator[Server]:
-    port = free_port()
-    log_path = Path(log_folder) / "server.log"
-    out: IO[bytes]
-    with log_path.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            *jacameno_command(),
-            "serve",
-            "--port",
-            str(port),
-            env=environ,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path, environ)
-    try:
-        await _ready(server)
-        yield server
-    finally:
-        await server.stop()
-
-
-async def _ready(server: Server) -> None:
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as http:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(f"{server.url}/readyz", timeout=2)).status_code == 200:
-                    return
-            if server.process.returncode is not None:
-                raise RuntimeError(f"the server exited at start:\n{server.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server was not ready in 30 s:\n{server.log_tail()}")
-            await asyncio.sleep(0.1)
-
-
 # -- accounts and projects --------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    email: str
-    token: str
+async def gather_limited(coroutines: Iterable[Awaitable[T]], limit: int) -> list[T]:
+    """Await every coroutine, at most `limit` at a time; their results in order."""
+    semaphore = asyncio.Semaphore(limit)
 
+    async def one(coroutine: Awaitable[T]) -> T:
+        async with semaphore:
+            return await coroutine
 
-async def _limited(
-    http: httpx.AsyncClient, limit: asyncio.Semaphore, method: str, path: str, **kwargs: Any
-) -> httpx.Response:
-    async with limit:
-        response = await http.request(method, path, **kwargs)
-    if response.status_code >= 400:
-        raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:300]}")
-    return response
-
-
-async def make_user(http: httpx.AsyncClient, limit: asyncio.Semaphore, n: int) -> User:
-    email = f"collab-{n}-{uuid.uuid4().hex[:8]}@example.com"
-    body = {"email": email, "password": PASSWORD, "display_name": f"Client {n}"}
-    registered = await _limited(http, limit, "POST", "/api/auth/register", json=body)
-    login = await _limited(
-        http, limit, "POST", "/api/auth/login", json={"email": email, "password": PASSWORD}
-    )
-    return User(str(registered.json()["user"]["id"]), email, str(login.json()["access_token"]))
-
-
-async def make_project(
-    http: httpx.AsyncClient, limit: asyncio.Semaphore, owner: User, editors: list[User], n: int
-) -> str:
-    headers = {"Authorization": f"Bearer {owner.token}"}
-    created = await _limited(
-        http, limit, "POST", "/api/projects", json={"title": f"Load {n}"}, headers=headers
-    )
-    project_id = str(created.json()["id"])
-    for editor in editors:
-        await _limited(
-            http,
-            limit,
-            "POST",
-            f"/api/projects/{project_id}/members",
-            json={"email": editor.email, "role": EDITOR},
-            headers=headers,
-        )
-    return project_id
+    return list(await asyncio.gather(*(one(c) for c in coroutines)))
 
 
 async def setup(
-    server: Server, users: int, rooms: list[list[int]], concurrency: int = 8
+    server: ServerProcess, users: int, rooms: list[list[int]], concurrency: int = 8
 ) -> tuple[list[User], list[str]]:
     """`users` accounts, then one project per room, owned by the user of the room's first client
     with the room's other users as editors. `rooms[r]` lists the user index of each client."""
-    limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
-        accounts = await asyncio.gather(*(make_user(http, limit, n) for n in range(users)))
+    async with server.http(timeout=60) as http:
+        made = await gather_limited(
+            (accounts.new_user(http, f"collab-{n}") for n in range(users)), concurrency
+        )
         projects = []
         for r, members in enumerate(rooms):
-            distinct = list(dict.fromkeys(members))
-            owner, editors = accounts[distinct[0]], [accounts[u] for u in distinct[1:]]
-            projects.append(make_project(http, limit, owner, editors, r))
-        return list(accounts), list(await asyncio.gather(*projects))
+            owner, *editors = (made[u] for u in dict.fromkeys(members))
+            invited = [(editor, EDITOR) for editor in editors]
+            projects.append(accounts.new_project(http, owner, *invited, title=f"Load {r}"))
+        return made, await gather_limited(projects, concurrency)

@@ -4,7 +4,6 @@ batched appends, many concurrent single-event appenders (group commit), and a ca
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from time import perf_counter
 
 from eventstore import ANY, EventStore, NewEvent
@@ -45,15 +44,14 @@ async def batched_appends(
 async def concurrent_appenders(
     store: EventStore,
     workload: Workload,
-    committed_batches: Callable[[], int],
     *,
     tasks: int,
     seconds: float,
     warmup: float,
 ) -> Measurement:
     """`tasks` tasks each append one event at a time, in a loop, to a stream of its own
-    (expected version ANY) for `seconds`. `committed_batches` reads the store's count of
-    committed group-commit batches, to report the average number of events per transaction."""
+    (expected version ANY) for `seconds`; the store's count of commits (`stats()`) gives the
+    average number of events per transaction."""
     streams = [new_stream() for _ in range(tasks)]
     events = [workload.events(1) for _ in range(tasks)]
     measuring = False
@@ -74,12 +72,12 @@ async def concurrent_appenders(
     try:
         await asyncio.sleep(warmup)
         measuring = True
-        first_batch = committed_batches()
+        first_batch = store.stats().commits
         start = perf_counter()
         await asyncio.sleep(seconds)
         measuring = False
         elapsed = perf_counter() - start
-        batches = committed_batches() - first_batch
+        batches = store.stats().commits - first_batch
     finally:
         stop = True
         await asyncio.gather(*running)

@@ -1,7 +1,8 @@
 """Session-wide services: the Postgres and Redis every test that asks for them shares.
 
 Resolution (environment, standard local ports, throwaway servers) lives in tests/services.py; a
-missing service is an error, never a skip. Also fresh, migrated databases of each kind.
+missing service is an error, never a skip. Also fresh, migrated databases of each kind (made by
+harness/databases.py).
 """
 
 from __future__ import annotations
@@ -12,14 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.databases import drop_database, migrated_sqlite, migrated_template, postgres_database
 from tests import services
-from tests.databases import (
-    create_database,
-    drop_database,
-    migrated_sqlite,
-    migrated_template,
-    with_database,
-)
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +42,15 @@ def pg_template(postgres_url: str) -> Iterator[str]:
 @pytest.fixture
 async def fresh_pg_url(postgres_url: str, pg_template: str) -> AsyncIterator[str]:
     """URL of a fresh, migrated Postgres database, dropped after the test."""
-    name = await create_database(postgres_url, template=pg_template)
-    yield with_database(postgres_url, name)
-    await drop_database(postgres_url, name)
+    async with postgres_database(postgres_url, template=pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_pg_url(postgres_url: str) -> AsyncIterator[str]:
+    """URL of a new, empty (unmigrated) Postgres database, dropped after the test."""
+    async with postgres_database(postgres_url) as url:
+        yield url
 
 
 @pytest.fixture

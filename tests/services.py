@@ -20,13 +20,15 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+
+from harness.ports import free_port, port_open
+from harness.waiting import TimedOut, wait_blocking
 
 DATABASE_URL_ENV = "JACAMENO_TEST_DATABASE_URL"
 REDIS_URL_ENV = "JACAMENO_TEST_REDIS_URL"
@@ -54,43 +56,47 @@ def forced_throwaway(environ: dict[str, str] | None = None) -> bool:
     return mode == "throwaway"
 
 
-@contextlib.contextmanager
-def postgres() -> Iterator[str]:
+def postgres() -> contextlib.AbstractContextManager[str]:
     """A DSN for an admin connection to database `postgres`, valid inside the block."""
-    if not forced_throwaway():
-        if url := os.environ.get(DATABASE_URL_ENV):
-            yield url
-            return
-        if postgres_answers(STANDARD_POSTGRES_URL):
-            yield STANDARD_POSTGRES_URL
-            return
-    with throwaway_postgres() as url:
-        yield url
+    return _resolved(
+        DATABASE_URL_ENV,
+        STANDARD_POSTGRES_URL,
+        lambda: postgres_answers(STANDARD_POSTGRES_URL),
+        throwaway_postgres,
+    )
+
+
+def redis() -> contextlib.AbstractContextManager[str]:
+    """A Redis URL, valid inside the block."""
+    return _resolved(
+        REDIS_URL_ENV,
+        STANDARD_REDIS_URL,
+        lambda: redis_answers("127.0.0.1", 6379),
+        throwaway_redis,
+    )
 
 
 @contextlib.contextmanager
-def redis() -> Iterator[str]:
-    """A Redis URL, valid inside the block."""
+def _resolved(
+    variable: str,
+    standard: str,
+    standard_answers: Callable[[], bool],
+    throwaway: Callable[[], contextlib.AbstractContextManager[str]],
+) -> Iterator[str]:
+    """The URL in `variable`, else `standard` if it answers, else a throwaway server's (the
+    last only, when the throwaway mode is forced)."""
     if not forced_throwaway():
-        if url := os.environ.get(REDIS_URL_ENV):
+        if url := os.environ.get(variable):
             yield url
             return
-        if redis_answers("127.0.0.1", 6379):
-            yield STANDARD_REDIS_URL
+        if standard_answers():
+            yield standard
             return
-    with throwaway_redis() as url:
+    with throwaway() as url:
         yield url
 
 
 # Probes
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def postgres_answers(url: str, timeout: float = 3.0) -> bool:
@@ -122,14 +128,6 @@ def redis_answers(host: str, port: int, timeout: float = 0.5) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # Throwaway Postgres
@@ -267,13 +265,19 @@ class RedisServer:
             self._process = subprocess.Popen(
                 self._argv, stdout=out, stderr=subprocess.STDOUT, cwd=self._base
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not redis_answers("127.0.0.1", self.port):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                raise ServiceUnavailable(
-                    f"throwaway Redis did not start ({' '.join(self._argv)}):\n{_tail(log)}"
-                )
-            time.sleep(0.05)
+        process = self._process
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise TimedOut("redis-server exited")
+            return redis_answers("127.0.0.1", self.port)
+
+        try:
+            wait_blocking(answers, "Redis answers PING", START_TIMEOUT)
+        except TimedOut as exc:
+            raise ServiceUnavailable(
+                f"throwaway Redis did not start ({' '.join(self._argv)}): {exc}\n{_tail(log)}"
+            ) from None
 
     def pause(self) -> None:
         """SIGSTOP: connections are accepted by the kernel, nothing is answered."""

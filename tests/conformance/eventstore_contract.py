@@ -24,6 +24,7 @@ from eventstore import (
     Limits,
     NewEvent,
     StoreClosedError,
+    StoreStats,
 )
 from tests.conformance.eventstore_support import Backend, event, events, summary
 
@@ -232,6 +233,14 @@ class ContractTests:
         await _assert_unchanged(store, head=1, version=1)
         result = await store.append("s", [event(key="a"), event(key="b")], 1)
         assert result == AppendResult("s", 2, 3, 2, 3)
+
+    async def test_stats_count_appends_events_and_commits(self, store: EventStore) -> None:
+        assert store.stats() == StoreStats()
+        await store.append("s", events(3))
+        await store.append("t", events(1))
+        with pytest.raises(ConcurrencyError):
+            await store.append("t", events(1), NO_STREAM)
+        assert store.stats() == StoreStats(appends=2, events=4, commits=2, paced=0)
 
     # -- idempotency -----------------------------------------------------------------------
 

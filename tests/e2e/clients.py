@@ -9,16 +9,17 @@ import base64
 import contextlib
 import itertools
 import json
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pycrdt import Array, Map, Text
 
+from harness.accounts import User
+from harness.server import ServerProcess
+from harness.waiting import eventually, wait_until
 from tests.e2e import documents
-from tests.e2e.server import ServerProcess, User
-from tests.integration.collab.support import YClient, eventually
+from tests.integration.collab.support import YClient
 
 JS_DIR = Path(__file__).parent / "js"
 CLIENT = JS_DIR / "client.mjs"
@@ -208,17 +209,6 @@ async def python_client(server: ServerProcess, project_id: str, token: str) -> Y
 async def python_settled(client: YClient) -> None:
     """Every update the Python client sent came back as an echo (is durable)."""
     await eventually(lambda: set(client.sent) <= set(client.echoes))
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], what: str, timeout: float = TIMEOUT
-) -> None:
-    """Poll the clients with `check` until it holds, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 async def converged(js: list[JSClient], python: list[YClient]) -> dict[str, Any]:

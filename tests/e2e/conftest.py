@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.server import ServerProcess, serving
 from tests.e2e.clients import INSTALLED, JSClient
-from tests.e2e.server import ServerProcess, serving
 
 
 def require_node_modules(folder: Path) -> None:

@@ -4,7 +4,6 @@ rebuilt from the project's `doc.updated` events in the log alone."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from pycrdt import Doc
@@ -13,9 +12,7 @@ import crdt
 from domain import document as project_document
 from domain import events
 from domain.document import ROOTS
-from eventstore import EventStore
-from eventstore.postgres import PostgresEventStore
-from eventstore.sqlite import SQLiteEventStore
+from harness.databases import open_store
 
 
 def normalize(value: Any) -> Any:
@@ -63,12 +60,6 @@ def missing_from(doc: Doc[Any], updates: Iterable[bytes]) -> bool:
     for update in updates:
         copy.apply_update(update)
     return (from_doc(copy), state_vector(copy)) != before
-
-
-async def open_store(database_url: str) -> EventStore:
-    if database_url.startswith("sqlite:///"):
-        return await SQLiteEventStore.open(Path(database_url.removeprefix("sqlite:///")))
-    return await PostgresEventStore.open(database_url)
 
 
 async def logged_updates(database_url: str, project_id: str) -> list[dict[str, Any]]:

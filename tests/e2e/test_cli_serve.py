@@ -10,14 +10,12 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.databases import create_database, drop_database, with_database
-from tests.services import free_port
+from harness.ports import free_port
+from harness.waiting import wait_until
 
 TIMEOUT = 20.0
 
@@ -51,15 +49,6 @@ def assert_plain_refusal(result: subprocess.CompletedProcess[str], *phrases: str
         assert phrase in result.stderr
 
 
-@pytest.fixture
-async def empty_postgres(postgres_url: str) -> AsyncIterator[str]:
-    name = await create_database(postgres_url)
-    try:
-        yield with_database(postgres_url, name)
-    finally:
-        await drop_database(postgres_url, name)
-
-
 def test_a_port_in_use_is_told_at_once_without_a_traceback(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -67,8 +56,8 @@ def test_a_port_in_use_is_told_at_once_without_a_traceback(tmp_path: Path) -> No
     assert_plain_refusal(result, f"port {port} on 127.0.0.1 is already in use", "--port")
 
 
-def test_an_unmigrated_postgres_says_to_run_migrate(tmp_path: Path, empty_postgres: str) -> None:
-    env = environment(tmp_path, JACAMENO_DATABASE_URL=empty_postgres)
+def test_an_unmigrated_postgres_says_to_run_migrate(tmp_path: Path, empty_pg_url: str) -> None:
+    env = environment(tmp_path, JACAMENO_DATABASE_URL=empty_pg_url)
     result = serve(env, "--port", str(free_port()))
     assert_plain_refusal(result, "not applied yet", "jacameno migrate", "JACAMENO_AUTO_MIGRATE")
 
@@ -103,15 +92,14 @@ async def test_port_zero_picks_a_free_port_and_says_which(tmp_path: Path) -> Non
         port = int(url.rsplit(":", 1)[1])
         assert port not in (0, 8000)
         async with httpx.AsyncClient(timeout=2.0) as http:
-            for _ in range(int(TIMEOUT / 0.05)):
+
+            async def healthy() -> bool:
                 try:
-                    if (await http.get(f"{url}/healthz")).status_code == 200:
-                        break
+                    return (await http.get(f"{url}/healthz")).status_code == 200
                 except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("no /healthz on the port the server named")
+                    return False
+
+            await wait_until(healthy, "/healthz answers on the port the server named", TIMEOUT)
     finally:
         process.terminate()
         await asyncio.wait_for(process.communicate(), TIMEOUT)

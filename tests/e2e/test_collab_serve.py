@@ -7,9 +7,9 @@ import asyncio
 
 from pycrdt import Text
 
+from harness.server import ServerProcess
+from harness.waiting import eventually
 from tests.e2e.clients import python_client
-from tests.e2e.server import ServerProcess
-from tests.integration.collab.support import eventually
 
 
 async def test_acknowledged_edits_survive_a_sigkill(server: ServerProcess) -> None:

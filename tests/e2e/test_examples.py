@@ -6,8 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+from harness.server import ServerProcess
 from tests.e2e.conftest import require_node_modules
-from tests.e2e.server import ServerProcess
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 TIMEOUT = 30.0

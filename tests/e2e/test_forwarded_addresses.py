@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.server import ServerProcess
+from harness.server import ServerProcess
 
 LIMIT = 3
 

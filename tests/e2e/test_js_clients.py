@@ -9,6 +9,8 @@ import asyncio
 
 from pycrdt import Text
 
+from harness.server import ServerProcess
+from harness.waiting import eventually, wait_until
 from tests.e2e import documents
 from tests.e2e.clients import (
     converged,
@@ -16,11 +18,8 @@ from tests.e2e.clients import (
     owner_and_member,
     python_client,
     python_settled,
-    wait_until,
 )
 from tests.e2e.conftest import JSClients
-from tests.e2e.server import ServerProcess
-from tests.integration.collab.support import eventually
 
 
 async def test_js_and_python_clients_converge_to_the_logged_document(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.server import ServerProcess
 from tests.e2e import documents
 from tests.e2e.clients import owner_and_member
 from tests.e2e.conftest import JSClients
-from tests.e2e.server import ServerProcess
 
 PIECE = 3_500_000  # characters, one byte each: an update just under the 4 MiB frame limit
 

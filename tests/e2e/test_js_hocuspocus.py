@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from harness.databases import open_store
+from harness.server import ServerProcess
+from harness.waiting import wait_until
 from jacameno.auth.tokens import AccessTokens
 from tests.e2e import documents
-from tests.e2e.clients import converged, owner_and_member, wait_until
+from tests.e2e.clients import converged, owner_and_member
 from tests.e2e.conftest import JSClients
-from tests.e2e.server import ServerProcess
 
 
 async def test_hocuspocus_and_y_websocket_clients_share_the_logged_document(
@@ -108,7 +110,7 @@ async def test_session_aware_providers_never_disconnect_an_editor(
     await editor.close()
 
     async def paired() -> bool:
-        store = await documents.open_store(database_url)
+        store = await open_store(database_url)
         try:
             logged = await store.read_stream(f"project-{project}")
         finally:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
+from harness.server import ServerProcess
 from tests.e2e import documents
 from tests.e2e.clients import converged
 from tests.e2e.conftest import JSClients
-from tests.e2e.server import ServerProcess
 
 GENERATIONS = ["hocuspocus-v2", "hocuspocus-v3", "hocuspocus"]
 

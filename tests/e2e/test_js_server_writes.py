@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 from pycrdt import Doc, Map, Text
 
+from harness.accounts import User
+from harness.server import ServerProcess
+from harness.waiting import wait_until
 from tests.e2e import documents
-from tests.e2e.clients import converged, wait_until
+from tests.e2e.clients import converged
 from tests.e2e.conftest import JSClients
-from tests.e2e.server import ServerProcess, User
 
 
 def retitled(title: str, lyrics: str) -> bytes:

@@ -13,12 +13,13 @@ from typing import Any
 
 from pycrdt import Doc, Text
 
+from harness.server import ServerProcess
+from harness.waiting import eventually
 from jacameno.collab import protocol
 from tests.e2e import documents
 from tests.e2e.clients import converged, python_client
 from tests.e2e.conftest import JSClients
-from tests.e2e.server import ServerProcess
-from tests.integration.collab.support import YClient, eventually
+from tests.integration.collab.support import YClient
 
 KEYSTROKES = 20_000  # more than the clients can type before the kill
 ACKED_BEFORE_KILL = 60  # echoes each client waits for before the server is killed

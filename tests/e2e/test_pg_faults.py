@@ -28,12 +28,14 @@ import pytest
 from pycrdt import Text
 from websockets.exceptions import InvalidHandshake
 
+from harness.accounts import User
+from harness.server import ServerProcess
+from harness.waiting import eventually
 from tests.e2e import documents
 from tests.e2e.clients import converged, python_client, python_settled
 from tests.e2e.conftest import JSClients
-from tests.e2e.server import ServerProcess, User
 from tests.faultproxy import FaultProxy, proxied
-from tests.integration.collab.support import YClient, eventually
+from tests.integration.collab.support import YClient
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ tokens issued before still work."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -15,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import PASSWORD, ServerProcess
+from harness.accounts import login
+from harness.server import ServerProcess
+from harness.waiting import wait_until
 from tests.services import RedisServer
 
 TIMEOUT = 10.0
@@ -36,18 +37,8 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> float:
     """Seconds until `check` holds, polling; fails after TIMEOUT."""
     started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > TIMEOUT:
-            raise AssertionError(f"not within {TIMEOUT} s: {what}")
-        await asyncio.sleep(0.05)
+    await wait_until(check, what, TIMEOUT, interval=0.05)
     return time.monotonic() - started
-
-
-async def login(http: httpx.AsyncClient, email: str) -> dict[str, Any]:
-    response = await http.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json()
-    return tokens
 
 
 async def refresh(http: httpx.AsyncClient, token: str) -> dict[str, Any]:

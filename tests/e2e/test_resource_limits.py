@@ -24,9 +24,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from crdt.encoding import write_var_bytes, write_var_string, write_var_uint
+from harness.server import ServerProcess, serving
 from jacameno.collab import hocuspocus, protocol
 from tests.e2e.clients import python_client
-from tests.e2e.server import ServerProcess, serving
 
 MIB = 1024 * 1024
 RSS_GROWTH_BOUND = 150 * MIB  # over the RSS of the warmed-up server, at any sample

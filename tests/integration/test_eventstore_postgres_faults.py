@@ -21,9 +21,9 @@ from eventstore import AppendResult, NewEvent, StoreUnavailableError
 from eventstore.pgsession import WRITER
 from eventstore.pgwriter import PostgresWriter
 from eventstore.postgres import PostgresEventStore
+from harness.waiting import eventually
 from sqldb import PostgresDatabase
 from tests.faultproxy import proxied
-from tests.integration.collab.support import eventually
 
 pytestmark = pytest.mark.slow
 

@@ -9,19 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from eventstore import EventStore, NewEvent, RecordedEvent
-from eventstore.postgres import PostgresEventStore
-from eventstore.sqlite import SQLiteEventStore
+from harness.databases import open_store
 from projections.runner import Projection, ProjectionRunner
 from sqldb import Connection, Database, IntegrityError, open_database
 
 COUNTS = """CREATE TABLE IF NOT EXISTS test_counts (
     stream TEXT PRIMARY KEY, n BIGINT NOT NULL, last_position BIGINT NOT NULL)"""
-
-
-async def open_store(url: str) -> EventStore:
-    if url.startswith("sqlite:///"):
-        return await SQLiteEventStore.open(url.removeprefix("sqlite:///"))
-    return await PostgresEventStore.open(url)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 from eventstore import StoreUnavailableError
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
+from harness.databases import with_lock_timeout
 from sqldb import (
     Database,
     DatabaseError,
@@ -22,7 +23,6 @@ from sqldb import (
     SQLiteDatabase,
     open_database,
 )
-from tests.databases import with_lock_timeout
 
 TABLE = "CREATE TABLE IF NOT EXISTS test_items (id BIGINT PRIMARY KEY)"
 

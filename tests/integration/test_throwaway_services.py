@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 import redis.asyncio
 
+from harness import ports
 from tests import services
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def test_throwaway_servers_stop_when_the_block_ends() -> None:
     with services.throwaway_postgres() as postgres_url, services.throwaway_redis() as redis_url:
         pg_port = int(postgres_url.rsplit(":", 1)[1].split("/")[0])
         redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-        assert services.port_open("127.0.0.1", pg_port)
+        assert ports.port_open("127.0.0.1", pg_port)
         assert services.redis_answers("127.0.0.1", redis_port)
-    assert not services.port_open("127.0.0.1", pg_port)
-    assert not services.port_open("127.0.0.1", redis_port)
+    assert not ports.port_open("127.0.0.1", pg_port)
+    assert not ports.port_open("127.0.0.1", redis_port)

@@ -8,22 +8,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from sqldb.migrate import MigrationError, load, migrate_postgres, migrate_sqlite, migrations_root
-from tests.databases import create_database, drop_database, with_database
 from tests.migration.schemas import expected
-
-
-@pytest.fixture
-async def empty_pg_url(postgres_url: str) -> AsyncIterator[str]:
-    name = await create_database(postgres_url)
-    yield with_database(postgres_url, name)
-    await drop_database(postgres_url, name)
 
 
 async def pg_schema(url: str) -> tuple[dict[str, dict[str, str]], set[tuple[str, tuple[str, ...]]]]:

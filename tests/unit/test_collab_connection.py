@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from starlette.websockets import WebSocket, WebSocketDisconnected, WebSocketState
 
+from harness.waiting import eventually
 from jacameno.collab.connection import Connection, receive_frame
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import eventually
 
 
 class _Socket:

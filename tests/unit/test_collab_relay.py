@@ -4,7 +4,6 @@ ignored (jacameno.collab.relay). A room on the memory log; no network."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -14,6 +13,7 @@ from pycrdt import Doc, Text, TransactionEvent
 from domain import events
 from eventstore import EventStore, NewEvent
 from eventstore.memory import MemoryEventStore
+from harness.waiting import eventually
 from jacameno.collab import loading
 from jacameno.collab.errors import MalformedMessage
 from jacameno.collab.relay import Message, decode, encode_awareness, encode_committed
@@ -60,11 +60,8 @@ def _update(text: str, client_id: int) -> bytes:
 
 
 async def _settled(room: Room) -> None:
-    for _ in range(5000):
-        if not room.busy:
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("the room's writer did not finish")
+    """The room's writer has finished."""
+    await eventually(lambda: not room.busy, 5)
 
 
 def _text(room: Room) -> list[str]:

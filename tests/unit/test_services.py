@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import ports
 from tests import services
 
 
@@ -21,7 +22,7 @@ def make_tools(bindir: Path, tools: tuple[str, ...] = services.POSTGRES_TOOLS) -
 
 
 def test_free_port_can_be_bound() -> None:
-    port = services.free_port()
+    port = ports.free_port()
     assert 0 < port < 65536
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", port))

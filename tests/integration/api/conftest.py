@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from harness.settings import app_settings
 from jacameno.settings import Settings
-from tests.integration.api.support import Api, api_settings, running
+from tests.integration.api.support import Api, running
 
 
 @pytest.fixture(params=["embedded", "postgres"])
 def api_config(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "embedded":
-        return api_settings(tmp_path, None, None)
+        return app_settings(tmp_path, None, None)
     database_url: str = request.getfixturevalue("fresh_pg_url")
     redis_url: str = request.getfixturevalue("redis_url")
-    return api_settings(tmp_path, database_url, redis_url)
+    return app_settings(tmp_path, database_url, redis_url)
 
 
 @pytest.fixture

@@ -11,9 +11,11 @@ from pathlib import Path
 import jwt
 import pytest
 
+from harness.accounts import PASSWORD, unique_email
+from harness.settings import app_settings
 from jacameno.auth.tokens import ALGORITHM, AUDIENCE, ISSUER
 from jacameno.settings import Settings, signing_key
-from tests.integration.api.support import PASSWORD, Api, api_settings, running, unique_email
+from tests.integration.api.support import Api, running
 
 
 async def test_register_returns_the_account_and_refuses_a_taken_email(api: Api) -> None:
@@ -187,7 +189,7 @@ async def test_the_tokens_of_a_deleted_user_are_refused(api: Api) -> None:
 
 
 async def test_login_is_rate_limited_per_address(api_config: Settings, tmp_path: Path) -> None:
-    settings = api_settings(
+    settings = app_settings(
         tmp_path,
         None if api_config.database_kind == "sqlite" else api_config.database_url,
         api_config.redis_url,

@@ -16,16 +16,18 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from harness.settings import app_settings
+from harness.waiting import eventually
 from jacameno.settings import Settings
-from tests.integration.api.support import api_settings, running
-from tests.integration.collab.support import Server, eventually, serving
+from tests.integration.api.support import running
+from tests.integration.collab.support import Server, serving
 
 HEADER_TIMEOUT = 1
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return api_settings(
+    return app_settings(
         tmp_path,
         None,
         None,

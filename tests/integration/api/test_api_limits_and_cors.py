@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.accounts import PASSWORD, unique_email
+from harness.settings import app_settings
 from jacameno.settings import Settings
-from tests.integration.api.support import PASSWORD, api_settings, running, unique_email
+from tests.integration.api.support import running
 
 
 def limited(api_config: Settings, tmp_path: Path, **overrides: str) -> Settings:
     database_url = None if api_config.database_kind == "sqlite" else api_config.database_url
-    return api_settings(tmp_path, database_url, api_config.redis_url, **overrides)
+    return app_settings(tmp_path, database_url, api_config.redis_url, **overrides)
 
 
 async def test_register_is_rate_limited_per_address(api_config: Settings, tmp_path: Path) -> None:

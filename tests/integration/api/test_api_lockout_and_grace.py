@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from harness.accounts import PASSWORD
+from harness.settings import app_settings
 from jacameno.settings import Settings
-from tests.integration.api.support import PASSWORD, api_settings, random_address, running
+from tests.integration.api.support import random_address, running
 
 
 def configured(api_config: Settings, tmp_path: Path, **overrides: str) -> Settings:
     database_url = None if api_config.database_kind == "sqlite" else api_config.database_url
-    return api_settings(tmp_path, database_url, api_config.redis_url, **overrides)
+    return app_settings(tmp_path, database_url, api_config.redis_url, **overrides)
 
 
 async def test_failed_logins_from_two_addresses_do_not_lock_the_owner_out(

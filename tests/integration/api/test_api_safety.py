@@ -8,9 +8,10 @@ from urllib.parse import quote
 
 import pytest
 
+from harness.accounts import PASSWORD, unique_email
 from jacameno.app import OPERATIONS
 from jacameno.logs import JsonFormatter
-from tests.integration.api.support import PASSWORD, Api, unique_email
+from tests.integration.api.support import Api
 
 HOSTILE = [
     "'; DROP TABLE users; --",

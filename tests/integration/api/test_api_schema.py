@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import jacameno.server
+from harness.accounts import PASSWORD, unique_email
 from jacameno.app import OPERATIONS, create_app
 from jacameno.settings import Settings
-from tests.integration.api.support import PASSWORD, unique_email
 
 EXAMPLES_PER_OPERATION = 40
 

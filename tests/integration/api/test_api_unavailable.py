@@ -9,13 +9,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.databases import with_lock_timeout
-from tests.integration.api.support import Api, api_settings, running
+from harness.databases import with_lock_timeout
+from harness.settings import app_settings
+from tests.integration.api.support import Api, running
 
 
 @pytest.fixture
 async def api(tmp_path: Path, fresh_pg_url: str, redis_url: str) -> AsyncIterator[Api]:
-    settings = api_settings(tmp_path, with_lock_timeout(fresh_pg_url), redis_url)
+    settings = app_settings(tmp_path, with_lock_timeout(fresh_pg_url), redis_url)
     async with running(settings) as api:
         yield api
 

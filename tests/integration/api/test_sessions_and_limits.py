@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from harness.ports import free_port
 from jacameno.auth.sessions import (
     DatabaseSessionStore,
     SessionInvalid,
@@ -28,7 +29,6 @@ from jacameno.ratelimit import (
     RedisRateLimiter,
 )
 from sqldb import open_database
-from tests.services import free_port
 
 GRACE_MS = 10_000
 

@@ -7,17 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from harness.settings import app_settings
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import Server, collab_settings, serving
+from tests.integration.collab.support import Server, serving
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
-        return collab_settings(tmp_path, None)
+        return app_settings(tmp_path, None)
     database_url: str = request.getfixturevalue("fresh_pg_url")
-    return collab_settings(tmp_path, database_url)
+    return app_settings(tmp_path, database_url)
 
 
 @pytest.fixture

@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -25,40 +22,14 @@ import jacameno.server
 from domain import document, events
 from domain.document import ProjectDocument
 from eventstore import EventStore, RecordedEvent
+from harness import accounts
+from harness.accounts import User
+from harness.waiting import TIMEOUT, eventually
 from jacameno.app import create_app
 from jacameno.collab import awareness, protocol
 from jacameno.collab.rooms import Rooms
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-
-PASSWORD = "correct horse battery staple"
-TIMEOUT = 10.0
-
-
-def collab_settings(tmp_path: Path, database_url: str | None) -> Settings:
-    environ = {
-        "JACAMENO_ENV": "test",
-        "JACAMENO_DATA_DIR": str(tmp_path / "data"),
-        "JACAMENO_DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'collab.db'}",
-        "JACAMENO_JWT_SECRET": "test-secret-" + uuid.uuid4().hex,
-        "JACAMENO_AUTO_MIGRATE": "true" if database_url is None else "false",
-        "JACAMENO_ARGON2_TIME_COST": "1",
-        "JACAMENO_ARGON2_MEMORY_KIB": "1024",
-        "JACAMENO_ARGON2_PARALLELISM": "1",
-        "JACAMENO_AUTH_RATE_LIMIT": "10000",
-        "JACAMENO_AUTH_ACCOUNT_RATE_LIMIT": "10000",
-        "JACAMENO_API_RATE_LIMIT": "100000",
-    }
-    return Settings.from_env(environ)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    """Wait until `check()` holds (polling), or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 async def kill_clients(redis_url: str, name: str) -> int:
@@ -72,13 +43,6 @@ async def kill_clients(redis_url: str, name: str) -> int:
         return killed
     finally:
         await admin.aclose()
-
-
-@dataclass
-class User:
-    id: str
-    email: str
-    token: str
 
 
 @dataclass
@@ -108,52 +72,28 @@ class Server:
         return store
 
     async def user(self, name: str = "user") -> User:
-        email = f"{name}-{uuid.uuid4().hex[:12]}@example.com"
-        response = await self.http.post(
-            "/api/auth/register",
-            json={"email": email, "password": PASSWORD, "display_name": name.title()},
-        )
-        assert response.status_code == 201, response.text
-        user_id = str(response.json()["user"]["id"])
-        response = await self.http.post(
-            "/api/auth/login", json={"email": email, "password": PASSWORD}
-        )
-        assert response.status_code == 200, response.text
-        return User(user_id, email, str(response.json()["access_token"]))
+        return await accounts.new_user(self.http, name)
 
     async def project(self, owner: User, *members: tuple[User, str]) -> str:
-        headers = {"Authorization": f"Bearer {owner.token}"}
-        response = await self.http.post("/api/projects", json={"title": "Song"}, headers=headers)
-        assert response.status_code == 201, response.text
-        project_id = str(response.json()["id"])
-        for member, role in members:
-            response = await self.http.post(
-                f"/api/projects/{project_id}/members",
-                json={"email": member.email, "role": role},
-                headers=headers,
-            )
-            assert response.status_code == 201, response.text
-        return project_id
+        return await accounts.new_project(self.http, owner, *members)
 
     async def change_role(self, owner: User, project_id: str, member: User, role: str) -> None:
-        await self._command(owner, "PATCH", f"{project_id}/members/{member.id}", {"role": role})
+        await self.command(owner, "PATCH", f"{project_id}/members/{member.id}", {"role": role})
 
     async def remove_member(self, owner: User, project_id: str, member: User) -> None:
-        await self._command(owner, "DELETE", f"{project_id}/members/{member.id}")
+        await self.command(owner, "DELETE", f"{project_id}/members/{member.id}")
 
     async def delete_project(self, owner: User, project_id: str) -> None:
-        await self._command(owner, "DELETE", project_id)
+        await self.command(owner, "DELETE", project_id)
 
-    async def _command(
+    async def command(
         self, actor: User, method: str, path: str, body: dict[str, str] | None = None
     ) -> None:
+        """`method` on /api/projects/`path` as `actor`, which must succeed (200 or 204)."""
         response = await self.http.request(
-            method,
-            f"/api/projects/{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {actor.token}"},
+            method, f"/api/projects/{path}", json=body, headers=actor.headers
         )
-        assert response.status_code in (200, 204), response.text
+        accounts.expect(response, 200, 204)
 
     async def events(self, project_id: str, kind: str | None = None) -> list[RecordedEvent]:
         found = await self.store.read_stream(events.stream_name(project_id))
@@ -214,42 +154,34 @@ async def serving(
         await task
 
 
+@dataclass(eq=False)
 class YClient:
     """A y-websocket client: answers sync step 1, applies what the server sends to its own Doc,
     sends its local changes as updates, and records every message it gets."""
 
-    def __init__(
-        self,
-        server: Server,
-        project_id: str,
-        token: str | None,
-        *,
-        subprotocols: Sequence[str] | None = None,
-        use_query: bool = True,
-        max_queue: int | None = 16,
-        read: bool = True,
-        receive_buffer: int | None = None,
-    ) -> None:
-        self.server = server
-        self.project_id = project_id
-        self.token = token
-        self.subprotocols = subprotocols
-        self.use_query = use_query
-        self.max_queue = max_queue
-        self.read = read
-        self.receive_buffer = receive_buffer
-        self.doc: Doc[Any] = Doc()
-        self.messages: list[protocol.Message] = []
-        self.echoes: list[bytes] = []
-        self.awareness: dict[int, str] = {}
-        self.synced = False
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.ws: ClientConnection | None = None
-        self._remote = False
-        self._reader: asyncio.Task[None] | None = None
-        self.sent: list[bytes] = []
-        self._sends: list[asyncio.Future[None]] = []
+    server: Server
+    project_id: str
+    token: str | None
+    _: KW_ONLY
+    subprotocols: Sequence[str] | None = None
+    use_query: bool = True
+    max_queue: int | None = 16
+    read: bool = True
+    receive_buffer: int | None = None
+    doc: Doc[Any] = field(init=False, default_factory=Doc)
+    messages: list[protocol.Message] = field(init=False, default_factory=list)
+    echoes: list[bytes] = field(init=False, default_factory=list)
+    awareness: dict[int, str] = field(init=False, default_factory=dict)
+    synced: bool = field(init=False, default=False)
+    close_code: int | None = field(init=False, default=None)
+    close_reason: str = field(init=False, default="")
+    ws: ClientConnection | None = field(init=False, default=None)
+    sent: list[bytes] = field(init=False, default_factory=list)
+    _remote: bool = field(init=False, default=False)
+    _reader: asyncio.Task[None] | None = field(init=False, default=None)
+    _sends: list[asyncio.Future[None]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
         self.doc.observe(self._local_change)
 
     @property
@@ -356,10 +288,6 @@ class YClient:
 
     def content(self) -> ProjectDocument:
         return document.read(self.doc)
-
-
-async def with_timeout(awaitable: Awaitable[Any], timeout: float = TIMEOUT) -> Any:
-    return await asyncio.wait_for(awaitable, timeout)
 
 
 @dataclass

@@ -8,8 +8,9 @@ import uuid
 from pycrdt import Text
 
 from domain import events
+from harness.waiting import eventually
 from jacameno.collab import protocol
-from tests.integration.collab.support import Server, YClient, eventually
+from tests.integration.collab.support import Server, YClient
 
 
 async def _close_code(server: Server, project_id: str, token: str | None) -> int:

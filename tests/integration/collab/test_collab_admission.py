@@ -12,11 +12,13 @@ from websockets.asyncio.client import connect
 
 from crdt.encoding import write_var_string, write_var_uint
 from domain import events
+from harness.accounts import User
+from harness.waiting import eventually
 from jacameno.auth.tokens import AccessTokens
 from jacameno.collab import hocuspocus
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import Server, User, YClient, eventually, serving
+from tests.integration.collab.support import Server, YClient, serving
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 
+from harness.waiting import eventually
 from jacameno.collab import awareness, protocol
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import Server, eventually, serving
+from tests.integration.collab.support import Server, serving
 
 
 def _awareness(*entries: tuple[int, int, object]) -> bytes:

@@ -14,11 +14,12 @@ from websockets.exceptions import ConnectionClosedError
 
 from crdt.update import check_update
 from domain import events
+from harness.waiting import eventually
 from jacameno.collab import protocol
 from jacameno.collab.errors import MalformedMessage
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import Server, YClient, eventually, serving
+from tests.integration.collab.support import Server, YClient, serving
 
 KIB = 1024
 PIECE = 60 * KIB  # one update; ten make a document five times the outbound bound

@@ -15,8 +15,10 @@ from websockets.exceptions import ConnectionClosed
 from crdt.encoding import Reader, write_var_bytes, write_var_string, write_var_uint
 from domain import document as project_document
 from domain import events
+from harness.accounts import User
+from harness.waiting import eventually
 from jacameno.collab import hocuspocus, protocol
-from tests.integration.collab.support import Gate, Server, User, eventually
+from tests.integration.collab.support import Gate, Server
 
 
 @dataclass

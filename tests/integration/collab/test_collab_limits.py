@@ -13,10 +13,11 @@ from websockets.exceptions import ConnectionClosedError
 
 from crdt.encoding import write_var_bytes, write_var_uint
 from domain import events
+from harness.waiting import eventually
 from jacameno.collab import protocol
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import Server, YClient, eventually, serving
+from tests.integration.collab.support import Server, YClient, serving
 
 
 def _item_any(value: bytes, *, client: int = 5, clock: int = 0) -> bytes:

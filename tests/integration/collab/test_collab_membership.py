@@ -13,15 +13,11 @@ from pathlib import Path
 from pycrdt import Text
 
 from domain import events
+from harness.settings import app_settings
+from harness.waiting import eventually
 from jacameno.collab import protocol
 from jacameno.collab.gatekeeper import Access, Gatekeeper
-from tests.integration.collab.support import (
-    Server,
-    YClient,
-    collab_settings,
-    eventually,
-    serving,
-)
+from tests.integration.collab.support import Server, YClient, serving
 
 SOON = 2.0  # seconds: how long a revocation may take to reach a socket on another server
 
@@ -142,7 +138,7 @@ async def test_a_member_removed_while_being_let_in_is_closed_4403(server: Server
 async def test_a_removal_on_one_server_closes_the_socket_on_another(
     tmp_path: Path, fresh_pg_url: str
 ) -> None:
-    settings = collab_settings(tmp_path, fresh_pg_url)
+    settings = app_settings(tmp_path, fresh_pg_url)
     async with serving(settings) as one, serving(settings) as other:
         alice, bob, carol = await one.user("alice"), await one.user("bob"), await one.user("carol")
         project = await one.project(alice, (bob, "editor"), (carol, "editor"))
@@ -180,14 +176,14 @@ async def test_project_commands_succeed_while_fifty_clients_edit(server: Server)
     editors = [asyncio.create_task(edit(c)) for c in clients]
     try:
         await eventually(lambda: all(c.echoes for c in clients))
-        await server._command(alice, "PATCH", project, {"title": "First"})
+        await server.command(alice, "PATCH", project, {"title": "First"})
         response = await server.http.post(
             f"/api/projects/{project}/members",
             json={"email": carol.email, "role": "viewer"},
             headers={"Authorization": f"Bearer {alice.token}"},
         )
         assert response.status_code == 201, response.text
-        await server._command(bob, "PATCH", project, {"title": "Second"})
+        await server.command(bob, "PATCH", project, {"title": "Second"})
         await server.change_role(alice, project, carol, "editor")
         await server.remove_member(alice, project, carol)
     finally:

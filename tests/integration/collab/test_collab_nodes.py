@@ -17,20 +17,15 @@ from pycrdt import Doc, Map, Text
 from crdt import document
 from domain import document as project_document
 from domain import events
+from harness.accounts import User
+from harness.settings import app_settings
+from harness.waiting import eventually
 from jacameno.bus.redis import RedisBus
 from jacameno.collab import awareness, protocol
 from jacameno.collab.room import Actor
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import (
-    Server,
-    User,
-    YClient,
-    collab_settings,
-    eventually,
-    kill_clients,
-    serving,
-)
+from tests.integration.collab.support import Server, YClient, kill_clients, serving
 
 # Far longer than any test: what converges did so through the bus, not the periodic log check.
 NO_LOG_CHECK = CollabConfig(unload_delay=0.2, log_check_interval=600.0)
@@ -38,7 +33,7 @@ NO_LOG_CHECK = CollabConfig(unload_delay=0.2, log_check_interval=600.0)
 
 @pytest.fixture
 def settings(tmp_path: Path, fresh_pg_url: str, redis_url: str) -> Settings:
-    return replace(collab_settings(tmp_path, fresh_pg_url), redis_url=redis_url)
+    return replace(app_settings(tmp_path, fresh_pg_url), redis_url=redis_url)
 
 
 @pytest.fixture

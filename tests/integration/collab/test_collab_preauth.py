@@ -14,10 +14,11 @@ import pytest
 from crdt.encoding import write_var_bytes
 from domain import document as project_document
 from domain import events
+from harness.waiting import TIMEOUT, eventually
 from jacameno.collab import hocuspocus, protocol
 from jacameno.collab.lobby import AUTH_TIMEOUT_REASON
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import TIMEOUT, Server, eventually
+from tests.integration.collab.support import Server
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
 
 AUTH_TIMEOUT = 0.5

@@ -15,18 +15,13 @@ from crdt.encoding import write_var_uint
 from domain import document as project_document
 from domain import events
 from eventstore import StoreUnavailableError
+from harness.accounts import User
+from harness.waiting import eventually
 from jacameno.collab import awareness, loading, protocol
 from jacameno.collab.room import Room
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import (
-    Gate,
-    Server,
-    User,
-    YClient,
-    eventually,
-    serving,
-)
+from tests.integration.collab.support import Gate, Server, YClient, serving
 
 
 def _awareness(client: int, clock: int, state: object) -> bytes:

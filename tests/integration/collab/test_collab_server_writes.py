@@ -15,9 +15,10 @@ from crdt import document
 from domain import document as project_document
 from domain import events
 from eventstore import StoreUnavailableError
+from harness.waiting import eventually
 from jacameno.collab.errors import MalformedMessage, RoomUnavailable
 from jacameno.collab.room import Actor
-from tests.integration.collab.support import Gate, Server, eventually
+from tests.integration.collab.support import Gate, Server
 
 
 def titled(title: str) -> bytes:

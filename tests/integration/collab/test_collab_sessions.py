@@ -11,10 +11,11 @@ from pycrdt import Text
 
 from domain import events
 from eventstore import InvalidEventError, RecordedEvent, StoreUnavailableError
+from harness.waiting import eventually
 from jacameno.bootstrap.core import open_event_store
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
-from tests.integration.collab.support import Gate, Server, YClient, eventually, serving
+from tests.integration.collab.support import Gate, Server, YClient, serving
 from tests.integration.collab.test_collab_hocuspocus import HocuspocusClient, _edit
 
 

@@ -10,8 +10,9 @@ from pycrdt import Map, Text
 from crdt import document
 from domain import document as project_document
 from domain import events
+from harness.waiting import eventually
 from jacameno.collab import awareness, loading, protocol
-from tests.integration.collab.support import Gate, Server, YClient, eventually
+from tests.integration.collab.support import Gate, Server, YClient
 
 
 async def test_two_clients_converge(server: Server) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from pycrdt import Text
 
+from harness.waiting import eventually
 from jacameno.settings import Settings
-from tests.integration.collab.support import eventually, serving
+from tests.integration.collab.support import serving
 
 
 @pytest.mark.parametrize("asgi_sends", [False, True], ids=["frames", "asgi"])
