@@ -219,10 +219,12 @@ async def test_a_project_keeps_only_its_latest_snapshots(settings: Settings) -> 
         room = server.rooms.loaded(project)
         assert room is not None
         await eventually(lambda: room.snapshots >= 4)
+        # Once the room has unloaded, no snapshot is being saved (nor pruned) while we read.
+        await client.close()
+        await eventually(lambda: server.rooms.loaded(project) is None)
         stream = events.stream_name(project)
         latest = await server.store.load_snapshot(stream)
         assert latest is not None
         older = await server.store.load_snapshot(stream, max_version=latest.version - 1)
         assert older is not None
         assert await server.store.load_snapshot(stream, max_version=older.version - 1) is None
-        await client.close()
