@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pycrdt import Array, Map, Text
+import httpx
+from pycrdt import Array, Doc, Map, Text
 
 from harness.accounts import User
 from harness.server import ServerProcess
@@ -292,3 +293,26 @@ async def owner_and_member(
     await client.connect(server.ws_url, project, other.token, dialect=dialect)
     await asyncio.gather(owner.wait_synced(), client.wait_synced())
     return alice, other, project, owner, client
+
+
+def retitled(title: str, lyrics: str) -> bytes:
+    """An update of its own Yjs client that sets the title and types `lyrics`."""
+    doc: Doc[Any] = Doc()
+    doc.get("meta", type=Map)["title"] = title
+    doc.get("lyrics", type=Text).insert(0, lyrics)
+    return doc.get_update()
+
+
+async def post_update(node: ServerProcess, project: str, user: User, update: bytes) -> int:
+    """Apply `update` through `POST /api/projects/{id}/updates` as `user`; the version it took."""
+    headers = {
+        "Authorization": f"Bearer {user.token}",
+        "Content-Type": "application/octet-stream",
+    }
+    async with httpx.AsyncClient(base_url=node.url, timeout=10) as http:
+        response = await http.post(
+            f"/api/projects/{project}/updates", content=update, headers=headers
+        )
+    assert response.status_code == 200, response.text
+    version: int = response.json()["version"]
+    return version

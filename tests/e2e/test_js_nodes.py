@@ -17,9 +17,15 @@ from pycrdt import Text
 from harness.server import ServerProcess
 from harness.waiting import wait_until
 from tests.e2e import documents
-from tests.e2e.clients import converged, edit_every_root, python_client, python_settled
+from tests.e2e.clients import (
+    converged,
+    edit_every_root,
+    post_update,
+    python_client,
+    python_settled,
+    retitled,
+)
 from tests.e2e.conftest import JSClients
-from tests.e2e.test_js_server_writes import post_update, retitled
 
 Nodes = tuple[ServerProcess, ServerProcess]
 

@@ -10,36 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
-from pycrdt import Doc, Map, Text
-
 from harness.accounts import User
 from harness.server import ServerProcess
 from harness.waiting import wait_until
 from tests.e2e import documents
-from tests.e2e.clients import converged
+from tests.e2e.clients import converged, post_update, retitled
 from tests.e2e.conftest import JSClients
-
-
-def retitled(title: str, lyrics: str) -> bytes:
-    doc: Doc[Any] = Doc()
-    doc.get("meta", type=Map)["title"] = title
-    doc.get("lyrics", type=Text).insert(0, lyrics)
-    return doc.get_update()
-
-
-async def post_update(node: ServerProcess, project: str, user: User, update: bytes) -> int:
-    headers = {
-        "Authorization": f"Bearer {user.token}",
-        "Content-Type": "application/octet-stream",
-    }
-    async with httpx.AsyncClient(base_url=node.url, timeout=10) as http:
-        response = await http.post(
-            f"/api/projects/{project}/updates", content=update, headers=headers
-        )
-    assert response.status_code == 200, response.text
-    version: int = response.json()["version"]
-    return version
 
 
 async def assert_logged(
