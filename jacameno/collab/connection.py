@@ -185,20 +185,26 @@ class Connection:
         self.close(TRY_AGAIN_LATER, "too slow: outbound queue full")
 
     def _flush(self) -> None:
+        # Runs for every socket on every loop turn that sent it something: it allocates only
+        # what the turn needs (bulk frames are rare).
         out, self._out = self._out, []
-        bulk, self._out_bulk = self._out_bulk, []
+        bulk = self._out_bulk
+        if bulk:
+            self._out_bulk = []
         written, self._out_bytes = self._out_bytes, 0
         self._queued_bytes = 0
         writer = self._writer
         if self.close_code is None and out and writer is not None:
             # False: the socket is already closing or gone, which its reader learns.
             writer.write_frames(out[0] if len(out) == 1 else b"".join(out))
-            self._held.extend((self._written + end, size) for end, size in bulk)
+            if bulk:
+                start = self._written
+                self._held.extend((start + end, size) for end, size in bulk)
             self._written += written
             # What the kernel has not taken yet; it only shrinks until the next flush, so
             # sends until then count against this (an upper bound) without asking again.
             unsent = writer.write_buffer_size()
-            self._unsent = unsent - (self._held_bulk_bytes(unsent) if self._held else 0)
+            self._unsent = unsent - self._held_bulk_bytes(unsent) if self._held else unsent
             if self._unsent > self._max_bytes:
                 self._too_slow()
 
