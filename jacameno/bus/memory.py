@@ -41,12 +41,15 @@ class MemoryBus:
     def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
 
+    def subscribed(self, channel: str) -> bool:
+        return channel in self._channels
+
     def publish(self, channel: str, message: bytes) -> None:
         if not self.online:
             return
         loop = asyncio.get_running_loop()
         for bus in self._hub.buses:
-            if bus.online and channel in bus._channels:
+            if bus.online and bus.subscribed(channel):
                 loop.call_soon(bus._receive, channel, message)
 
     def _receive(self, channel: str, message: bytes) -> None:

@@ -102,6 +102,11 @@ class MembershipFollower:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="collab-membership")
 
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The following task, while started and not stopped."""
+        return self._task
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:

@@ -54,7 +54,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
             node.bus.reconnect()
 
         async def subscribers_memory(channel: str) -> int:
-            return sum(channel in bus._channels for bus in hub.buses)
+            return sum(bus.subscribed(channel) for bus in hub.buses)
 
         yield Backend(make_memory, cut_memory, subscribers_memory)
     else:

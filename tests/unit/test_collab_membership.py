@@ -142,7 +142,7 @@ async def test_the_follower_ends_when_the_store_closes() -> None:
     store = MemoryEventStore()
     follower, _ = await _follow(store)
     await store.close()
-    task = follower._task
+    task = follower.task
     assert task is not None
     await asyncio.wait_for(asyncio.shield(task), 5)
     await follower.stop()
@@ -172,7 +172,7 @@ class Stubborn(Flaky):
 async def test_stopping_the_follower_can_itself_be_cancelled() -> None:
     store = Stubborn(MemoryEventStore())
     follower, _ = await _follow(store)
-    task = follower._task
+    task = follower.task
     assert task is not None
     await store.reading.wait()
     stopping = asyncio.create_task(follower.stop())
