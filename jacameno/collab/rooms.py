@@ -149,7 +149,9 @@ class Rooms:
         node, loaded for the edit if no socket has it open (and unloaded after `unload_delay`
         like any room nobody is in), so it reaches this node's sockets at once and the other
         nodes' through the relay. The version it took, or None if it changed nothing.
-        RoomUnavailable if the room cannot load or fails before the append is confirmed."""
+        RoomUnavailable if the room cannot load or fails before the append is confirmed.
+        The caller decides who may write and that the project exists (the HTTP endpoint asks
+        the read model); the rooms do not."""
         room = await self.open(project_id)
         try:
             return await room.write(update, actor)
