@@ -64,6 +64,7 @@ async def test_stop_stalls_visibly_retries_and_resumes_when_the_cause_goes(
     assert status.lag_positions == result.last_position
     assert status.last_error == "ValueError: cannot fold a bad event"
     assert status.failing_since is not None
+    assert status.seconds_behind > 0
     row = await db.fetchrow("SELECT failing_since, last_error FROM projection_checkpoints")
     assert row is not None
     assert row["last_error"] == status.last_error
@@ -73,6 +74,9 @@ async def test_stop_stalls_visibly_retries_and_resumes_when_the_cause_goes(
     (status,) = await runner.status()
     await runner.stop()
     assert (status.state, status.last_error, status.failures) == ("following", None, 0)
+    assert (status.lag_positions, status.seconds_behind) == (0, 0.0)
+    assert status.events_per_second is not None
+    assert status.events_per_second > 0
     assert await totals(db) == {"s": 5}
     row = await db.fetchrow("SELECT failing_since, last_error FROM projection_checkpoints")
     assert row is not None
