@@ -2,39 +2,33 @@
 
 from __future__ import annotations
 
-
-def _failures(text: str, bigint: str) -> dict[str, str]:
-    return {
-        "projection": text,
-        "position": bigint,
-        "stream": text,
-        "version": bigint,
-        "type": text,
-        "error": text,
-        "traceback": text,
-        "failed_at": bigint,
-        "attempts": bigint,
-    }
-
-
-def _checkpoints(text: str, bigint: str) -> dict[str, str]:
-    return {
-        "name": text,
-        "position": bigint,
-        "updated_at": bigint,
-        "failing_since": bigint,
-        "last_error": text,
-    }
-
-
-POSTGRES: dict[str, dict[str, str]] = {
-    "projection_checkpoints": _checkpoints("text", "bigint"),
-    "projection_failures": _failures("text", "bigint"),
+# Each table's columns, as "text" or "bigint" (spelled per database kind below).
+_TABLES: dict[str, dict[str, str]] = {
+    "projection_checkpoints": {
+        "name": "text",
+        "position": "bigint",
+        "updated_at": "bigint",
+        "failing_since": "bigint",
+        "last_error": "text",
+    },
+    "projection_failures": {
+        "projection": "text",
+        "position": "bigint",
+        "stream": "text",
+        "version": "bigint",
+        "type": "text",
+        "error": "text",
+        "traceback": "text",
+        "failed_at": "bigint",
+        "attempts": "bigint",
+    },
 }
 
+POSTGRES: dict[str, dict[str, str]] = _TABLES
+
 SQLITE: dict[str, dict[str, str]] = {
-    "projection_checkpoints": _checkpoints("TEXT", "BIGINT"),
-    "projection_failures": _failures("TEXT", "BIGINT"),
+    table: {column: kind.upper() for column, kind in columns.items()}
+    for table, columns in _TABLES.items()
 }
 
 UNIQUE: dict[str, list[tuple[str, ...]]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from eventstore import EventStore, NewEvent, RecordedEvent
+from eventstore import AppendResult, EventStore, NewEvent, RecordedEvent
 from harness.waiting import wait_until
 from projections.runner import Policy, Projection, ProjectionRunner
 from sqldb import Connection, Database
@@ -44,6 +44,17 @@ async def failure_rows(db: Database) -> list[tuple[int, str, int, str, str, int]
         (r["position"], r["stream"], r["version"], r["type"], r["error"], r["attempts"])
         for r in rows
     ]
+
+
+async def skipping(
+    store: EventStore, db: Database, picky: Picky
+) -> tuple[ProjectionRunner, AppendResult]:
+    """A runner of `picky` with the `skip` policy, started, once it has followed MIXED."""
+    runner = ProjectionRunner(store, db, [picky.projection("skip")])
+    await runner.start()
+    result = await store.append("s", MIXED)
+    await runner.wait_for(result.last_position)
+    return runner, result
 
 
 async def test_stop_stalls_visibly_retries_and_resumes_when_the_cause_goes(
@@ -87,10 +98,7 @@ async def test_skip_records_each_bad_event_once_and_applies_the_rest_once(
     store: EventStore, db: Database
 ) -> None:
     picky = Picky()
-    runner = ProjectionRunner(store, db, [picky.projection("skip")])
-    await runner.start()
-    result = await store.append("s", MIXED)
-    await runner.wait_for(result.last_position)
+    runner, result = await skipping(store, db, picky)
     await runner.stop()
     first = result.last_position - len(MIXED) + 1
     error = "ValueError: cannot fold a bad event"
@@ -113,10 +121,7 @@ async def test_retry_applies_recorded_failures_that_now_apply_and_keeps_the_rest
     store: EventStore, db: Database
 ) -> None:
     picky = Picky()
-    runner = ProjectionRunner(store, db, [picky.projection("skip")])
-    await runner.start()
-    result = await store.append("s", MIXED)
-    await runner.wait_for(result.last_position)
+    runner, _ = await skipping(store, db, picky)
     again = await runner.retry_failures("picky")  # still broken: kept, one more attempt
     assert (again.applied, again.failing) == (0, 2)
     assert [r[5] for r in await failure_rows(db)] == [2, 2]
