@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from jacameno.http.endpoint import Call, Operation
 from jacameno.metrics import CONTENT_TYPE_LATEST, Metrics
 from projections.runner import ProjectionRunner
 from sqldb import Database, DatabaseError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,14 @@ async def _projections_check(services: SystemServices, max_lag: int) -> dict[str
 
 
 async def metrics(call: SystemCall) -> Response:
-    call.services.metrics.projections(await call.services.runner.status())
+    """The metrics; the projection gauges keep their last values while the database fails."""
+    try:
+        call.services.metrics.projections(await call.services.runner.status())
+    except (DatabaseError, EventStoreError) as exc:
+        logger.warning(
+            "projection status unavailable for /metrics",
+            extra={"action": "metrics.projections_unavailable", "error": type(exc).__name__},
+        )
     return Response(call.services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
