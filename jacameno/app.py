@@ -72,6 +72,8 @@ def app_routes(
                 core.store,
                 None if redis is None else redis.client,
                 None if redis is None else redis.circuit,
+                core.runner,
+                settings.ready_max_projection_lag_seconds,
                 services.metrics,
                 document,
             ),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from projections.lag import ProjectionStatus
 
 ACTIVE_WINDOW_SECONDS = 300.0
 
@@ -34,6 +37,27 @@ class Metrics:
             "Rate-limit checks counted in this process because Redis was unavailable.",
             registry=self.registry,
         )
+        self._projection_gauges = (
+            Gauge(
+                "jacameno_projection_lag_events",
+                "Log positions between the head and what the projection has applied.",
+                ["projection"],
+                registry=self.registry,
+            ),
+            Gauge(
+                "jacameno_projection_lag_seconds",
+                "Seconds since the oldest event the projection has not applied was recorded.",
+                ["projection"],
+                registry=self.registry,
+            ),
+            Gauge(
+                "jacameno_projection_failures_total",
+                "Events the projection skipped and recorded in projection_failures, not retried"
+                " successfully yet.",
+                ["projection"],
+                registry=self.registry,
+            ),
+        )
         self._seen: dict[str, float] = {}
         Gauge(
             "jacameno_active_users",
@@ -55,6 +79,14 @@ class Metrics:
                 registry=self.registry,
             )
         self._redis_up.set(1 if up else 0)
+
+    def projections(self, statuses: Sequence[ProjectionStatus]) -> None:
+        """Set the projection gauges from the runner's status (read when `/metrics` is)."""
+        lag_events, lag_seconds, failures = self._projection_gauges
+        for status in statuses:
+            lag_events.labels(status.name).set(status.lag_positions)
+            lag_seconds.labels(status.name).set(status.seconds_behind)
+            failures.labels(status.name).set(status.failures)
 
     def saw_user(self, user_id: str) -> None:
         self._seen[user_id] = time.monotonic()

@@ -3,8 +3,12 @@
 Each projection reads the log from its checkpoint; every batch is applied in one database
 transaction that also advances the checkpoint, so an effect is never applied twice nor skipped,
 even across restarts or with runners on several nodes (the checkpoint row is locked and re-read in
-the transaction; events at or below it are not applied again). A batch whose `apply` fails is
-retried with backoff, never skipped: the projection stalls visibly (its lag grows) instead.
+the transaction; events at or below it are not applied again). What happens when `apply` fails
+is the projection's policy: `stop` (the default) retries the batch with capped exponential
+backoff, never skipping it: the projection stalls visibly (state `failing`, the error and since
+when, in `status()` and in its checkpoint row) until the cause goes. `skip` applies the failed
+batch again event by event, and records each event that still fails in `projection_failures`
+(projections/failures.py) in the transaction that moves the checkpoint past it.
 Batches with no event of the projection's types skip the transaction; their checkpoint is written
 at most every `idle_checkpoint_interval` seconds (a restart re-reads them, applying nothing), and
 the next read waits up to `lull` seconds unless a `wait_for` caller is waiting: a log of mostly
@@ -16,34 +20,41 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
 
 from eventstore import EventStore, RecordedEvent
 from eventstore.progress import Progress
+from projections import failures
+from projections.failures import RetryResult
+from projections.lag import ProjectionStatus, Throughput, from_ms, seconds_behind
 from sqldb import Connection, Database
 
 logger = logging.getLogger(__name__)
 
 Apply = Callable[[Connection, list[RecordedEvent]], Awaitable[None]]
+Policy = Literal["stop", "skip"]
+
+__all__ = ["Apply", "Policy", "Projection", "ProjectionRunner", "ProjectionStatus", "RetryResult"]
 
 
 @dataclass(frozen=True, slots=True)
 class Projection:
     """A read model: its name (the checkpoint key), the event types it handles, and `apply`,
-    which receives only events of those types, in position order, inside the transaction."""
+    which receives only events of those types, in position order, inside the transaction; and
+    what to do when `apply` fails (`policy`, see the module's docstring)."""
 
     name: str
     event_types: frozenset[str]
     apply: Apply
+    policy: Policy = field(default="stop", kw_only=True)
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectionStatus:
-    name: str
-    position: int
-    head: int
-    lag_positions: int
-    last_error: str | None
+@dataclass(slots=True)
+class _Stall:
+    error: str
+    since: datetime
 
 
 class ProjectionRunner:
@@ -57,6 +68,7 @@ class ProjectionRunner:
         max_backoff: float = 5.0,
         idle_checkpoint_interval: float = 1.0,
         lull: float = 0.05,
+        rate_window: float = 60.0,
     ) -> None:
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
@@ -68,8 +80,10 @@ class ProjectionRunner:
         self._max_backoff = max_backoff
         self._idle_checkpoint_interval = idle_checkpoint_interval
         self._progress = {p.name: Progress(0, lull) for p in projections}
-        self._errors: dict[str, str | None] = {p.name: None for p in projections}
+        self._stalls: dict[str, _Stall | None] = {p.name: None for p in projections}
+        self._throughput = {p.name: Throughput(rate_window) for p in projections}
         self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
 
     async def start(self) -> None:
         """Load (or create) each checkpoint, then follow the log in the background."""
@@ -79,8 +93,10 @@ class ProjectionRunner:
             asyncio.create_task(self._follow(p), name=f"projection-{p.name}")
             for p in self._projections
         ]
+        self._started = True
 
     async def stop(self) -> None:
+        self._started = False
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -98,11 +114,55 @@ class ProjectionRunner:
                 await progress.wait_for(position)
 
     async def status(self) -> list[ProjectionStatus]:
+        """Each projection's position, lag, apply rate, failures and state. Without `start`
+        (a command that only reports), from the checkpoints the followers wrote."""
         head = await self._store.head_position()
-        return [
-            ProjectionStatus(name, pos, head, max(head - pos, 0), self._errors[name])
-            for name, pos in ((n, p.position) for n, p in self._progress.items())
-        ]
+        rows = {
+            r["name"]: r
+            for r in await self._db.fetch(
+                "SELECT name, position, failing_since, last_error FROM projection_checkpoints"
+            )
+        }
+        statuses = []
+        for projection in self._projections:
+            name = projection.name
+            row = rows.get(name)
+            stall = self._stalls[name]
+            if self._started:
+                position = self._progress[name].position
+                rate: float | None = self._throughput[name].rate()
+                state: Literal["following", "failing", "stopped"] = (
+                    "following" if stall is None else "failing"
+                )
+            else:
+                position = 0 if row is None else int(row["position"])
+                rate = None
+                since = None if row is None else from_ms(row["failing_since"])
+                stall = None if since is None or row is None else _Stall(row["last_error"], since)
+                state = "stopped" if stall is None else "failing"
+            pending = await self._store.read_all(position, 1) if position < head else []
+            statuses.append(
+                ProjectionStatus(
+                    name=name,
+                    position=position,
+                    head=head,
+                    lag_positions=max(head - position, 0),
+                    seconds_behind=seconds_behind(pending[0].recorded_at if pending else None),
+                    events_per_second=rate,
+                    failures=await failures.count(self._db, name),
+                    state=state,
+                    last_error=None if stall is None else stall.error,
+                    failing_since=None if stall is None else stall.since,
+                )
+            )
+        return statuses
+
+    async def retry_failures(self, name: str) -> RetryResult:
+        """Apply projection `name`'s recorded failures again (`jacameno projections retry`)."""
+        projection = next((p for p in self._projections if p.name == name), None)
+        if projection is None:
+            raise KeyError(name)
+        return await failures.retry(self._store, self._db, name, projection.apply)
 
     async def _checkpoint(self, name: str) -> int:
         async with self._db.transaction() as conn:
@@ -137,49 +197,124 @@ class ProjectionRunner:
                 await progress.advance(batch[-1].position)
                 await progress.rest()
                 continue
-            backoff = 0.05
-            while True:
-                try:
-                    position = await self._apply(projection, batch)
-                    self._errors[projection.name] = None
-                    break
-                except Exception as exc:
-                    self._errors[projection.name] = f"{type(exc).__name__}: {exc}"
-                    logger.exception(
-                        "projection batch failed; retrying",
-                        extra={
-                            "action": "projection.retry",
-                            "projection": projection.name,
-                            "position": batch[0].position,
-                        },
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self._max_backoff)
+            position = await self._apply_until_done(projection, batch)
             saved_at = loop.time()
             await progress.advance(position)
 
-    async def _apply(self, projection: Projection, batch: list[RecordedEvent]) -> int:
-        lock = " FOR UPDATE" if self._db.kind == "postgres" else ""
-        async with self._db.transaction() as conn:
-            current = int(
-                await conn.fetchval(
-                    f"SELECT position FROM projection_checkpoints WHERE name = $1{lock}",
-                    projection.name,
+    async def _apply_until_done(self, projection: Projection, batch: list[RecordedEvent]) -> int:
+        """Apply `batch` by the projection's policy, retrying with backoff while that fails."""
+        backoff = 0.05
+        each = False
+        while True:
+            try:
+                if each:
+                    position = await self._apply_each(projection, batch)
+                else:
+                    position = await self._apply(projection, batch)
+            except Exception as exc:
+                if projection.policy == "skip" and not each:
+                    each = True  # find the bad events: apply the batch one event at a time
+                    continue
+                await self._stalled(projection, batch, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            if self._stalls[projection.name] is not None:
+                self._stalls[projection.name] = None
+                logger.info(
+                    "projection resumed",
+                    extra={"action": "projection.resumed", "projection": projection.name},
                 )
+            return position
+
+    async def _stalled(
+        self, projection: Projection, batch: list[RecordedEvent], exc: Exception
+    ) -> None:
+        """Say, in the log, in `status()` and in the checkpoint row, that the batch fails."""
+        error = failures.describe(exc)
+        stall = self._stalls[projection.name]
+        if stall is None:
+            stall = self._stalls[projection.name] = _Stall(error, datetime.now(UTC))
+        stall.error = error
+        logger.exception(
+            "projection batch failed; retrying",
+            extra={
+                "action": "projection.retry",
+                "projection": projection.name,
+                "position": batch[0].position,
+            },
+        )
+        try:
+            await self._db.execute(
+                "UPDATE projection_checkpoints SET failing_since = COALESCE(failing_since, $2),"
+                " last_error = $3 WHERE name = $1",
+                projection.name,
+                int(stall.since.timestamp() * 1000),
+                error,
             )
+        except Exception:  # the database may be the cause; the stall is logged above
+            logger.warning(
+                "could not record the projection's stall",
+                exc_info=True,
+                extra={"action": "projection.stall_unrecorded", "projection": projection.name},
+            )
+
+    async def _apply_each(self, projection: Projection, batch: list[RecordedEvent]) -> int:
+        """Apply the batch's events of the projection's types one by one; record each that
+        fails, with the checkpoint that moves past it, and go on."""
+        for event in batch:
+            if event.type not in projection.event_types:
+                continue
+            try:
+                await self._apply(projection, [event])
+            except Exception as exc:
+                logger.exception(
+                    "projection skips an event it cannot apply",
+                    extra={
+                        "action": "projection.skip",
+                        "projection": projection.name,
+                        "position": event.position,
+                    },
+                )
+                await self._skip(projection, event, exc)
+        return await self._apply(projection, batch)  # moves the checkpoint to the batch's end
+
+    async def _skip(self, projection: Projection, event: RecordedEvent, exc: Exception) -> None:
+        async with self._db.transaction() as conn:
+            if await self._locked_checkpoint(conn, projection) >= event.position:
+                return  # another runner applied or recorded it meanwhile
+            await failures.record(conn, projection.name, event, exc)
+            await self._save_checkpoint(conn, projection, event.position)
+
+    async def _apply(self, projection: Projection, batch: list[RecordedEvent]) -> int:
+        async with self._db.transaction() as conn:
+            current = await self._locked_checkpoint(conn, projection)
             events = [e for e in batch if e.position > current and e.type in projection.event_types]
             if events:
                 await projection.apply(conn, events)
             last = max(current, batch[-1].position)
             if last != current:
-                await conn.execute(
-                    "UPDATE projection_checkpoints SET position = $2, updated_at = $3"
-                    " WHERE name = $1",
-                    projection.name,
-                    last,
-                    _now_ms(),
-                )
+                await self._save_checkpoint(conn, projection, last)
+        self._throughput[projection.name].applied(len(events))
         return last
+
+    async def _locked_checkpoint(self, conn: Connection, projection: Projection) -> int:
+        lock = " FOR UPDATE" if self._db.kind == "postgres" else ""
+        return int(
+            await conn.fetchval(
+                f"SELECT position FROM projection_checkpoints WHERE name = $1{lock}",
+                projection.name,
+            )
+        )
+
+    async def _save_checkpoint(self, conn: Connection, projection: Projection, last: int) -> None:
+        await conn.execute(
+            "UPDATE projection_checkpoints SET position = $2, updated_at = $3,"
+            " failing_since = NULL, last_error = NULL WHERE name = $1",
+            projection.name,
+            last,
+            _now_ms(),
+        )
 
 
 def _now_ms() -> int:

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
-POSTGRES: dict[str, dict[str, str]] = {
-    "projection_checkpoints": {"name": "text", "position": "bigint", "updated_at": "bigint"},
+# Each table's columns, as "text" or "bigint" (spelled per database kind below).
+_TABLES: dict[str, dict[str, str]] = {
+    "projection_checkpoints": {
+        "name": "text",
+        "position": "bigint",
+        "updated_at": "bigint",
+        "failing_since": "bigint",
+        "last_error": "text",
+    },
+    "projection_failures": {
+        "projection": "text",
+        "position": "bigint",
+        "stream": "text",
+        "version": "bigint",
+        "type": "text",
+        "error": "text",
+        "traceback": "text",
+        "failed_at": "bigint",
+        "attempts": "bigint",
+    },
 }
+
+POSTGRES: dict[str, dict[str, str]] = _TABLES
 
 SQLITE: dict[str, dict[str, str]] = {
-    "projection_checkpoints": {"name": "TEXT", "position": "BIGINT", "updated_at": "BIGINT"},
+    table: {column: kind.upper() for column, kind in columns.items()}
+    for table, columns in _TABLES.items()
 }
 
-UNIQUE: dict[str, list[tuple[str, ...]]] = {"projection_checkpoints": [("name",)]}
+UNIQUE: dict[str, list[tuple[str, ...]]] = {
+    "projection_checkpoints": [("name",)],
+    "projection_failures": [("projection", "position")],
+}

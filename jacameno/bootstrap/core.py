@@ -83,9 +83,15 @@ def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Datab
 
 
 @contextlib.asynccontextmanager
-async def projections(store: EventStore, db: Database) -> AsyncIterator[ProjectionRunner]:
-    """The read models, caught up from their checkpoints and following the log until exit."""
+async def projections(
+    store: EventStore, db: Database, *, follow: bool = True
+) -> AsyncIterator[ProjectionRunner]:
+    """The read models, caught up from their checkpoints and following the log until exit; with
+    `follow=False` (a command that reports or retries failures) the runner is not started."""
     runner = ProjectionRunner(store, db, [projects_projection()])
+    if not follow:
+        yield runner
+        return
     await runner.start()
     try:
         yield runner
@@ -102,11 +108,12 @@ class Core:
 
 
 @contextlib.asynccontextmanager
-async def core(settings: Settings) -> AsyncIterator[Core]:
-    """The log, the tables and the runner, open together and closed in reverse order."""
+async def core(settings: Settings, *, follow: bool = True) -> AsyncIterator[Core]:
+    """The log, the tables and the runner (following the log unless `follow` is False), open
+    together and closed in reverse order."""
     async with (
         event_store(settings) as store,
         database(settings) as db,
-        projections(store, db) as runner,
+        projections(store, db, follow=follow) as runner,
     ):
         yield Core(settings, store, db, runner)

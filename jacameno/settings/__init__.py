@@ -83,6 +83,9 @@ class Settings:
     max_header_bytes: int = MAX_HEADER_BYTES
     header_timeout_seconds: int = HEADER_TIMEOUT_SECONDS
     max_connections: int = MAX_CONNECTIONS
+    # `/readyz` answers 503 while a projection is more seconds behind the log than this; unset,
+    # the lag does not affect readiness (docs/operations.md, "Projections").
+    ready_max_projection_lag_seconds: int | None = None
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
 
     @property
@@ -162,6 +165,11 @@ class Settings:
             max_header_bytes=_int(get, "MAX_HEADER_BYTES", MAX_HEADER_BYTES, 1024),
             header_timeout_seconds=_int(get, "HEADER_TIMEOUT_SECONDS", HEADER_TIMEOUT_SECONDS, 1),
             max_connections=_int(get, "MAX_CONNECTIONS", MAX_CONNECTIONS, 1),
+            ready_max_projection_lag_seconds=(
+                None
+                if get("READY_MAX_PROJECTION_LAG_SECONDS") is None
+                else _int(get, "READY_MAX_PROJECTION_LAG_SECONDS", 0, 0)
+            ),
             collab=CollabConfig.read(get),
         )
 

@@ -39,3 +39,18 @@ async def test_a_lock_wait_that_times_out_is_503_whichever_layer_met_it(
     assert response.headers["retry-after"] == "1"
     # Once the lock is gone, the same request succeeds.
     await api.project(owner)
+
+
+async def test_metrics_answer_while_the_projection_status_cannot_be_read(
+    api: Api, fresh_pg_url: str
+) -> None:
+    holder = await asyncpg.connect(fresh_pg_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE projection_failures IN ACCESS EXCLUSIVE MODE")
+            response = await api.client.get("/metrics")
+    finally:
+        await holder.close()
+    assert response.status_code == 200
+    assert "jacameno_http_request_duration_seconds" in response.text
+    assert 'jacameno_projection_lag_events{projection="projects"}' not in response.text

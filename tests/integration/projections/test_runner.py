@@ -4,50 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from eventstore import EventStore, NewEvent, RecordedEvent
-from harness.databases import open_store
 from projections.runner import Projection, ProjectionRunner
-from sqldb import Connection, Database, IntegrityError, open_database
-
-COUNTS = """CREATE TABLE IF NOT EXISTS test_counts (
-    stream TEXT PRIMARY KEY, n BIGINT NOT NULL, last_position BIGINT NOT NULL)"""
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await open_database(database_url)
-    await database.execute(COUNTS)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[EventStore]:
-    s = await open_store(database_url)
-    yield s
-    await s.close()
-
-
-async def count(conn: Connection, events: list[RecordedEvent]) -> None:
-    for e in events:
-        await conn.execute(
-            "INSERT INTO test_counts (stream, n, last_position) VALUES ($1, 1, $2)"
-            " ON CONFLICT (stream) DO UPDATE SET n = test_counts.n + 1, last_position = $2",
-            e.stream,
-            e.position,
-        )
-
-
-COUNTER = Projection("counter", frozenset({"counted"}), count)
-
-
-async def totals(db: Database) -> dict[str, int]:
-    rows = await db.fetch("SELECT stream, n FROM test_counts ORDER BY stream")
-    return {r["stream"]: r["n"] for r in rows}
+from sqldb import Connection, Database, IntegrityError
+from tests.integration.projections.support import COUNTER, count, totals
 
 
 async def test_sql_layer_placeholders_rows_and_integrity_errors(db: Database) -> None:

@@ -1,0 +1,77 @@
+"""`jacameno projections status|retry`: what an operator asks of the projection runner from a
+shell. Both build the core without following the log (the serving nodes do that): `status` reads
+the checkpoints, `retry NAME` applies the failures a `skip` projection recorded."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from jacameno.settings import Settings
+from projections.lag import ProjectionStatus
+
+COLUMNS = ("projection", "state", "position", "head", "behind", "seconds", "per_s", "failures")
+
+
+def add(commands: Any) -> None:
+    """Add `projections status` and `projections retry NAME` to the `jacameno` command."""
+    parser = commands.add_parser("projections", help="the read models' progress and failures")
+    parser.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("status", help="each projection's position, lag, failures and state")
+    retry = actions.add_parser("retry", help="apply a projection's recorded failures again")
+    retry.add_argument("name", help="the projection")
+    parser.set_defaults(run=run)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "status":
+        print(table(asyncio.run(_status(settings))))
+        return 0
+    return asyncio.run(_retry(settings, args.name))
+
+
+def table(statuses: list[ProjectionStatus]) -> str:
+    rows = [COLUMNS] + [
+        (
+            s.name,
+            s.state,
+            str(s.position),
+            str(s.head),
+            str(s.lag_positions),
+            f"{s.seconds_behind:.1f}",
+            "-" if s.events_per_second is None else f"{s.events_per_second:.1f}",
+            str(s.failures),
+        )
+        for s in statuses
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines += [
+        f"{s.name}: failing since {s.failing_since:%Y-%m-%d %H:%M:%S} UTC: {s.last_error}"
+        for s in statuses
+        if s.failing_since is not None
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def _status(settings: Settings) -> list[ProjectionStatus]:
+    from jacameno.bootstrap.core import core
+
+    async with core(settings, follow=False) as base:
+        return await base.runner.status()
+
+
+async def _retry(settings: Settings, name: str) -> int:
+    from jacameno.bootstrap.core import core
+
+    async with core(settings, follow=False) as base:
+        try:
+            result = await base.runner.retry_failures(name)
+        except KeyError:
+            print(f"jacameno: no projection named {name!r}", file=sys.stderr)
+            return 2
+    print(f"{name}: {result.applied} applied, {result.failing} still failing")
+    return 0 if result.failing == 0 else 1
