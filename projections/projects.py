@@ -249,5 +249,8 @@ async def apply(conn: Connection, events: list[RecordedEvent]) -> None:
             await _apply_one(conn, event)
 
 
+PROJECTS = "projects"
+
+
 def projects_projection() -> Projection:
-    return Projection(name="projects", event_types=PROJECT_EVENT_TYPES, apply=apply)
+    return Projection(name=PROJECTS, event_types=PROJECT_EVENT_TYPES, apply=apply)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -106,12 +106,17 @@ class ProjectionRunner:
             if not task.cancelled():
                 task.result()  # it ended before the cancellation landed: its error, if any
 
-    async def wait_for(self, position: int, timeout: float = 5.0) -> None:
-        """Return once every projection has applied the log up to `position` (read-your-writes);
-        TimeoutError if that takes longer than `timeout` seconds."""
+    async def wait_for(
+        self, position: int, timeout: float = 5.0, only: Collection[str] | None = None
+    ) -> None:
+        """Return once every projection (or those named in `only`) has applied the log up to
+        `position` (read-your-writes); TimeoutError if that takes longer than `timeout`
+        seconds. A command waits only for the read models it answers from, so a slow or
+        stalled other projection does not hold it up."""
         async with asyncio.timeout(timeout):
-            for progress in self._progress.values():
-                await progress.wait_for(position)
+            for name, progress in self._progress.items():
+                if only is None or name in only:
+                    await progress.wait_for(position)
 
     async def status(self) -> list[ProjectionStatus]:
         """Each projection's position, lag, apply rate, failures and state. Without `start`

@@ -20,7 +20,7 @@ from domain.roles import EDITOR, OWNER
 from eventstore import NO_STREAM, AppendResult, EventStore, NewEvent
 from jacameno import logs
 from jacameno.projects.locks import ProcessTurns, Turns
-from projections.projects import ProjectsReadModel, ProjectState, ProjectView
+from projections.projects import PROJECTS, ProjectsReadModel, ProjectState, ProjectView
 from projections.runner import ProjectionRunner
 
 COMMAND_DEADLINE = 10.0  # seconds a command waits for its project's turn before 409
@@ -49,6 +49,8 @@ class Conflict(ProjectError):
 
 
 Decide = Callable[[ProjectState], list[NewEvent]]
+# What a command answers from, and so waits for (read-your-writes): not every read model.
+_READ_MODELS = (PROJECTS,)
 
 
 class Follower(Protocol):
@@ -95,7 +97,7 @@ class Projects:
             ],
             expected_version=NO_STREAM,
         )
-        await self._runner.wait_for(result.last_position)
+        await self._runner.wait_for(result.last_position, only=_READ_MODELS)
         view = await self.reads.project_for(actor, project_id)
         assert view is not None, "the projection applied the creation"
         return view
@@ -175,7 +177,7 @@ class Projects:
             raise Conflict("concurrent_update", "the project is busy; try again") from exc
         if result is None:
             return
-        await self._runner.wait_for(result.last_position)
+        await self._runner.wait_for(result.last_position, only=_READ_MODELS)
         for follower in self._followers:
             await follower.wait_for(result.last_position)
 
@@ -188,7 +190,7 @@ class Projects:
             # Events after the last one the read model applied (document edits, or a
             # membership change still being projected): decide on the state they leave.
             tail = await self._store.read_stream(stream, current, current)
-            await self._runner.wait_for(tail[-1].position)
+            await self._runner.wait_for(tail[-1].position, only=_READ_MODELS)
             state = await self.reads.state(project_id)
         if state is None or state.deleted or actor not in state.roles:
             raise ProjectNotFound(project_id)

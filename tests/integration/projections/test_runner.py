@@ -121,3 +121,25 @@ async def test_batches_of_other_types_cost_no_transaction_but_still_count(
     await runner.stop()
     assert await db.fetchval("SELECT position FROM projection_checkpoints") == counted.last_position
     assert await totals(db) == {"s": 1}
+
+
+async def test_a_wait_for_named_projections_is_not_held_up_by_a_stalled_other(
+    store: EventStore, db: Database
+) -> None:
+    release = asyncio.Event()
+
+    async def stalled(conn: Connection, events: list[RecordedEvent]) -> None:
+        await release.wait()
+
+    runner = ProjectionRunner(
+        store, db, [COUNTER, Projection("stalled", frozenset({"counted"}), stalled)]
+    )
+    await runner.start()
+    result = await store.append("s", [NewEvent("counted")])
+    await runner.wait_for(result.last_position, timeout=5, only=(COUNTER.name,))
+    assert await totals(db) == {"s": 1}
+    with pytest.raises(TimeoutError):
+        await runner.wait_for(result.last_position, timeout=0.2)
+    release.set()
+    await runner.wait_for(result.last_position)
+    await runner.stop()
