@@ -14,6 +14,7 @@ from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from jacameno.settings import Settings
+from projections.document import document_projection
 from projections.projects import projects_projection
 from projections.runner import ProjectionRunner
 from sqldb import Database, open_database
@@ -85,7 +86,7 @@ def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Datab
 @contextlib.asynccontextmanager
 async def projections(store: EventStore, db: Database) -> AsyncIterator[ProjectionRunner]:
     """The read models, caught up from their checkpoints and following the log until exit."""
-    runner = ProjectionRunner(store, db, [projects_projection()])
+    runner = ProjectionRunner(store, db, [projects_projection(), document_projection(store)])
     await runner.start()
     try:
         yield runner
