@@ -272,6 +272,10 @@ def tables(doc: Doc[Any]) -> Tables:
 class _Cached:
     doc: Doc[Any]
     version: int  # the stream version the document reflects
+    # The rows this fold last wrote, and the doc_projects.version written with them: while the
+    # table still holds that version, only the tables whose rows differ are rewritten.
+    written: Tables | None = None
+    written_version: int = -1
 
 
 class DocumentFold:
@@ -328,7 +332,7 @@ class DocumentFold:
             cached.version = max(cached.version, event.version)
             changed[project_id] = (cached, event)
         for project_id, (cached, last) in changed.items():
-            await _write(conn, project_id, tables(cached.doc), last)
+            await _write(conn, project_id, cached, last)
 
 
 def _apply(doc: Doc[Any], event: RecordedEvent) -> None:
@@ -347,7 +351,14 @@ def _apply(doc: Doc[Any], event: RecordedEvent) -> None:
         )
 
 
-async def _write(conn: Connection, project_id: str, rows: Tables, last: RecordedEvent) -> None:
+async def _write(conn: Connection, project_id: str, cached: _Cached, last: RecordedEvent) -> None:
+    """Rewrite the project's rows; a table whose rows are those written last time (the database
+    still holding them: same version) is left alone, so an edit of the lyrics costs two queries."""
+    rows = tables(cached.doc)
+    known = await conn.fetchval(
+        "SELECT version FROM doc_projects WHERE project_id = $1", project_id
+    )
+    before = cached.written if known is not None and int(known) == cached.written_version else None
     p = rows.project
     await conn.execute(
         'INSERT INTO doc_projects (project_id, title, bpm, "key", time_signature,'
@@ -372,12 +383,14 @@ async def _write(conn: Connection, project_id: str, rows: Tables, last: Recorded
         last.version,
         int(last.recorded_at.timestamp() * 1000),
     )
-    for table, columns, values in (
-        ("doc_tracks", _TRACK_COLUMNS, rows.tracks),
-        ("doc_clips", _CLIP_COLUMNS, rows.clips),
-        ("doc_comments", _COMMENT_COLUMNS, rows.comments),
-        ("doc_markers", _MARKER_COLUMNS, rows.markers),
+    for table, columns, values, old in (
+        ("doc_tracks", _TRACK_COLUMNS, rows.tracks, before and before.tracks),
+        ("doc_clips", _CLIP_COLUMNS, rows.clips, before and before.clips),
+        ("doc_comments", _COMMENT_COLUMNS, rows.comments, before and before.comments),
+        ("doc_markers", _MARKER_COLUMNS, rows.markers, before and before.markers),
     ):
+        if before is not None and old == values:
+            continue
         await conn.execute(f"DELETE FROM {table} WHERE project_id = $1", project_id)
         if values:
             names = ", ".join(f'"{c}"' for c in ("project_id", *columns))
@@ -386,6 +399,7 @@ async def _write(conn: Connection, project_id: str, rows: Tables, last: Recorded
                 f"INSERT INTO {table} ({names}) VALUES ({marks})",
                 [(project_id, *row) for row in values],
             )
+    cached.written, cached.written_version = rows, last.version
 
 
 _TRACK_COLUMNS = ("id", "position", "name", "kind", "color", "volume_db", "pan", "muted", "solo")
