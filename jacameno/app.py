@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import auth, documents, projects, system
+from jacameno.api import auth, documents, projects, system, tracks
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, routes
@@ -32,6 +32,7 @@ from jacameno.http.middleware import (
 )
 from jacameno.metrics import Metrics
 from jacameno.settings import Settings
+from projections.document import DocumentReadModel
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ OPERATIONS: list[Operation[Any]] = [
     *auth.OPERATIONS,
     *projects.OPERATIONS,
     *documents.OPERATIONS,
+    *tracks.OPERATIONS,
 ]
 
 
@@ -97,6 +99,11 @@ def app_routes(
         *routes(
             documents.OPERATIONS,
             documents.DocumentServices(services.projects, services.live.rooms),
+            guard,
+        ),
+        *routes(
+            tracks.OPERATIONS,
+            tracks.TrackServices(services.projects.reads, DocumentReadModel(core.db)),
             guard,
         ),
         *ywebsocket.routes(services.live.rooms),

@@ -14,6 +14,7 @@ from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from jacameno.settings import Settings
+from projections.document import document_projection
 from projections.projects import projects_projection
 from projections.runner import ProjectionRunner
 from sqldb import Database, open_database
@@ -88,7 +89,7 @@ async def projections(
 ) -> AsyncIterator[ProjectionRunner]:
     """The read models, caught up from their checkpoints and following the log until exit; with
     `follow=False` (a command that reports or retries failures) the runner is not started."""
-    runner = ProjectionRunner(store, db, [projects_projection()])
+    runner = ProjectionRunner(store, db, [projects_projection(), document_projection(store)])
     if not follow:
         yield runner
         return

@@ -162,6 +162,45 @@ APPLIED_UPDATE = obj(
     ("version", "changed"),
 )
 
+_NUMBER = nullable({"type": "number"})
+_TEXT = nullable({"type": "string"})
+CLIP = obj(
+    {
+        "id": {"type": "string"},
+        "asset_id": _TEXT,
+        "start": _NUMBER,
+        "length": _NUMBER,
+        "offset": _NUMBER,
+        "gain_db": _NUMBER,
+    },
+    ("id", "asset_id", "start", "length", "offset", "gain_db"),
+)
+TRACK = obj(
+    {
+        "id": {"type": "string"},
+        "position": {"type": "integer", "description": "index in the document's tracks"},
+        "name": _TEXT,
+        "kind": nullable({"type": "string", "enum": ["audio", "midi", "bus"]}),
+        "color": _TEXT,
+        "volume_db": _NUMBER,
+        "pan": _NUMBER,
+        "muted": nullable({"type": "boolean"}),
+        "solo": nullable({"type": "boolean"}),
+        "clips": {"type": "array", "items": CLIP},
+    },
+    ("id", "position", "name", "kind", "color", "volume_db", "pan", "muted", "solo", "clips"),
+)
+TRACKS = obj(
+    {
+        "version": {
+            "type": "integer",
+            "description": "the stream version the read model shows (0: no edit folded yet)",
+        },
+        "tracks": {"type": "array", "items": TRACK},
+    },
+    ("version", "tracks"),
+)
+
 # -- operations ----------------------------------------------------------------------------
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}

@@ -31,6 +31,8 @@ async def test_the_core_runs_project_commands_and_read_models(
         state = await reads.state(view.id)
         assert state is not None
         assert state.roles == {owner: OWNER}
-        assert [s.position for s in await core.runner.status()] == [
-            await core.store.head_position()
-        ]
+        head = await core.store.head_position()
+        assert {s.name: s.position for s in await core.runner.status()} == {
+            "projects": head,
+            "document": head,
+        }

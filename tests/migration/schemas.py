@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["eventstore.schema", "projections.schema", "jacameno.schema"]
+MODULES = ["eventstore.schema", "projections.schema", "projections.document", "jacameno.schema"]
 
 
 def expected(kind: str) -> tuple[dict[str, dict[str, str]], dict[str, list[tuple[str, ...]]]]:

@@ -1,0 +1,471 @@
+"""The document read model, in one module: the `doc_*` tables (migration 0007), the fold that
+keeps them from the `doc.updated` events (`document_projection`, applied by the runner), and the
+queries on them (`DocumentReadModel`). Analysts query these tables with SQL; the tracks endpoint
+serves them.
+
+The fold keeps each active project's pycrdt document in a bounded LRU. On a miss it loads the
+document as of just before the batch's first event of that project (the latest snapshot at or
+below it, then the stream's tail up to it); a gap in stream versions since the cached document
+(other events of the stream, or events another node applied) is filled from the stream. Yjs updates
+are idempotent, so a retried batch applies cleanly to a document that already holds it. Then the
+rows of the projects the batch changed, and only those, are rewritten in the runner's transaction.
+
+Reading is tolerant (DESIGN.md, "Project document"): what fits the schema is projected; each value
+left out (wrong type, unknown key, missing or repeated id, a kind outside audio|midi|bus) counts
+one in `doc_projects.schema_problems`. Nothing in a document raises."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Array, Doc
+
+from crdt import EMPTY_UPDATE, MalformedUpdate, apply, build
+from domain import document
+from domain.events import DOC_UPDATED, is_project_stream, project_of, stream_name
+from eventstore import EventStore, RecordedEvent
+from projections.runner import Projection
+from sqldb import Connection, Database, Row
+
+logger = logging.getLogger(__name__)
+
+# -- the tables (proved against migration 0007 by tests/migration) ----------------------------
+
+_TABLES: dict[str, dict[str, str]] = {
+    "doc_projects": {
+        "project_id": "text",
+        "title": "text",
+        "bpm": "double precision",
+        "key": "text",
+        "time_signature": "text",
+        "lyrics_characters": "bigint",
+        "lyrics_words": "bigint",
+        "lyrics_lines": "bigint",
+        "comments": "bigint",
+        "schema_problems": "bigint",
+        "version": "bigint",
+        "updated_at": "bigint",
+    },
+    "doc_tracks": {
+        "project_id": "text",
+        "id": "text",
+        "position": "bigint",
+        "name": "text",
+        "kind": "text",
+        "color": "text",
+        "volume_db": "double precision",
+        "pan": "double precision",
+        "muted": "smallint",
+        "solo": "smallint",
+    },
+    "doc_clips": {
+        "project_id": "text",
+        "track_id": "text",
+        "id": "text",
+        "asset_id": "text",
+        "start": "double precision",
+        "length": "double precision",
+        "offset": "double precision",
+        "gain_db": "double precision",
+    },
+    "doc_comments": {
+        "project_id": "text",
+        "id": "text",
+        "position": "bigint",
+        "author": "text",
+        "text": "text",
+        "at": "double precision",
+        "created_at": "double precision",
+        "resolved": "smallint",
+    },
+    "doc_markers": {
+        "project_id": "text",
+        "position": "bigint",
+        "id": "text",
+        "name": "text",
+        "at": "double precision",
+    },
+}
+
+POSTGRES: dict[str, dict[str, str]] = _TABLES
+SQLITE: dict[str, dict[str, str]] = {
+    table: {c: "REAL" if t == "double precision" else t.upper() for c, t in columns.items()}
+    for table, columns in _TABLES.items()
+}
+UNIQUE: dict[str, list[tuple[str, ...]]] = {
+    "doc_projects": [("project_id",)],
+    "doc_tracks": [("project_id", "id")],
+    "doc_clips": [("project_id", "track_id", "id")],
+    "doc_comments": [("project_id", "id")],
+    "doc_markers": [("project_id", "position")],
+}
+
+KINDS = frozenset({"audio", "midi", "bus"})
+META_KEYS = frozenset({"title", "bpm", "key", "time_signature"})
+TRACK_KEYS = frozenset(
+    {"id", "name", "kind", "color", "volume_db", "pan", "muted", "solo", "clips", "analysis"}
+)
+CLIP_KEYS = frozenset({"id", "asset_id", "start", "length", "offset", "gain_db"})
+COMMENT_KEYS = frozenset({"id", "author", "text", "at", "created_at", "resolved"})
+# DESIGN.md does not fix a marker's keys: these are projected, others ignored without a count.
+MARKER_KEYS = ("id", "name", "at")
+
+# -- the document as rows ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Tables:
+    """One project's rows, column values in each table's column order (minus project_id)."""
+
+    project: dict[str, Any]
+    tracks: list[tuple[Any, ...]] = field(default_factory=list)
+    clips: list[tuple[Any, ...]] = field(default_factory=list)
+    comments: list[tuple[Any, ...]] = field(default_factory=list)
+    markers: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class _Reader:
+    """Takes values from the document's plain form, counting what does not fit."""
+
+    def __init__(self) -> None:
+        self.problems = 0
+
+    def unknown(self, value: dict[str, Any], known: frozenset[str]) -> None:
+        self.problems += sum(1 for key in value if key not in known)
+
+    def _typed(self, value: dict[str, Any], key: str, fits: Callable[[Any], bool]) -> Any:
+        found = value.get(key)
+        if found is None or fits(found):
+            return found
+        self.problems += 1
+        return None
+
+    def text(self, value: dict[str, Any], key: str) -> str | None:
+        found: str | None = self._typed(value, key, lambda v: isinstance(v, str))
+        return found
+
+    def number(self, value: dict[str, Any], key: str) -> float | None:
+        found = self._typed(
+            value,
+            key,
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+        )
+        return None if found is None else float(found)
+
+    def flag(self, value: dict[str, Any], key: str) -> int | None:
+        found = self._typed(value, key, lambda v: isinstance(v, bool))
+        return None if found is None else int(found)
+
+    def kind(self, value: dict[str, Any]) -> str | None:
+        return self._typed(value, "kind", lambda v: v in KINDS)  # type: ignore[no-any-return]
+
+    def items(self, values: Any, ids: set[str] | None) -> list[tuple[int, dict[str, Any]]]:
+        """The maps of an array (with their index), each with a new string id when `ids` is given
+        (the ids seen so far); the rest counted."""
+        if not isinstance(values, list):
+            self.problems += 1
+            return []
+        kept = []
+        for index, value in enumerate(values):
+            if not isinstance(value, dict):
+                self.problems += 1
+            elif ids is None:
+                kept.append((index, value))
+            elif isinstance(value.get("id"), str) and value["id"] not in ids:
+                ids.add(value["id"])
+                kept.append((index, value))
+            else:
+                self.problems += 1
+        return kept
+
+
+def _array(doc: Doc[Any], root: str) -> list[Any]:
+    """A root array beyond domain.document's roots, read as tolerantly (another type: empty)."""
+    value = doc.get(root, type=Array).to_py()
+    return value if isinstance(value, list) else []
+
+
+def tables(doc: Doc[Any]) -> Tables:
+    """The rows of `doc` (version and updated_at are the caller's)."""
+    read = document.read(doc)
+    r = _Reader()
+    meta = read["meta"]
+    r.unknown(meta, META_KEYS)
+    lyrics = read["lyrics"]
+    out = Tables(
+        {
+            "title": r.text(meta, "title"),
+            "bpm": r.number(meta, "bpm"),
+            "key": r.text(meta, "key"),
+            "time_signature": r.text(meta, "time_signature"),
+            "lyrics_characters": len(lyrics),
+            "lyrics_words": len(lyrics.split()),
+            "lyrics_lines": len(lyrics.splitlines()),
+        }
+    )
+    for position, track in r.items(read["tracks"], set()):
+        r.unknown(track, TRACK_KEYS)
+        track_id = track["id"]
+        out.tracks.append(
+            (
+                track_id,
+                position,
+                r.text(track, "name"),
+                r.kind(track),
+                r.text(track, "color"),
+                r.number(track, "volume_db"),
+                r.number(track, "pan"),
+                r.flag(track, "muted"),
+                r.flag(track, "solo"),
+            )
+        )
+        for _, clip in r.items(track.get("clips", []), set()):
+            r.unknown(clip, CLIP_KEYS)
+            out.clips.append(
+                (
+                    track_id,
+                    clip["id"],
+                    r.text(clip, "asset_id"),
+                    r.number(clip, "start"),
+                    r.number(clip, "length"),
+                    r.number(clip, "offset"),
+                    r.number(clip, "gain_db"),
+                )
+            )
+    for position, comment in r.items(_array(doc, "comments"), set()):
+        r.unknown(comment, COMMENT_KEYS)
+        out.comments.append(
+            (
+                comment["id"],
+                position,
+                r.text(comment, "author"),
+                r.text(comment, "text"),
+                r.number(comment, "at"),
+                r.number(comment, "created_at"),
+                r.flag(comment, "resolved"),
+            )
+        )
+    for position, marker in r.items(_array(doc, "markers"), None):
+        marker_id = marker.get("id")
+        out.markers.append(
+            (
+                position,
+                marker_id if isinstance(marker_id, str) else None,
+                r.text(marker, "name"),
+                r.number(marker, "at"),
+            )
+        )
+    out.project["comments"] = len(out.comments)
+    out.project["schema_problems"] = r.problems
+    return out
+
+
+# -- the fold ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Cached:
+    doc: Doc[Any]
+    version: int  # the stream version the document reflects
+    # The rows this fold last wrote, and the doc_projects.version written with them: while the
+    # table still holds that version, only the tables whose rows differ are rewritten.
+    written: Tables | None = None
+    written_version: int = -1
+
+
+class DocumentFold:
+    """The projection's state: the active projects' documents, at most `capacity` of them."""
+
+    def __init__(self, store: EventStore, capacity: int = 256, page: int = 1000) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._store = store
+        self._capacity = capacity
+        self._page = page
+        self._docs: OrderedDict[str, _Cached] = OrderedDict()
+
+    def cached(self) -> list[str]:
+        """The projects whose documents are held, least recently used first."""
+        return list(self._docs)
+
+    async def _catch_up(self, project_id: str, cached: _Cached, up_to: int) -> None:
+        """Apply the stream's doc updates after the cached version up to `up_to`."""
+        stream = stream_name(project_id)
+        while cached.version < up_to:
+            batch = await self._store.read_stream(
+                stream, cached.version + 1, to_version=up_to, limit=self._page
+            )
+            if not batch:
+                break
+            for event in batch:
+                if event.type == DOC_UPDATED:
+                    _apply(cached.doc, event)
+                cached.version = event.version
+
+    async def _doc(self, project_id: str, version: int) -> _Cached:
+        """The project's document as of stream version `version` (or later, from a retry)."""
+        cached = self._docs.get(project_id)
+        if cached is None:
+            snapshot = await self._store.load_snapshot(stream_name(project_id), max_version=version)
+            base = snapshot.state if snapshot is not None else EMPTY_UPDATE
+            cached = _Cached(build(base, ()), snapshot.version if snapshot is not None else 0)
+            self._docs[project_id] = cached
+            while len(self._docs) > self._capacity:
+                self._docs.popitem(last=False)
+        self._docs.move_to_end(project_id)
+        await self._catch_up(project_id, cached, version)
+        return cached
+
+    async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:
+        changed: dict[str, tuple[_Cached, RecordedEvent]] = {}  # kept if evicted meanwhile
+        for event in events:
+            if event.type != DOC_UPDATED or not is_project_stream(event.stream):
+                continue
+            project_id = project_of(event.stream)
+            cached = await self._doc(project_id, event.version - 1)
+            _apply(cached.doc, event)
+            cached.version = max(cached.version, event.version)
+            changed[project_id] = (cached, event)
+        for project_id, (cached, last) in changed.items():
+            await _write(conn, project_id, cached, last)
+
+
+def _apply(doc: Doc[Any], event: RecordedEvent) -> None:
+    """One logged update; one that does not apply (validation exists to prevent it) is logged
+    and left out rather than stalling the read model."""
+    try:
+        apply(doc, event.data, "projection")
+    except MalformedUpdate:
+        logger.exception(
+            "a logged document update does not apply; left out of the read model",
+            extra={
+                "action": "projection.document.skip",
+                "stream": event.stream,
+                "position": event.position,
+            },
+        )
+
+
+async def _write(conn: Connection, project_id: str, cached: _Cached, last: RecordedEvent) -> None:
+    """Rewrite the project's rows; a table whose rows are those written last time (the database
+    still holding them: same version) is left alone, so an edit of the lyrics costs two queries."""
+    rows = tables(cached.doc)
+    known = await conn.fetchval(
+        "SELECT version FROM doc_projects WHERE project_id = $1", project_id
+    )
+    before = cached.written if known is not None and int(known) == cached.written_version else None
+    p = rows.project
+    await conn.execute(
+        'INSERT INTO doc_projects (project_id, title, bpm, "key", time_signature,'
+        " lyrics_characters, lyrics_words, lyrics_lines, comments, schema_problems, version,"
+        " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (project_id) DO UPDATE SET title = excluded.title, bpm = excluded.bpm,"
+        ' "key" = excluded."key", time_signature = excluded.time_signature,'
+        " lyrics_characters = excluded.lyrics_characters,"
+        " lyrics_words = excluded.lyrics_words, lyrics_lines = excluded.lyrics_lines,"
+        " comments = excluded.comments, schema_problems = excluded.schema_problems,"
+        " version = excluded.version, updated_at = excluded.updated_at",
+        project_id,
+        p["title"],
+        p["bpm"],
+        p["key"],
+        p["time_signature"],
+        p["lyrics_characters"],
+        p["lyrics_words"],
+        p["lyrics_lines"],
+        p["comments"],
+        p["schema_problems"],
+        last.version,
+        int(last.recorded_at.timestamp() * 1000),
+    )
+    for table, columns, values, old in (
+        ("doc_tracks", _TRACK_COLUMNS, rows.tracks, before and before.tracks),
+        ("doc_clips", _CLIP_COLUMNS, rows.clips, before and before.clips),
+        ("doc_comments", _COMMENT_COLUMNS, rows.comments, before and before.comments),
+        ("doc_markers", _MARKER_COLUMNS, rows.markers, before and before.markers),
+    ):
+        if before is not None and old == values:
+            continue
+        await conn.execute(f"DELETE FROM {table} WHERE project_id = $1", project_id)
+        if values:
+            names = ", ".join(f'"{c}"' for c in ("project_id", *columns))
+            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 2))
+            await conn.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                [(project_id, *row) for row in values],
+            )
+    cached.written, cached.written_version = rows, last.version
+
+
+_TRACK_COLUMNS = ("id", "position", "name", "kind", "color", "volume_db", "pan", "muted", "solo")
+_CLIP_COLUMNS = ("track_id", "id", "asset_id", "start", "length", "offset", "gain_db")
+_COMMENT_COLUMNS = ("id", "position", "author", "text", "at", "created_at", "resolved")
+_MARKER_COLUMNS = ("position", "id", "name", "at")
+
+
+def document_projection(store: EventStore, capacity: int = 256) -> Projection:
+    """The `document` read model's projection; it reads the log itself on a cache miss."""
+    return Projection(
+        name="document",
+        event_types=frozenset({DOC_UPDATED}),
+        apply=DocumentFold(store, capacity).apply,
+    )
+
+
+# -- the queries ---------------------------------------------------------------------------
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _clip(row: Row) -> dict[str, Any]:
+    return {c: row[c] for c in ("id", "asset_id", "start", "length", "offset", "gain_db")}
+
+
+class DocumentReadModel:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def tracks(self, project_id: str) -> dict[str, Any]:
+        """The project's tracks in document order, each with its clips, and the stream version
+        the model reflects (0: no document edit folded yet)."""
+        version = await self._db.fetchval(
+            "SELECT version FROM doc_projects WHERE project_id = $1", project_id
+        )
+        tracks = await self._db.fetch(
+            "SELECT id, position, name, kind, color, volume_db, pan, muted, solo FROM doc_tracks"
+            " WHERE project_id = $1 ORDER BY position",
+            project_id,
+        )
+        clips = await self._db.fetch(
+            'SELECT track_id, id, asset_id, start, length, "offset", gain_db FROM doc_clips'
+            " WHERE project_id = $1 ORDER BY track_id, start, id",
+            project_id,
+        )
+        by_track: dict[str, list[dict[str, Any]]] = {}
+        for clip in clips:
+            by_track.setdefault(clip["track_id"], []).append(_clip(clip))
+        return {
+            "version": 0 if version is None else int(version),
+            "tracks": [
+                {
+                    "id": t["id"],
+                    "position": int(t["position"]),
+                    "name": t["name"],
+                    "kind": t["kind"],
+                    "color": t["color"],
+                    "volume_db": t["volume_db"],
+                    "pan": t["pan"],
+                    "muted": _flag(t["muted"]),
+                    "solo": _flag(t["solo"]),
+                    "clips": by_track.get(t["id"], []),
+                }
+                for t in tracks
+            ],
+        }
