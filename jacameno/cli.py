@@ -1,5 +1,5 @@
-"""The `jacameno` command: serve, migrate, projections. Each reads the settings once and builds
-what it needs with the composition root's builders (jacameno.bootstrap)."""
+"""The `jacameno` command: serve, migrate, projections, export. Each reads the settings once and
+builds what it needs with the composition root's builders (jacameno.bootstrap)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jacameno import logs, projections_cli
+from jacameno import export_cli, logs, projections_cli
 from jacameno.server import BindError
 from jacameno.settings import Settings, SettingsError
 from sqldb.migrate import MigrationError
@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
     migrate.set_defaults(run=_migrate)
     projections_cli.add(commands)
+    export_cli.add(commands)
     args = parser.parse_args(argv)
     try:
         environ = dict(os.environ)
