@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from crdt.encoding import write_var_bytes, write_var_string, write_var_uint
 from harness.server import ServerProcess, serving
+from harness.waiting import wait_until
 from jacameno.collab import hocuspocus, protocol
 from tests.e2e.clients import python_client
 
@@ -85,10 +86,11 @@ async def _names_flood(server: ServerProcess, until: float, name_bytes: int) -> 
 async def _idle_sockets(server: ServerProcess) -> list[ClientConnection]:
     """IDLE_SOCKETS sockets that send nothing, once those past the lobby's bound are closed."""
     sockets = [await _hocuspocus(server) for _ in range(IDLE_SOCKETS)]
-    deadline = time.monotonic() + 10
-    while sum(ws.close_code is not None for ws in sockets) < IDLE_SOCKETS - LOBBY:
-        assert time.monotonic() < deadline, "the sockets past the bound were not closed"
-        await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: sum(ws.close_code is not None for ws in sockets) >= IDLE_SOCKETS - LOBBY,
+        "the sockets past the bound are closed",
+        timeout=10,
+    )
     return sockets
 
 
