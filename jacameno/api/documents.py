@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from starlette.responses import JSONResponse, Response
 
 from domain.roles import can_write
-from jacameno.api.projects import project_id_of
+from jacameno.api.projects import member_role
 from jacameno.collab.errors import MalformedMessage, MessageTooLarge, RoomUnavailable
 from jacameno.collab.room import Actor
 from jacameno.collab.rooms import Rooms
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation
-from jacameno.http.errors import ApiError, forbidden, not_found
+from jacameno.http.errors import ApiError, forbidden
 from jacameno.projects.service import Projects
 
 UPDATE_MEDIA_TYPE = "application/octet-stream"
@@ -36,10 +36,7 @@ DocumentCall = Call[DocumentServices]
 
 
 async def apply_update(call: DocumentCall) -> Response:
-    project_id = project_id_of(call)
-    role = await call.services.projects.reads.role_of(call.me.id, project_id)
-    if role is None:
-        raise not_found("project")
+    project_id, role = await member_role(call.services.projects.reads, call)
     if not can_write(role):
         raise forbidden("viewers may not change the document")
     media_type = call.request.headers.get("content-type", "").partition(";")[0].strip()

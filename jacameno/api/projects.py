@@ -21,7 +21,7 @@ from jacameno.projects.service import (
     ProjectNotFound,
     Projects,
 )
-from projections.projects import InvalidCursor
+from projections.projects import InvalidCursor, ProjectsReadModel
 
 DEFAULT_PAGE = 50
 
@@ -52,6 +52,16 @@ def _uuid(call: Call[Any], name: str, what: str) -> str:
 def project_id_of(call: Call[Any]) -> str:
     """The path's project id; 404 if it is not a canonical UUID."""
     return _uuid(call, "project_id", "project")
+
+
+async def member_role(reads: ProjectsReadModel, call: Call[Any]) -> tuple[str, str]:
+    """(project id, the caller's role in it); 404 if the caller is not a member, exactly as if
+    the project did not exist."""
+    project_id = project_id_of(call)
+    role = await reads.role_of(call.me.id, project_id)
+    if role is None:
+        raise not_found("project")
+    return project_id, role
 
 
 def _translate(exc: ProjectError) -> ApiError:
@@ -125,10 +135,8 @@ async def _member(call: ProjectCall, project_id: str, user_id: str) -> Response:
 
 
 async def add_member(call: ProjectCall) -> Response:
-    project_id = project_id_of(call)
     projects = call.services.projects
-    if await projects.reads.role_of(call.me.id, project_id) is None:
-        raise not_found("project")
+    project_id, _ = await member_role(projects.reads, call)
     user = await call.services.accounts.find_by_email(call.body["email"])
     if user is None:
         raise ApiError(404, "user_not_found", "no account has this email")

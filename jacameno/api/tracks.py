@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from starlette.responses import JSONResponse, Response
 
-from jacameno.api.projects import project_id_of
+from jacameno.api.projects import member_role
 from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation
-from jacameno.http.errors import not_found
 from projections.document import DocumentReadModel
 from projections.projects import ProjectsReadModel
 
@@ -28,9 +27,7 @@ TrackCall = Call[TrackServices]
 
 
 async def list_tracks(call: TrackCall) -> Response:
-    project_id = project_id_of(call)
-    if await call.services.projects.role_of(call.me.id, project_id) is None:
-        raise not_found("project")
+    project_id, _ = await member_role(call.services.projects, call)
     return JSONResponse(await call.services.document.tracks(project_id))
 
 
