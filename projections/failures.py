@@ -18,6 +18,7 @@ from sqldb import Connection, Database
 
 logger = logging.getLogger(__name__)
 
+# What a projection applies (the runner's `Projection.apply`), inside the checkpoint's transaction.
 Apply = Callable[[Connection, list[RecordedEvent]], Awaitable[None]]
 
 
@@ -43,7 +44,7 @@ async def record(conn: Connection, projection: str, event: RecordedEvent, exc: E
         event.type,
         describe(exc),
         _traceback(exc),
-        _now_ms(),
+        now_ms(),
     )
 
 
@@ -97,7 +98,7 @@ async def retry(store: EventStore, db: Database, projection: str, apply: Apply) 
                 position,
                 describe(exc),
                 _traceback(exc),
-                _now_ms(),
+                now_ms(),
             )
             failing += 1
     return RetryResult(applied, failing)
@@ -107,5 +108,5 @@ def _traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -27,13 +26,12 @@ from typing import Literal
 from eventstore import EventStore, RecordedEvent
 from eventstore.progress import Progress
 from projections import failures
-from projections.failures import RetryResult
+from projections.failures import Apply, RetryResult, now_ms
 from projections.lag import ProjectionStatus, Throughput, from_ms, seconds_behind
 from sqldb import Connection, Database
 
 logger = logging.getLogger(__name__)
 
-Apply = Callable[[Connection, list[RecordedEvent]], Awaitable[None]]
 Policy = Literal["stop", "skip"]
 
 __all__ = ["Apply", "Policy", "Projection", "ProjectionRunner", "ProjectionStatus", "RetryResult"]
@@ -175,7 +173,7 @@ class ProjectionRunner:
                 "INSERT INTO projection_checkpoints (name, position, updated_at)"
                 " VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING",
                 name,
-                _now_ms(),
+                now_ms(),
             )
             return int(
                 await conn.fetchval(
@@ -318,9 +316,5 @@ class ProjectionRunner:
             " failing_since = NULL, last_error = NULL WHERE name = $1",
             projection.name,
             last,
-            _now_ms(),
+            now_ms(),
         )
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

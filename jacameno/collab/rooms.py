@@ -152,26 +152,27 @@ class Rooms:
         RoomUnavailable if the room cannot load or fails before the append is confirmed.
         The caller decides who may write and that the project exists (the HTTP endpoint asks
         the read model); the rooms do not."""
-        room = await self.open(project_id)
-        try:
+        async with self._writing(project_id) as room:
             return await room.write(update, actor)
-        finally:
-            self._unload_if_empty(room)
 
     async def edit(
         self, project_id: str, change: Callable[[Doc[Any]], None], actor: Actor
     ) -> int | None:
         """A server-side edit made by `change` on a copy of the current document (Room.edit),
         as `write`."""
+        async with self._writing(project_id) as room:
+            return await room.edit(change, actor)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self, project_id: str) -> AsyncIterator[Room]:
+        """The project's room for a server-side write, loaded if need be; unloaded after
+        `unload_delay` if no socket is in it."""
         room = await self.open(project_id)
         try:
-            return await room.edit(change, actor)
+            yield room
         finally:
-            self._unload_if_empty(room)
-
-    def _unload_if_empty(self, room: Room) -> None:
-        if not room.peers and not room.failed:
-            self._schedule_unload(room)
+            if not room.peers and not room.failed:
+                self._schedule_unload(room)
 
     async def attach(
         self,
