@@ -18,6 +18,7 @@ class Progress:
         self._lull = lull
         self._moved = asyncio.Condition()
         self._hurry = asyncio.Event()
+        self.waiting = 0  # callers in wait_for now
 
     async def advance(self, position: int) -> None:
         async with self._moved:
@@ -29,13 +30,18 @@ class Progress:
         if self.position >= position:
             return
         self._hurry.set()
-        async with self._moved:
-            await self._moved.wait_for(lambda: self.position >= position)
+        self.waiting += 1
+        try:
+            async with self._moved:
+                await self._moved.wait_for(lambda: self.position >= position)
+        finally:
+            self.waiting -= 1
 
-    async def rest(self) -> None:
-        """Wait up to the lull, less if someone waits for a position."""
-        if self._lull > 0:
+    async def rest(self, lull: float | None = None) -> None:
+        """Wait up to the lull (or `lull` seconds), less if someone waits for a position."""
+        lull = self._lull if lull is None else lull
+        if lull > 0:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._lull):
+                async with asyncio.timeout(lull):
                     await self._hurry.wait()
         self._hurry.clear()

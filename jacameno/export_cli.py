@@ -12,42 +12,18 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TextIO
 
-from jacameno import schema
 from jacameno.settings import Settings
-from projections import document
+from projections.catalog import TABLES
+from projections.tables import Table
 from sqldb import Database
 
 FORMATS = ("jsonl", "csv")
 PAGE = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class ReadModelTable:
-    name: str
-    columns: tuple[str, ...]
-    key: tuple[str, ...]
-
-
-def _tables(
-    columns: Mapping[str, Mapping[str, str]], unique: Mapping[str, Sequence[tuple[str, ...]]]
-) -> dict[str, ReadModelTable]:
-    return {
-        name: ReadModelTable(name, tuple(cols), unique[name][0]) for name, cols in columns.items()
-    }
-
-
-READ_MODELS: dict[str, ReadModelTable] = {
-    **{
-        name: table
-        for name, table in _tables(schema.POSTGRES, schema.UNIQUE).items()
-        if name in ("projects", "project_members")
-    },
-    **_tables(document.POSTGRES, document.UNIQUE),
-}
+READ_MODELS: dict[str, Table] = {t.name: t for t in TABLES}
 
 
 def add(commands: Any) -> None:
@@ -74,16 +50,15 @@ def _quoted(name: str) -> str:
     return f'"{name}"'  # some columns are SQL keywords ("key", "offset")
 
 
-async def export(
-    db: Database, table: ReadModelTable, fmt: str, out: TextIO, page: int = PAGE
-) -> int:
+async def export(db: Database, table: Table, fmt: str, out: TextIO, page: int = PAGE) -> int:
     """Write every row of `table` to `out` as JSON lines or CSV (with a header); the count."""
-    columns = ", ".join(_quoted(c) for c in table.columns)
+    names = tuple(table.columns)
+    columns = ", ".join(_quoted(c) for c in names)
     order = ", ".join(_quoted(k) for k in table.key)
     after = "({}) > ({})".format(order, ", ".join(f"${i + 1}" for i in range(len(table.key))))
     writer = csv.writer(out) if fmt == "csv" else None
     if writer is not None:
-        writer.writerow(table.columns)
+        writer.writerow(names)
     last: tuple[Any, ...] | None = None
     count = 0
     while True:
@@ -91,11 +66,11 @@ async def export(
         sql = f"SELECT {columns} FROM {_quoted(table.name)}{where} ORDER BY {order} LIMIT {page}"
         rows = await db.fetch(sql, *(last or ()))
         for row in rows:
-            values = [row[c] for c in table.columns]
+            values = [row[c] for c in names]
             if writer is not None:
                 writer.writerow(values)
             else:
-                out.write(json.dumps(dict(zip(table.columns, values, strict=True))) + "\n")
+                out.write(json.dumps(dict(zip(names, values, strict=True))) + "\n")
         out.flush()
         count += len(rows)
         if len(rows) < page:

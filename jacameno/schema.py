@@ -1,6 +1,6 @@
 """The tables the application reads and writes, per database kind (proved by `tests/migration`):
-accounts and refresh sessions (jacameno), and the projects read model (projections/projects.py,
-declared here so that one module lists the tables of migrations 0003 to 0005)."""
+accounts and refresh sessions. The read models' tables are declared with their projections
+(projections/tables.py) and created by the runner."""
 
 from __future__ import annotations
 
@@ -24,21 +24,6 @@ _TABLES: dict[str, dict[str, str]] = {
         "expires_at": "bigint",
         "rotated_at": "bigint",
     },
-    "projects": {
-        "id": "text",
-        "title": "text",
-        "created_by": "text",
-        "created_at": "bigint",
-        "updated_at": "bigint",
-        "version": "bigint",
-        "deleted_at": "bigint",
-    },
-    "project_members": {
-        "project_id": "text",
-        "user_id": "text",
-        "role": "text",
-        "added_at": "bigint",
-    },
 }
 
 POSTGRES: dict[str, dict[str, str]] = _TABLES
@@ -50,6 +35,4 @@ SQLITE: dict[str, dict[str, str]] = {
 UNIQUE: dict[str, list[tuple[str, ...]]] = {
     "users": [("id",), ("email",)],
     "refresh_sessions": [("id",)],
-    "projects": [("id",)],
-    "project_members": [("project_id", "user_id")],
 }

@@ -30,80 +30,88 @@ from domain import document
 from domain.events import DOC_UPDATED, is_project_stream, project_of, stream_name
 from eventstore import EventStore, RecordedEvent
 from projections.runner import Projection
+from projections.tables import Names, Table, delete_where_in, fetch_where_in, insert_rows
 from sqldb import Connection, Database, Row
 
 logger = logging.getLogger(__name__)
 
-# -- the tables (proved against migration 0007 by tests/migration) ----------------------------
+# -- the tables (created by the runner; migration 0007 made the first ones) --------------------
 
-_TABLES: dict[str, dict[str, str]] = {
-    "doc_projects": {
-        "project_id": "text",
-        "title": "text",
-        "bpm": "double precision",
-        "key": "text",
-        "time_signature": "text",
-        "lyrics_characters": "bigint",
-        "lyrics_words": "bigint",
-        "lyrics_lines": "bigint",
-        "comments": "bigint",
-        "schema_problems": "bigint",
-        "version": "bigint",
-        "updated_at": "bigint",
-    },
-    "doc_tracks": {
-        "project_id": "text",
-        "id": "text",
-        "position": "bigint",
-        "name": "text",
-        "kind": "text",
-        "color": "text",
-        "volume_db": "double precision",
-        "pan": "double precision",
-        "muted": "smallint",
-        "solo": "smallint",
-    },
-    "doc_clips": {
-        "project_id": "text",
-        "track_id": "text",
-        "id": "text",
-        "asset_id": "text",
-        "start": "double precision",
-        "length": "double precision",
-        "offset": "double precision",
-        "gain_db": "double precision",
-    },
-    "doc_comments": {
-        "project_id": "text",
-        "id": "text",
-        "position": "bigint",
-        "author": "text",
-        "text": "text",
-        "at": "double precision",
-        "created_at": "double precision",
-        "resolved": "smallint",
-    },
-    "doc_markers": {
-        "project_id": "text",
-        "position": "bigint",
-        "id": "text",
-        "name": "text",
-        "at": "double precision",
-    },
-}
-
-POSTGRES: dict[str, dict[str, str]] = _TABLES
-SQLITE: dict[str, dict[str, str]] = {
-    table: {c: "REAL" if t == "double precision" else t.upper() for c, t in columns.items()}
-    for table, columns in _TABLES.items()
-}
-UNIQUE: dict[str, list[tuple[str, ...]]] = {
-    "doc_projects": [("project_id",)],
-    "doc_tracks": [("project_id", "id")],
-    "doc_clips": [("project_id", "track_id", "id")],
-    "doc_comments": [("project_id", "id")],
-    "doc_markers": [("project_id", "position")],
-}
+TABLES = (
+    Table(
+        "doc_projects",
+        {
+            "project_id": "text not null",
+            "title": "text",
+            "bpm": "double",
+            "key": "text",
+            "time_signature": "text",
+            "lyrics_characters": "bigint not null",
+            "lyrics_words": "bigint not null",
+            "lyrics_lines": "bigint not null",
+            "comments": "bigint not null",  # comments in the document, resolved or not
+            "schema_problems": "bigint not null",  # values left out: they do not fit the schema
+            "version": "bigint not null",  # stream version of the last doc.updated applied
+            "updated_at": "bigint not null",  # its recorded_at, epoch milliseconds
+        },
+        key=("project_id",),
+    ),
+    Table(
+        "doc_tracks",
+        {
+            "project_id": "text not null",
+            "id": "text not null",
+            "position": "bigint not null",  # 0-based index in the document's tracks array
+            "name": "text",
+            "kind": "text",  # audio, midi or bus
+            "color": "text",
+            "volume_db": "double",
+            "pan": "double",
+            "muted": "smallint",
+            "solo": "smallint",
+        },
+        key=("project_id", "id"),
+    ),
+    Table(
+        "doc_clips",
+        {
+            "project_id": "text not null",
+            "track_id": "text not null",
+            "id": "text not null",
+            "asset_id": "text",
+            "start": "double",
+            "length": "double",
+            "offset": "double",
+            "gain_db": "double",
+        },
+        key=("project_id", "track_id", "id"),
+    ),
+    Table(
+        "doc_comments",
+        {
+            "project_id": "text not null",
+            "id": "text not null",
+            "position": "bigint not null",
+            "author": "text",
+            "text": "text",
+            "at": "double",  # where in the song, seconds
+            "created_at": "double",  # as the client wrote it
+            "resolved": "smallint",
+        },
+        key=("project_id", "id"),
+    ),
+    Table(
+        "doc_markers",
+        {
+            "project_id": "text not null",
+            "position": "bigint not null",
+            "id": "text",
+            "name": "text",
+            "at": "double",
+        },
+        key=("project_id", "position"),
+    ),
+)
 
 KINDS = frozenset({"audio", "midi", "bus"})
 META_KEYS = frozenset({"title", "bpm", "key", "time_signature"})
@@ -281,10 +289,13 @@ class _Cached:
 class DocumentFold:
     """The projection's state: the active projects' documents, at most `capacity` of them."""
 
-    def __init__(self, store: EventStore, capacity: int = 256, page: int = 1000) -> None:
+    def __init__(
+        self, store: EventStore, names: Names, capacity: int = 256, page: int = 1000
+    ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._store = store
+        self._names = names
         self._capacity = capacity
         self._page = page
         self._docs: OrderedDict[str, _Cached] = OrderedDict()
@@ -331,8 +342,8 @@ class DocumentFold:
             _apply(cached.doc, event)
             cached.version = max(cached.version, event.version)
             changed[project_id] = (cached, event)
-        for project_id, (cached, last) in changed.items():
-            await _write(conn, project_id, cached, last)
+        if changed:
+            await _write(conn, self._names, changed)
 
 
 def _apply(doc: Doc[Any], event: RecordedEvent) -> None:
@@ -351,69 +362,99 @@ def _apply(doc: Doc[Any], event: RecordedEvent) -> None:
         )
 
 
-async def _write(conn: Connection, project_id: str, cached: _Cached, last: RecordedEvent) -> None:
-    """Rewrite the project's rows; a table whose rows are those written last time (the database
-    still holding them: same version) is left alone, so an edit of the lyrics costs two queries."""
-    rows = tables(cached.doc)
-    known = await conn.fetchval(
-        "SELECT version FROM doc_projects WHERE project_id = $1", project_id
-    )
-    before = cached.written if known is not None and int(known) == cached.written_version else None
-    p = rows.project
-    await conn.execute(
-        'INSERT INTO doc_projects (project_id, title, bpm, "key", time_signature,'
-        " lyrics_characters, lyrics_words, lyrics_lines, comments, schema_problems, version,"
-        " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        " ON CONFLICT (project_id) DO UPDATE SET title = excluded.title, bpm = excluded.bpm,"
-        ' "key" = excluded."key", time_signature = excluded.time_signature,'
-        " lyrics_characters = excluded.lyrics_characters,"
-        " lyrics_words = excluded.lyrics_words, lyrics_lines = excluded.lyrics_lines,"
-        " comments = excluded.comments, schema_problems = excluded.schema_problems,"
-        " version = excluded.version, updated_at = excluded.updated_at",
-        project_id,
-        p["title"],
-        p["bpm"],
-        p["key"],
-        p["time_signature"],
-        p["lyrics_characters"],
-        p["lyrics_words"],
-        p["lyrics_lines"],
-        p["comments"],
-        p["schema_problems"],
-        last.version,
-        int(last.recorded_at.timestamp() * 1000),
-    )
-    for table, columns, values, old in (
-        ("doc_tracks", _TRACK_COLUMNS, rows.tracks, before and before.tracks),
-        ("doc_clips", _CLIP_COLUMNS, rows.clips, before and before.clips),
-        ("doc_comments", _COMMENT_COLUMNS, rows.comments, before and before.comments),
-        ("doc_markers", _MARKER_COLUMNS, rows.markers, before and before.markers),
-    ):
-        if before is not None and old == values:
-            continue
-        await conn.execute(f"DELETE FROM {table} WHERE project_id = $1", project_id)
-        if values:
-            names = ", ".join(f'"{c}"' for c in ("project_id", *columns))
-            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 2))
-            await conn.executemany(
-                f"INSERT INTO {table} ({names}) VALUES ({marks})",
-                [(project_id, *row) for row in values],
+_PROJECT_COLUMNS = (
+    "project_id",
+    "title",
+    "bpm",
+    "key",
+    "time_signature",
+    "lyrics_characters",
+    "lyrics_words",
+    "lyrics_lines",
+    "comments",
+    "schema_problems",
+    "version",
+    "updated_at",
+)
+_CHILDREN: tuple[tuple[str, tuple[str, ...], Callable[[Tables], list[tuple[Any, ...]]]], ...] = (
+    (
+        "doc_tracks",
+        ("id", "position", "name", "kind", "color", "volume_db", "pan", "muted", "solo"),
+        lambda t: t.tracks,
+    ),
+    (
+        "doc_clips",
+        ("track_id", "id", "asset_id", "start", "length", "offset", "gain_db"),
+        lambda t: t.clips,
+    ),
+    (
+        "doc_comments",
+        ("id", "position", "author", "text", "at", "created_at", "resolved"),
+        lambda t: t.comments,
+    ),
+    ("doc_markers", ("position", "id", "name", "at"), lambda t: t.markers),
+)
+
+
+async def _write(
+    conn: Connection, names: Names, changed: dict[str, tuple[_Cached, RecordedEvent]]
+) -> None:
+    """Rewrite the changed projects' rows, set-based: one upsert of their doc_projects rows, and
+    per child table one delete and one multi-row insert for the projects whose rows in it differ
+    from those written last time (trusted only while the database still holds that version), so
+    an edit of the lyrics costs three queries whatever the batch's size."""
+    ids = list(changed)
+    known = {
+        r["project_id"]: int(r["version"])
+        for r in await fetch_where_in(
+            conn,
+            f"SELECT project_id, version FROM {names['doc_projects']}"
+            " WHERE project_id IN ({marks})",
+            ids,
+        )
+    }
+    rows = {project_id: tables(cached.doc) for project_id, (cached, _) in changed.items()}
+    await insert_rows(
+        conn,
+        names["doc_projects"],
+        _PROJECT_COLUMNS,
+        [
+            (
+                project_id,
+                *(rows[project_id].project[c] for c in _PROJECT_COLUMNS[1:-2]),
+                last.version,
+                int(last.recorded_at.timestamp() * 1000),
             )
-    cached.written, cached.written_version = rows, last.version
-
-
-_TRACK_COLUMNS = ("id", "position", "name", "kind", "color", "volume_db", "pan", "muted", "solo")
-_CLIP_COLUMNS = ("track_id", "id", "asset_id", "start", "length", "offset", "gain_db")
-_COMMENT_COLUMNS = ("id", "position", "author", "text", "at", "created_at", "resolved")
-_MARKER_COLUMNS = ("position", "id", "name", "at")
+            for project_id, (_, last) in changed.items()
+        ],
+        upsert=("project_id",),
+    )
+    for table, columns, of in _CHILDREN:
+        stale = [
+            project_id
+            for project_id, (cached, _) in changed.items()
+            if cached.written is None
+            or known.get(project_id) != cached.written_version
+            or of(cached.written) != of(rows[project_id])
+        ]
+        await delete_where_in(conn, names[table], "project_id", stale)
+        await insert_rows(
+            conn,
+            names[table],
+            ("project_id", *columns),
+            [(project_id, *row) for project_id in stale for row in of(rows[project_id])],
+        )
+    for project_id, (cached, last) in changed.items():
+        cached.written, cached.written_version = rows[project_id], last.version
 
 
 def document_projection(store: EventStore, capacity: int = 256) -> Projection:
-    """The `document` read model's projection; it reads the log itself on a cache miss."""
+    """The `document` read model's projection; its fold reads the log itself on a cache miss."""
     return Projection(
         name="document",
         event_types=frozenset({DOC_UPDATED}),
-        apply=DocumentFold(store, capacity).apply,
+        fold=lambda names: DocumentFold(store, names, capacity).apply,
+        tables=TABLES,
     )
 
 

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-State = Literal["following", "failing", "stopped"]
+# What this process's runner is doing with a projection: following the log as its one active
+# runner, standing by while another process is, rebuilding it (a `<name>__rebuild` row), or not
+# running it at all.
+Role = Literal["following", "standby", "rebuilding", "stopped"]
+State = Literal["following", "standby", "rebuilding", "stopped", "failing"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ from domain.events import (
 )
 from domain.roles import OWNER
 from eventstore import RecordedEvent
-from projections.runner import Projection
+from projections.runner import Apply, Projection
+from projections.tables import Names, Table
 from sqldb import Connection, Database, Row
 
 
@@ -193,22 +194,14 @@ def _millis(event: RecordedEvent) -> int:
     return int(event.recorded_at.timestamp() * 1000)
 
 
-async def _touch(conn: Connection, project_id: str, event: RecordedEvent) -> None:
-    await conn.execute(
-        "UPDATE projects SET version = $2, updated_at = $3 WHERE id = $1",
-        project_id,
-        event.version,
-        _millis(event),
-    )
-
-
-async def _apply_one(conn: Connection, event: RecordedEvent) -> None:
+async def _apply_one(conn: Connection, names: Names, event: RecordedEvent) -> None:
+    projects, members = names["projects"], names["project_members"]
     project_id = project_of(event.stream)
     data = decode(event.data)
     at = _millis(event)
     if event.type == PROJECT_CREATED:
         await conn.execute(
-            "INSERT INTO projects (id, title, created_by, created_at, updated_at, version)"
+            f"INSERT INTO {projects} (id, title, created_by, created_at, updated_at, version)"
             " VALUES ($1, $2, $3, $4, $4, $5)"
             " ON CONFLICT (id) DO UPDATE SET title = excluded.title, version = excluded.version",
             project_id,
@@ -220,13 +213,13 @@ async def _apply_one(conn: Connection, event: RecordedEvent) -> None:
         return
     if event.type == PROJECT_RENAMED:
         await conn.execute(
-            "UPDATE projects SET title = $2 WHERE id = $1", project_id, data["title"]
+            f"UPDATE {projects} SET title = $2 WHERE id = $1", project_id, data["title"]
         )
     elif event.type == PROJECT_DELETED:
-        await conn.execute("UPDATE projects SET deleted_at = $2 WHERE id = $1", project_id, at)
+        await conn.execute(f"UPDATE {projects} SET deleted_at = $2 WHERE id = $1", project_id, at)
     elif event.type in (MEMBER_ADDED, MEMBER_ROLE_CHANGED):
         await conn.execute(
-            "INSERT INTO project_members (project_id, user_id, role, added_at)"
+            f"INSERT INTO {members} (project_id, user_id, role, added_at)"
             " VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
             project_id,
@@ -236,21 +229,59 @@ async def _apply_one(conn: Connection, event: RecordedEvent) -> None:
         )
     elif event.type == MEMBER_REMOVED:
         await conn.execute(
-            "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2",
+            f"DELETE FROM {members} WHERE project_id = $1 AND user_id = $2",
             project_id,
             data["user_id"],
         )
-    await _touch(conn, project_id, event)
+    await conn.execute(
+        f"UPDATE {projects} SET version = $2, updated_at = $3 WHERE id = $1",
+        project_id,
+        event.version,
+        at,
+    )
 
 
-async def apply(conn: Connection, events: list[RecordedEvent]) -> None:
-    for event in events:
-        if is_project_stream(event.stream):
-            await _apply_one(conn, event)
+def fold(names: Names) -> Apply:
+    """The fold into the tables `names` gives (the live ones, or their rebuild twins). Project
+    and membership events are few and each depends on the rows before it: one statement each."""
+
+    async def apply(conn: Connection, events: list[RecordedEvent]) -> None:
+        for event in events:
+            if is_project_stream(event.stream):
+                await _apply_one(conn, names, event)
+
+    return apply
 
 
 PROJECTS = "projects"
 
+TABLES = (
+    Table(
+        "projects",
+        {
+            "id": "text not null",
+            "title": "text not null",
+            "created_by": "text not null",
+            "created_at": "bigint not null",
+            "updated_at": "bigint not null",
+            "version": "bigint not null",  # stream version of the last event applied
+            "deleted_at": "bigint",
+        },
+        key=("id",),
+    ),
+    Table(
+        "project_members",
+        {
+            "project_id": "text not null",
+            "user_id": "text not null",
+            "role": "text not null",  # owner, editor or viewer
+            "added_at": "bigint not null",
+        },
+        key=("project_id", "user_id"),
+        indexes=[("user_id", "project_id")],
+    ),
+)
+
 
 def projects_projection() -> Projection:
-    return Projection(name=PROJECTS, event_types=PROJECT_EVENT_TYPES, apply=apply)
+    return Projection(name=PROJECTS, event_types=PROJECT_EVENT_TYPES, fold=fold, tables=TABLES)

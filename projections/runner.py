@@ -18,35 +18,69 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
 from eventstore import EventStore, RecordedEvent
 from eventstore.progress import Progress
-from projections import failures
+from projections import failures, rebuild
 from projections.failures import Apply, RetryResult, now_ms
-from projections.lag import ProjectionStatus, Throughput, from_ms, seconds_behind
-from sqldb import Connection, Database
+from projections.lag import ProjectionStatus, Role, State, Throughput, from_ms, seconds_behind
+from projections.rebuild import rebuild_checkpoint
+from projections.tables import Names, Table, live, rebuilding
+from sqldb import Connection, Database, Row
+from sqldb.locks import LocalLocks, Lock, Locks
 
 logger = logging.getLogger(__name__)
 
 Policy = Literal["stop", "skip"]
 
-__all__ = ["Apply", "Policy", "Projection", "ProjectionRunner", "ProjectionStatus", "RetryResult"]
+__all__ = [
+    "Apply",
+    "Policy",
+    "Projection",
+    "ProjectionRunner",
+    "ProjectionStatus",
+    "RebuildRunning",
+    "RetryResult",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Projection:
-    """A read model: its name (the checkpoint key), the event types it handles, and `apply`,
-    which receives only events of those types, in position order, inside the transaction; and
-    what to do when `apply` fails (`policy`, see the module's docstring)."""
+    """A read model: its name (the checkpoint key), the event types it handles, its tables
+    (projections/tables.py, created by the runner) and their shape's `version` (a change
+    rebuilds the model beside the live one, projections/rebuild.py), and `fold`, which makes the
+    `apply` that writes into the tables `Names` gives: it receives only events of those types,
+    in position order, inside the transaction. `policy` says what to do when it fails (see the
+    module's docstring)."""
 
     name: str
     event_types: frozenset[str]
-    apply: Apply
+    fold: Callable[[Names], Apply]
+    tables: Sequence[Table] = field(default=(), kw_only=True)
+    version: int = field(default=1, kw_only=True)
     policy: Policy = field(default="stop", kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where a fold writes: the checkpoint row it advances (the projection's name, or its
+    rebuild's) and the `apply` made for those tables."""
+
+    checkpoint: str
+    projection: Projection
+    apply: Apply
+
+
+class RebuildRunning(Exception):
+    """Another rebuild of the projection holds its lock."""
+
+
+class RebuildSuperseded(Exception):
+    """The rebuild's checkpoint row is gone: another rebuild started over, or swapped in."""
 
 
 @dataclass(slots=True)
@@ -67,6 +101,8 @@ class ProjectionRunner:
         idle_checkpoint_interval: float = 1.0,
         lull: float = 0.05,
         rate_window: float = 60.0,
+        locks: Locks | None = None,
+        standby_poll: float = 1.0,
     ) -> None:
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
@@ -78,17 +114,23 @@ class ProjectionRunner:
         self._max_backoff = max_backoff
         self._idle_checkpoint_interval = idle_checkpoint_interval
         self._progress = {p.name: Progress(0, lull) for p in projections}
-        self._stalls: dict[str, _Stall | None] = {p.name: None for p in projections}
-        self._throughput = {p.name: Throughput(rate_window) for p in projections}
+        self._live = {p.name: _Target(p.name, p, p.fold(live(p.tables))) for p in projections}
+        self._stalls: dict[str, _Stall | None] = {}
+        self._rate_window = rate_window
+        self._throughput: dict[str, Throughput] = {}
+        self._locks: Locks = LocalLocks() if locks is None else locks
+        self._standby_poll = standby_poll
+        self._roles: dict[str, Role] = {p.name: "stopped" for p in projections}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
 
     async def start(self) -> None:
-        """Load (or create) each checkpoint, then follow the log in the background."""
-        for projection in self._projections:
-            self._progress[projection.name].position = await self._checkpoint(projection.name)
+        """Create each projection's tables and checkpoint where missing, then run each in the
+        background: wait to be its one active runner (tracking the active one's checkpoint
+        meanwhile), rebuild it if its schema version changed, and follow the log."""
+        await self.prepare()
         self._tasks = [
-            asyncio.create_task(self._follow(p), name=f"projection-{p.name}")
+            asyncio.create_task(self._run(p), name=f"projection-{p.name}")
             for p in self._projections
         ]
         self._started = True
@@ -100,6 +142,7 @@ class ProjectionRunner:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)  # unlike suppressing CancelledError, keeps our own
+        await self._locks.close()
         for task in tasks:
             if not task.cancelled():
                 task.result()  # it ended before the cancellation landed: its error, if any
@@ -117,8 +160,9 @@ class ProjectionRunner:
                     await progress.wait_for(position)
 
     async def status(self) -> list[ProjectionStatus]:
-        """Each projection's position, lag, apply rate, failures and state. Without `start`
-        (a command that only reports), from the checkpoints the followers wrote."""
+        """Each projection's position, lag, apply rate, failures and state, and a row for each
+        rebuild under way (on any node). Without `start` (a command that only reports), from
+        the checkpoints the runners wrote."""
         head = await self._store.head_position()
         rows = {
             r["name"]: r
@@ -128,66 +172,207 @@ class ProjectionRunner:
         }
         statuses = []
         for projection in self._projections:
-            name = projection.name
-            row = rows.get(name)
-            stall = self._stalls[name]
-            if self._started:
-                position = self._progress[name].position
-                rate: float | None = self._throughput[name].rate()
-                state: Literal["following", "failing", "stopped"] = (
-                    "following" if stall is None else "failing"
-                )
-            else:
-                position = 0 if row is None else int(row["position"])
-                rate = None
+            for name in (projection.name, rebuild_checkpoint(projection.name)):
+                row = rows.get(name)
+                if name != projection.name and row is None:
+                    continue
+                statuses.append(await self._status(name, row, head))
+        return statuses
+
+    async def _status(self, name: str, row: Row | None, head: int) -> ProjectionStatus:
+        role = self._roles.get(name)
+        rate = None
+        stall = self._stalls.get(name)
+        if role == "following":
+            position = self._progress[name].position
+            rate = self._throughput[name].rate() if name in self._throughput else 0.0
+        else:
+            position = 0 if row is None else int(row["position"])
+            if role == "rebuilding" and name in self._throughput:
+                rate = self._throughput[name].rate()
+            elif role != "rebuilding":  # another process runs it: what it wrote
                 since = None if row is None else from_ms(row["failing_since"])
                 stall = None if since is None or row is None else _Stall(row["last_error"], since)
-                state = "stopped" if stall is None else "failing"
-            pending = await self._store.read_all(position, 1) if position < head else []
-            statuses.append(
-                ProjectionStatus(
-                    name=name,
-                    position=position,
-                    head=head,
-                    lag_positions=max(head - position, 0),
-                    seconds_behind=seconds_behind(pending[0].recorded_at if pending else None),
-                    events_per_second=rate,
-                    failures=await failures.count(self._db, name),
-                    state=state,
-                    last_error=None if stall is None else stall.error,
-                    failing_since=None if stall is None else stall.since,
-                )
-            )
-        return statuses
+        if role is None or role == "stopped":
+            role = "stopped" if name in self._progress else "rebuilding"
+        state: State = "failing" if stall is not None else role
+        pending = await self._store.read_all(position, 1) if position < head else []
+        return ProjectionStatus(
+            name=name,
+            position=position,
+            head=head,
+            lag_positions=max(head - position, 0),
+            seconds_behind=seconds_behind(pending[0].recorded_at if pending else None),
+            events_per_second=rate,
+            failures=await failures.count(self._db, name),
+            state=state,
+            last_error=None if stall is None else stall.error,
+            failing_since=None if stall is None else stall.since,
+        )
 
     async def retry_failures(self, name: str) -> RetryResult:
         """Apply projection `name`'s recorded failures again (`jacameno projections retry`)."""
-        projection = next((p for p in self._projections if p.name == name), None)
-        if projection is None:
+        target = self._live.get(name)
+        if target is None:
             raise KeyError(name)
-        return await failures.retry(self._store, self._db, name, projection.apply)
+        return await failures.retry(self._store, self._db, name, target.apply)
 
-    async def _checkpoint(self, name: str) -> int:
+    async def rebuild(self, name: str) -> int:
+        """Rebuild projection `name` from position 0 beside its live tables and swap it in
+        (projections/rebuild.py); return the position the new model stands at. Raises
+        KeyError for an unknown projection, RebuildRunning if another rebuild of it (on any
+        node) holds its lock."""
+        projection = self._live[name].projection
+        lock = await self._locks.try_acquire(rebuild_checkpoint(name))
+        if lock is None:
+            raise RebuildRunning(name)
+        try:
+            return await self._rebuild(projection)
+        finally:
+            await self._locks.release(lock)
+
+    async def _rebuild(self, projection: Projection) -> int:
+        name = projection.name
+        target = _Target(
+            rebuild_checkpoint(name), projection, projection.fold(rebuilding(projection.tables))
+        )
+        self._roles[target.checkpoint] = "rebuilding"
+        self._throughput[target.checkpoint] = Throughput(self._rate_window)
+        logger.info(
+            "projection rebuild started",
+            extra={"action": "projection.rebuild_started", "projection": name},
+        )
+        try:
+            await rebuild.prepare(self._db, name, projection.tables)
+            position = 0
+            while batch := await self._store.read_all(position, self._batch_size):
+                position = await self._apply_until_done(target, batch)
+            position = await self._until_done(
+                target,
+                lambda: rebuild.swap(
+                    self._db,
+                    self._store,
+                    name=name,
+                    tables=projection.tables,
+                    version=projection.version,
+                    event_types=projection.event_types,
+                    apply=target.apply,
+                ),
+            )
+        finally:
+            del self._roles[target.checkpoint]
+            self._stalls.pop(target.checkpoint, None)
+        logger.info(
+            "projection rebuilt and swapped in",
+            extra={"action": "projection.rebuilt", "projection": name, "position": position},
+        )
+        return position
+
+    async def prepare(self) -> None:
+        """Create the projections' tables and checkpoints where missing (`start` does it)."""
+        for projection in self._projections:
+            position, _ = await self._prepare(projection)
+            self._progress[projection.name].position = position
+
+    async def _prepare(self, projection: Projection) -> tuple[int, int]:
+        """Create the projection's checkpoint row and live tables where missing (tables made now
+        are empty: the projection then starts from position 0 at the current schema version);
+        return the checkpoint's position and schema version."""
         async with self._db.transaction() as conn:
+            await rebuild.serialize(conn, self._db.kind, projection.name)
             await conn.execute(
-                "INSERT INTO projection_checkpoints (name, position, updated_at)"
-                " VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING",
-                name,
+                "INSERT INTO projection_checkpoints (name, position, updated_at, schema_version)"
+                " VALUES ($1, 0, $2, $3) ON CONFLICT (name) DO NOTHING",
+                projection.name,
                 now_ms(),
+                projection.version,
             )
-            return int(
-                await conn.fetchval(
-                    "SELECT position FROM projection_checkpoints WHERE name = $1", name
+            if await rebuild.create_missing(conn, self._db.kind, projection.tables):
+                await conn.execute(
+                    "UPDATE projection_checkpoints SET position = 0, schema_version = $2"
+                    " WHERE name = $1",
+                    projection.name,
+                    projection.version,
                 )
+            row = await conn.fetchrow(
+                "SELECT position, schema_version FROM projection_checkpoints WHERE name = $1",
+                projection.name,
             )
+        assert row is not None
+        return int(row["position"]), int(row["schema_version"])
+
+    async def _run(self, projection: Projection) -> None:
+        """Be the one active runner of `projection`, or stand by until the active one dies."""
+        name = projection.name
+        progress = self._progress[name]
+        while True:
+            self._roles[name] = "standby"
+            lock = await self._locks.try_acquire(name)
+            if lock is None:
+                position, _ = await self._checkpoint(name)
+                if position > progress.position:
+                    await progress.advance(position)
+                await progress.rest(0.02 if progress.waiting else self._standby_poll)
+                continue
+            try:
+                await self._lead(projection, lock)
+            finally:
+                await self._locks.release(lock)
+            logger.warning(
+                "lost the projection's lock; standing by",
+                extra={"action": "projection.standby", "projection": name},
+            )
+
+    async def _lead(self, projection: Projection, lock: Lock) -> None:
+        """Rebuild the projection if its schema version changed, then follow the log, until
+        `lock` is lost."""
+        lead = asyncio.create_task(self._follow(projection), name=f"lead-{projection.name}")
+        lost = asyncio.create_task(lock.lost.wait())
+        try:
+            await asyncio.wait([lead, lost], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (lead, lost):
+                task.cancel()
+            await asyncio.wait([lead, lost])
+        if not lead.cancelled():
+            lead.result()  # its error, if it ended by one
+
+    async def _checkpoint(self, name: str) -> tuple[int, int]:
+        row = await self._db.fetchrow(
+            "SELECT position, schema_version FROM projection_checkpoints WHERE name = $1", name
+        )
+        return (0, 0) if row is None else (int(row["position"]), int(row["schema_version"]))
 
     async def _follow(self, projection: Projection) -> None:
-        subscription = self._store.subscribe(
-            self._progress[projection.name].position, batch_size=self._batch_size
-        )
+        name = projection.name
+        progress = self._progress[name]
+        position, version = await self._checkpoint(name)
+        if version != projection.version:
+            self._roles[name] = "rebuilding"
+            logger.info(
+                "projection's schema version changed; rebuilding it beside the live tables",
+                extra={
+                    "action": "projection.version_changed",
+                    "projection": name,
+                    "from": version,
+                    "to": projection.version,
+                },
+            )
+            lock = None
+            while lock is None:  # a rebuild someone started by hand finishes first
+                lock = await self._locks.try_acquire(rebuild_checkpoint(name))
+                if lock is None:
+                    await asyncio.sleep(self._standby_poll)
+            try:
+                position = await self._rebuild(projection)
+            finally:
+                await self._locks.release(lock)
+        self._roles[name] = "following"
+        await progress.advance(max(position, progress.position))
+        target = self._live[name]
+        subscription = self._store.subscribe(progress.position, batch_size=self._batch_size)
         loop = asyncio.get_running_loop()
         saved_at = loop.time()
-        progress = self._progress[projection.name]
         while True:
             batch = await subscription.next_batch()
             # A batch that concerns this projection in nothing (most of the log is document
@@ -200,58 +385,69 @@ class ProjectionRunner:
                 await progress.advance(batch[-1].position)
                 await progress.rest()
                 continue
-            position = await self._apply_until_done(projection, batch)
+            position = await self._apply_until_done(target, batch)
             saved_at = loop.time()
             await progress.advance(position)
 
-    async def _apply_until_done(self, projection: Projection, batch: list[RecordedEvent]) -> int:
+    async def _apply_until_done(self, target: _Target, batch: list[RecordedEvent]) -> int:
         """Apply `batch` by the projection's policy, retrying with backoff while that fails."""
-        backoff = 0.05
         each = False
+
+        async def attempt() -> int:
+            nonlocal each
+            if each:
+                return await self._apply_each(target, batch)
+            try:
+                return await self._apply(target, batch)
+            except Exception:
+                if target.projection.policy != "skip":
+                    raise
+                each = True  # find the bad events: apply the batch one event at a time
+                return await self._apply_each(target, batch)
+
+        return await self._until_done(target, attempt, batch[0].position)
+
+    async def _until_done(
+        self, target: _Target, attempt: Callable[[], Awaitable[int]], position: int | None = None
+    ) -> int:
+        """`attempt` until it succeeds, with capped exponential backoff, stalling visibly."""
+        backoff = 0.05
         while True:
             try:
-                if each:
-                    position = await self._apply_each(projection, batch)
-                else:
-                    position = await self._apply(projection, batch)
+                result = await attempt()
             except Exception as exc:
-                if projection.policy == "skip" and not each:
-                    each = True  # find the bad events: apply the batch one event at a time
-                    continue
-                await self._stalled(projection, batch, exc)
+                await self._stalled(target, position, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            if self._stalls[projection.name] is not None:
-                self._stalls[projection.name] = None
+            if self._stalls.get(target.checkpoint) is not None:
+                self._stalls[target.checkpoint] = None
                 logger.info(
                     "projection resumed",
-                    extra={"action": "projection.resumed", "projection": projection.name},
+                    extra={"action": "projection.resumed", "projection": target.checkpoint},
                 )
-            return position
+            return result
 
-    async def _stalled(
-        self, projection: Projection, batch: list[RecordedEvent], exc: Exception
-    ) -> None:
+    async def _stalled(self, target: _Target, position: int | None, exc: Exception) -> None:
         """Say, in the log, in `status()` and in the checkpoint row, that the batch fails."""
         error = failures.describe(exc)
-        stall = self._stalls[projection.name]
+        stall = self._stalls.get(target.checkpoint)
         if stall is None:
-            stall = self._stalls[projection.name] = _Stall(error, datetime.now(UTC))
+            stall = self._stalls[target.checkpoint] = _Stall(error, datetime.now(UTC))
         stall.error = error
         logger.exception(
             "projection batch failed; retrying",
             extra={
                 "action": "projection.retry",
-                "projection": projection.name,
-                "position": batch[0].position,
+                "projection": target.checkpoint,
+                "position": position,
             },
         )
         try:
             await self._db.execute(
                 "UPDATE projection_checkpoints SET failing_since = COALESCE(failing_since, $2),"
                 " last_error = $3 WHERE name = $1",
-                projection.name,
+                target.checkpoint,
                 int(stall.since.timestamp() * 1000),
                 error,
             )
@@ -259,62 +455,67 @@ class ProjectionRunner:
             logger.warning(
                 "could not record the projection's stall",
                 exc_info=True,
-                extra={"action": "projection.stall_unrecorded", "projection": projection.name},
+                extra={"action": "projection.stall_unrecorded", "projection": target.checkpoint},
             )
 
-    async def _apply_each(self, projection: Projection, batch: list[RecordedEvent]) -> int:
+    async def _apply_each(self, target: _Target, batch: list[RecordedEvent]) -> int:
         """Apply the batch's events of the projection's types one by one; record each that
         fails, with the checkpoint that moves past it, and go on."""
         for event in batch:
-            if event.type not in projection.event_types:
+            if event.type not in target.projection.event_types:
                 continue
             try:
-                await self._apply(projection, [event])
+                await self._apply(target, [event])
             except Exception as exc:
                 logger.exception(
                     "projection skips an event it cannot apply",
                     extra={
                         "action": "projection.skip",
-                        "projection": projection.name,
+                        "projection": target.checkpoint,
                         "position": event.position,
                     },
                 )
-                await self._skip(projection, event, exc)
-        return await self._apply(projection, batch)  # moves the checkpoint to the batch's end
+                await self._skip(target, event, exc)
+        return await self._apply(target, batch)  # moves the checkpoint to the batch's end
 
-    async def _skip(self, projection: Projection, event: RecordedEvent, exc: Exception) -> None:
+    async def _skip(self, target: _Target, event: RecordedEvent, exc: Exception) -> None:
         async with self._db.transaction() as conn:
-            if await self._locked_checkpoint(conn, projection) >= event.position:
+            if await self._locked_checkpoint(conn, target) >= event.position:
                 return  # another runner applied or recorded it meanwhile
-            await failures.record(conn, projection.name, event, exc)
-            await self._save_checkpoint(conn, projection, event.position)
+            await failures.record(conn, target.checkpoint, event, exc)
+            await self._save_checkpoint(conn, target, event.position)
 
-    async def _apply(self, projection: Projection, batch: list[RecordedEvent]) -> int:
+    async def _apply(self, target: _Target, batch: list[RecordedEvent]) -> int:
+        types = target.projection.event_types
         async with self._db.transaction() as conn:
-            current = await self._locked_checkpoint(conn, projection)
-            events = [e for e in batch if e.position > current and e.type in projection.event_types]
+            current = await self._locked_checkpoint(conn, target)
+            events = [e for e in batch if e.position > current and e.type in types]
             if events:
-                await projection.apply(conn, events)
+                await target.apply(conn, events)
             last = max(current, batch[-1].position)
             if last != current:
-                await self._save_checkpoint(conn, projection, last)
-        self._throughput[projection.name].applied(len(events))
+                await self._save_checkpoint(conn, target, last)
+        throughput = self._throughput.get(target.checkpoint)
+        if throughput is None:
+            throughput = self._throughput[target.checkpoint] = Throughput(self._rate_window)
+        throughput.applied(len(events))
         return last
 
-    async def _locked_checkpoint(self, conn: Connection, projection: Projection) -> int:
+    async def _locked_checkpoint(self, conn: Connection, target: _Target) -> int:
         lock = " FOR UPDATE" if self._db.kind == "postgres" else ""
-        return int(
-            await conn.fetchval(
-                f"SELECT position FROM projection_checkpoints WHERE name = $1{lock}",
-                projection.name,
-            )
+        position = await conn.fetchval(
+            f"SELECT position FROM projection_checkpoints WHERE name = $1{lock}",
+            target.checkpoint,
         )
+        if position is None:  # a rebuild's row that another rebuild or a swap removed
+            raise RebuildSuperseded(target.checkpoint)
+        return int(position)
 
-    async def _save_checkpoint(self, conn: Connection, projection: Projection, last: int) -> None:
+    async def _save_checkpoint(self, conn: Connection, target: _Target, last: int) -> None:
         await conn.execute(
             "UPDATE projection_checkpoints SET position = $2, updated_at = $3,"
             " failing_since = NULL, last_error = NULL WHERE name = $1",
-            projection.name,
+            target.checkpoint,
             last,
             now_ms(),
         )

@@ -10,6 +10,7 @@ _TABLES: dict[str, dict[str, str]] = {
         "updated_at": "bigint",
         "failing_since": "bigint",
         "last_error": "text",
+        "schema_version": "bigint",
     },
     "projection_failures": {
         "projection": "text",

@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
 from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
-from sqldb.postgres import PostgresDatabase
+from sqldb.postgres import READ_MODELS_SCHEMA, PostgresDatabase
 from sqldb.sqlite import SQLiteDatabase
 
 Kind = Literal["sqlite", "postgres"]
@@ -59,6 +59,7 @@ async def open_database(url: str, *, pool_size: int = 5) -> Database:
 
 
 __all__ = [
+    "READ_MODELS_SCHEMA",
     "Connection",
     "Database",
     "DatabaseError",

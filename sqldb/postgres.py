@@ -66,6 +66,10 @@ class _PgConnection:
             return await self._conn.fetchval(sql, *args)
 
 
+# The schema of the read models (migration 0009); analysts are granted exactly this one.
+READ_MODELS_SCHEMA = "readmodels"
+
+
 class PostgresDatabase(_PgConnection):
     kind: Kind = "postgres"
 
@@ -84,7 +88,13 @@ class PostgresDatabase(_PgConnection):
                 command_timeout=15,
                 # A transaction (a projection's checkpoint lock, a refresh session's row) is never
                 # left holding locks for long when this node stalls or loses its link.
-                server_settings=server_settings(dsn, "jacameno-sql", SESSION),
+                # Read models live in their own schema (projections/tables.py); unqualified
+                # names find them after the application's own tables.
+                server_settings=server_settings(
+                    dsn,
+                    "jacameno-sql",
+                    {**SESSION, "search_path": f"public, {READ_MODELS_SCHEMA}"},
+                ),
                 reset=keep_session,
             )
         return cls(pool)

@@ -14,10 +14,10 @@ from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from jacameno.settings import Settings
-from projections.document import document_projection
-from projections.projects import projects_projection
+from projections.catalog import read_models
 from projections.runner import ProjectionRunner
 from sqldb import Database, open_database
+from sqldb.locks import Locks, open_locks
 from sqldb.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
 
 
@@ -85,13 +85,17 @@ def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Datab
 
 @contextlib.asynccontextmanager
 async def projections(
-    store: EventStore, db: Database, *, follow: bool = True
+    store: EventStore, db: Database, locks: Locks, *, follow: bool = True
 ) -> AsyncIterator[ProjectionRunner]:
-    """The read models, caught up from their checkpoints and following the log until exit; with
-    `follow=False` (a command that reports or retries failures) the runner is not started."""
-    runner = ProjectionRunner(store, db, [projects_projection(), document_projection(store)])
+    """The read models, caught up from their checkpoints and following the log until exit (as
+    the one active runner of each across the nodes, or standing by); with `follow=False` (a
+    command that reports, retries failures or rebuilds) the runner is not started."""
+    runner = ProjectionRunner(store, db, read_models(store), locks=locks)
     if not follow:
-        yield runner
+        try:
+            yield runner
+        finally:
+            await locks.close()
         return
     await runner.start()
     try:
@@ -115,6 +119,6 @@ async def core(settings: Settings, *, follow: bool = True) -> AsyncIterator[Core
     async with (
         event_store(settings) as store,
         database(settings) as db,
-        projections(store, db, follow=follow) as runner,
+        projections(store, db, open_locks(settings.database_url), follow=follow) as runner,
     ):
         yield Core(settings, store, db, runner)

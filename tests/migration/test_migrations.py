@@ -13,8 +13,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from eventstore.memory import MemoryEventStore
+from projections.catalog import read_models
+from projections.runner import ProjectionRunner
+from sqldb import Kind, open_database
 from sqldb.migrate import MigrationError, load, migrate_postgres, migrate_sqlite, migrations_root
-from tests.migration.schemas import expected
+from tests.migration.schemas import MIGRATED_READ_MODELS, expected, read_model_tables
 
 
 async def pg_schema(url: str) -> tuple[dict[str, dict[str, str]], set[tuple[str, tuple[str, ...]]]]:
@@ -22,14 +26,14 @@ async def pg_schema(url: str) -> tuple[dict[str, dict[str, str]], set[tuple[str,
     try:
         rows = await conn.fetch(
             "SELECT table_name, column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = 'public'"
+            " WHERE table_schema IN ('public', 'readmodels')"
         )
         unique_rows = await conn.fetch(
             """
             SELECT t.relname, array_agg(a.attname ORDER BY k.ord)
             FROM pg_index i
             JOIN pg_class t ON t.oid = i.indrelid
-            JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = 'public'
+            JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname IN ('public', 'readmodels')
             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
             JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
             WHERE i.indisunique
@@ -75,30 +79,55 @@ def sqlite_schema(path: Path) -> tuple[dict[str, dict[str, str]], set[tuple[str,
 
 
 def check(
-    kind: str,
+    kind: Kind,
     actual: dict[str, dict[str, str]],
     actual_unique: set[tuple[str, tuple[str, ...]]],
+    *,
+    prepared: bool = False,
 ) -> None:
+    """The application's tables are those declared; the read models' tables present (those
+    the migrations made, or with `prepared` all of them, made by the runner) are as declared."""
     tables, unique = expected(kind)
+    models = {t.name: t for t in read_model_tables()}
+    for model in models.values():
+        unique.setdefault(model.name, []).append(model.key)
     actual = {t: cols for t, cols in actual.items() if t != "schema_migrations"}
-    assert set(actual) == set(tables), "tables differ from the declared schema"
+    present = set(actual) & set(models)
+    assert present == (set(models) if prepared else MIGRATED_READ_MODELS), "read models differ"
+    assert set(actual) - present == set(tables), "tables differ from the declared schema"
+    tables.update({name: models[name].types(kind) for name in present})
     for table, columns in tables.items():
         assert actual[table] == columns, f"{kind} table {table} differs"
     for table, keys in unique.items():
         for key in keys:
-            assert (table, key) in actual_unique, f"{kind}: no unique index {table}{key}"
+            if table in actual:
+                assert (table, key) in actual_unique, f"{kind}: no unique index {table}{key}"
+
+
+async def prepare_read_models(url: str) -> None:
+    """What the runner does at start: create the read models' tables where missing."""
+    store = MemoryEventStore()
+    db = await open_database(url)
+    try:
+        await ProjectionRunner(store, db, read_models(store)).prepare()
+    finally:
+        await db.close()
 
 
 async def test_postgres_migrations_add_up_to_the_declared_schema(empty_pg_url: str) -> None:
     applied = await migrate_postgres(empty_pg_url)
     assert applied == [m.version for m in load("postgres")]
     check("postgres", *await pg_schema(empty_pg_url))
+    await prepare_read_models(empty_pg_url)
+    check("postgres", *await pg_schema(empty_pg_url), prepared=True)
 
 
-def test_sqlite_migrations_add_up_to_the_declared_schema(tmp_path: Path) -> None:
+async def test_sqlite_migrations_add_up_to_the_declared_schema(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     assert migrate_sqlite(path) == [m.version for m in load("sqlite")]
     check("sqlite", *sqlite_schema(path))
+    await prepare_read_models(f"sqlite:///{path}")
+    check("sqlite", *sqlite_schema(path), prepared=True)
 
 
 def test_both_kinds_have_the_same_migration_versions() -> None:

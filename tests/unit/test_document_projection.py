@@ -19,7 +19,8 @@ from crdt import EMPTY_UPDATE, build, fold
 from domain.events import DOC_UPDATED, SESSION_JOINED, project_of, stream_name
 from eventstore import NewEvent
 from eventstore.memory import MemoryEventStore
-from projections.document import POSTGRES, DocumentFold, Tables, tables
+from projections.document import TABLES, DocumentFold, Tables, tables
+from projections.tables import live
 from sqldb import Database, open_database
 from sqldb.migrate import migrate_sqlite
 
@@ -95,7 +96,7 @@ async def write_log(store: MemoryEventStore, steps: list[tuple[Any, ...]]) -> No
 
 
 async def rows(db: Database, table: str, project: str) -> list[tuple[Any, ...]]:
-    columns = [c for c in POSTGRES[table] if c != "project_id"]
+    columns = [c for c in next(t for t in TABLES if t.name == table).columns if c != "project_id"]
     names = ", ".join(f'"{c}"' for c in columns)
     found = await db.fetch(f"SELECT {names} FROM {table} WHERE project_id = $1", project)
     return sorted((tuple(r[c] for c in columns) for r in found), key=repr)
@@ -117,7 +118,7 @@ async def check(steps: list[tuple[Any, ...]], cuts: list[int], path: Path) -> No
     migrate_sqlite(path)
     db = await open_database(f"sqlite:///{path}")
     try:
-        projection = DocumentFold(store, capacity=1)
+        projection = DocumentFold(store, live(TABLES), capacity=1)
         bounds = sorted({0, len(log), *(c % (len(log) + 1) for c in cuts)})
         for start, end in itertools.pairwise(bounds):
             async with db.transaction() as conn:

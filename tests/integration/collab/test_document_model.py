@@ -13,7 +13,8 @@ from domain import events
 from harness.accounts import User
 from harness.waiting import wait_until
 from jacameno.collab.room import Actor
-from projections.document import POSTGRES, document_projection
+from projections.document import TABLES as DOC_TABLES
+from projections.document import document_projection
 from projections.runner import ProjectionRunner
 from sqldb import Database
 from tests.integration.collab.support import Server, YClient
@@ -60,7 +61,7 @@ async def tracks(server: Server, project: str, user: User) -> dict[str, Any]:
 
 async def rows(server: Server, table: str, project: str | None = None) -> list[tuple[Any, ...]]:
     """The table's rows (of `project`, or all), columns as declared, sorted."""
-    columns = list(POSTGRES[table])
+    columns = list(next(t for t in DOC_TABLES if t.name == table).columns)
     names = ", ".join(f'"{c}"' for c in columns)
     where, args = ("", ()) if project is None else (" WHERE project_id = $1", (project,))
     found = await db(server).fetch(f"SELECT {names} FROM {table}{where}", *args)

@@ -9,13 +9,13 @@ import pytest
 from eventstore import EventStore
 from harness.databases import open_store
 from sqldb import Database, open_database
-from tests.integration.projections.support import COUNTS
+from tests.integration.projections.support import create_counts
 
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = await open_database(database_url)
-    await database.execute(COUNTS)
+    await create_counts(database)
     yield database
     await database.close()
 

@@ -3,24 +3,48 @@
 from __future__ import annotations
 
 from eventstore import RecordedEvent
+from projections.failures import Apply
+from projections.rebuild import create_missing
 from projections.runner import Projection
+from projections.tables import Names, Table
 from sqldb import Connection, Database
 
-COUNTS = """CREATE TABLE IF NOT EXISTS test_counts (
-    stream TEXT PRIMARY KEY, n BIGINT NOT NULL, last_position BIGINT NOT NULL)"""
+COUNTS = Table(
+    "test_counts",
+    {"stream": "text not null", "n": "bigint not null", "last_position": "bigint not null"},
+    key=("stream",),
+)
 
 
-async def count(conn: Connection, events: list[RecordedEvent]) -> None:
+async def count_into(table: str, conn: Connection, events: list[RecordedEvent]) -> None:
     for e in events:
         await conn.execute(
-            "INSERT INTO test_counts (stream, n, last_position) VALUES ($1, 1, $2)"
-            " ON CONFLICT (stream) DO UPDATE SET n = test_counts.n + 1, last_position = $2",
+            f"INSERT INTO {table} (stream, n, last_position) VALUES ($1, 1, $2)"
+            f" ON CONFLICT (stream) DO UPDATE SET n = {table}.n + 1, last_position = $2",
             e.stream,
             e.position,
         )
 
 
-COUNTER = Projection("counter", frozenset({"counted"}), count)
+async def count(conn: Connection, events: list[RecordedEvent]) -> None:
+    await count_into("test_counts", conn, events)
+
+
+def counting(names: Names) -> Apply:
+    table = names["test_counts"]
+
+    async def apply(conn: Connection, events: list[RecordedEvent]) -> None:
+        await count_into(table, conn, events)
+
+    return apply
+
+
+COUNTER = Projection("counter", frozenset({"counted"}), counting, tables=(COUNTS,))
+
+
+async def create_counts(db: Database) -> None:
+    async with db.transaction() as conn:
+        await create_missing(conn, db.kind, [COUNTS])
 
 
 async def totals(db: Database) -> dict[str, int]:

@@ -46,7 +46,7 @@ async def _tracks(url: str) -> list[dict[str, object]]:
         out = io.StringIO()
         assert await export_cli.export(db, table, "csv", out, page=1000) == TRACKS
         header, *records = list(csv.reader(io.StringIO(out.getvalue())))
-        assert tuple(header) == table.columns
+        assert tuple(header) == tuple(table.columns)
         assert [dict(zip(header, r, strict=True))["name"] for r in records] == [
             e["name"] for e in exported
         ]

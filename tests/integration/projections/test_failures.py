@@ -27,7 +27,7 @@ class Picky:
             raise ValueError("cannot fold a bad event")
 
     def projection(self, policy: Policy) -> Projection:
-        return Projection("picky", frozenset({"good", "bad"}), self.apply, policy=policy)
+        return Projection("picky", frozenset({"good", "bad"}), lambda _: self.apply, policy=policy)
 
 
 MIXED = [NewEvent(t) for t in ("good", "bad", "good", "bad", "good")]

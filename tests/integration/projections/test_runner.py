@@ -86,7 +86,9 @@ async def test_failing_batch_is_retried_never_skipped(store: EventStore, db: Dat
             failures["left"] -= 1
             raise RuntimeError("transient")
 
-    runner = ProjectionRunner(store, db, [Projection("flaky", frozenset({"counted"}), flaky)])
+    runner = ProjectionRunner(
+        store, db, [Projection("flaky", frozenset({"counted"}), lambda _: flaky)]
+    )
     await runner.start()
     result = await store.append("s", [NewEvent("counted", json.dumps({}).encode())] * 3)
     await runner.wait_for(result.last_position, timeout=10)
@@ -132,7 +134,7 @@ async def test_a_wait_for_named_projections_is_not_held_up_by_a_stalled_other(
         await release.wait()
 
     runner = ProjectionRunner(
-        store, db, [COUNTER, Projection("stalled", frozenset({"counted"}), stalled)]
+        store, db, [COUNTER, Projection("stalled", frozenset({"counted"}), lambda _: stalled)]
     )
     await runner.start()
     result = await store.append("s", [NewEvent("counted")])

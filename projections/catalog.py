@@ -1,0 +1,18 @@
+"""Every read model the server runs, in one list: its projections (for the runner) and their
+tables (for `jacameno export`, the analyst's grant and the schema tests). A new read model is
+added here and nowhere else."""
+
+from __future__ import annotations
+
+from eventstore import EventStore
+from projections import document, projects
+from projections.runner import Projection
+from projections.tables import Table
+
+
+def read_models(store: EventStore) -> list[Projection]:
+    """The projections, each with its own fold state (`store` is read on a cache miss)."""
+    return [projects.projects_projection(), document.document_projection(store)]
+
+
+TABLES: tuple[Table, ...] = (*projects.TABLES, *document.TABLES)

@@ -1,0 +1,160 @@
+"""A read model's tables, declared in code: the runner creates them, and builds a copy of them
+beside the live ones when it rebuilds a projection (projections/rebuild.py), so their DDL is
+written once here rather than in a migration per shape.
+
+A column's type is `text`, `bigint`, `smallint` or `double`, with ` not null` where it may not be
+empty; the primary key and the other indexes are lists of columns. On Postgres the tables live in
+the `readmodels` schema (the `jacameno-sql` pool finds them through its search_path; analysts are
+granted exactly that schema); SQLite has one namespace.
+
+A fold writes through `Names`: the logical table name to the physical one, which is the table
+itself when following the log and its `__rebuild` twin while a rebuild builds beside it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqldb import READ_MODELS_SCHEMA, Connection, Kind, Row
+
+SCHEMA = READ_MODELS_SCHEMA  # Postgres only
+REBUILD_SUFFIX = "__rebuild"
+
+Names = Mapping[str, str]
+
+_TYPES: dict[str, dict[str, str]] = {
+    "postgres": {
+        "text": "TEXT",
+        "bigint": "BIGINT",
+        "smallint": "SMALLINT",
+        "double": "DOUBLE PRECISION",
+    },
+    "sqlite": {"text": "TEXT", "bigint": "BIGINT", "smallint": "SMALLINT", "double": "REAL"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: Mapping[str, str]
+    key: tuple[str, ...]
+    indexes: Sequence[tuple[str, ...]] = field(default=())
+
+    def __post_init__(self) -> None:
+        for column, spelled in self.columns.items():
+            kind = spelled.removesuffix(" not null")
+            if kind not in _TYPES["postgres"]:
+                raise ValueError(f"{self.name}.{column}: unknown column type {spelled!r}")
+        for columns in (self.key, *self.indexes):
+            unknown = set(columns) - set(self.columns)
+            if unknown:
+                raise ValueError(f"{self.name}: index on unknown columns {sorted(unknown)}")
+
+    def types(self, kind: Kind) -> dict[str, str]:
+        """Each column's type as the database reports it (information_schema, PRAGMA)."""
+        spelled = _TYPES[kind]
+        reported = {"DOUBLE PRECISION": "double precision"} if kind == "postgres" else {}
+        result = {}
+        for column, declared in self.columns.items():
+            name = spelled[declared.removesuffix(" not null")]
+            result[column] = reported.get(name, name.lower() if kind == "postgres" else name)
+        return result
+
+    def create(self, kind: Kind, physical: str) -> list[str]:
+        """The statements that create the table as `physical` (if it does not exist yet), with
+        its indexes. Index names carry a random token: a rebuilt table keeps its index names
+        when it is renamed into place, and the next rebuild must not collide with them."""
+        spelled = _TYPES[kind]
+        table = qualified(kind, physical)
+        columns = [
+            f'"{column}" {spelled[declared.removesuffix(" not null")]}'
+            + (" NOT NULL" if declared.endswith(" not null") else "")
+            for column, declared in self.columns.items()
+        ]
+        key = ", ".join(f'"{c}"' for c in self.key)
+        token = secrets.token_hex(4)
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(columns)},"
+            f" CONSTRAINT {physical}_pk_{token} PRIMARY KEY ({key}))"
+        ]
+        for number, index in enumerate(self.indexes):
+            name = f"{physical}_ix{number}_{token}"
+            cols = ", ".join(f'"{c}"' for c in index)
+            statements.append(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})")
+        return statements
+
+
+def qualified(kind: Kind, physical: str) -> str:
+    return f"{SCHEMA}.{physical}" if kind == "postgres" else physical
+
+
+def live(tables: Sequence[Table]) -> dict[str, str]:
+    return {t.name: t.name for t in tables}
+
+
+def rebuilding(tables: Sequence[Table]) -> dict[str, str]:
+    return {t.name: t.name + REBUILD_SUFFIX for t in tables}
+
+
+def declared(tables: Sequence[Table], kind: Kind) -> dict[str, dict[str, str]]:
+    """The tables' columns as the database reports them (for the schema tests)."""
+    return {t.name: t.types(kind) for t in tables}
+
+
+# Postgres takes at most 32,767 parameters in a statement, SQLite (since 3.32) 32,766.
+MAX_PARAMETERS = 30_000
+
+
+async def insert_rows(
+    conn: Connection,
+    physical: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    upsert: tuple[str, ...] = (),
+) -> None:
+    """Insert `rows` with as few statements as the parameter limit allows (one multi-row
+    INSERT per chunk rather than one statement per row); with `upsert` (the key columns), a
+    row whose key exists replaces its other columns."""
+    if not rows:
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    conflict = ""
+    if upsert:
+        keys = ", ".join(f'"{c}"' for c in upsert)
+        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in upsert)
+        conflict = f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    width = len(columns)
+    per_statement = max(1, MAX_PARAMETERS // width)
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        values = ", ".join(
+            "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
+            for i in range(len(chunk))
+        )
+        await conn.execute(
+            f"INSERT INTO {physical} ({names}) VALUES {values}{conflict}",
+            *[value for row in chunk for value in row],
+        )
+
+
+async def delete_where_in(
+    conn: Connection, physical: str, column: str, values: Sequence[Any]
+) -> None:
+    """Delete the rows whose `column` is one of `values`, a chunk of values per statement."""
+    for start in range(0, len(values), MAX_PARAMETERS):
+        chunk = values[start : start + MAX_PARAMETERS]
+        marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
+        await conn.execute(f'DELETE FROM {physical} WHERE "{column}" IN ({marks})', *chunk)
+
+
+async def fetch_where_in(conn: Connection, sql: str, values: Sequence[Any]) -> list[Row]:
+    """`sql` with `{marks}` standing for the placeholders of `values`, run a chunk at a time."""
+    rows: list[Row] = []
+    for start in range(0, len(values), MAX_PARAMETERS):
+        chunk = values[start : start + MAX_PARAMETERS]
+        marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
+        rows.extend(await conn.fetch(sql.format(marks=marks), *chunk))
+    return rows
