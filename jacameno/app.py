@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import auth, documents, projects, system, tracks
+from jacameno.api import admin, auth, documents, projects, system, tracks
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, routes
@@ -44,6 +44,7 @@ OPERATIONS: list[Operation[Any]] = [
     *projects.OPERATIONS,
     *documents.OPERATIONS,
     *tracks.OPERATIONS,
+    *admin.OPERATIONS,
 ]
 
 
@@ -106,6 +107,7 @@ def app_routes(
             tracks.TrackServices(services.projects.reads, DocumentReadModel(core.db)),
             guard,
         ),
+        *routes(admin.OPERATIONS, admin.AdminServices(core.runner, settings.admin_emails), guard),
         *ywebsocket.routes(services.live.rooms),
         *hocuspocus.routes(services.live.rooms, services.live.lobby),
     ]

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jacameno import export_cli, logs, projections_cli
+from jacameno import analyst_cli, export_cli, logs, projections_cli
 from jacameno.server import BindError
 from jacameno.settings import Settings, SettingsError
 from sqldb.migrate import MigrationError
@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.set_defaults(run=_migrate)
     projections_cli.add(commands)
     export_cli.add(commands)
+    analyst_cli.add(commands)
     args = parser.parse_args(argv)
     try:
         environ = dict(os.environ)

@@ -57,7 +57,21 @@ class Metrics:
                 ["projection"],
                 registry=self.registry,
             ),
+            Gauge(
+                "jacameno_projection_events_per_second",
+                "Events the projection applied per second over the last minute, on this node"
+                " (0 where another node is its active runner).",
+                ["projection"],
+                registry=self.registry,
+            ),
+            Gauge(
+                "jacameno_projection_active",
+                "1 where this node is the projection's active runner (or rebuilds it), else 0.",
+                ["projection"],
+                registry=self.registry,
+            ),
         )
+        self._projection_names: set[str] = set()
         self._seen: dict[str, float] = {}
         Gauge(
             "jacameno_active_users",
@@ -82,11 +96,21 @@ class Metrics:
 
     def projections(self, statuses: Sequence[ProjectionStatus]) -> None:
         """Set the projection gauges from the runner's status (read when `/metrics` is)."""
-        lag_events, lag_seconds, failures = self._projection_gauges
+        lag_events, lag_seconds, failures, rate, active = self._projection_gauges
         for status in statuses:
             lag_events.labels(status.name).set(status.lag_positions)
             lag_seconds.labels(status.name).set(status.seconds_behind)
             failures.labels(status.name).set(status.failures)
+            rate.labels(status.name).set(status.events_per_second or 0.0)
+            running = status.state in ("following", "rebuilding") or (
+                status.state == "failing" and status.events_per_second is not None
+            )
+            active.labels(status.name).set(1 if running else 0)
+        names = {status.name for status in statuses}
+        for gone in self._projection_names - names:  # a rebuild that ended
+            for gauge in self._projection_gauges:
+                gauge.remove(gone)
+        self._projection_names = names
 
     def saw_user(self, user_id: str) -> None:
         self._seen[user_id] = time.monotonic()

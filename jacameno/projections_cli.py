@@ -1,6 +1,8 @@
-"""`jacameno projections status|retry`: what an operator asks of the projection runner from a
-shell. Both build the core without following the log (the serving nodes do that): `status` reads
-the checkpoints, `retry NAME` applies the failures a `skip` projection recorded."""
+"""`jacameno projections status|retry|rebuild`: what an operator asks of the projection runner
+from a shell. Each builds the core without following the log (the serving nodes do that):
+`status` reads the checkpoints, `retry NAME` applies the failures a `skip` projection recorded,
+`rebuild NAME` rebuilds a read model from position 0 beside the live one and swaps it in while the
+serving nodes go on (projections/rebuild.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ def add(commands: Any) -> None:
     actions.add_parser("status", help="each projection's position, lag, failures and state")
     retry = actions.add_parser("retry", help="apply a projection's recorded failures again")
     retry.add_argument("name", help="the projection")
+    rebuild = actions.add_parser(
+        "rebuild", help="rebuild a read model from the log beside the live one, then swap"
+    )
+    rebuild.add_argument("name", help="the projection")
     parser.set_defaults(run=run)
 
 
@@ -30,6 +36,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "status":
         print(table(asyncio.run(_status(settings))))
         return 0
+    if args.action == "rebuild":
+        return asyncio.run(_rebuild(settings, args.name))
     return asyncio.run(_retry(settings, args.name))
 
 
@@ -61,7 +69,7 @@ async def _status(settings: Settings) -> list[ProjectionStatus]:
     from jacameno.bootstrap.core import core
 
     async with core(settings, follow=False) as base:
-        return await base.runner.status()
+        return await base.runner.status(rebuilds=True)
 
 
 async def _retry(settings: Settings, name: str) -> int:
@@ -75,3 +83,20 @@ async def _retry(settings: Settings, name: str) -> int:
             return 2
     print(f"{name}: {result.applied} applied, {result.failing} still failing")
     return 0 if result.failing == 0 else 1
+
+
+async def _rebuild(settings: Settings, name: str) -> int:
+    from jacameno.bootstrap.core import core
+    from projections.runner import RebuildRunning
+
+    async with core(settings, follow=False) as base:
+        try:
+            position = await base.runner.rebuild(name)
+        except KeyError:
+            print(f"jacameno: no projection named {name!r}", file=sys.stderr)
+            return 2
+        except RebuildRunning:
+            print(f"jacameno: a rebuild of {name!r} is already running", file=sys.stderr)
+            return 1
+    print(f"{name}: rebuilt up to position {position} and swapped in")
+    return 0

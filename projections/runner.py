@@ -122,6 +122,7 @@ class ProjectionRunner:
         self._standby_poll = standby_poll
         self._roles: dict[str, Role] = {p.name: "stopped" for p in projections}
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[int]] = set()
         self._started = False
 
     async def start(self) -> None:
@@ -137,11 +138,12 @@ class ProjectionRunner:
 
     async def stop(self) -> None:
         self._started = False
+        background = list(self._background)
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        for task in (*tasks, *background):
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)  # unlike suppressing CancelledError, keeps our own
+        if tasks or background:
+            await asyncio.wait([*tasks, *background])  # keeps our own CancelledError
         await self._locks.close()
         for task in tasks:
             if not task.cancelled():
@@ -159,10 +161,10 @@ class ProjectionRunner:
                 if only is None or name in only:
                     await progress.wait_for(position)
 
-    async def status(self) -> list[ProjectionStatus]:
-        """Each projection's position, lag, apply rate, failures and state, and a row for each
-        rebuild under way (on any node). Without `start` (a command that only reports), from
-        the checkpoints the runners wrote."""
+    async def status(self, *, rebuilds: bool = False) -> list[ProjectionStatus]:
+        """Each projection's position, lag, apply rate, failures and state, and with `rebuilds`
+        a row for each rebuild under way (on any node, named `<projection>__rebuild`). Without
+        `start` (a command that only reports), from the checkpoints the runners wrote."""
         head = await self._store.head_position()
         rows = {
             r["name"]: r
@@ -174,7 +176,7 @@ class ProjectionRunner:
         for projection in self._projections:
             for name in (projection.name, rebuild_checkpoint(projection.name)):
                 row = rows.get(name)
-                if name != projection.name and row is None:
+                if name != projection.name and (row is None or not rebuilds):
                     continue
                 statuses.append(await self._status(name, row, head))
         return statuses
@@ -222,11 +224,36 @@ class ProjectionRunner:
         (projections/rebuild.py); return the position the new model stands at. Raises
         KeyError for an unknown projection, RebuildRunning if another rebuild of it (on any
         node) holds its lock."""
+        return await self._rebuilding(*await self._rebuild_lock(name))
+
+    async def rebuild_in_background(self, name: str) -> None:
+        """Take the rebuild's lock now (raising as `rebuild` does), then rebuild in a task that
+        `stop` cancels; its progress shows in `status(rebuilds=True)`."""
+        task = asyncio.create_task(
+            self._rebuilding(*await self._rebuild_lock(name)), name=f"rebuild-{name}"
+        )
+        self._background.add(task)
+        task.add_done_callback(self._rebuilt)
+
+    def _rebuilt(self, task: asyncio.Task[int]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "a rebuild in the background failed",
+                exc_info=task.exception(),
+                extra={"action": "projection.rebuild_failed", "task": task.get_name()},
+            )
+
+    async def _rebuild_lock(self, name: str) -> tuple[Projection, Lock]:
         projection = self._live[name].projection
         lock = await self._locks.try_acquire(rebuild_checkpoint(name))
         if lock is None:
             raise RebuildRunning(name)
+        return projection, lock
+
+    async def _rebuilding(self, projection: Projection, lock: Lock) -> int:
         try:
+            await self._prepare(projection)  # a command's runner was not started
             return await self._rebuild(projection)
         finally:
             await self._locks.release(lock)

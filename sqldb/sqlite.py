@@ -109,8 +109,11 @@ class SQLiteDatabase(_SQLiteConnection):
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self._write_lock:
-            await _run(self._writer, lambda c: c.execute("BEGIN IMMEDIATE"))
             try:
+                # Inside the try: a caller cancelled while BEGIN runs in the writer thread would
+                # otherwise leave the transaction open for the next one (the rollback below is
+                # queued behind BEGIN on the same thread, and sees it).
+                await _run(self._writer, lambda c: c.execute("BEGIN IMMEDIATE"))
                 yield _SQLiteConnection(self._writer)
                 await _run(self._writer, lambda c: c.execute("COMMIT"))
             except BaseException:

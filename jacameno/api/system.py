@@ -103,7 +103,7 @@ async def _projections_check(services: SystemServices, max_lag: int) -> dict[str
 async def metrics(call: SystemCall) -> Response:
     """The metrics; the projection gauges keep their last values while the database fails."""
     try:
-        call.services.metrics.projections(await call.services.runner.status())
+        call.services.metrics.projections(await call.services.runner.status(rebuilds=True))
     except (DatabaseError, EventStoreError) as exc:
         logger.warning(
             "projection status unavailable for /metrics",

@@ -201,6 +201,32 @@ TRACKS = obj(
     ("version", "tracks"),
 )
 
+PROJECTION_STATUS = obj(
+    {
+        "name": {"type": "string", "description": "the projection, or `<name>__rebuild`"},
+        "state": {
+            "type": "string",
+            "enum": ["following", "standby", "rebuilding", "stopped", "failing"],
+        },
+        "position": {"type": "integer"},
+        "head": {"type": "integer"},
+        "lag_positions": {"type": "integer"},
+        "seconds_behind": {"type": "number"},
+        "events_per_second": nullable({"type": "number"}),
+        "failures": {"type": "integer"},
+        "last_error": _TEXT,
+        "failing_since": nullable({"type": "string", "format": "date-time"}),
+    },
+    ("name", "state", "position", "head", "lag_positions", "seconds_behind", "failures"),
+)
+PROJECTION_STATUSES = obj(
+    {"projections": {"type": "array", "items": PROJECTION_STATUS}}, ("projections",)
+)
+REBUILD_STARTED = obj(
+    {"projection": {"type": "string"}, "state": {"type": "string", "enum": ["rebuilding"]}},
+    ("projection", "state"),
+)
+
 # -- operations ----------------------------------------------------------------------------
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}

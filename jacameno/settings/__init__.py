@@ -86,6 +86,9 @@ class Settings:
     # `/readyz` answers 503 while a projection is more seconds behind the log than this; unset,
     # the lag does not affect readiness (docs/operations.md, "Projections").
     ready_max_projection_lag_seconds: int | None = None
+    # Accounts (by email, lower case) that may use the admin API (`/api/admin/...`); none by
+    # default.
+    admin_emails: frozenset[str] = frozenset()
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
 
     @property
@@ -169,6 +172,9 @@ class Settings:
                 None
                 if get("READY_MAX_PROJECTION_LAG_SECONDS") is None
                 else _int(get, "READY_MAX_PROJECTION_LAG_SECONDS", 0, 0)
+            ),
+            admin_emails=frozenset(
+                e.strip().lower() for e in (get("ADMIN_EMAILS") or "").split(",") if e.strip()
             ),
             collab=CollabConfig.read(get),
         )
