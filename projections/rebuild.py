@@ -19,6 +19,7 @@ from eventstore import EventStore
 from projections.failures import Apply, now_ms
 from projections.tables import REBUILD_SUFFIX, Table, qualified
 from sqldb import Connection, Database, Kind
+from sqldb.locks import lock_key
 
 
 def rebuild_checkpoint(name: str) -> str:
@@ -40,9 +41,7 @@ async def serialize(conn: Connection, kind: Kind, name: str) -> None:
     """Make the transaction the only one changing projection `name`'s tables (Postgres: two
     nodes starting together would race to create them; SQLite writes one at a time anyway)."""
     if kind == "postgres":
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"projection:{name}"
-        )
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(f"tables:{name}"))
 
 
 async def create_missing(
