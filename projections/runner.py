@@ -21,7 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 from eventstore import EventStore, RecordedEvent
 from eventstore.progress import Progress
@@ -30,12 +30,13 @@ from projections.failures import Apply, RetryResult, now_ms
 from projections.lag import ProjectionStatus, Role, State, Throughput, from_ms, seconds_behind
 from projections.rebuild import rebuild_checkpoint
 from projections.tables import Names, Table, live, rebuilding
-from sqldb import Connection, Database, Row
+from sqldb import Connection, Database, DatabaseError, Row
 from sqldb.locks import LocalLocks, Lock, Locks
 
 logger = logging.getLogger(__name__)
 
 Policy = Literal["stop", "skip"]
+T = TypeVar("T")
 
 __all__ = [
     "Apply",
@@ -145,6 +146,8 @@ class ProjectionRunner:
         if tasks or background:
             await asyncio.wait([*tasks, *background])  # keeps our own CancelledError
         await self._locks.close()
+        for name in self._progress:
+            self._roles[name] = "stopped"
         for task in tasks:
             if not task.cancelled():
                 task.result()  # it ended before the cancellation landed: its error, if any
@@ -336,7 +339,15 @@ class ProjectionRunner:
             self._roles[name] = "standby"
             lock = await self._locks.try_acquire(name)
             if lock is None:
-                position, _ = await self._checkpoint(name)
+                try:
+                    position, _ = await self._checkpoint(name)
+                except DatabaseError:  # it heals; the active runner says more
+                    logger.warning(
+                        "a standby could not read the projection's checkpoint",
+                        exc_info=True,
+                        extra={"action": "projection.standby_read_failed", "projection": name},
+                    )
+                    position = progress.position
                 if position > progress.position:
                     await progress.advance(position)
                 await progress.rest(0.02 if progress.waiting else self._standby_poll)
@@ -373,7 +384,7 @@ class ProjectionRunner:
     async def _follow(self, projection: Projection) -> None:
         name = projection.name
         progress = self._progress[name]
-        position, version = await self._checkpoint(name)
+        position, version = await self._until_done(self._live[name], lambda: self._checkpoint(name))
         if version != projection.version:
             self._roles[name] = "rebuilding"
             logger.info(
@@ -435,8 +446,8 @@ class ProjectionRunner:
         return await self._until_done(target, attempt, batch[0].position)
 
     async def _until_done(
-        self, target: _Target, attempt: Callable[[], Awaitable[int]], position: int | None = None
-    ) -> int:
+        self, target: _Target, attempt: Callable[[], Awaitable[T]], position: int | None = None
+    ) -> T:
         """`attempt` until it succeeds, with capped exponential backoff, stalling visibly."""
         backoff = 0.05
         while True:

@@ -166,3 +166,32 @@ async def test_runners_on_two_nodes_have_one_leader_and_both_read_their_writes(
 async def _leaders(runners: list[ProjectionRunner], n: int) -> bool:
     states = [s.state for r in runners for s in await r.status()]
     return states.count("following") == n
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_holder_whose_lock_connection_dies_stands_by_and_another_leads(
+    store: EventStore, db: Database, database_url: str
+) -> None:
+    def runner() -> ProjectionRunner:
+        locks = PostgresLocks(database_url, check_interval=0.2)
+        return ProjectionRunner(store, db, [COUNTER], locks=locks, standby_poll=0.1)
+
+    first, second = runner(), runner()
+    await first.start()
+    await wait_until(lambda: _state(first, "following"), "the first leads")
+    await second.start()
+    try:
+        killed = await db.fetchval(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND granted AND database = (SELECT oid FROM pg_database"
+            " WHERE datname = current_database())"
+        )
+        assert killed
+        await wait_until(lambda: _state(second, "following"), "the second leads", timeout=5)
+        await wait_until(lambda: _state(first, "standby"), "the first stands by", timeout=5)
+        head = await fill(store)
+        await first.wait_for(head, timeout=30)
+    finally:
+        await first.stop()
+        await second.stop()
+    assert sum((await totals(db)).values()) == EVENTS
