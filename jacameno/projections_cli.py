@@ -9,10 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from jacameno.settings import Settings
 from projections.lag import ProjectionStatus
+
+if TYPE_CHECKING:
+    from projections.runner import ProjectionRunner
 
 COLUMNS = ("projection", "state", "position", "head", "behind", "seconds", "per_s", "failures")
 
@@ -72,31 +76,39 @@ async def _status(settings: Settings) -> list[ProjectionStatus]:
         return await base.runner.status(rebuilds=True)
 
 
-async def _retry(settings: Settings, name: str) -> int:
+async def _named(
+    settings: Settings, name: str, act: Callable[[ProjectionRunner], Awaitable[int]]
+) -> int:
+    """`act` on a runner that does not follow the log; 2 if there is no projection `name`."""
     from jacameno.bootstrap.core import core
 
     async with core(settings, follow=False) as base:
         try:
-            result = await base.runner.retry_failures(name)
+            return await act(base.runner)
         except KeyError:
             print(f"jacameno: no projection named {name!r}", file=sys.stderr)
             return 2
-    print(f"{name}: {result.applied} applied, {result.failing} still failing")
-    return 0 if result.failing == 0 else 1
+
+
+async def _retry(settings: Settings, name: str) -> int:
+    async def retry(runner: ProjectionRunner) -> int:
+        result = await runner.retry_failures(name)
+        print(f"{name}: {result.applied} applied, {result.failing} still failing")
+        return 0 if result.failing == 0 else 1
+
+    return await _named(settings, name, retry)
 
 
 async def _rebuild(settings: Settings, name: str) -> int:
-    from jacameno.bootstrap.core import core
     from projections.runner import RebuildRunning
 
-    async with core(settings, follow=False) as base:
+    async def rebuild(runner: ProjectionRunner) -> int:
         try:
-            position = await base.runner.rebuild(name)
-        except KeyError:
-            print(f"jacameno: no projection named {name!r}", file=sys.stderr)
-            return 2
+            position = await runner.rebuild(name)
         except RebuildRunning:
             print(f"jacameno: a rebuild of {name!r} is already running", file=sys.stderr)
             return 1
-    print(f"{name}: rebuilt up to position {position} and swapped in")
-    return 0
+        print(f"{name}: rebuilt up to position {position} and swapped in")
+        return 0
+
+    return await _named(settings, name, rebuild)
