@@ -40,7 +40,7 @@ class Progress:
     async def rest(self, lull: float | None = None) -> None:
         """Wait up to the lull (or `lull` seconds), less if someone waits for a position."""
         lull = self._lull if lull is None else lull
-        if lull > 0:
+        if lull > 0 and not self.waiting:  # (a waiter that came before the last rest too)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(lull):
                     await self._hurry.wait()

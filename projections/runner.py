@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
-from eventstore import EventStore, RecordedEvent
+from eventstore import EventStore, EventStoreError, RecordedEvent
 from eventstore.progress import Progress
 from projections import failures, rebuild
 from projections.failures import Apply, RetryResult, now_ms
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 Policy = Literal["stop", "skip"]
 T = TypeVar("T")
+
+# How often a standby reads the active runner's progress while a caller waits on it.
+STANDBY_WAITING_POLL = 0.02
 
 __all__ = [
     "Apply",
@@ -340,17 +343,20 @@ class ProjectionRunner:
             lock = await self._locks.try_acquire(name)
             if lock is None:
                 try:
-                    position, _ = await self._checkpoint(name)
-                except DatabaseError:  # it heals; the active runner says more
+                    position = await self._standby_position(projection)
+                except (DatabaseError, EventStoreError):  # it heals; the active runner says more
                     logger.warning(
-                        "a standby could not read the projection's checkpoint",
+                        "a standby could not read the projection's progress",
                         exc_info=True,
                         extra={"action": "projection.standby_read_failed", "projection": name},
                     )
                     position = progress.position
                 if position > progress.position:
                     await progress.advance(position)
-                await progress.rest(0.02 if progress.waiting else self._standby_poll)
+                if progress.waiting:
+                    await asyncio.sleep(STANDBY_WAITING_POLL)
+                else:
+                    await progress.rest(self._standby_poll)
                 continue
             try:
                 await self._lead(projection, lock)
@@ -360,6 +366,20 @@ class ProjectionRunner:
                 "lost the projection's lock; standing by",
                 extra={"action": "projection.standby", "projection": name},
             )
+
+    async def _standby_position(self, projection: Projection) -> int:
+        """How far the active runner (on another node) has applied the projection, as far as a
+        standby can tell: its checkpoint row, and past it the events after the row that are
+        none of the projection's types (the active runner writes its checkpoint over such
+        events only now and then; there is nothing in them to wait for)."""
+        position, _ = await self._checkpoint(projection.name)
+        if not self._progress[projection.name].waiting:
+            return position
+        pending = await self._store.read_all(position, self._batch_size)
+        for event in pending:
+            if event.type in projection.event_types:
+                return event.position - 1
+        return pending[-1].position if pending else position
 
     async def _lead(self, projection: Projection, lock: Lock) -> None:
         """Rebuild the projection if its schema version changed, then follow the log, until
