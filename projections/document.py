@@ -16,6 +16,7 @@ one in `doc_projects.schema_problems`. Nothing in a document raises."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import OrderedDict
@@ -23,10 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Array, Doc
+from pycrdt import Array, Doc, Map, Text
 
 from crdt import EMPTY_UPDATE, MalformedUpdate, apply, build
-from domain import document
 from domain.events import DOC_UPDATED, is_project_stream, project_of, stream_name
 from eventstore import EventStore, RecordedEvent
 from projections.runner import Projection
@@ -170,7 +170,9 @@ class _Reader:
         return None if found is None else int(found)
 
     def kind(self, value: dict[str, Any]) -> str | None:
-        return self._typed(value, "kind", lambda v: v in KINDS)  # type: ignore[no-any-return]
+        return self._typed(  # type: ignore[no-any-return]
+            value, "kind", lambda v: isinstance(v, str) and v in KINDS
+        )
 
     def items(self, values: Any, ids: set[str] | None) -> list[tuple[int, dict[str, Any]]]:
         """The maps of an array (with their index), each with a new string id when `ids` is given
@@ -192,19 +194,28 @@ class _Reader:
         return kept
 
 
+def _plain(root: Map[Any] | Array[Any]) -> Any:
+    """A root's content as plain values, parsed from the JSON that yrs renders it to in one call
+    (pycrdt's `to_py` makes several calls per value, 10-15 times slower on a studio's tracks, and
+    raises on XML). What JSON cannot hold reads as yrs writes it: a number that is not finite as
+    null, binary as an array of byte values, XML as its text, a subdocument as {"guid": ...}."""
+    return json.loads(str(root))
+
+
 def _array(doc: Doc[Any], root: str) -> list[Any]:
-    """A root array beyond domain.document's roots, read as tolerantly (another type: empty)."""
-    value = doc.get(root, type=Array).to_py()
+    """A root array, read tolerantly (written with another type: what yrs reads of it)."""
+    value = _plain(doc.get(root, type=Array))
     return value if isinstance(value, list) else []
 
 
 def tables(doc: Doc[Any]) -> Tables:
-    """The rows of `doc` (version and updated_at are the caller's)."""
-    read = document.read(doc)
+    """The rows of `doc` (version and updated_at are the caller's): the roots of domain.document
+    and `comments` and `markers`, read tolerantly like domain.document.read does."""
     r = _Reader()
-    meta = read["meta"]
+    meta = _plain(doc.get("meta", type=Map))
+    meta = meta if isinstance(meta, dict) else {}
     r.unknown(meta, META_KEYS)
-    lyrics = read["lyrics"]
+    lyrics = str(doc.get("lyrics", type=Text))
     out = Tables(
         {
             "title": r.text(meta, "title"),
@@ -216,7 +227,7 @@ def tables(doc: Doc[Any]) -> Tables:
             "lyrics_lines": len(lyrics.splitlines()),
         }
     )
-    for position, track in r.items(read["tracks"], set()):
+    for position, track in r.items(_array(doc, "tracks"), set()):
         r.unknown(track, TRACK_KEYS)
         track_id = track["id"]
         out.tracks.append(
@@ -376,23 +387,48 @@ _PROJECT_COLUMNS = (
     "version",
     "updated_at",
 )
-_CHILDREN: tuple[tuple[str, tuple[str, ...], Callable[[Tables], list[tuple[Any, ...]]]], ...] = (
-    (
+
+
+@dataclass(frozen=True, slots=True)
+class _Child:
+    """A child table of doc_projects: its columns after project_id, of which the first `key`
+    (with project_id) are its key, and where a project's rows of it are in `Tables`."""
+
+    table: str
+    columns: tuple[str, ...]
+    key: int
+    of: Callable[[Tables], list[tuple[Any, ...]]]
+
+    def differences(
+        self, before: Tables, after: Tables
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The keys of the rows gone from `before` to `after`, and the rows new or changed."""
+        old = {row[: self.key]: row for row in self.of(before)}
+        new = {row[: self.key]: row for row in self.of(after)}
+        gone = [key for key in old if key not in new]
+        return gone, [row for key, row in new.items() if old.get(key) != row]
+
+
+_CHILDREN = (
+    _Child(
         "doc_tracks",
         ("id", "position", "name", "kind", "color", "volume_db", "pan", "muted", "solo"),
+        1,
         lambda t: t.tracks,
     ),
-    (
+    _Child(
         "doc_clips",
         ("track_id", "id", "asset_id", "start", "length", "offset", "gain_db"),
+        2,
         lambda t: t.clips,
     ),
-    (
+    _Child(
         "doc_comments",
         ("id", "position", "author", "text", "at", "created_at", "resolved"),
+        1,
         lambda t: t.comments,
     ),
-    ("doc_markers", ("position", "id", "name", "at"), lambda t: t.markers),
+    _Child("doc_markers", ("position", "id", "name", "at"), 1, lambda t: t.markers),
 )
 
 
@@ -400,9 +436,10 @@ async def _write(
     conn: Connection, names: Names, changed: dict[str, tuple[_Cached, RecordedEvent]]
 ) -> None:
     """Rewrite the changed projects' rows, set-based: one upsert of their doc_projects rows, and
-    per child table one delete and one multi-row insert for the projects whose rows in it differ
-    from those written last time (trusted only while the database still holds that version), so
-    an edit of the lyrics costs three queries whatever the batch's size."""
+    per child table the rows that differ from those this fold wrote last time (trusted only
+    while the database still holds that version; otherwise all of the project's rows there are
+    deleted and written again): one delete of the rows gone and one multi-row upsert of the
+    rows new or changed, so moving a fader rewrites one row of doc_tracks, not all of them."""
     ids = list(changed)
     known = {
         r["project_id"]: int(r["version"])
@@ -429,21 +466,26 @@ async def _write(
         ],
         upsert=("project_id",),
     )
-    for table, columns, of in _CHILDREN:
-        stale = [
-            project_id
-            for project_id, (cached, _) in changed.items()
-            if cached.written is None
-            or known.get(project_id) != cached.written_version
-            or of(cached.written) != of(rows[project_id])
-        ]
-        await delete_where_in(conn, names[table], "project_id", stale)
-        await insert_rows(
-            conn,
-            names[table],
-            ("project_id", *columns),
-            [(project_id, *row) for project_id in stale for row in of(rows[project_id])],
-        )
+    for child in _CHILDREN:
+        whole: list[str] = []  # projects whose rows in the table are all written again
+        gone: list[tuple[Any, ...]] = []
+        upserts: list[tuple[Any, ...]] = []
+        for project_id, (cached, _) in changed.items():
+            after = rows[project_id]
+            if cached.written is None or known.get(project_id) != cached.written_version:
+                whole.append(project_id)
+                upserts.extend((project_id, *row) for row in child.of(after))
+                continue
+            removed, written = child.differences(cached.written, after)
+            gone.extend((project_id, *key) for key in removed)
+            upserts.extend((project_id, *row) for row in written)
+        table = names[child.table]
+        key = ("project_id", *child.columns[: child.key])
+        await delete_where_in(conn, table, "project_id", whole)
+        if gone:
+            where = " AND ".join(f'"{c}" = ${i + 1}' for i, c in enumerate(key))
+            await conn.executemany(f"DELETE FROM {table} WHERE {where}", gone)
+        await insert_rows(conn, table, ("project_id", *child.columns), upserts, upsert=key)
     for project_id, (cached, last) in changed.items():
         cached.written, cached.written_version = rows[project_id], last.version
 
