@@ -11,7 +11,7 @@ run at once, a finished one hands its slot to the next waiting session, and a pr
 session waits behind every other project's. Snapshots are taken every `SNAPSHOT_EVERY` updates
 of a project, as the server takes them.
 
-Generating 1,000,000 updates takes a minute or so; the result is cached in a file keyed by its
+Generating 1,000,000 updates takes a minute or two; the result is cached in a file keyed by its
 sizes and seed (`cached`), so that reruns skip it."""
 
 from __future__ import annotations
