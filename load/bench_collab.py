@@ -24,7 +24,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -274,7 +274,13 @@ def _say(text: str) -> None:
     print(f"[collab {time.perf_counter() - _T0:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
-async def run_shape(plan: Plan, keep_database: bool) -> dict[str, Any]:
+Watch = Callable[[ServerProcess, Ledger], Coroutine[Any, Any, None]]
+"""Something that watches the server while the clients edit (from the first edit until every
+edit was delivered; cancelled then), such as load.bench_projections sampling the projections'
+lag; `ledger.measuring` says when the measured window is open."""
+
+
+async def run_shape(plan: Plan, keep_database: bool, watch: Watch | None = None) -> dict[str, Any]:
     """One shape on a fresh database and a fresh server."""
     shape = plan.shape
     sizes = shape.room_sizes
@@ -292,7 +298,7 @@ async def run_shape(plan: Plan, keep_database: bool) -> dict[str, Any]:
                 started = time.perf_counter()
                 accounts, projects = await srv.setup(server, plan.users, members)
                 setup_seconds = time.perf_counter() - started
-                result = await _drive(plan, server, database, accounts, projects, members)
+                result = await _drive(plan, server, database, accounts, projects, members, watch)
                 result["setup_seconds"] = round(setup_seconds, 2)
                 stopping = time.perf_counter()
                 status = await server.stop()
@@ -313,6 +319,7 @@ async def _drive(
     accounts: list[User],
     projects: list[str],
     members: list[list[int]],
+    watch: Watch | None = None,
 ) -> dict[str, Any]:
     shape = plan.shape
     sizes = shape.room_sizes
@@ -361,6 +368,7 @@ async def _drive(
     lag_task = asyncio.create_task(lag.run())
     probes: list[tuple[float, float]] = []
     probe_task = asyncio.create_task(database.probe(0.05, probes))
+    watch_task = None if watch is None else asyncio.create_task(watch(server, ledger))
     samples: list[Sample] = []
 
     async def window() -> None:
@@ -390,6 +398,10 @@ async def _drive(
         probe_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await probe_task
+        if watch_task is not None:
+            watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch_task
     rss_end = srv.rss_bytes(pid)
     missing_measured = ledger.missing(sizes, measured_only=True)
     missing_all = ledger.missing(sizes, measured_only=False)
