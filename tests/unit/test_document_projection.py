@@ -20,7 +20,8 @@ from crdt import EMPTY_UPDATE, build, fold
 from domain.events import DOC_UPDATED, SESSION_JOINED, project_of, stream_name
 from eventstore import NewEvent
 from eventstore.memory import MemoryEventStore
-from projections.document import TABLES, DocumentFold, Tables, tables
+from projections.document import TABLES, DocumentFold
+from projections.document_rows import Tables, tables
 from projections.tables import live
 from sqldb import Database, open_database
 from sqldb.migrate import migrate_sqlite

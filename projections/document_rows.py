@@ -1,0 +1,187 @@
+"""The `document` read model's rows, read from a project's Yjs document (DESIGN.md, "Project
+document"): `tables(doc)` gives the rows of `doc_projects` and its child tables. Reading is
+tolerant: what fits the schema is projected; each value left out (wrong type, unknown key,
+missing or repeated id, a kind outside audio|midi|bus) counts one in `schema_problems`. Nothing
+in a document raises."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+# -- what the schema allows ----------------------------------------------------------------------
+
+KINDS = frozenset({"audio", "midi", "bus"})
+META_KEYS = frozenset({"title", "bpm", "key", "time_signature"})
+TRACK_KEYS = frozenset(
+    {"id", "name", "kind", "color", "volume_db", "pan", "muted", "solo", "clips", "analysis"}
+)
+CLIP_KEYS = frozenset({"id", "asset_id", "start", "length", "offset", "gain_db"})
+COMMENT_KEYS = frozenset({"id", "author", "text", "at", "created_at", "resolved"})
+# DESIGN.md does not fix a marker's keys: these are projected, others ignored without a count.
+MARKER_KEYS = ("id", "name", "at")
+
+# -- the document as rows ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Tables:
+    """One project's rows, column values in each table's column order (minus project_id)."""
+
+    project: dict[str, Any]
+    tracks: list[tuple[Any, ...]] = field(default_factory=list)
+    clips: list[tuple[Any, ...]] = field(default_factory=list)
+    comments: list[tuple[Any, ...]] = field(default_factory=list)
+    markers: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class _Reader:
+    """Takes values from the document's plain form, counting what does not fit."""
+
+    def __init__(self) -> None:
+        self.problems = 0
+
+    def unknown(self, value: dict[str, Any], known: frozenset[str]) -> None:
+        self.problems += sum(1 for key in value if key not in known)
+
+    def _typed(self, value: dict[str, Any], key: str, fits: Callable[[Any], bool]) -> Any:
+        found = value.get(key)
+        if found is None or fits(found):
+            return found
+        self.problems += 1
+        return None
+
+    def text(self, value: dict[str, Any], key: str) -> str | None:
+        found: str | None = self._typed(value, key, lambda v: isinstance(v, str))
+        return found
+
+    def number(self, value: dict[str, Any], key: str) -> float | None:
+        found = self._typed(
+            value,
+            key,
+            lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+        )
+        return None if found is None else float(found)
+
+    def flag(self, value: dict[str, Any], key: str) -> int | None:
+        found = self._typed(value, key, lambda v: isinstance(v, bool))
+        return None if found is None else int(found)
+
+    def kind(self, value: dict[str, Any]) -> str | None:
+        return self._typed(  # type: ignore[no-any-return]
+            value, "kind", lambda v: isinstance(v, str) and v in KINDS
+        )
+
+    def items(self, values: Any, ids: set[str] | None) -> list[tuple[int, dict[str, Any]]]:
+        """The maps of an array (with their index), each with a new string id when `ids` is given
+        (the ids seen so far); the rest counted."""
+        if not isinstance(values, list):
+            self.problems += 1
+            return []
+        kept = []
+        for index, value in enumerate(values):
+            if not isinstance(value, dict):
+                self.problems += 1
+            elif ids is None:
+                kept.append((index, value))
+            elif isinstance(value.get("id"), str) and value["id"] not in ids:
+                ids.add(value["id"])
+                kept.append((index, value))
+            else:
+                self.problems += 1
+        return kept
+
+
+def _plain(root: Map[Any] | Array[Any]) -> Any:
+    """A root's content as plain values, parsed from the JSON that yrs renders it to in one call
+    (pycrdt's `to_py` makes several calls per value, 10-15 times slower on a studio's tracks, and
+    raises on XML). What JSON cannot hold reads as yrs writes it: a number that is not finite as
+    null, binary as an array of byte values, XML as its text, a subdocument as {"guid": ...}."""
+    return json.loads(str(root))
+
+
+def _array(doc: Doc[Any], root: str) -> list[Any]:
+    """A root array, read tolerantly (written with another type: what yrs reads of it)."""
+    value = _plain(doc.get(root, type=Array))
+    return value if isinstance(value, list) else []
+
+
+def tables(doc: Doc[Any]) -> Tables:
+    """The rows of `doc` (version and updated_at are the caller's): the roots of domain.document
+    and `comments` and `markers`, read tolerantly like domain.document.read does."""
+    r = _Reader()
+    meta = _plain(doc.get("meta", type=Map))
+    meta = meta if isinstance(meta, dict) else {}
+    r.unknown(meta, META_KEYS)
+    lyrics = str(doc.get("lyrics", type=Text))
+    out = Tables(
+        {
+            "title": r.text(meta, "title"),
+            "bpm": r.number(meta, "bpm"),
+            "key": r.text(meta, "key"),
+            "time_signature": r.text(meta, "time_signature"),
+            "lyrics_characters": len(lyrics),
+            "lyrics_words": len(lyrics.split()),
+            "lyrics_lines": len(lyrics.splitlines()),
+        }
+    )
+    for position, track in r.items(_array(doc, "tracks"), set()):
+        r.unknown(track, TRACK_KEYS)
+        track_id = track["id"]
+        out.tracks.append(
+            (
+                track_id,
+                position,
+                r.text(track, "name"),
+                r.kind(track),
+                r.text(track, "color"),
+                r.number(track, "volume_db"),
+                r.number(track, "pan"),
+                r.flag(track, "muted"),
+                r.flag(track, "solo"),
+            )
+        )
+        for _, clip in r.items(track.get("clips", []), set()):
+            r.unknown(clip, CLIP_KEYS)
+            out.clips.append(
+                (
+                    track_id,
+                    clip["id"],
+                    r.text(clip, "asset_id"),
+                    r.number(clip, "start"),
+                    r.number(clip, "length"),
+                    r.number(clip, "offset"),
+                    r.number(clip, "gain_db"),
+                )
+            )
+    for position, comment in r.items(_array(doc, "comments"), set()):
+        r.unknown(comment, COMMENT_KEYS)
+        out.comments.append(
+            (
+                comment["id"],
+                position,
+                r.text(comment, "author"),
+                r.text(comment, "text"),
+                r.number(comment, "at"),
+                r.number(comment, "created_at"),
+                r.flag(comment, "resolved"),
+            )
+        )
+    for position, marker in r.items(_array(doc, "markers"), None):
+        marker_id = marker.get("id")
+        out.markers.append(
+            (
+                position,
+                marker_id if isinstance(marker_id, str) else None,
+                r.text(marker, "name"),
+                r.number(marker, "at"),
+            )
+        )
+    out.project["comments"] = len(out.comments)
+    out.project["schema_problems"] = r.problems
+    return out
