@@ -128,8 +128,8 @@ async def insert_rows(
         conflict = f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
     width = len(columns)
     per_statement = max(1, MAX_PARAMETERS // width)
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
+    for start, end in chunks(len(rows), per_statement):
+        chunk = rows[start:end]
         values = ", ".join(
             "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
             for i in range(len(chunk))
@@ -140,21 +140,30 @@ async def insert_rows(
         )
 
 
+def chunks(count: int, most: int) -> list[tuple[int, int]]:
+    """[start, end) ranges covering `count` items, each a power of two long and at most `most`:
+    a statement has one of a few shapes whatever the batch, so the database's prepared statement
+    caches (asyncpg's, SQLite's) keep hitting instead of preparing a new shape per row count."""
+    ranges = []
+    start = 0
+    while start < count:
+        size = min(1 << ((count - start).bit_length() - 1), 1 << (most.bit_length() - 1))
+        ranges.append((start, start + size))
+        start += size
+    return ranges
+
+
 async def delete_where_in(
     conn: Connection, physical: str, column: str, values: Sequence[Any]
 ) -> None:
     """Delete the rows whose `column` is one of `values`, a chunk of values per statement."""
-    for start in range(0, len(values), MAX_PARAMETERS):
-        chunk = values[start : start + MAX_PARAMETERS]
-        marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
-        await conn.execute(f'DELETE FROM {physical} WHERE "{column}" IN ({marks})', *chunk)
+    await fetch_where_in(conn, f'DELETE FROM {physical} WHERE "{column}" IN ({{marks}})', values)
 
 
 async def fetch_where_in(conn: Connection, sql: str, values: Sequence[Any]) -> list[Row]:
     """`sql` with `{marks}` standing for the placeholders of `values`, run a chunk at a time."""
     rows: list[Row] = []
-    for start in range(0, len(values), MAX_PARAMETERS):
-        chunk = values[start : start + MAX_PARAMETERS]
-        marks = ", ".join(f"${i + 1}" for i in range(len(chunk)))
-        rows.extend(await conn.fetch(sql.format(marks=marks), *chunk))
+    for start, end in chunks(len(values), MAX_PARAMETERS):
+        marks = ", ".join(f"${i + 1}" for i in range(end - start))
+        rows.extend(await conn.fetch(sql.format(marks=marks), *values[start:end]))
     return rows

@@ -1,0 +1,49 @@
+"""Read-model table specs: their DDL per database kind, and the statement shapes of set-based
+writes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from projections.tables import Table, chunks, live, rebuilding
+
+SPEC = Table(
+    "things",
+    {"id": "text not null", "n": "bigint", "x": "double"},
+    key=("id",),
+    indexes=[("n", "id")],
+)
+
+
+@given(st.integers(0, 100_000), st.integers(1, 40_000))
+def test_chunks_cover_every_item_once_in_power_of_two_statements(count: int, most: int) -> None:
+    ranges = chunks(count, most)
+    assert [i for start, end in ranges for i in range(start, end)] == list(range(count))
+    for start, end in ranges:
+        size = end - start
+        assert size <= most
+        assert size & (size - 1) == 0
+
+
+def test_a_table_is_created_per_kind_with_a_fresh_token_in_its_index_names() -> None:
+    pg = SPEC.create("postgres", "things__rebuild")
+    assert pg[0].startswith("CREATE TABLE IF NOT EXISTS readmodels.things__rebuild (")
+    assert '"x" DOUBLE PRECISION' in pg[0]
+    assert '"id" TEXT NOT NULL' in pg[0]
+    sqlite = SPEC.create("sqlite", "things")
+    assert sqlite[0].startswith("CREATE TABLE IF NOT EXISTS things (")
+    assert '"x" REAL' in sqlite[0]
+    assert SPEC.create("sqlite", "things")[1] != sqlite[1]  # another token
+    assert SPEC.types("postgres") == {"id": "text", "n": "bigint", "x": "double precision"}
+    assert SPEC.types("sqlite") == {"id": "TEXT", "n": "BIGINT", "x": "REAL"}
+    assert live([SPEC]) == {"things": "things"}
+    assert rebuilding([SPEC]) == {"things": "things__rebuild"}
+
+
+def test_a_spec_with_an_unknown_type_or_index_column_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown column type"):
+        Table("t", {"a": "json"}, key=("a",))
+    with pytest.raises(ValueError, match="unknown columns"):
+        Table("t", {"a": "text"}, key=("b",))
