@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import auth, documents, projects, system, tracks
+from jacameno.api import analytics, auth, documents, projects, system, tracks
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, routes
@@ -32,6 +32,7 @@ from jacameno.http.middleware import (
 )
 from jacameno.metrics import Metrics
 from jacameno.settings import Settings
+from projections.analytics import AnalyticsReadModel
 from projections.document import DocumentReadModel
 from sqldb import DatabaseUnavailable
 
@@ -44,6 +45,7 @@ OPERATIONS: list[Operation[Any]] = [
     *projects.OPERATIONS,
     *documents.OPERATIONS,
     *tracks.OPERATIONS,
+    *analytics.OPERATIONS,
 ]
 
 
@@ -104,6 +106,11 @@ def app_routes(
         *routes(
             tracks.OPERATIONS,
             tracks.TrackServices(services.projects.reads, DocumentReadModel(core.db)),
+            guard,
+        ),
+        *routes(
+            analytics.OPERATIONS,
+            analytics.AnalyticsServices(services.projects.reads, AnalyticsReadModel(core.db)),
             guard,
         ),
         *ywebsocket.routes(services.live.rooms),
