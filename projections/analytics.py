@@ -11,6 +11,7 @@ of the events folded, never of how they were batched or of the wall clock: a reb
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,12 +186,12 @@ class Batch:
         seen = self.nodes.setdefault(node, [at, at, 0])
         seen[0], seen[1], seen[2] = min(seen[0], at), max(seen[1], at), seen[2] + 1
         if event.type == DOC_UPDATED:
-            self._count(project_id, user_id, at, (1, len(event.data), 0))
+            self._count(project_id, user_id, at, 1, len(event.data), 0)
             return
         data = _json(event.data)
         connection_id = _text(meta.get("connection_id", data.get("connection_id")))
         if event.type == SESSION_JOINED:
-            self._count(project_id, user_id, at, (0, 0, 1))
+            self._count(project_id, user_id, at, 0, 0, 1)
             role, dialect = data.get("role"), data.get("dialect")
             self.joined.append(
                 Session(
@@ -209,11 +210,17 @@ class Batch:
             code = code if isinstance(code, int) and not isinstance(code, bool) else None
             self.left.append(Left(event.position, project_id, connection_id, at, code))
 
-    def _count(self, project_id: str, user_id: str, at: int, counts: tuple[int, int, int]) -> None:
-        for buckets, size in ((self.hours, HOUR_MS), (self.days, DAY_MS)):
-            row = buckets.setdefault((project_id, at - at % size, user_id), [0, 0, 0])
-            for i, n in enumerate(counts):
-                row[i] += n
+    def _count(
+        self, project_id: str, user_id: str, at: int, edits: int, size: int, sessions: int
+    ) -> None:
+        for buckets, span in ((self.hours, HOUR_MS), (self.days, DAY_MS)):
+            key = (project_id, at - at % span, user_id)
+            row = buckets.get(key)
+            if row is None:
+                row = buckets[key] = [0, 0, 0]
+            row[0] += edits
+            row[1] += size
+            row[2] += sessions
 
 
 def _text(value: Any) -> str:
@@ -250,15 +257,19 @@ async def upsert(
     per_statement = max(1, MAX_PARAMETERS // width)
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
-        values = ", ".join(
-            "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
-            for i in range(len(chunk))
-        )
         await conn.execute(
-            f"INSERT INTO {physical} ({names}) VALUES {values}"
+            f"INSERT INTO {physical} ({names}) VALUES {_values(width, len(chunk))}"
             f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
             *[value for row in chunk for value in row],
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _values(width: int, rows: int) -> str:
+    """`($1, ..., $width), ...` for `rows` rows (batches repeat their sizes: made once)."""
+    return ", ".join(
+        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(rows)
+    )
 
 
 _ADD = {c: f'{{t}}."{c}" + excluded."{c}"' for c in _COUNTS}

@@ -54,14 +54,14 @@ def _moment(call: AnalyticsCall, name: str) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def window(call: AnalyticsCall, now: datetime | None = None) -> Window:
+def window(call: AnalyticsCall) -> Window:
     """The window the query asks for: `to` (default now), `from` (default 7 days before `to`),
     `granularity` (default day); 400 if one is malformed, `from` is after `to`, or the window
     spans more buckets than its granularity allows."""
     granularity = call.query.get("granularity", DEFAULT_GRANULARITY)
     if granularity not in GRANULARITIES:
         raise _invalid("granularity", "granularity must be hour or day")
-    end = _moment(call, "to") or now or datetime.now(UTC)
+    end = _moment(call, "to") or datetime.now(UTC)
     start = _moment(call, "from") or end - DEFAULT_SPAN
     if start > end:
         raise _invalid("from", "from must not be after to")
