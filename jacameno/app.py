@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import admin, auth, documents, projects, system, tracks
+from jacameno.api import admin, analytics, auth, documents, projects, system, tracks
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, routes
@@ -32,6 +32,7 @@ from jacameno.http.middleware import (
 )
 from jacameno.metrics import Metrics
 from jacameno.settings import Settings
+from projections.analytics import AnalyticsReadModel
 from projections.document import DocumentReadModel
 from sqldb import DatabaseUnavailable
 
@@ -45,6 +46,7 @@ OPERATIONS: list[Operation[Any]] = [
     *documents.OPERATIONS,
     *tracks.OPERATIONS,
     *admin.OPERATIONS,
+    *analytics.OPERATIONS,
 ]
 
 
@@ -108,6 +110,11 @@ def app_routes(
             guard,
         ),
         *routes(admin.OPERATIONS, admin.AdminServices(core.runner, settings.admin_emails), guard),
+        *routes(
+            analytics.OPERATIONS,
+            analytics.AnalyticsServices(services.projects.reads, AnalyticsReadModel(core.db)),
+            guard,
+        ),
         *ywebsocket.routes(services.live.rooms),
         *hocuspocus.routes(services.live.rooms, services.live.lobby),
     ]

@@ -5,14 +5,18 @@ added here and nowhere else."""
 from __future__ import annotations
 
 from eventstore import EventStore
-from projections import document, projects
+from projections import analytics, document, projects
 from projections.runner import Projection
 from projections.tables import Table
 
 
 def read_models(store: EventStore) -> list[Projection]:
     """The projections, each with its own fold state (`store` is read on a cache miss)."""
-    return [projects.projects_projection(), document.document_projection(store)]
+    return [
+        projects.projects_projection(),
+        document.document_projection(store),
+        analytics.analytics_projection(),
+    ]
 
 
-TABLES: tuple[Table, ...] = (*projects.TABLES, *document.TABLES)
+TABLES: tuple[Table, ...] = (*projects.TABLES, *document.TABLES, *analytics.TABLES)

@@ -227,6 +227,55 @@ REBUILD_STARTED = obj(
     ("projection", "state"),
 )
 
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_ACTIVITY: dict[str, Schema] = {
+    "edits": {"type": "integer", "minimum": 0, "description": "doc.updated events"},
+    "bytes": {"type": "integer", "minimum": 0, "description": "their Yjs update bytes"},
+    "sessions": {"type": "integer", "minimum": 0, "description": "sessions joined"},
+}
+
+
+def _analytics(who: str, others: str, share: Schema) -> Schema:
+    """An analytics answer: its window, totals, buckets, and shares (of collaborators or
+    projects); `others` counts the distinct ones."""
+    totals: dict[str, Schema] = {
+        **_ACTIVITY,
+        others: _COUNT,
+        "session_seconds": {
+            "type": "number",
+            "description": "summed length of the sessions joined in the window that ended",
+        },
+        "open_sessions": _COUNT,
+    }
+    bucket = obj({"at": MILLIS, **_ACTIVITY, others: _COUNT}, ("at", *_ACTIVITY, others))
+    return obj(
+        {
+            who: UUID,
+            "granularity": {"type": "string", "enum": ["hour", "day"]},
+            "from": {**MILLIS, "description": "start of the first bucket (epoch ms, included)"},
+            "to": {**MILLIS, "description": "end of the last bucket (epoch ms, excluded)"},
+            "totals": obj(totals, tuple(totals)),
+            "series": {"type": "array", "items": bucket},
+            others: {"type": "array", "items": share},
+        },
+        (who, "granularity", "from", "to", "totals", "series", others),
+    )
+
+
+PROJECT_ANALYTICS = _analytics(
+    "project_id",
+    "collaborators",
+    obj({"user_id": {"type": "string"}, **_ACTIVITY}, ("user_id", *_ACTIVITY)),
+)
+MY_ANALYTICS = _analytics(
+    "user_id",
+    "projects",
+    obj(
+        {"project_id": {"type": "string"}, "title": _TEXT, **_ACTIVITY},
+        ("project_id", "title", *_ACTIVITY),
+    ),
+)
+
 # -- operations ----------------------------------------------------------------------------
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}

@@ -35,4 +35,5 @@ async def test_the_core_runs_project_commands_and_read_models(
         assert {s.name: s.position for s in await core.runner.status()} == {
             "projects": head,
             "document": head,
+            "analytics": head,
         }

@@ -176,16 +176,21 @@ const track = (id) => {
   return found
 }
 
-const newTrack = (fields) => {
+const clip = (trackId, id) => {
+  const found = track(trackId).get('clips').toArray().find((c) => c.get('id') === id)
+  if (found === undefined) throw new Error(`no clip ${id} on track ${trackId}`)
+  return found
+}
+
+const newMap = (fields) => {
   const map = new Y.Map()
   for (const [key, value] of Object.entries(fields)) map.set(key, value)
-  map.set('clips', new Y.Array())
   return map
 }
 
-const newClip = (fields) => {
-  const map = new Y.Map()
-  for (const [key, value] of Object.entries(fields)) map.set(key, value)
+const newTrack = (fields) => {
+  const map = newMap(fields)
+  map.set('clips', new Y.Array())
   return map
 }
 
@@ -195,7 +200,9 @@ const operations = {
   'tracks.insert': (index, fields) => tracks.insert(index, [newTrack(fields)]),
   'tracks.delete': (id) => tracks.delete(tracks.toArray().indexOf(track(id)), 1),
   'track.set': (id, key, value) => track(id).set(key, value),
-  'clips.push': (id, fields) => track(id).get('clips').push([newClip(fields)]),
+  'clips.push': (id, fields) => track(id).get('clips').push([newMap(fields)]),
+  'clip.set': (id, clipId, key, value) => clip(id, clipId).set(key, value),
+  'comments.push': (fields) => doc.getArray('comments').push([newMap(fields)]),
   'lyrics.insert': (index, text) => lyrics.insert(Math.min(index, lyrics.length), text),
   'lyrics.append': (text) => lyrics.insert(lyrics.length, text),
   'lyrics.delete': (index, length) => lyrics.delete(index, length),
