@@ -11,16 +11,15 @@ of the events folded, never of how they were batched or of the wall clock: a reb
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from domain.events import DOC_UPDATED, SESSION_JOINED, SESSION_LEFT, is_project_stream, project_of
 from eventstore import RecordedEvent
 from projections.runner import Apply, Projection
-from projections.tables import MAX_PARAMETERS, Names, Table, fetch_where_in, insert_rows
+from projections.tables import Names, Table, fetch_where_in, insert_rows
 from sqldb import Connection, Database, Row
 
 HOUR_MS = 3_600_000
@@ -238,40 +237,6 @@ def _json(data: bytes) -> dict[str, Any]:
 # -- the fold -------------------------------------------------------------------------------
 
 
-async def upsert(
-    conn: Connection,
-    physical: str,
-    columns: Sequence[str],
-    key: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    sets: Mapping[str, str],
-) -> None:
-    """Multi-row INSERT ... ON CONFLICT (key) DO UPDATE SET column = expression, a chunk of rows
-    per statement; in `sets`, `{t}` is the stored row's table and `excluded` the new row."""
-    if not rows:
-        return
-    names = ", ".join(f'"{c}"' for c in columns)
-    conflict = ", ".join(f'"{c}"' for c in key)
-    updates = ", ".join(f'"{c}" = {e.format(t=physical)}' for c, e in sets.items())
-    width = len(columns)
-    per_statement = max(1, MAX_PARAMETERS // width)
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
-        await conn.execute(
-            f"INSERT INTO {physical} ({names}) VALUES {_values(width, len(chunk))}"
-            f" ON CONFLICT ({conflict}) DO UPDATE SET {updates}",
-            *[value for row in chunk for value in row],
-        )
-
-
-@functools.lru_cache(maxsize=64)
-def _values(width: int, rows: int) -> str:
-    """`($1, ..., $width), ...` for `rows` rows (batches repeat their sizes: made once)."""
-    return ", ".join(
-        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(rows)
-    )
-
-
 _ADD = {c: f'{{t}}."{c}" + excluded."{c}"' for c in _COUNTS}
 _NODE_SETS = {
     "first_seen_at": "CASE WHEN excluded.first_seen_at < {t}.first_seen_at"
@@ -293,14 +258,14 @@ def fold(names: Names) -> Apply:
         ):
             key = ("project_id", bucket, "user_id")
             rows = [(*k, *v) for k, v in counts.items()]
-            await upsert(conn, names[table], (*key, *_COUNTS), key, rows, _ADD)
-        await upsert(
+            await insert_rows(conn, names[table], (*key, *_COUNTS), rows, upsert=key, sets=_ADD)
+        await insert_rows(
             conn,
             names["analytics_nodes"],
             ("node", "first_seen_at", "last_seen_at", "events"),
-            ("node",),
             [(node, *seen) for node, seen in batch.nodes.items()],
-            _NODE_SETS,
+            upsert=("node",),
+            sets=_NODE_SETS,
         )
         await _sessions(conn, names, batch)
 

@@ -12,6 +12,7 @@ itself when following the log and its `__rebuild` twin while a rebuild builds be
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,30 +115,38 @@ async def insert_rows(
     rows: Sequence[Sequence[Any]],
     *,
     upsert: tuple[str, ...] = (),
+    sets: Mapping[str, str] | None = None,
 ) -> None:
     """Insert `rows` with as few statements as the parameter limit allows (one multi-row
     INSERT per chunk rather than one statement per row); with `upsert` (the key columns), a
-    row whose key exists replaces its other columns."""
+    row whose key exists replaces its other columns, or, with `sets`, sets each column named
+    there to its expression (`{t}` stands for the stored row's table, `excluded` for the new
+    row: `{"n": '{t}.n + excluded.n'}` adds)."""
     if not rows:
         return
     names = ", ".join(f'"{c}"' for c in columns)
     conflict = ""
     if upsert:
         keys = ", ".join(f'"{c}"' for c in upsert)
-        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in upsert)
-        conflict = f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        if sets is None:
+            sets = {c: f'excluded."{c}"' for c in columns if c not in upsert}
+        updates = ", ".join(f'"{c}" = {e.format(t=physical)}' for c, e in sets.items())
+        conflict = f" ON CONFLICT ({keys}) DO UPDATE SET {updates}"
     width = len(columns)
     per_statement = max(1, MAX_PARAMETERS // width)
     for start, end in chunks(len(rows), per_statement):
-        chunk = rows[start:end]
-        values = ", ".join(
-            "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")"
-            for i in range(len(chunk))
-        )
         await conn.execute(
-            f"INSERT INTO {physical} ({names}) VALUES {values}{conflict}",
-            *[value for row in chunk for value in row],
+            f"INSERT INTO {physical} ({names}) VALUES {_values(width, end - start)}{conflict}",
+            *[value for row in rows[start:end] for value in row],
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _values(width: int, rows: int) -> str:
+    """`($1, ..., $width), ...` for `rows` rows (chunks come in a few sizes: made once each)."""
+    return ", ".join(
+        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(rows)
+    )
 
 
 def chunks(count: int, most: int) -> list[tuple[int, int]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import sqlite3
@@ -49,26 +50,33 @@ async def _run(thread: SQLiteThread, fn: Callable[[sqlite3.Connection], T]) -> T
         raise _sqlite_error(exc) from exc
 
 
+@functools.lru_cache(maxsize=1024)
+def _sqlite_sql(sql: str) -> str:
+    """`$1` placeholders as SQLite's `?1`: made once per statement text (a statement of
+    thousands of parameters, a set-based write, costs far more to rewrite than to run again)."""
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
 class _SQLiteConnection:
     def __init__(self, thread: SQLiteThread) -> None:
         self._thread = thread
 
     async def execute(self, sql: str, *args: Any) -> None:
-        q = _PLACEHOLDER.sub(r"?\1", sql)
+        q = _sqlite_sql(sql)
         await _run(self._thread, lambda c: c.execute(q, args))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        q = _PLACEHOLDER.sub(r"?\1", sql)
+        q = _sqlite_sql(sql)
         batch = [tuple(r) for r in rows]
         await _run(self._thread, lambda c: c.executemany(q, batch))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        q = _PLACEHOLDER.sub(r"?\1", sql)
+        q = _sqlite_sql(sql)
         rows: list[Row] = await _run(self._thread, lambda c: c.execute(q, args).fetchall())
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        q = _PLACEHOLDER.sub(r"?\1", sql)
+        q = _sqlite_sql(sql)
         row: Row | None = await _run(self._thread, lambda c: c.execute(q, args).fetchone())
         return row
 

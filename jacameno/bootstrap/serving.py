@@ -30,7 +30,7 @@ from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from jacameno.settings import Settings, signing_key
-from projections.projects import ProjectsReadModel
+from projections.projects import PROJECTS, ProjectsReadModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,8 @@ async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> 
             base.store,
             rooms.apply_membership,
             min(status.position for status in await base.runner.status()),
-            settled=base.runner.wait_for,
+            # a membership change is settled once the read model the gatekeeper asks has it
+            settled=lambda position: base.runner.wait_for(position, only=(PROJECTS,)),
             interval=config.follow_interval,
         )
         membership.start()
