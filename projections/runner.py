@@ -12,31 +12,32 @@ batch again event by event, and records each event that still fails in `projecti
 Batches with no event of the projection's types skip the transaction; their checkpoint is written
 at most every `idle_checkpoint_interval` seconds (a restart re-reads them, applying nothing), and
 the next read waits up to `lull` seconds unless a `wait_for` caller is waiting: a log of mostly
-document edits is then read in a few pages a second rather than one query per commit."""
+document edits is then read in a few pages a second rather than one query per commit.
+
+One process at a time runs each projection across the nodes (a lock, sqldb/locks.py); the others
+stand by, answering read-your-writes from the active one's checkpoint, and take over when its
+lock goes. Batches are applied by projections/applier.py, for the live tables and for a rebuild's
+twins alike (projections/rebuild.py: rebuilds by hand, and on a change of schema version)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from collections.abc import Collection, Sequence
 
-from eventstore import EventStore, EventStoreError, RecordedEvent
+from eventstore import EventStore, EventStoreError
 from eventstore.progress import Progress
 from projections import failures, rebuild
+from projections.applier import Applier, RebuildSuperseded, Stall
 from projections.failures import Apply, RetryResult, now_ms
-from projections.lag import ProjectionStatus, Role, State, Throughput, from_ms, seconds_behind
+from projections.lag import ProjectionStatus, Role, State, from_ms, seconds_behind
+from projections.projection import Policy, Projection, Target
 from projections.rebuild import rebuild_checkpoint
-from projections.tables import Names, Table, live, rebuilding
-from sqldb import Connection, Database, DatabaseError, Row
+from projections.tables import live, rebuilding
+from sqldb import Database, DatabaseError, Row
 from sqldb.locks import LocalLocks, Lock, Locks
 
 logger = logging.getLogger(__name__)
-
-Policy = Literal["stop", "skip"]
-T = TypeVar("T")
 
 # How often a standby reads the active runner's progress while a caller waits on it.
 STANDBY_WAITING_POLL = 0.02
@@ -48,49 +49,13 @@ __all__ = [
     "ProjectionRunner",
     "ProjectionStatus",
     "RebuildRunning",
+    "RebuildSuperseded",
     "RetryResult",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Projection:
-    """A read model: its name (the checkpoint key), the event types it handles, its tables
-    (projections/tables.py, created by the runner) and their shape's `version` (a change
-    rebuilds the model beside the live one, projections/rebuild.py), and `fold`, which makes the
-    `apply` that writes into the tables `Names` gives: it receives only events of those types,
-    in position order, inside the transaction. `policy` says what to do when it fails (see the
-    module's docstring)."""
-
-    name: str
-    event_types: frozenset[str]
-    fold: Callable[[Names], Apply]
-    tables: Sequence[Table] = field(default=(), kw_only=True)
-    version: int = field(default=1, kw_only=True)
-    policy: Policy = field(default="stop", kw_only=True)
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """Where a fold writes: the checkpoint row it advances (the projection's name, or its
-    rebuild's) and the `apply` made for those tables."""
-
-    checkpoint: str
-    projection: Projection
-    apply: Apply
-
-
 class RebuildRunning(Exception):
     """Another rebuild of the projection holds its lock."""
-
-
-class RebuildSuperseded(Exception):
-    """The rebuild's checkpoint row is gone: another rebuild started over, or swapped in."""
-
-
-@dataclass(slots=True)
-class _Stall:
-    error: str
-    since: datetime
 
 
 class ProjectionRunner:
@@ -115,13 +80,10 @@ class ProjectionRunner:
         self._db = db
         self._projections = list(projections)
         self._batch_size = batch_size
-        self._max_backoff = max_backoff
         self._idle_checkpoint_interval = idle_checkpoint_interval
         self._progress = {p.name: Progress(0, lull) for p in projections}
-        self._live = {p.name: _Target(p.name, p, p.fold(live(p.tables))) for p in projections}
-        self._stalls: dict[str, _Stall | None] = {}
-        self._rate_window = rate_window
-        self._throughput: dict[str, Throughput] = {}
+        self._live = {p.name: Target(p.name, p, p.fold(live(p.tables))) for p in projections}
+        self._applier = Applier(db, max_backoff=max_backoff, rate_window=rate_window)
         self._locks: Locks = LocalLocks() if locks is None else locks
         self._standby_poll = standby_poll
         self._roles: dict[str, Role] = {p.name: "stopped" for p in projections}
@@ -190,17 +152,17 @@ class ProjectionRunner:
     async def _status(self, name: str, row: Row | None, head: int) -> ProjectionStatus:
         role = self._roles.get(name)
         rate = None
-        stall = self._stalls.get(name)
+        stall = self._applier.stalls.get(name)
         if role == "following":
             position = self._progress[name].position
-            rate = self._throughput[name].rate() if name in self._throughput else 0.0
+            rate = self._applier.rate(name)
         else:
             position = 0 if row is None else int(row["position"])
-            if role == "rebuilding" and name in self._throughput:
-                rate = self._throughput[name].rate()
+            if role == "rebuilding" and name in self._applier.throughput:
+                rate = self._applier.rate(name)
             elif role != "rebuilding":  # another process runs it: what it wrote
                 since = None if row is None else from_ms(row["failing_since"])
-                stall = None if since is None or row is None else _Stall(row["last_error"], since)
+                stall = None if since is None or row is None else Stall(row["last_error"], since)
         if role is None or role == "stopped":
             role = "stopped" if name in self._progress else "rebuilding"
         state: State = "failing" if stall is not None else role
@@ -266,11 +228,11 @@ class ProjectionRunner:
 
     async def _rebuild(self, projection: Projection) -> int:
         name = projection.name
-        target = _Target(
+        target = Target(
             rebuild_checkpoint(name), projection, projection.fold(rebuilding(projection.tables))
         )
         self._roles[target.checkpoint] = "rebuilding"
-        self._throughput[target.checkpoint] = Throughput(self._rate_window)
+        self._applier.forget(target.checkpoint)
         logger.info(
             "projection rebuild started",
             extra={"action": "projection.rebuild_started", "projection": name},
@@ -279,8 +241,8 @@ class ProjectionRunner:
             await rebuild.prepare(self._db, name, projection.tables)
             position = 0
             while batch := await self._store.read_all(position, self._batch_size):
-                position = await self._apply_until_done(target, batch)
-            position = await self._until_done(
+                position = await self._applier.apply_until_done(target, batch)
+            position = await self._applier.until_done(
                 target,
                 lambda: rebuild.swap(
                     self._db,
@@ -294,7 +256,7 @@ class ProjectionRunner:
             )
         finally:
             del self._roles[target.checkpoint]
-            self._stalls.pop(target.checkpoint, None)
+            self._applier.forget(target.checkpoint)
         logger.info(
             "projection rebuilt and swapped in",
             extra={"action": "projection.rebuilt", "projection": name, "position": position},
@@ -404,7 +366,9 @@ class ProjectionRunner:
     async def _follow(self, projection: Projection) -> None:
         name = projection.name
         progress = self._progress[name]
-        position, version = await self._until_done(self._live[name], lambda: self._checkpoint(name))
+        position, version = await self._applier.until_done(
+            self._live[name], lambda: self._checkpoint(name)
+        )
         if version != projection.version:
             self._roles[name] = "rebuilding"
             logger.info(
@@ -443,137 +407,6 @@ class ProjectionRunner:
                 await progress.advance(batch[-1].position)
                 await progress.rest()
                 continue
-            position = await self._apply_until_done(target, batch)
+            position = await self._applier.apply_until_done(target, batch)
             saved_at = loop.time()
             await progress.advance(position)
-
-    async def _apply_until_done(self, target: _Target, batch: list[RecordedEvent]) -> int:
-        """Apply `batch` by the projection's policy, retrying with backoff while that fails."""
-        each = False
-
-        async def attempt() -> int:
-            nonlocal each
-            if each:
-                return await self._apply_each(target, batch)
-            try:
-                return await self._apply(target, batch)
-            except Exception:
-                if target.projection.policy != "skip":
-                    raise
-                each = True  # find the bad events: apply the batch one event at a time
-                return await self._apply_each(target, batch)
-
-        return await self._until_done(target, attempt, batch[0].position)
-
-    async def _until_done(
-        self, target: _Target, attempt: Callable[[], Awaitable[T]], position: int | None = None
-    ) -> T:
-        """`attempt` until it succeeds, with capped exponential backoff, stalling visibly."""
-        backoff = 0.05
-        while True:
-            try:
-                result = await attempt()
-            except Exception as exc:
-                await self._stalled(target, position, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
-                continue
-            if self._stalls.get(target.checkpoint) is not None:
-                self._stalls[target.checkpoint] = None
-                logger.info(
-                    "projection resumed",
-                    extra={"action": "projection.resumed", "projection": target.checkpoint},
-                )
-            return result
-
-    async def _stalled(self, target: _Target, position: int | None, exc: Exception) -> None:
-        """Say, in the log, in `status()` and in the checkpoint row, that the batch fails."""
-        error = failures.describe(exc)
-        stall = self._stalls.get(target.checkpoint)
-        if stall is None:
-            stall = self._stalls[target.checkpoint] = _Stall(error, datetime.now(UTC))
-        stall.error = error
-        logger.exception(
-            "projection batch failed; retrying",
-            extra={
-                "action": "projection.retry",
-                "projection": target.checkpoint,
-                "position": position,
-            },
-        )
-        try:
-            await self._db.execute(
-                "UPDATE projection_checkpoints SET failing_since = COALESCE(failing_since, $2),"
-                " last_error = $3 WHERE name = $1",
-                target.checkpoint,
-                int(stall.since.timestamp() * 1000),
-                error,
-            )
-        except Exception:  # the database may be the cause; the stall is logged above
-            logger.warning(
-                "could not record the projection's stall",
-                exc_info=True,
-                extra={"action": "projection.stall_unrecorded", "projection": target.checkpoint},
-            )
-
-    async def _apply_each(self, target: _Target, batch: list[RecordedEvent]) -> int:
-        """Apply the batch's events of the projection's types one by one; record each that
-        fails, with the checkpoint that moves past it, and go on."""
-        for event in batch:
-            if event.type not in target.projection.event_types:
-                continue
-            try:
-                await self._apply(target, [event])
-            except Exception as exc:
-                logger.exception(
-                    "projection skips an event it cannot apply",
-                    extra={
-                        "action": "projection.skip",
-                        "projection": target.checkpoint,
-                        "position": event.position,
-                    },
-                )
-                await self._skip(target, event, exc)
-        return await self._apply(target, batch)  # moves the checkpoint to the batch's end
-
-    async def _skip(self, target: _Target, event: RecordedEvent, exc: Exception) -> None:
-        async with self._db.transaction() as conn:
-            if await self._locked_checkpoint(conn, target) >= event.position:
-                return  # another runner applied or recorded it meanwhile
-            await failures.record(conn, target.checkpoint, event, exc)
-            await self._save_checkpoint(conn, target, event.position)
-
-    async def _apply(self, target: _Target, batch: list[RecordedEvent]) -> int:
-        types = target.projection.event_types
-        async with self._db.transaction() as conn:
-            current = await self._locked_checkpoint(conn, target)
-            events = [e for e in batch if e.position > current and e.type in types]
-            if events:
-                await target.apply(conn, events)
-            last = max(current, batch[-1].position)
-            if last != current:
-                await self._save_checkpoint(conn, target, last)
-        throughput = self._throughput.get(target.checkpoint)
-        if throughput is None:
-            throughput = self._throughput[target.checkpoint] = Throughput(self._rate_window)
-        throughput.applied(len(events))
-        return last
-
-    async def _locked_checkpoint(self, conn: Connection, target: _Target) -> int:
-        lock = " FOR UPDATE" if self._db.kind == "postgres" else ""
-        position = await conn.fetchval(
-            f"SELECT position FROM projection_checkpoints WHERE name = $1{lock}",
-            target.checkpoint,
-        )
-        if position is None:  # a rebuild's row that another rebuild or a swap removed
-            raise RebuildSuperseded(target.checkpoint)
-        return int(position)
-
-    async def _save_checkpoint(self, conn: Connection, target: _Target, last: int) -> None:
-        await conn.execute(
-            "UPDATE projection_checkpoints SET position = $2, updated_at = $3,"
-            " failing_since = NULL, last_error = NULL WHERE name = $1",
-            target.checkpoint,
-            last,
-            now_ms(),
-        )
