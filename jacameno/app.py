@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import admin, auth, documents, projects, system, tracks
+from jacameno.api import admin, auth, documents, history, projects, system, tracks
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, routes
@@ -43,6 +43,7 @@ OPERATIONS: list[Operation[Any]] = [
     *auth.OPERATIONS,
     *projects.OPERATIONS,
     *documents.OPERATIONS,
+    *history.OPERATIONS,
     *tracks.OPERATIONS,
     *admin.OPERATIONS,
 ]
@@ -102,6 +103,7 @@ def app_routes(
             documents.DocumentServices(services.projects, services.live.rooms),
             guard,
         ),
+        *routes(history.OPERATIONS, history.HistoryServices(services.projects, core.store), guard),
         *routes(
             tracks.OPERATIONS,
             tracks.TrackServices(services.projects.reads, DocumentReadModel(core.db)),
