@@ -8,7 +8,7 @@ says how summaries are made and where they fall short. No I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +121,11 @@ def _db(value: Any) -> str:
     return f"{_short(value)} dB" if _number(value) is not None else _short(value)
 
 
+def _from_to(old: Any, new: Any, show: Callable[[Any], str]) -> str:
+    """ "from -3 dB to -6 dB"; "to -6 dB" when there was nothing before."""
+    return f"to {show(new)}" if old is None else f"from {show(old)} to {show(new)}"
+
+
 # -- meta -----------------------------------------------------------------------------------------
 
 _META_WORDS = {"bpm": "tempo", "key": "key", "time_signature": "time signature"}
@@ -200,7 +205,7 @@ def _track(
         ("kind", "kind", _short),
     ):
         if old.get(key) != new.get(key):
-            summary = f"set {label} {word} from {show(old.get(key))} to {show(new.get(key))}"
+            summary = f"set {label} {word} {_from_to(old.get(key), new.get(key), show)}"
             yield Change(f"track.{key}", f"{path}/{key}", summary)
     for key, on, off in (("muted", "muted", "unmuted"), ("solo", "soloed", "unsoloed")):
         if bool(old.get(key)) != bool(new.get(key)):
@@ -240,7 +245,7 @@ def _clips(
             if prior.get(field) != clip.get(field):
                 summary = (
                     f"{verb} clip {name} on {track} "
-                    f"from {show(prior.get(field))} to {show(clip.get(field))}"
+                    f"{_from_to(prior.get(field), clip.get(field), show)}"
                 )
                 yield Change(f"clip.{field}", f"{where}/{field}", summary)
         if prior.get("asset_id") != clip.get("asset_id"):
