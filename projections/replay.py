@@ -10,12 +10,13 @@ one database clock (a stream's events commit in version order)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pycrdt import Doc
 
 from crdt import EMPTY_UPDATE, build
+from domain.document import plain
 from domain.events import DOC_UPDATED
 from eventstore import EventStore, RecordedEvent
 
@@ -43,6 +44,17 @@ class State:
     version: int
     recorded_at: datetime | None
     doc: Doc[Any]
+
+    def public(self) -> dict[str, Any]:
+        """The version, its time (ISO 8601) and every root of the document as JSON."""
+        stamp = None if self.recorded_at is None else self.recorded_at.isoformat()
+        return {"version": self.version, "recorded_at": stamp, "document": plain(self.doc)}
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 / RFC 3339 date and time (without a zone: UTC); ValueError if it is not."""
+    when = datetime.fromisoformat(text.strip().upper())
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 async def _event(store: EventStore, stream: str, version: int) -> RecordedEvent:

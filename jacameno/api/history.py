@@ -6,11 +6,10 @@ and the stream read is always the caller's project's, so no version or path reac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.responses import JSONResponse, Response
 
-from domain.document import plain
 from domain.events import stream_name
 from eventstore import EventStore
 from jacameno.api.projects import member_role
@@ -19,7 +18,7 @@ from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError
 from jacameno.projects.service import Projects
 from projections.history import Filters, history, typing_grouped
-from projections.replay import VersionNotFound, state_at, state_when
+from projections.replay import VersionNotFound, moment, state_at, state_when
 
 YJS_MEDIA_TYPE = "application/octet-stream"
 FORMATS = ("json", "yjs")
@@ -47,10 +46,9 @@ def _time(call: HistoryCall, name: str) -> datetime | None:
     if text is None:
         return None
     try:
-        when = datetime.fromisoformat(text.upper())
+        return moment(text)
     except ValueError as exc:
         raise bad_parameter(name, "not an ISO-8601 date and time") from exc
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 async def get_state(call: HistoryCall) -> Response:
@@ -67,20 +65,12 @@ async def get_state(call: HistoryCall) -> Response:
             state = await state_at(store, stream, head if version is None else version)
     except VersionNotFound as exc:
         raise ApiError(404, "version_not_found", str(exc), ["version"]) from exc
-    stamp = None if state.recorded_at is None else state.recorded_at.isoformat()
     if call.query.get("format") == "yjs":
         headers = {"X-Jacameno-Version": str(state.version)}
-        if stamp is not None:
-            headers["X-Jacameno-Recorded-At"] = stamp
+        if state.recorded_at is not None:
+            headers["X-Jacameno-Recorded-At"] = state.recorded_at.isoformat()
         return Response(state.doc.get_update(), media_type=YJS_MEDIA_TYPE, headers=headers)
-    return JSONResponse(
-        {
-            "project_id": project_id,
-            "version": state.version,
-            "recorded_at": stamp,
-            "document": plain(state.doc),
-        }
-    )
+    return JSONResponse({"project_id": project_id, **state.public()})
 
 
 async def get_history(call: HistoryCall) -> Response:
@@ -98,6 +88,8 @@ async def get_history(call: HistoryCall) -> Response:
     return JSONResponse({"entries": [e.public() for e in entries], "next_after": page.next_after})
 
 
+# The query parser reads integers of at most 9 digits.
+_VERSION_QUERY = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
 _TEXT_QUERY = {"type": "string", "minLength": 1, "maxLength": 500}
 _TIME_QUERY = {"type": "string", "format": "date-time", "maxLength": 64}
 # Segments split by single slashes: tracks/<id>/volume_db, lyrics, meta/bpm.
@@ -115,7 +107,7 @@ OPERATIONS: list[Operation[HistoryServices]] = [
         get_state,
         "history",
         query=(
-            Query("version", {"type": "integer", "minimum": 0}, "a stream version (0: empty)"),
+            Query("version", _VERSION_QUERY, "a stream version (0: empty)"),
             Query("at", _TIME_QUERY, "RFC 3339: the last version recorded at or before it"),
             Query("format", {"type": "string", "enum": list(FORMATS)}, "json (default) or yjs"),
         ),
@@ -131,7 +123,7 @@ OPERATIONS: list[Operation[HistoryServices]] = [
         get_history,
         "history",
         query=(
-            Query("after", {"type": "integer", "minimum": 0}, "versions after this (default 0)"),
+            Query("after", _VERSION_QUERY, "versions after this (default 0)"),
             Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "default 50"),
             Query("user", _TEXT_QUERY, "only events of this user id"),
             Query("from", _TIME_QUERY, "RFC 3339: events recorded at or after it"),
