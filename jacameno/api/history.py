@@ -112,6 +112,7 @@ OPERATIONS: list[Operation[HistoryServices]] = [
             Query("format", {"type": "string", "enum": list(FORMATS)}, "json (default) or yjs"),
         ),
         responses={200: schemas.PROJECT_STATE},
+        raw_response=YJS_MEDIA_TYPE,
         errors=(404,),
     ),
     Operation(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,12 @@ async def _song(database_url: str) -> str:
     doc: Doc[Any] = Doc()
     store = await open_store(database_url)
     try:
-        for user, edit in (
+        edits: list[tuple[str, Callable[[], object]]] = [
             ("ana", lambda: doc.get("meta", type=Map).__setitem__("title", "Song")),
             ("bob", lambda: doc.get("meta", type=Map).__setitem__("bpm", 90)),
             ("ana", lambda: doc.get("lyrics", type=Text).__iadd__("la la")),
-        ):
+        ]
+        for user, edit in edits:
             before = doc.get_state()
             edit()
             event = NewEvent(DOC_UPDATED, doc.get_update(before), {"user_id": user})
