@@ -1,5 +1,6 @@
 """Replay: the state at every version equals the live document recorded at that version, with
-snapshots in the middle, on SQLite and Postgres; a moment finds the last version at or before it."""
+snapshots in the middle, on SQLite and Postgres, and history pages describe each version's change;
+a moment finds the last version at or before it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
+from domain.changes import changes
 from domain.document import plain
 from domain.events import DOC_UPDATED, SESSION_JOINED
 from eventstore import EventStore, NewEvent
 from harness.databases import open_store
+from projections.history import history
 from projections.replay import VersionNotFound, state_at, state_when, version_at
 
 CLIENTS = 3
@@ -122,6 +125,18 @@ def test_the_state_at_every_version_is_the_live_document_then(
             stream, seen = await _record(store, steps)
             for version, expected in enumerate(seen):
                 assert plain((await state_at(store, stream, version)).doc) == expected
+            # History, read in pages of `limit`, describes each version's change from the one
+            # before, whatever snapshot a page starts from.
+            limit, after, entries = len(steps) % 4 + 1, 0, []
+            while True:
+                page = await history(store, stream, after=after, limit=limit)
+                entries += page.entries
+                if page.next_after is None:
+                    break
+                after = page.next_after
+            assert [e.version for e in entries] == list(range(1, len(seen)))
+            for entry in entries:
+                assert list(entry.changes) == changes(seen[entry.version - 1], seen[entry.version])
         finally:
             await store.close()
 
