@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import admin, analytics, auth, documents, projects, system, tracks
+from jacameno.api import admin, analytics, auth, documents, history, projects, system, tracks
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, routes
@@ -44,6 +44,7 @@ OPERATIONS: list[Operation[Any]] = [
     *auth.OPERATIONS,
     *projects.OPERATIONS,
     *documents.OPERATIONS,
+    *history.OPERATIONS,
     *tracks.OPERATIONS,
     *admin.OPERATIONS,
     *analytics.OPERATIONS,
@@ -104,6 +105,7 @@ def app_routes(
             documents.DocumentServices(services.projects, services.live.rooms),
             guard,
         ),
+        *routes(history.OPERATIONS, history.HistoryServices(services.projects, core.store), guard),
         *routes(
             tracks.OPERATIONS,
             tracks.TrackServices(services.projects.reads, DocumentReadModel(core.db)),

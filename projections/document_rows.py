@@ -6,13 +6,14 @@ in a document raises."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
+
+from domain.document import plain_root
 
 # -- what the schema allows ----------------------------------------------------------------------
 
@@ -97,17 +98,9 @@ class _Reader:
         return kept
 
 
-def _plain(root: Map[Any] | Array[Any]) -> Any:
-    """A root's content as plain values, parsed from the JSON that yrs renders it to in one call
-    (pycrdt's `to_py` makes several calls per value, 10-15 times slower on a studio's tracks, and
-    raises on XML). What JSON cannot hold reads as yrs writes it: a number that is not finite as
-    null, binary as an array of byte values, XML as its text, a subdocument as {"guid": ...}."""
-    return json.loads(str(root))
-
-
 def _array(doc: Doc[Any], root: str) -> list[Any]:
     """A root array, read tolerantly (written with another type: what yrs reads of it)."""
-    value = _plain(doc.get(root, type=Array))
+    value = plain_root(doc.get(root, type=Array))
     return value if isinstance(value, list) else []
 
 
@@ -115,7 +108,7 @@ def tables(doc: Doc[Any]) -> Tables:
     """The rows of `doc` (version and updated_at are the caller's): the roots of domain.document
     and `comments` and `markers`, read tolerantly like domain.document.read does."""
     r = _Reader()
-    meta = _plain(doc.get("meta", type=Map))
+    meta = plain_root(doc.get("meta", type=Map))
     meta = meta if isinstance(meta, dict) else {}
     r.unknown(meta, META_KEYS)
     lyrics = str(doc.get("lyrics", type=Text))

@@ -54,6 +54,8 @@ class Operation(Generic[S]):
     # A body the handler reads itself (`request.body()`, within the body limit), documented
     # as this media type (e.g. application/octet-stream for a Yjs update); None: JSON or none.
     raw_request: str | None = None
+    # Another media type the 200 answer may take, as bytes (e.g. a Yjs update on request).
+    raw_response: str | None = None
 
     @property
     def all_errors(self) -> list[int]:

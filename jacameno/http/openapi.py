@@ -58,6 +58,9 @@ def _operation(op: Operation[Any]) -> dict[str, Any]:
         for q in op.query
     ]
     responses = {str(code): _response(code, s, op.media_type) for code, s in op.responses.items()}
+    if op.raw_response is not None and "content" in responses.get("200", {}):
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        responses["200"]["content"][op.raw_response] = binary
     for code in op.all_errors:
         responses.setdefault(str(code), _error(code))
     doc: dict[str, Any] = {

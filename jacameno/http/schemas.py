@@ -276,6 +276,68 @@ MY_ANALYTICS = _analytics(
     ),
 )
 
+
+# -- time travel (docs/history.md) ----------------------------------------------------------
+
+_TIME = {"type": "string", "format": "date-time"}
+_OPTIONAL_TEXT = nullable({"type": "string"})
+PROJECT_STATE = obj(
+    {
+        "project_id": {"type": "string"},
+        "version": {"type": "integer", "description": "the stream version it stands at (0: empty)"},
+        "recorded_at": nullable({**_TIME, "description": "when that version's event was logged"}),
+        "document": {
+            "type": "object",
+            "description": "every root as JSON: meta, tracks, lyrics, comments, markers, others",
+        },
+    },
+    ("project_id", "version", "recorded_at", "document"),
+)
+_CHANGE = obj(
+    {"kind": {"type": "string"}, "path": {"type": "string"}, "summary": {"type": "string"}},
+    ("kind", "path", "summary"),
+)
+HISTORY_ENTRY = obj(
+    {
+        "version": {"type": "integer"},
+        "last_version": {
+            "type": "integer",
+            "description": "the last version of a group of keystrokes (else = version)",
+        },
+        "events": {"type": "integer", "description": "events in this entry (grouped: several)"},
+        "position": {"type": "integer"},
+        "type": {"type": "string", "description": "doc.updated, member.added, session.joined..."},
+        "recorded_at": _TIME,
+        "user_id": _OPTIONAL_TEXT,
+        "connection_id": _OPTIONAL_TEXT,
+        "node": _OPTIONAL_TEXT,
+        "summary": {"type": "array", "items": {"type": "string"}},
+        "changes": {"type": "array", "items": _CHANGE},
+    },
+    (
+        "version",
+        "last_version",
+        "events",
+        "position",
+        "type",
+        "recorded_at",
+        "user_id",
+        "connection_id",
+        "node",
+        "summary",
+        "changes",
+    ),
+)
+HISTORY_PAGE = obj(
+    {
+        "entries": {"type": "array", "items": HISTORY_ENTRY},
+        "next_after": nullable(
+            {"type": "integer", "description": "pass as `after` for the next page; null: the end"}
+        ),
+    },
+    ("entries", "next_after"),
+)
+
 # -- operations ----------------------------------------------------------------------------
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}

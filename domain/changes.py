@@ -1,0 +1,385 @@
+"""What an update changed, in the studio's words, from the plain document before and after it
+(`domain.document.plain`): "added track Bass", "set Vocals volume from -3 dB to -6 dB", "typed 12
+characters in lyrics". Each change has a `path` (`meta/bpm`, `tracks/<id>/volume_db`,
+`tracks/<id>/clips/<id>/start`, `lyrics`, `comments/<id>`, `markers/<id>`, or another root's
+name) that history filters on. Tracks, clips and comments are matched by id, markers by id or
+else by position; what does not fit the schema is described as "changed <root>". docs/history.md
+says how summaries are made and where they fall short. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from domain import events
+from domain.document import SCHEMA_ROOTS
+
+TYPED = "lyrics.typed"
+DELETED = "lyrics.deleted"
+TYPING = frozenset({TYPED, DELETED})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change: its kind (`track.added`, `lyrics.typed`, ...), where it is, and the sentence.
+    `count` is the number of characters of a lyrics change (0 otherwise)."""
+
+    kind: str
+    path: str
+    summary: str
+    count: int = 0
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """What turned the plain document `before` into `after`, in document order: meta, tracks
+    (and their clips), lyrics, comments, markers, then other roots."""
+    out = list(_meta(_dict(before.get("meta")), _dict(after.get("meta"))))
+    tracks_after = _items(after.get("tracks"))
+    out += _tracks(_items(before.get("tracks")), tracks_after)
+    out += _lyrics(_str(before.get("lyrics")), _str(after.get("lyrics")))
+    out += _comments(_items(before.get("comments")), _items(after.get("comments")), tracks_after)
+    out += _markers(_items(before.get("markers")), _items(after.get("markers")))
+    for root in sorted((before.keys() | after.keys()) - SCHEMA_ROOTS.keys()):
+        if before.get(root) != after.get(root):
+            out.append(Change("root.changed", root, f"changed {root}"))
+    return out
+
+
+def touches(change_path: str, path: str) -> bool:
+    """Whether a change at `change_path` concerns `path`: the same, inside it (`tracks/t1/pan`
+    for `tracks/t1`), or containing it (adding track t1 sets `tracks/t1/volume_db`)."""
+    return (
+        change_path == path
+        or change_path.startswith(path + "/")
+        or path.startswith(change_path + "/")
+    )
+
+
+def typing_total(found: Iterable[Change]) -> list[Change]:
+    """Lyrics changes added up (typed, then deleted): consecutive keystrokes as one entry."""
+    typed = deleted = 0
+    for change in found:
+        if change.kind == TYPED:
+            typed += change.count
+        elif change.kind == DELETED:
+            deleted += change.count
+    return [
+        change
+        for change in (_typing(TYPED, typed), _typing(DELETED, deleted))
+        if change is not None
+    ]
+
+
+# -- plain values, tolerantly ---------------------------------------------------------------------
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _by_id(items: list[dict[str, Any]]) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Items with a string id (the first of a repeated id), with their position."""
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, item in enumerate(items):
+        key = item.get("id")
+        if isinstance(key, str) and key not in found:
+            found[key] = (index, item)
+    return found
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _short(value: Any) -> str:
+    number = _number(value)
+    if number is not None:
+        return f"{number:g}"
+    return "nothing" if value is None else str(value)
+
+
+def _seconds(value: Any) -> str:
+    number = _number(value)
+    if number is None:
+        return _short(value)
+    text = f"{number:.3f}".rstrip("0")
+    return f"{text}0 s" if text.endswith(".") else f"{text} s"
+
+
+def _db(value: Any) -> str:
+    return f"{_short(value)} dB" if _number(value) is not None else _short(value)
+
+
+def _from_to(old: Any, new: Any, show: Callable[[Any], str]) -> str:
+    """ "from -3 dB to -6 dB"; "to -6 dB" when there was nothing before."""
+    return f"to {show(new)}" if old is None else f"from {show(old)} to {show(new)}"
+
+
+# -- meta -----------------------------------------------------------------------------------------
+
+_META_WORDS = {"bpm": "tempo", "key": "key", "time_signature": "time signature"}
+
+
+def _meta(before: dict[str, Any], after: dict[str, Any]) -> Iterator[Change]:
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        path = f"meta/{key}"
+        if key == "title":
+            summary = f'set the title to "{_short(new)}"'
+            if new is None:
+                summary = "cleared the title"
+            elif old is not None:
+                summary = f'renamed the project from "{_short(old)}" to "{_short(new)}"'
+            yield Change("meta.title", path, summary)
+            continue
+        word = _META_WORDS.get(key, key)
+        unit = " BPM" if key == "bpm" and _number(new) is not None else ""
+        if new is None:
+            yield Change(f"meta.{key}", path, f"cleared the {word}")
+        elif old is None:
+            yield Change(f"meta.{key}", path, f"set the {word} to {_short(new)}{unit}")
+        else:
+            yield Change(
+                f"meta.{key}", path, f"set the {word} from {_short(old)} to {_short(new)}{unit}"
+            )
+
+
+# -- tracks and clips -----------------------------------------------------------------------------
+
+
+def _track_name(track: dict[str, Any], index: int) -> str:
+    """What a track is called in a sentence: its name, else "track <position from 1>"."""
+    name = track.get("name")
+    return name if isinstance(name, str) and name else f"track {index + 1}"
+
+
+def _track_noun(track: dict[str, Any], index: int) -> str:
+    """ "track Bass", or "track 2" for one without a name."""
+    name = track.get("name")
+    return f"track {name}" if isinstance(name, str) and name else f"track {index + 1}"
+
+
+def _tracks(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> Iterator[Change]:
+    old, new = _by_id(before), _by_id(after)
+    for key, (index, track) in new.items():
+        path = f"tracks/{key}"
+        if key not in old:
+            yield Change("track.added", path, f"added {_track_noun(track, index)}")
+            continue
+        old_index, old_track = old[key]
+        yield from _track(path, old_track, old_index, track, index)
+    for key, (index, track) in old.items():
+        if key not in new:
+            noun = _track_noun(track, index)
+            yield Change("track.deleted", f"tracks/{key}", f"deleted {noun}")
+    kept_before = [k for k in old if k in new]
+    kept_after = [k for k in new if k in old]
+    if kept_before != kept_after:
+        yield Change("track.moved", "tracks", "reordered tracks")
+
+
+def _track(
+    path: str, old: dict[str, Any], old_index: int, new: dict[str, Any], index: int
+) -> Iterator[Change]:
+    label = _track_name(new, index)
+    if old.get("name") != new.get("name"):
+        summary = f"renamed {_track_noun(old, old_index)} to {label}"
+        yield Change("track.renamed", f"{path}/name", summary)
+    for key, word, show in (
+        ("volume_db", "volume", _db),
+        ("pan", "pan", _short),
+        ("color", "color", _short),
+        ("kind", "kind", _short),
+    ):
+        if old.get(key) != new.get(key):
+            summary = f"set {label} {word} {_from_to(old.get(key), new.get(key), show)}"
+            yield Change(f"track.{key}", f"{path}/{key}", summary)
+    for key, on, off in (("muted", "muted", "unmuted"), ("solo", "soloed", "unsoloed")):
+        if bool(old.get(key)) != bool(new.get(key)):
+            yield Change(f"track.{key}", f"{path}/{key}", f"{on if new.get(key) else off} {label}")
+    if old.get("analysis") != new.get("analysis"):
+        yield Change("track.analysis", f"{path}/analysis", f"updated the analysis of {label}")
+    yield from _clips(path, label, _items(old.get("clips")), _items(new.get("clips")))
+    known = {"id", "name", "volume_db", "pan", "color", "kind", "muted", "solo"}
+    for key in sorted((old.keys() | new.keys()) - known - {"analysis", "clips"}):
+        if old.get(key) != new.get(key):
+            yield Change("track.changed", f"{path}/{key}", f"changed {key} of {label}")
+
+
+def _clip_name(clip: dict[str, Any], key: str) -> str:
+    name = clip.get("name")
+    return name if isinstance(name, str) and name else key
+
+
+def _clips(
+    path: str, track: str, before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> Iterator[Change]:
+    old, new = _by_id(before), _by_id(after)
+    for key, (_, clip) in new.items():
+        where = f"{path}/clips/{key}"
+        name = _clip_name(clip, key)
+        if key not in old:
+            at = _seconds(clip.get("start"))
+            yield Change("clip.added", where, f"added clip {name} on {track} at {at}")
+            continue
+        prior = old[key][1]
+        for field, verb, show in (
+            ("start", "moved", _seconds),
+            ("length", "resized", _seconds),
+            ("offset", "set the offset of", _seconds),
+            ("gain_db", "set the gain of", _db),
+        ):
+            if prior.get(field) != clip.get(field):
+                summary = (
+                    f"{verb} clip {name} on {track} "
+                    f"{_from_to(prior.get(field), clip.get(field), show)}"
+                )
+                yield Change(f"clip.{field}", f"{where}/{field}", summary)
+        if prior.get("asset_id") != clip.get("asset_id"):
+            summary = f"replaced the audio of clip {name} on {track}"
+            yield Change("clip.asset_id", f"{where}/asset_id", summary)
+    for key, (_, clip) in old.items():
+        if key not in new:
+            name = _clip_name(clip, key)
+            yield Change("clip.deleted", f"{path}/clips/{key}", f"deleted clip {name} on {track}")
+
+
+# -- lyrics ---------------------------------------------------------------------------------------
+
+
+def _typing(kind: str, count: int) -> Change | None:
+    if count == 0:
+        return None
+    verb = "typed" if kind == TYPED else "deleted"
+    noun = "character" if count == 1 else "characters"
+    return Change(kind, "lyrics", f"{verb} {count} {noun} in lyrics", count)
+
+
+def _lyrics(before: str, after: str) -> list[Change]:
+    """Characters typed and deleted, counted outside the longest common prefix and suffix: one
+    update's edits of a text are usually one run, and a replaced run reads as both."""
+    if before == after:
+        return []
+    prefix = 0
+    limit = min(len(before), len(after))
+    while prefix < limit and before[prefix] == after[prefix]:
+        prefix += 1
+    suffix = 0
+    while (
+        suffix < limit - prefix
+        and before[len(before) - 1 - suffix] == after[len(after) - 1 - suffix]
+    ):
+        suffix += 1
+    typed = _typing(TYPED, len(after) - prefix - suffix)
+    deleted = _typing(DELETED, len(before) - prefix - suffix)
+    return [c for c in (typed, deleted) if c is not None]
+
+
+# -- comments and markers -------------------------------------------------------------------------
+
+
+def _commented_on(comment: dict[str, Any], tracks: list[dict[str, Any]]) -> str:
+    """What a comment is on: a track it names (`track_id`), else the time it is at."""
+    track_id = comment.get("track_id")
+    for index, track in enumerate(tracks):
+        if track_id is not None and track.get("id") == track_id:
+            return f"commented on {_track_name(track, index)}"
+    if _number(comment.get("at")) is not None:
+        return f"commented at {_seconds(comment.get('at'))}"
+    return "commented"
+
+
+def _comments(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], tracks: list[dict[str, Any]]
+) -> Iterator[Change]:
+    old, new = _by_id(before), _by_id(after)
+    for key, (_, comment) in new.items():
+        path = f"comments/{key}"
+        if key not in old:
+            yield Change("comment.added", path, _commented_on(comment, tracks))
+            continue
+        prior = old[key][1]
+        if bool(prior.get("resolved")) != bool(comment.get("resolved")):
+            if comment.get("resolved"):
+                yield Change("comment.resolved", f"{path}/resolved", "resolved a comment")
+            else:
+                yield Change("comment.reopened", f"{path}/resolved", "reopened a comment")
+        if prior.get("text") != comment.get("text"):
+            yield Change("comment.edited", f"{path}/text", "edited a comment")
+    for key in old:
+        if key not in new:
+            yield Change("comment.deleted", f"comments/{key}", "deleted a comment")
+
+
+def _marker_name(marker: dict[str, Any]) -> str:
+    name = marker.get("name")
+    return f"marker {name}" if isinstance(name, str) and name else "a marker"
+
+
+def _markers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> Iterator[Change]:
+    old = {_marker_key(m, i): m for i, m in enumerate(before)}
+    new = {_marker_key(m, i): m for i, m in enumerate(after)}
+    for key, marker in new.items():
+        path = f"markers/{key}"
+        name = _marker_name(marker)
+        if key not in old:
+            yield Change("marker.added", path, f"added {name} at {_seconds(marker.get('at'))}")
+            continue
+        prior = old[key]
+        if prior.get("name") != marker.get("name"):
+            yield Change(
+                "marker.renamed", f"{path}/name", f"renamed {_marker_name(prior)} to {name}"
+            )
+        if prior.get("at") != marker.get("at"):
+            summary = (
+                f"moved {name} from {_seconds(prior.get('at'))} to {_seconds(marker.get('at'))}"
+            )
+            yield Change("marker.moved", f"{path}/at", summary)
+    for key, marker in old.items():
+        if key not in new:
+            yield Change("marker.deleted", f"markers/{key}", f"deleted {_marker_name(marker)}")
+
+
+def _marker_key(marker: dict[str, Any], index: int) -> str:
+    key = marker.get("id")
+    return key if isinstance(key, str) else str(index)
+
+
+# -- other events of a project's stream -----------------------------------------------------------
+
+
+def event_summary(event_type: str, data: dict[str, Any]) -> str:
+    """A sentence for an event that is not a document update (`data`: its decoded JSON)."""
+    title, who, role = data.get("title"), data.get("user_id"), data.get("role")
+    match event_type:
+        case events.PROJECT_CREATED:
+            return f'created the project "{title}"'
+        case events.PROJECT_RENAMED:
+            return f'renamed the project to "{title}"'
+        case events.PROJECT_DELETED:
+            return "deleted the project"
+        case events.MEMBER_ADDED:
+            return f"added member {who} as {role}"
+        case events.MEMBER_ROLE_CHANGED:
+            return f"made member {who} {role}"
+        case events.MEMBER_REMOVED:
+            return f"removed member {who}"
+        case events.SESSION_JOINED:
+            return f"joined as {role}" if role else "joined"
+        case events.SESSION_LEFT:
+            seconds = _number(data.get("seconds"))
+            return "left" if seconds is None else f"left after {seconds:.0f} s"
+    return event_type

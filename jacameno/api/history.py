@@ -1,0 +1,142 @@
+"""`/api/projects/{id}/state` and `/api/projects/{id}/history`: a project as it stood at a version
+or a moment, and every event of its stream with what each update changed (projections.replay,
+projections.history; docs/history.md). Members only; to anyone else the project does not exist,
+and the stream read is always the caller's project's, so no version or path reaches another's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.responses import JSONResponse, Response
+
+from domain.events import stream_name
+from eventstore import EventStore
+from jacameno.api.projects import member_role
+from jacameno.http import schemas
+from jacameno.http.endpoint import Call, Operation, Query
+from jacameno.http.errors import ApiError
+from jacameno.projects.service import Projects
+from projections.history import Filters, history, typing_grouped
+from projections.replay import VersionNotFound, moment, state_at, state_when
+
+YJS_MEDIA_TYPE = "application/octet-stream"
+FORMATS = ("json", "yjs")
+GROUPS = ("typing",)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryServices:
+    """What the time-travel routes need: the members' roles, and the log."""
+
+    projects: Projects
+    store: EventStore
+
+
+HistoryCall = Call[HistoryServices]
+
+
+def bad_parameter(name: str, message: str) -> ApiError:
+    return ApiError(400, "bad_parameter", f"{name}: {message}", [name])
+
+
+def _time(call: HistoryCall, name: str) -> datetime | None:
+    """An RFC 3339 query value (the schema checked its form); without a zone it is UTC."""
+    text = call.query.get(name)
+    if text is None:
+        return None
+    try:
+        return moment(text)
+    except ValueError as exc:
+        raise bad_parameter(name, "not an ISO-8601 date and time") from exc
+
+
+async def get_state(call: HistoryCall) -> Response:
+    project_id, _ = await member_role(call.services.projects.reads, call)
+    version, at = call.query.get("version"), _time(call, "at")
+    if version is not None and at is not None:
+        raise bad_parameter("at", "give version or at, not both")
+    stream, store = stream_name(project_id), call.services.store
+    try:
+        if at is not None:
+            state = await state_when(store, stream, at)
+        else:
+            head = await store.stream_version(stream)
+            state = await state_at(store, stream, head if version is None else version)
+    except VersionNotFound as exc:
+        raise ApiError(404, "version_not_found", str(exc), ["version"]) from exc
+    if call.query.get("format") == "yjs":
+        headers = {"X-Jacameno-Version": str(state.version)}
+        if state.recorded_at is not None:
+            headers["X-Jacameno-Recorded-At"] = state.recorded_at.isoformat()
+        return Response(state.doc.get_update(), media_type=YJS_MEDIA_TYPE, headers=headers)
+    return JSONResponse({"project_id": project_id, **state.public()})
+
+
+async def get_history(call: HistoryCall) -> Response:
+    project_id, _ = await member_role(call.services.projects.reads, call)
+    since, until = _time(call, "from"), _time(call, "to")
+    path = call.query.get("path")
+    page = await history(
+        call.services.store,
+        stream_name(project_id),
+        after=call.query.get("after", 0),
+        limit=call.query.get("limit", 50),
+        filters=Filters(call.query.get("user"), since, until, path),
+    )
+    entries = typing_grouped(page.entries) if call.query.get("group") == "typing" else page.entries
+    return JSONResponse({"entries": [e.public() for e in entries], "next_after": page.next_after})
+
+
+# The query parser reads integers of at most 9 digits.
+_VERSION_QUERY = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
+_TEXT_QUERY = {"type": "string", "minLength": 1, "maxLength": 500}
+_TIME_QUERY = {"type": "string", "format": "date-time", "maxLength": 64}
+# Segments split by single slashes: tracks/<id>/volume_db, lyrics, meta/bpm.
+_PATH_QUERY = {**_TEXT_QUERY, "pattern": "^[^/]+(/[^/]+)*$"}
+
+OPERATIONS: list[Operation[HistoryServices]] = [
+    Operation(
+        "GET",
+        "/api/projects/{project_id}/state",
+        "get_state",
+        "The project's document as it stood at a stream version or a moment (members; "
+        "neither: now); "
+        "`format=yjs` answers the whole state as one Yjs v1 update (application/octet-stream, "
+        "headers X-Jacameno-Version and X-Jacameno-Recorded-At)",
+        get_state,
+        "history",
+        query=(
+            Query("version", _VERSION_QUERY, "a stream version (0: empty)"),
+            Query("at", _TIME_QUERY, "RFC 3339: the last version recorded at or before it"),
+            Query("format", {"type": "string", "enum": list(FORMATS)}, "json (default) or yjs"),
+        ),
+        responses={200: schemas.PROJECT_STATE},
+        raw_response=YJS_MEDIA_TYPE,
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/api/projects/{project_id}/history",
+        "get_history",
+        "Every event of the project in version order (members), with who, when and from where, "
+        "and what each document update changed in the studio's words",
+        get_history,
+        "history",
+        query=(
+            Query("after", _VERSION_QUERY, "versions after this (default 0)"),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "default 50"),
+            Query("user", _TEXT_QUERY, "only events of this user id"),
+            Query("from", _TIME_QUERY, "RFC 3339: events recorded at or after it"),
+            Query("to", _TIME_QUERY, "RFC 3339: events recorded at or before it"),
+            Query("path", _PATH_QUERY, "only updates that changed it: lyrics, tracks/<id>/pan"),
+            Query(
+                "group",
+                {"type": "string", "enum": list(GROUPS)},
+                "typing: one entry per run of one user's keystrokes (summary view)",
+            ),
+        ),
+        responses={200: schemas.HISTORY_PAGE},
+        errors=(404,),
+    ),
+]

@@ -1,0 +1,118 @@
+"""`jacameno replay PROJECT (--version N | --at TIME) [--json | --yjs FILE]` and `jacameno history
+PROJECT [--user U] [--since T] [--until T] [--path P] [--json]`: a project as it stood at a point,
+and its history in words, read from the log alone (projections.replay, projections.history;
+docs/history.md). Operator tools: they read any project of the database they are given."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from domain.events import stream_name
+from eventstore import EventStore
+from jacameno.settings import Settings
+from projections.history import Entry, Filters, history
+from projections.replay import VersionNotFound, moment, state_at, state_when
+
+
+def _project(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a project id: {text!r}") from exc
+
+
+def _version(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a version (0 or more): {text!r}")
+    return int(text)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return moment(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from exc
+
+
+def add(commands: Any) -> None:
+    """Add `replay` and `history` to the `jacameno` command."""
+    replay = commands.add_parser("replay", help="a project's document at a version or a moment")
+    replay.add_argument("project", type=_project, help="the project id")
+    point = replay.add_mutually_exclusive_group(required=True)
+    point.add_argument("--version", type=_version, help="a version of the project's stream")
+    point.add_argument("--at", type=_moment, help="ISO 8601: the last version at or before it")
+    output = replay.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="the document as JSON (default)")
+    output.add_argument("--yjs", type=Path, metavar="FILE", help="write one Yjs v1 update")
+    replay.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
+    replay.set_defaults(run=run_replay)
+    past = commands.add_parser("history", help="every event of a project, in words")
+    past.add_argument("project", type=_project, help="the project id")
+    past.add_argument("--user", help="only this user's events")
+    past.add_argument("--since", type=_moment, help="ISO 8601: events at or after it")
+    past.add_argument("--until", type=_moment, help="ISO 8601: events at or before it")
+    past.add_argument("--path", help="only updates that changed it: lyrics, tracks/<id>/pan")
+    past.add_argument("--json", action="store_true", help="one JSON object per line")
+    past.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
+    past.set_defaults(run=run_history)
+
+
+async def _with_store(settings: Settings, work: Callable[[EventStore], Awaitable[int]]) -> int:
+    from jacameno.bootstrap.core import event_store
+
+    async with event_store(settings) as store:
+        code: int = await work(store)
+        return code
+
+
+def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(store: EventStore) -> int:
+        stream = stream_name(args.project)
+        try:
+            if args.at is not None:
+                state = await state_when(store, stream, args.at)
+            else:
+                state = await state_at(store, stream, args.version)
+        except VersionNotFound as exc:
+            print(f"jacameno: {exc}", file=sys.stderr)
+            return 1
+        if args.yjs is not None:
+            args.yjs.write_bytes(state.doc.get_update())
+            print(f"version {state.version} written to {args.yjs}")
+        else:
+            print(json.dumps({"project_id": args.project, **state.public()}, indent=2))
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def line(entry: Entry) -> str:
+    """One entry as a line: version, time, user, and what happened."""
+    when = entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
+    what = "; ".join(entry.summary) or entry.type
+    return f"{entry.version:>7}  {when}  {entry.user_id or '-'}  {what}"
+
+
+def run_history(settings: Settings, args: argparse.Namespace) -> int:
+    filters = Filters(args.user, args.since, args.until, args.path)
+
+    async def work(store: EventStore) -> int:
+        after: int | None = 0
+        while after is not None:
+            page = await history(
+                store, stream_name(args.project), after=after, limit=200, filters=filters
+            )
+            for entry in page.entries:
+                print(json.dumps(entry.public()) if args.json else line(entry))
+            after = page.next_after
+        return 0
+
+    return asyncio.run(_with_store(settings, work))

@@ -1,0 +1,180 @@
+"""A project's history: every event of its stream (edits, membership, sessions) in version order,
+with who, when and from where, and for each document update what it changed in the studio's
+words (domain.changes). A read of the log, no table: a page starts from the document at the
+version before it (projections.replay) and applies the updates one by one (docs/history.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from crdt import apply
+from domain import events
+from domain.changes import TYPING, Change, changes, event_summary, touches, typing_total
+from domain.document import plain
+from eventstore import EventStore, RecordedEvent
+from projections.replay import PAGE, state_at, updates, version_at
+
+SCAN = 5000  # events read at most for one page, so a filter that matches little stays bounded
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which events a page keeps: by the acting user, by time (inclusive), by the part of the
+    document changed (then only document updates that touched it)."""
+
+    user: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One event (or, grouped, a run of one user's keystrokes: `last_version` > `version`)."""
+
+    version: int
+    position: int
+    type: str
+    recorded_at: datetime
+    user_id: str | None
+    connection_id: str | None
+    node: str | None
+    changes: tuple[Change, ...] = ()
+    summary: tuple[str, ...] = ()
+    last_version: int = 0
+    events: int = 1
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "last_version": self.last_version or self.version,
+            "events": self.events,
+            "position": self.position,
+            "type": self.type,
+            "recorded_at": self.recorded_at.isoformat(),
+            "user_id": self.user_id,
+            "connection_id": self.connection_id,
+            "node": self.node,
+            "summary": list(self.summary),
+            "changes": [
+                {"kind": c.kind, "path": c.path, "summary": c.summary} for c in self.changes
+            ],
+        }
+
+
+@dataclass(slots=True)
+class Page:
+    """Entries in version order; `next_after` is the `after` of the next page (None: no more)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    next_after: int | None = None
+
+
+def _data(event: RecordedEvent) -> dict[str, Any]:
+    try:
+        decoded = events.decode(event.data)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _entry(event: RecordedEvent, found: list[Change]) -> Entry:
+    meta = event.metadata
+    summary = (
+        tuple(c.summary for c in found)
+        if event.type == events.DOC_UPDATED
+        else (event_summary(event.type, _data(event)),)
+    )
+    return Entry(
+        event.version,
+        event.position,
+        event.type,
+        event.recorded_at,
+        _text(meta.get("user_id")),
+        _text(meta.get("connection_id")),
+        _text(meta.get("node")),
+        tuple(found),
+        summary,
+    )
+
+
+def _keeps(entry: Entry, filters: Filters) -> bool:
+    if filters.user is not None and entry.user_id != filters.user:
+        return False
+    if filters.path is not None:
+        return any(touches(c.path, filters.path) for c in entry.changes)
+    return True
+
+
+async def history(
+    store: EventStore,
+    stream: str,
+    *,
+    after: int = 0,
+    limit: int = 50,
+    filters: Filters = Filters(),
+    scan: int = SCAN,
+) -> Page:
+    """Up to `limit` events of `stream` after version `after` that `filters` keep."""
+    head = await store.stream_version(stream)
+    start = min(after, head)
+    if filters.since is not None:
+        start = max(start, await version_at(store, stream, filters.since, strictly=True))
+    state = await state_at(store, stream, start)
+    doc, before = state.doc, plain(state.doc)
+    page = Page()
+    scanned = 0
+    while start < head:
+        batch = await updates(store, stream, start, min(head, start + PAGE))
+        for event in batch:
+            if filters.until is not None and event.recorded_at > filters.until:
+                return page
+            found: list[Change] = []
+            if event.type == events.DOC_UPDATED:
+                apply(doc, event.data, "replay")
+                now = plain(doc)
+                found, before = changes(before, now), now
+            entry = _entry(event, found)
+            if _keeps(entry, filters):
+                page.entries.append(entry)
+            start, scanned = event.version, scanned + 1
+            if len(page.entries) >= limit or scanned >= scan:
+                page.next_after = start if start < head else None
+                return page
+        if not batch:
+            break
+    return page
+
+
+def typing_grouped(entries: list[Entry]) -> list[Entry]:
+    """Runs of consecutive entries of one user whose changes are all lyrics typing, each as one
+    entry with the characters added up; every other entry as it is."""
+    out: list[Entry] = []
+    for entry in entries:
+        if out and _typing(entry) and _typing(out[-1]) and out[-1].user_id == entry.user_id:
+            run = out[-1]
+            total = tuple(typing_total((*run.changes, *entry.changes)))
+            out[-1] = replace(
+                run,
+                changes=total,
+                summary=tuple(c.summary for c in total),
+                last_version=entry.version,
+                events=run.events + entry.events,
+            )
+        else:
+            out.append(entry)
+    return out
+
+
+def _typing(entry: Entry) -> bool:
+    return (
+        entry.type == events.DOC_UPDATED
+        and bool(entry.changes)
+        and all(c.kind in TYPING for c in entry.changes)
+    )

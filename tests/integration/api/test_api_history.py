@@ -1,0 +1,165 @@
+"""`GET /api/projects/{id}/state` and `/history`: members read a project as it stood at a version
+or a moment and its history in words; viewers too; to anyone else the project does not exist, and
+no version or path reaches another project's log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Text
+
+from tests.integration.api.support import Api, Member
+
+BINARY = {"Content-Type": "application/octet-stream"}
+
+
+async def _edit(api: Api, who: Member, project: str, doc: Doc[Any], change: Any) -> int:
+    """Apply `change` to `doc` and send the update as `who`'s edit; the version it took."""
+    before = doc.get_state()
+    change(doc)
+    answer = await api.client.post(
+        f"/api/projects/{project}/updates",
+        content=doc.get_update(before),
+        headers={**who.headers, **BINARY},
+    )
+    assert answer.status_code == 200, answer.text
+    version: int = answer.json()["version"]
+    return version
+
+
+async def _song(api: Api) -> tuple[Member, str, list[int]]:
+    owner = await api.member("owner")
+    project = (await api.project(owner, "Song"))["id"]
+    doc: Doc[Any] = Doc()
+    versions = [
+        await _edit(
+            api,
+            owner,
+            project,
+            doc,
+            lambda d: d.get("tracks", type=Array).append(
+                Map({"id": "t1", "name": "Bass", "volume_db": -3})
+            ),
+        ),
+        await _edit(
+            api, owner, project, doc, lambda d: d["tracks"][0].__setitem__("volume_db", -6)
+        ),
+        await _edit(api, owner, project, doc, lambda d: d.__setitem__("lyrics", Text("hey"))),
+    ]
+    return owner, project, versions
+
+
+async def test_the_state_at_a_version_is_the_document_then(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    url = f"/api/projects/{project}/state"
+    then = await api.client.get(url, params={"version": versions[1]}, headers=owner.headers)
+    assert then.status_code == 200
+    body = then.json()
+    assert body["version"] == versions[1]
+    assert body["recorded_at"] is not None
+    assert body["document"]["tracks"] == [{"id": "t1", "name": "Bass", "volume_db": -6.0}]
+    assert body["document"]["lyrics"] == ""
+    now = (await api.client.get(url, headers=owner.headers)).json()
+    assert (now["version"], now["document"]["lyrics"]) == (versions[2], "hey")
+    at = await api.client.get(url, params={"at": body["recorded_at"]}, headers=owner.headers)
+    assert at.json()["version"] >= versions[1]
+    empty = await api.client.get(url, params={"version": 0}, headers=owner.headers)
+    assert empty.json()["document"] == {
+        "meta": {},
+        "tracks": [],
+        "lyrics": "",
+        "comments": [],
+        "markers": [],
+    }
+
+
+async def test_the_state_as_one_yjs_update_opens_in_any_client(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    answer = await api.client.get(
+        f"/api/projects/{project}/state",
+        params={"version": versions[0], "format": "yjs"},
+        headers=owner.headers,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/octet-stream"
+    assert answer.headers["x-jacameno-version"] == str(versions[0])
+    doc: Doc[Any] = Doc()
+    doc.apply_update(answer.content)
+    assert doc.get("tracks", type=Array).to_py() == [
+        {"id": "t1", "name": "Bass", "volume_db": -3.0}
+    ]
+
+
+async def test_bad_points_are_refused_and_name_the_parameter(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    url = f"/api/projects/{project}/state"
+
+    async def get(**params: Any) -> tuple[int, Any]:
+        answer = await api.client.get(url, params=params, headers=owner.headers)
+        return answer.status_code, answer.json()["error"]
+
+    status, error = await get(version=versions[-1] + 1)
+    assert (status, error["code"], error["details"]) == (404, "version_not_found", ["version"])
+    status, error = await get(version=1, at="2026-01-01T00:00:00Z")
+    assert (status, error["code"], error["details"]) == (400, "bad_parameter", ["at"])
+    status, error = await get(at="yesterday")
+    assert status == 422
+    assert "at" in str(error["details"])
+    status, error = await get(version="two")
+    assert status == 422
+    assert "version" in str(error["details"])
+    status, error = await get(format="xml")
+    assert status == 422
+    assert "format" in str(error["details"])
+
+
+async def test_history_reads_every_event_with_what_it_changed(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    url = f"/api/projects/{project}/history"
+    page = (await api.client.get(url, headers=owner.headers)).json()
+    entries = page["entries"]
+    assert [e["type"] for e in entries[:2]] == ["project.created", "member.added"]
+    edits = [e for e in entries if e["type"] == "doc.updated"]
+    assert [e["version"] for e in edits] == versions
+    assert edits[0]["summary"] == ["added track Bass"]
+    assert edits[1]["summary"] == ["set Bass volume from -3 dB to -6 dB"]
+    assert edits[1]["changes"] == [
+        {
+            "kind": "track.volume_db",
+            "path": "tracks/t1/volume_db",
+            "summary": "set Bass volume from -3 dB to -6 dB",
+        }
+    ]
+    assert edits[2]["summary"] == ["typed 3 characters in lyrics"]
+    assert all(e["user_id"] == owner.id for e in entries)
+    assert page["next_after"] is None
+    volume = await api.client.get(
+        url, params={"path": "tracks/t1/volume_db"}, headers=owner.headers
+    )
+    assert [e["version"] for e in volume.json()["entries"]] == versions[0:2]
+    paged = (await api.client.get(url, params={"limit": 2}, headers=owner.headers)).json()
+    assert (len(paged["entries"]), paged["next_after"]) == (2, 2)
+    rest = await api.client.get(url, params={"after": 2}, headers=owner.headers)
+    assert rest.json()["entries"][0]["version"] == 3
+    bad = await api.client.get(url, params={"path": "/lyrics"}, headers=owner.headers)
+    assert bad.status_code == 422
+
+
+async def test_viewers_read_and_strangers_see_no_project(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    viewer, stranger = await api.member("viewer"), await api.member("stranger")
+    await api.invite(owner, project, viewer, "viewer")
+    for path in ("state", "history"):
+        url = f"/api/projects/{project}/{path}"
+        assert (await api.client.get(url, headers=viewer.headers)).status_code == 200
+        hidden = await api.client.get(url, headers=stranger.headers)
+        assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "not_found")
+        assert (await api.client.get(url)).status_code == 401
+    # The stranger's own project has fewer versions: its version numbers read only its own log.
+    own = (await api.project(stranger, "Other"))["id"]
+    answer = await api.client.get(
+        f"/api/projects/{own}/state", params={"version": versions[-1]}, headers=stranger.headers
+    )
+    assert answer.status_code == 404
+    history = await api.client.get(f"/api/projects/{own}/history", headers=stranger.headers)
+    assert {e["user_id"] for e in history.json()["entries"]} == {stranger.id}
