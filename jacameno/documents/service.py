@@ -10,6 +10,7 @@ so concurrent edits of the kept parts merge. What is and is not preserved: docs/
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -129,7 +130,8 @@ class Documents:
 
 async def document_at(store: EventStore, stream: str, version: int) -> Doc[Any]:
     """The document of `stream` at `version`: the nearest snapshot at or below it plus the
-    `doc.updated` events after it, read in pages."""
+    `doc.updated` events after it, read in pages. (The lead points this at replay's state at a
+    version when both land.)"""
     snapshot = await store.load_snapshot(stream, max_version=version) if version > 0 else None
     base = crdt.EMPTY_UPDATE if snapshot is None else snapshot.state
     start = 1 if snapshot is None else snapshot.version + 1
@@ -140,7 +142,8 @@ async def document_at(store: EventStore, stream: str, version: int) -> Doc[Any]:
             break
         updates.extend(e.data for e in page if e.type == events.DOC_UPDATED)
         start = page[-1].version + 1
-    return crdt.build(base, updates)
+    # Off the event loop, as a room's load is: a long tail takes a while to apply.
+    return await asyncio.to_thread(crdt.build, base, updates)
 
 
 def restore_part(doc: Doc[Any], target: Doc[Any], part: Part) -> None:
