@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+import hypothesis
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from pycrdt import Array, Map, Text
 
@@ -175,7 +177,8 @@ class Studio:
             version = pick % (top + 1)
             wanted = await content_at(server, project, version)
             expect(await restore(server, self.bob, project, version=version), 200)
-            await eventually(lambda: all(c.content() == wanted for c in clients))
+            await settled(server, project, clients)  # the same state: then compare
+            assert all(c.content() == wanted for c in clients)
             assert await content_at(server, project, await head(server, project)) == wanted
             # Edits after the restore merge on every client and in the log.
             clients[0].doc.get("lyrics", type=Text).insert(0, "Z")
@@ -194,16 +197,17 @@ class Studio:
 
 
 @contextlib.contextmanager
-def studio(settings_: Settings) -> Any:
+def studio(settings: Settings) -> Iterator[Studio]:
     with asyncio.Runner() as runner:
-        serving_cm = serving(settings_, CollabConfig(unload_delay=0.2, snapshot_every_updates=5))
-        server = runner.run(serving_cm.__aenter__())
+        config = CollabConfig(unload_delay=0.2, snapshot_every_updates=5)  # snapshots on the way
+        serving_server = serving(settings, config)
+        server = runner.run(serving_server.__aenter__())
         try:
             alice = runner.run(server.user("alice"))
             bob = runner.run(server.user("bob"))
             yield Studio(runner, server, alice, bob)
         finally:
-            runner.run(serving_cm.__aexit__(None, None, None))
+            runner.run(serving_server.__aexit__(None, None, None))
 
 
 def test_a_restore_to_a_random_version_gives_every_client_its_content(
@@ -211,16 +215,13 @@ def test_a_restore_to_a_random_version_gives_every_client_its_content(
 ) -> None:
     with studio(settings) as running:
 
-        @settings_decorator
+        @hypothesis.settings(
+            max_examples=25,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
         @given(st.lists(st.tuples(st.integers(0, 2), edits), max_size=14), st.integers(0, 10**6))
         def check(history: list[tuple[int, Edit]], pick: int) -> None:
             running.runner.run(running.example(history, pick))
 
         check()
-
-
-settings_decorator = settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
