@@ -70,6 +70,10 @@ async def restore(call: DocumentCall) -> Response:
         )
     except RestoreError as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
+    except MalformedMessage as exc:  # the version holds what cannot be copied (an XML type)
+        raise ApiError(400, "bad_request", f"cannot restore that version: {exc}") from exc
+    except MessageTooLarge as exc:
+        raise ApiError(413, "document_too_large", str(exc)) from exc
     except RoomUnavailable as exc:
         raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "1"}) from exc
     return JSONResponse(
@@ -106,6 +110,6 @@ OPERATIONS: list[Operation[DocumentServices]] = [
         "documents",
         request=schemas.RESTORE,
         responses={200: schemas.RESTORED},
-        errors=(400, 403, 404),
+        errors=(400, 403, 404, 413),
     ),
 ]

@@ -130,8 +130,7 @@ class Documents:
 
 async def document_at(store: EventStore, stream: str, version: int) -> Doc[Any]:
     """The document of `stream` at `version`: the nearest snapshot at or below it plus the
-    `doc.updated` events after it, read in pages. (The lead points this at replay's state at a
-    version when both land.)"""
+    `doc.updated` events after it, read in pages."""
     snapshot = await store.load_snapshot(stream, max_version=version) if version > 0 else None
     base = crdt.EMPTY_UPDATE if snapshot is None else snapshot.state
     start = 1 if snapshot is None else snapshot.version + 1
