@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import hypothesis
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from pycrdt import Array, Map, Text
@@ -19,6 +22,7 @@ from crdt import compare, document
 from domain import document as project_document
 from domain import events
 from harness.accounts import User, expect
+from harness.settings import app_settings
 from harness.waiting import eventually, wait_until
 from jacameno.documents.verify import verify_project
 from jacameno.settings import Settings
@@ -148,6 +152,42 @@ async def test_only_members_who_may_write_restore_and_only_versions_that_exist(
     assert await server.events(project, events.DOC_UPDATED) == []
     assert await server.events(project, events.DOC_RESTORED) == []
     assert expect(await restore(server, alice, project, version=0), 200).json()["changed"] is False
+
+
+@pytest.fixture
+async def two_nodes(
+    tmp_path: Path, fresh_pg_url: str, redis_url: str
+) -> AsyncIterator[tuple[Server, Server]]:
+    """Two servers on one Postgres and one Redis; the periodic log check is off, so what
+    reaches the other node came over the bus."""
+    settings = replace(app_settings(tmp_path, fresh_pg_url), redis_url=redis_url)
+    config = CollabConfig(unload_delay=0.2, log_check_interval=600.0)
+    async with serving(settings, config) as one, serving(settings, config) as other:
+        yield one, other
+
+
+async def test_a_restore_through_a_node_without_the_room_reaches_the_clients_of_another(
+    two_nodes: tuple[Server, Server],
+) -> None:
+    one, other = two_nodes
+    alice, bob = await one.user("alice"), await one.user("bob")
+    project = await one.project(alice, (bob, "editor"))
+    a, b = await one.client(project, alice), await one.client(project, bob)
+    await a.sync()
+    await b.sync()
+    a.doc.get("lyrics", type=Text).insert(0, "verse")
+    await eventually(lambda: b.content()["lyrics"] == "verse")
+    version = await head(one, project)
+    b.doc.get("lyrics", type=Text).insert(0, "oops ")
+    await eventually(lambda: a.content()["lyrics"] == "oops verse")
+    await eventually(lambda: len(b.echoes) == 2)
+    assert other.rooms.loaded(project) is None
+    expect(await restore(other, bob, project, version=version), 200)
+    await eventually(lambda: a.content()["lyrics"] == b.content()["lyrics"] == "verse")
+    [event] = await one.events(project, events.DOC_RESTORED)
+    assert events.decode(event.data)["version"] == version
+    await a.close()
+    await b.close()
 
 
 # -- the property: restore to any version, on a server that lives across the examples ----------
