@@ -176,8 +176,9 @@ def _compare(report: ProjectReport, snapshot: Snapshot, folded: Doc[Any] | None)
 
 
 def _roots_differing(a: Doc[Any], b: Doc[Any]) -> list[str]:
-    mine, theirs = document.read(a), document.read(b)
-    return [root for root in document.ROOTS if mine[root] != theirs[root]]  # type: ignore[literal-required]
+    mine: dict[str, Any] = dict(document.read(a))
+    theirs: dict[str, Any] = dict(document.read(b))
+    return [root for root in document.ROOTS if mine[root] != theirs[root]]
 
 
 async def verify(
