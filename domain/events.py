@@ -9,6 +9,10 @@ On a project's stream (collaboration: jacameno.collab):
                          structs the update carries; None if none or several: then client_ids);
                          a server-side edit (restore, AI results) has no connection_id (null)
                          and says what made it in `via`
+    doc.restored         data: JSON {version, path, update_version}: `user_id` (metadata) made
+                         the document (or the part at `path`; null: all of it) what it was at
+                         `version`, by the doc.updated at `update_version` (via "restore";
+                         null: it already was, nothing was written). Appended just after it.
     session.joined       data: JSON {user_id, connection_id, role, node, dialect}
     session.left         data: JSON {user_id, connection_id, node, seconds, code}
                          (the connection id holds client-chosen text only in a safe form)
@@ -40,6 +44,7 @@ PROJECT_STREAM_PREFIX = "project-"
 USER_STREAM_PREFIX = "user-"
 
 DOC_UPDATED = "doc.updated"
+DOC_RESTORED = "doc.restored"
 SESSION_JOINED = "session.joined"
 SESSION_LEFT = "session.left"
 
@@ -119,6 +124,14 @@ def doc_updated(
     if len(clients) > 1:
         metadata["client_ids"] = clients
     return NewEvent(DOC_UPDATED, update, metadata)
+
+
+def doc_restored(
+    *, version: int, path: str | None, update_version: int | None, user_id: str
+) -> NewEvent:
+    """A restore of the document (or the part at `path`) to its content at `version`."""
+    data = {"version": version, "path": path, "update_version": update_version}
+    return NewEvent(DOC_RESTORED, encode(data), {"user_id": user_id})
 
 
 def session_event(

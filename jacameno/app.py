@@ -22,6 +22,7 @@ from eventstore import StoreUnavailableError
 from jacameno import bootstrap
 from jacameno.api import admin, analytics, auth, documents, history, projects, system, tracks
 from jacameno.collab import hocuspocus, ywebsocket
+from jacameno.documents.service import Documents
 from jacameno.http import errors, openapi
 from jacameno.http.endpoint import Operation, routes
 from jacameno.http.guard import BearerGuard
@@ -102,7 +103,11 @@ def app_routes(
         ),
         *routes(
             documents.OPERATIONS,
-            documents.DocumentServices(services.projects, services.live.rooms),
+            documents.DocumentServices(
+                services.projects,
+                services.live.rooms,
+                Documents(core.store, services.live.rooms),
+            ),
             guard,
         ),
         *routes(history.OPERATIONS, history.HistoryServices(services.projects, core.store), guard),

@@ -148,6 +148,42 @@ MEMBER = obj(
     },
     ("user_id", "email", "display_name", "role", "added_at"),
 )
+RESTORE = obj(
+    {
+        "version": {
+            "type": "integer",
+            "description": "the version of the project's stream to restore (0: the empty document)",
+        },
+        "path": nullable(
+            text(
+                1,
+                300,
+                description="only this part: meta, tracks, lyrics, comments, markers, or one "
+                "item of tracks, comments or markers as tracks/<id>; absent or null: the whole "
+                "document",
+            )
+        ),
+    },
+    ("version",),
+)
+RESTORED = obj(
+    {
+        "version": {"type": "integer", "description": "the version restored"},
+        "path": nullable({"type": "string", "description": "the part restored; null: all"}),
+        "changed": {
+            "type": "boolean",
+            "description": "false: the content already was that version's; no update was logged",
+        },
+        "update_version": nullable(
+            {"type": "integer", "description": "the version the restore's doc.updated took"}
+        ),
+        "event_version": {
+            "type": "integer",
+            "description": "the version of the doc.restored event that names this restore",
+        },
+    },
+    ("version", "path", "changed", "update_version", "event_version"),
+)
 MEMBERS = obj({"members": {"type": "array", "items": MEMBER}}, ("members",))
 APPLIED_UPDATE = obj(
     {

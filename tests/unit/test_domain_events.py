@@ -58,3 +58,12 @@ def test_doc_updated_names_the_yjs_clients_it_carries() -> None:
     assert several.metadata == {**ids, "client_id": None, "client_ids": [3, 9]}
     none = events.doc_updated(EMPTY_UPDATE, UpdateSummary((), 0, 0), **ids)
     assert none.metadata == {**ids, "client_id": None}
+
+
+def test_doc_restored_names_the_version_the_part_the_update_and_who() -> None:
+    event = events.doc_restored(version=7, path="tracks/t1", update_version=12, user_id="u1")
+    assert event.type == events.DOC_RESTORED == "doc.restored"
+    assert events.decode(event.data) == {"version": 7, "path": "tracks/t1", "update_version": 12}
+    assert event.metadata == {"user_id": "u1"}
+    unchanged = events.doc_restored(version=0, path=None, update_version=None, user_id="u1")
+    assert events.decode(unchanged.data) == {"version": 0, "path": None, "update_version": None}

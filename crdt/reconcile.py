@@ -1,0 +1,167 @@
+"""Make a shared type's content equal to another's by editing it as a collaborator would: delete
+what the target lacks, insert what it adds, and keep every item whose content is already equal,
+so that the edit is small and merges with concurrent edits of what it keeps.
+
+- Map: keys the target lacks are deleted; a key whose value differs is set again, except when
+  both values are Maps, Arrays or Texts, which are reconciled in place (recursively).
+- Array: items are matched in order (a longest matching subsequence, difflib): a Map item by its
+  `identity` key (e.g. a track's "id") when it has one, otherwise any item by its content. Matched
+  Maps are reconciled in place; the others are deleted or inserted as copies.
+- Text: the characters the target lacks are deleted and its new ones inserted (a character diff);
+  formatting attributes and embeds are not carried over (the target's plain string is).
+
+Inserted values are copies of the target's (new Yjs items, new Maps, Arrays and Texts): content
+equal, item ids new. XML types are not supported (UnsupportedContent)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Hashable
+from typing import Any
+
+from pycrdt import Array, Map, Text
+
+from crdt.errors import MalformedUpdate
+
+Shared = Map[Any] | Array[Any] | Text
+
+
+class UnsupportedContent(MalformedUpdate):
+    """The target holds a shared type that cannot be copied (an XML type)."""
+
+
+def reconcile(current: Shared, target: Shared | str, identity: str = "id") -> None:
+    """Edit `current` so that its content equals `target`'s (a shared type of the same kind, or
+    a plain string for a Text). TypeError if the kinds differ."""
+    if isinstance(current, Map) and isinstance(target, Map):
+        _map(current, target, identity)
+    elif isinstance(current, Array) and isinstance(target, Array):
+        _array(current, target, identity)
+    elif isinstance(current, Text) and isinstance(target, Text | str):
+        _text(current, str(target))
+    else:
+        raise TypeError(f"cannot reconcile a {type(current).__name__} with {type(target).__name__}")
+
+
+def clear(current: Shared) -> None:
+    """Delete all of `current`'s content."""
+    if isinstance(current, Map):
+        for key in list(current.keys()):
+            del current[key]
+    else:
+        del current[0 : len(current)]
+
+
+def copy(value: Any) -> Any:
+    """A preliminary copy of `value` (shared types copied deeply; plain values as they are),
+    ready to be inserted into another document."""
+    if isinstance(value, Map):
+        return Map({key: copy(item) for key, item in value.items()})
+    if isinstance(value, Array):
+        return Array([copy(item) for item in value])
+    if isinstance(value, Text):
+        return Text(str(value))
+    if _is_shared(value):
+        raise UnsupportedContent(f"cannot copy a {type(value).__name__}")
+    return value
+
+
+def _is_shared(value: Any) -> bool:
+    return type(value).__module__.startswith("pycrdt")
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    return isinstance(a, Map | Array | Text) and type(a) is type(b)
+
+
+def _map(current: Map[Any], target: Map[Any], identity: str) -> None:
+    wanted = dict(target.items())
+    for key in [k for k in list(current.keys()) if k not in wanted]:
+        del current[key]
+    for key, value in wanted.items():
+        if key not in current:
+            current[key] = copy(value)
+            continue
+        present = current[key]
+        if _same_kind(present, value):
+            reconcile(present, value, identity)
+        elif _is_shared(present) or _is_shared(value) or not _equal(present, value):
+            current[key] = copy(value)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Plain values equal as JSON (so that True is not 1.0, and 1.0 is 1)."""
+    return _plain_key(a) == _plain_key(b)
+
+
+def _plain_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def _item_key(item: Any, identity: str) -> Hashable:
+    if isinstance(item, Map):
+        key = item.get(identity)
+        if isinstance(key, str | int | float) and not isinstance(key, bool):
+            return ("map", _plain_key(key))
+        return ("map-content", _plain_key(item.to_py()))
+    if isinstance(item, Array | Text):
+        return (type(item).__name__, _plain_key(item.to_py()))
+    if _is_shared(item):
+        return ("other", id(item))  # never equal to anything: replaced by a copy (or refused)
+    return ("value", _plain_key(item))
+
+
+def _array(current: Array[Any], target: Array[Any], identity: str) -> None:
+    present = list(current)
+    wanted = list(target)
+    matcher = difflib.SequenceMatcher(
+        None,
+        [_item_key(i, identity) for i in present],
+        [_item_key(i, identity) for i in wanted],
+        autojunk=False,
+    )
+    # From the end, so that the indices of what is still to do do not move.
+    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+        if tag == "equal":
+            for mine, theirs in zip(present[i1:i2], wanted[j1:j2], strict=True):
+                if isinstance(mine, Map) and isinstance(theirs, Map):
+                    _map(mine, theirs, identity)
+            continue
+        if i2 > i1:
+            del current[i1:i2]
+        for offset, item in enumerate(wanted[j1:j2]):
+            current.insert(i1 + offset, copy(item))
+
+
+def _text(current: Text, wanted: str) -> None:
+    present = str(current)
+    if present == wanted:
+        return
+    # The diff is quadratic at worst: trim what both share at either end first.
+    head = _common_prefix(present, wanted)
+    tail = _common_prefix(present[head:][::-1], wanted[head:][::-1])
+    mine, theirs = present[head : len(present) - tail], wanted[head : len(wanted) - tail]
+    matcher = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
+    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+        if tag == "equal":
+            continue
+        # pycrdt's Text indices are UTF-8 byte offsets.
+        start = _utf8_offset(present, head + i1)
+        if i2 > i1:
+            del current[start : _utf8_offset(present, head + i2)]
+        if j2 > j1:
+            current.insert(start, theirs[j1:j2])
+
+
+def _common_prefix(a: str, b: str) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def _utf8_offset(text: str, index: int) -> int:
+    return len(text[:index].encode())

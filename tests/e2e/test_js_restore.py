@@ -1,0 +1,90 @@
+"""A restore reaches real JavaScript Yjs clients (y-websocket on Node) of a real `jacameno
+serve` on one node without Redis (each log): they converge on the content of the version
+restored, which the log alone rebuilds, and go on editing after it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from domain import events
+from harness.accounts import User
+from harness.databases import open_store
+from harness.server import ServerProcess
+from harness.waiting import wait_until
+from tests.e2e import documents
+from tests.e2e.clients import converged
+from tests.e2e.conftest import JSClients
+
+
+async def at_version(database_url: str, project: str) -> tuple[int, dict[str, Any]]:
+    """The project stream's head and the document the log rebuilds at it."""
+    store = await open_store(database_url)
+    try:
+        logged = await store.read_stream(events.stream_name(project))
+    finally:
+        await store.close()
+    updates = [e.data for e in logged if e.type == events.DOC_UPDATED]
+    return logged[-1].version, documents.from_doc(documents.build(updates))
+
+
+async def restore(server: ServerProcess, user: User, project: str, version: int) -> Any:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        response = await http.post(
+            f"/api/projects/{project}/restore",
+            json={"version": version},
+            headers={"Authorization": f"Bearer {user.token}"},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_restore_reaches_js_clients_and_they_converge_on_the_version(
+    server: ServerProcess, js_client: JSClients, database_url: str
+) -> None:
+    alice, bob = await asyncio.gather(server.user("alice"), server.user("bob"))
+    project = await server.project(alice, (bob, "editor"))
+    owner, editor = await asyncio.gather(js_client("alice"), js_client("bob"))
+    await asyncio.gather(
+        owner.connect(server.ws_url, project, alice.token),
+        editor.connect(server.ws_url, project, bob.token),
+    )
+    await asyncio.gather(owner.wait_synced(), editor.wait_synced())
+    await owner.edit(
+        ["meta.set", "title", "Night Drive"],
+        ["tracks.push", {"id": "t1", "name": "Drums", "volume_db": -6}],
+        ["lyrics.insert", 0, "verse one\n"],
+    )
+    await owner.wait_settled()
+    version, then = await at_version(database_url, project)
+    await editor.edit(
+        ["meta.set", "title", "Wrong"],
+        ["track.set", "t1", "volume_db", -12],
+        ["tracks.push", {"id": "t2", "name": "Noise"}],
+        ["lyrics.insert", 0, "oops "],
+    )
+    await editor.wait_settled()
+    await converged([owner, editor], [])
+
+    answer = await restore(server, bob, project, version)
+    assert answer["changed"] is True
+
+    async def restored() -> bool:
+        states = await asyncio.gather(owner.state(), editor.state())
+        return all(documents.from_json(s.json) == then for s in states)
+
+    await wait_until(restored, "both clients show the version restored")
+    assert documents.from_doc(await documents.from_log(database_url, project)) == then
+    # Edits go on after the restore, and merge.
+    await owner.edit(["lyrics.append", "after\n"])
+    await owner.wait_settled()
+
+    async def appended() -> bool:
+        states = await asyncio.gather(owner.state(), editor.state())
+        return all(s.json["lyrics"] == "verse one\nafter\n" for s in states)
+
+    await wait_until(appended, "both clients show the edit made after the restore")
+    final = await converged([owner, editor], [])
+    assert documents.from_doc(await documents.from_log(database_url, project)) == final

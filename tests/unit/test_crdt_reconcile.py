@@ -1,0 +1,120 @@
+"""crdt.reconcile: a document edited so that its content equals another's, by a small edit that
+keeps what is equal (so concurrent edits of it merge), and crdt.compare, which tells whether two
+documents hold the same Yjs state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text
+
+from crdt import compare, reconcile
+from domain import document
+from tests.edits import Edit, edit, edits
+
+ROOTS = {"meta": Map, "tracks": Array, "lyrics": Text}
+
+
+def built(*histories: list[Edit]) -> Doc[Any]:
+    doc: Doc[Any] = Doc()
+    for history in histories:
+        for change in history:
+            edit(doc, change)
+    return doc
+
+
+def fork(doc: Doc[Any]) -> Doc[Any]:
+    copy: Doc[Any] = Doc()
+    copy.apply_update(doc.get_update())
+    return copy
+
+
+def reconciled(current: Doc[Any], target: Doc[Any]) -> bytes:
+    """Reconcile each root of `current` with `target`'s; the update that made."""
+    before = current.get_state()
+    for name, kind in ROOTS.items():
+        reconcile.reconcile(current.get(name, type=kind), target.get(name, type=kind))
+    return current.get_update(before)
+
+
+history = st.lists(edits, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(history, history, history)
+def test_a_document_reconciled_with_another_has_its_content(
+    shared: list[Edit], mine: list[Edit], theirs: list[Edit]
+) -> None:
+    base = built(shared)
+    current, target = fork(base), fork(base)
+    for change in mine:
+        edit(current, change)
+    for change in theirs:
+        edit(target, change)
+    replica = fork(current)
+    update = reconciled(current, target)
+    assert document.read(current) == document.read(target)
+    # The update alone carries it: another replica of the document as it was gets there too.
+    replica.apply_update(update)
+    assert document.read(replica) == document.read(target)
+
+
+@settings(max_examples=100, deadline=None)
+@given(history, history, st.text(alphabet="xyz", min_size=1, max_size=4))
+def test_a_concurrent_edit_of_what_is_kept_survives_the_reconcile(
+    mine: list[Edit], theirs: list[Edit], typed: str
+) -> None:
+    current, target = built(mine), built(mine, theirs)
+    other = fork(current)
+    update = reconciled(current, target)
+    other.get("lyrics", type=Text).insert(0, typed)
+    other.get("meta", type=Map)["comment"] = "concurrent"
+    concurrent = other.get_update(current.get_state())
+    other.apply_update(update)
+    current.apply_update(concurrent)
+    assert document.read(other) == document.read(current)
+    merged = document.read(current)
+    wanted = document.read(target)
+    assert merged["lyrics"].replace(typed, "", 1) == wanted["lyrics"]
+    assert merged["meta"].pop("comment") == "concurrent"
+    assert merged == {**wanted, "lyrics": merged["lyrics"]}
+
+
+def test_items_with_an_id_are_kept_and_changed_in_place() -> None:
+    current = built([("add_track", 0.0, 0.0, "Bass"), ("add_track", 1.0, 0.4, "Keys")])
+    target = fork(current)
+    target.get("tracks", type=Array)[0]["volume_db"] = -6.0
+    before = current.get("tracks", type=Array)[0]
+    reconciled(current, target)
+    after = current.get("tracks", type=Array)[0]
+    assert after["volume_db"] == -6.0
+    assert before["volume_db"] == -6.0  # the same Yjs map was changed, not replaced by a copy
+    assert len(current.get("tracks", type=Array)) == 2
+
+
+def test_text_is_reconciled_by_characters_in_utf8_offsets() -> None:
+    doc: Doc[Any] = Doc()
+    lyrics = doc.get("lyrics", type=Text)
+    lyrics.insert(0, "h😀llo wörld")
+    reconcile.reconcile(lyrics, "hé😀llo world!")
+    assert str(lyrics) == "hé😀llo world!"
+
+
+def test_mismatched_kinds_are_refused() -> None:
+    doc: Doc[Any] = Doc()
+    with pytest.raises(TypeError, match="cannot reconcile a Map with Array"):
+        reconcile.reconcile(doc.get("meta", type=Map), doc.get("tracks", type=Array))
+
+
+def test_compare_tells_equal_states_from_different_ones() -> None:
+    doc = built([("type", 0.0, 0.0, "hello"), ("erase", 0.2, 0.5, None)])
+    assert compare.differences(doc, fork(doc)) == []
+    typed = fork(doc)
+    typed.get("lyrics", type=Text).insert(0, "x")
+    assert compare.differences(doc, typed)[0].startswith("state vectors differ for 1 client(s)")
+    erased = fork(doc)
+    del erased.get("lyrics", type=Text)[0:1]
+    assert compare.differences(doc, erased) == ["delete sets differ for 1 client(s)"]
