@@ -9,6 +9,7 @@ one database clock (a stream's events commit in version order)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -91,7 +92,8 @@ async def state_at(store: EventStore, stream: str, version: int) -> State:
     snapshot = await store.load_snapshot(stream, max_version=version)
     base, start = (EMPTY_UPDATE, 0) if snapshot is None else (snapshot.state, snapshot.version)
     tail = await updates(store, stream, start, version)
-    doc = build(base, (e.data for e in tail if e.type == DOC_UPDATED))
+    # off the event loop, as a room's load is: a long tail takes a while to apply
+    doc = await asyncio.to_thread(build, base, [e.data for e in tail if e.type == DOC_UPDATED])
     last = tail[-1] if tail else await _event(store, stream, version)
     return State(version, last.recorded_at, doc)
 

@@ -10,18 +10,17 @@ so concurrent edits of the kept parts merge. What is and is not preserved: docs/
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pycrdt import Array, Doc, Map, Text
 
-import crdt
 from crdt import reconcile
 from domain import events
 from eventstore import EventStore
 from jacameno.collab.room import Actor
+from projections import replay
 
 # The document's roots and their shared types (DESIGN.md, "Project document"). Roots outside
 # this schema are left as they are by a restore.
@@ -114,7 +113,7 @@ class Documents:
         head = await self.store.stream_version(stream)
         if not 0 <= version <= head:
             raise NoSuchVersion(f"version {version} is not between 0 and the head, {head}")
-        target = await document_at(self.store, stream, version)
+        target = (await replay.state_at(self.store, stream, version)).doc
 
         def change(doc: Doc[Any]) -> None:
             with doc.transaction(origin="restore"):
@@ -126,23 +125,6 @@ class Documents:
         )
         appended = await self.store.append(stream, [restored])
         return Restored(version, part.path, update_version, appended.last_version)
-
-
-async def document_at(store: EventStore, stream: str, version: int) -> Doc[Any]:
-    """The document of `stream` at `version`: the nearest snapshot at or below it plus the
-    `doc.updated` events after it, read in pages."""
-    snapshot = await store.load_snapshot(stream, max_version=version) if version > 0 else None
-    base = crdt.EMPTY_UPDATE if snapshot is None else snapshot.state
-    start = 1 if snapshot is None else snapshot.version + 1
-    updates: list[bytes] = []
-    while start <= version:
-        page = await store.read_stream(stream, start, to_version=version, limit=PAGE)
-        if not page:
-            break
-        updates.extend(e.data for e in page if e.type == events.DOC_UPDATED)
-        start = page[-1].version + 1
-    # Off the event loop, as a room's load is: a long tail takes a while to apply.
-    return await asyncio.to_thread(crdt.build, base, updates)
 
 
 def restore_part(doc: Doc[Any], target: Doc[Any], part: Part) -> None:
