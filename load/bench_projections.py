@@ -37,7 +37,7 @@ from load import projection_lag, studio_log
 from load.report import Figure, Target, table
 from load.stats import Measurement
 from projections.catalog import read_models
-from projections.runner import Projection, ProjectionRunner
+from projections.runner import BATCH_SIZE, Projection, ProjectionRunner
 from sqldb import Database, open_database
 
 BENCH_DATABASE = "jacameno_bench_projections"
@@ -243,7 +243,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size",
         type=_positive,
-        default=500,
+        default=BATCH_SIZE,
         help="the runner's batch: events per read and per apply transaction (%(default)s, the"
         " runner's default)",
     )

@@ -39,6 +39,13 @@ from sqldb.locks import LocalLocks, Lock, Locks
 
 logger = logging.getLogger(__name__)
 
+# Events per read and per apply transaction. Large enough that a fold's work per project and
+# batch (the document fold reads each changed project's document into rows once per batch) is
+# spread over many events while catching up or rebuilding: 2,000 made the document fold 1.3
+# times as fast as 500 on the benchmark's studio log; a batch's transaction stays well under a
+# second. Following a live log, batches are as small as what arrived since the last one.
+BATCH_SIZE = 2000
+
 # How often a standby reads the active runner's progress while a caller waits on it.
 STANDBY_WAITING_POLL = 0.02
 
@@ -65,7 +72,7 @@ class ProjectionRunner:
         db: Database,
         projections: Sequence[Projection],
         *,
-        batch_size: int = 500,
+        batch_size: int = BATCH_SIZE,
         max_backoff: float = 5.0,
         idle_checkpoint_interval: float = 1.0,
         lull: float = 0.05,
