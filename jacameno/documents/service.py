@@ -14,24 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Doc, Map
 
 from crdt import reconcile
 from domain import events
+from domain.document import SCHEMA_ROOTS
 from eventstore import EventStore
 from jacameno.collab.room import Actor
 from projections import replay
-
-# The document's roots and their shared types (DESIGN.md, "Project document"). Roots outside
-# this schema are left as they are by a restore.
-SCHEMA_ROOTS: dict[str, type[Map[Any] | Array[Any] | Text]] = {
-    "meta": Map,
-    "tracks": Array,
-    "lyrics": Text,
-    "comments": Array,
-    "markers": Array,
-}
-PAGE = 1000
 
 
 class RestoreError(Exception):

@@ -15,7 +15,7 @@ from harness.databases import open_store
 from harness.server import ServerProcess
 from harness.waiting import wait_until
 from tests.e2e import documents
-from tests.e2e.clients import converged
+from tests.e2e.clients import converged, owner_and_member
 from tests.e2e.conftest import JSClients
 
 
@@ -44,14 +44,7 @@ async def restore(server: ServerProcess, user: User, project: str, version: int)
 async def test_a_restore_reaches_js_clients_and_they_converge_on_the_version(
     server: ServerProcess, js_client: JSClients, database_url: str
 ) -> None:
-    alice, bob = await asyncio.gather(server.user("alice"), server.user("bob"))
-    project = await server.project(alice, (bob, "editor"))
-    owner, editor = await asyncio.gather(js_client("alice"), js_client("bob"))
-    await asyncio.gather(
-        owner.connect(server.ws_url, project, alice.token),
-        editor.connect(server.ws_url, project, bob.token),
-    )
-    await asyncio.gather(owner.wait_synced(), editor.wait_synced())
+    _alice, bob, project, owner, editor = await owner_and_member(server, js_client, "bob", "editor")
     await owner.edit(
         ["meta.set", "title", "Night Drive"],
         ["tracks.push", {"id": "t1", "name": "Drums", "volume_db": -6}],

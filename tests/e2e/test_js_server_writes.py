@@ -14,7 +14,7 @@ from harness.accounts import User
 from harness.server import ServerProcess
 from harness.waiting import wait_until
 from tests.e2e import documents
-from tests.e2e.clients import converged, post_update, retitled
+from tests.e2e.clients import converged, owner_and_member, post_update, retitled
 from tests.e2e.conftest import JSClients
 
 
@@ -31,14 +31,7 @@ async def assert_logged(
 async def test_a_server_write_reaches_js_clients_on_a_node_without_redis(
     server: ServerProcess, js_client: JSClients, database_url: str
 ) -> None:
-    alice, bob = await asyncio.gather(server.user("alice"), server.user("bob"))
-    project = await server.project(alice, (bob, "editor"))
-    owner, editor = await asyncio.gather(js_client("alice"), js_client("bob"))
-    await asyncio.gather(
-        owner.connect(server.ws_url, project, alice.token),
-        editor.connect(server.ws_url, project, bob.token),
-    )
-    await asyncio.gather(owner.wait_synced(), editor.wait_synced())
+    alice, _bob, project, owner, editor = await owner_and_member(server, js_client, "bob", "editor")
     await owner.edit(["lyrics.insert", 0, "typed "])
     await post_update(server, project, alice, retitled("Served", "served "))
 
