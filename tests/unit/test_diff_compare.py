@@ -4,6 +4,7 @@ before and after, and the lyrics as runs that rebuild both texts exactly."""
 from __future__ import annotations
 
 import copy
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import given
@@ -49,10 +50,28 @@ def test_every_kind_of_change_is_listed_with_its_values_before_and_after() -> No
     assert [(c.kind, c.path, c.summary, c.before, c.after) for c in found] == [
         ("meta.bpm", "meta/bpm", "set the tempo from 120 to 128 BPM", 120.0, 128.0),
         ("track.renamed", "tracks/t1/name", "renamed track Drums to Kit", "Drums", "Kit"),
-        ("track.volume_db", "tracks/t1/volume_db", "set Kit volume from -3 dB to -6 dB", -3.0, -6.0),
+        (
+            "track.volume_db",
+            "tracks/t1/volume_db",
+            "set Kit volume from -3 dB to -6 dB",
+            -3.0,
+            -6.0,
+        ),
         ("track.muted", "tracks/t1/muted", "muted Kit", False, True),
-        ("clip.start", "tracks/t1/clips/Intro/start", "moved clip Intro on Kit from 4.0 s to 8.0 s", 4.0, 8.0),
-        ("clip.added", "tracks/t1/clips/Outro", "added clip Outro on Kit at 40.0 s", None, {"id": "Outro", "start": 40.0}),
+        (
+            "clip.start",
+            "tracks/t1/clips/Intro/start",
+            "moved clip Intro on Kit from 4.0 s to 8.0 s",
+            4.0,
+            8.0,
+        ),
+        (
+            "clip.added",
+            "tracks/t1/clips/Outro",
+            "added clip Outro on Kit at 40.0 s",
+            None,
+            {"id": "Outro", "start": 40.0},
+        ),
         ("track.added", "tracks/t3", "added track Keys", None, {"id": "t3", "name": "Keys"}),
         ("track.moved", "tracks", "reordered tracks", ["t1", "t2"], ["t2", "t1"]),
         ("lyrics.typed", "lyrics", "typed 6 characters in lyrics", None, None),
@@ -60,7 +79,7 @@ def test_every_kind_of_change_is_listed_with_its_values_before_and_after() -> No
         ("comment.resolved", "comments/c1/resolved", "resolved a comment", False, True),
         ("marker.moved", "markers/m1/at", "moved marker Chorus from 32.0 s to 48.0 s", 32.0, 48.0),
         ("root.changed", "chat", "changed chat", {"hello": "there"}, {"hello": "again"}),
-    ]  # fmt: skip
+    ]
 
 
 def test_deleted_items_keep_what_they_were() -> None:
@@ -117,7 +136,7 @@ def test_runs_rebuild_both_texts_exactly(before: str, after: str) -> None:
     assert "".join(r.text for r in found if r.op != "insert") == before
     assert "".join(r.text for r in found if r.op != "delete") == after
     assert all(r.text for r in found)
-    assert all(a.op != b.op for a, b in zip(found, found[1:], strict=False))
+    assert all(a.op != b.op for a, b in pairwise(found))
     changes, _ = compare({"lyrics": before}, {"lyrics": after})
     typed = sum(c.count for c in changes if c.kind == "lyrics.typed")
     deleted = sum(c.count for c in changes if c.kind == "lyrics.deleted")
