@@ -106,12 +106,13 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[Change]
     deleted = sum(len(r.text) for r in lyrics_runs if r.op == DELETED_TEXT)
     counted = [lyrics_change(TYPED, typed), lyrics_change(DELETED, deleted)]
     # in document order: meta, tracks, lyrics, then comments, markers and other roots
-    at = next(
-        (i for i, c in enumerate(found) if not c.path.startswith(("meta/", "tracks"))),
-        len(found),
-    )
+    at = next((i for i, c in enumerate(found) if not _before_lyrics(c.path)), len(found))
     found[at:at] = [c for c in counted if c is not None]
     return found, lyrics_runs
+
+
+def _before_lyrics(path: str) -> bool:
+    return path == "tracks" or path.startswith(("meta/", "tracks/"))
 
 
 def _text(value: Any) -> str:

@@ -142,3 +142,10 @@ def test_runs_rebuild_both_texts_exactly(before: str, after: str) -> None:
     deleted = sum(c.count for c in changes if c.kind == "lyrics.deleted")
     assert typed == sum(len(r.text) for r in found if r.op == "insert")
     assert deleted == sum(len(r.text) for r in found if r.op == "delete")
+
+
+def test_lyrics_come_after_tracks_and_before_the_rest_whatever_the_roots_are_called() -> None:
+    before = {"lyrics": "a", "tracks2": 1, "meta": {"bpm": 1}}
+    after = {"lyrics": "b", "tracks2": 2, "meta": {"bpm": 2}}
+    found, _ = compare(before, after)
+    assert [c.path for c in found] == ["meta/bpm", "lyrics", "lyrics", "tracks2"]
