@@ -23,12 +23,17 @@ TYPING = frozenset({TYPED, DELETED})
 @dataclass(frozen=True, slots=True)
 class Change:
     """One change: its kind (`track.added`, `lyrics.typed`, ...), where it is, and the sentence.
-    `count` is the number of characters of a lyrics change (0 otherwise)."""
+    `count` is the number of characters of a lyrics change (0 otherwise). `before` and `after`
+    are the plain values at `path` on either side (None where there was none: an added item has
+    no `before`); a reorder holds the ids in order, a lyrics change neither (its text is diffed
+    apart, projections.diff)."""
 
     kind: str
     path: str
     summary: str
     count: int = 0
+    before: Any = None
+    after: Any = None
 
 
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
@@ -41,8 +46,9 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     out += _comments(_items(before.get("comments")), _items(after.get("comments")), tracks_after)
     out += _markers(_items(before.get("markers")), _items(after.get("markers")))
     for root in sorted((before.keys() | after.keys()) - SCHEMA_ROOTS.keys()):
-        if before.get(root) != after.get(root):
-            out.append(Change("root.changed", root, f"changed {root}"))
+        old, new = before.get(root), after.get(root)
+        if old != new:
+            out.append(Change("root.changed", root, f"changed {root}", 0, old, new))
     return out
 
 
@@ -66,7 +72,7 @@ def typing_total(found: Iterable[Change]) -> list[Change]:
             deleted += change.count
     return [
         change
-        for change in (_typing(TYPED, typed), _typing(DELETED, deleted))
+        for change in (lyrics_change(TYPED, typed), lyrics_change(DELETED, deleted))
         if change is not None
     ]
 
@@ -143,18 +149,17 @@ def _meta(before: dict[str, Any], after: dict[str, Any]) -> Iterator[Change]:
                 summary = "cleared the title"
             elif old is not None:
                 summary = f'renamed the project from "{_short(old)}" to "{_short(new)}"'
-            yield Change("meta.title", path, summary)
+            yield Change("meta.title", path, summary, 0, old, new)
             continue
         word = _META_WORDS.get(key, key)
         unit = " BPM" if key == "bpm" and _number(new) is not None else ""
         if new is None:
-            yield Change(f"meta.{key}", path, f"cleared the {word}")
+            summary = f"cleared the {word}"
         elif old is None:
-            yield Change(f"meta.{key}", path, f"set the {word} to {_short(new)}{unit}")
+            summary = f"set the {word} to {_short(new)}{unit}"
         else:
-            yield Change(
-                f"meta.{key}", path, f"set the {word} from {_short(old)} to {_short(new)}{unit}"
-            )
+            summary = f"set the {word} from {_short(old)} to {_short(new)}{unit}"
+        yield Change(f"meta.{key}", path, summary, 0, old, new)
 
 
 # -- tracks and clips -----------------------------------------------------------------------------
@@ -177,18 +182,18 @@ def _tracks(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> Iterat
     for key, (index, track) in new.items():
         path = f"tracks/{key}"
         if key not in old:
-            yield Change("track.added", path, f"added {_track_noun(track, index)}")
+            yield Change("track.added", path, f"added {_track_noun(track, index)}", after=track)
             continue
         old_index, old_track = old[key]
         yield from _track(path, old_track, old_index, track, index)
     for key, (index, track) in old.items():
         if key not in new:
             noun = _track_noun(track, index)
-            yield Change("track.deleted", f"tracks/{key}", f"deleted {noun}")
+            yield Change("track.deleted", f"tracks/{key}", f"deleted {noun}", before=track)
     kept_before = [k for k in old if k in new]
     kept_after = [k for k in new if k in old]
     if kept_before != kept_after:
-        yield Change("track.moved", "tracks", "reordered tracks")
+        yield Change("track.moved", "tracks", "reordered tracks", 0, kept_before, kept_after)
 
 
 def _track(
@@ -197,7 +202,7 @@ def _track(
     label = _track_name(new, index)
     if old.get("name") != new.get("name"):
         summary = f"renamed {_track_noun(old, old_index)} to {label}"
-        yield Change("track.renamed", f"{path}/name", summary)
+        yield Change("track.renamed", f"{path}/name", summary, 0, old.get("name"), new.get("name"))
     for key, word, show in (
         ("volume_db", "volume", _db),
         ("pan", "pan", _short),
@@ -206,17 +211,21 @@ def _track(
     ):
         if old.get(key) != new.get(key):
             summary = f"set {label} {word} {_from_to(old.get(key), new.get(key), show)}"
-            yield Change(f"track.{key}", f"{path}/{key}", summary)
+            yield Change(f"track.{key}", f"{path}/{key}", summary, 0, old.get(key), new.get(key))
     for key, on, off in (("muted", "muted", "unmuted"), ("solo", "soloed", "unsoloed")):
         if bool(old.get(key)) != bool(new.get(key)):
-            yield Change(f"track.{key}", f"{path}/{key}", f"{on if new.get(key) else off} {label}")
+            summary = f"{on if new.get(key) else off} {label}"
+            yield Change(f"track.{key}", f"{path}/{key}", summary, 0, old.get(key), new.get(key))
     if old.get("analysis") != new.get("analysis"):
-        yield Change("track.analysis", f"{path}/analysis", f"updated the analysis of {label}")
+        summary = f"updated the analysis of {label}"
+        was, now = old.get("analysis"), new.get("analysis")
+        yield Change("track.analysis", f"{path}/analysis", summary, 0, was, now)
     yield from _clips(path, label, _items(old.get("clips")), _items(new.get("clips")))
     known = {"id", "name", "volume_db", "pan", "color", "kind", "muted", "solo"}
     for key in sorted((old.keys() | new.keys()) - known - {"analysis", "clips"}):
         if old.get(key) != new.get(key):
-            yield Change("track.changed", f"{path}/{key}", f"changed {key} of {label}")
+            summary = f"changed {key} of {label}"
+            yield Change("track.changed", f"{path}/{key}", summary, 0, old.get(key), new.get(key))
 
 
 def _clip_name(clip: dict[str, Any], key: str) -> str:
@@ -233,7 +242,7 @@ def _clips(
         name = _clip_name(clip, key)
         if key not in old:
             at = _seconds(clip.get("start"))
-            yield Change("clip.added", where, f"added clip {name} on {track} at {at}")
+            yield Change("clip.added", where, f"added clip {name} on {track} at {at}", after=clip)
             continue
         prior = old[key][1]
         for field, verb, show in (
@@ -247,20 +256,24 @@ def _clips(
                     f"{verb} clip {name} on {track} "
                     f"{_from_to(prior.get(field), clip.get(field), show)}"
                 )
-                yield Change(f"clip.{field}", f"{where}/{field}", summary)
+                was, now = prior.get(field), clip.get(field)
+                yield Change(f"clip.{field}", f"{where}/{field}", summary, 0, was, now)
         if prior.get("asset_id") != clip.get("asset_id"):
             summary = f"replaced the audio of clip {name} on {track}"
-            yield Change("clip.asset_id", f"{where}/asset_id", summary)
+            was, now = prior.get("asset_id"), clip.get("asset_id")
+            yield Change("clip.asset_id", f"{where}/asset_id", summary, 0, was, now)
     for key, (_, clip) in old.items():
         if key not in new:
             name = _clip_name(clip, key)
-            yield Change("clip.deleted", f"{path}/clips/{key}", f"deleted clip {name} on {track}")
+            summary = f"deleted clip {name} on {track}"
+            yield Change("clip.deleted", f"{path}/clips/{key}", summary, before=clip)
 
 
 # -- lyrics ---------------------------------------------------------------------------------------
 
 
-def _typing(kind: str, count: int) -> Change | None:
+def lyrics_change(kind: str, count: int) -> Change | None:
+    """ "typed 12 characters in lyrics" (TYPED) or "deleted 3 ..." (DELETED); None for 0."""
     if count == 0:
         return None
     verb = "typed" if kind == TYPED else "deleted"
@@ -283,8 +296,8 @@ def _lyrics(before: str, after: str) -> list[Change]:
         and before[len(before) - 1 - suffix] == after[len(after) - 1 - suffix]
     ):
         suffix += 1
-    typed = _typing(TYPED, len(after) - prefix - suffix)
-    deleted = _typing(DELETED, len(before) - prefix - suffix)
+    typed = lyrics_change(TYPED, len(after) - prefix - suffix)
+    deleted = lyrics_change(DELETED, len(before) - prefix - suffix)
     return [c for c in (typed, deleted) if c is not None]
 
 
@@ -309,19 +322,21 @@ def _comments(
     for key, (_, comment) in new.items():
         path = f"comments/{key}"
         if key not in old:
-            yield Change("comment.added", path, _commented_on(comment, tracks))
+            yield Change("comment.added", path, _commented_on(comment, tracks), after=comment)
             continue
         prior = old[key][1]
         if bool(prior.get("resolved")) != bool(comment.get("resolved")):
+            kind, summary = ("comment.reopened", "reopened a comment")
             if comment.get("resolved"):
-                yield Change("comment.resolved", f"{path}/resolved", "resolved a comment")
-            else:
-                yield Change("comment.reopened", f"{path}/resolved", "reopened a comment")
+                kind, summary = ("comment.resolved", "resolved a comment")
+            was, now = prior.get("resolved"), comment.get("resolved")
+            yield Change(kind, f"{path}/resolved", summary, 0, was, now)
         if prior.get("text") != comment.get("text"):
-            yield Change("comment.edited", f"{path}/text", "edited a comment")
-    for key in old:
+            was, now = prior.get("text"), comment.get("text")
+            yield Change("comment.edited", f"{path}/text", "edited a comment", 0, was, now)
+    for key, (_, comment) in old.items():
         if key not in new:
-            yield Change("comment.deleted", f"comments/{key}", "deleted a comment")
+            yield Change("comment.deleted", f"comments/{key}", "deleted a comment", before=comment)
 
 
 def _marker_name(marker: dict[str, Any]) -> str:
@@ -336,21 +351,24 @@ def _markers(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> Itera
         path = f"markers/{key}"
         name = _marker_name(marker)
         if key not in old:
-            yield Change("marker.added", path, f"added {name} at {_seconds(marker.get('at'))}")
+            summary = f"added {name} at {_seconds(marker.get('at'))}"
+            yield Change("marker.added", path, summary, after=marker)
             continue
         prior = old[key]
         if prior.get("name") != marker.get("name"):
-            yield Change(
-                "marker.renamed", f"{path}/name", f"renamed {_marker_name(prior)} to {name}"
-            )
+            summary = f"renamed {_marker_name(prior)} to {name}"
+            was, now = prior.get("name"), marker.get("name")
+            yield Change("marker.renamed", f"{path}/name", summary, 0, was, now)
         if prior.get("at") != marker.get("at"):
             summary = (
                 f"moved {name} from {_seconds(prior.get('at'))} to {_seconds(marker.get('at'))}"
             )
-            yield Change("marker.moved", f"{path}/at", summary)
+            was, now = prior.get("at"), marker.get("at")
+            yield Change("marker.moved", f"{path}/at", summary, 0, was, now)
     for key, marker in old.items():
         if key not in new:
-            yield Change("marker.deleted", f"markers/{key}", f"deleted {_marker_name(marker)}")
+            summary = f"deleted {_marker_name(marker)}"
+            yield Change("marker.deleted", f"markers/{key}", summary, before=marker)
 
 
 def _marker_key(marker: dict[str, Any], index: int) -> str:

@@ -1,6 +1,7 @@
-"""`jacameno replay PROJECT (--version N | --at TIME) [--json | --yjs FILE]` and `jacameno history
-PROJECT [--user U] [--since T] [--until T] [--path P] [--json]`: a project as it stood at a point,
-and its history in words, read from the log alone (projections.replay, projections.history;
+"""`jacameno replay PROJECT (--version N | --at TIME) [--json | --yjs FILE]`, `jacameno history
+PROJECT [--user U] [--since T] [--until T] [--path P] [--json]` and `jacameno diff PROJECT FROM TO
+[--json]`: a project as it stood at a point, its history in words, and what changed between two
+versions, read from the log alone (projections.replay, projections.history, projections.diff;
 docs/history.md). Operator tools: they read any project of the database they are given."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from domain.events import stream_name
 from eventstore import EventStore
 from jacameno.settings import Settings
+from projections.diff import DELETED_TEXT, INSERTED, Diff, diff
 from projections.history import Entry, Filters, history
 from projections.replay import VersionNotFound, moment, state_at, state_when
 
@@ -43,7 +45,7 @@ def _moment(text: str) -> datetime:
 
 
 def add(commands: Any) -> None:
-    """Add `replay` and `history` to the `jacameno` command."""
+    """Add `replay`, `history` and `diff` to the `jacameno` command."""
     replay = commands.add_parser("replay", help="a project's document at a version or a moment")
     replay.add_argument("project", type=_project, help="the project id")
     point = replay.add_mutually_exclusive_group(required=True)
@@ -63,6 +65,13 @@ def add(commands: Any) -> None:
     past.add_argument("--json", action="store_true", help="one JSON object per line")
     past.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
     past.set_defaults(run=run_history)
+    between = commands.add_parser("diff", help="what changed from one version to another")
+    between.add_argument("project", type=_project, help="the project id")
+    between.add_argument("start", type=_version, metavar="FROM", help="a version (0: empty)")
+    between.add_argument("end", type=_version, metavar="TO", help="a version (may be earlier)")
+    between.add_argument("--json", action="store_true", help="the diff as one JSON object")
+    between.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
+    between.set_defaults(run=run_diff)
 
 
 async def _with_store(settings: Settings, work: Callable[[EventStore], Awaitable[int]]) -> int:
@@ -113,6 +122,39 @@ def run_history(settings: Settings, args: argparse.Namespace) -> int:
             for entry in page.entries:
                 print(json.dumps(entry.public()) if args.json else line(entry))
             after = page.next_after
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+_MARKS = {INSERTED: "+", DELETED_TEXT: "-"}
+
+
+def diff_lines(found: Diff) -> list[str]:
+    """A diff for reading: one sentence per change, then the lyrics' inserted (+) and deleted (-)
+    runs, each with the characters kept before it counted."""
+    head = f"version {found.start.version} -> {found.end.version}"
+    lines = [head] + [f"  {change.summary}" for change in found.changes]
+    at = 0
+    for run in found.lyrics:
+        if run.op in _MARKS:
+            lines.append(f"  lyrics {_MARKS[run.op]} at {at}: {json.dumps(run.text)}")
+        if run.op != DELETED_TEXT:
+            at += len(run.text)
+    return lines
+
+
+def run_diff(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(store: EventStore) -> int:
+        try:
+            found = await diff(store, stream_name(args.project), args.start, args.end)
+        except VersionNotFound as exc:
+            print(f"jacameno: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps({"project_id": args.project, **found.public()}, indent=2))
+        else:
+            print("\n".join(diff_lines(found)))
         return 0
 
     return asyncio.run(_with_store(settings, work))

@@ -1,7 +1,8 @@
-"""`/api/projects/{id}/state` and `/api/projects/{id}/history`: a project as it stood at a version
-or a moment, and every event of its stream with what each update changed (projections.replay,
-projections.history; docs/history.md). Members only; to anyone else the project does not exist,
-and the stream read is always the caller's project's, so no version or path reaches another's."""
+"""`/api/projects/{id}/state`, `/history` and `/diff`: a project as it stood at a version or a
+moment, every event of its stream with what each update changed, and what changed between two
+versions (projections.replay, projections.history, projections.diff; docs/history.md). Members
+only; to anyone else the project does not exist, and the stream read is always the caller's
+project's, so no version or path reaches another's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError
 from jacameno.projects.service import Projects
+from projections.diff import diff
 from projections.history import Filters, history, typing_grouped
 from projections.replay import VersionNotFound, moment, state_at, state_when
 
@@ -88,6 +90,21 @@ async def get_history(call: HistoryCall) -> Response:
     return JSONResponse({"entries": [e.public() for e in entries], "next_after": page.next_after})
 
 
+async def get_diff(call: HistoryCall) -> Response:
+    project_id, _ = await member_role(call.services.projects.reads, call)
+    stream, store = stream_name(project_id), call.services.store
+    start = call.query.get("from", 0)
+    end = call.query.get("to")
+    if end is None:
+        end = await store.stream_version(stream)
+    try:
+        found = await diff(store, stream, start, end)
+    except VersionNotFound as exc:
+        name = "from" if exc.version == start else "to"
+        raise ApiError(404, "version_not_found", str(exc), [name]) from exc
+    return JSONResponse({"project_id": project_id, **found.public()})
+
+
 # The query parser reads integers of at most 9 digits.
 _VERSION_QUERY = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
 _TEXT_QUERY = {"type": "string", "minLength": 1, "maxLength": 500}
@@ -137,6 +154,22 @@ OPERATIONS: list[Operation[HistoryServices]] = [
             ),
         ),
         responses={200: schemas.HISTORY_PAGE},
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/api/projects/{project_id}/diff",
+        "get_diff",
+        "What changed from one stream version of the project to another (members): tracks, "
+        "clips, mixer values, meta, comments, markers with their values before and after, and "
+        "the lyrics as runs of equal, inserted and deleted text; `from` may be the later version",
+        get_diff,
+        "history",
+        query=(
+            Query("from", _VERSION_QUERY, "the version compared from (default 0: empty)"),
+            Query("to", _VERSION_QUERY, "the version compared to (default: the head)"),
+        ),
+        responses={200: schemas.PROJECT_DIFF},
         errors=(404,),
     ),
 ]

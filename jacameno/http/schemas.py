@@ -374,6 +374,41 @@ HISTORY_PAGE = obj(
     ("entries", "next_after"),
 )
 
+_POINT = obj(
+    {"version": {"type": "integer"}, "recorded_at": nullable(_TIME)}, ("version", "recorded_at")
+)
+_DIFF_CHANGE = obj(
+    {
+        "kind": {"type": "string"},
+        "path": {"type": "string"},
+        "summary": {"type": "string"},
+        "before": {"description": "the plain value at path in `from` (null: none)"},
+        "after": {"description": "the plain value at path in `to` (null: none)"},
+    },
+    ("kind", "path", "summary", "before", "after"),
+)
+_RUN = obj(
+    {
+        "op": {"type": "string", "enum": ["equal", "insert", "delete"]},
+        "text": {"type": "string"},
+    },
+    ("op", "text"),
+)
+PROJECT_DIFF = obj(
+    {
+        "project_id": {"type": "string"},
+        "from": _POINT,
+        "to": _POINT,
+        "changes": {"type": "array", "items": _DIFF_CHANGE},
+        "lyrics": {
+            "type": "array",
+            "items": _RUN,
+            "description": "equal + delete runs spell the lyrics at `from`, equal + insert at `to`",
+        },
+    },
+    ("project_id", "from", "to", "changes", "lyrics"),
+)
+
 # -- operations ----------------------------------------------------------------------------
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}

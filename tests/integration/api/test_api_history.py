@@ -163,3 +163,82 @@ async def test_viewers_read_and_strangers_see_no_project(api: Api) -> None:
     assert answer.status_code == 404
     history = await api.client.get(f"/api/projects/{own}/history", headers=stranger.headers)
     assert {e["user_id"] for e in history.json()["entries"]} == {stranger.id}
+
+
+async def test_a_diff_lists_what_changed_between_two_versions(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    url = f"/api/projects/{project}/diff"
+    answer = await api.client.get(
+        url, params={"from": versions[0], "to": versions[2]}, headers=owner.headers
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["project_id"] == project
+    assert (body["from"]["version"], body["to"]["version"]) == (versions[0], versions[2])
+    assert body["from"]["recorded_at"] is not None
+    assert body["changes"] == [
+        {
+            "kind": "track.volume_db",
+            "path": "tracks/t1/volume_db",
+            "summary": "set Bass volume from -3 dB to -6 dB",
+            "before": -3.0,
+            "after": -6.0,
+        },
+        {
+            "kind": "lyrics.typed",
+            "path": "lyrics",
+            "summary": "typed 3 characters in lyrics",
+            "before": None,
+            "after": None,
+        },
+    ]
+    assert body["lyrics"] == [{"op": "insert", "text": "hey"}]
+    # Backwards: what turns the head into version 0. Without parameters: from 0 to the head.
+    back = (
+        await api.client.get(url, params={"from": versions[2], "to": 0}, headers=owner.headers)
+    ).json()
+    assert [c["kind"] for c in back["changes"]] == ["track.deleted", "lyrics.deleted"]
+    assert back["changes"][0]["before"] == {"id": "t1", "name": "Bass", "volume_db": -6.0}
+    whole = (await api.client.get(url, headers=owner.headers)).json()
+    assert (whole["from"]["version"], whole["to"]["version"]) == (0, versions[2])
+    assert whole["from"]["recorded_at"] is None
+
+
+async def test_a_diff_refuses_versions_beyond_the_head_and_bad_ones(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    url = f"/api/projects/{project}/diff"
+
+    async def get(**params: Any) -> tuple[int, Any]:
+        answer = await api.client.get(url, params=params, headers=owner.headers)
+        return answer.status_code, answer.json()["error"]
+
+    beyond = versions[-1] + 1
+    status, error = await get(**{"from": beyond, "to": 1})
+    assert (status, error["code"], error["details"]) == (404, "version_not_found", ["from"])
+    status, error = await get(**{"from": 1, "to": beyond})
+    assert (status, error["code"], error["details"]) == (404, "version_not_found", ["to"])
+    status, error = await get(**{"from": "two"})
+    assert status == 422
+    assert "from" in str(error["details"])
+    status, error = await get(to=-1)
+    assert status == 422
+    assert "to" in str(error["details"])
+
+
+async def test_only_members_read_a_diff_and_only_of_their_project(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    viewer, stranger = await api.member("viewer"), await api.member("stranger")
+    await api.invite(owner, project, viewer, "viewer")
+    url = f"/api/projects/{project}/diff"
+    assert (await api.client.get(url, headers=viewer.headers)).status_code == 200
+    hidden = await api.client.get(url, headers=stranger.headers)
+    assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "not_found")
+    assert (await api.client.get(url)).status_code == 401
+    # The stranger's own project is shorter: its versions read only its own log.
+    own = (await api.project(stranger, "Other"))["id"]
+    answer = await api.client.get(
+        f"/api/projects/{own}/diff", params={"to": versions[-1]}, headers=stranger.headers
+    )
+    assert answer.status_code == 404
+    mine = await api.client.get(f"/api/projects/{own}/diff", headers=stranger.headers)
+    assert mine.json()["changes"] == []

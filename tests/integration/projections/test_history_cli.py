@@ -86,3 +86,38 @@ def test_history_prints_each_event_in_words_and_filters(
     assert cli.main([*base, "--user", "ana", "--path", "lyrics", "--json"]) == 0
     entries = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(e["version"], e["changes"][0]["path"]) for e in entries] == [(3, "lyrics")]
+
+
+def test_diff_prints_what_changed_between_two_versions(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = asyncio.run(_song(database_url))
+    base = ["diff", project, "--database-url", database_url]
+    assert cli.main([*base, "1", "3"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "version 1 -> 3",
+        "  set the tempo to 90 BPM",
+        "  typed 5 characters in lyrics",
+        '  lyrics + at 0: "la la"',
+    ]
+    assert cli.main([*base, "3", "0", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["from"]["version"], shown["to"]["version"]) == (3, 0)
+    assert [c["summary"] for c in shown["changes"]][:2] == [
+        "cleared the tempo",
+        "cleared the title",
+    ]
+    assert shown["changes"][1] == {
+        "kind": "meta.title",
+        "path": "meta/title",
+        "summary": "cleared the title",
+        "before": "Song",
+        "after": None,
+    }
+    assert shown["lyrics"] == [{"op": "delete", "text": "la la"}]
+    assert cli.main([*base, "1", "4"]) == 1
+    assert "beyond the project's head (version 3)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        cli.main([*base, "one", "2"])
+    assert bad.value.code == 2
+    assert "not a version" in capsys.readouterr().err
