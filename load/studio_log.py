@@ -261,7 +261,10 @@ def _project(
 def generate(sizes: Sizes, progress: Callable[[str], None] = lambda _: None) -> StudioLog:
     rng = random.Random(sizes.seed)
     projects = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(sizes.projects)]
-    users = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(sizes.projects)]
+    # as many users as projects, and at least 3 (a project has up to 3 members)
+    users = [
+        str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(max(sizes.projects, 3))
+    ]
     base, extra = divmod(sizes.updates, sizes.projects)
     histories: list[deque[list[tuple[int, int, int, bytes]]]] = []
     snapshots: list[tuple[int, int, bytes]] = []

@@ -1,0 +1,149 @@
+"""Time travel's figures (issue 11; docs/benchmarks.md, "Replay"): one project with a long log
+of real studio updates (`load/studio_log.py`), on SQLite and Postgres, and how long it takes to
+answer the document at a random version (`projections/replay.state_at`), a history page of 100
+with its summaries (`projections/history.history`), a diff across 10,000 versions
+(`projections/diff.diff`), and `jacameno verify`'s check of the project (events/s). The raw
+`read_stream` of the whole stream, in pages of 1,000, is the baseline measured in the same run.
+
+    python -m load.bench_replay                          # 100,000 updates, both databases
+    python -m load.bench_replay --updates 1000000 --database postgres
+    python -m load.bench_replay --updates 5000 --samples 5   # a smoke run
+
+Restore is not measured here: it writes through a live room (the collaboration benchmarks' part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from domain.events import stream_name
+from eventstore import EventStore
+from jacameno.documents.verify import verify_project
+from load import studio_log
+from load.bench_projections import DEFAULT_DSN, Plan, fresh
+from load.report import Figure, Target, table
+from load.stats import Measurement
+from projections.diff import diff
+from projections.history import history
+from projections.replay import state_at
+from projections.runner import BATCH_SIZE
+
+TARGETS = {"state": Target(0, max_p99_ms=100), "history": Target(0, max_p99_ms=50)}  # at 100,000
+DIFF_SPAN = 10_000
+PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    updates: int
+    samples: int
+    seed: int
+    plan: Plan
+
+
+async def timed(calls: list[Any]) -> Measurement:
+    """Await each of `calls` (factories of awaitables) in turn; their latencies."""
+    latencies = []
+    started = time.perf_counter()
+    for call in calls:
+        before = time.perf_counter()
+        await call()
+        latencies.append(time.perf_counter() - before)
+    return Measurement(len(calls), time.perf_counter() - started, latencies)
+
+
+async def read_stream_whole(store: EventStore, stream: str) -> Measurement:
+    version, started = 0, time.perf_counter()
+    while page := await store.read_stream(stream, version + 1, limit=PAGE):
+        version = page[-1].version
+    return Measurement(version, time.perf_counter() - started)
+
+
+async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str:
+    rng = random.Random(options.seed)
+    async with fresh(kind, options.plan) as (store, _db):
+        await studio_log.write(store, log)
+        stream = stream_name(log.projects[0])
+        head = await store.stream_version(stream)
+        versions = [rng.randint(1, head) for _ in range(options.samples)]
+        span = min(DIFF_SPAN, head - 1)
+        starts = [rng.randint(0, head - span) for _ in range(max(3, options.samples // 10))]
+        baseline = await read_stream_whole(store, stream)
+        figures = [
+            Figure(
+                "state",
+                f"state at a random version (of {head:,})",
+                "answers/s",
+                await timed([lambda v=v: state_at(store, stream, v) for v in versions]),
+                TARGETS["state"],
+            ),
+            Figure(
+                "history",
+                "history page of 100, with summaries",
+                "pages/s",
+                await timed(
+                    [lambda v=v: history(store, stream, after=v - 1, limit=100) for v in versions]
+                ),
+                TARGETS["history"],
+            ),
+            Figure(
+                "diff",
+                f"diff across {span:,} versions",
+                "diffs/s",
+                await timed([lambda s=s: diff(store, stream, s, s + span) for s in starts]),
+            ),
+        ]
+        started = time.perf_counter()
+        report = await verify_project(store, log.projects[0])
+        verified = Measurement(head, time.perf_counter() - started)
+        if report.problems:
+            raise SystemExit(f"verify disagreed on a clean log: {report.problems}")
+        figures.append(Figure("verify", "verify the project", "events/s", verified, ceiling="read"))
+        ceiling = Figure("read", "baseline: read_stream, pages of 1,000", "events/s", baseline)
+        return table(kind, [ceiling], figures)
+
+
+async def run(options: Options) -> None:
+    sizes = studio_log.Sizes(updates=options.updates, projects=1, seed=options.seed, active=4)
+    log = await asyncio.to_thread(studio_log.cached, sizes, options.plan.cache)
+    print(f"one project, {options.updates:,} updates; {options.samples} samples per figure")
+    for kind in options.plan.databases:
+        print(await measure(kind, options, log))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m load.bench_replay", description=__doc__)
+    parser.add_argument("--updates", type=int, default=100_000, help="(%(default)s)")
+    parser.add_argument("--samples", type=int, default=30, help="per figure (%(default)s)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgres", "both"), default="both", help="(both)"
+    )
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help="admin DSN of the Postgres server")
+    parser.add_argument("--cache", type=Path, default=None, help="where generated logs are kept")
+    args = parser.parse_args(argv)
+    if args.updates < 2 or args.samples < 1:
+        parser.error("--updates must be at least 2 and --samples at least 1")
+    databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
+    plan = Plan(
+        sizes=studio_log.Sizes(updates=args.updates, projects=1, seed=args.seed),
+        batch_size=BATCH_SIZE,
+        append_window=1000,
+        databases=databases,
+        dsn=args.dsn,
+        keep_database=False,
+        cache=args.cache,
+    )
+    asyncio.run(run(Options(args.updates, args.samples, args.seed, plan)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
