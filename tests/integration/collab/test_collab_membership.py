@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from pycrdt import Text
 
 from domain import events
 from harness.settings import app_settings
-from harness.waiting import eventually
+from harness.waiting import eventually, wait_until
 from jacameno.collab import protocol
 from jacameno.collab.gatekeeper import Access, Gatekeeper
 from tests.integration.collab.support import Server, YClient, serving
@@ -49,8 +50,12 @@ async def test_a_removed_member_is_closed_4403_when_the_removal_returns(server: 
     logged = await server.events(project, events.DOC_UPDATED)
     assert [e.data for e in logged if e.metadata["user_id"] == bob.id] == editor.sent[:1]
     assert "too late" not in owner.content()["lyrics"]
-    left = await server.events(project, events.SESSION_LEFT)
-    assert [e.metadata["user_id"] for e in left] == [bob.id]
+
+    # the leave is logged as the server closes the socket, not before the client sees the close
+    async def left() -> list[str]:
+        return [e.metadata["user_id"] for e in await server.events(project, events.SESSION_LEFT)]
+
+    await wait_until(lambda: _equal(left(), [bob.id]), "bob's leave is logged")
     assert owner.close_code is None
     await owner.close()
 
@@ -207,3 +212,7 @@ async def test_project_commands_succeed_while_fifty_clients_edit(server: Server)
         )
     assert all(c.close_code is None for c in clients)
     await asyncio.gather(*(c.close() for c in clients))
+
+
+async def _equal(found: Awaitable[list[str]], expected: list[str]) -> bool:
+    return await found == expected
