@@ -113,8 +113,7 @@ async def test_a_standby_takes_over_within_seconds_of_the_holders_sigkill(
     )
     await standby.start()
     try:
-        await asyncio.sleep(0.3)
-        assert [s.state for s in await standby.status()] == ["standby"]
+        await wait_until(lambda: _state(standby, "standby"), "the second runner stands by")
         await runner_process.kill()
         loop = asyncio.get_running_loop()
         killed = loop.time()

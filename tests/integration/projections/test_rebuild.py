@@ -100,7 +100,11 @@ async def test_a_rebuild_refuses_to_run_twice_at_once_and_unknown_names(
     await store.append("s", [NewEvent("counted")])
     runner = ProjectionRunner(store, db, [projection])
     first = asyncio.create_task(runner.rebuild("slow"))
-    await asyncio.sleep(0.1)
+
+    async def started() -> bool:
+        return await checkpoint(db, "slow__rebuild") is not None
+
+    await wait_until(started, "the first rebuild has started")
     with pytest.raises(RebuildRunning):
         await runner.rebuild("slow")
     with pytest.raises(KeyError):
@@ -181,10 +185,14 @@ async def test_a_new_schema_version_rebuilds_on_start_while_the_old_model_serves
     v2 = Projection(COUNTER.name, COUNTER.event_types, gated, tables=(WIDER,), version=2)
     runner = ProjectionRunner(store, db, [v2])
     await runner.start()
-    await asyncio.sleep(0.2)
+
+    async def rebuilding() -> bool:
+        states = [s.state for s in await runner.status(rebuilds=True)]
+        return states == ["rebuilding", "rebuilding"]
+
+    await wait_until(rebuilding, "the new version builds beside the old one")
     # the old model still serves, whole, while the new one builds beside it
     assert await totals(db) == {"s0": 20, "s1": 20, "s2": 20}
-    assert [s.state for s in await runner.status(rebuilds=True)] == ["rebuilding", "rebuilding"]
     release.set()
     await runner.wait_for(await store.head_position(), timeout=10)
     result = await store.append("s0", [NewEvent("counted")])
