@@ -25,10 +25,46 @@ class Limits:
     # Snapshots kept per stream: saving one more deletes the oldest (lowest version). Loading
     # needs only the latest; older ones serve `load_snapshot(max_version=...)` and cost space.
     snapshots_per_stream: int = 3
+    # Besides those, the highest snapshot of every span of `snapshot_spacing` versions is kept,
+    # so that the document at an old version is rebuilt from a snapshot near it rather than from
+    # version 1 (time travel, docs/history.md). Spans widen (doubling, neighbours merging) to
+    # keep at most `spaced_snapshots` of them, and fewer when the document is large: about
+    # `spaced_snapshot_bytes` of them per stream at the latest snapshot's size. 0: none kept.
+    snapshot_spacing: int = 1000
+    spaced_snapshots: int = 128
+    spaced_snapshot_bytes: int = 384 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.snapshots_per_stream < 1:
             raise ValueError("snapshots_per_stream must be at least 1")
+        if self.snapshot_spacing < 0 or self.spaced_snapshots < 1:
+            raise ValueError("snapshot_spacing is 0 or more, spaced_snapshots at least 1")
+
+    def snapshot_span(self, version: int, size: int = 0) -> int:
+        """The width of the spans whose highest snapshot is kept, once the stream has reached
+        `version` with a snapshot of `size` bytes (0: no spaced snapshots). Spans start at
+        multiples of their width, so doubling it merges neighbours and keeps the higher of
+        their two snapshots."""
+        spans = min(self.spaced_snapshots, self.spaced_snapshot_bytes // max(size, 1))
+        width = self.snapshot_spacing
+        if width == 0 or spans == 0:
+            return 0
+        while version // width >= spans:
+            width *= 2
+        return width
+
+    def snapshots_kept(self, versions: Sequence[int], version: int, size: int = 0) -> set[int]:
+        """Of a stream's snapshot `versions`, those kept once it has one of `size` bytes at
+        `version`: the `snapshots_per_stream` highest, and the highest of each span."""
+        ordered = sorted(set(versions), reverse=True)
+        kept = set(ordered[: self.snapshots_per_stream])
+        width = self.snapshot_span(version, size)
+        if width:
+            spans: dict[int, int] = {}
+            for v in ordered:
+                spans.setdefault(v // width, v)
+            kept.update(spans.values())
+        return kept
 
 
 @dataclass(frozen=True, slots=True)

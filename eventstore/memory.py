@@ -165,7 +165,8 @@ class MemoryEventStore:
             snaps[index] = snap
         else:
             snaps.insert(index, snap)
-        del snaps[: -self.limits.snapshots_per_stream]
+        kept = self.limits.snapshots_kept([s.version for s in snaps], version, len(state))
+        snaps[:] = [s for s in snaps if s.version in kept]
 
     async def load_snapshot(self, stream: str, max_version: int | None = None) -> Snapshot | None:
         self._check_open()

@@ -144,6 +144,11 @@ class PostgresEventStore:
         check_stream(stream)
         check_version(version)
         meta = check_snapshot(state, metadata, self.limits)
+        existing = await self._fetch("SELECT version FROM es_snapshots WHERE stream = $1", stream)
+        kept = self.limits.snapshots_kept([r[0] for r in existing] + [version], version, len(state))
+        # One statement: the save (when it is one of those kept) and the prune commit together.
+        # A save racing this one may be pruned here or keep one too many until the next save:
+        # either way every snapshot left is a true state and the log is untouched.
         rows = await self._fetch(
             """
             WITH target AS (
@@ -152,19 +157,14 @@ class PostgresEventStore:
             ), saved AS (
                 INSERT INTO es_snapshots (stream, version, state, metadata)
                 SELECT $1::text, $2::bigint, $3::bytea, $4::jsonb
-                WHERE (SELECT ok FROM target) AND (
-                    SELECT count(*) FROM es_snapshots WHERE stream = $1 AND version > $2
-                ) < $5
+                WHERE (SELECT ok FROM target) AND $2 = ANY($5::bigint[])
                 ON CONFLICT (stream, version) DO UPDATE
                     SET state = EXCLUDED.state, metadata = EXCLUDED.metadata,
                         recorded_at = EXCLUDED.recorded_at
                 RETURNING version
             ), pruned AS (
                 DELETE FROM es_snapshots
-                WHERE stream = $1 AND EXISTS (SELECT 1 FROM saved) AND version NOT IN (
-                    SELECT version FROM es_snapshots WHERE stream = $1
-                    UNION SELECT $2::bigint ORDER BY version DESC LIMIT $5
-                )
+                WHERE stream = $1 AND (SELECT ok FROM target) AND version <> ALL($5::bigint[])
             )
             SELECT ok FROM target
             """,
@@ -172,7 +172,7 @@ class PostgresEventStore:
             version,
             state,
             meta,
-            self.limits.snapshots_per_stream,
+            sorted(kept),
         )
         if not rows[0][0]:
             raise InvalidEventError(f"stream {stream!r} has no version {version}")

@@ -50,12 +50,6 @@ _COLUMNS = "position, stream, version, type, data, metadata, idempotency_key, re
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-_PRUNE_SNAPSHOTS = (
-    "DELETE FROM es_snapshots WHERE stream = ? AND version < (SELECT min(version) FROM"
-    " (SELECT version FROM es_snapshots WHERE stream = ? ORDER BY version DESC LIMIT ?))"
-)
-
-
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
@@ -177,7 +171,7 @@ class SQLiteEventStore:
         check_version(version)
         meta = check_snapshot(state, metadata, self.limits)
         now = _micros(datetime.now(UTC))
-        keep = self.limits.snapshots_per_stream
+        limits = self.limits
 
         def write(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
@@ -189,7 +183,14 @@ class SQLiteEventStore:
                         " recorded_at) VALUES (?, ?, ?, ?, ?)",
                         (stream, version, state, meta, now),
                     )
-                    conn.execute(_PRUNE_SNAPSHOTS, (stream, stream, keep))
+                    found = conn.execute(
+                        "SELECT version FROM es_snapshots WHERE stream = ?", (stream,)
+                    ).fetchall()
+                    kept = limits.snapshots_kept([row[0] for row in found], version, len(state))
+                    conn.executemany(
+                        "DELETE FROM es_snapshots WHERE stream = ? AND version = ?",
+                        [(stream, row[0]) for row in found if row[0] not in kept],
+                    )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

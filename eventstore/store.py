@@ -71,9 +71,10 @@ class EventStore(Protocol):
         """Store the folded state of `stream` at `version` (which must exist); saving the same
         version again replaces it. Snapshots never replace events: the log keeps them all.
 
-        A stream keeps at most `limits.snapshots_per_stream` snapshots, those of the highest
-        versions: in the same transaction, saving one deletes the older ones beyond that bound
-        (so saving a version below all of those kept stores nothing)."""
+        A stream keeps the `limits.snapshots_per_stream` snapshots of the highest versions and
+        the highest of each span of `limits.snapshot_spacing` versions, spans that widen as the
+        stream grows (`Limits.snapshots_kept`): in the same transaction, saving one deletes the
+        others (so saving a version that would not be kept stores nothing)."""
         ...
 
     async def load_snapshot(self, stream: str, max_version: int | None = None) -> Snapshot | None:

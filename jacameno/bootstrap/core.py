@@ -50,7 +50,10 @@ async def open_event_store(settings: Settings) -> EventStore:
     pacing = None
     if settings.commit_pace_ms:
         pacing = Pacing(settings.commit_pace_ms / 1000, settings.commit_pace_above)
-    limits = Limits(snapshots_per_stream=settings.snapshots_per_stream)
+    limits = Limits(
+        snapshots_per_stream=settings.snapshots_per_stream,
+        snapshot_spacing=settings.snapshot_spacing,
+    )
     if settings.database_kind == "sqlite":
         return await SQLiteEventStore.open(settings.sqlite_path, pacing=pacing, limits=limits)
     return await PostgresEventStore.open(settings.database_url, pacing=pacing, limits=limits)

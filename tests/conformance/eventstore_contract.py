@@ -381,6 +381,37 @@ class ContractTests:
         finally:
             await store.close()
 
+    async def test_a_snapshot_per_span_of_versions_is_kept_for_time_travel(
+        self, backend: Backend
+    ) -> None:
+        limits = Limits(snapshots_per_stream=1, snapshot_spacing=10, spaced_snapshots=4)
+        store = await backend.open(limits=limits)
+        try:
+            await store.append("s", events(80))
+            for version in range(5, 36, 5):
+                await store.save_snapshot("s", version, f"at {version}".encode())
+
+            async def kept() -> list[int]:
+                found = []
+                for version in range(80, 0, -1):
+                    snapshot = await store.load_snapshot("s", max_version=version)
+                    if snapshot is not None and snapshot.version not in found:
+                        found.append(snapshot.version)
+                return sorted(found)
+
+            # spans of 10: the highest of 0-9, 10-19, 20-29, and the newest
+            assert await kept() == [5, 15, 25, 35]
+            await store.save_snapshot("s", 12, b"not the highest of its span")
+            assert await kept() == [5, 15, 25, 35]
+            # at 40 and beyond, 4 spans of 10 are too many: spans of 20 (0-19, 20-39, ...)
+            await store.save_snapshot("s", 45, b"at 45")
+            assert await kept() == [15, 35, 45]
+            at_twenty = await store.load_snapshot("s", max_version=20)
+            assert at_twenty is not None
+            assert (at_twenty.version, at_twenty.state) == (15, b"at 15")
+        finally:
+            await store.close()
+
     async def test_a_snapshot_of_a_missing_version_is_refused(self, store: EventStore) -> None:
         await store.append("s", events(2))
         for stream, version in (("s", 3), ("s", 0), ("nothing", 1)):
