@@ -39,12 +39,22 @@ class Change:
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     """What turned the plain document `before` into `after`, in document order: meta, tracks
     (and their clips), lyrics, comments, markers, then other roots."""
-    out = list(_meta(_dict(before.get("meta")), _dict(after.get("meta"))))
+    # A root that is the same object on both sides (domain.rendering keeps what an update did
+    # not touch) is skipped without a look inside; comments read the tracks, so they go on.
+    same = {r for r in SCHEMA_ROOTS if before.get(r) is after.get(r)}
+    if "tracks" not in same:
+        same.discard("comments")
+    out = [] if "meta" in same else list(_meta(_dict(before.get("meta")), _dict(after.get("meta"))))
     tracks_after = _items(after.get("tracks"))
-    out += _tracks(_items(before.get("tracks")), tracks_after)
+    if "tracks" not in same:
+        out += _tracks(_items(before.get("tracks")), tracks_after)
     out += _lyrics(_str(before.get("lyrics")), _str(after.get("lyrics")))
-    out += _comments(_items(before.get("comments")), _items(after.get("comments")), tracks_after)
-    out += _markers(_items(before.get("markers")), _items(after.get("markers")))
+    if "comments" not in same:
+        out += _comments(
+            _items(before.get("comments")), _items(after.get("comments")), tracks_after
+        )
+    if "markers" not in same:
+        out += _markers(_items(before.get("markers")), _items(after.get("markers")))
     for root in sorted((before.keys() | after.keys()) - SCHEMA_ROOTS.keys()):
         old, new = before.get(root), after.get(root)
         if old != new:
@@ -185,7 +195,8 @@ def _tracks(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> Iterat
             yield Change("track.added", path, f"added {_track_noun(track, index)}", after=track)
             continue
         old_index, old_track = old[key]
-        yield from _track(path, old_track, old_index, track, index)
+        if old_track is not track:  # the same object: untouched by the update
+            yield from _track(path, old_track, old_index, track, index)
     for key, (index, track) in old.items():
         if key not in new:
             noun = _track_noun(track, index)
@@ -281,21 +292,38 @@ def lyrics_change(kind: str, count: int) -> Change | None:
     return Change(kind, "lyrics", f"{verb} {count} {noun} in lyrics", count)
 
 
+def common_ends(before: str, after: str) -> tuple[int, int]:
+    """The lengths of the longest common prefix of the two texts and of the longest common
+    suffix of what follows it. Found by bisection over slice comparisons (compared in C), so a
+    long text costs microseconds rather than a Python step per character."""
+    limit = min(len(before), len(after))
+    low, high = 0, limit  # the prefix's length lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if before[low:middle] == after[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    prefix = low
+    low, high = 0, limit - prefix
+    while low < high:
+        middle = (low + high + 1) // 2
+        if (
+            before[len(before) - middle : len(before) - low]
+            == after[len(after) - middle : len(after) - low]
+        ):
+            low = middle
+        else:
+            high = middle - 1
+    return prefix, low
+
+
 def _lyrics(before: str, after: str) -> list[Change]:
     """Characters typed and deleted, counted outside the longest common prefix and suffix: one
     update's edits of a text are usually one run, and a replaced run reads as both."""
     if before == after:
         return []
-    prefix = 0
-    limit = min(len(before), len(after))
-    while prefix < limit and before[prefix] == after[prefix]:
-        prefix += 1
-    suffix = 0
-    while (
-        suffix < limit - prefix
-        and before[len(before) - 1 - suffix] == after[len(after) - 1 - suffix]
-    ):
-        suffix += 1
+    prefix, suffix = common_ends(before, after)
     typed = lyrics_change(TYPED, len(after) - prefix - suffix)
     deleted = lyrics_change(DELETED, len(before) - prefix - suffix)
     return [c for c in (typed, deleted) if c is not None]

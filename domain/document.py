@@ -70,18 +70,24 @@ def _other_root(doc: Doc[Any], name: str) -> Any:
     return as_array if isinstance(as_array, list) and as_array else None
 
 
+def root_value(doc: Doc[Any], name: str) -> Any:
+    """One root as `plain` renders it: a schema root as its shared type (empty when missing or
+    of another type: `meta` an object, `lyrics` a string, the others arrays), another as the
+    first of map, text, array that finds content in it."""
+    kind = SCHEMA_ROOTS.get(name)
+    if kind is None:
+        return _other_root(doc, name)
+    if kind is Text:
+        return str(doc.get(name, type=Text))
+    value = plain_root(doc.get(name, type=kind))
+    empty_value: Any = {} if kind is Map else []
+    return value if isinstance(value, type(empty_value)) else empty_value
+
+
 def plain(doc: Doc[Any]) -> dict[str, Any]:
-    """Every root of `doc` as JSON values: the schema's roots always (empty when missing or of
-    another type: `meta` an object, `lyrics` a string, the others arrays), then the others."""
-    out: dict[str, Any] = {}
-    for name, kind in SCHEMA_ROOTS.items():
-        if kind is Text:
-            out[name] = str(doc.get(name, type=Text))
-            continue
-        value = plain_root(doc.get(name, type=kind))
-        empty_value: Any = {} if kind is Map else []
-        out[name] = value if isinstance(value, type(empty_value)) else empty_value
+    """Every root of `doc` as JSON values: the schema's roots always, then the others by name."""
+    out = {name: root_value(doc, name) for name in SCHEMA_ROOTS}
     for name in sorted(doc.keys()):
         if name not in out:
-            out[name] = _other_root(doc, name)
+            out[name] = root_value(doc, name)
     return out

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
-from domain.changes import DELETED, TYPED, TYPING, Change, changes, lyrics_change
+from domain.changes import (
+    DELETED,
+    TYPED,
+    TYPING,
+    Change,
+    changes,
+    common_ends,
+    lyrics_change,
+)
 from domain.document import plain
 from eventstore import EventStore
 from projections.replay import State, state_at
@@ -69,13 +77,7 @@ def _point(state: State) -> dict[str, Any]:
 def runs(before: str, after: str) -> list[Run]:
     """The lyrics `before` and `after` as runs: the `equal` and `delete` runs spell `before`,
     the `equal` and `insert` runs spell `after`; no two neighbours share an op, no run is empty."""
-    prefix = 0
-    limit = min(len(before), len(after))
-    while prefix < limit and before[prefix] == after[prefix]:
-        prefix += 1
-    suffix = 0
-    while suffix < limit - prefix and before[-1 - suffix] == after[-1 - suffix]:
-        suffix += 1
+    prefix, suffix = common_ends(before, after)
     old, new = before[prefix : len(before) - suffix], after[prefix : len(after) - suffix]
     found: list[Run] = [Run(EQUAL, before[:prefix])]
     # autojunk would skip frequent characters (spaces, vowels) in texts of 200 or more

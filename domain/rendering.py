@@ -1,0 +1,93 @@
+"""A document with its plain rendering (`domain.document.plain`) kept up to date update by update,
+for what compares the renderings on either side of each update (history's summaries,
+domain.changes): re-rendering a long project whole after every update costs tens of
+milliseconds (a studio project of 100,000 updates: 46,000 characters of lyrics and 3,800 clips
+render in 29 ms), while an update usually touches one track, one text or one setting.
+
+Which parts an update touched comes from pycrdt's observers of the schema's roots: an event
+inside a track (its path starts with the track's index) re-renders that track, any other event
+of a root re-renders the root. Roots outside the schema are rendered whole after every update
+(they are not observed; a studio document has none). The untouched parts of the next rendering
+are the very objects of the previous one, so comparing the two skips them by identity. A
+rendering that may have missed an update (`stale`) is rendered whole the next time."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from pycrdt import Array, Doc, Map, Subscription, Text
+
+from crdt import apply
+from domain.document import SCHEMA_ROOTS, plain, plain_root, root_value
+
+TRACKS = "tracks"
+WHOLE = -1  # in `_touched`: the root is rendered whole
+
+
+class Rendering:
+    """`doc` and `value`, its plain rendering, as of the last `apply` (or of construction)."""
+
+    def __init__(self, doc: Doc[Any]) -> None:
+        self.doc = doc
+        self.value = plain(doc)
+        self.stale = False
+        self._touched: dict[str, set[int]] = {}
+        self._subscriptions: list[Subscription] = []
+        for name, kind in SCHEMA_ROOTS.items():
+            root = doc.get(name, type=kind)
+            if isinstance(root, Text):
+                self._subscriptions.append(root.observe(partial(self._text, name)))
+            else:
+                self._subscriptions.append(root.observe_deep(partial(self._deep, name)))
+
+    def _text(self, name: str, _event: Any) -> None:
+        self._touched.setdefault(name, set()).add(WHOLE)
+
+    def _deep(self, name: str, events: list[Any]) -> None:
+        touched = self._touched.setdefault(name, set())
+        for event in events:
+            path = event.path  # from the root to what changed: [3, 'clips', 0] in track 3
+            if name == TRACKS and path and isinstance(path[0], int):
+                touched.add(path[0])
+            else:
+                touched.add(WHOLE)
+
+    def apply(self, update: bytes, origin: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Apply `update` (crdt.apply: MalformedUpdate if it does not apply, the document then
+        unchanged) and return the renderings before and after it."""
+        before = self.value
+        self._touched = {}
+        try:
+            apply(self.doc, update, origin)
+        except BaseException:
+            self.stale = True
+            raise
+        self.value = self._render(before)
+        return before, self.value
+
+    def _render(self, before: dict[str, Any]) -> dict[str, Any]:
+        if self.stale:
+            self.stale = False
+            return plain(self.doc)
+        after = dict(before)
+        for name, parts in self._touched.items():
+            old = before.get(name)
+            if WHOLE not in parts and name == TRACKS and isinstance(old, list):
+                after[name] = self._tracks(old, parts)
+            else:
+                after[name] = root_value(self.doc, name)
+        for name in sorted(self.doc.keys()):
+            if name not in SCHEMA_ROOTS:  # not observed: rendered whole, every time
+                after[name] = root_value(self.doc, name)
+        return after
+
+    def _tracks(self, before: list[Any], indices: set[int]) -> list[Any]:
+        tracks = self.doc.get(TRACKS, type=Array)
+        after = list(before)
+        for index in indices:
+            track = tracks[index] if index < min(len(after), len(tracks)) else None
+            if not isinstance(track, Map | Array):  # not the array it was: render it whole
+                return root_value(self.doc, TRACKS)  # type: ignore[no-any-return]
+            after[index] = plain_root(track)
+        return after

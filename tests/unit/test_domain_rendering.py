@@ -1,0 +1,90 @@
+"""The rendering kept update by update (domain.rendering) equals the document rendered whole
+(`plain`) after every update, whatever several clients did concurrently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycrdt import Array, Doc, Map, Text, TransactionEvent
+
+from crdt import MalformedUpdate
+from domain.document import plain
+from domain.rendering import Rendering
+from tests.edits import Edit, edit, edits
+
+# Edits beyond tests.edits: the other schema roots, a root outside the schema, a root written
+# with another type than the schema's.
+EXTRA = ("comment", "marker", "notes", "odd_root")
+
+
+def extra(doc: Doc[Any], kind: str, value: Any) -> None:
+    with doc.transaction():
+        if kind == "comment":
+            doc.get("comments", type=Array).append(Map({"id": str(value), "text": "hm"}))
+        elif kind == "marker":
+            doc.get("markers", type=Array).append(Map({"name": str(value), "at": 1.5}))
+        elif kind == "notes":
+            doc.get("notes", type=Map)["n"] = str(value)
+        else:
+            doc.get("lyrics2", type=Text).insert(0, str(value))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.one_of(edits, st.sampled_from(EXTRA)), st.booleans()),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_the_rendering_kept_by_updates_equals_the_whole_rendering(
+    steps: list[tuple[int, Edit | str, bool]],
+) -> None:
+    clients = [Doc(client_id=i + 1) for i in range(3)]
+    outbox: list[list[bytes]] = [[] for _ in clients]
+    for index, client in enumerate(clients):
+        client.observe(lambda event, i=index: _capture(outbox[i], event))
+    rendering = Rendering(Doc())
+    for who, change, deliver in steps:
+        if isinstance(change, str):
+            extra(clients[who], change, who)
+        else:
+            edit(clients[who], change)
+        if deliver:  # the room receives what the client has sent so far; peers sync later
+            for update in outbox[who]:
+                _apply(rendering, update)
+                for other in clients:
+                    other.apply_update(update)
+            outbox[who].clear()
+        assert rendering.value == plain(rendering.doc)
+    for queue in outbox:
+        for update in queue:
+            _apply(rendering, update)
+    assert rendering.value == plain(rendering.doc)
+
+
+def _capture(queue: list[bytes], event: TransactionEvent) -> None:
+    if event.update != b"\x00\x00":
+        queue.append(event.update)
+
+
+def _apply(rendering: Rendering, update: bytes) -> None:
+    before = rendering.value
+    old, new = rendering.apply(update, "test")
+    assert old is before
+    assert new is rendering.value
+
+
+def test_an_update_that_does_not_apply_leaves_the_next_rendering_whole() -> None:
+    source = Doc()
+    source.get("lyrics", type=Text).insert(0, "hello")
+    rendering = Rendering(Doc())
+    with pytest.raises(MalformedUpdate):
+        rendering.apply(b"\x05\xff", "test")
+    assert rendering.stale
+    _, after = rendering.apply(source.get_update(), "test")
+    assert after == plain(rendering.doc)
+    assert after["lyrics"] == "hello"
