@@ -228,3 +228,12 @@ def test_other_events_read_as_sentences() -> None:
     )
     assert event_summary("session.left", {"seconds": 61.2}) == "left after 61 s"
     assert event_summary("asset.uploaded", {}) == "asset.uploaded"
+
+
+def test_a_restore_names_the_version_and_the_part() -> None:
+    whole = {"version": 4, "path": None, "update_version": 9}
+    assert event_summary("doc.restored", whole) == "restored version 4"
+    part = {"version": 4, "path": "tracks/t1", "update_version": 9}
+    assert event_summary("doc.restored", part) == "restored tracks/t1 to version 4"
+    same = {"version": 4, "path": None, "update_version": None}
+    assert event_summary("doc.restored", same) == "restored version 4 (nothing differed)"
