@@ -229,6 +229,20 @@ async def converged(js: list[JSClient], python: list[YClient]) -> dict[str, Any]
     return seen[0]
 
 
+async def take_turns(
+    turns: Sequence[tuple[JSClient, Sequence[list[Any]]]], everyone: Sequence[JSClient]
+) -> list[dict[str, Any]]:
+    """Each turn, one client applies its ops in one transaction (one update), waits until the
+    server acknowledged it, then until every client shows it: one `doc.updated` per turn, in
+    turn order. Return the document (as the clients show it, normalized) after each turn."""
+    seen = []
+    for client, ops in turns:
+        await client.edit(*ops)
+        await client.wait_settled()
+        seen.append(await converged(list(everyone), []))
+    return seen
+
+
 async def edit_every_root(js: Sequence[JSClient], python: YClient) -> dict[str, Any]:
     """Three JS clients and a Python client edit Map, Array and Text at once, with conflicting
     writes (two set `bpm`, three insert at the start of the lyrics); wait until every edit is

@@ -182,6 +182,15 @@ const clip = (trackId, id) => {
   return found
 }
 
+// An item of a root array of maps (comments, markers) by its id.
+const item = (root, id) => {
+  const found = doc.getArray(root).toArray().find((m) => m.get('id') === id)
+  if (found === undefined) throw new Error(`no ${root} item ${id}`)
+  return found
+}
+
+const removeItem = (array, found) => array.delete(array.toArray().indexOf(found), 1)
+
 const newMap = (fields) => {
   const map = new Y.Map()
   for (const [key, value] of Object.entries(fields)) map.set(key, value)
@@ -194,15 +203,37 @@ const newTrack = (fields) => {
   return map
 }
 
+// A Y.Array cannot move an item: a move deletes it and inserts a copy (Y.Map.clone copies its
+// nested types too), as studio clients do.
+const moveTrack = (id, index) => {
+  const found = track(id)
+  const copy = found.clone()
+  removeItem(tracks, found)
+  tracks.insert(index, [copy])
+}
+
 const operations = {
   'meta.set': (key, value) => meta.set(key, value),
+  'meta.delete': (key) => meta.delete(key),
   'tracks.push': (fields) => tracks.push([newTrack(fields)]),
   'tracks.insert': (index, fields) => tracks.insert(index, [newTrack(fields)]),
-  'tracks.delete': (id) => tracks.delete(tracks.toArray().indexOf(track(id)), 1),
+  'tracks.delete': (id) => removeItem(tracks, track(id)),
+  'tracks.move': (id, index) => moveTrack(id, index),
   'track.set': (id, key, value) => track(id).set(key, value),
+  'track.delete': (id, key) => track(id).delete(key),
+  // A map under a track (its `analysis`), written whole.
+  'track.set_map': (id, key, fields) => track(id).set(key, newMap(fields)),
   'clips.push': (id, fields) => track(id).get('clips').push([newMap(fields)]),
+  'clips.delete': (id, clipId) => removeItem(track(id).get('clips'), clip(id, clipId)),
   'clip.set': (id, clipId, key, value) => clip(id, clipId).set(key, value),
   'comments.push': (fields) => doc.getArray('comments').push([newMap(fields)]),
+  'comments.delete': (id) => removeItem(doc.getArray('comments'), item('comments', id)),
+  'comment.set': (id, key, value) => item('comments', id).set(key, value),
+  'markers.push': (fields) => doc.getArray('markers').push([newMap(fields)]),
+  'markers.delete': (id) => removeItem(doc.getArray('markers'), item('markers', id)),
+  'marker.set': (id, key, value) => item('markers', id).set(key, value),
+  // A root outside the project schema (a chat, a plugin's data), as an array of values.
+  'root.push': (root, ...values) => doc.getArray(root).push(values),
   'lyrics.insert': (index, text) => lyrics.insert(Math.min(index, lyrics.length), text),
   'lyrics.append': (text) => lyrics.insert(lyrics.length, text),
   'lyrics.delete': (index, length) => lyrics.delete(index, length),
