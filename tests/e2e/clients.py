@@ -151,6 +151,13 @@ class JSClient:
     async def state(self) -> ClientState:
         return ClientState(await self.request("state"))
 
+    async def open(self, update: bytes) -> dict[str, Any]:
+        """The JSON of a new Y.Doc (this client's Yjs) to which `update` is applied."""
+        opened: dict[str, Any] = (
+            await self.request("open", update=base64.b64encode(update).decode())
+        )["json"]
+        return opened
+
     async def measure(self) -> dict[str, Any]:
         """The lyrics' length, the meta keys and the sync summary, without copying the
         document (for large ones)."""
