@@ -428,4 +428,14 @@ def event_summary(event_type: str, data: dict[str, Any]) -> str:
         case events.SESSION_LEFT:
             seconds = _number(data.get("seconds"))
             return "left" if seconds is None else f"left after {seconds:.0f} s"
+        case events.DOC_RESTORED:
+            return _restored(data)
     return event_type
+
+
+def _restored(data: dict[str, Any]) -> str:
+    """ "restored version 4", "restored tracks/t1 to version 4"; "(nothing differed)" when the
+    content already was that version's and no update was written."""
+    version, path = data.get("version"), data.get("path")
+    summary = f"restored {path} to version {version}" if path else f"restored version {version}"
+    return summary if data.get("update_version") is not None else f"{summary} (nothing differed)"

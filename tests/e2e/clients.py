@@ -151,6 +151,13 @@ class JSClient:
     async def state(self) -> ClientState:
         return ClientState(await self.request("state"))
 
+    async def open(self, update: bytes) -> dict[str, Any]:
+        """The JSON of a new Y.Doc (this client's Yjs) to which `update` is applied."""
+        opened: dict[str, Any] = (
+            await self.request("open", update=base64.b64encode(update).decode())
+        )["json"]
+        return opened
+
     async def measure(self) -> dict[str, Any]:
         """The lyrics' length, the meta keys and the sync summary, without copying the
         document (for large ones)."""
@@ -227,6 +234,20 @@ async def converged(js: list[JSClient], python: list[YClient]) -> dict[str, Any]
     except AssertionError:
         raise AssertionError(f"the clients did not converge: {seen}") from None
     return seen[0]
+
+
+async def take_turns(
+    turns: Sequence[tuple[JSClient, Sequence[list[Any]]]], everyone: Sequence[JSClient]
+) -> list[dict[str, Any]]:
+    """Each turn, one client applies its ops in one transaction (one update), waits until the
+    server acknowledged it, then until every client shows it: one `doc.updated` per turn, in
+    turn order. Return the document (as the clients show it, normalized) after each turn."""
+    seen = []
+    for client, ops in turns:
+        await client.edit(*ops)
+        await client.wait_settled()
+        seen.append(await converged(list(everyone), []))
+    return seen
 
 
 async def edit_every_root(js: Sequence[JSClient], python: YClient) -> dict[str, Any]:

@@ -243,3 +243,12 @@ def test_common_ends_are_the_longest(before: str, after: str) -> None:
     assert suffix == min(len(rest_before), len(rest_after)) or (
         rest_before[-1 - suffix] != rest_after[-1 - suffix]
     )
+
+
+def test_a_restore_names_the_version_and_the_part() -> None:
+    whole = {"version": 4, "path": None, "update_version": 9}
+    assert event_summary("doc.restored", whole) == "restored version 4"
+    part = {"version": 4, "path": "tracks/t1", "update_version": 9}
+    assert event_summary("doc.restored", part) == "restored tracks/t1 to version 4"
+    same = {"version": 4, "path": None, "update_version": None}
+    assert event_summary("doc.restored", same) == "restored version 4 (nothing differed)"

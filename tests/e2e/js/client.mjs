@@ -8,7 +8,7 @@
 // Hocuspocus, `authenticated` (with its scope) and `refused` (SyncStatus 0 for an update).
 // stdout carries nothing else (the provider's own warnings go to stderr).
 // Commands: connect, set_token, disconnect, wait_synced, wait_settled, wait_acked, edit,
-// start_typing, stop_typing, state, measure, exit (see `commands` below; tests/e2e/clients.py
+// start_typing, stop_typing, state, open, measure, exit (see `commands` below; tests/e2e/clients.py
 // drives them).
 //
 // Acknowledgements. The server broadcasts an update, its sender included, only after the update
@@ -40,11 +40,19 @@ const SYNC_STEP2 = 1
 const SYNC_UPDATE = 2
 const WHOLE_STATE_REQUEST = new Uint8Array([MESSAGE_SYNC, 0, 1, 0]) // step 1, empty vector
 
+// The project schema's roots, declared with their types: `toJSON` leaves out a root that only
+// updates from others have named (Yjs cannot know its type until it is declared).
+const declareRoots = (ydoc) => ({
+  meta: ydoc.getMap('meta'),
+  tracks: ydoc.getArray('tracks'),
+  lyrics: ydoc.getText('lyrics'),
+  comments: ydoc.getArray('comments'),
+  markers: ydoc.getArray('markers')
+})
+
 const doc = new Y.Doc()
 const mirror = new Y.Doc()
-const meta = doc.getMap('meta')
-const tracks = doc.getArray('tracks')
-const lyrics = doc.getText('lyrics')
+const { meta, tracks, lyrics, comments, markers } = declareRoots(doc)
 
 const sent = new Map() // base64 of a sent, not yet echoed, non-empty update -> times sent
 const acked = [] // base64 of local updates whose echo was received, in order
@@ -182,6 +190,15 @@ const clip = (trackId, id) => {
   return found
 }
 
+// An item of a root array of maps (comments, markers) by its id.
+const item = (array, id) => {
+  const found = array.toArray().find((m) => m.get('id') === id)
+  if (found === undefined) throw new Error(`no item ${id}`)
+  return found
+}
+
+const removeItem = (array, found) => array.delete(array.toArray().indexOf(found), 1)
+
 const newMap = (fields) => {
   const map = new Y.Map()
   for (const [key, value] of Object.entries(fields)) map.set(key, value)
@@ -194,15 +211,37 @@ const newTrack = (fields) => {
   return map
 }
 
+// A Y.Array cannot move an item: a move deletes it and inserts a copy (Y.Map.clone copies its
+// nested types too), as studio clients do.
+const moveTrack = (id, index) => {
+  const found = track(id)
+  const copy = found.clone()
+  removeItem(tracks, found)
+  tracks.insert(index, [copy])
+}
+
 const operations = {
   'meta.set': (key, value) => meta.set(key, value),
+  'meta.delete': (key) => meta.delete(key),
   'tracks.push': (fields) => tracks.push([newTrack(fields)]),
   'tracks.insert': (index, fields) => tracks.insert(index, [newTrack(fields)]),
-  'tracks.delete': (id) => tracks.delete(tracks.toArray().indexOf(track(id)), 1),
+  'tracks.delete': (id) => removeItem(tracks, track(id)),
+  'tracks.move': (id, index) => moveTrack(id, index),
   'track.set': (id, key, value) => track(id).set(key, value),
+  'track.delete': (id, key) => track(id).delete(key),
+  // A map under a track (its `analysis`), written whole.
+  'track.set_map': (id, key, fields) => track(id).set(key, newMap(fields)),
   'clips.push': (id, fields) => track(id).get('clips').push([newMap(fields)]),
+  'clips.delete': (id, clipId) => removeItem(track(id).get('clips'), clip(id, clipId)),
   'clip.set': (id, clipId, key, value) => clip(id, clipId).set(key, value),
-  'comments.push': (fields) => doc.getArray('comments').push([newMap(fields)]),
+  'comments.push': (fields) => comments.push([newMap(fields)]),
+  'comments.delete': (id) => removeItem(comments, item(comments, id)),
+  'comment.set': (id, key, value) => item(comments, id).set(key, value),
+  'markers.push': (fields) => markers.push([newMap(fields)]),
+  'markers.delete': (id) => removeItem(markers, item(markers, id)),
+  'marker.set': (id, key, value) => item(markers, id).set(key, value),
+  // A root outside the project schema (a chat, a plugin's data), as an array of values.
+  'root.push': (root, ...values) => doc.getArray(root).push(values),
   'lyrics.insert': (index, text) => lyrics.insert(Math.min(index, lyrics.length), text),
   'lyrics.append': (text) => lyrics.insert(lyrics.length, text),
   'lyrics.delete': (index, length) => lyrics.delete(index, length),
@@ -357,6 +396,14 @@ const commands = {
     return { typed: typing.typed }
   },
   state: () => state(),
+  // A Yjs update (base64) opened in a new document, as a client opens a project's state at a
+  // version: that document's JSON.
+  open: ({ update }) => {
+    const opened = new Y.Doc()
+    declareRoots(opened)
+    Y.applyUpdate(opened, Buffer.from(update, 'base64'))
+    return { json: opened.toJSON() }
+  },
   // What `state` says of a large document, without copying it.
   measure: () => ({ lyrics_length: lyrics.length, meta_keys: [...meta.keys()].sort(), ...summary() }),
   exit: () => {
