@@ -9,10 +9,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from crdt import apply
 from domain import events
 from domain.changes import TYPING, Change, changes, event_summary, touches, typing_total
-from domain.document import plain
+from domain.rendering import Rendering
 from eventstore import EventStore, RecordedEvent
 from projections.replay import PAGE, state_at, updates, version_at
 
@@ -127,7 +126,7 @@ async def history(
     if filters.since is not None:
         start = max(start, await version_at(store, stream, filters.since, strictly=True))
     state = await state_at(store, stream, start)
-    doc, before = state.doc, plain(state.doc)
+    rendering = Rendering(state.doc)
     page = Page()
     scanned = 0
     while start < head:
@@ -137,9 +136,7 @@ async def history(
                 return page
             found: list[Change] = []
             if event.type == events.DOC_UPDATED:
-                apply(doc, event.data, "replay")
-                now = plain(doc)
-                found, before = changes(before, now), now
+                found = changes(*rendering.apply(event.data, "replay"))
             entry = _entry(event, found)
             if _keeps(entry, filters):
                 page.entries.append(entry)
