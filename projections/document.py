@@ -26,8 +26,12 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt import EMPTY_UPDATE, MalformedUpdate, apply, build
+from domain.changes import Change, changes
 from domain.events import DOC_UPDATED, is_project_stream, project_of, stream_name
+from domain.rendering import Rendering
 from eventstore import EventStore, RecordedEvent
+from projections.document_changes import TABLES as CHANGE_TABLES
+from projections.document_changes import ChangeRows
 from projections.document_rows import Tables, tables
 from projections.runner import Projection
 from projections.tables import Names, Table, delete_where_in, fetch_where_in, insert_rows
@@ -37,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 # -- the tables (created by the runner; migration 0007 made the first ones) --------------------
 
-TABLES = (
+_ROW_TABLES = (
     Table(
         "doc_projects",
         {
@@ -112,6 +116,7 @@ TABLES = (
         key=("project_id", "position"),
     ),
 )
+TABLES = _ROW_TABLES + CHANGE_TABLES  # the rows of the document, then what each update changed
 
 # -- the fold ------------------------------------------------------------------------------
 
@@ -124,6 +129,28 @@ class _Cached:
     # table still holds that version, only the rows that differ are rewritten.
     written: Tables | None = None
     written_version: int = -1
+    # The document's plain rendering kept update by update, for what each update changed
+    # (made at the first update the fold records; None until then).
+    rendering: Rendering | None = None
+
+    def record(self, event: RecordedEvent) -> list[Change]:
+        """Apply the event's update; what it changed, in the studio's words."""
+        if self.rendering is None:
+            self.rendering = Rendering(self.doc)
+        try:
+            return changes(*self.rendering.apply(event.data, "projection"))
+        except MalformedUpdate:
+            _skipped(event)
+            return []
+
+    def catch_up(self, event: RecordedEvent) -> None:
+        """Apply an update whose changes another pass of the fold recorded."""
+        try:
+            apply(self.doc, event.data, "projection")
+        except MalformedUpdate:
+            _skipped(event)
+        if self.rendering is not None:
+            self.rendering.stale = True
 
 
 @dataclass(slots=True)
@@ -176,7 +203,7 @@ class DocumentFold:
                 break
             for event in batch:
                 if event.type == DOC_UPDATED:
-                    _apply(cached.doc, event)
+                    cached.catch_up(event)
                 cached.version = event.version
 
     async def _doc(self, project_id: str, version: int) -> _Cached:
@@ -213,34 +240,44 @@ class DocumentFold:
             _, dropped = self._cold.popitem(last=False)
             self._cold_size -= len(dropped.state)
 
+    def _forget(self, project_id: str) -> None:
+        self._docs.pop(project_id, None)
+        cold = self._cold.pop(project_id, None)
+        if cold is not None:
+            self._cold_size -= len(cold.state)
+
     async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:
         changed: dict[str, tuple[_Cached, RecordedEvent]] = {}  # kept if evicted meanwhile
+        rows = ChangeRows([], [])
         for event in events:
             if event.type != DOC_UPDATED or not is_project_stream(event.stream):
                 continue
             project_id = project_of(event.stream)
             cached = await self._doc(project_id, event.version - 1)
-            _apply(cached.doc, event)
-            cached.version = max(cached.version, event.version)
+            if cached.version >= event.version:
+                # A batch the runner retries: the document already holds this update, so what
+                # it changed can only be seen from a document loaded again from before it.
+                self._forget(project_id)
+                cached = await self._doc(project_id, event.version - 1)
+            rows.add(project_id, event, cached.record(event))
+            cached.version = event.version
             changed[project_id] = (cached, event)
         if changed:
             await _write(conn, self._names, changed)
+            await rows.write(conn, self._names)
 
 
-def _apply(doc: Doc[Any], event: RecordedEvent) -> None:
-    """One logged update; one that does not apply (validation exists to prevent it) is logged
-    and left out rather than stalling the read model."""
-    try:
-        apply(doc, event.data, "projection")
-    except MalformedUpdate:
-        logger.exception(
-            "a logged document update does not apply; left out of the read model",
-            extra={
-                "action": "projection.document.skip",
-                "stream": event.stream,
-                "position": event.position,
-            },
-        )
+def _skipped(event: RecordedEvent) -> None:
+    """A logged update that does not apply (validation exists to prevent it) is logged and left
+    out rather than stalling the read model."""
+    logger.exception(
+        "a logged document update does not apply; left out of the read model",
+        extra={
+            "action": "projection.document.skip",
+            "stream": event.stream,
+            "position": event.position,
+        },
+    )
 
 
 _PROJECT_COLUMNS = (
@@ -369,6 +406,7 @@ def document_projection(
         event_types=frozenset({DOC_UPDATED}),
         fold=lambda names: DocumentFold(store, names, capacity, cold_bytes=cold_bytes).apply,
         tables=TABLES,
+        version=2,  # 2: doc_updates and doc_changes
     )
 
 

@@ -2,7 +2,9 @@
 in two projects, with session events between them and snapshots now and then, folded in batches
 of any size by a fold that holds a single document (so it reloads from snapshot and tail, or from
 the documents it keeps encoded, all the time) or both (so it writes only the rows that changed),
-leave after every batch exactly the rows of the documents rebuilt from the log alone."""
+leave after every batch exactly the rows of the documents rebuilt from the log alone, and for
+each update the changes read from the documents rendered whole on either side of it, also when a
+batch is rolled back and applied again (the runner's retry)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, XmlFragment, XmlText
 
-from crdt import EMPTY_UPDATE, build, fold
+from crdt import EMPTY_UPDATE, apply, build, fold
+from domain.changes import changes
+from domain.document import plain
 from domain.events import DOC_UPDATED, SESSION_JOINED, project_of, stream_name
 from eventstore import NewEvent
 from eventstore.memory import MemoryEventStore
 from projections.document import TABLES, DocumentFold
+from projections.document_changes import ChangesReadModel
 from projections.document_rows import Tables, tables
 from projections.tables import live
 from sqldb import Database, open_database
@@ -122,12 +127,24 @@ async def check(
     migrate_sqlite(path)
     db = await open_database(f"sqlite:///{path}")
     try:
+        async with db.transaction() as conn:
+            for table in TABLES:
+                for statement in table.create("sqlite", table.name):
+                    await conn.execute(statement)
         capacity, cold_bytes = held
         projection = DocumentFold(store, live(TABLES), capacity=capacity, cold_bytes=cold_bytes)
         bounds = sorted({0, len(log), *(c % (len(log) + 1) for c in cuts)})
         for start, end in itertools.pairwise(bounds):
+            batch = [e for e in log[start:end] if e.type == DOC_UPDATED]
+            if start % 2:  # the runner's retry: a batch rolled back, then applied again
+                try:
+                    async with db.transaction() as conn:
+                        await projection.apply(conn, batch)
+                        raise RolledBack
+                except RolledBack:
+                    pass
             async with db.transaction() as conn:
-                await projection.apply(conn, [e for e in log[start:end] if e.type == DOC_UPDATED])
+                await projection.apply(conn, batch)
             for project in {project_of(e.stream) for e in log[:end] if e.type == DOC_UPDATED}:
                 updates = [
                     e.data
@@ -141,8 +158,30 @@ async def check(
                     "SELECT schema_problems FROM doc_projects WHERE project_id = $1", project
                 )
                 assert problems == model.project["schema_problems"]
+        for project in PROJECTS:
+            await check_changes(db, [e for e in log if e.stream == stream_name(project)], project)
     finally:
         await db.close()
+
+
+class RolledBack(Exception):
+    pass
+
+
+async def check_changes(db: Database, stream: list[Any], project: str) -> None:
+    """The changes stored for each of the stream's updates are those read from the documents
+    rendered whole before and after it."""
+    doc: Doc[Any] = Doc()
+    expected = {}
+    for event in stream:
+        if event.type == DOC_UPDATED:
+            before = plain(doc)
+            apply(doc, event.data, "test")
+            expected[event.version] = changes(before, plain(doc))
+    read_model = ChangesReadModel(db)
+    stored = await read_model.changes(project, 1, 10_000)
+    assert {v: found for v, found in stored.items()} == {v: c for v, c in expected.items() if c}
+    assert await read_model.folded(project) == max(expected, default=0)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
