@@ -60,6 +60,19 @@ class Blame:
     runs: tuple[Run, ...]
     tracks: dict[str, dict[str, Setting]]
 
+    def public(self, path: str) -> dict[str, Any] | None:
+        """The answer for `path` (see `target`): the version, its time, the path, and the runs
+        of the lyrics or the track's values; None if the track is not in the document."""
+        stamp = None if self.recorded_at is None else self.recorded_at.isoformat()
+        point = {"version": self.version, "recorded_at": stamp, "path": path}
+        track_id = target(path)
+        if track_id is None:
+            return {**point, "runs": [run.public() for run in self.runs]}
+        if track_id not in self.tracks:
+            return None
+        values = {key: setting.public() for key, setting in self.tracks[track_id].items()}
+        return {**point, "track_id": track_id, "values": values}
+
 
 def target(path: str) -> str | None:
     """What a blame path names: None for `lyrics`, the track id for `tracks/<id>`; ValueError
