@@ -110,7 +110,7 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
             ),
             Figure(
                 "blame",
-                "blame of the lyrics at the head (a replay from 0)",
+                "blame of the lyrics at the head",
                 "answers/s",
                 await blame_at_head(store, stream, options.samples),
             ),
