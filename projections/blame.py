@@ -105,7 +105,6 @@ class _Watch:
     setters: dict[str, dict[str, _Author]] = field(default_factory=dict)
     # pycrdt drops an observer whose subscription is no longer referenced
     subscriptions: list[Subscription] = field(default_factory=list)
-
     tracks: Array[Any] = field(init=False)
 
     def __post_init__(self) -> None:
