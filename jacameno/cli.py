@@ -1,5 +1,5 @@
-"""The `jacameno` command: serve, migrate, projections, export, analyst, replay, history,
-verify. Each reads the settings once and builds what it needs with the composition root's
+"""The `jacameno` command: serve, migrate, projections, export, analyst, replay, history, diff,
+blame, verify. Each reads the settings once and builds what it needs with the composition root's
 builders (jacameno.bootstrap)."""
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """`jacameno replay PROJECT (--version N | --at TIME) [--json | --yjs FILE]`, `jacameno history
-PROJECT [--user U] [--since T] [--until T] [--path P] [--json]` and `jacameno diff PROJECT FROM TO
-[--json]`: a project as it stood at a point, its history in words, and what changed between two
-versions, read from the log alone (projections.replay, projections.history, projections.diff;
-docs/history.md). Operator tools: they read any project of the database they are given."""
+PROJECT [--user U] [--since T] [--until T] [--path P] [--json]`, `jacameno diff PROJECT FROM TO
+[--json]` and `jacameno blame PROJECT [--path lyrics|tracks/ID] [--version N] [--json]`: a
+project as it stood at a point, its history in words, what changed between two versions, and
+who wrote what, read from the log alone (projections.replay, projections.history,
+projections.diff, projections.blame; docs/history.md). Operator tools: they read any project of
+the database they are given."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 from domain.events import stream_name
 from eventstore import EventStore
 from jacameno.settings import Settings
+from projections.blame import Blame, blame, target
 from projections.diff import DELETED_TEXT, INSERTED, Diff, diff
 from projections.history import Entry, Filters, history
 from projections.replay import VersionNotFound, moment, state_at, state_when
@@ -44,8 +47,16 @@ def _moment(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 date and time: {text!r}") from exc
 
 
+def _path(text: str) -> str:
+    try:
+        target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}: {text!r}") from exc
+    return text
+
+
 def add(commands: Any) -> None:
-    """Add `replay`, `history` and `diff` to the `jacameno` command."""
+    """Add `replay`, `history`, `diff` and `blame` to the `jacameno` command."""
     replay = commands.add_parser("replay", help="a project's document at a version or a moment")
     replay.add_argument("project", type=_project, help="the project id")
     point = replay.add_mutually_exclusive_group(required=True)
@@ -72,6 +83,13 @@ def add(commands: Any) -> None:
     between.add_argument("--json", action="store_true", help="the diff as one JSON object")
     between.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
     between.set_defaults(run=run_diff)
+    who = commands.add_parser("blame", help="who wrote the lyrics, who set a track's values")
+    who.add_argument("project", type=_project, help="the project id")
+    who.add_argument("--path", type=_path, default="lyrics", help="lyrics or tracks/<track id>")
+    who.add_argument("--version", type=_version, help="a version (default: the head)")
+    who.add_argument("--json", action="store_true", help="the API's object as JSON")
+    who.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
+    who.set_defaults(run=run_blame)
 
 
 async def _with_store(settings: Settings, work: Callable[[EventStore], Awaitable[int]]) -> int:
@@ -155,6 +173,41 @@ def run_diff(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps({"project_id": args.project, **found.public()}, indent=2))
         else:
             print("\n".join(diff_lines(found)))
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def blame_lines(found: Blame, path: str) -> list[str]:
+    """Blame for reading: each run of the lyrics (`version  user  "text"`), or each value of a
+    track (`name  value  version  user`; none if the track is not in the document)."""
+    lines = [f"version {found.version}"]
+    track_id = target(path)
+    if track_id is None:
+        for run in found.runs:
+            lines.append(f"{run.version:>7}  {run.user_id or '-'}  {json.dumps(run.text)}")
+        return lines
+    for key, setting in found.tracks.get(track_id, {}).items():
+        version = "-" if setting.version is None else setting.version
+        lines.append(f"  {key}  {json.dumps(setting.value)}  {version}  {setting.user_id or '-'}")
+    return lines
+
+
+def run_blame(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(store: EventStore) -> int:
+        try:
+            found = await blame(store, stream_name(args.project), args.version)
+        except VersionNotFound as exc:
+            print(f"jacameno: {exc}", file=sys.stderr)
+            return 1
+        public = found.public(args.path)
+        if public is None:
+            print(f"jacameno: no {args.path} at version {found.version}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps({"project_id": args.project, **public}, indent=2))
+        else:
+            print("\n".join(blame_lines(found, args.path)))
         return 0
 
     return asyncio.run(_with_store(settings, work))

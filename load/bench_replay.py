@@ -2,7 +2,8 @@
 of real studio updates (`load/studio_log.py`), on SQLite and Postgres, and how long it takes to
 answer the document at a random version (`projections/replay.state_at`), a history page of 100
 with its summaries (`projections/history.history`), a diff across 10,000 versions
-(`projections/diff.diff`), and `jacameno verify`'s check of the project (events/s). The raw
+(`projections/diff.diff`), blame of the lyrics at the head (`projections/blame.blame`, a replay
+from version 0: a few samples), and `jacameno verify`'s check of the project (events/s). The raw
 `read_stream` of the whole stream, in pages of 1,000, is the baseline measured in the same run.
 
     python -m load.bench_replay                          # 100,000 updates, both databases
@@ -30,6 +31,7 @@ from load import studio_log
 from load.bench_projections import DEFAULT_DSN, Plan, fresh
 from load.report import Figure, Target, table
 from load.stats import Measurement
+from projections.blame import blame
 from projections.diff import diff
 from projections.history import history
 from projections.replay import state_at
@@ -38,6 +40,7 @@ from projections.runner import BATCH_SIZE
 TARGETS = {"state": Target(0, max_p99_ms=100), "history": Target(0, max_p99_ms=50)}  # at 100,000
 DIFF_SPAN = 10_000
 PAGE = 1000
+BLAME_SAMPLES = 3  # each replays the whole stream: a few say enough
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,12 @@ async def read_stream_whole(store: EventStore, stream: str) -> Measurement:
     while page := await store.read_stream(stream, version + 1, limit=PAGE):
         version = page[-1].version
     return Measurement(version, time.perf_counter() - started)
+
+
+async def blame_at_head(store: EventStore, stream: str, samples: int) -> Measurement:
+    """Blame of the lyrics at the head, `samples` times (at most BLAME_SAMPLES)."""
+    calls = [lambda: blame(store, stream) for _ in range(max(1, min(samples, BLAME_SAMPLES)))]
+    return await timed(calls)
 
 
 async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str:
@@ -98,6 +107,12 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
                 f"diff across {span:,} versions",
                 "diffs/s",
                 await timed([lambda s=s: diff(store, stream, s, s + span) for s in starts]),
+            ),
+            Figure(
+                "blame",
+                "blame of the lyrics at the head",
+                "answers/s",
+                await blame_at_head(store, stream, options.samples),
             ),
         ]
         started = time.perf_counter()

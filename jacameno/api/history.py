@@ -1,6 +1,7 @@
-"""`/api/projects/{id}/state`, `/history` and `/diff`: a project as it stood at a version or a
-moment, every event of its stream with what each update changed, and what changed between two
-versions (projections.replay, projections.history, projections.diff; docs/history.md). Members
+"""`/api/projects/{id}/state`, `/history`, `/diff` and `/blame`: a project as it stood at a
+version or a moment, every event of its stream with what each update changed, what changed
+between two versions, and who wrote the lyrics and set each track's values (projections.replay,
+projections.history, projections.diff, projections.blame; docs/history.md). Members
 only; to anyone else the project does not exist, and the stream read is always the caller's
 project's, so no version or path reaches another's."""
 
@@ -18,6 +19,7 @@ from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError
 from jacameno.projects.service import Projects
+from projections.blame import blame, target
 from projections.diff import diff
 from projections.history import Filters, history, typing_grouped
 from projections.replay import VersionNotFound, moment, state_at, state_when
@@ -105,6 +107,24 @@ async def get_diff(call: HistoryCall) -> Response:
     return JSONResponse({"project_id": project_id, **found.public()})
 
 
+async def get_blame(call: HistoryCall) -> Response:
+    project_id, _ = await member_role(call.services.projects.reads, call)
+    path: str = call.query.get("path", "lyrics")
+    try:
+        track_id = target(path)
+    except ValueError as exc:
+        raise bad_parameter("path", str(exc)) from exc
+    try:
+        found = await blame(call.services.store, stream_name(project_id), call.query.get("version"))
+    except VersionNotFound as exc:
+        raise ApiError(404, "version_not_found", str(exc), ["version"]) from exc
+    public = found.public(path)
+    if public is None:
+        message = f"no track {track_id!r} in the project at version {found.version}"
+        raise ApiError(404, "track_not_found", message, ["path"])
+    return JSONResponse({"project_id": project_id, **public})
+
+
 # The query parser reads integers of at most 9 digits.
 _VERSION_QUERY = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
 _TEXT_QUERY = {"type": "string", "minLength": 1, "maxLength": 500}
@@ -170,6 +190,23 @@ OPERATIONS: list[Operation[HistoryServices]] = [
             Query("to", _VERSION_QUERY, "the version compared to (default: the head)"),
         ),
         responses={200: schemas.PROJECT_DIFF},
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/api/projects/{project_id}/blame",
+        "get_blame",
+        "Who wrote what (members): the lyrics as runs of text, each with the user and the "
+        "version that wrote it, or for `tracks/<id>` who last set each of its mixer values "
+        "(volume_db, pan, muted, solo, name), at a stream version (default: the head). A "
+        "replay of the project from version 0",
+        get_blame,
+        "history",
+        query=(
+            Query("path", _PATH_QUERY, "lyrics (default) or tracks/<track id>"),
+            Query("version", _VERSION_QUERY, "a stream version (default: the head)"),
+        ),
+        responses={200: schemas.PROJECT_BLAME},
         errors=(404,),
     ),
 ]

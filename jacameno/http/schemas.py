@@ -409,6 +409,45 @@ PROJECT_DIFF = obj(
     ("project_id", "from", "to", "changes", "lyrics"),
 )
 
+_BLAME_RUN = obj(
+    {
+        "text": {"type": "string"},
+        "user_id": nullable({"type": "string", "description": "null: the log does not say"}),
+        "version": {"type": "integer", "description": "the version whose update wrote it"},
+    },
+    ("text", "user_id", "version"),
+)
+_SETTING = obj(
+    {
+        "value": {"description": "the value the track holds at this version"},
+        "user_id": _OPTIONAL_TEXT,
+        "version": nullable({"type": "integer"}),
+        "recorded_at": nullable(_TIME),
+    },
+    ("value", "user_id", "version", "recorded_at"),
+)
+PROJECT_BLAME = obj(
+    {
+        "project_id": {"type": "string"},
+        "version": {"type": "integer"},
+        "recorded_at": nullable(_TIME),
+        "path": {"type": "string"},
+        "runs": {
+            "type": "array",
+            "items": _BLAME_RUN,
+            "description": "path lyrics: runs that spell the lyrics, each character in one",
+        },
+        "track_id": {"type": "string"},
+        "values": {
+            "type": "object",
+            "additionalProperties": _SETTING,
+            "description": "path tracks/<id>: volume_db, pan, muted, solo, name as the track "
+            "holds them, each with who set it last",
+        },
+    },
+    ("project_id", "version", "recorded_at", "path"),
+)
+
 # -- operations ----------------------------------------------------------------------------
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}

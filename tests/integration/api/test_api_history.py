@@ -229,3 +229,86 @@ async def test_a_diff_refuses_versions_beyond_the_head_and_bad_ones(api: Api) ->
     status, error = await get(to=-1)
     assert status == 422
     assert "to" in str(error["details"])
+
+
+async def test_blame_names_who_wrote_the_lyrics_and_set_each_mixer_value(api: Api) -> None:
+    owner, project, versions = await _song(api)
+    editor = await api.member("editor")
+    await api.invite(owner, project, editor, "editor")
+    doc: Doc[Any] = Doc()
+    state = await api.client.get(
+        f"/api/projects/{project}/state", params={"format": "yjs"}, headers=owner.headers
+    )
+    doc.apply_update(state.content)
+    typed = await _edit(
+        api, editor, project, doc, lambda d: d.get("lyrics", type=Text).insert(0, "oh ")
+    )
+    panned = await _edit(
+        api, editor, project, doc, lambda d: d.get("tracks", type=Array)[0].__setitem__("pan", 1)
+    )
+    url = f"/api/projects/{project}/blame"
+    lyrics = (await api.client.get(url, headers=owner.headers)).json()
+    assert (lyrics["version"], lyrics["path"]) == (panned, "lyrics")
+    assert lyrics["recorded_at"] is not None
+    assert lyrics["runs"] == [
+        {"text": "oh ", "user_id": editor.id, "version": typed},
+        {"text": "hey", "user_id": owner.id, "version": versions[2]},
+    ]
+    before = await api.client.get(url, params={"version": versions[2]}, headers=owner.headers)
+    assert before.json()["runs"] == [{"text": "hey", "user_id": owner.id, "version": versions[2]}]
+    track = await api.client.get(url, params={"path": "tracks/t1"}, headers=owner.headers)
+    assert track.status_code == 200, track.text
+    body = track.json()
+    assert (body["track_id"], body["path"], body["version"]) == ("t1", "tracks/t1", panned)
+    shown = {k: (v["value"], v["user_id"], v["version"]) for k, v in body["values"].items()}
+    assert shown == {
+        "name": ("Bass", owner.id, versions[0]),
+        "volume_db": (-6.0, owner.id, versions[1]),
+        "pan": (1.0, editor.id, panned),
+    }
+    assert body["values"]["pan"]["recorded_at"] is not None
+
+
+async def test_blame_refuses_bad_paths_unknown_tracks_and_versions_beyond_the_head(
+    api: Api,
+) -> None:
+    owner, project, versions = await _song(api)
+    viewer, stranger = await api.member("viewer"), await api.member("stranger")
+    await api.invite(owner, project, viewer, "viewer")
+    url = f"/api/projects/{project}/blame"
+
+    async def get(who: Member, **params: Any) -> tuple[int, Any]:
+        answer = await api.client.get(url, params=params, headers=who.headers)
+        return answer.status_code, answer.json()
+
+    status, body = await get(viewer, path="tracks/t1", version=versions[0])
+    assert (status, body["values"]["volume_db"]["value"]) == (200, -3.0)
+    status, body = await get(stranger)
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    assert (await api.client.get(url)).status_code == 401
+    for bad in ("meta/bpm", "tracks", "tracks/t1/volume_db"):
+        status, body = await get(owner, path=bad)
+        assert (status, body["error"]["code"], body["error"]["details"]) == (
+            400,
+            "bad_parameter",
+            ["path"],
+        )
+    status, body = await get(owner, path="tracks/nope")
+    assert (status, body["error"]["code"], body["error"]["details"]) == (
+        404,
+        "track_not_found",
+        ["path"],
+    )
+    status, body = await get(owner, path="tracks/t1", version=0)
+    assert (status, body["error"]["code"]) == (404, "track_not_found")
+    status, body = await get(owner, version=versions[-1] + 100)
+    assert (status, body["error"]["code"], body["error"]["details"]) == (
+        404,
+        "version_not_found",
+        ["version"],
+    )
+    status, body = await get(owner, version="two")
+    assert status == 422
+    assert "version" in str(body["error"]["details"])
+    status, body = await get(owner, path="/lyrics")
+    assert status == 422

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pycrdt import Doc, Map, Text
+from pycrdt import Array, Doc, Map, Text
 
 from domain.events import DOC_UPDATED, stream_name
 from eventstore import NewEvent
@@ -121,3 +121,50 @@ def test_diff_prints_what_changed_between_two_versions(
         cli.main([*base, "one", "2"])
     assert bad.value.code == 2
     assert "not a version" in capsys.readouterr().err
+
+
+def test_blame_prints_who_wrote_the_lyrics_and_set_a_tracks_values(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = asyncio.run(_song(database_url))
+
+    async def mix() -> None:
+        store = await open_store(database_url)
+        try:
+            doc: Doc[Any] = Doc()
+            before = doc.get_state()
+            doc.get("tracks", type=Array).append(Map({"id": "t1", "name": "Bass", "pan": 0.5}))
+            event = NewEvent(DOC_UPDATED, doc.get_update(before), {"user_id": "bob"})
+            await store.append(stream_name(project), [event])
+        finally:
+            await store.close()
+
+    asyncio.run(mix())
+    base = ["blame", project, "--database-url", database_url]
+    assert cli.main(base) == 0
+    assert capsys.readouterr().out.splitlines() == ["version 4", '      3  ana  "la la"']
+    assert cli.main([*base, "--path", "tracks/t1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["project_id"], shown["track_id"], shown["version"]) == (project, "t1", 4)
+    assert shown["values"]["pan"] | {"recorded_at": None} == {
+        "value": 0.5,
+        "user_id": "bob",
+        "version": 4,
+        "recorded_at": None,
+    }
+    assert cli.main([*base, "--path", "tracks/t1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "version 4",
+        '  name  "Bass"  4  bob',
+        "  pan  0.5  4  bob",
+    ]
+    assert cli.main([*base, "--version", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == []
+    assert cli.main([*base, "--path", "tracks/t1", "--version", "3"]) == 1
+    assert "no tracks/t1 at version 3" in capsys.readouterr().err
+    assert cli.main([*base, "--version", "5"]) == 1
+    assert "beyond the project's head (version 4)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        cli.main([*base, "--path", "meta/bpm"])
+    assert bad.value.code == 2
+    assert "lyrics or tracks/<track id>" in capsys.readouterr().err
