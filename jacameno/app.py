@@ -35,6 +35,7 @@ from jacameno.metrics import Metrics
 from jacameno.settings import Settings
 from projections.analytics import AnalyticsReadModel
 from projections.document import DocumentReadModel
+from projections.document_changes import ChangesReadModel
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,11 @@ def app_routes(
             ),
             guard,
         ),
-        *routes(history.OPERATIONS, history.HistoryServices(services.projects, core.store), guard),
+        *routes(
+            history.OPERATIONS,
+            history.HistoryServices(services.projects, core.store, ChangesReadModel(core.db)),
+            guard,
+        ),
         *routes(
             tracks.OPERATIONS,
             tracks.TrackServices(services.projects.reads, DocumentReadModel(core.db)),

@@ -21,6 +21,7 @@ from jacameno.http.errors import ApiError
 from jacameno.projects.service import Projects
 from projections.blame import blame, target
 from projections.diff import diff
+from projections.document_changes import ChangesReadModel
 from projections.history import Filters, history, typing_grouped
 from projections.replay import VersionNotFound, moment, state_at, state_when
 
@@ -35,6 +36,9 @@ class HistoryServices:
 
     projects: Projects
     store: EventStore
+    # the document read model's record of what each update changed (history reads the log
+    # alone without it)
+    changes: ChangesReadModel | None = None
 
 
 HistoryCall = Call[HistoryServices]
@@ -87,6 +91,7 @@ async def get_history(call: HistoryCall) -> Response:
         after=call.query.get("after", 0),
         limit=call.query.get("limit", 50),
         filters=Filters(call.query.get("user"), since, until, path),
+        stored=call.services.changes,
     )
     entries = typing_grouped(page.entries) if call.query.get("group") == "typing" else page.entries
     return JSONResponse({"entries": [e.public() for e in entries], "next_after": page.next_after})
