@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from itertools import pairwise
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -130,14 +131,15 @@ def test_lyrics_runs_name_what_was_kept_inserted_and_deleted() -> None:
 TEXT = st.text(alphabet="la \nñ😀", max_size=60)
 
 
-@given(before=TEXT, after=TEXT)
-def test_runs_rebuild_both_texts_exactly(before: str, after: str) -> None:
-    found = runs(before, after)
+@given(before=TEXT, after=TEXT, pairs=st.sampled_from([4_000_000, 0]))
+def test_runs_rebuild_both_texts_exactly(before: str, after: str, pairs: int) -> None:
+    with patch("projections.diff.CHARACTER_PAIRS", pairs):  # also when blocks are not compared
+        found = runs(before, after)
+        changes, _ = compare({"lyrics": before}, {"lyrics": after})
     assert "".join(r.text for r in found if r.op != "insert") == before
     assert "".join(r.text for r in found if r.op != "delete") == after
     assert all(r.text for r in found)
     assert all(a.op != b.op for a, b in pairwise(found))
-    changes, _ = compare({"lyrics": before}, {"lyrics": after})
     typed = sum(c.count for c in changes if c.kind == "lyrics.typed")
     deleted = sum(c.count for c in changes if c.kind == "lyrics.deleted")
     assert typed == sum(len(r.text) for r in found if r.op == "insert")
