@@ -35,6 +35,7 @@ On a user's stream (jacameno.accounts):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from crdt import UpdateSummary
@@ -110,8 +111,10 @@ def doc_updated(
     node: str,
     connection_id: str | None = None,
     via: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> NewEvent:
-    """A socket's edit (`connection_id`), or a server-side one (`via`: what made it)."""
+    """A socket's edit (`connection_id`), or a server-side one (`via`: what made it, and
+    `context`: more of its metadata, such as what a restore restored)."""
     clients = sorted(set(summary.clients))
     metadata: dict[str, Any] = {
         "user_id": user_id,
@@ -121,6 +124,7 @@ def doc_updated(
     }
     if via is not None:
         metadata["via"] = via
+    metadata.update(context or {})
     if len(clients) > 1:
         metadata["client_ids"] = clients
     return NewEvent(DOC_UPDATED, update, metadata)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc
@@ -54,6 +54,9 @@ class Actor:
 
     user_id: str
     via: str
+    # more of the event's metadata: a restore's `restores` ({"version", "path"}), so that the
+    # update itself says what it restored, in the same append
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Room:
@@ -175,7 +178,12 @@ class Room:
         if summary.empty or not self._apply(update, summary, f"server/{actor.via}"):
             return None
         event = events.doc_updated(
-            update, summary, user_id=actor.user_id, node=self._node, via=actor.via
+            update,
+            summary,
+            user_id=actor.user_id,
+            node=self._node,
+            via=actor.via,
+            context=actor.context,
         )
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.writer.submit(event, update, None, done)

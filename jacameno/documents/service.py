@@ -109,7 +109,10 @@ class Documents:
             with doc.transaction(origin="restore"):
                 restore_part(doc, target, part)
 
-        update_version = await self.live.edit(project_id, change, Actor(actor, "restore"))
+        # The update names what it restores in its own metadata: even if this node dies before
+        # the doc.restored event below is appended, the log says what the update was.
+        restores = {"restores": {"version": version, "path": part.path}}
+        update_version = await self.live.edit(project_id, change, Actor(actor, "restore", restores))
         restored = events.doc_restored(
             version=version, path=part.path, update_version=update_version, user_id=actor
         )

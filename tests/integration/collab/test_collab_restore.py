@@ -83,6 +83,7 @@ async def test_a_restore_reaches_every_connected_client_and_is_named_in_the_log(
     assert update.version == response["update_version"]
     assert update.metadata["via"] == "restore"
     assert update.metadata["user_id"] == bob.id
+    assert update.metadata["restores"] == {"version": version, "path": None}  # in one append
     assert restored.type == events.DOC_RESTORED
     assert restored.version == response["event_version"]
     assert restored.metadata["user_id"] == bob.id
