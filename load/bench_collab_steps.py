@@ -68,14 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     update = updates[-1]
     frame = protocol.encode_update(update)
     summary = check_update(update)
-    ids = {"user_id": "u" * 36, "connection_id": "c" * 32, "node": "host:1"}
-    event = events.doc_updated(update, summary, **ids)
+    user, connection, node = "u" * 36, "c" * 32, "host:1"
+    event = events.doc_updated(update, summary, user_id=user, connection_id=connection, node=node)
     steps: list[tuple[str, Callable[[], object], int]] = [
         ("decode the message", lambda: protocol.decode(frame), args.number),
         ("check_update", lambda: check_update(update), args.number),
         (
             "build the doc.updated event",
-            lambda: events.doc_updated(update, summary, **ids),
+            lambda: events.doc_updated(
+                update, summary, user_id=user, connection_id=connection, node=node
+            ),
             args.number,
         ),
         (

@@ -10,7 +10,7 @@ from version 0: a few samples), and `jacameno verify`'s check of the project (ev
     python -m load.bench_replay --updates 1000000 --database postgres
     python -m load.bench_replay --updates 5000 --samples 5   # a smoke run
 
-Restore is not measured here: it writes through a live room (the collaboration benchmarks' part).
+Restore is measured last (it appends): through an in-process room, without sockets.
 """
 
 from __future__ import annotations
@@ -22,25 +22,36 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from domain.events import stream_name
 from eventstore import EventStore
+from jacameno.collab.gatekeeper import Gatekeeper
+from jacameno.collab.rooms import Rooms
+from jacameno.documents.service import Documents
 from jacameno.documents.verify import verify_project
+from jacameno.settings.collab import CollabConfig
 from load import studio_log
 from load.bench_projections import DEFAULT_DSN, Plan, fresh
 from load.report import Figure, Target, table
 from load.stats import Measurement
+from projections import document
 from projections.blame import blame
 from projections.diff import diff
-from projections.history import history
+from projections.document import DocumentReadModel
+from projections.document_changes import ChangesReadModel
+from projections.history import Filters, history
+from projections.rebuild import create_missing
 from projections.replay import state_at
 from projections.runner import BATCH_SIZE
+from projections.tables import live
+from sqldb import Database
 
 TARGETS = {"state": Target(0, max_p99_ms=100), "history": Target(0, max_p99_ms=50)}  # at 100,000
 DIFF_SPAN = 10_000
 PAGE = 1000
 BLAME_SAMPLES = 3  # each replays the whole stream: a few say enough
+RESTORE_SAMPLES = 10  # each appends to the log the later figures would read
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +86,42 @@ async def blame_at_head(store: EventStore, stream: str, samples: int) -> Measure
     return await timed(calls)
 
 
+async def fold_changes(store: EventStore, db: Database) -> Measurement:
+    """The document read model folded over the whole log, as the runner would (its tables,
+    doc_updates and doc_changes among them): what history pages read."""
+    async with db.transaction() as conn:
+        await create_missing(conn, db.kind, document.TABLES)
+    fold = document.DocumentFold(store, live(document.TABLES))
+    position, count, started = 0, 0, time.perf_counter()
+    while batch := await store.read_all(position, BATCH_SIZE):
+        async with db.transaction() as conn:
+            await fold.apply(conn, batch)
+        position, count = batch[-1].position, count + len(batch)
+    return Measurement(count, time.perf_counter() - started)
+
+
+async def restores(
+    store: EventStore, project_id: str, versions: list[int], samples: int
+) -> Measurement:
+    """`samples` restores of the whole document to versions among `versions`, each through an
+    in-process room (Rooms.edit: the room loaded once, then checked, applied and appended as a
+    collaborator's edit would be; no socket, no bus)."""
+    rooms = Rooms(store, cast(Gatekeeper, None), CollabConfig())
+    documents = Documents(store, rooms)
+    try:
+        await rooms.open(project_id)
+        calls = [
+            lambda v=v: documents.restore("bench", project_id, v)
+            for v in versions[: max(1, min(samples, RESTORE_SAMPLES))]
+        ]
+        return await timed(calls)
+    finally:
+        await rooms.close()
+
+
 async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str:
     rng = random.Random(options.seed)
-    async with fresh(kind, options.plan) as (store, _db):
+    async with fresh(kind, options.plan) as (store, db):
         await studio_log.write(store, log)
         stream = stream_name(log.projects[0])
         head = await store.stream_version(stream)
@@ -85,6 +129,10 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
         span = min(DIFF_SPAN, head - 1)
         starts = [rng.randint(0, head - span) for _ in range(max(3, options.samples // 10))]
         baseline = await read_stream_whole(store, stream)
+        folded = await fold_changes(store, db)
+        stored = ChangesReadModel(db)
+        tracks = await DocumentReadModel(db).tracks(log.projects[0])
+        track = f"tracks/{tracks['tracks'][0]['id']}" if tracks["tracks"] else "tracks"
         figures = [
             Figure(
                 "state",
@@ -98,9 +146,38 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
                 "history page of 100, with summaries",
                 "pages/s",
                 await timed(
-                    [lambda v=v: history(store, stream, after=v - 1, limit=100) for v in versions]
+                    [
+                        lambda v=v: history(store, stream, after=v - 1, limit=100, stored=stored)
+                        for v in versions
+                    ]
                 ),
                 TARGETS["history"],
+            ),
+            Figure(
+                "history-path",
+                f"history page of 100 of path={track}",
+                "pages/s",
+                await timed(
+                    [
+                        lambda v=v: history(
+                            store,
+                            stream,
+                            after=v - 1,
+                            limit=100,
+                            filters=Filters(path=track),
+                            stored=stored,
+                        )
+                        for v in versions
+                    ]
+                ),
+            ),
+            Figure(
+                "history-log",
+                "history page of 100, log alone (CLI)",
+                "pages/s",
+                await timed(
+                    [lambda v=v: history(store, stream, after=v - 1, limit=100) for v in versions]
+                ),
             ),
             Figure(
                 "diff",
@@ -121,6 +198,23 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
         if report.problems:
             raise SystemExit(f"verify disagreed on a clean log: {report.problems}")
         figures.append(Figure("verify", "verify the project", "events/s", verified, ceiling="read"))
+        figures.append(
+            Figure(
+                "fold",
+                "document read model folded, with changes",
+                "events/s",
+                folded,
+                ceiling="read",
+            )
+        )
+        figures.append(
+            Figure(
+                "restore",
+                "restore the whole document to a random version",
+                "restores/s",
+                await restores(store, log.projects[0], versions, options.samples),
+            )
+        )
         ceiling = Figure("read", "baseline: read_stream, pages of 1,000", "events/s", baseline)
         return table(kind, [ceiling], figures)
 

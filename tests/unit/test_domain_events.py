@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -50,7 +51,7 @@ def test_payloads_keep_their_bytes() -> None:
 
 
 def test_doc_updated_names_the_yjs_clients_it_carries() -> None:
-    ids = {"user_id": "u", "connection_id": "c", "node": "n"}
+    ids: dict[str, Any] = {"user_id": "u", "connection_id": "c", "node": "n"}
     one = events.doc_updated(EMPTY_UPDATE, UpdateSummary((7, 7), 2, 0), **ids)
     assert (one.type, one.data) == (events.DOC_UPDATED, EMPTY_UPDATE)
     assert one.metadata == {**ids, "client_id": 7}
@@ -58,6 +59,11 @@ def test_doc_updated_names_the_yjs_clients_it_carries() -> None:
     assert several.metadata == {**ids, "client_id": None, "client_ids": [3, 9]}
     none = events.doc_updated(EMPTY_UPDATE, UpdateSummary((), 0, 0), **ids)
     assert none.metadata == {**ids, "client_id": None}
+    restore = {"restores": {"version": 4, "path": None}}
+    restoring = events.doc_updated(
+        EMPTY_UPDATE, UpdateSummary((7,), 1, 0), **ids, via="restore", context=restore
+    )
+    assert restoring.metadata == {**ids, "client_id": 7, "via": "restore", **restore}
 
 
 def test_doc_restored_names_the_version_the_part_the_update_and_who() -> None:
