@@ -7,8 +7,9 @@ so that the edit is small and merges with concurrent edits of what it keeps.
 - Array: items are matched in order (a longest matching subsequence, difflib): a Map item by its
   `identity` key (e.g. a track's "id") when it has one, otherwise any item by its content. Matched
   Maps are reconciled in place; the others are deleted or inserted as copies.
-- Text: the characters the target lacks are deleted and its new ones inserted (a character diff);
-  formatting attributes and embeds are not carried over (the target's plain string is).
+- Text: the characters the target lacks are deleted and its new ones inserted (crdt.textdiff:
+  by lines, then by characters); formatting attributes and embeds are not carried over (the
+  target's plain string is).
 
 Inserted values are copies of the target's (new Yjs items, new Maps, Arrays and Texts): content
 equal, item ids new. XML types are not supported (UnsupportedContent)."""
@@ -23,6 +24,7 @@ from typing import Any
 from pycrdt import Array, Map, Text
 
 from crdt.errors import MalformedUpdate
+from crdt.textdiff import opcodes
 
 Shared = Map[Any] | Array[Any] | Text
 
@@ -138,29 +140,15 @@ def _text(current: Text, wanted: str) -> None:
     present = str(current)
     if present == wanted:
         return
-    # The diff is quadratic at worst: trim what both share at either end first.
-    head = _common_prefix(present, wanted)
-    tail = _common_prefix(present[head:][::-1], wanted[head:][::-1])
-    mine, theirs = present[head : len(present) - tail], wanted[head : len(wanted) - tail]
-    matcher = difflib.SequenceMatcher(None, mine, theirs, autojunk=False)
-    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+    for tag, i1, i2, j1, j2 in reversed(opcodes(present, wanted)):
         if tag == "equal":
             continue
         # pycrdt's Text indices are UTF-8 byte offsets.
-        start = _utf8_offset(present, head + i1)
+        start = _utf8_offset(present, i1)
         if i2 > i1:
-            del current[start : _utf8_offset(present, head + i2)]
+            del current[start : _utf8_offset(present, i2)]
         if j2 > j1:
-            current.insert(start, theirs[j1:j2])
-
-
-def _common_prefix(a: str, b: str) -> int:
-    length = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        length += 1
-    return length
+            current.insert(start, wanted[j1:j2])
 
 
 def _utf8_offset(text: str, index: int) -> int:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from crdt.textdiff import common_ends
 from domain import events
 from domain.document import SCHEMA_ROOTS
 
@@ -290,32 +291,6 @@ def lyrics_change(kind: str, count: int) -> Change | None:
     verb = "typed" if kind == TYPED else "deleted"
     noun = "character" if count == 1 else "characters"
     return Change(kind, "lyrics", f"{verb} {count} {noun} in lyrics", count)
-
-
-def common_ends(before: str, after: str) -> tuple[int, int]:
-    """The lengths of the longest common prefix of the two texts and of the longest common
-    suffix of what follows it. Found by bisection over slice comparisons (compared in C), so a
-    long text costs microseconds rather than a Python step per character."""
-    limit = min(len(before), len(after))
-    low, high = 0, limit  # the prefix's length lies in [low, high]
-    while low < high:
-        middle = (low + high + 1) // 2
-        if before[low:middle] == after[low:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    prefix = low
-    low, high = 0, limit - prefix
-    while low < high:
-        middle = (low + high + 1) // 2
-        if (
-            before[len(before) - middle : len(before) - low]
-            == after[len(after) - middle : len(after) - low]
-        ):
-            low = middle
-        else:
-            high = middle - 1
-    return prefix, low
 
 
 def _lyrics(before: str, after: str) -> list[Change]:

@@ -3,26 +3,24 @@ compared as plain JSON by domain.changes (tracks, clips, mixer values, meta, com
 other roots, each with its value before and after), and the lyrics as runs of equal, inserted
 and deleted text (docs/history.md, "Diff").
 
-The lyrics are compared with difflib's SequenceMatcher, after the common prefix and suffix are
-set aside, by lines and then by characters within the lines that differ: the runs rebuild both
-texts exactly, but they are a short edit, not necessarily the one the collaborators typed.
+The lyrics are compared by crdt.textdiff (by lines, then by characters within the lines that
+differ): the runs rebuild both texts exactly, but they are a short edit, not necessarily the one
+the collaborators typed.
 Either version may be the later one: a diff from M to N < M says what turns M back into N."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Any
 
+from crdt.textdiff import opcodes
 from domain.changes import (
     DELETED,
     TYPED,
     TYPING,
     Change,
     changes,
-    common_ends,
     lyrics_change,
 )
 from domain.document import plain
@@ -30,7 +28,6 @@ from eventstore import EventStore
 from projections.replay import State, state_at
 
 EQUAL = "equal"
-CHARACTER_PAIRS = 4_000_000
 INSERTED = "insert"
 DELETED_TEXT = "delete"
 
@@ -79,17 +76,12 @@ def _point(state: State) -> dict[str, Any]:
 def runs(before: str, after: str) -> list[Run]:
     """The lyrics `before` and `after` as runs: the `equal` and `delete` runs spell `before`,
     the `equal` and `insert` runs spell `after`; no two neighbours share an op, no run is empty."""
-    prefix, suffix = common_ends(before, after)
-    old, new = before[prefix : len(before) - suffix], after[prefix : len(after) - suffix]
-    found: list[Run] = [Run(EQUAL, before[:prefix])]
-    # Lines first, then characters within the lines that differ: comparing two long texts
-    # character by character takes time quadratic in their length (a minute for lyrics of
-    # 46,000 characters 10,000 versions apart), line by line a few milliseconds.
-    old_lines, new_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
-    for tag, i1, i2, j1, j2 in _opcodes(old_lines, new_lines):
-        was, now = "".join(old_lines[i1:i2]), "".join(new_lines[j1:j2])
-        found += [Run(EQUAL, was)] if tag == EQUAL else _characters(was, now)
-    found.append(Run(EQUAL, before[len(before) - suffix :]))
+    found: list[Run] = []
+    for tag, i1, i2, j1, j2 in opcodes(before, after):
+        if tag == EQUAL:
+            found.append(Run(EQUAL, before[i1:i2]))
+        else:
+            found += [Run(DELETED_TEXT, before[i1:i2]), Run(INSERTED, after[j1:j2])]
     merged: list[Run] = []
     for run in found:
         if not run.text:
@@ -99,25 +91,6 @@ def runs(before: str, after: str) -> list[Run]:
         else:
             merged.append(run)
     return merged
-
-
-def _opcodes(old: Sequence[str], new: Sequence[str]) -> Sequence[tuple[str, int, int, int, int]]:
-    # autojunk would skip frequent items (spaces and vowels, blank lines) in 200 or more
-    return SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
-
-
-def _characters(old: str, new: str) -> list[Run]:
-    """Lines that differ, compared by characters; a block too large to compare in reasonable
-    time (more than CHARACTER_PAIRS pairs of characters) reads as deleted and inserted whole."""
-    if len(old) * len(new) > CHARACTER_PAIRS:
-        return [Run(DELETED_TEXT, old), Run(INSERTED, new)]
-    found: list[Run] = []
-    for tag, i1, i2, j1, j2 in _opcodes(old, new):
-        if tag == EQUAL:
-            found.append(Run(EQUAL, old[i1:i2]))
-        else:
-            found += [Run(DELETED_TEXT, old[i1:i2]), Run(INSERTED, new[j1:j2])]
-    return found
 
 
 def compare(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[Change], list[Run]]:

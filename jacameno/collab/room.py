@@ -191,12 +191,20 @@ class Room:
 
     async def edit(self, change: Callable[[Doc[Any]], None], actor: Actor) -> int | None:
         """A server-side edit made by `change` on a copy of the current document (so that a
-        change that raises leaves the room as it was); then as `write`."""
+        change that raises leaves the room as it was); then as `write`. The copy is built and
+        changed in a worker thread: for a large document that takes a while (a restore of a
+        project of 100,000 updates builds 2.8 MB and compares its lyrics), and the room's
+        other sockets are served meanwhile; what they change in between merges with it."""
         self._check_open()
-        scratch = document.build(self.doc.get_update(), [])
-        before = scratch.get_state()
-        change(scratch)
-        return await self.write(scratch.get_update(before), actor)
+        state = self.doc.get_update()
+
+        def changed() -> bytes:
+            scratch = document.build(state, [])
+            before = scratch.get_state()
+            change(scratch)
+            return scratch.get_update(before)
+
+        return await self.write(await asyncio.to_thread(changed), actor)
 
     def _apply(
         self, update: bytes, summary: UpdateSummary, origin: str, peer: Peer | None = None

@@ -133,7 +133,7 @@ TEXT = st.text(alphabet="la \nñ😀", max_size=60)
 
 @given(before=TEXT, after=TEXT, pairs=st.sampled_from([4_000_000, 0]))
 def test_runs_rebuild_both_texts_exactly(before: str, after: str, pairs: int) -> None:
-    with patch("projections.diff.CHARACTER_PAIRS", pairs):  # also when blocks are not compared
+    with patch("crdt.textdiff.CHARACTER_PAIRS", pairs):  # also when blocks are not compared
         found = runs(before, after)
         changes, _ = compare({"lyrics": before}, {"lyrics": after})
     assert "".join(r.text for r in found if r.op != "insert") == before

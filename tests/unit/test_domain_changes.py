@@ -6,11 +6,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import given
-from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
-from domain.changes import Change, changes, common_ends, event_summary, touches, typing_total
+from domain.changes import Change, changes, event_summary, touches, typing_total
 from domain.document import plain
 
 
@@ -230,19 +228,6 @@ def test_other_events_read_as_sentences() -> None:
     )
     assert event_summary("session.left", {"seconds": 61.2}) == "left after 61 s"
     assert event_summary("asset.uploaded", {}) == "asset.uploaded"
-
-
-@given(st.text(alphabet="ab", max_size=12), st.text(alphabet="ab", max_size=12))
-def test_common_ends_are_the_longest(before: str, after: str) -> None:
-    prefix, suffix = common_ends(before, after)
-    assert before[:prefix] == after[:prefix]
-    assert prefix == min(len(before), len(after)) or before[prefix] != after[prefix]
-    rest_before, rest_after = before[prefix:], after[prefix:]
-    assert suffix <= min(len(rest_before), len(rest_after))
-    assert rest_before[len(rest_before) - suffix :] == rest_after[len(rest_after) - suffix :]
-    assert suffix == min(len(rest_before), len(rest_after)) or (
-        rest_before[-1 - suffix] != rest_after[-1 - suffix]
-    )
 
 
 def test_a_restore_names_the_version_and_the_part() -> None:

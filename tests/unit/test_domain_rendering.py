@@ -43,7 +43,7 @@ def extra(doc: Doc[Any], kind: str, value: Any) -> None:
 def test_the_rendering_kept_by_updates_equals_the_whole_rendering(
     steps: list[tuple[int, Edit | str, bool]],
 ) -> None:
-    clients = [Doc(client_id=i + 1) for i in range(3)]
+    clients: list[Doc[Any]] = [Doc(client_id=i + 1) for i in range(3)]
     outbox: list[list[bytes]] = [[] for _ in clients]
     for index, client in enumerate(clients):
         client.observe(lambda event, i=index: _capture(outbox[i], event))
@@ -79,7 +79,7 @@ def _apply(rendering: Rendering, update: bytes) -> None:
 
 
 def test_an_update_that_does_not_apply_leaves_the_next_rendering_whole() -> None:
-    source = Doc()
+    source: Doc[Any] = Doc()
     source.get("lyrics", type=Text).insert(0, "hello")
     rendering = Rendering(Doc())
     with pytest.raises(MalformedUpdate):
