@@ -22,6 +22,7 @@ from crdt import apply
 from domain.document import SCHEMA_ROOTS, plain, plain_root, root_value
 
 TRACKS = "tracks"
+LYRICS = "lyrics"
 WHOLE = -1  # in `_touched`: the root is rendered whole
 
 
@@ -33,6 +34,12 @@ class Rendering:
         self.value = plain(doc)
         self.stale = False
         self._touched: dict[str, set[int]] = {}
+        # The lyrics as UTF-8, kept from the text's change deltas (whose positions count bytes):
+        # `str()` of a Y.Text walks every item, a millisecond for lyrics of 46,000 characters
+        # typed one by one, too much per keystroke. None while the text holds an embed (its
+        # position then spells nothing in the string): rendered whole.
+        self._lyrics = _utf8(doc.get(LYRICS, type=Text))
+        self._deltas: list[Any] = []
         self._subscriptions: list[Subscription] = []
         for name, kind in SCHEMA_ROOTS.items():
             root = doc.get(name, type=kind)
@@ -41,8 +48,9 @@ class Rendering:
             else:
                 self._subscriptions.append(root.observe_deep(partial(self._deep, name)))
 
-    def _text(self, name: str, _event: Any) -> None:
+    def _text(self, name: str, event: Any) -> None:
         self._touched.setdefault(name, set()).add(WHOLE)
+        self._deltas.append(event.delta)
 
     def _deep(self, name: str, events: list[Any]) -> None:
         touched = self._touched.setdefault(name, set())
@@ -57,7 +65,7 @@ class Rendering:
         """Apply `update` (crdt.apply: MalformedUpdate if it does not apply, the document then
         unchanged) and return the renderings before and after it."""
         before = self.value
-        self._touched = {}
+        self._touched, self._deltas = {}, []
         try:
             apply(self.doc, update, origin)
         except BaseException:
@@ -69,18 +77,34 @@ class Rendering:
     def _render(self, before: dict[str, Any]) -> dict[str, Any]:
         if self.stale:
             self.stale = False
+            self._lyrics = _utf8(self.doc.get(LYRICS, type=Text))
             return plain(self.doc)
         after = dict(before)
         for name, parts in self._touched.items():
             old = before.get(name)
             if WHOLE not in parts and name == TRACKS and isinstance(old, list):
                 after[name] = self._tracks(old, parts)
+            elif name == LYRICS:
+                after[name] = self._patched()
             else:
                 after[name] = root_value(self.doc, name)
         for name in sorted(self.doc.keys()):
             if name not in SCHEMA_ROOTS:  # not observed: rendered whole, every time
                 after[name] = root_value(self.doc, name)
         return after
+
+    def _patched(self) -> str:
+        """The lyrics after the update's deltas, applied to the UTF-8 kept; read whole (and
+        kept again) when a delta holds an embed or does not fit what was kept."""
+        lyrics = self._lyrics
+        if lyrics is not None and all(_patch(lyrics, delta) for delta in self._deltas):
+            try:
+                return lyrics.decode()
+            except UnicodeDecodeError:
+                pass
+        text = self.doc.get(LYRICS, type=Text)
+        self._lyrics = _utf8(text)
+        return str(text)
 
     def _tracks(self, before: list[Any], indices: set[int]) -> list[Any]:
         tracks = self.doc.get(TRACKS, type=Array)
@@ -91,3 +115,41 @@ class Rendering:
                 return root_value(self.doc, TRACKS)  # type: ignore[no-any-return]
             after[index] = plain_root(track)
         return after
+
+
+def _utf8(text: Text) -> bytearray | None:
+    """The text as UTF-8, or None if it holds an embed."""
+    chunks = [content for content, _ in text.diff()]
+    if not all(isinstance(chunk, str) for chunk in chunks):
+        return None
+    return bytearray("".join(chunks).encode())
+
+
+def _patch(lyrics: bytearray, delta: Any) -> bool:
+    """Apply a Y.Text change delta (retain, insert, delete, in UTF-8 bytes) to `lyrics`; False
+    (and `lyrics` to be dropped) if it holds an embed or reaches past the end."""
+    if not isinstance(delta, list):
+        return False
+    at = 0
+    for op in delta:
+        if not isinstance(op, dict):
+            return False
+        if "retain" in op:
+            at += int(op["retain"])
+        elif "insert" in op:
+            value = op["insert"]
+            if not isinstance(value, str):
+                return False
+            data = value.encode()
+            lyrics[at:at] = data
+            at += len(data)
+        elif "delete" in op:
+            count = int(op["delete"])
+            if at + count > len(lyrics):
+                return False
+            del lyrics[at : at + count]
+        else:
+            return False
+        if at > len(lyrics):
+            return False
+    return True

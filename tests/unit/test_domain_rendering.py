@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from tests.edits import Edit, edit, edits
 
 # Edits beyond tests.edits: the other schema roots, a root outside the schema, a root written
 # with another type than the schema's.
-EXTRA = ("comment", "marker", "notes", "odd_root")
+EXTRA = ("comment", "marker", "notes", "odd_root", "embed", "unembed")
 
 
 def extra(doc: Doc[Any], kind: str, value: Any) -> None:
@@ -28,6 +29,17 @@ def extra(doc: Doc[Any], kind: str, value: Any) -> None:
             doc.get("markers", type=Array).append(Map({"name": str(value), "at": 1.5}))
         elif kind == "notes":
             doc.get("notes", type=Map)["n"] = str(value)
+        elif kind == "embed":  # takes a position in the lyrics, spells nothing in its string
+            lyrics = doc.get("lyrics", type=Text)
+            lyrics.insert_embed(len(str(lyrics).encode()) // 2, {"x": 1})
+        elif kind == "unembed":
+            lyrics = doc.get("lyrics", type=Text)
+            at = 0
+            for content, _ in lyrics.diff():
+                if not isinstance(content, str):
+                    del lyrics[at : at + 1]
+                    break
+                at += len(content.encode())
         else:
             doc.get("lyrics2", type=Text).insert(0, str(value))
 
@@ -88,3 +100,21 @@ def test_an_update_that_does_not_apply_leaves_the_next_rendering_whole() -> None
     _, after = rendering.apply(source.get_update(), "test")
     assert after == plain(rendering.doc)
     assert after["lyrics"] == "hello"
+
+
+def test_lyrics_with_an_embed_are_kept_right_as_typing_goes_on_after_it() -> None:
+    source: Doc[Any] = Doc()
+    lyrics = source.get("lyrics", type=Text)
+    rendering = Rendering(Doc())
+    steps: list[Callable[[], None]] = [
+        lambda: lyrics.insert(0, "héllo"),
+        lambda: lyrics.insert_embed(3, {"image": 1}),
+        lambda: lyrics.insert(len("hél".encode()) + 1, "X"),  # after the embed's position
+        lambda: lyrics.insert(len(str(lyrics).encode()) + 1, "!"),
+    ]
+    for step in steps:
+        state = source.get_state()
+        step()
+        _, after = rendering.apply(source.get_update(state), "test")
+        assert after["lyrics"] == str(lyrics) == plain(rendering.doc)["lyrics"]
+    assert str(lyrics) == "hélXlo!"
