@@ -41,10 +41,9 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     """What turned the plain document `before` into `after`, in document order: meta, tracks
     (and their clips), lyrics, comments, markers, then other roots."""
     # A root that is the same object on both sides (domain.rendering keeps what an update did
-    # not touch) is skipped without a look inside; comments read the tracks, so they go on.
+    # not touch) is skipped without a look inside: it holds no change (comments read the
+    # tracks only to name what a changed comment is on).
     same = {r for r in SCHEMA_ROOTS if before.get(r) is after.get(r)}
-    if "tracks" not in same:
-        same.discard("comments")
     out = [] if "meta" in same else list(_meta(_dict(before.get("meta")), _dict(after.get("meta"))))
     tracks_after = _items(after.get("tracks"))
     if "tracks" not in same:

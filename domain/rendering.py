@@ -5,10 +5,13 @@ milliseconds (a studio project of 100,000 updates: 46,000 characters of lyrics a
 render in 29 ms), while an update usually touches one track, one text or one setting.
 
 Which parts an update touched comes from pycrdt's observers of the schema's roots: an event
-inside a track (its path starts with the track's index) re-renders that track, any other event
-of a root re-renders the root. Roots outside the schema are rendered whole after every update
-(they are not observed; a studio document has none). The untouched parts of the next rendering
-are the very objects of the previous one, so comparing the two skips them by identity. A
+inside an item of an Array root (its path starts with the item's index: a track, a comment)
+re-renders that item, items inserted into or deleted from the root are spliced into its
+rendering as the root's delta says, the lyrics are kept as UTF-8 patched by the text's deltas,
+and any other event of a root re-renders the root. Roots outside the schema are rendered whole
+after every update (they are not observed; a studio document has none). The untouched parts of
+the next rendering are the very objects of the previous one, so comparing the two skips them by
+identity. A
 rendering that may have missed an update (`stale`) is rendered whole the next time."""
 
 from __future__ import annotations
@@ -16,14 +19,17 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Subscription, Text
+from pycrdt import Array, ArrayEvent, Doc, Map, Subscription, Text
 
 from crdt import apply
 from domain.document import SCHEMA_ROOTS, plain, plain_root, root_value
 
-TRACKS = "tracks"
 LYRICS = "lyrics"
 WHOLE = -1  # in `_touched`: the root is rendered whole
+# Every this many updates the document is rendered whole: whatever an update did that the
+# observers did not say (yrs gave no event for the insert of an embed inside a multi-byte
+# character, a position no client should send) is caught up with.
+WHOLE_EVERY = 256
 
 
 class Rendering:
@@ -33,13 +39,14 @@ class Rendering:
         self.doc = doc
         self.value = plain(doc)
         self.stale = False
+        self._applied = 0
         self._touched: dict[str, set[int]] = {}
         # The lyrics as UTF-8, kept from the text's change deltas (whose positions count bytes):
         # `str()` of a Y.Text walks every item, a millisecond for lyrics of 46,000 characters
         # typed one by one, too much per keystroke. None while the text holds an embed (its
         # position then spells nothing in the string): rendered whole.
         self._lyrics = _utf8(doc.get(LYRICS, type=Text))
-        self._deltas: list[Any] = []
+        self._deltas: dict[str, list[Any]] = {}  # by root: the update's change deltas
         self._subscriptions: list[Subscription] = []
         for name, kind in SCHEMA_ROOTS.items():
             root = doc.get(name, type=kind)
@@ -50,13 +57,15 @@ class Rendering:
 
     def _text(self, name: str, event: Any) -> None:
         self._touched.setdefault(name, set()).add(WHOLE)
-        self._deltas.append(event.delta)
+        self._deltas.setdefault(name, []).append(event.delta)
 
     def _deep(self, name: str, events: list[Any]) -> None:
         touched = self._touched.setdefault(name, set())
         for event in events:
             path = event.path  # from the root to what changed: [3, 'clips', 0] in track 3
-            if name == TRACKS and path and isinstance(path[0], int):
+            if not path and isinstance(event, ArrayEvent):  # items inserted or deleted
+                self._deltas.setdefault(name, []).append(getattr(event, "delta", None))
+            elif path and isinstance(path[0], int):  # inside the item at that index
                 touched.add(path[0])
             else:
                 touched.add(WHOLE)
@@ -65,7 +74,10 @@ class Rendering:
         """Apply `update` (crdt.apply: MalformedUpdate if it does not apply, the document then
         unchanged) and return the renderings before and after it."""
         before = self.value
-        self._touched, self._deltas = {}, []
+        self._touched, self._deltas = {}, {}
+        self._applied += 1
+        if self._applied % WHOLE_EVERY == 0:
+            self.stale = True
         try:
             apply(self.doc, update, origin)
         except BaseException:
@@ -82,8 +94,8 @@ class Rendering:
         after = dict(before)
         for name, parts in self._touched.items():
             old = before.get(name)
-            if WHOLE not in parts and name == TRACKS and isinstance(old, list):
-                after[name] = self._tracks(old, parts)
+            if WHOLE not in parts and SCHEMA_ROOTS.get(name) is Array and isinstance(old, list):
+                after[name] = self._array(name, old, parts)
             elif name == LYRICS:
                 after[name] = self._patched()
             else:
@@ -97,7 +109,7 @@ class Rendering:
         """The lyrics after the update's deltas, applied to the UTF-8 kept; read whole (and
         kept again) when a delta holds an embed or does not fit what was kept."""
         lyrics = self._lyrics
-        if lyrics is not None and all(_patch(lyrics, delta) for delta in self._deltas):
+        if lyrics is not None and all(_patch(lyrics, d) for d in self._deltas.get(LYRICS, ())):
             try:
                 return lyrics.decode()
             except UnicodeDecodeError:
@@ -106,15 +118,23 @@ class Rendering:
         self._lyrics = _utf8(text)
         return str(text)
 
-    def _tracks(self, before: list[Any], indices: set[int]) -> list[Any]:
-        tracks = self.doc.get(TRACKS, type=Array)
+    def _array(self, name: str, before: list[Any], indices: set[int]) -> Any:
+        """An Array root after the update: its items inserted and deleted as its deltas say
+        (the inserted ones rendered), then the items changed inside rendered again; rendered
+        whole if anything does not fit (an item that is not a shared type, a delta past the
+        end)."""
+        root = self.doc.get(name, type=Array)
         after = list(before)
-        for index in indices:
-            track = tracks[index] if index < min(len(after), len(tracks)) else None
-            if not isinstance(track, Map | Array):  # not the array it was: render it whole
-                return root_value(self.doc, TRACKS)  # type: ignore[no-any-return]
-            after[index] = plain_root(track)
-        return after
+        fits = all(_splice(after, delta) for delta in self._deltas.get(name, ()))
+        if fits and len(after) == len(root):
+            for index in indices:
+                item = root[index] if index < len(after) else None
+                if not isinstance(item, Map | Array):
+                    break
+                after[index] = plain_root(item)
+            else:
+                return after
+        return root_value(self.doc, name)
 
 
 def _utf8(text: Text) -> bytearray | None:
@@ -151,5 +171,35 @@ def _patch(lyrics: bytearray, delta: Any) -> bool:
         else:
             return False
         if at > len(lyrics):
+            return False
+    return True
+
+
+def _splice(items: list[Any], delta: Any) -> bool:
+    """Apply a Y.Array change delta (retain, insert, delete, in items) to the rendered `items`;
+    False (and `items` to be dropped) if it inserts a value that is not a shared type or
+    reaches past the end."""
+    if not isinstance(delta, list):
+        return False
+    at = 0
+    for op in delta:
+        if not isinstance(op, dict):
+            return False
+        if "retain" in op:
+            at += int(op["retain"])
+        elif "insert" in op:
+            values = op["insert"]
+            if not isinstance(values, list) or not all(isinstance(v, Map | Array) for v in values):
+                return False
+            items[at:at] = [plain_root(v) for v in values]
+            at += len(values)
+        elif "delete" in op:
+            count = int(op["delete"])
+            if at + count > len(items):
+                return False
+            del items[at : at + count]
+        else:
+            return False
+        if at > len(items):
             return False
     return True

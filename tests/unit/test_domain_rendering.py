@@ -31,7 +31,8 @@ def extra(doc: Doc[Any], kind: str, value: Any) -> None:
             doc.get("notes", type=Map)["n"] = str(value)
         elif kind == "embed":  # takes a position in the lyrics, spells nothing in its string
             lyrics = doc.get("lyrics", type=Text)
-            lyrics.insert_embed(len(str(lyrics).encode()) // 2, {"x": 1})
+            text = str(lyrics)  # a position between characters, embeds counted
+            lyrics.insert_embed(_position(lyrics, len(text) // 2), {"x": 1})
         elif kind == "unembed":
             lyrics = doc.get("lyrics", type=Text)
             at = 0
@@ -76,6 +77,20 @@ def test_the_rendering_kept_by_updates_equals_the_whole_rendering(
         for update in queue:
             _apply(rendering, update)
     assert rendering.value == plain(rendering.doc)
+
+
+def _position(lyrics: Text, characters: int) -> int:
+    """The text's position (UTF-8 bytes, an embed one) before its `characters`-th character."""
+    at = 0
+    for content, _ in lyrics.diff():
+        if not isinstance(content, str):
+            at += 1
+            continue
+        if characters <= len(content):
+            return at + len(content[:characters].encode())
+        characters -= len(content)
+        at += len(content.encode())
+    return at
 
 
 def _capture(queue: list[bytes], event: TransactionEvent) -> None:
