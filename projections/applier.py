@@ -150,6 +150,8 @@ class Applier:
 
     async def _apply(self, target: Target, batch: list[RecordedEvent]) -> int:
         types = target.projection.event_types
+        if target.prepare is not None:  # before the transaction: see projection.Fold
+            await target.prepare([e for e in batch if e.type in types])
         async with self._db.transaction() as conn:
             current = await self._locked_checkpoint(conn, target)
             events = [e for e in batch if e.position > current and e.type in types]

@@ -187,6 +187,7 @@ class DocumentFold:
         self._cold: OrderedDict[str, _Cold] = OrderedDict()
         self._cold_bytes = cold_bytes
         self._cold_size = 0
+        self._prepared: _Prepared | None = None
 
     def cached(self) -> list[str]:
         """The projects whose documents are held live, least recently used first."""
@@ -246,7 +247,10 @@ class DocumentFold:
         if cold is not None:
             self._cold_size -= len(cold.state)
 
-    async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:
+    async def prepare(self, events: list[RecordedEvent]) -> None:
+        """Apply the batch's updates to the documents (loading them from the log where need
+        be), and compute what each changed and the rows of the projects it changed: all of the
+        batch's work but the writes, before the runner opens its transaction."""
         changed: dict[str, tuple[_Cached, RecordedEvent]] = {}  # kept if evicted meanwhile
         rows = ChangeRows([], [])
         for event in events:
@@ -262,9 +266,33 @@ class DocumentFold:
             rows.add(project_id, event, cached.record(event))
             cached.version = event.version
             changed[project_id] = (cached, event)
-        if changed:
-            await _write(conn, self._names, changed)
-            await rows.write(conn, self._names)
+        documents = {project_id: tables(cached.doc) for project_id, (cached, _) in changed.items()}
+        self._prepared = _Prepared([e.position for e in events], changed, documents, rows)
+
+    async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:
+        """Write what `prepare` computed for these events (prepared now if it was not)."""
+        prepared = self._prepared
+        if prepared is None or prepared.positions[-1:] != [e.position for e in events[-1:]]:
+            await self.prepare(events)
+            prepared = self._prepared
+        assert prepared is not None
+        self._prepared = None
+        if prepared.changed:
+            await _write(conn, self._names, prepared.changed, prepared.documents)
+            await prepared.changes.write(conn, self._names)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A batch's work done before its transaction: the positions of its events, the documents
+    it changed (with the last event of each) and their rows, and what each update changed.
+    A batch the runner applies with fewer events (another runner applied the first ones) is
+    written whole: its rows are those of the same log, written again."""
+
+    positions: list[int]
+    changed: dict[str, tuple[_Cached, RecordedEvent]]
+    documents: dict[str, Tables]
+    changes: ChangeRows
 
 
 def _skipped(event: RecordedEvent) -> None:
@@ -340,7 +368,10 @@ _CHILDREN = (
 
 
 async def _write(
-    conn: Connection, names: Names, changed: dict[str, tuple[_Cached, RecordedEvent]]
+    conn: Connection,
+    names: Names,
+    changed: dict[str, tuple[_Cached, RecordedEvent]],
+    rows: dict[str, Tables],
 ) -> None:
     """Rewrite the changed projects' rows, set-based: one upsert of their doc_projects rows, and
     per child table the rows that differ from those this fold wrote last time (trusted only
@@ -357,7 +388,6 @@ async def _write(
             ids,
         )
     }
-    rows = {project_id: tables(cached.doc) for project_id, (cached, _) in changed.items()}
     await insert_rows(
         conn,
         names["doc_projects"],
@@ -404,7 +434,7 @@ def document_projection(
     return Projection(
         name="document",
         event_types=frozenset({DOC_UPDATED}),
-        fold=lambda names: DocumentFold(store, names, capacity, cold_bytes=cold_bytes).apply,
+        fold=lambda names: DocumentFold(store, names, capacity, cold_bytes=cold_bytes),
         tables=TABLES,
         version=2,  # 2: doc_updates and doc_changes
     )

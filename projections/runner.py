@@ -89,7 +89,7 @@ class ProjectionRunner:
         self._batch_size = batch_size
         self._idle_checkpoint_interval = idle_checkpoint_interval
         self._progress = {p.name: Progress(0, lull) for p in projections}
-        self._live = {p.name: Target(p.name, p, p.fold(live(p.tables))) for p in projections}
+        self._live = {p.name: Target.of(p.name, p, live(p.tables)) for p in projections}
         self._applier = Applier(db, max_backoff=max_backoff, rate_window=rate_window)
         self._locks: Locks = LocalLocks() if locks is None else locks
         self._standby_poll = standby_poll
@@ -235,9 +235,7 @@ class ProjectionRunner:
 
     async def _rebuild(self, projection: Projection) -> int:
         name = projection.name
-        target = Target(
-            rebuild_checkpoint(name), projection, projection.fold(rebuilding(projection.tables))
-        )
+        target = Target.of(rebuild_checkpoint(name), projection, rebuilding(projection.tables))
         self._roles[target.checkpoint] = "rebuilding"
         self._applier.forget(target.checkpoint)
         logger.info(

@@ -55,6 +55,15 @@ async def test_every_example_query_runs_and_answers(db: Database) -> None:
             "INSERT INTO doc_tracks (project_id, id, position, name, volume_db, muted)"
             " VALUES ('p1', 't1', 0, 'Drums', -3, 0)"
         )
+        await conn.execute(
+            "INSERT INTO doc_updates (project_id, version, position, recorded_at, user_id,"
+            " connection_id, node, changes) VALUES ('p1', 2, 2, 0, 'ann', 'c1', 'n1', 1)"
+        )
+        await conn.execute(
+            'INSERT INTO doc_changes (project_id, version, seq, kind, path, summary, "count",'
+            " \"before\", \"after\") VALUES ('p1', 2, 0, 'track.volume_db',"
+            " 'tracks/t1/volume_db', 'set Drums volume from 0 dB to -3 dB', 0, '0', '-3')"
+        )
     now = int(time.time() * 1000)
     log = Log()
     log.add("p1", now - 3 * HOUR, joined("ann", "n1", "c1"))

@@ -14,7 +14,7 @@ from projections.failures import Apply
 from projections.runner import Projection, ProjectionRunner, RebuildRunning
 from projections.tables import Names, Table
 from sqldb import Connection, Database
-from tests.integration.projections.support import COUNTER, COUNTS, totals
+from tests.integration.projections.support import COUNTER, COUNTS, count_into, totals
 
 
 async def checkpoint(db: Database, name: str) -> tuple[int, int] | None:
@@ -118,18 +118,37 @@ async def test_a_rebuild_that_died_is_started_over_by_the_next(
 ) -> None:
     for i in range(50):
         await store.append(f"s{i % 2}", [NewEvent("counted")])
-    runner = ProjectionRunner(store, db, [COUNTER], batch_size=5)
-    task = asyncio.create_task(runner.rebuild(COUNTER.name))
+    batches = 0
+
+    def stalling(names: Names) -> Apply:
+        """The counter, whose second batch never ends: the rebuild dies halfway, whatever the
+        machine's speed (a rebuild of 50 events can otherwise end before it is seen begun)."""
+        table = names["test_counts"]
+
+        async def apply(conn: Connection, events: list[RecordedEvent]) -> None:
+            nonlocal batches
+            batches += 1
+            if batches > 1:
+                await asyncio.Event().wait()
+            await count_into(table, conn, events)
+
+        return apply
+
+    stalled = Projection(COUNTER.name, COUNTER.event_types, stalling, tables=COUNTER.tables)
+    task = asyncio.create_task(
+        ProjectionRunner(store, db, [stalled], batch_size=5).rebuild(COUNTER.name)
+    )
 
     async def halfway() -> bool:
         built = await checkpoint(db, "counter__rebuild")
-        return built is not None and built[0] > 0
+        return batches > 1 and built is not None and built[0] > 0
 
     await wait_until(halfway, "the rebuild has applied a batch")
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert await totals(db) == {}  # the live model was never touched
+    runner = ProjectionRunner(store, db, [COUNTER], batch_size=5)
     assert await runner.rebuild(COUNTER.name) == 50
     assert await totals(db) == {"s0": 25, "s1": 25}
 

@@ -8,9 +8,18 @@ import json
 import pytest
 
 from eventstore import EventStore, NewEvent, RecordedEvent
+from eventstore.memory import MemoryEventStore
 from projections.runner import Projection, ProjectionRunner
-from sqldb import Connection, Database, IntegrityError
-from tests.integration.projections.support import COUNTER, count, totals
+from projections.tables import Names
+from sqldb import Connection, Database, IntegrityError, open_database
+from tests.integration.projections.support import (
+    COUNTER,
+    COUNTS,
+    count,
+    count_into,
+    create_counts,
+    totals,
+)
 
 
 async def test_sql_layer_placeholders_rows_and_integrity_errors(db: Database) -> None:
@@ -151,3 +160,37 @@ async def test_a_wait_for_named_projections_is_not_held_up_by_a_stalled_other(
     release.set()
     await runner.wait_for(result.last_position)
     await runner.stop()
+
+
+class _SlowToPrepare:
+    """A two-step fold (projection.Fold) whose preparation takes longer than the database lets
+    a transaction sit idle: it must happen before the runner opens the batch's transaction."""
+
+    def __init__(self, names: Names) -> None:
+        self.table = names["test_counts"]
+        self.prepared: list[int] = []
+
+    async def prepare(self, events: list[RecordedEvent]) -> None:
+        await asyncio.sleep(0.6)
+        self.prepared = [e.position for e in events]
+
+    async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:
+        assert self.prepared[-1] == events[-1].position
+        await count_into(self.table, conn, events)
+
+
+async def test_a_fold_prepares_each_batch_before_its_transaction(fresh_pg_url: str) -> None:
+    """On Postgres, which ends a transaction left idle (SQLite has no such limit)."""
+    store = MemoryEventStore()
+    db = await open_database(f"{fresh_pg_url}?idle_in_transaction_session_timeout=300ms")
+    try:
+        await create_counts(db)
+        slow = Projection("slow", frozenset({"counted"}), _SlowToPrepare, tables=(COUNTS,))
+        result = await store.append("s", [NewEvent("counted") for _ in range(3)])
+        runner = ProjectionRunner(store, db, [slow], batch_size=2)
+        await runner.start()
+        await runner.wait_for(result.last_position, timeout=20)
+        await runner.stop()
+        assert await totals(db) == {"s": 3}
+    finally:
+        await db.close()
