@@ -20,6 +20,7 @@ import asyncio
 import random
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -60,6 +61,7 @@ class Options:
     samples: int
     seed: int
     plan: Plan
+    skip: frozenset[str] = frozenset()
 
 
 async def timed(calls: list[Any]) -> Measurement:
@@ -94,6 +96,7 @@ async def fold_changes(store: EventStore, db: Database) -> Measurement:
     fold = document.DocumentFold(store, live(document.TABLES))
     position, count, started = 0, 0, time.perf_counter()
     while batch := await store.read_all(position, BATCH_SIZE):
+        await fold.prepare(batch)  # as the runner does: before the transaction
         async with db.transaction() as conn:
             await fold.apply(conn, batch)
         position, count = batch[-1].position, count + len(batch)
@@ -119,6 +122,26 @@ async def restores(
         await rooms.close()
 
 
+async def _figure(
+    key: str,
+    label: str,
+    unit: str,
+    measured: Awaitable[Measurement],
+    target: Target | None = None,
+    ceiling: str | None = None,
+) -> Figure:
+    return Figure(key, label, unit, await measured, target, ceiling=ceiling)
+
+
+async def verify(store: EventStore, project_id: str, head: int) -> Measurement:
+    """`jacameno verify`'s check of the project, as events/s; SystemExit if it disagrees."""
+    started = time.perf_counter()
+    report = await verify_project(store, project_id)
+    if report.problems:
+        raise SystemExit(f"verify disagreed on a clean log: {report.problems}")
+    return Measurement(head, time.perf_counter() - started)
+
+
 async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str:
     rng = random.Random(options.seed)
     async with fresh(kind, options.plan) as (store, db):
@@ -133,87 +156,80 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
         stored = ChangesReadModel(db)
         tracks = await DocumentReadModel(db).tracks(log.projects[0])
         track = f"tracks/{tracks['tracks'][0]['id']}" if tracks["tracks"] else "tracks"
-        figures = [
-            Figure(
+        project = log.projects[0]
+
+        def pages(filters: Filters, model: ChangesReadModel | None) -> list[Any]:
+            return [
+                lambda v=v: history(
+                    store, stream, after=v - 1, limit=100, filters=filters, stored=model
+                )
+                for v in versions
+            ]
+
+        made: dict[str, Callable[[], Awaitable[Figure]]] = {
+            "state": lambda: _figure(
                 "state",
                 f"state at a random version (of {head:,})",
                 "answers/s",
-                await timed([lambda v=v: state_at(store, stream, v) for v in versions]),
+                timed([lambda v=v: state_at(store, stream, v) for v in versions]),
                 TARGETS["state"],
             ),
-            Figure(
+            "history": lambda: _figure(
                 "history",
                 "history page of 100, with summaries",
                 "pages/s",
-                await timed(
-                    [
-                        lambda v=v: history(store, stream, after=v - 1, limit=100, stored=stored)
-                        for v in versions
-                    ]
-                ),
+                timed(pages(Filters(), stored)),
                 TARGETS["history"],
             ),
-            Figure(
+            "history-path": lambda: _figure(
                 "history-path",
                 f"history page of 100 of path={track}",
                 "pages/s",
-                await timed(
-                    [
-                        lambda v=v: history(
-                            store,
-                            stream,
-                            after=v - 1,
-                            limit=100,
-                            filters=Filters(path=track),
-                            stored=stored,
-                        )
-                        for v in versions
-                    ]
-                ),
+                timed(pages(Filters(path=track), stored)),
             ),
-            Figure(
+            "history-log": lambda: _figure(
                 "history-log",
                 "history page of 100, log alone (CLI)",
                 "pages/s",
-                await timed(
-                    [lambda v=v: history(store, stream, after=v - 1, limit=100) for v in versions]
-                ),
+                timed(pages(Filters(), None)),
             ),
-            Figure(
+            "diff": lambda: _figure(
                 "diff",
                 f"diff across {span:,} versions",
                 "diffs/s",
-                await timed([lambda s=s: diff(store, stream, s, s + span) for s in starts]),
+                timed([lambda s=s: diff(store, stream, s, s + span) for s in starts]),
             ),
-            Figure(
+            "blame": lambda: _figure(
                 "blame",
                 "blame of the lyrics at the head",
                 "answers/s",
-                await blame_at_head(store, stream, options.samples),
+                blame_at_head(store, stream, options.samples),
             ),
-        ]
-        started = time.perf_counter()
-        report = await verify_project(store, log.projects[0])
-        verified = Measurement(head, time.perf_counter() - started)
-        if report.problems:
-            raise SystemExit(f"verify disagreed on a clean log: {report.problems}")
-        figures.append(Figure("verify", "verify the project", "events/s", verified, ceiling="read"))
-        figures.append(
+            "verify": lambda: _figure(
+                "verify",
+                "verify the project",
+                "events/s",
+                verify(store, project, head),
+                None,
+                "read",
+            ),
+            "restore": lambda: _figure(  # last: it appends
+                "restore",
+                "restore the whole document to a random version",
+                "restores/s",
+                restores(store, project, versions, options.samples),
+            ),
+        }
+        figures = [await make() for key, make in made.items() if key not in options.skip]
+        figures.insert(
+            0,
             Figure(
                 "fold",
                 "document read model folded, with changes",
                 "events/s",
                 folded,
                 ceiling="read",
-            )
-        )
-        figures.append(
-            Figure(
-                "restore",
-                "restore the whole document to a random version",
-                "restores/s",
-                await restores(store, log.projects[0], versions, options.samples),
-            )
+            ),
         )
         ceiling = Figure("read", "baseline: read_stream, pages of 1,000", "events/s", baseline)
         return table(kind, [ceiling], figures)
@@ -236,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
         "--database", choices=("sqlite", "postgres", "both"), default="both", help="(both)"
     )
     parser.add_argument("--dsn", default=DEFAULT_DSN, help="admin DSN of the Postgres server")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="figures left out, comma-separated (state, history, history-path, history-log,"
+        " diff, blame, verify, restore): blame replays the whole log per sample",
+    )
     parser.add_argument("--cache", type=Path, default=None, help="where generated logs are kept")
     args = parser.parse_args(argv)
     if args.updates < 2 or args.samples < 1:
@@ -250,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         keep_database=False,
         cache=args.cache,
     )
-    asyncio.run(run(Options(args.updates, args.samples, args.seed, plan)))
+    skip = frozenset(filter(None, args.skip.split(",")))
+    asyncio.run(run(Options(args.updates, args.samples, args.seed, plan, skip)))
     return 0
 
 
