@@ -85,6 +85,7 @@ class Peer:
         "connection",
         "dialect",
         "expiry",
+        "renewal_asked",
         "id",
         "joined_at",
         "revoked",
@@ -106,6 +107,8 @@ class Peer:
         self.id = peer_id or connection.id  # unique within a room
         self.revoked: AdmissionError | None = None  # set when a membership change revoked it
         self.expiry: asyncio.TimerHandle | None = None  # revokes the peer when its token expires
+        # the expiry of the token a renewal was last asked for: each token is asked about once
+        self.renewal_asked: float | None = None
 
     def stop(self) -> None:
         """The peer left its room: cancel its timers."""

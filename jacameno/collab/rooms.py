@@ -259,14 +259,18 @@ class Rooms:
             return
         loop = asyncio.get_running_loop()
         delay = max(0.0, expires_at - time.time())
-        ahead = delay - self.config.token_renewal_ahead
-        if ahead > 0:  # asked once per token, so a token that is not renewed just expires
+        # Asked once per token, so a token that is not renewed (or answered with itself) just
+        # expires; a token that arrives with less than `token_renewal_ahead` left is asked
+        # about at once.
+        ahead = max(0.0, delay - self.config.token_renewal_ahead)
+        if delay > 0 and peer.renewal_asked != expires_at:
             peer.expiry = loop.call_later(ahead, self._ask_renewal, room, peer, delay - ahead)
         else:
             peer.expiry = loop.call_later(delay, self._expire, room, peer)
 
     def _ask_renewal(self, room: Room, peer: Peer, delay: float) -> None:
         peer.expiry = None
+        peer.renewal_asked = peer.access.expires_at
         if room.peers.get(peer.id) is peer:
             peer.deliver(Outgoing(Kind.TOKEN_REQUEST, b""))
             peer.expiry = asyncio.get_running_loop().call_later(delay, self._expire, room, peer)

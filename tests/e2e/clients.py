@@ -99,12 +99,14 @@ class JSClient:
         dialect: str = "y-websocket",
         *,
         session_awareness: bool = False,
+        renewal_token: str | None = None,
     ) -> None:
         """Open the provider (or reconnect it): y-websocket's on ws_url/collab/{project_id}
         ?token=..., or with `dialect="hocuspocus"` @hocuspocus/provider's on ws_url/hocuspocus
         (document name: the project id, `<project id>\\0<session>` with `session_awareness`; the
         token in its auth message); "hocuspocus-v2" and "hocuspocus-v3" are the providers of those
-        generations (npm aliases)."""
+        generations (npm aliases). `renewal_token`: what a Hocuspocus provider answers when it
+        is asked for a token again (as one that fetches a fresh token each time would)."""
         endpoint = "hocuspocus" if dialect.startswith("hocuspocus") else "collab"
         await self.request(
             "connect",
@@ -113,6 +115,7 @@ class JSClient:
             token=token,
             dialect=dialect,
             session_awareness=session_awareness,
+            renewal_token=renewal_token,
         )
 
     async def set_token(self, token: str) -> None:

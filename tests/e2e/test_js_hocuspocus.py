@@ -137,10 +137,17 @@ async def test_access_ends_with_the_token_and_a_hocuspocus_provider_renews_it(
     def expiring_in(seconds: float) -> str:
         return tokens.issue(alice.id, now=time.time() - 900 + seconds)
 
-    short, renewing = await asyncio.gather(js_client("short"), js_client("renewing"))
+    short, renewing, late = await asyncio.gather(
+        js_client("short"), js_client("renewing"), js_client("late")
+    )
     await short.connect(server.ws_url, project, expiring_in(2.0))
     await renewing.connect(server.ws_url, project, expiring_in(31.0), dialect="hocuspocus")
-    await asyncio.gather(short.wait_synced(), renewing.wait_synced())
+    # less than the 30 s ahead left when it joins: asked at once, and its provider fetches a
+    # fresh token then
+    await late.connect(
+        server.ws_url, project, expiring_in(8.0), "hocuspocus", renewal_token=alice.token
+    )
+    await asyncio.gather(short.wait_synced(), renewing.wait_synced(), late.wait_synced())
     await renewing.set_token(alice.token)
     closed = await short.wait_event(lambda e: e["event"] == "closed", timeout=6.0)
     assert (closed["code"], closed["reason"]) == (4401, "the access token expired")
@@ -150,6 +157,10 @@ async def test_access_ends_with_the_token_and_a_hocuspocus_provider_renews_it(
         return sum(1 for e in renewing.events if e["event"] == "authenticated")
 
     await renewing.wait_event(lambda e: authenticated() == 2, timeout=6.0)
+    await late.wait_event(
+        lambda e: sum(1 for e in late.events if e["event"] == "authenticated") == 2, timeout=6.0
+    )
     await renewing.edit(["meta.set", "title", "renewed"])
     await renewing.wait_settled()
-    assert not [e for e in renewing.events if e["event"] in ("closed", "permission-denied")]
+    for client in (renewing, late):
+        assert not [e for e in client.events if e["event"] in ("closed", "permission-denied")]

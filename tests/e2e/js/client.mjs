@@ -60,6 +60,8 @@ let provider = null
 let hocuspocus = false // which provider; Hocuspocus acknowledges with SyncStatus, not echoes
 let typing = null
 let currentToken = null // Hocuspocus asks for it through a function: `set_token` renews it
+let renewalToken = null // if set: what the function answers from its second call on
+let tokenCalls = 0
 let waiters = []
 
 const b64 = (bytes) => Buffer.from(bytes).toString('base64')
@@ -305,7 +307,11 @@ const connectHocuspocus = (url, room, token, Provider, sessionAwareness) => {
     url,
     name: room,
     document: doc,
-    token: () => currentToken,
+    token: () => {
+      tokenCalls += 1
+      if (tokenCalls > 1 && renewalToken !== null) currentToken = renewalToken
+      return currentToken
+    },
     // Names the document `<room>\0<session id>` on the wire, so that one document may have
     // several providers on one socket.
     sessionAwareness,
@@ -361,7 +367,10 @@ const connectYWebsocket = (url, room, token) => {
 const commands = {
   // The first call creates the provider (`url` is the endpoint); later calls reconnect it, a
   // y-websocket provider to `url` (which may name another node, as a load balancer would).
-  connect: ({ url, room, token, dialect, session_awareness: sessionAwareness = false }) => {
+  connect: ({
+    url, room, token, dialect, session_awareness: sessionAwareness = false, renewal_token: renewal = null
+  }) => {
+    renewalToken = renewal
     if (provider !== null && !hocuspocus) provider.serverUrl = url
     if (provider !== null) provider.connect()
     else if (dialect in HOCUSPOCUS_PROVIDERS) {

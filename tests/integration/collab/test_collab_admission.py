@@ -105,13 +105,20 @@ async def test_a_hocuspocus_document_is_asked_to_renew_its_token_and_may(server:
     assert live is not None
     [peer] = live.peers.values()
     await eventually(lambda: (peer.access.expires_at or 0) > time.time() + 600)
-    # A token too short to be asked about (or not renewed) ends the document's access.
+    # A token with less left than the renewal's lead is asked about at once; not renewed, it
+    # ends the document's access.
     other = await HocuspocusClient.open(server)
-    expiring = await other.attach(project, _short_token(server, alice, 1.5))
+    short = _short_token(server, alice, 1.5)
+    expiring = await other.attach(project, short)
     await eventually(lambda: expiring.synced)
+    await eventually(lambda: expiring.token_requests == 1, timeout=1.0)
+    # answered with the same token: not asked again (each token is asked about once)
+    await other.send(
+        project, hocuspocus.AUTH, write_var_uint(hocuspocus.AUTH_TOKEN) + write_var_string(short)
+    )
     await eventually(lambda: expiring.denied is not None, timeout=5.0)
     assert expiring.denied == "the access token expired"
-    assert expiring.token_requests == 0
+    assert expiring.token_requests == 1
     await client.update(project, _edit(document, "renewed"))
     await eventually(lambda: document.statuses[-1:] == [1] and len(document.statuses) >= 2)
     assert document.denied is None
