@@ -31,9 +31,10 @@ from pycrdt import Array, Doc, Map, Text, TransactionEvent
 
 from domain import events
 from domain.roles import EDITOR, OWNER
-from eventstore import EventStore, NewEvent
+from eventstore import EventStore, Limits, NewEvent
 
-GENERATOR = 1  # bump when the generated log changes: older cache files are not reused
+GENERATOR = 2  # bump when the generated log changes: older cache files are not reused
+KEPT = Limits()  # the snapshots a store keeps by default (eventstore.Limits.snapshots_kept)
 SNAPSHOT_EVERY = 1000  # document updates of a project between snapshots (the server's default)
 NODE = "bench"
 MAX_TRACKS = 16
@@ -250,7 +251,11 @@ def _project(
             version += 1
             made += 1
             if made % SNAPSHOT_EVERY == 0:
-                snapshots.append((index, version, session.doc.get_update()))
+                snapshot = session.doc.get_update()
+                snapshots.append((index, version, snapshot))
+                # only those the store would keep: a long project's would not fit in memory
+                kept = KEPT.snapshots_kept([v for _, v, _ in snapshots], version, len(snapshot))
+                snapshots = [s for s in snapshots if s[1] in kept]
         items.append((index, LEFT, user, b""))
         version += 1
         state = session.doc.get_update()
