@@ -85,9 +85,9 @@ class Peer:
         "connection",
         "dialect",
         "expiry",
-        "renewal_asked",
         "id",
         "joined_at",
+        "renewal_asked",
         "revoked",
     )
 
