@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -20,3 +21,17 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def tcp_buffered() -> int:
+    """The most a TCP connection's two ends buffer: the sender's send buffer and the receiver's
+    receive buffer at their largest (Linux's tcp_wmem and tcp_rmem maxima; 4 + 6 MiB by
+    default, 4 + 32 on some machines). What a client pushes into a socket the server has stopped
+    reading is bounded by this, not by what the server read."""
+    most = 0
+    for name in ("tcp_wmem", "tcp_rmem"):
+        try:
+            most += int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[-1])
+        except (OSError, ValueError, IndexError):
+            most += 8 * 1024 * 1024
+    return most

@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from crdt.encoding import write_var_bytes, write_var_string, write_var_uint
+from harness.ports import tcp_buffered
 from harness.server import ServerProcess, serving
 from harness.waiting import wait_until
 from jacameno.collab import hocuspocus, protocol
@@ -200,7 +201,8 @@ async def test_a_flood_without_a_token_holds_memory_and_other_rooms_keep_their_l
     assert codes == [1013] * (IDLE_SOCKETS - LOBBY)
     # The slow requests are cut off with 408 when their time is up, the endless header early.
     assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers)
-    assert header_sent < 4 * MIB
+    # (the server read at most 64 KiB of it; the rest is what the kernels' buffers took in)
+    assert header_sent < MIB + tcp_buffered()
     # The waiting sockets are closed with 4401 once their deadline passes.
     for ws in idle:
         if ws.close_code == 1013:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from harness.ports import tcp_buffered
 from harness.settings import app_settings
 from harness.waiting import eventually
 from jacameno.settings import Settings
@@ -69,19 +70,6 @@ async def test_a_head_over_the_bound_is_refused_431(server: Server) -> None:
     writer.close()
 
 
-def _buffered() -> int:
-    """The most a TCP connection's two ends buffer: the sender's send buffer and the receiver's
-    receive buffer at their largest (Linux's tcp_wmem, tcp_rmem; 4 + 6 MiB by default, 4 + 32
-    on some machines)."""
-    most = 0
-    for name in ("tcp_wmem", "tcp_rmem"):
-        try:
-            most += int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[-1])
-        except (OSError, ValueError, IndexError):
-            most += 8 * 1024 * 1024
-    return most
-
-
 async def test_a_head_that_never_ends_is_refused_before_it_is_all_read(server: Server) -> None:
     reader, writer = await _open(server)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
@@ -96,7 +84,7 @@ async def test_a_head_that_never_ends_is_refused_before_it_is_all_read(server: S
     # The server answered 431 and closed while the client was still sending: the kernel may
     # reset the connection before the client reads the answer. What the client got to send is
     # what the server read (a 64 KiB head at most) plus what the two kernels' buffers took in.
-    assert sent < 1024 * 1024 + _buffered()
+    assert sent < 1024 * 1024 + tcp_buffered()
     try:
         status, _headers, body = await _answer(reader)
     except ConnectionResetError:
