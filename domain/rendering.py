@@ -22,6 +22,7 @@ from typing import Any
 from pycrdt import Array, ArrayEvent, Doc, Map, Subscription, Text
 
 from crdt import apply
+from crdt.delta import replay
 from domain.document import SCHEMA_ROOTS, plain, plain_root, root_value
 
 LYRICS = "lyrics"
@@ -146,60 +147,33 @@ def _utf8(text: Text) -> bytearray | None:
 
 
 def _patch(lyrics: bytearray, delta: Any) -> bool:
-    """Apply a Y.Text change delta (retain, insert, delete, in UTF-8 bytes) to `lyrics`; False
-    (and `lyrics` to be dropped) if it holds an embed or reaches past the end."""
-    if not isinstance(delta, list):
-        return False
-    at = 0
-    for op in delta:
-        if not isinstance(op, dict):
-            return False
-        if "retain" in op:
-            at += int(op["retain"])
-        elif "insert" in op:
-            value = op["insert"]
-            if not isinstance(value, str):
-                return False
-            data = value.encode()
-            lyrics[at:at] = data
-            at += len(data)
-        elif "delete" in op:
-            count = int(op["delete"])
-            if at + count > len(lyrics):
-                return False
-            del lyrics[at : at + count]
-        else:
-            return False
-        if at > len(lyrics):
-            return False
-    return True
+    """Apply a Y.Text change delta (in UTF-8 bytes) to `lyrics`; False (and `lyrics` to be
+    dropped) if it holds an embed or does not fit."""
+
+    def insert(at: int, value: Any) -> int | None:
+        if not isinstance(value, str):
+            return None
+        data = value.encode()
+        lyrics[at:at] = data
+        return len(data)
+
+    def delete(at: int, count: int) -> None:
+        del lyrics[at : at + count]
+
+    return replay(delta, lambda: len(lyrics), insert, delete)
 
 
 def _splice(items: list[Any], delta: Any) -> bool:
-    """Apply a Y.Array change delta (retain, insert, delete, in items) to the rendered `items`;
-    False (and `items` to be dropped) if it inserts a value that is not a shared type or
-    reaches past the end."""
-    if not isinstance(delta, list):
-        return False
-    at = 0
-    for op in delta:
-        if not isinstance(op, dict):
-            return False
-        if "retain" in op:
-            at += int(op["retain"])
-        elif "insert" in op:
-            values = op["insert"]
-            if not isinstance(values, list) or not all(isinstance(v, Map | Array) for v in values):
-                return False
-            items[at:at] = [plain_root(v) for v in values]
-            at += len(values)
-        elif "delete" in op:
-            count = int(op["delete"])
-            if at + count > len(items):
-                return False
-            del items[at : at + count]
-        else:
-            return False
-        if at > len(items):
-            return False
-    return True
+    """Apply a Y.Array change delta (in items) to the rendered `items`; False (and `items` to
+    be dropped) if it inserts a value that is not a shared type or does not fit."""
+
+    def insert(at: int, values: Any) -> int | None:
+        if not isinstance(values, list) or not all(isinstance(v, Map | Array) for v in values):
+            return None
+        items[at:at] = [plain_root(v) for v in values]
+        return len(values)
+
+    def delete(at: int, count: int) -> None:
+        del items[at : at + count]
+
+    return replay(delta, lambda: len(items), insert, delete)
