@@ -34,6 +34,7 @@ from jacameno.http.middleware import (
 from jacameno.metrics import Metrics
 from jacameno.settings import Settings
 from projections.analytics import AnalyticsReadModel
+from projections.blame import Blames
 from projections.document import DocumentReadModel
 from projections.document_changes import ChangesReadModel
 from sqldb import DatabaseUnavailable
@@ -113,7 +114,9 @@ def app_routes(
         ),
         *routes(
             history.OPERATIONS,
-            history.HistoryServices(services.projects, core.store, ChangesReadModel(core.db)),
+            history.HistoryServices(
+                services.projects, core.store, ChangesReadModel(core.db), Blames(core.store)
+            ),
             guard,
         ),
         *routes(

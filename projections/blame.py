@@ -12,6 +12,7 @@ authors."""
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -191,14 +192,25 @@ def _setting(value: Any, author: _Author | None) -> Setting:
 async def blame(store: EventStore, stream: str, version: int | None = None) -> Blame:
     """Who wrote the lyrics and set the tracks' values of `stream` at `version` (None: the
     head); VersionNotFound beyond the head. Reads the stream from version 1."""
+    upto = await _upto(store, stream, version)
+    watch = _Watch()
+    await _advance(store, stream, watch, upto)
+    return watch.blame()
+
+
+async def _upto(store: EventStore, stream: str, version: int | None) -> int:
     head = await store.stream_version(stream)
     upto = head if version is None else version
     if upto < 0:
         raise ValueError("a version is 0 or more")
     if upto > head:
         raise VersionNotFound(upto, head)
-    watch = _Watch()
-    done = 0
+    return upto
+
+
+async def _advance(store: EventStore, stream: str, watch: _Watch, upto: int) -> None:
+    """Replay the stream's events after the watch's version up to `upto`."""
+    done = watch.author.version
     while done < upto:  # a page at a time, so that memory holds one page of the log
         batch = await updates(store, stream, done, min(upto, done + PAGE))
         if not batch:
@@ -206,7 +218,40 @@ async def blame(store: EventStore, stream: str, version: int | None = None) -> B
         # off the event loop, as replay's build is: applying and observing takes a while
         await asyncio.to_thread(_play, watch, batch)
         done = batch[-1].version
-    return watch.blame()
+
+
+class Blames:
+    """Blame that keeps its replays: the last `capacity` projects' watched documents, so that a
+    later blame of a project goes on from the version the last one reached instead of from
+    version 1 (a replay of 100,000 updates takes about 37 s; the updates since the last blame,
+    milliseconds). A blame at an earlier version than the one kept replays from version 1."""
+
+    def __init__(self, store: EventStore, capacity: int = 4) -> None:
+        self._store = store
+        self._capacity = capacity
+        self._kept: OrderedDict[str, _Watch] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def blame(self, stream: str, version: int | None = None) -> Blame:
+        upto = await _upto(self._store, stream, version)
+        lock = self._locks.setdefault(stream, asyncio.Lock())
+        async with lock:  # one replay of a stream at a time: they share its watch
+            watch = self._kept.get(stream)
+            if watch is None or watch.author.version > upto:
+                fresh = _Watch()
+                await _advance(self._store, stream, fresh, upto)
+                if watch is None:
+                    self._keep(stream, fresh)
+                return fresh.blame()
+            self._kept.move_to_end(stream)
+            await _advance(self._store, stream, watch, upto)
+            return watch.blame()
+
+    def _keep(self, stream: str, watch: _Watch) -> None:
+        self._kept[stream] = watch
+        while len(self._kept) > self._capacity:
+            dropped, _ = self._kept.popitem(last=False)
+            self._locks.pop(dropped, None)
 
 
 def _play(watch: _Watch, batch: list[RecordedEvent]) -> None:

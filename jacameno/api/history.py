@@ -19,7 +19,7 @@ from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError
 from jacameno.projects.service import Projects
-from projections.blame import blame, target
+from projections.blame import Blames, blame, target
 from projections.diff import diff
 from projections.document_changes import ChangesReadModel
 from projections.history import Filters, history, typing_grouped
@@ -39,6 +39,8 @@ class HistoryServices:
     # the document read model's record of what each update changed (history reads the log
     # alone without it)
     changes: ChangesReadModel | None = None
+    # blame's replays kept between requests (each blame replays from version 1 without it)
+    blames: Blames | None = None
 
 
 HistoryCall = Call[HistoryServices]
@@ -120,7 +122,13 @@ async def get_blame(call: HistoryCall) -> Response:
     except ValueError as exc:
         raise bad_parameter("path", str(exc)) from exc
     try:
-        found = await blame(call.services.store, stream_name(project_id), call.query.get("version"))
+        stream, version = stream_name(project_id), call.query.get("version")
+        blames = call.services.blames
+        found = await (
+            blame(call.services.store, stream, version)
+            if blames is None
+            else blames.blame(stream, version)
+        )
     except VersionNotFound as exc:
         raise ApiError(404, "version_not_found", str(exc), ["version"]) from exc
     public = found.public(path)

@@ -18,7 +18,7 @@ from pycrdt import Array, Doc, Map, Text
 from domain.events import DOC_UPDATED, SESSION_JOINED
 from eventstore import EventStore, NewEvent
 from harness.databases import open_store
-from projections.blame import blame, target
+from projections.blame import Blames, blame, target
 from projections.replay import VersionNotFound
 
 CLIENTS = 3
@@ -171,3 +171,27 @@ def test_a_blame_path_is_the_lyrics_or_one_track() -> None:
     for bad in ("meta", "tracks", "tracks/", "tracks/t1/volume_db", "lyrics/x"):
         with pytest.raises(ValueError, match="lyrics or tracks/<track id>"):
             target(bad)
+
+
+async def test_blames_kept_go_on_from_where_they_stopped_and_answer_as_a_fresh_replay(
+    store: EventStore,
+) -> None:
+    stream, doc = f"project-{uuid.uuid4()}", Doc[Any]()
+    lyrics = doc.get("lyrics", type=Text)
+    blames = Blames(store, capacity=1)
+    for n, word in enumerate(["la ", "di ", "da ", "dum "]):
+        user = ("ana", "bob")[n % 2]
+        await _append(store, stream, user, doc, lambda w=word: lyrics.insert(0, w))
+        kept, fresh = await blames.blame(stream), await blame(store, stream)
+        assert kept == fresh
+        assert "".join(r.text for r in kept.runs) == str(lyrics)
+    # an earlier version than the one kept: replayed from the start, the one kept unharmed
+    assert await blames.blame(stream, 2) == await blame(store, stream, 2)
+    assert await blames.blame(stream) == await blame(store, stream)
+    # another stream pushes it out (capacity 1): still the same answers
+    other = f"project-{uuid.uuid4()}"
+    await _append(store, other, "cy", Doc[Any](), lambda: None)
+    await blames.blame(other)
+    assert await blames.blame(stream) == await blame(store, stream)
+    with pytest.raises(VersionNotFound):
+        await blames.blame(stream, 99)
