@@ -34,7 +34,7 @@ from domain.rendering import Rendering
 from eventstore import EventStore, RecordedEvent
 from projections.document_changes import TABLES as CHANGE_TABLES
 from projections.document_changes import ChangeRows
-from projections.document_rows import Tables, tables
+from projections.document_rows import Tables, rows_of, tables
 from projections.runner import Projection
 from projections.tables import Names, Table, delete_where_in, fetch_where_in, insert_rows
 from sqldb import Connection, Database, Row
@@ -148,6 +148,13 @@ class _Cached:
         except MalformedUpdate:
             _skipped(event)
             return []
+
+    def rows(self) -> Tables:
+        """The document's rows, from the rendering kept update by update while it holds."""
+        rendering = self.rendering
+        if rendering is None or rendering.stale:
+            return tables(self.doc)
+        return rows_of(rendering.value)
 
     def catch_up(self, event: RecordedEvent) -> None:
         """Apply an update whose changes another pass of the fold recorded."""
@@ -276,7 +283,7 @@ class DocumentFold:
             rows.add(project_id, event, cached.record(event))
             cached.version = event.version
             changed[project_id] = (cached, event)
-        documents = {project_id: tables(cached.doc) for project_id, (cached, _) in changed.items()}
+        documents = {project_id: cached.rows() for project_id, (cached, _) in changed.items()}
         self._prepared = _Prepared([e.position for e in events], changed, documents, rows)
 
     async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Doc
 
-from domain.document import plain_root
+from domain.document import SCHEMA_ROOTS, root_value
 
 # -- what the schema allows ----------------------------------------------------------------------
 
@@ -98,20 +98,26 @@ class _Reader:
         return kept
 
 
-def _array(doc: Doc[Any], root: str) -> list[Any]:
-    """A root array, read tolerantly (written with another type: what yrs reads of it)."""
-    value = plain_root(doc.get(root, type=Array))
+def _list(value: Any) -> list[Any]:
+    """A root array's rendering, read tolerantly."""
     return value if isinstance(value, list) else []
 
 
 def tables(doc: Doc[Any]) -> Tables:
     """The rows of `doc` (version and updated_at are the caller's): the roots of domain.document
     and `comments` and `markers`, read tolerantly like domain.document.read does."""
+    return rows_of({name: root_value(doc, name) for name in SCHEMA_ROOTS})
+
+
+def rows_of(document: dict[str, Any]) -> Tables:
+    """The rows of a document's plain rendering (domain.document.plain, or the rendering the
+    fold keeps update by update: domain.rendering), as `tables` reads them from the document."""
     r = _Reader()
-    meta = plain_root(doc.get("meta", type=Map))
+    meta = document.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     r.unknown(meta, META_KEYS)
-    lyrics = str(doc.get("lyrics", type=Text))
+    lyrics = document.get("lyrics")
+    lyrics = lyrics if isinstance(lyrics, str) else ""
     out = Tables(
         {
             "title": r.text(meta, "title"),
@@ -123,7 +129,7 @@ def tables(doc: Doc[Any]) -> Tables:
             "lyrics_lines": len(lyrics.splitlines()),
         }
     )
-    for position, track in r.items(_array(doc, "tracks"), set()):
+    for position, track in r.items(_list(document.get("tracks")), set()):
         r.unknown(track, TRACK_KEYS)
         track_id = track["id"]
         out.tracks.append(
@@ -152,7 +158,7 @@ def tables(doc: Doc[Any]) -> Tables:
                     r.number(clip, "gain_db"),
                 )
             )
-    for position, comment in r.items(_array(doc, "comments"), set()):
+    for position, comment in r.items(_list(document.get("comments")), set()):
         r.unknown(comment, COMMENT_KEYS)
         out.comments.append(
             (
@@ -165,7 +171,7 @@ def tables(doc: Doc[Any]) -> Tables:
                 r.flag(comment, "resolved"),
             )
         )
-    for position, marker in r.items(_array(doc, "markers"), None):
+    for position, marker in r.items(_list(document.get("markers")), None):
         marker_id = marker.get("id")
         out.markers.append(
             (
