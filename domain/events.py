@@ -103,6 +103,14 @@ def decode(data: bytes) -> dict[str, Any]:
     return decoded
 
 
+def origin(metadata: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Who made an event and from where, as its metadata says: its user id, connection id and
+    node, each None where the metadata has none (or not as text)."""
+    found = (metadata.get(key) for key in ("user_id", "connection_id", "node"))
+    user, connection, node = (value if isinstance(value, str) else None for value in found)
+    return user, connection, node
+
+
 def doc_updated(
     update: bytes,
     summary: UpdateSummary,

@@ -20,7 +20,7 @@ from typing import Any
 from pycrdt import Array, ArrayEvent, Doc, Map, MapEvent, Subscription, Text, TextEvent
 
 from crdt import apply
-from domain.events import DOC_UPDATED
+from domain.events import DOC_UPDATED, origin
 from eventstore import EventStore, RecordedEvent
 from projections.attribution import Attribution, Run
 from projections.replay import PAGE, VersionNotFound, updates
@@ -118,10 +118,8 @@ class _Watch:
         ]
 
     def play(self, event: RecordedEvent) -> None:
-        user_id = event.metadata.get("user_id")
-        self.author = _Author(
-            user_id if isinstance(user_id, str) else None, event.version, event.recorded_at
-        )
+        user_id, _, _ = origin(event.metadata)
+        self.author = _Author(user_id, event.version, event.recorded_at)
         apply(self.doc, event.data, "blame")
 
     def _typed(self, event: TextEvent) -> None:

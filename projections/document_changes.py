@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.changes import Change
+from domain.events import origin
 from eventstore import RecordedEvent
 from projections.tables import Names, Table, insert_rows
 from sqldb import Connection, Database, Row
@@ -80,10 +81,6 @@ _CHANGE_COLUMNS = (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
@@ -96,16 +93,13 @@ class ChangeRows:
     changes: list[tuple[Any, ...]]
 
     def add(self, project_id: str, event: RecordedEvent, found: Sequence[Change]) -> None:
-        meta = event.metadata
         self.updates.append(
             (
                 project_id,
                 event.version,
                 event.position,
-                (event.recorded_at - _EPOCH) // timedelta(microseconds=1),
-                _text(meta.get("user_id")),
-                _text(meta.get("connection_id")),
-                _text(meta.get("node")),
+                _micros(event.recorded_at),
+                *origin(event.metadata),
                 len(found),
             )
         )
@@ -170,6 +164,11 @@ def _change(row: Row) -> Change:
     )
 
 
+def _micros(moment: datetime) -> int:
+    """Epoch microseconds: what the log stamps, kept exactly (a float would round)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
 def _moment(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
@@ -201,25 +200,15 @@ class ChangesReadModel:
 
     async def changes(self, project_id: str, first: int, last: int) -> dict[int, list[Change]]:
         """The changes of the updates with `first <= version <= last`, by version."""
-        rows = await self._db.fetch(
-            'SELECT version, kind, path, summary, "count", "before", "after" FROM doc_changes'
-            " WHERE project_id = $1 AND version >= $2 AND version <= $3 ORDER BY version, seq",
-            project_id,
-            first,
-            last,
-        )
-        found: dict[int, list[Change]] = {}
-        for row in rows:
-            found.setdefault(int(row["version"]), []).append(_change(row))
-        return found
+        where = "version >= $2 AND version <= $3"
+        return await self._changes(where, project_id, first, last)
 
-    async def _changes_of(self, project_id: str, versions: list[int]) -> dict[int, list[Change]]:
-        marks = ", ".join(f"${i + 2}" for i in range(len(versions)))
+    async def _changes(self, where: str, project_id: str, *args: Any) -> dict[int, list[Change]]:
         rows = await self._db.fetch(
             'SELECT version, kind, path, summary, "count", "before", "after" FROM doc_changes'
-            f" WHERE project_id = $1 AND version IN ({marks}) ORDER BY version, seq",
+            f" WHERE project_id = $1 AND {where} ORDER BY version, seq",
             project_id,
-            *versions,
+            *args,
         )
         found: dict[int, list[Change]] = {}
         for row in rows:
@@ -250,9 +239,9 @@ class ChangesReadModel:
         if user is not None:
             where.append(f"u.user_id = {arg(user)}")
         if since is not None:
-            where.append(f"u.recorded_at >= {arg((since - _EPOCH) // timedelta(microseconds=1))}")
+            where.append(f"u.recorded_at >= {arg(_micros(since))}")
         if until is not None:
-            where.append(f"u.recorded_at <= {arg((until - _EPOCH) // timedelta(microseconds=1))}")
+            where.append(f"u.recorded_at <= {arg(_micros(until))}")
         if path is not None:
             exact = ", ".join(arg(p) for p in _prefixes(path))
             where.append(
@@ -269,10 +258,8 @@ class ChangesReadModel:
         if not rows:
             return []
         versions = [int(r["version"]) for r in rows]
-        if versions[-1] - versions[0] < 2 * len(versions):  # dense: one range
-            found = await self.changes(project_id, versions[0], versions[-1])
-        else:
-            found = await self._changes_of(project_id, versions)
+        marks = ", ".join(f"${i + 2}" for i in range(len(versions)))
+        found = await self._changes(f"version IN ({marks})", project_id, *versions)
         return [
             StoredUpdate(
                 int(r["version"]),

@@ -83,12 +83,7 @@ def _data(event: RecordedEvent) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {}
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _entry(event: RecordedEvent, found: list[Change]) -> Entry:
-    meta = event.metadata
     summary = (
         tuple(c.summary for c in found)
         if event.type == events.DOC_UPDATED
@@ -99,9 +94,7 @@ def _entry(event: RecordedEvent, found: list[Change]) -> Entry:
         event.position,
         event.type,
         event.recorded_at,
-        _text(meta.get("user_id")),
-        _text(meta.get("connection_id")),
-        _text(meta.get("node")),
+        *events.origin(event.metadata),
         tuple(found),
         summary,
     )
