@@ -212,7 +212,7 @@ OPERATIONS: list[Operation[HistoryServices]] = [
         "Who wrote what (members): the lyrics as runs of text, each with the user and the "
         "version that wrote it, or for `tracks/<id>` who last set each of its mixer values "
         "(volume_db, pan, muted, solo, name), at a stream version (default: the head). A "
-        "replay of the project from version 0",
+        "replay of the project's log, which the server keeps for the last projects blamed",
         get_blame,
         "history",
         query=(

@@ -9,6 +9,7 @@ import pytest
 
 from eventstore import EventStore, NewEvent, RecordedEvent
 from eventstore.memory import MemoryEventStore
+from harness.waiting import wait_until
 from projections.runner import Projection, ProjectionRunner
 from projections.tables import Names
 from sqldb import Connection, Database, IntegrityError, open_database
@@ -162,16 +163,20 @@ async def test_a_wait_for_named_projections_is_not_held_up_by_a_stalled_other(
     await runner.stop()
 
 
-class _SlowToPrepare:
-    """A two-step fold (projection.Fold) whose preparation takes longer than the database lets
-    a transaction sit idle: it must happen before the runner opens the batch's transaction."""
+class _Gated:
+    """A two-step fold (projection.Fold) whose preparation waits for the test to let it go, so
+    that the test can look at the database while a batch is being prepared."""
 
     def __init__(self, names: Names) -> None:
         self.table = names["test_counts"]
         self.prepared: list[int] = []
+        self.preparing = asyncio.Event()
+        self.release = asyncio.Event()
 
     async def prepare(self, events: list[RecordedEvent]) -> None:
-        await asyncio.sleep(0.6)
+        self.preparing.set()
+        await self.release.wait()
+        self.release.clear()
         self.prepared = [e.position for e in events]
 
     async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:
@@ -180,17 +185,35 @@ class _SlowToPrepare:
 
 
 async def test_a_fold_prepares_each_batch_before_its_transaction(fresh_pg_url: str) -> None:
-    """On Postgres, which ends a transaction left idle (SQLite has no such limit)."""
+    """While a batch is being prepared, no transaction of the runner is open (Postgres ends one
+    left idle for 2 s; SQLite would hold its one writer)."""
     store = MemoryEventStore()
-    db = await open_database(f"{fresh_pg_url}?idle_in_transaction_session_timeout=300ms")
+    db = await open_database(fresh_pg_url)
+    folds: list[_Gated] = []
+
+    def gated(names: Names) -> _Gated:
+        folds.append(_Gated(names))
+        return folds[-1]
+
+    await create_counts(db)
+    slow = Projection("slow", frozenset({"counted"}), gated, tables=(COUNTS,))
+    result = await store.append("s", [NewEvent("counted") for _ in range(3)])
+    runner = ProjectionRunner(store, db, [slow], batch_size=2)
+    await runner.start()
     try:
-        await create_counts(db)
-        slow = Projection("slow", frozenset({"counted"}), _SlowToPrepare, tables=(COUNTS,))
-        result = await store.append("s", [NewEvent("counted") for _ in range(3)])
-        runner = ProjectionRunner(store, db, [slow], batch_size=2)
-        await runner.start()
+        for _ in range(2):  # batches of 2 and 1
+            await wait_until(lambda: folds[0].preparing.is_set(), "a batch is being prepared")
+            folds[0].preparing.clear()
+            idle = await db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%'"
+            )
+            assert idle == 0
+            folds[0].release.set()
         await runner.wait_for(result.last_position, timeout=20)
-        await runner.stop()
         assert await totals(db) == {"s": 3}
     finally:
+        for fold in folds:  # a failed check must not leave a preparation waiting
+            fold.release.set()
+        await runner.stop()
         await db.close()
