@@ -15,7 +15,7 @@ import sys
 from typing import Any, TextIO
 
 from jacameno.settings import Settings
-from projections.catalog import TABLES
+from projections.registry import TABLES
 from projections.tables import Table
 from sqldb import Database
 

@@ -3,7 +3,7 @@
 On a fresh database (SQLite, Postgres or both), writes a studio's log (load/studio_log.py: N
 `doc.updated` events of real Yjs updates in P projects, with their creation, membership and
 session events and snapshots), then measures in the same run: the raw `read_all` rate of the
-whole log in pages of 1,000 (the baseline); for each read model of projections/catalog.py, alone
+whole log in pages of 1,000 (the baseline); for each read model of projections/registry.py, alone
 in a ProjectionRunner, the apply throughput from position 0 to the head (events of the log per
 second, and as a ratio to the baseline); then the time to rebuild it (`runner.rebuild`, beside
 the live model already built).
@@ -36,7 +36,7 @@ from harness.databases import migrated_sqlite, open_store, postgres_database
 from load import projection_lag, studio_log
 from load.report import Figure, Target, table
 from load.stats import Measurement
-from projections.catalog import read_models
+from projections.registry import read_models
 from projections.runner import BATCH_SIZE, Projection, ProjectionRunner
 from sqldb import Database, open_database
 

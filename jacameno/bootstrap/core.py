@@ -14,7 +14,7 @@ from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from jacameno.settings import Settings
-from projections.catalog import read_models
+from projections.registry import read_models
 from projections.runner import ProjectionRunner
 from sqldb import Database, open_database
 from sqldb.locks import Locks, open_locks

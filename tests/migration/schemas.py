@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 
-from projections.catalog import TABLES
+from projections.registry import TABLES
 from projections.tables import Table
 
 MODULES = ["eventstore.schema", "projections.schema", "jacameno.schema"]

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from eventstore.memory import MemoryEventStore
-from projections.catalog import read_models
+from projections.registry import read_models
 from projections.runner import ProjectionRunner
 from sqldb import Kind, open_database
 from sqldb.migrate import MigrationError, load, migrate_postgres, migrate_sqlite, migrations_root

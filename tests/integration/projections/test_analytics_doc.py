@@ -7,7 +7,7 @@ import re
 import time
 from pathlib import Path
 
-from projections import catalog
+from projections import registry
 from projections.analytics import fold
 from projections.rebuild import create_missing
 from projections.tables import live
@@ -37,7 +37,7 @@ def test_the_doc_has_the_promised_examples() -> None:
 
 async def test_every_example_query_runs_and_answers(db: Database) -> None:
     async with db.transaction() as conn:
-        await create_missing(conn, db.kind, catalog.TABLES)
+        await create_missing(conn, db.kind, registry.TABLES)
         await conn.execute(
             "INSERT INTO projects (id, title, created_by, created_at, updated_at, version)"
             " VALUES ('p1', 'Night drive', 'ann', 0, 0, 2)"
@@ -72,7 +72,7 @@ async def test_every_example_query_runs_and_answers(db: Database) -> None:
     log.add("p1", now - HOUR, joined("bob", "n2", "c2"))
     log.add("p1", now - HOUR + 1, edit("bob", "n2", "c2", size=40))
     async with db.transaction() as conn:
-        await fold(live(catalog.TABLES))(conn, log.recorded)
+        await fold(live(registry.TABLES))(conn, log.recorded)
     for statement in examples(db.kind):
         rows = await db.fetch(statement)
         assert rows, statement
