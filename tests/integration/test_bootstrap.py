@@ -36,4 +36,5 @@ async def test_the_core_runs_project_commands_and_read_models(
             "projects": head,
             "document": head,
             "analytics": head,
+            "ai_jobs": head,
         }
