@@ -9,9 +9,11 @@ answer) or ("error", kind, message). A child that dies (killed, out of memory) e
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import importlib
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -20,6 +22,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class SlotDied(Exception):
@@ -34,8 +37,19 @@ class TaskFailed(Exception):
         super().__init__(f"{kind}: {message}")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (a SIGKILLed worker must not leave
+    its task running); elsewhere the child ends when it next reads the closed pipe."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def _serve(conn: Connection, target: str) -> None:
     """The child: import `module:function` once, then run each task it is sent."""
+    _die_with_parent()
     module, _, name = target.partition(":")
     function = getattr(importlib.import_module(module), name)
     while True:

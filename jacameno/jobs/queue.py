@@ -146,3 +146,15 @@ class JobQueue:
             self.max_attempts,
         )
         return [Job.of(r) for r in rows]
+
+    async def retry(self, claim: Claim, error: str) -> None:
+        """Queue the job again at once after an attempt that failed for a reason that may pass
+        (its process died): the attempt counts."""
+        await self._db.execute(
+            f"UPDATE {JOBS} SET state = 'queued', worker = NULL, lease_until = NULL, error = $4"
+            " WHERE job_id = $1 AND worker = $2 AND attempts = $3 AND state = 'running'",
+            claim.job.job_id,
+            claim.worker,
+            claim.attempt,
+            error,
+        )
