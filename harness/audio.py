@@ -28,12 +28,14 @@ def wav_bytes(
     return out.getvalue()
 
 
-def write_wav(path: Path, size: int, rate: int = 44100, channels: int = 2) -> Path:
+def write_wav(
+    path: Path, size: int, rate: int = 44100, channels: int = 2, tone: float = 440.0
+) -> Path:
     """A WAV of about `size` bytes at `path`, written a second at a time (never all in
-    memory); its samples repeat a one-second tone."""
+    memory); its samples repeat a one-second tone (another `tone`, other content)."""
     second = bytearray()
     for i in range(rate):
-        value = int(12000 * math.sin(2 * math.pi * 440.0 * i / rate))
+        value = int(12000 * math.sin(2 * math.pi * tone * i / rate))
         second += struct.pack("<h", value) * channels
     frames_per_second = rate
     bytes_per_frame = 2 * channels
