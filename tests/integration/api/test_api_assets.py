@@ -4,6 +4,7 @@ browser seeking, dedupe, delete, and every refusal with nothing stored."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -335,3 +336,35 @@ async def test_on_s3_get_can_redirect_to_a_presigned_url(redirect_settings: Sett
             f"/api/assets/{asset['id']}", headers={**owner.headers, "If-None-Match": etag}
         )
         assert cached.status_code == 304
+
+
+async def test_a_rebuilt_assets_model_equals_the_live_one(api: Api) -> None:
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    kept = await uploaded(api, owner, project, wav_bytes(seconds=0.2))
+    gone = await uploaded(api, owner, project, wav_bytes(seconds=0.3))
+    await uploaded(api, owner, project, wav_bytes(seconds=0.2))  # the same content again
+    deleted = await api.client.delete(f"/api/assets/{gone['id']}", headers=owner.headers)
+    assert deleted.status_code == 204
+    db = api.services.core.db
+    query = "SELECT asset_id, sha256, size, created_at, version, deleted_at FROM assets"
+    before = sorted(tuple(row[c] for c in range(6)) for row in await db.fetch(query))
+    await api.services.core.runner.rebuild("assets")
+    after = sorted(tuple(row[c] for c in range(6)) for row in await db.fetch(query))
+    assert after == before
+    assert len(before) == 3
+    assert [r[0] for r in before if r[5] is not None] == [gone["id"]]
+    assert kept["id"] in await listed(api, owner, project)
+
+
+async def test_concurrent_uploads_of_the_same_content_store_it_once(api: Api) -> None:
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    body = wav_bytes(seconds=1.0)
+    answers = await asyncio.gather(*(upload(api, owner, project, body) for _ in range(4)))
+    assert [a.status_code for a in answers] == [201] * 4
+    assert len({a.json()["id"] for a in answers}) == 4
+    assert await stored_keys(api) == {f"sha256/{hashlib.sha256(body).hexdigest()}"}
+    for answer in answers:
+        back = await api.client.get(f"/api/assets/{answer.json()['id']}", headers=owner.headers)
+        assert back.content == body
