@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from jacameno.api.projects import project_id_of
 from jacameno.assets.service import (
@@ -131,6 +133,12 @@ async def get_asset(call: AssetCall) -> Response:
                 headers={"Content-Range": exc.content_range, **headers},
             ) from exc
     start, end = (0, asset.size) if wanted is None else (wanted.start, wanted.end)
+    status = 200 if wanted is None else 206
+    headers["Content-Length"] = str(end - start)
+    if wanted is not None:
+        headers["Content-Range"] = wanted.content_range
+    if call.request.method == "HEAD":  # the headers a GET would have, without opening the blob
+        return Response(status_code=status, media_type=asset.content_type, headers=headers)
     try:
         stream = await assets.blobs.open_range(key, start, end)
     except (BlobNotFound, RangeNotSatisfiable) as exc:
@@ -141,13 +149,30 @@ async def get_asset(call: AssetCall) -> Response:
             extra={"action": "asset.missing", "asset": asset.asset_id, "key": key},
         )
         raise ApiError(500, "internal_error", "the asset's bytes are missing") from exc
-    headers["Content-Length"] = str(end - start)
-    if wanted is None:
-        return StreamingResponse(stream, media_type=asset.content_type, headers=headers)
-    headers["Content-Range"] = wanted.content_range
-    return StreamingResponse(
-        stream, status_code=206, media_type=asset.content_type, headers=headers
-    )
+    return BlobResponse(stream, status_code=status, media_type=asset.content_type, headers=headers)
+
+
+class BlobResponse(StreamingResponse):
+    """A blob's bytes, streamed; the blob's stream is closed when the response ends however it
+    ends (a client that goes away mid-file, as a seeking player does, included), releasing the
+    file or the S3 connection at once rather than when the stream is collected."""
+
+    def __init__(
+        self,
+        stream: AsyncGenerator[bytes, None],
+        *,
+        status_code: int,
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(stream, status_code, headers, media_type)
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._stream.aclose()
 
 
 async def delete_asset(call: AssetCall) -> Response:

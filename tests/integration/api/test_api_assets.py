@@ -238,6 +238,12 @@ async def test_a_browser_seeks_with_ranges(api: Api) -> None:
         assert refused.status_code == 416, bad
         assert refused.headers["content-range"] == f"bytes */{size}"
         assert refused.json()["error"]["code"] == "range_not_satisfiable"
+    # HEAD: the headers a GET would have, no body.
+    head = await api.client.head(url, headers={**owner.headers, "Range": "bytes=10-19"})
+    assert head.status_code == 206
+    assert head.headers["content-range"] == f"bytes 10-19/{size}"
+    assert head.headers["content-length"] == "10"
+    assert head.content == b""
     # Several ranges, or another unit: the whole file.
     assert (await get(Range="bytes=0-1,5-6")).status_code == 200
     assert (await get(Range="items=0-1")).status_code == 200
