@@ -15,6 +15,7 @@ import pytest
 from harness.audio import wav_bytes, write_wav
 from harness.s3 import S3Server
 from harness.server import ServerProcess, serving
+from harness.waiting import wait_until
 
 MIB = 1024 * 1024
 
@@ -139,3 +140,36 @@ async def test_200_mb_in_and_out_with_bounded_server_memory(
     grown = peak - baseline
     print(f"server RSS: {baseline // MIB} MiB before, {peak // MIB} MiB at the peak")
     assert grown < 80 * MIB, f"the server grew by {grown // MIB} MiB for a 200 MB file"
+
+
+async def test_an_upload_cut_off_midway_leaves_nothing(server: ServerProcess) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    body = wav_bytes(seconds=60, rate=22050)  # 2.6 MB
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    head = (
+        f"POST /api/projects/{project}/assets HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {owner.token}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    writer.write(head.encode() + body[: len(body) // 2])
+    await writer.drain()
+    spool = server.data_dir / "spool"
+
+    def spooling() -> bool:
+        return spool.exists() and any(spool.iterdir())
+
+    await wait_until(spooling, "the server spools the upload")
+    writer.close()  # the client goes away mid-body
+    await writer.wait_closed()
+    await wait_until(lambda: not any(spool.iterdir()), "the spool is cleaned up")
+    async with server.http() as http:
+        listed = await http.get(f"/api/projects/{project}/assets", headers=owner.headers)
+        assert listed.json() == {"assets": []}
+        blobs = server.data_dir / "blobs" / "sha256"
+        assert not blobs.exists() or not any(blobs.iterdir())
+        # The same upload, whole, goes through.
+        answer = await http.post(
+            f"/api/projects/{project}/assets", content=body, headers=owner.headers
+        )
+        assert answer.status_code == 201, answer.text
