@@ -34,6 +34,8 @@ async def test_the_core_runs_project_commands_and_read_models(
         assert state is not None
         assert state.roles == {owner: OWNER}
         head = await core.store.head_position()
+        # The command waited for the projects model only; the others follow within moments.
+        await core.runner.wait_for(head)
         assert {s.name: s.position for s in await core.runner.status()} == {
             "projects": head,
             "document": head,
