@@ -1,7 +1,7 @@
 """The assets read model, in one module: the `assets` table, the fold that keeps it from the
 projects' streams (`assets_projection`), and its queries (`AssetsReadModel`: one asset, a
-project's assets newest first, whether other assets share some content). A deleted asset keeps
-its row, marked deleted: the log keeps everything, and the bytes may still serve other assets.
+project's assets newest first). A deleted asset keeps its row, marked deleted: the log keeps
+everything, and the bytes may still serve other assets.
 
 Its events are listed in domain.events.assets (asset.uploaded, asset.deleted)."""
 
@@ -87,13 +87,6 @@ class AssetsReadModel:
             project_id,
         )
         return [_view(r) for r in rows]
-
-    async def sharing(self, sha256: str) -> int:
-        """How many live assets (of any project) have this content."""
-        count = await self._db.fetchval(
-            "SELECT COUNT(*) FROM assets WHERE sha256 = $1 AND deleted_at IS NULL", sha256
-        )
-        return int(count or 0)
 
 
 # -- the fold ----------------------------------------------------------------------------
