@@ -5,7 +5,8 @@ the one module that imports it. Credentials come from the standard places botoco
 A put of at most one part (`part_bytes`) is one PutObject; a larger one is a multipart upload
 whose parts are sent as they fill, so at most one part is held in memory, and which is aborted
 if anything fails (the stream, the hash check, a cancellation): S3 then keeps nothing of it.
-Reads are ranged GetObjects streamed through in chunks."""
+Reads are ranged GetObjects streamed through in chunks, a window at a time (a small first one:
+the first byte comes quickly, and a reader that stops early has not made S3 send the rest)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ from jacameno.storage import (
 
 MIB = 1024 * 1024
 PART_BYTES = 8 * MIB  # S3 takes parts of 5 MiB at least (the last aside)
+# A read is a series of ranged GETs: the first of FIRST_WINDOW bytes, the next of WINDOW each.
+FIRST_WINDOW = 1 * MIB
+WINDOW = 8 * MIB
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -218,10 +222,12 @@ class S3BlobStore:
             if start > found.size:
                 raise RangeNotSatisfiable(key, found.size)
             return _empty()
-        wanted = f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
+        # The first window is small, so that the first byte comes quickly and a reader that
+        # stops early (a player seeking on) has not made S3 send much more; then larger ones.
+        first_end = start + FIRST_WINDOW if end is None else min(end, start + FIRST_WINDOW)
         try:
             answer = await self._client.get_object(
-                Bucket=self.location.bucket, Key=name, Range=wanted
+                Bucket=self.location.bucket, Key=name, Range=f"bytes={start}-{first_end - 1}"
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
@@ -234,7 +240,34 @@ class S3BlobStore:
             raise _translate(exc, key) from exc
         except _FOREIGN as exc:
             raise _translate(exc, key) from exc
-        return _body(answer["Body"], key)
+        size = int(str(answer["ContentRange"]).rpartition("/")[2])
+        stop = size if end is None else min(end, size)
+        return self._windows(key, name, answer["Body"], start, stop)
+
+    async def _windows(
+        self, key: str, name: str, body: Any, position: int, stop: int
+    ) -> AsyncGenerator[bytes, None]:
+        """The bytes from `position` to `stop`: `body` (the first window's), then ranged GETs
+        of WINDOW bytes each, one open at a time, closed however the reader stops."""
+        try:
+            while True:
+                try:
+                    chunk = await body.read(CHUNK_BYTES)
+                except _FOREIGN as exc:
+                    raise _translate(exc, key) from exc
+                if chunk:
+                    position += len(chunk)
+                    yield chunk
+                    continue
+                body.close()
+                body = None
+                if position >= stop:
+                    return
+                window = f"bytes={position}-{min(stop, position + WINDOW) - 1}"
+                body = (await self._s3(key, "get_object", Key=name, Range=window))["Body"]
+        finally:
+            if body is not None:
+                body.close()
 
     async def stat(self, key: str) -> BlobStat | None:
         try:
@@ -275,17 +308,3 @@ async def _empty() -> AsyncGenerator[bytes, None]:
     nothing: tuple[bytes, ...] = ()
     for chunk in nothing:
         yield chunk
-
-
-async def _body(body: Any, key: str) -> AsyncGenerator[bytes, None]:
-    try:
-        while True:
-            try:
-                chunk = await body.read(CHUNK_BYTES)
-            except _FOREIGN as exc:
-                raise _translate(exc, key) from exc
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        body.close()

@@ -161,6 +161,9 @@ class StorageConformance:
         assert hashlib.sha256(await read_all(blobs, "big")).hexdigest() == digest
         across = 5 * MIB - 10
         assert await read_all(blobs, "big", across, across + 20) == data[across : across + 20]
+        # From the middle, to the end and to a bound: S3 reads these in several ranged GETs.
+        assert await read_all(blobs, "big", MIB // 2) == data[MIB // 2 :]
+        assert await read_all(blobs, "big", 3, 10 * MIB + 7) == data[3 : 10 * MIB + 7]
 
     async def test_a_wrong_hash_stores_nothing(self, blobs: BlobStore, backend: Backend) -> None:
         for size in (1000, MULTIPART):
