@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,17 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import admin, analytics, auth, documents, history, projects, system, tracks
+from jacameno.api import (
+    admin,
+    analytics,
+    assets,
+    auth,
+    documents,
+    history,
+    projects,
+    system,
+    tracks,
+)
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.documents.service import Documents
 from jacameno.http import errors, openapi
@@ -33,6 +44,7 @@ from jacameno.http.middleware import (
 )
 from jacameno.metrics import Metrics
 from jacameno.settings import Settings
+from jacameno.storage import StorageUnavailable
 from projections.analytics import AnalyticsReadModel
 from projections.blame import Blames
 from projections.document import DocumentReadModel
@@ -51,7 +63,10 @@ OPERATIONS: list[Operation[Any]] = [
     *tracks.OPERATIONS,
     *admin.OPERATIONS,
     *analytics.OPERATIONS,
+    *assets.OPERATIONS,
 ]
+# Uploads stream to storage: their bodies are bounded by the upload size, not the JSON one.
+UPLOAD_PATH = re.compile(r"^/api/projects/[^/]+/assets$")
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
@@ -130,6 +145,13 @@ def app_routes(
             analytics.AnalyticsServices(services.projects.reads, AnalyticsReadModel(core.db)),
             guard,
         ),
+        *routes(
+            assets.OPERATIONS,
+            assets.AssetServices(
+                services.assets, settings.storage.redirect, settings.storage.presign_seconds
+            ),
+            guard,
+        ),
         *ywebsocket.routes(services.live.rooms),
         *hocuspocus.routes(services.live.rooms, services.live.lobby),
     ]
@@ -160,7 +182,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             yield
 
-    unavailable = (DatabaseUnavailable, StoreUnavailableError, RedisError, TimeoutError)
+    unavailable = (
+        DatabaseUnavailable,
+        StoreUnavailableError,
+        RedisError,
+        TimeoutError,
+        StorageUnavailable,
+    )
     # The one place the client address comes from: the peer, or what a configured proxy
     # forwarded (uvicorn's own proxy-header handling is off, jacameno/server.py).
     proxies = (
@@ -182,7 +210,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_age=600,
             ),
             Middleware(GZipMiddleware, minimum_size=1024),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.max_body_bytes,
+                larger=[("POST", UPLOAD_PATH, settings.storage.max_upload_bytes)],
+            ),
         ],
         exception_handlers={
             errors.ApiError: errors.api_error_handler,
