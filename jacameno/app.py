@@ -28,6 +28,7 @@ from jacameno.api import (
     auth,
     documents,
     history,
+    jobs,
     projects,
     system,
     tracks,
@@ -64,6 +65,7 @@ OPERATIONS: list[Operation[Any]] = [
     *admin.OPERATIONS,
     *analytics.OPERATIONS,
     *assets.OPERATIONS,
+    *jobs.OPERATIONS,
 ]
 # Uploads stream to storage: their bodies are bounded by the upload size, not the JSON one.
 UPLOAD_PATH = re.compile(r"^/api/projects/[^/]+/assets$")
@@ -150,6 +152,11 @@ def app_routes(
             assets.AssetServices(
                 services.assets, settings.storage.redirect, settings.storage.presign_seconds
             ),
+            guard,
+        ),
+        *routes(
+            jobs.OPERATIONS,
+            jobs.JobServices(services.projects.reads, services.jobs, services.feed),
             guard,
         ),
         *ywebsocket.routes(services.live.rooms),

@@ -1,6 +1,6 @@
-"""The `jacameno` command: serve, migrate, projections, export, analyst, replay, history, diff,
-blame, verify. Each reads the settings once and builds what it needs with the composition root's
-builders (jacameno.bootstrap)."""
+"""The `jacameno` command: serve, worker, migrate, projections, export, analyst, replay, history,
+diff, blame, verify. Each reads the settings once and builds what it needs with the composition
+root's builders (jacameno.bootstrap)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from jacameno import analyst_cli, export_cli, history_cli, logs, projections_cli, verify_cli
+from jacameno import (
+    analyst_cli,
+    export_cli,
+    history_cli,
+    logs,
+    projections_cli,
+    verify_cli,
+    worker_cli,
+)
 from jacameno.server import BindError
 from jacameno.settings import Settings, SettingsError
 from sqldb.migrate import MigrationError
@@ -60,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     analyst_cli.add(commands)
     history_cli.add(commands)
     verify_cli.add(commands)
+    worker_cli.add(commands)
     args = parser.parse_args(argv)
     try:
         environ = dict(os.environ)

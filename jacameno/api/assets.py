@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.types import Receive, Scope, Send
 
 from jacameno.api.projects import project_id_of
+from jacameno.assets.files import WAVEFORM_TYPE, waveform_key
 from jacameno.assets.service import (
     AssetError,
     AssetInUse,
@@ -175,6 +176,22 @@ class BlobResponse(StreamingResponse):
             await self._stream.aclose()
 
 
+async def get_waveform(call: AssetCall) -> Response:
+    """The waveform peaks an analysis of the asset made (members of its project); 404 until
+    one has finished."""
+    assets = call.services.assets
+    try:
+        view = await assets.readable(call.me.id, _asset_id(call))
+    except AssetError as exc:
+        raise _translate(exc) from exc
+    try:
+        stream = await assets.blobs.open_range(waveform_key(view.asset.sha256))
+    except BlobNotFound as exc:
+        raise not_found("waveform (no analysis of this asset has finished)") from exc
+    headers = {"ETag": f'"{view.asset.sha256}-peaks"', "Cache-Control": "private, no-cache"}
+    return BlobResponse(stream, status_code=200, media_type=WAVEFORM_TYPE, headers=headers)
+
+
 async def delete_asset(call: AssetCall) -> Response:
     try:
         await call.services.assets.delete(call.me.id, _asset_id(call))
@@ -222,6 +239,17 @@ OPERATIONS: list[Operation[AssetServices]] = [
         media_type="audio/*",
         responses={200: schemas.AUDIO, 206: schemas.AUDIO, 304: None, 307: None},
         errors=(404, 416),
+    ),
+    Operation(
+        "GET",
+        "/api/assets/{asset_id}/waveform",
+        "get_waveform",
+        "The asset's waveform peaks for drawing (members of its project): one audiowaveform-"
+        "style JSON document per resolution, made by its analysis (404 until one finished)",
+        get_waveform,
+        "assets",
+        responses={200: schemas.WAVEFORMS},
+        errors=(404,),
     ),
     Operation(
         "DELETE",

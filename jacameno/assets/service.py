@@ -31,6 +31,7 @@ from eventstore import EventStore
 from jacameno.assets.audio import AudioHeader, NotAudio, probe
 from jacameno.storage import CHUNK_BYTES, BlobStore
 from projections.assets import ASSETS, AssetsReadModel, AssetView
+from projections.jobs import JOBS
 from projections.projects import ProjectsReadModel
 from projections.replay import state_at
 from projections.runner import ProjectionRunner
@@ -50,6 +51,7 @@ __all__ = [
     "ProjectNotFound",
     "TooLarge",
     "blob_key",
+    "read_file",
 ]
 
 
@@ -126,6 +128,20 @@ class Assets:
         """Store `body` as a new asset of the project and return it. ProjectNotFound,
         NotAllowed, TooLarge, NotAudio: nothing was stored. StorageError from the store."""
         await self.check_upload(actor, project_id)
+        asset, position = await self.add(project_id, name, body, user_id=actor)
+        # Answered once the asset is listed and its analysis queued.
+        await self._runner.wait_for(position, only=(ASSETS, JOBS))
+        view = await self.reads.asset(asset.asset_id)
+        assert view is not None, "the projection applied the upload"
+        return view
+
+    async def add(
+        self, project_id: str, name: str, body: AsyncIterable[bytes], *, user_id: str
+    ) -> tuple[UploadedAsset, int]:
+        """Store `body` as a new asset of the project uploaded by `user_id`, whose right to
+        upload the caller checked (or a service's, such as the AI worker's mastered files): the
+        asset and the log position of its `asset.uploaded`. TooLarge, NotAudio: nothing was
+        stored."""
         if self._spool_dir is not None:
             self._spool_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._spool_dir, prefix="upload-") as folder:
@@ -135,7 +151,7 @@ class Assets:
             key = blob_key(sha256)
             if await self.blobs.stat(key) is None:
                 await self.blobs.put(
-                    key, _read(spool), content_type=header.content_type, sha256=sha256
+                    key, read_file(spool), content_type=header.content_type, sha256=sha256
                 )
                 logger.info(
                     "asset stored",
@@ -144,7 +160,7 @@ class Assets:
         asset = UploadedAsset(
             asset_id=str(uuid.uuid4()),
             project_id=project_id,
-            user_id=actor,
+            user_id=user_id,
             sha256=sha256,
             size=size,
             content_type=header.content_type,
@@ -156,10 +172,7 @@ class Assets:
             name=name[:MAX_NAME],
         )
         result = await self._store.append(stream_name(project_id), [asset_uploaded(asset)])
-        await self._runner.wait_for(result.last_position, only=(ASSETS,))
-        view = await self.reads.asset(asset.asset_id)
-        assert view is not None, "the projection applied the upload"
-        return view
+        return asset, result.last_position
 
     async def _spool(self, body: AsyncIterable[bytes], path: Path) -> tuple[str, int]:
         """Write `body` to `path`, hashing and counting it; TooLarge past `max_bytes`."""
@@ -227,7 +240,8 @@ class Assets:
         return clips
 
 
-async def _read(path: Path) -> AsyncGenerator[bytes, None]:
+async def read_file(path: Path) -> AsyncGenerator[bytes, None]:
+    """A local file's bytes in chunks, read in a thread."""
     file: BinaryIO = await asyncio.to_thread(path.open, "rb")
     try:
         while chunk := await asyncio.to_thread(file.read, 4 * CHUNK_BYTES):

@@ -13,10 +13,13 @@ from typing import Protocol, TypeVar
 from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
+from jacameno.assets.service import Assets
 from jacameno.settings import Settings, StorageConfig
 from jacameno.storage import BlobStore
 from jacameno.storage.local import LocalBlobStore
 from jacameno.storage.s3 import S3BlobStore, S3Location
+from projections.assets import AssetsReadModel
+from projections.projects import ProjectsReadModel
 from projections.registry import read_models
 from projections.runner import Projection, ProjectionRunner
 from sqldb import Database, open_database
@@ -154,3 +157,17 @@ async def core(
         storage(settings.storage) as blobs,
     ):
         yield Core(settings, store, db, runner, blobs)
+
+
+def assets(base: Core, reads: ProjectsReadModel) -> Assets:
+    """Asset uploads and reads over the core's blob store; uploads spool in the data folder."""
+    settings = base.settings
+    return Assets(
+        base.store,
+        base.blobs,
+        base.runner,
+        AssetsReadModel(base.db),
+        reads,
+        max_bytes=settings.storage.max_upload_bytes,
+        spool_dir=settings.data_dir / "spool",
+    )

@@ -20,7 +20,7 @@ from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
 from jacameno.auth.tokens import AccessTokens
 from jacameno.bearer import Authenticator
-from jacameno.bootstrap.core import Core, closing, core
+from jacameno.bootstrap.core import Core, assets, closing, core
 from jacameno.bus.redis import RedisBus
 from jacameno.circuit import Circuit
 from jacameno.collab.gatekeeper import MembershipGatekeeper
@@ -28,12 +28,16 @@ from jacameno.collab.lobby import Lobby
 from jacameno.collab.membership import MembershipFollower
 from jacameno.collab.rooms import Rooms, node_name
 from jacameno.documents import analysis
+from jacameno.jobs.feed import ProjectFeed
+from jacameno.jobs.queue import JobQueue
+from jacameno.jobs.service import Jobs
 from jacameno.metrics import Metrics
 from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from jacameno.settings import Settings, signing_key
 from projections.assets import AssetsReadModel
+from projections.jobs import JobsReadModel
 from projections.projects import PROJECTS, ProjectsReadModel
 
 
@@ -180,20 +184,15 @@ class Services:
     projects: Projects
     metrics: Metrics
     assets: Assets
+    jobs: Jobs
+    feed: ProjectFeed  # a project's job and asset events as they are logged (SSE)
 
 
-def assets(base: Core, reads: ProjectsReadModel) -> Assets:
-    """Asset uploads and reads over the core's blob store; uploads spool in the data folder."""
-    settings = base.settings
-    return Assets(
-        base.store,
-        base.blobs,
-        base.runner,
-        AssetsReadModel(base.db),
-        reads,
-        max_bytes=settings.storage.max_upload_bytes,
-        spool_dir=settings.data_dir / "spool",
-    )
+def jobs(base: Core) -> Jobs:
+    """AI jobs as the API asks for them: requested, read, cancelled."""
+    config = base.settings.ai
+    queue = JobQueue(base.db, lease=config.lease, max_attempts=config.max_attempts)
+    return Jobs(base.store, base.runner, JobsReadModel(base.db), queue, AssetsReadModel(base.db))
 
 
 @contextlib.asynccontextmanager
@@ -208,11 +207,16 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
     ):
         who = identity(base)
         reads = ProjectsReadModel(base.db)
-        async with collaboration(base, who, reads) as live:
+        async with (
+            collaboration(base, who, reads) as live,
+            contextlib.AsyncExitStack() as stack,
+        ):
             analyses.bind(live.rooms)
             projects = Projects(
                 base.store, base.runner, reads, followers=[live.membership], turns=project_turns
             )
+            feed = ProjectFeed(base.store)
+            stack.push_async_callback(feed.close)
             yield Services(
                 base,
                 link,
@@ -222,4 +226,6 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
                 projects,
                 metrics,
                 assets(base, reads),
+                jobs(base),
+                feed,
             )

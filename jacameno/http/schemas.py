@@ -487,15 +487,44 @@ ASSET = obj(
 )
 ASSETS = obj({"assets": {"type": "array", "items": ASSET}}, ("assets",))
 AUDIO: Schema = {"type": "string", "format": "binary"}
+# Waveform peaks at several resolutions, each as audiowaveform's JSON format writes them.
+WAVEFORMS: Schema = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "version": {"type": "integer"},
+            "channels": {"type": "integer"},
+            "sample_rate": {"type": "integer"},
+            "samples_per_pixel": {"type": "integer"},
+            "bits": {"type": "integer"},
+            "length": {"type": "integer"},
+            "data": {"type": "array", "items": {"type": "number"}},
+        },
+    },
+}
 
 # -- AI jobs (jacameno/api/jobs.py) -------------------------------------------------------------
 
 _ID = text(1, 200)
+# What each parameter may be (jacameno.jobs.params); which go together is the handler's to say.
+JOB_PARAMS = obj(
+    {
+        "preset": {
+            "type": "string",
+            "enum": ["streaming", "apple", "ebu_r128", "custom", "reference"],
+        },
+        "target_lufs": {"type": "number", "minimum": -40, "maximum": -5},
+        "ceiling_dbtp": {"type": "number", "minimum": -12, "maximum": 0},
+        "tilt_db_per_octave": {"type": "number", "minimum": -1.5, "maximum": 1.5},
+        "reference_asset_id": _ID,
+    }
+)
 NEW_JOB = obj(
     {
         "kind": {"type": "string", "enum": ["analysis", "mastering"]},
         "asset_id": _ID,
-        "params": {"type": "object"},
+        "params": JOB_PARAMS,
     },
     ("kind", "asset_id"),
 )

@@ -5,13 +5,14 @@ returns once it has (read-your-writes), so the job's id answers at once."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 from domain.events import jobs as events
 from domain.events import stream_name
 from eventstore import EventStore
 from jacameno.jobs.params import BadParams, checked
 from jacameno.jobs.queue import JobQueue
+from projections.assets import AssetsReadModel
 from projections.jobs import JOBS, TERMINAL, Job, JobsReadModel
 from projections.runner import ProjectionRunner
 
@@ -28,12 +29,6 @@ class AlreadyEnded(JobError):
     """The job is done, failed or cancelled already."""
 
 
-class Assets(Protocol):
-    async def project_of(self, asset_id: str) -> str | None:
-        """The project the asset was uploaded to (None: no such asset, or deleted)."""
-        ...
-
-
 class Jobs:
     def __init__(
         self,
@@ -41,7 +36,7 @@ class Jobs:
         runner: ProjectionRunner,
         reads: JobsReadModel,
         queue: JobQueue,
-        assets: Assets,
+        assets: AssetsReadModel,
     ) -> None:
         self._store = store
         self._runner = runner
@@ -57,9 +52,12 @@ class Jobs:
         if kind not in events.KINDS:
             raise BadParams(f"kind: one of {', '.join(events.KINDS)}")
         full = checked(kind, params)
-        for asset in (asset_id, full.get("reference_asset_id")):
-            if asset is not None and await self._assets.project_of(asset) != project_id:
-                raise UnknownAsset(f"no asset {asset!r} in this project")
+        for asset_id_ in (asset_id, full.get("reference_asset_id")):
+            if asset_id_ is None:
+                continue
+            view = await self._assets.asset(asset_id_)
+            if view is None or view.asset.project_id != project_id:
+                raise UnknownAsset(f"no asset {asset_id_!r} in this project")
         request = events.JobRequest(str(uuid.uuid4()), kind, asset_id, full)
         result = await self._store.append(
             stream_name(project_id), [events.job_requested(request, user_id=actor)]

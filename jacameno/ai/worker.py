@@ -1,0 +1,262 @@
+"""`jacameno worker`: claims AI jobs from the jobs table and runs them, any number of workers on
+any nodes (one per SQLite database).
+
+For each claim: log `ai.job_started`, fetch the asset's audio (and a mastering reference) from
+storage into a scratch folder, run the task in a child process (jacameno.ai.slot) while renewing
+the lease every third of it, then store what it made (the waveform peaks beside the audio, a
+mastered file as a new asset of the project) and log the one result of the job. A job cancelled
+meanwhile, or taken by another worker after this one's lease ran out, is stopped at the next
+renewal and logs nothing more. An attempt past the time limit fails the job; a task that raises
+fails it with its error; a child process that dies leaves the job to be tried again, up to the
+attempts allowed. On SIGTERM the worker claims nothing more, lets its running jobs finish for up
+to the drain timeout, and gives back those that did not."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from domain.events import jobs as events
+from domain.events import stream_name
+from eventstore import EventStore, EventStoreError, IdempotencyError
+from jacameno.ai.slot import Slot, SlotDied, TaskFailed
+from jacameno.ai.spec import Answer, Task
+from jacameno.assets.service import AssetNotFound
+from jacameno.jobs.queue import Claim, JobQueue
+from jacameno.settings.ai import AIConfig
+from projections.jobs import Job
+from sqldb import DatabaseError
+
+logger = logging.getLogger(__name__)
+
+TASKS = "jacameno.ai.tasks:run"
+
+
+class Inputs(Protocol):
+    """Where a worker's files come from and go to (jacameno.assets, over the blob store)."""
+
+    async def fetch(self, asset_id: str, project_id: str, path: Path) -> None:
+        """Write the asset's bytes to `path`; AssetNotFound if the project has no such asset."""
+        ...
+
+    async def keep_waveform(self, asset_id: str, project_id: str, path: Path) -> str:
+        """Store the waveform peaks file made for the asset; the URL path that serves them."""
+        ...
+
+    async def add_mastered(self, job: Job, path: Path) -> str:
+        """Store a mastered file as a new asset of the job's project, uploaded by the AI
+        service user; its asset id."""
+        ...
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(slots=True)
+class _Attempt:
+    claim: Claim
+    progress: float = 0.0
+
+
+class Worker:
+    def __init__(
+        self,
+        store: EventStore,
+        queue: JobQueue,
+        inputs: Inputs,
+        config: AIConfig,
+        *,
+        name: str | None = None,
+        kinds: tuple[str, ...] = events.KINDS,
+        tasks: str = TASKS,
+        scratch: Path | None = None,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._inputs = inputs
+        self._config = config
+        self.name = name or worker_name()
+        self._kinds = kinds
+        self._slots = [Slot(tasks) for _ in range(config.concurrency)]
+        self._scratch = scratch
+        self._stopping = asyncio.Event()
+        self._drained = 0.0  # the monotonic time by which running jobs must end, once stopping
+
+    def stop(self) -> None:
+        """Claim nothing more; running jobs get `drain_timeout` seconds to finish."""
+        if not self._stopping.is_set():
+            self._drained = time.monotonic() + self._config.drain_timeout
+            self._stopping.set()
+            logger.info("draining", extra={"action": "worker.drain", "worker": self.name})
+
+    async def run(self) -> None:
+        """Claim and run jobs, one per slot at a time, until `stop`."""
+        logger.info(
+            "started",
+            extra={"action": "worker.start", "worker": self.name, "kinds": list(self._kinds)},
+        )
+        try:
+            await asyncio.gather(*(self._serve(slot) for slot in self._slots))
+        finally:
+            for slot in self._slots:
+                slot.kill()
+        logger.info("stopped", extra={"action": "worker.stop", "worker": self.name})
+
+    async def _serve(self, slot: Slot) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                await self._fail_exhausted()
+                claim = await self._queue.claim(self.name, self._kinds)
+                if claim is None:
+                    await self._pause(self._config.poll_interval)
+                else:
+                    await self._attempt(slot, claim)
+                backoff = 0.1
+            except (EventStoreError, DatabaseError) as exc:
+                logger.warning(
+                    "the log or the jobs table failed; trying again",
+                    extra={"action": "worker.retry", "worker": self.name, "error": str(exc)},
+                )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _log(self, job: Job, *new: Any) -> None:
+        # IdempotencyError: the job has its one result already (an earlier attempt's)
+        with contextlib.suppress(IdempotencyError):
+            await self._store.append(stream_name(job.project_id), list(new))
+
+    async def _fail_exhausted(self) -> None:
+        for job in await self._queue.exhausted():
+            error = f"its worker stopped {job.attempts} times before it finished"
+            await self._log(
+                job, events.job_failed(job.job_id, attempt=job.attempts, error=error, final=True)
+            )
+            await self._queue.end(job.job_id, "failed", error=error)
+
+    async def _attempt(self, slot: Slot, claim: Claim) -> None:
+        job = claim.job
+        extra = {"worker": self.name, "job": job.job_id, "kind": job.kind, "attempt": claim.attempt}
+        logger.info("job claimed", extra={"action": "worker.claim", **extra})
+        await self._log(
+            job, events.job_started(job.job_id, attempt=claim.attempt, worker=self.name)
+        )
+        with tempfile.TemporaryDirectory(dir=self._scratch, prefix="ai-job-") as folder:
+            try:
+                task = await self._task(job, Path(folder))
+            except AssetNotFound as exc:
+                await self._fail(job, claim.attempt, str(exc))
+                return
+            attempt = _Attempt(claim)
+            running = asyncio.create_task(slot.run(task, lambda f: setattr(attempt, "progress", f)))
+            outcome = await self._watch(running, attempt)
+            if outcome is not None:
+                logger.info(
+                    "job stopped", extra={"action": "worker.stopped", "why": outcome, **extra}
+                )
+                return
+            try:
+                answer = running.result()
+            except TaskFailed as exc:
+                await self._fail(job, claim.attempt, str(exc))
+                return
+            except SlotDied as exc:
+                await self._died(attempt.claim, str(exc))
+                return
+            await self._finish(job, claim.attempt, answer)
+            logger.info("job done", extra={"action": "worker.done", **extra})
+
+    async def _task(self, job: Job, folder: Path) -> Task:
+        source = folder / "source"
+        await self._inputs.fetch(job.asset_id, job.project_id, source)
+        reference = None
+        reference_id = job.params.get("reference_asset_id")
+        if isinstance(reference_id, str):
+            reference = folder / "reference"
+            await self._inputs.fetch(reference_id, job.project_id, reference)
+        return Task(
+            job.kind,
+            str(source),
+            str(folder),
+            job.params,
+            None if reference is None else str(reference),
+        )
+
+    async def _watch(self, running: asyncio.Task[Any], attempt: _Attempt) -> str | None:
+        """Wait for the task, renewing the lease; stop it and say why (None: it ended)."""
+        started = time.monotonic()
+        renew = self._config.lease / 3
+        while True:
+            done, _ = await asyncio.wait({running}, timeout=renew)
+            if done:
+                return None
+            if self._stopping.is_set() and time.monotonic() >= self._drained:
+                await _cancelled(running)
+                await self._queue.release(attempt.claim)
+                return "drained"
+            if time.monotonic() - started > self._config.job_timeout:
+                await _cancelled(running)
+                job = attempt.claim.job
+                error = f"the job took longer than its time limit of {self._config.job_timeout:g} s"
+                await self._fail(job, attempt.claim.attempt, error)
+                return "timed out"
+            renewed = await self._queue.renew(attempt.claim, attempt.progress)
+            if renewed is None:  # cancelled, or claimed again after the lease ran out
+                await _cancelled(running)
+                return "no longer ours"
+            attempt.claim = renewed
+
+    async def _fail(self, job: Job, attempt: int, error: str) -> None:
+        await self._log(
+            job, events.job_failed(job.job_id, attempt=attempt, error=error, final=True)
+        )
+        await self._queue.end(job.job_id, "failed", error=error)
+
+    async def _died(self, claim: Claim, error: str) -> None:
+        job = claim.job
+        if claim.attempt >= self._queue.max_attempts:
+            await self._fail(job, claim.attempt, error)
+            return
+        await self._log(
+            job, events.job_failed(job.job_id, attempt=claim.attempt, error=error, final=False)
+        )
+        await self._queue.retry(claim, error)
+
+    async def _finish(self, job: Job, attempt: int, answer: Answer) -> None:
+        result, output = dict(answer.result), None
+        if "waveform" in answer.outputs:
+            result["waveform_url"] = await self._inputs.keep_waveform(
+                job.asset_id, job.project_id, Path(answer.outputs["waveform"])
+            )
+        if "mastered" in answer.outputs:
+            output = await self._inputs.add_mastered(job, Path(answer.outputs["mastered"]))
+        kind: events.Kind = "analysis" if job.kind == "analysis" else "mastering"
+        completed = events.job_completed(
+            kind,
+            job.job_id,
+            attempt=attempt,
+            asset_id=job.asset_id,
+            result=result,
+            output_asset_id=output,
+        )
+        await self._log(job, completed)
+        await self._queue.end(job.job_id, "done", output_asset_id=output)
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait until it ended (what it ended with is moot)."""
+    task.cancel()
+    await asyncio.wait({task})
