@@ -1,0 +1,73 @@
+"""4x oversampling by a polyphase interpolation filter, as tensor operations (torch), and the
+true peak it measures (ITU-R BS.1770-4 Annex 2).
+
+The same code runs on the GPU when one is present and on the CPU otherwise (`device()`); the
+meter of jacameno.ai.loudness and the limiter of jacameno.ai.limiter share this one filter, so a
+limiter that holds its ceiling here holds it on the meter too."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+FACTOR = 4
+# taps per phase: the filter is flat within 0.01 dB up to 0.42 fs and, with the Kaiser window
+# below, rejects images by more than 80 dB (BS.1770-4 asks 12 taps for 0.5 dB of accuracy)
+TAPS_PER_PHASE = 24
+_BETA = 8.0
+
+
+@functools.cache
+def device() -> torch.device:
+    """`cuda` when a GPU is present, else the CPU: where every tensor of the package lives."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.cache
+def _kernel(dev: torch.device) -> torch.Tensor:
+    """The FACTOR phases of a windowed-sinc lowpass at the original Nyquist, shaped
+    (FACTOR, 1, TAPS_PER_PHASE) for conv1d; each phase sums to 1 (no gain at DC)."""
+    length = FACTOR * TAPS_PER_PHASE
+    # centred on a whole input frame, so that phase 0 passes the samples through unchanged
+    n = np.arange(length) - length / 2
+    prototype = np.sinc(n / FACTOR) * np.kaiser(length + 1, _BETA)[:-1]
+    phases = prototype.reshape(TAPS_PER_PHASE, FACTOR).T[:, ::-1]
+    phases = phases / phases.sum(axis=1, keepdims=True)
+    return torch.tensor(phases.copy(), dtype=torch.float32, device=dev).unsqueeze(1)
+
+
+def oversample(signal: torch.Tensor) -> torch.Tensor:
+    """Interpolate (channels, frames) to (channels, FACTOR, frames): [c, p, n] is the value at
+    frame n + p / FACTOR, up to a fixed delay of about half the filter, the same for all."""
+    kernel = _kernel(signal.device)
+    half = TAPS_PER_PHASE // 2
+    padded = torch.nn.functional.pad(signal.unsqueeze(1), (half, TAPS_PER_PHASE - half - 1))
+    return torch.nn.functional.conv1d(padded, kernel)
+
+
+def peak_envelope(signal: torch.Tensor) -> torch.Tensor:
+    """Per frame, the largest magnitude of any channel at any of the frame's FACTOR oversampled
+    points and at the frame itself: shape (frames,). What the limiter keeps under its ceiling."""
+    upsampled = oversample(signal).abs().amax(dim=(0, 1))
+    return torch.maximum(upsampled, signal.abs().amax(dim=0))
+
+
+def to_tensor(samples: npt.ArrayLike) -> torch.Tensor:
+    """Samples (channels, frames) as a float32 tensor on `device()`."""
+    return torch.as_tensor(np.asarray(samples, dtype=np.float32), device=device())
+
+
+def true_peak_linear(samples: npt.ArrayLike) -> float:
+    """The largest magnitude of the 4x oversampled signal (and of the samples), linear."""
+    return float(peak_envelope(to_tensor(samples)).max().item())
+
+
+def true_peak(samples: npt.ArrayLike) -> float:
+    """True peak in dBTP (dB relative to full scale of the 4x oversampled signal); -inf for
+    digital silence."""
+    peak = true_peak_linear(samples)
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
