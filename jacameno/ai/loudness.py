@@ -57,8 +57,10 @@ def channel_weights(channels: int) -> npt.NDArray[np.float64]:
     return np.ones(channels)
 
 
-def _power(samples: npt.NDArray[np.float64], sample_rate: int) -> npt.NDArray[np.float64]:
-    """Channel-weighted sum of the K-weighted squares, per frame."""
+def weighted_power(samples: npt.NDArray[np.float64], sample_rate: int) -> npt.NDArray[np.float64]:
+    """Channel-weighted sum of the K-weighted squares, per frame: the integrated loudness of
+    the signal times a slowly varying gain g is `loudness_of_power(power * g**2)`, which is how
+    mastering tries gains without filtering again."""
     weighted = sps.sosfilt(k_weighting(sample_rate), samples, axis=-1)
     return np.asarray(channel_weights(samples.shape[0]) @ (weighted * weighted))
 
@@ -94,13 +96,25 @@ def _gated_loudness(blocks: npt.NDArray[np.float64]) -> float:
 def integrated_loudness(samples: npt.NDArray[np.float64], sample_rate: int) -> float:
     """Integrated (gated) loudness in LUFS; -inf when no block passes the absolute gate or the
     audio is shorter than one 400 ms block."""
-    blocks = _windows(_power(samples, sample_rate), sample_rate, BLOCK_SECONDS)
+    blocks = _windows(weighted_power(samples, sample_rate), sample_rate, BLOCK_SECONDS)
     return _gated_loudness(blocks)
+
+
+def loudness_of_power(power: npt.NDArray[np.float64], sample_rate: int) -> float:
+    """Integrated loudness (LUFS) of a `weighted_power` sequence."""
+    return _gated_loudness(_windows(power, sample_rate, BLOCK_SECONDS))
+
+
+def integrated_and_range(samples: npt.NDArray[np.float64], sample_rate: int) -> tuple[float, float]:
+    """(integrated loudness, loudness range) with one pass of the K-weighting filter."""
+    power = weighted_power(samples, sample_rate)
+    integrated = _gated_loudness(_windows(power, sample_rate, BLOCK_SECONDS))
+    return integrated, range_of(_lufs(_windows(power, sample_rate, SHORT_TERM_SECONDS)))
 
 
 def short_term(samples: npt.NDArray[np.float64], sample_rate: int) -> npt.NDArray[np.float64]:
     """Short-term loudness (3 s windows) every 100 ms, LUFS (-inf for silent windows)."""
-    return _lufs(_windows(_power(samples, sample_rate), sample_rate, SHORT_TERM_SECONDS))
+    return _lufs(_windows(weighted_power(samples, sample_rate), sample_rate, SHORT_TERM_SECONDS))
 
 
 def loudness_range(samples: npt.NDArray[np.float64], sample_rate: int) -> float:

@@ -186,7 +186,7 @@ def steps(levels: list[float], seconds: float = 20.0, rate: int = 48_000) -> Arr
 
 def mix(seconds: float = 10.0, rate: int = 44_100, seed: int = 0) -> Array:
     """A stereo mix (drums, chords, bass, noise) whose hard-clipped, bright peaks sit between
-    samples: the true peak is above the sample peak. Level about -12 LUFS before scaling."""
+    samples: the true peak is above the sample peak. About -13 LUFS before scaling."""
     rng = np.random.default_rng(seed)
     groove = drums(120.0 + 10 * (seed % 5), seconds, rate, seed=seed).samples
     harmony = np.concatenate(
@@ -195,7 +195,7 @@ def mix(seconds: float = 10.0, rate: int = 44_100, seed: int = 0) -> Array:
     harmony = np.resize(harmony, groove.shape[0])
     t = np.arange(groove.shape[0]) / rate
     air = 0.05 * np.sin(2 * np.pi * rate / 4 * t + np.pi / 4)  # a quarter-rate tone at 45 degrees
-    left = groove + 0.6 * harmony + air + 0.01 * rng.standard_normal(t.shape[0])
-    right = 0.8 * groove + 0.7 * np.roll(harmony, rate // 50) + air
-    stereo = np.stack([left, right])
-    return np.clip(stereo * 1.6, -0.9, 0.9)
+    drums_bus = np.clip(1.6 * groove, -0.8, 0.8)  # clipped kicks: overs between the samples
+    left = drums_bus + 0.5 * harmony + air + 0.01 * rng.standard_normal(t.shape[0])
+    right = 0.8 * drums_bus + 0.6 * np.roll(harmony, rate // 50) + air
+    return np.stack([left, right])

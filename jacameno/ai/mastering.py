@@ -1,0 +1,236 @@
+"""`master(samples, sample_rate, target, reference=None) -> Mastered`: loudness to a target with
+a true-peak ceiling, an optional gentle tilt, and matching a reference track's spectral balance
+and loudness (docs/ai.md).
+
+The chain: EQ (the reference match and the tilt, one zero-phase filter: jacameno.ai.spectrum),
+then the gain that brings the integrated loudness (BS.1770-4) to the target *after* the
+look-ahead true-peak limiter (jacameno.ai.limiter) has held the ceiling. Limiting lowers the
+loudness, so the gain is found by a secant search; each try reuses the K-weighted power and the
+oversampled peak envelope measured once, since both scale with the gain, and only the limiter's
+gain curve is computed again. The last try is rendered and measured exactly."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from scipy import signal as sps
+
+from jacameno.ai import limiter, loudness, spectrum
+from jacameno.ai.audio import checked
+from jacameno.ai.errors import InvalidTarget, SilentAudio
+from jacameno.ai.oversampling import peak_envelope, to_tensor, true_peak_linear
+
+PRESETS = {"streaming": -14.0, "apple": -16.0, "ebu_r128": -23.0}
+LOUDNESS_RANGE = (-40.0, -5.0)  # LUFS a target may ask for
+CEILING_RANGE = (-12.0, 0.0)  # dBTP
+TOLERANCE_LU = 0.05  # the search stops this close to the target (the contract is 0.3 LU)
+_SEARCH_STEPS = 12
+_RENDER_STEPS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What to master to: integrated loudness (LUFS; None = the reference's), true-peak
+    ceiling (dBTP), tilt (dB per octave around 1 kHz, 0 = none), and the preset's name."""
+
+    loudness: float | None
+    ceiling: float = -1.0
+    tilt: float = 0.0
+    preset: str = "custom"
+
+    def __post_init__(self) -> None:
+        if self.loudness is not None and not (
+            LOUDNESS_RANGE[0] <= self.loudness <= LOUDNESS_RANGE[1]
+        ):
+            raise InvalidTarget(
+                f"loudness {self.loudness} LUFS is outside {LOUDNESS_RANGE[0]}..{LOUDNESS_RANGE[1]}"
+            )
+        if not CEILING_RANGE[0] <= self.ceiling <= CEILING_RANGE[1]:
+            raise InvalidTarget(
+                f"ceiling {self.ceiling} dBTP is outside {CEILING_RANGE[0]}..{CEILING_RANGE[1]}"
+            )
+        if abs(self.tilt) > spectrum.MAX_TILT_DB_PER_OCTAVE:
+            raise InvalidTarget(
+                f"tilt {self.tilt} dB/octave is steeper than "
+                f"+-{spectrum.MAX_TILT_DB_PER_OCTAVE} (a gentle tilt)"
+            )
+
+    @classmethod
+    def named(
+        cls,
+        preset: str,
+        *,
+        loudness: float | None = None,
+        ceiling: float = -1.0,
+        tilt: float = 0.0,
+    ) -> Target:
+        """A preset by name (streaming -14, apple -16, ebu_r128 -23 LUFS), `custom` with a
+        `loudness`, or `reference` (the reference track's loudness). Raises InvalidTarget."""
+        if preset in PRESETS:
+            if loudness is not None:
+                raise InvalidTarget(f"preset {preset!r} sets its own loudness")
+            return cls(PRESETS[preset], ceiling, tilt, preset)
+        if preset == "custom":
+            if loudness is None:
+                raise InvalidTarget("a custom target needs a loudness")
+            return cls(loudness, ceiling, tilt, preset)
+        if preset == "reference":
+            return cls(None, ceiling, tilt, preset)
+        names = ", ".join([*PRESETS, "custom", "reference"])
+        raise InvalidTarget(f"unknown preset {preset!r}: one of {names}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "preset": self.preset,
+            "loudness": self.loudness,
+            "ceiling": self.ceiling,
+            "tilt": self.tilt,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Mastered:
+    """The mastered audio (float32, (channels, frames), same rate) and what was done to it."""
+
+    samples: npt.NDArray[np.float32]
+    sample_rate: int
+    target: Target
+    goal_loudness: float  # the loudness aimed at (the target's or the reference's)
+    loudness_before: float
+    loudness_after: float
+    true_peak_before: float
+    true_peak_after: float
+    gain: float  # dB, before the limiter
+    max_reduction: float  # dB, the limiter's deepest
+    eq: list[float]  # dB applied in each third-octave band of spectrum.DISTANCE_BANDS_HZ
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target.to_json(),
+            "goal_loudness": round(self.goal_loudness, 2),
+            "loudness_before": round(self.loudness_before, 2),
+            "loudness_after": round(self.loudness_after, 2),
+            "true_peak_before": round(self.true_peak_before, 2),
+            "true_peak_after": round(self.true_peak_after, 2),
+            "gain": round(self.gain, 2),
+            "max_reduction": round(self.max_reduction, 2),
+            "eq": [
+                {"hz": round(hz, 1), "db": round(db, 2)}
+                for hz, db in zip(spectrum.DISTANCE_BANDS_HZ, self.eq, strict=True)
+            ],
+        }
+
+
+def _measured(samples: npt.NDArray[np.float64], rate: int, what: str) -> float:
+    level = loudness.integrated_loudness(samples, rate)
+    if not math.isfinite(level):
+        raise SilentAudio(f"the {what} has no measurable loudness (silent, or under 0.4 s)")
+    return level
+
+
+def _resampled(samples: npt.NDArray[np.float64], rate: int, to: int) -> npt.NDArray[np.float64]:
+    if rate == to:
+        return samples
+    factor = math.gcd(rate, to)
+    return np.asarray(sps.resample_poly(samples, to // factor, rate // factor, axis=1))
+
+
+class _Search:
+    """The limited loudness for a gain, estimated from measures taken once."""
+
+    def __init__(self, signal: torch.Tensor, rate: int, ceiling: float) -> None:
+        self.rate = rate
+        self.ceiling = 10.0 ** ((ceiling - 0.05) / 20.0)
+        self.envelope = peak_envelope(signal)
+        self.power = loudness.weighted_power(signal.double().cpu().numpy(), rate)
+
+    def loudness(self, gain_db: float) -> float:
+        gain = 10.0 ** (gain_db / 20.0)
+        reduction = limiter.reduction_db(self.envelope * gain, self.ceiling, self.rate)
+        applied = gain * gain * 10.0 ** (-reduction.double().cpu().numpy() / 10.0)
+        return loudness.loudness_of_power(self.power * applied, self.rate)
+
+
+def _solve(search: _Search, goal: float, start: float) -> float:
+    """The gain (dB) whose limited loudness is `goal`, by secant steps from `start` (the
+    loudness never falls as the gain rises, and rises by at most as much)."""
+    gain, error = start, search.loudness(start) - goal
+    previous: tuple[float, float] | None = None
+    for _ in range(_SEARCH_STEPS):
+        if abs(error) <= TOLERANCE_LU:
+            break
+        slope = 1.0
+        if previous is not None and previous[0] != gain:
+            slope = (error - previous[1]) / (gain - previous[0])
+            slope = min(1.0, max(0.05, slope))
+        previous = (gain, error)
+        gain -= error / slope
+        error = search.loudness(gain) - goal
+    return gain
+
+
+def master(
+    samples: npt.ArrayLike,
+    sample_rate: int,
+    target: Target,
+    reference: npt.ArrayLike | None = None,
+    reference_rate: int | None = None,
+) -> Mastered:
+    """Master `samples` (channels, frames) to `target`; with a `reference` (channels, frames, at
+    `reference_rate`, by default the same rate), match its spectral balance, and its loudness
+    when the target's loudness is None. The result's true peak is at most the ceiling, always;
+    its loudness is within 0.3 LU of the goal unless the goal is beyond what the ceiling allows.
+    Raises InvalidAudio, SilentAudio (no loudness to work from), InvalidTarget (a reference
+    target without a reference)."""
+    audio = checked(samples, sample_rate)
+    before = _measured(audio, sample_rate, "audio")
+    signal = to_tensor(audio)
+    curve = torch.zeros(spectrum.FFT_SIZE // 2 + 1, dtype=torch.float64)
+    goal = target.loudness
+    if reference is not None:
+        ref = checked(reference, reference_rate or sample_rate)
+        ref = _resampled(ref, reference_rate or sample_rate, sample_rate)
+        reference_loudness = _measured(ref, sample_rate, "reference")
+        goal = reference_loudness if goal is None else goal
+        curve += spectrum.match_curve(signal, to_tensor(ref), sample_rate).cpu().double()
+    if goal is None:
+        raise InvalidTarget("a reference target needs a reference track")
+    if target.tilt:
+        curve += spectrum.tilt_curve(target.tilt, sample_rate)
+    equalised = signal
+    if bool(curve.abs().max() > 1e-6):
+        equalised = spectrum.equalise(signal, curve, sample_rate)
+    search = _Search(equalised, sample_rate, target.ceiling)
+    peak_before = (
+        float(search.envelope.max().item()) if equalised is signal else true_peak_linear(audio)
+    )
+    start = goal - loudness.loudness_of_power(search.power, sample_rate)
+    gain = _solve(search, goal, start)
+    for _ in range(_RENDER_STEPS):
+        scale = 10.0 ** (gain / 20.0)
+        limited = limiter.limit(
+            equalised * scale, target.ceiling, sample_rate, search.envelope * scale
+        )
+        out = limited.signal.cpu().numpy()
+        after = loudness.integrated_loudness(out.astype(np.float64), sample_rate)
+        if abs(after - goal) <= 2 * TOLERANCE_LU:
+            break
+        gain += goal - after
+    return Mastered(
+        samples=out.astype(np.float32),
+        sample_rate=sample_rate,
+        target=target,
+        goal_loudness=goal,
+        loudness_before=before,
+        loudness_after=after,
+        true_peak_before=20.0 * math.log10(peak_before),
+        true_peak_after=limited.true_peak,
+        gain=gain,
+        max_reduction=limited.max_reduction,
+        eq=spectrum.band_means(curve, sample_rate),
+    )
