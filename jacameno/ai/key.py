@@ -97,22 +97,3 @@ def estimate(mono: npt.NDArray[np.float64], sample_rate: int) -> Key | None:
         confidence=round(confidence, 3),
         scores={names[i]: round(float(scores[i]), 4) for i in order},
     )
-
-
-def weighted_score(estimated: str, true: str) -> float:
-    """MIREX's key score: 1 for the key, 0.5 a fifth away in the same mode, 0.3 the relative,
-    0.2 the parallel, else 0."""
-    if estimated == true:
-        return 1.0
-    e_pc, e_mode = estimated.split()
-    t_pc, t_mode = true.split()
-    e, t = PITCH_CLASSES.index(e_pc), PITCH_CLASSES.index(t_pc)
-    if e_mode == t_mode and (e - t) % 12 in (5, 7):
-        return 0.5
-    if e_mode != t_mode and (
-        (t_mode == "major" and (e - t) % 12 == 9) or (t_mode == "minor" and (e - t) % 12 == 3)
-    ):
-        return 0.3
-    if e_mode != t_mode and e == t:
-        return 0.2
-    return 0.0

@@ -194,7 +194,7 @@ def mix(seconds: float = 10.0, rate: int = 44_100, seed: int = 0) -> Array:
     )
     harmony = np.resize(harmony, groove.shape[0])
     t = np.arange(groove.shape[0]) / rate
-    air = 0.05 * np.sin(2 * np.pi * rate / 4 * t + np.pi / 4)  # a quarter-rate tone at 45 degrees
+    air = 0.1 * np.sin(2 * np.pi * rate / 4 * t + np.pi / 4)  # a quarter-rate tone at 45 degrees
     drums_bus = np.clip(1.6 * groove, -0.8, 0.8)  # clipped kicks: overs between the samples
     left = drums_bus + 0.5 * harmony + air + 0.01 * rng.standard_normal(t.shape[0])
     right = 0.8 * drums_bus + 0.6 * np.roll(harmony, rate // 50) + air
