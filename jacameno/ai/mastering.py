@@ -28,10 +28,11 @@ from jacameno.ai.oversampling import peak_envelope, to_tensor, true_peak_linear
 PRESETS = {"streaming": -14.0, "apple": -16.0, "ebu_r128": -23.0}
 LOUDNESS_RANGE = (-40.0, -5.0)  # LUFS a target may ask for
 CEILING_RANGE = (-12.0, 0.0)  # dBTP
+MAX_LIMITING_DB = 20.0  # the most gain the search adds beyond what the loudness alone asks
 TOLERANCE_LU = 0.05  # the search stops this close to the target (the contract is 0.3 LU)
 _SEARCH_STEPS = 12
 _RENDER_STEPS = 3
-_MATCH_CORRECTIONS = 3
+_MATCH_CORRECTIONS = 4
 _MATCH_GOOD_ENOUGH_DB = 0.1  # spectral distance at which corrections stop (the contract: 0.27)
 
 
@@ -160,7 +161,10 @@ class _Search:
 
 def _solve(search: _Search, goal: float, start: float) -> float:
     """The gain (dB) whose limited loudness is `goal`, by secant steps from `start` (the
-    loudness never falls as the gain rises, and rises by at most as much)."""
+    loudness never falls as the gain rises, and rises by at most as much). Never more than
+    MAX_LIMITING_DB above `start`: a goal that needs more is out of reach at this ceiling, and
+    the result falls short of it rather than being crushed."""
+    highest = start + MAX_LIMITING_DB
     gain, error = start, search.loudness(start) - goal
     previous: tuple[float, float] | None = None
     for _ in range(_SEARCH_STEPS):
@@ -171,7 +175,9 @@ def _solve(search: _Search, goal: float, start: float) -> float:
             slope = (error - previous[1]) / (gain - previous[0])
             slope = min(1.0, max(0.05, slope))
         previous = (gain, error)
-        gain -= error / slope
+        gain = min(highest, gain - error / slope)
+        if gain == previous[0]:
+            break
         error = search.loudness(gain) - goal
     return gain
 
@@ -192,14 +198,15 @@ def _render(
     if bool(curve.abs().max() > 1e-6):
         equalised = spectrum.equalise(signal, curve, rate)
     search = _Search(equalised, rate, ceiling)
-    gain = _solve(search, goal, goal - loudness.loudness_of_power(search.power, rate))
+    start = goal - loudness.loudness_of_power(search.power, rate)
+    gain = _solve(search, goal, start)
     for _ in range(_RENDER_STEPS):
         scale = 10.0 ** (gain / 20.0)
         limited = limiter.limit(equalised * scale, ceiling, rate, search.envelope * scale)
         after = loudness.integrated_loudness(limited.signal.double().cpu().numpy(), rate)
         if abs(after - goal) <= 2 * TOLERANCE_LU:
             break
-        gain += goal - after
+        gain = min(start + MAX_LIMITING_DB, gain + goal - after)
     return _Rendered(limited, after, gain, float(search.envelope.max().item()))
 
 
@@ -213,15 +220,31 @@ def _corrected(
     rate: int,
 ) -> _Rendered:
     """The limiter tames the loudest parts (often the low end's kicks) and so shifts the
-    balance a little: measure what came out against the reference and correct the EQ (in
-    place), a few times at most."""
-    for _ in range(_MATCH_CORRECTIONS):
+    balance: measure what came out against the reference and correct the EQ (in place), a few
+    times at most. Under heavy limiting a correction only partly arrives (boosting the lows
+    makes the limiter hold them down harder), so each bin's correction is divided by how much of
+    the previous one arrived (a least-squares secant step over all bins), which converges in
+    two or three renders."""
+    previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (applied step, residual)
+    best, best_distance = rendered, math.inf
+    for attempt in range(_MATCH_CORRECTIONS + 1):
         out = rendered.limited.signal
-        if spectrum.spectral_distance(out, reference, rate) <= _MATCH_GOOD_ENOUGH_DB:
+        distance = spectrum.spectral_distance(out, reference, rate)
+        if distance < best_distance:
+            best, best_distance = rendered, distance
+        if distance <= _MATCH_GOOD_ENOUGH_DB or attempt == _MATCH_CORRECTIONS:
             break
-        curve += spectrum.match_curve(out, reference, rate).cpu().double()
+        residual = spectrum.match_curve(out, reference, rate).cpu().double()
+        step = residual
+        if previous is not None:
+            applied, before = previous
+            arrived = float((applied * (before - residual)).sum() / (applied * applied).sum())
+            step = residual / min(1.0, max(0.5, arrived))
+        curve += step
+        curve.clamp_(-spectrum.MAX_MATCH_DB, spectrum.MAX_MATCH_DB)
+        previous = (step, residual)
         rendered = _render(signal, curve, goal, ceiling, rate)
-    return rendered
+    return best
 
 
 def master(
