@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import signal as sps
 
 Array = npt.NDArray[np.float64]
 PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -199,3 +200,38 @@ def mix(seconds: float = 10.0, rate: int = 44_100, seed: int = 0) -> Array:
     left = drums_bus + 0.5 * harmony + air + 0.01 * rng.standard_normal(t.shape[0])
     right = 0.8 * drums_bus + 0.6 * np.roll(harmony, rate // 50) + air
     return np.stack([left, right])
+
+
+# The EQ a reference track is made with: (kind, Hz, dB, Q) of RBJ-cookbook biquads.
+KNOWN_EQ = (("low", 120.0, 4.0, 0.7), ("peak", 2500.0, -3.0, 1.0), ("high", 8000.0, 3.0, 0.7))
+
+
+def _biquad(kind: str, hz: float, gain_db: float, q: float, rate: int) -> tuple[Array, Array]:
+    gain = 10 ** (gain_db / 40)
+    w = 2 * np.pi * hz / rate
+    alpha, cos = np.sin(w) / (2 * q), np.cos(w)
+    if kind == "peak":
+        b = [1 + alpha * gain, -2 * cos, 1 - alpha * gain]
+        a = [1 + alpha / gain, -2 * cos, 1 - alpha / gain]
+    else:  # a shelf: "high" or "low"
+        root, sign = np.sqrt(gain), (1 if kind == "high" else -1)
+        b = [
+            gain * ((gain + 1) + sign * (gain - 1) * cos + 2 * root * alpha),
+            -2 * sign * gain * ((gain - 1) + sign * (gain + 1) * cos),
+            gain * ((gain + 1) + sign * (gain - 1) * cos - 2 * root * alpha),
+        ]
+        a = [
+            (gain + 1) - sign * (gain - 1) * cos + 2 * root * alpha,
+            2 * sign * ((gain - 1) - sign * (gain + 1) * cos),
+            (gain + 1) - sign * (gain - 1) * cos - 2 * root * alpha,
+        ]
+    return np.array(b) / a[0], np.array(a) / a[0]
+
+
+def known_eq(samples: Array, rate: int) -> Array:
+    """`samples` through KNOWN_EQ: +4 dB below 120 Hz, -3 dB around 2.5 kHz, +3 dB above 8 kHz."""
+    out = samples
+    for kind, hz, gain_db, q in KNOWN_EQ:
+        b, a = _biquad(kind, hz, gain_db, q, rate)
+        out = sps.lfilter(b, a, out, axis=-1)
+    return np.asarray(out, dtype=np.float64)

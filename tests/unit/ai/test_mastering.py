@@ -50,41 +50,12 @@ def test_every_mix_reaches_every_target_under_its_ceiling(level: float) -> None:
         assert done.samples.dtype == np.float32
 
 
-def _biquad(kind: str, hz: float, gain_db: float, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """An RBJ-cookbook biquad: the known EQ of the reference."""
-    a_gain = 10 ** (gain_db / 40)
-    w = 2 * np.pi * hz / RATE
-    alpha, cos = np.sin(w) / (2 * q), np.cos(w)
-    if kind == "peak":
-        b = [1 + alpha * a_gain, -2 * cos, 1 - alpha * a_gain]
-        a = [1 + alpha / a_gain, -2 * cos, 1 - alpha / a_gain]
-    else:
-        root, sign = np.sqrt(a_gain), (1 if kind == "high" else -1)
-        b = [
-            a_gain * ((a_gain + 1) + sign * (a_gain - 1) * cos + 2 * root * alpha),
-            -2 * sign * a_gain * ((a_gain - 1) + sign * (a_gain + 1) * cos),
-            a_gain * ((a_gain + 1) + sign * (a_gain - 1) * cos - 2 * root * alpha),
-        ]
-        a = [
-            (a_gain + 1) - sign * (a_gain - 1) * cos + 2 * root * alpha,
-            2 * sign * ((a_gain - 1) - sign * (a_gain + 1) * cos),
-            (a_gain + 1) - sign * (a_gain - 1) * cos - 2 * root * alpha,
-        ]
-    return np.array(b) / a[0], np.array(a) / a[0]
-
-
-KNOWN_EQ = [("low", 120.0, 4.0, 0.7), ("peak", 2500.0, -3.0, 1.0), ("high", 8000.0, 3.0, 0.7)]
-
-
 @pytest.mark.parametrize(("seed", "reference_lufs"), [(0, -12.0), (1, -16.0), (2, -14.0)])
 def test_a_reference_made_by_a_known_eq_and_gain_is_matched(
     seed: int, reference_lufs: float
 ) -> None:
     mix = _mix_at(-20.0, seed)
-    reference = mix
-    for kind, hz, gain, q in KNOWN_EQ:
-        b, a = _biquad(kind, hz, gain, q)
-        reference = sps.lfilter(b, a, reference, axis=1)
+    reference = testsignals.known_eq(mix, RATE)
     reference = reference * 10 ** (
         (reference_lufs - loudness.integrated_loudness(reference, RATE)) / 20
     )
