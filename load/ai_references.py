@@ -36,7 +36,7 @@ def pedalboard_chain(samples: Array, rate: int, lufs: float, ceiling: float) -> 
     """What one would write with pedalboard asked for `lufs` and `ceiling`: the gain pyloudnorm
     says, then pedalboard's Limiter with its threshold at the ceiling."""
     gain = lufs - pyloudnorm_integrated(samples, rate)
-    board = pedalboard.Pedalboard(  # type: ignore[attr-defined]  # re-exported untyped
+    board = pedalboard.Pedalboard(
         [pedalboard.Gain(gain_db=gain), pedalboard.Limiter(threshold_db=ceiling, release_ms=100)]
     )
     return np.asarray(board(samples.astype(np.float32), rate), dtype=np.float64)
