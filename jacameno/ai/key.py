@@ -67,12 +67,19 @@ def chroma(mono: npt.NDArray[np.float64], sample_rate: int) -> tuple[npt.NDArray
 
 
 def _correlations(profile: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Pearson correlation of a 12-bin profile with all 24 rotated key profiles."""
+    """Pearson correlation of a 12-bin profile with all 24 rotated key profiles (zeros for a
+    flat profile, which says nothing about any key)."""
+    centred = profile - profile.mean()
+    spread = float(np.linalg.norm(centred))
+    if spread == 0:
+        return np.zeros(24)
     scores = []
     for template in (_MAJOR, _MINOR):
         for tonic in range(12):
-            scores.append(np.corrcoef(profile, np.roll(template, tonic))[0, 1])
-    return np.asarray(np.nan_to_num(np.array(scores)), dtype=np.float64)
+            rotated = np.roll(template, tonic)
+            rotated = rotated - rotated.mean()
+            scores.append(float(centred @ rotated) / (spread * float(np.linalg.norm(rotated))))
+    return np.array(scores)
 
 
 def estimate(mono: npt.NDArray[np.float64], sample_rate: int) -> Key | None:

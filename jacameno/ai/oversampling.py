@@ -42,23 +42,34 @@ def _kernel(dev: torch.device) -> torch.Tensor:
     return torch.tensor(phases.copy(), dtype=torch.float32, device=dev).unsqueeze(1)
 
 
+CHUNK_FRAMES = 1 << 20  # peak_envelope's working set: 3 phases x channels x this many floats
+# the kernel's centre tap sits this many taps in: padding puts it on frame n
+_BEFORE = TAPS_PER_PHASE // 2 - 1
+_AFTER = TAPS_PER_PHASE - 1 - _BEFORE
+
+
 def oversample(signal: torch.Tensor, phases: slice = slice(None)) -> torch.Tensor:
     """Interpolate (channels, frames) to (channels, FACTOR, frames): [c, p, n] is the value at
     frame n + p / FACTOR ([c, 0, n] is the sample itself); beyond the ends the signal is 0.
     `phases` selects some of the FACTOR phases (the meter skips phase 0, the samples)."""
-    kernel = _kernel(signal.device)[phases]
-    # the kernel's centre tap sits TAPS_PER_PHASE // 2 - 1 taps in: pad so that it meets frame n
-    before = TAPS_PER_PHASE // 2 - 1
-    padded = torch.nn.functional.pad(signal.unsqueeze(1), (before, TAPS_PER_PHASE - 1 - before))
-    return torch.nn.functional.conv1d(padded, kernel)
+    padded = torch.nn.functional.pad(signal.unsqueeze(1), (_BEFORE, _AFTER))
+    return torch.nn.functional.conv1d(padded, _kernel(signal.device)[phases])
 
 
 def peak_envelope(signal: torch.Tensor) -> torch.Tensor:
     """Per frame, the largest magnitude of any channel at any of the frame's FACTOR oversampled
     points (the frame itself and the FACTOR - 1 between it and the next): shape (frames,). What
-    the limiter keeps under its ceiling and the meter reads."""
-    between = oversample(signal, phases=slice(1, None)).abs().amax(dim=1).amax(dim=0)
-    return torch.maximum(between, signal.abs().amax(dim=0))
+    the limiter keeps under its ceiling and the meter reads. Computed CHUNK_FRAMES at a time
+    (each with the neighbours the filter reaches), so a long song needs no gigabytes."""
+    frames = signal.shape[-1]
+    kernel = _kernel(signal.device)[1:]
+    padded = torch.nn.functional.pad(signal.unsqueeze(1), (_BEFORE, _AFTER))
+    pieces = []
+    for start in range(0, frames, CHUNK_FRAMES):
+        stop = min(frames, start + CHUNK_FRAMES)
+        between = torch.nn.functional.conv1d(padded[..., start : stop + _BEFORE + _AFTER], kernel)
+        pieces.append(between.abs().amax(dim=1).amax(dim=0))
+    return torch.maximum(torch.cat(pieces), signal.abs().amax(dim=0))
 
 
 def to_tensor(samples: npt.ArrayLike) -> torch.Tensor:

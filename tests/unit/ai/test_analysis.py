@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from jacameno.ai import analysis, levels, testsignals, waveform
+from jacameno.ai import analysis, audio, levels, testsignals, waveform
 from jacameno.ai.errors import InvalidAudio
 
 RATE = 44_100
@@ -115,3 +116,32 @@ def test_samples_that_cannot_be_analysed_are_refused(
 ) -> None:
     with pytest.raises(InvalidAudio, match=message):
         analysis.analyse(samples, rate)  # type: ignore[arg-type]
+
+
+def test_a_file_read_back_analyses_like_its_samples(tmp_path: Path) -> None:
+    """The worker's path: the uploaded file decoded by audio.read, then analysed."""
+    clicks = testsignals.clicks(100.0, 8.0, 48_000)
+    path = tmp_path / "clicks.flac"
+    audio.write(path, clicks.samples, 48_000, format="FLAC", subtype="PCM_24")
+    decoded = audio.read(path)
+    from_file = analysis.analyse(decoded.samples, decoded.sample_rate).to_json()
+    direct = analysis.analyse(clicks.samples, 48_000).to_json()
+    assert from_file["tempo"]["bpm"] == pytest.approx(direct["tempo"]["bpm"], abs=0.01)
+    assert from_file["loudness"] == pytest.approx(direct["loudness"], abs=0.01)
+    assert from_file["beats"] == pytest.approx(direct["beats"], abs=0.001)
+
+
+@pytest.mark.parametrize("rate", [8_000, 96_000])
+def test_low_and_high_sample_rates_are_analysed(rate: int) -> None:
+    clicks = testsignals.clicks(120.0, 8.0, rate)
+    data = analysis.analyse(clicks.samples, rate).to_json()
+    assert data["tempo"]["bpm"] == pytest.approx(120.0, abs=0.2)
+    assert data["sample_rate"] == rate
+
+
+def test_a_tenth_of_a_second_has_peaks_but_no_loudness_or_tempo() -> None:
+    blip = testsignals.sine(440.0, -6.0, 0.1, RATE)
+    data = analysis.analyse(blip, RATE).to_json()
+    assert data["loudness"]["integrated"] is None
+    assert data["tempo"]["bpm"] is None
+    assert data["sample_peak"] == pytest.approx(-6.0, abs=0.01)

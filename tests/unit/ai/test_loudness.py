@@ -102,3 +102,12 @@ def test_the_true_peak_of_a_mix_full_of_inter_sample_peaks_agrees_with_a_16x_res
     assert ours > levels.sample_peak(mix) + 0.5
     assert ours == pytest.approx(finer, abs=0.2)
     assert oversampling.true_peak(np.zeros((1, 100))) == -math.inf
+
+
+def test_the_peak_envelope_in_chunks_is_the_envelope_of_the_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mix = oversampling.to_tensor(testsignals.mix(2.0, 44_100, seed=5))
+    whole = oversampling.peak_envelope(mix)
+    monkeypatch.setattr(oversampling, "CHUNK_FRAMES", 10_000)  # nine chunks and a short one
+    assert bool((oversampling.peak_envelope(mix) == whole).all())

@@ -131,3 +131,13 @@ def test_silence_a_missing_reference_and_bad_samples_are_refused() -> None:
         mastering.master(mix, RATE, Target.named("reference"))
     with pytest.raises(InvalidAudio, match="NaN"):
         mastering.master(np.full((2, RATE), np.nan), RATE, Target.named("streaming"))
+
+
+@pytest.mark.parametrize("channels", [1, 6])
+def test_mono_and_surround_are_mastered_with_their_channels_linked(channels: int) -> None:
+    mix = _mix_at(-20.0, 2, seconds=4.0)
+    layout = np.resize(mix, (channels, mix.shape[1]))
+    done = mastering.master(layout, RATE, Target.named("streaming"))
+    assert done.samples.shape == layout.shape
+    assert done.loudness_after == pytest.approx(-14.0, abs=MAX_LU_ERROR)
+    assert oversampling.true_peak(done.samples) <= -1.0
