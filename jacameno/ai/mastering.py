@@ -214,7 +214,7 @@ def _corrected(
     rendered: _Rendered,
     signal: torch.Tensor,
     curve: torch.Tensor,
-    reference: torch.Tensor,
+    reference: spectrum.Profile,
     goal: float,
     ceiling: float,
     rate: int,
@@ -228,8 +228,8 @@ def _corrected(
     previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (applied step, residual)
     best, best_distance = rendered, math.inf
     for attempt in range(_MATCH_CORRECTIONS + 1):
-        out = rendered.limited.signal
-        distance = spectrum.spectral_distance(out, reference, rate)
+        out = spectrum.profile(rendered.limited.signal, rate)
+        distance = spectrum.distance(out, reference)
         if distance < best_distance:
             best, best_distance = rendered, distance
         if distance <= _MATCH_GOOD_ENOUGH_DB or attempt == _MATCH_CORRECTIONS:
@@ -267,14 +267,15 @@ def master(
     if target.tilt:
         curve += spectrum.tilt_curve(target.tilt, sample_rate)
     goal = target.loudness
-    matched: torch.Tensor | None = None
+    matched: spectrum.Profile | None = None
     if reference is not None:
         ref = checked(reference, reference_rate or sample_rate)
         ref = _resampled(ref, reference_rate or sample_rate, sample_rate)
         reference_loudness = _measured(ref, sample_rate, "reference")
         goal = reference_loudness if goal is None else goal
-        matched = to_tensor(ref)
-        curve += spectrum.match_curve(signal, matched, sample_rate).cpu().double()
+        matched = spectrum.profile(to_tensor(ref), sample_rate)
+        source = spectrum.profile(signal, sample_rate)
+        curve += spectrum.match_curve(source, matched, sample_rate).cpu().double()
     if goal is None:
         raise InvalidTarget("a reference target needs a reference track")
     rendered = _render(signal, curve, goal, target.ceiling, sample_rate)

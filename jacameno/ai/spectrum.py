@@ -5,6 +5,7 @@ spectral distance by which a match is judged."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -53,14 +54,26 @@ def smoothed_db(power: torch.Tensor, sample_rate: int) -> torch.Tensor:
     return 10.0 * torch.log10(torch.clamp(mean, min=1e-20))
 
 
-def match_curve(source: torch.Tensor, reference: torch.Tensor, sample_rate: int) -> torch.Tensor:
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A signal's long-term spectrum, measured once: smoothed (dB per bin) for matching, and in
+    third-octave bands (dB) for the distance."""
+
+    smoothed: torch.Tensor
+    bands: npt.NDArray[np.float64]
+
+
+def profile(signal: torch.Tensor, sample_rate: int) -> Profile:
+    power = average_power(signal, sample_rate)
+    return Profile(smoothed_db(power, sample_rate), _bands(power, sample_rate))
+
+
+def match_curve(source: Profile, reference: Profile, sample_rate: int) -> torch.Tensor:
     """The EQ (dB per bin of `frequencies()`) that gives `source` the spectral balance of
-    `reference` (both (channels, frames)): the difference of their smoothed long-term spectra,
-    held flat outside LOWEST_HZ-HIGHEST_HZ, limited to +-MAX_MATCH_DB, its mean over the band
-    removed (level is the loudness stage's business)."""
-    difference = smoothed_db(average_power(reference, sample_rate), sample_rate) - smoothed_db(
-        average_power(source, sample_rate), sample_rate
-    )
+    `reference`: the difference of their smoothed long-term spectra, held flat outside
+    LOWEST_HZ-HIGHEST_HZ, limited to +-MAX_MATCH_DB, its mean over the band removed (level is
+    the loudness stage's business)."""
+    difference = reference.smoothed - source.smoothed
     freqs = torch.as_tensor(frequencies(sample_rate), device=difference.device)
     top = min(HIGHEST_HZ, 0.45 * sample_rate)
     inside = (freqs >= LOWEST_HZ) & (freqs <= top)
@@ -114,23 +127,28 @@ def band_means(curve_db: torch.Tensor, sample_rate: int) -> list[float]:
     return means
 
 
-def band_levels(signal: torch.Tensor, sample_rate: int) -> npt.NDArray[np.float64]:
+def _bands(power: torch.Tensor, sample_rate: int) -> npt.NDArray[np.float64]:
     """Power in each of DISTANCE_BANDS_HZ (third-octave wide), dB."""
-    power = average_power(signal, sample_rate).double().cpu().numpy()
+    values = power.double().cpu().numpy()
     freqs = frequencies(sample_rate)
     levels = []
     for centre in DISTANCE_BANDS_HZ:
         inside = (freqs >= centre / 2 ** (1 / 6)) & (freqs < centre * 2 ** (1 / 6))
-        levels.append(10.0 * math.log10(max(float(power[inside].sum()), 1e-20)))
+        levels.append(10.0 * math.log10(max(float(values[inside].sum()), 1e-20)))
     return np.array(levels)
 
 
-def spectral_distance(a: torch.Tensor, b: torch.Tensor, sample_rate: int) -> float:
-    """How far apart two signals' spectral balances are: the RMS over third-octave bands
-    (31.5 Hz-16 kHz) of the difference of their levels, after removing the mean difference
-    (overall level is not balance), in dB. Bands where either signal is 90 dB below its
-    loudest band are left out (there is nothing there to balance)."""
-    la, lb = band_levels(a, sample_rate), band_levels(b, sample_rate)
+def distance(a: Profile, b: Profile) -> float:
+    """How far apart two spectral balances are: the RMS over third-octave bands (31.5 Hz-16 kHz)
+    of the difference of their levels, after removing the mean difference (overall level is not
+    balance), in dB. Bands where either signal is 90 dB below its loudest band are left out
+    (there is nothing there to balance)."""
+    la, lb = a.bands, b.bands
     used = (la > la.max() - 90.0) & (lb > lb.max() - 90.0)
     difference = la[used] - lb[used]
     return float(np.sqrt(np.mean((difference - difference.mean()) ** 2)))
+
+
+def spectral_distance(a: torch.Tensor, b: torch.Tensor, sample_rate: int) -> float:
+    """`distance` of two signals (channels, frames)."""
+    return distance(profile(a, sample_rate), profile(b, sample_rate))
