@@ -18,7 +18,7 @@ from jacameno.ai.oversampling import peak_envelope
 
 LOOKAHEAD_SECONDS = 0.005
 RELEASE_DB_PER_SECOND = 40.0
-_MARGIN_DB = 0.05  # aim this far under the ceiling: the gain's own movement may add a little
+MARGIN_DB = 0.05  # aim this far under the ceiling: the gain's own movement may add a little
 _PASSES = 6
 
 
@@ -79,7 +79,7 @@ def limit(
     `ceiling_db` dBTP. The output is delayed by nothing: the look-ahead reads ahead instead.
     `envelope`, when the caller has it, is `peak_envelope(signal)` (saves one oversampling)."""
     envelope = peak_envelope(signal) if envelope is None else envelope
-    target = ceiling_db - _MARGIN_DB
+    target = ceiling_db - MARGIN_DB
     deepest = 0.0
     out, peak = signal, float(envelope.max().item())
     for _ in range(_PASSES):

@@ -148,7 +148,7 @@ class _Search:
 
     def __init__(self, signal: torch.Tensor, rate: int, ceiling: float) -> None:
         self.rate = rate
-        self.ceiling = 10.0 ** ((ceiling - 0.05) / 20.0)
+        self.ceiling = 10.0 ** ((ceiling - limiter.MARGIN_DB) / 20.0)
         self.envelope = peak_envelope(signal)
         self.power = loudness.weighted_power(signal.double().cpu().numpy(), rate)
 
@@ -200,11 +200,11 @@ def _render(
     search = _Search(equalised, rate, ceiling)
     start = goal - loudness.loudness_of_power(search.power, rate)
     gain = _solve(search, goal, start)
-    for _ in range(_RENDER_STEPS):
+    for step in range(_RENDER_STEPS):
         scale = 10.0 ** (gain / 20.0)
         limited = limiter.limit(equalised * scale, ceiling, rate, search.envelope * scale)
         after = loudness.integrated_loudness(limited.signal.double().cpu().numpy(), rate)
-        if abs(after - goal) <= 2 * TOLERANCE_LU:
+        if abs(after - goal) <= 2 * TOLERANCE_LU or step == _RENDER_STEPS - 1:
             break
         gain = min(start + MAX_LIMITING_DB, gain + goal - after)
     return _Rendered(limited, after, gain, float(search.envelope.max().item()))
