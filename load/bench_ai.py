@@ -336,7 +336,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m load.bench_ai", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short signals: a smoke run")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1: one core per tool)"
+    )
     args = parser.parse_args(argv)
+    oversampling.limit_threads(args.threads)
     plan = Plan(seconds=8.0, minute=15.0) if args.quick else Plan(seconds=30.0, minute=60.0)
     rows: list[Row] = []
     for bench in (bench_tempo, bench_loudness, bench_mastering, bench_reference, bench_analysis):
@@ -348,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "when": stamp,
         "quick": args.quick,
+        "threads": args.threads,
         "machine": {
             "python": platform.python_version(),
             "processor": platform.processor(),
