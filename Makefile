@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench clean
+.PHONY: run test check bench bench-ai clean
 
 run: $(STAMP)
 	$(BIN)/jacameno serve
@@ -23,13 +23,21 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m load.bench_eventstore
 
+# Analysis and mastering beside librosa, pyloudnorm, Matchering and pedalboard (docs/benchmarks.md);
+# the reference tools are the `bench` extra, installed here only.
+bench-ai: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,ai,bench]'
+	$(BIN)/python -m load.bench_ai
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
+# The `ai` extra is the worker's signal processing, tested by make test; its torch is the local
+# CPU wheel (pyproject.toml pins the version).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ai]'
 	touch $@
 
 # The JavaScript Yjs clients of the e2e tests, exactly as package-lock.json pins them.
