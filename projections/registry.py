@@ -5,7 +5,7 @@ added here and nowhere else."""
 from __future__ import annotations
 
 from eventstore import EventStore
-from projections import analytics, document, projects
+from projections import analytics, catalog, document, projects
 from projections.runner import Projection
 from projections.tables import Table
 
@@ -16,7 +16,13 @@ def read_models(store: EventStore) -> list[Projection]:
         projects.projects_projection(),
         document.document_projection(store),
         analytics.analytics_projection(),
+        catalog.catalog_projection(),
     ]
 
 
-TABLES: tuple[Table, ...] = (*projects.TABLES, *document.TABLES, *analytics.TABLES)
+TABLES: tuple[Table, ...] = (
+    *projects.TABLES,
+    *document.TABLES,
+    *analytics.TABLES,
+    *catalog.TABLES,
+)
