@@ -20,7 +20,18 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
 from jacameno import bootstrap
-from jacameno.api import admin, analytics, auth, documents, history, projects, system, tracks
+from jacameno.api import (
+    admin,
+    analytics,
+    auth,
+    catalog,
+    documents,
+    history,
+    playlists,
+    projects,
+    system,
+    tracks,
+)
 from jacameno.collab import hocuspocus, ywebsocket
 from jacameno.documents.service import Documents
 from jacameno.http import errors, openapi
@@ -51,6 +62,8 @@ OPERATIONS: list[Operation[Any]] = [
     *tracks.OPERATIONS,
     *admin.OPERATIONS,
     *analytics.OPERATIONS,
+    *catalog.OPERATIONS,
+    *playlists.OPERATIONS,
 ]
 
 
@@ -128,6 +141,13 @@ def app_routes(
         *routes(
             analytics.OPERATIONS,
             analytics.AnalyticsServices(services.projects.reads, AnalyticsReadModel(core.db)),
+            guard,
+        ),
+        *routes(
+            [*catalog.OPERATIONS, *playlists.OPERATIONS],
+            catalog.CatalogServices(
+                services.catalog, guard, services.limiter, settings.api_rate_limit
+            ),
             guard,
         ),
         *ywebsocket.routes(services.live.rooms),

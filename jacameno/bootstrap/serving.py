@@ -20,6 +20,7 @@ from jacameno.auth.tokens import AccessTokens
 from jacameno.bearer import Authenticator
 from jacameno.bootstrap.core import Core, closing, core
 from jacameno.bus.redis import RedisBus
+from jacameno.catalog.service import Catalog
 from jacameno.circuit import Circuit
 from jacameno.collab.gatekeeper import MembershipGatekeeper
 from jacameno.collab.lobby import Lobby
@@ -30,6 +31,7 @@ from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from jacameno.settings import Settings, signing_key
+from projections.catalog_reads import CatalogReadModel
 from projections.projects import PROJECTS, ProjectsReadModel
 
 
@@ -175,6 +177,7 @@ class Services:
     live: Live
     projects: Projects
     metrics: Metrics
+    catalog: Catalog
 
 
 @contextlib.asynccontextmanager
@@ -191,4 +194,9 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
             projects = Projects(
                 base.store, base.runner, reads, followers=[live.membership], turns=project_turns
             )
-            yield Services(base, link, rate_limiter(link, metrics), who, live, projects, metrics)
+            catalog = Catalog(
+                base.store, base.runner, CatalogReadModel(base.db), reads, turns=project_turns
+            )
+            yield Services(
+                base, link, rate_limiter(link, metrics), who, live, projects, metrics, catalog
+            )
