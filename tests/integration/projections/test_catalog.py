@@ -12,6 +12,7 @@ from typing import Any
 from domain.events import assets, stream_name, user_stream
 from domain.events import catalog as ev
 from eventstore import NewEvent, RecordedEvent
+from projections import analytics
 from projections.catalog import TABLES, fold
 from projections.catalog_plays import DAY_MS, MINUTE_MS
 from projections.catalog_reads import CatalogReadModel
@@ -202,3 +203,24 @@ async def test_the_tables_do_not_depend_on_how_the_log_is_batched(db: Database) 
     assert renamed.title == "Renamed"
     found, _ = await reads.browse("new", 10, q="renam")
     assert [t.id for t in found] == ["t1"]
+
+
+async def test_analytics_counts_every_play_per_track_and_day(db: Database) -> None:
+    log = CatalogLog()
+    log.publish("t1", EVENING)
+    for minute in (0, 1, 2):  # one listener reloading: the catalog counts one, analytics three
+        log.play("t1", "user:u2", EVENING + minute * MINUTE_MS)
+    log.play("t1", "device:d1", EVENING + DAY_MS)
+    async with db.transaction() as conn:
+        await create_missing(conn, db.kind, analytics.TABLES)
+    async with db.transaction() as conn:
+        await analytics.fold(live(analytics.TABLES))(conn, log.recorded)
+    rows = await db.fetch(
+        "SELECT track_id, day, plays, signed_in, anonymous FROM analytics_play_days ORDER BY day"
+    )
+    day = EVENING - EVENING % DAY_MS
+    columns = ("track_id", "day", "plays", "signed_in", "anonymous")
+    assert [tuple(r[c] for c in columns) for r in rows] == [
+        ("t1", day, 3, 3, 0),
+        ("t1", day + DAY_MS, 1, 0, 1),
+    ]
