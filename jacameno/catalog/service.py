@@ -13,7 +13,9 @@ a private one is seen by its owner only. Docs: docs/catalog.md."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +33,8 @@ from projections.runner import ProjectionRunner
 
 COMMAND_DEADLINE = 10.0  # seconds a command waits for its stream's turn before 409
 MAX_PLAYLIST_TRACKS = 1000
+PLAYABLE_SECONDS = 5.0
+PLAYABLE_TRACKS = 10_000
 _ONLY = (CATALOG,)
 
 
@@ -52,6 +56,7 @@ class Catalog:
         self.reads = reads
         self._projects = projects
         self._turns = turns or ProcessTurns()
+        self._playable: OrderedDict[str, float] = OrderedDict()  # track id -> until when
 
     # -- tracks ---------------------------------------------------------------------------
 
@@ -133,8 +138,17 @@ class Catalog:
 
     async def play(self, track_id: str, user_id: str | None, device_id: str | None) -> int:
         """Record that a listener started the track; the log position of the play. Counting
-        it (or not) is the projection's."""
-        await self.track(track_id)
+        it (or not) is the projection's. Whether the track is published is read from the read
+        model at most every PLAYABLE_SECONDS per track (plays come in bursts on few tracks, and
+        a read per play would queue behind the projections for the pool's connections); a play
+        accepted in the moments after an unpublish is not counted by the fold."""
+        now = time.monotonic()
+        if self._playable.get(track_id, 0.0) < now:
+            await self.track(track_id)
+            self._playable[track_id] = now + PLAYABLE_SECONDS
+            self._playable.move_to_end(track_id)
+            while len(self._playable) > PLAYABLE_TRACKS:
+                self._playable.popitem(last=False)
         event = ev.track_played(
             ev.listener(user_id, device_id), actor=user_id, request_id=_request_id()
         )
