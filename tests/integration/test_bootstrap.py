@@ -32,8 +32,10 @@ async def test_the_core_runs_project_commands_and_read_models(
         assert state is not None
         assert state.roles == {owner: OWNER}
         head = await core.store.head_position()
+        await core.runner.wait_for(head)  # the command waited for `projects` only
         assert {s.name: s.position for s in await core.runner.status()} == {
             "projects": head,
             "document": head,
             "analytics": head,
+            "catalog": head,
         }

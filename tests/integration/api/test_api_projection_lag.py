@@ -51,7 +51,7 @@ async def test_readyz_is_not_ready_while_a_projection_lags_beyond_the_maximum(
     check = ready.json()["checks"]["projections"]
     assert (check["status"], sorted(check["lagging"]), check["max_lag_seconds"]) == (
         "lagging",
-        ["analytics", "document", "projects"],  # every read model stopped following
+        ["analytics", "catalog", "document", "projects"],  # every read model stopped following
         0,
     )
     assert check["lag_seconds"]["projects"] > 0
