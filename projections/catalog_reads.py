@@ -87,7 +87,8 @@ class PlaylistView:
     public: bool
     created_at: int
     updated_at: int
-    track_ids: list[str]
+    tracks: int  # how many it holds, published or not
+    track_ids: list[str]  # in order; empty in a list of playlists (not read there)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -97,7 +98,7 @@ class PlaylistView:
             "public": self.public,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
-            "tracks": len(self.track_ids),
+            "tracks": self.tracks,
         }
 
 
@@ -264,6 +265,7 @@ class CatalogReadModel:
             bool(row["public"]),
             int(row["created_at"]),
             int(row["updated_at"]),
+            len(entries),
             [e["track_id"] for e in entries],
         )
 
@@ -294,7 +296,8 @@ class CatalogReadModel:
                 bool(r["public"]),
                 int(r["created_at"]),
                 int(r["updated_at"]),
-                [""] * int(r["tracks"]),  # a summary's count; the ids are not read here
+                int(r["tracks"]),
+                [],
             )
             for r in rows
         ]

@@ -1,7 +1,8 @@
 """Commands on the streaming catalog: publish, update and unpublish tracks, playlists,
 favorites, and plays. Each (but a play) decides on the read models and appends to its stream in
-that stream's turn (jacameno.projects.locks: concurrent plays never make it conflict), then
-waits until the catalog projection has applied it, so the answer and the next request see it.
+that stream's turn (jacameno.projects.locks: concurrent plays never make it conflict), and waits,
+still in its turn, until the catalog projection has applied it: the next command on the stream
+decides on it, and the answer and the next request see it.
 
 A play only appends `track.played` and returns: whether it counts is the projection's decision
 (projections/catalog_plays.py), never a counter updated here.
@@ -13,10 +14,11 @@ a private one is seen by its owner only. Docs: docs/catalog.md."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from domain.events import catalog as ev
@@ -168,7 +170,7 @@ class Catalog:
             result = await self._store.append(
                 stream, [self._event(kind, {"track_id": track_id}, actor)]
             )
-        await self._runner.wait_for(result.last_position, only=_ONLY)
+            await self._runner.wait_for(result.last_position, only=_ONLY)
 
     # -- playlists ------------------------------------------------------------------------
 
@@ -274,10 +276,9 @@ class Catalog:
         stream = ev.track_stream(track_id)
         async with self._command_turn(stream):
             new_events = await decide(await self.track(track_id))
-            if not new_events:
-                return
-            result = await self._store.append(stream, new_events)
-        await self._runner.wait_for(result.last_position, only=_ONLY)
+            if new_events:
+                result = await self._store.append(stream, new_events)
+                await self._runner.wait_for(result.last_position, only=_ONLY)
 
     async def _playlist_command(
         self, actor: str, playlist_id: str, decide: Callable[[PlaylistView], list[NewEvent]]
@@ -288,26 +289,19 @@ class Catalog:
             if view.user_id != actor:
                 raise NotAllowed("only the playlist's owner edits it")
             new_events = decide(view)
-            if not new_events:
-                return
-            result = await self._store.append(stream, new_events)
-        await self._runner.wait_for(result.last_position, only=_ONLY)
+            if new_events:
+                result = await self._store.append(stream, new_events)
+                await self._runner.wait_for(result.last_position, only=_ONLY)
 
-    def _command_turn(self, stream: str) -> _Turn:
-        return _Turn(self._turns, stream)
-
-
-class _Turn:
-    """A stream's turn for a command; Conflict (409) if it does not come in time."""
-
-    def __init__(self, turns: Turns, stream: str) -> None:
-        self._hold = turns.hold(stream, COMMAND_DEADLINE)
-
-    async def __aenter__(self) -> None:
+    @contextlib.asynccontextmanager
+    async def _command_turn(self, stream: str) -> AsyncIterator[None]:
+        """The stream's turn (Conflict, 409, if it does not come within COMMAND_DEADLINE)."""
+        held = False
         try:
-            await self._hold.__aenter__()
+            async with self._turns.hold(stream, COMMAND_DEADLINE):
+                held = True
+                yield
         except TimeoutError as exc:
+            if held:
+                raise
             raise Conflict("concurrent_update", "the item is busy; try again") from exc
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._hold.__aexit__(*exc)  # type: ignore[arg-type]
