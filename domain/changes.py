@@ -45,13 +45,14 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     # tracks only to name what a changed comment is on).
     same = {r for r in SCHEMA_ROOTS if before.get(r) is after.get(r)}
     out = [] if "meta" in same else list(_meta(_dict(before.get("meta")), _dict(after.get("meta"))))
-    tracks_after = _items(after.get("tracks"))
     if "tracks" not in same:
-        out += _tracks(_items(before.get("tracks")), tracks_after)
+        out += _tracks(_items(before.get("tracks")), _items(after.get("tracks")))
     out += _lyrics(_str(before.get("lyrics")), _str(after.get("lyrics")))
     if "comments" not in same:
         out += _comments(
-            _items(before.get("comments")), _items(after.get("comments")), tracks_after
+            _items(before.get("comments")),
+            _items(after.get("comments")),
+            _items(after.get("tracks")),
         )
     if "markers" not in same:
         out += _markers(_items(before.get("markers")), _items(after.get("markers")))
@@ -110,6 +111,29 @@ def _by_id(items: list[dict[str, Any]]) -> dict[str, tuple[int, dict[str, Any]]]
         if isinstance(key, str) and key not in found:
             found[key] = (index, item)
     return found
+
+
+def _aligned(
+    before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> list[tuple[int, dict[str, Any], dict[str, Any]]] | None:
+    """When `before` and `after` hold items of the same distinct string ids in the same order
+    (an update that added, deleted or moved none: most do), the pairs that are not the same
+    object, with their index; else None. The same answer as comparing `_by_id` of each side,
+    without building them for every update."""
+    if len(before) != len(after):
+        return None
+    ids = set()
+    pairs = []
+    for index, (old, new) in enumerate(zip(before, after, strict=True)):
+        key = new.get("id")
+        if not isinstance(key, str) or key in ids:
+            return None
+        if old is not new:
+            if old.get("id") != key:
+                return None
+            pairs.append((index, old, new))
+        ids.add(key)
+    return pairs
 
 
 def _number(value: Any) -> float | None:
@@ -188,6 +212,11 @@ def _track_noun(track: dict[str, Any], index: int) -> str:
 
 
 def _tracks(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> Iterator[Change]:
+    pairs = _aligned(before, after)
+    if pairs is not None:
+        for index, old_track, track in pairs:
+            yield from _track(f"tracks/{track['id']}", old_track, index, track, index)
+        return
     old, new = _by_id(before), _by_id(after)
     for key, (index, track) in new.items():
         path = f"tracks/{key}"
@@ -247,37 +276,48 @@ def _clip_name(clip: dict[str, Any], key: str) -> str:
 def _clips(
     path: str, track: str, before: list[dict[str, Any]], after: list[dict[str, Any]]
 ) -> Iterator[Change]:
+    pairs = _aligned(before, after)
+    if pairs is not None:
+        for _, prior, clip in pairs:
+            yield from _clip(path, track, prior, clip)
+        return
     old, new = _by_id(before), _by_id(after)
     for key, (_, clip) in new.items():
-        where = f"{path}/clips/{key}"
-        name = _clip_name(clip, key)
         if key not in old:
+            name = _clip_name(clip, key)
             at = _seconds(clip.get("start"))
+            where = f"{path}/clips/{key}"
             yield Change("clip.added", where, f"added clip {name} on {track} at {at}", after=clip)
-            continue
-        prior = old[key][1]
-        for field, verb, show in (
-            ("start", "moved", _seconds),
-            ("length", "resized", _seconds),
-            ("offset", "set the offset of", _seconds),
-            ("gain_db", "set the gain of", _db),
-        ):
-            if prior.get(field) != clip.get(field):
-                summary = (
-                    f"{verb} clip {name} on {track} "
-                    f"{_from_to(prior.get(field), clip.get(field), show)}"
-                )
-                was, now = prior.get(field), clip.get(field)
-                yield Change(f"clip.{field}", f"{where}/{field}", summary, 0, was, now)
-        if prior.get("asset_id") != clip.get("asset_id"):
-            summary = f"replaced the audio of clip {name} on {track}"
-            was, now = prior.get("asset_id"), clip.get("asset_id")
-            yield Change("clip.asset_id", f"{where}/asset_id", summary, 0, was, now)
+        else:
+            yield from _clip(path, track, old[key][1], clip)
     for key, (_, clip) in old.items():
         if key not in new:
             name = _clip_name(clip, key)
             summary = f"deleted clip {name} on {track}"
             yield Change("clip.deleted", f"{path}/clips/{key}", summary, before=clip)
+
+
+def _clip(path: str, track: str, prior: dict[str, Any], clip: dict[str, Any]) -> Iterator[Change]:
+    """What changed in one clip (of the same id) on `track`."""
+    key = clip["id"]
+    where = f"{path}/clips/{key}"
+    name = _clip_name(clip, key)
+    for field, verb, show in (
+        ("start", "moved", _seconds),
+        ("length", "resized", _seconds),
+        ("offset", "set the offset of", _seconds),
+        ("gain_db", "set the gain of", _db),
+    ):
+        if prior.get(field) != clip.get(field):
+            summary = (
+                f"{verb} clip {name} on {track} {_from_to(prior.get(field), clip.get(field), show)}"
+            )
+            was, now = prior.get(field), clip.get(field)
+            yield Change(f"clip.{field}", f"{where}/{field}", summary, 0, was, now)
+    if prior.get("asset_id") != clip.get("asset_id"):
+        summary = f"replaced the audio of clip {name} on {track}"
+        was, now = prior.get("asset_id"), clip.get("asset_id")
+        yield Change("clip.asset_id", f"{where}/asset_id", summary, 0, was, now)
 
 
 # -- lyrics ---------------------------------------------------------------------------------------

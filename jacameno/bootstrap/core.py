@@ -6,7 +6,7 @@ takes just this."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -15,7 +15,7 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
 from jacameno.settings import Settings
 from projections.registry import read_models
-from projections.runner import ProjectionRunner
+from projections.runner import Projection, ProjectionRunner
 from sqldb import Database, open_database
 from sqldb.locks import Locks, open_locks
 from sqldb.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
@@ -88,12 +88,18 @@ def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Datab
 
 @contextlib.asynccontextmanager
 async def projections(
-    store: EventStore, db: Database, locks: Locks, *, follow: bool = True
+    store: EventStore,
+    db: Database,
+    locks: Locks,
+    *,
+    follow: bool = True,
+    extra: Sequence[Projection] = (),
 ) -> AsyncIterator[ProjectionRunner]:
-    """The read models, caught up from their checkpoints and following the log until exit (as
-    the one active runner of each across the nodes, or standing by); with `follow=False` (a
-    command that reports, retries failures or rebuilds) the runner is not started."""
-    runner = ProjectionRunner(store, db, read_models(store), locks=locks)
+    """The read models (and the `extra` projections of the command: serve's reactions to the
+    log), caught up from their checkpoints and following the log until exit (as the one active
+    runner of each across the nodes, or standing by); with `follow=False` (a command that
+    reports, retries failures or rebuilds) the runner is not started."""
+    runner = ProjectionRunner(store, db, [*read_models(store), *extra], locks=locks)
     if not follow:
         try:
             yield runner
@@ -116,12 +122,15 @@ class Core:
 
 
 @contextlib.asynccontextmanager
-async def core(settings: Settings, *, follow: bool = True) -> AsyncIterator[Core]:
+async def core(
+    settings: Settings, *, follow: bool = True, extra: Sequence[Projection] = ()
+) -> AsyncIterator[Core]:
     """The log, the tables and the runner (following the log unless `follow` is False), open
     together and closed in reverse order."""
+    locks = open_locks(settings.database_url)
     async with (
         event_store(settings) as store,
         database(settings) as db,
-        projections(store, db, open_locks(settings.database_url), follow=follow) as runner,
+        projections(store, db, locks, follow=follow, extra=extra) as runner,
     ):
         yield Core(settings, store, db, runner)

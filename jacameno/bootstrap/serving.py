@@ -26,6 +26,7 @@ from jacameno.collab.gatekeeper import MembershipGatekeeper
 from jacameno.collab.lobby import Lobby
 from jacameno.collab.membership import MembershipFollower
 from jacameno.collab.rooms import Rooms, node_name
+from jacameno.documents import analysis
 from jacameno.metrics import Metrics
 from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
 from jacameno.projects.service import Projects
@@ -183,14 +184,17 @@ class Services:
 @contextlib.asynccontextmanager
 async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Services]:
     """Everything `jacameno serve` runs, closed in the reverse order of its building."""
+    # AI analyses go into the documents through this node's rooms, built after the runner.
+    analyses = analysis.Binding()
     async with (
-        core(settings) as base,
+        core(settings, extra=[analysis.results_projection(analyses)]) as base,
         turns(settings) as project_turns,
         redis(settings, metrics) as link,
     ):
         who = identity(base)
         reads = ProjectsReadModel(base.db)
         async with collaboration(base, who, reads) as live:
+            analyses.bind(live.rooms)
             projects = Projects(
                 base.store, base.runner, reads, followers=[live.membership], turns=project_turns
             )

@@ -451,3 +451,49 @@ PROJECT_BLAME = obj(
 # -- operations ----------------------------------------------------------------------------
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+
+# -- AI jobs (jacameno/api/jobs.py) -------------------------------------------------------------
+
+_ID = text(1, 200)
+NEW_JOB = obj(
+    {
+        "kind": {"type": "string", "enum": ["analysis", "mastering"]},
+        "asset_id": _ID,
+        "params": {"type": "object"},
+    },
+    ("kind", "asset_id"),
+)
+_MILLIS = nullable({"type": "integer"})
+JOB = obj(
+    {
+        "id": {"type": "string"},
+        "project_id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["analysis", "mastering"]},
+        "asset_id": {"type": "string"},
+        "params": {"type": "object"},
+        "state": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+        "requested_by": {"type": "string"},
+        "requested_at": {"type": "integer"},
+        "attempts": {"type": "integer"},
+        "progress": _NUMBER,
+        "error": _TEXT,
+        "result": {},
+        "output_asset_id": _TEXT,
+        "started_at": _MILLIS,
+        "finished_at": _MILLIS,
+    },
+    ("id", "project_id", "kind", "asset_id", "params", "state", "attempts"),
+)
+JOBS = obj({"jobs": {"type": "array", "items": JOB}}, ("jobs",))
+# One Server-Sent Event's data: the logged event.
+FEED_EVENT = obj(
+    {
+        "position": {"type": "integer"},
+        "version": {"type": "integer"},
+        "type": {"type": "string"},
+        "recorded_at": _TIME,
+        "user_id": _TEXT,
+        "data": {},
+    },
+    ("position", "version", "type", "recorded_at", "data"),
+)

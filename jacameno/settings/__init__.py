@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from jacameno.settings.ai import AIConfig
 from jacameno.settings.collab import CollabConfig
 from jacameno.settings.errors import SettingsError
 
@@ -92,6 +93,7 @@ class Settings:
     # default.
     admin_emails: frozenset[str] = frozenset()
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
+    ai: AIConfig = field(default_factory=AIConfig)  # JACAMENO_AI_*: the worker's
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgres"]:
@@ -180,6 +182,7 @@ class Settings:
                 e.strip().lower() for e in (get("ADMIN_EMAILS") or "").split(",") if e.strip()
             ),
             collab=CollabConfig.read(get),
+            ai=AIConfig.read(get),
         )
 
 

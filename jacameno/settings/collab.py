@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 from eventstore import Limits
 from jacameno.settings.errors import SettingsError
+from jacameno.settings.section import positive_numbers
 
 MIB = 1024 * 1024
 MAX_TYPE_DEPTH = 250  # the highest max_type_depth (depths are kept in one byte)
@@ -90,21 +91,8 @@ class CollabConfig:
         """The limits that `get` (a `JACAMENO_` variable by the rest of its name, None if unset
         or empty) gives, the defaults for the others; SettingsError for a value that is not a
         positive number or contradicts another."""
-        values: dict[str, int | float] = {}
-        for field in fields(cls):
-            name = f"COLLAB_{field.name.upper()}"
-            text = get(name)
-            if text is None:
-                continue
-            try:
-                # The default's type, not the annotation's text (a string under PEP 563).
-                value = float(text) if isinstance(field.default, float) else int(text)
-            except ValueError as exc:
-                raise SettingsError(f"JACAMENO_{name}: not a number") from exc
-            if value <= 0:
-                raise SettingsError(f"JACAMENO_{name} must be > 0")
-            values[field.name] = value
-        return cls(**values)  # type: ignore[arg-type]
+        values = positive_numbers(cls, "COLLAB", get)
+        return cls(**values)
 
     def __post_init__(self) -> None:
         self.check()

@@ -37,5 +37,6 @@ async def test_the_core_runs_project_commands_and_read_models(
             "projects": head,
             "document": head,
             "analytics": head,
+            "ai_jobs": head,
             "catalog": head,
         }

@@ -1,0 +1,87 @@
+"""Jobs as the API sees them: request one (owners and editors), read it, cancel it. A request is
+an `ai.job_requested` on the project's stream; the `ai_jobs` projection queues it, and the call
+returns once it has (read-your-writes), so the job's id answers at once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+from domain.events import jobs as events
+from domain.events import stream_name
+from eventstore import EventStore
+from jacameno.jobs.params import BadParams, checked
+from jacameno.jobs.queue import JobQueue
+from projections.jobs import JOBS, TERMINAL, Job, JobsReadModel
+from projections.runner import ProjectionRunner
+
+
+class JobError(Exception):
+    """A request that cannot be queued as asked (nothing is written)."""
+
+
+class UnknownAsset(JobError):
+    """The asset is not one of the project's."""
+
+
+class AlreadyEnded(JobError):
+    """The job is done, failed or cancelled already."""
+
+
+class Assets(Protocol):
+    async def project_of(self, asset_id: str) -> str | None:
+        """The project the asset was uploaded to (None: no such asset, or deleted)."""
+        ...
+
+
+class Jobs:
+    def __init__(
+        self,
+        store: EventStore,
+        runner: ProjectionRunner,
+        reads: JobsReadModel,
+        queue: JobQueue,
+        assets: Assets,
+    ) -> None:
+        self._store = store
+        self._runner = runner
+        self.reads = reads
+        self._queue = queue
+        self._assets = assets
+
+    async def request(
+        self, actor: str, project_id: str, kind: str, asset_id: str, params: dict[str, Any]
+    ) -> Job:
+        """Queue a job of `kind` on one of the project's assets (the caller checked the role).
+        BadParams, UnknownAsset, or the queued job."""
+        if kind not in events.KINDS:
+            raise BadParams(f"kind: one of {', '.join(events.KINDS)}")
+        full = checked(kind, params)
+        for asset in (asset_id, full.get("reference_asset_id")):
+            if asset is not None and await self._assets.project_of(asset) != project_id:
+                raise UnknownAsset(f"no asset {asset!r} in this project")
+        request = events.JobRequest(str(uuid.uuid4()), kind, asset_id, full)
+        result = await self._store.append(
+            stream_name(project_id), [events.job_requested(request, user_id=actor)]
+        )
+        await self._runner.wait_for(result.last_position, only=[JOBS])
+        job = await self.reads.job(request.job_id)
+        assert job is not None, "the projection queued it"
+        return job
+
+    async def job(self, job_id: str) -> Job | None:
+        return await self.reads.job(job_id)
+
+    async def cancel(self, actor: str, job: Job) -> Job:
+        """Cancel a queued or running job (its worker stops it at its next lease renewal);
+        AlreadyEnded if it ended."""
+        if job.state in TERMINAL:
+            raise AlreadyEnded(f"the job is {job.state} already")
+        result = await self._store.append(
+            stream_name(job.project_id), [events.job_cancelled(job.job_id, user_id=actor)]
+        )
+        await self._queue.cancel(job.job_id)
+        await self._runner.wait_for(result.last_position, only=[JOBS])
+        ended = await self.reads.job(job.job_id)
+        assert ended is not None
+        return ended
