@@ -14,6 +14,9 @@ plays (`POST /api/tracks/{id}/plays` with a device id) from `--client-processes`
 - that the counts are right: every play of the window falls within 30 minutes, so the catalog
   must count exactly one play per distinct (track, device) pair the clients sent.
 
+`--fold` measures the catalog fold alone instead (load/catalog_fold.py): whether the read model
+keeps up with a rate, whatever the HTTP side manages.
+
 Each client process draws devices from its own range, so the pairs of two processes never
 collide. The figures belong in docs/benchmarks.md only when measured on a quiet machine."""
 
@@ -46,6 +49,7 @@ from harness.databases import open_store, postgres_database
 from harness.server import ServerProcess
 from harness.settings import new_jwt_secret
 from harness.waiting import wait_until
+from load import catalog_fold
 from load.collab_server import START_TIMEOUT
 from load.stats import percentile
 
@@ -319,11 +323,28 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracks", type=int, default=100)
     parser.add_argument("--devices", type=int, default=100_000, help="per client process")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--fold", action="store_true", help="the catalog fold alone (load/catalog_fold.py)"
+    )
+    parser.add_argument("--plays", type=int, default=100_000, help="with --fold")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.fold:
+        kind = "sqlite" if args.sqlite else "postgres"
+        rate = asyncio.run(
+            catalog_fold.fold_rate(kind, args.dsn, args.tracks, args.plays, args.devices)
+        )
+        print(
+            f"catalog fold ({kind}): {rate['plays_per_second']:,.0f} plays/s in batches of"
+            f" {rate['batch']} ({rate['plays']:,} plays of {rate['tracks']} tracks;"
+            f" {rate['counted']:,} counted)"
+        )
+        if args.json is not None:
+            args.json.write_text(json.dumps(rate, indent=2) + "\n")
+        return 0
     with tempfile.TemporaryDirectory(prefix="jacameno-bench-catalog-") as folder:
         figures = asyncio.run(bench(args, Path(folder)))
     print(report(figures))
