@@ -1,5 +1,10 @@
 """The play-count rule, as a function of the plays and what was remembered before them."""
 
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from projections.catalog_plays import (
     DAY_MS,
     MINUTE_MS,
@@ -44,3 +49,28 @@ def test_the_trending_window_is_seven_utc_days() -> None:
     midnight = NOON - NOON % DAY_MS
     assert trending_since(NOON) == midnight - 6 * DAY_MS
     assert trending_since(midnight) == midnight - 6 * DAY_MS
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 90)), max_size=40),
+    st.lists(st.integers(1, 40), max_size=5),
+)
+def test_any_split_of_the_plays_counts_the_same(
+    raw: list[tuple[int, int, int]], cuts: list[int]
+) -> None:
+    # Plays of three tracks (one unpublished) by three listeners, minutes apart, out of order.
+    plays = [
+        play(n, NOON + m * MINUTE_MS, f"device:d{w}", f"t{t}") for n, (t, w, m) in enumerate(raw)
+    ]
+    live = {"t0", "t1"}
+    whole = decide(plays, {}, live)
+    remembered: dict[str, int] = {}
+    tracks: dict[str, int] = {}
+    bounds = sorted({0, len(plays), *(c for c in cuts if c < len(plays))})
+    for start, end in itertools.pairwise(bounds):
+        part = decide(plays[start:end], remembered, live)
+        remembered.update(part.listens)
+        for track, n in part.tracks.items():
+            tracks[track] = tracks.get(track, 0) + n
+    assert tracks == whole.tracks
+    assert remembered == whole.listens
