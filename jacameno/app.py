@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from jacameno import bootstrap
 from jacameno.api import (
     admin,
     analytics,
+    assets,
     auth,
     catalog,
     documents,
@@ -44,6 +46,7 @@ from jacameno.http.middleware import (
 )
 from jacameno.metrics import Metrics
 from jacameno.settings import Settings
+from jacameno.storage import StorageUnavailable
 from projections.analytics import AnalyticsReadModel
 from projections.blame import Blames
 from projections.document import DocumentReadModel
@@ -62,9 +65,12 @@ OPERATIONS: list[Operation[Any]] = [
     *tracks.OPERATIONS,
     *admin.OPERATIONS,
     *analytics.OPERATIONS,
+    *assets.OPERATIONS,
     *catalog.OPERATIONS,
     *playlists.OPERATIONS,
 ]
+# Uploads stream to storage: their bodies are bounded by the upload size, not the JSON one.
+UPLOAD_PATH = re.compile(r"^/api/projects/[^/]+/assets$")
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
@@ -144,6 +150,13 @@ def app_routes(
             guard,
         ),
         *routes(
+            assets.OPERATIONS,
+            assets.AssetServices(
+                services.assets, settings.storage.redirect, settings.storage.presign_seconds
+            ),
+            guard,
+        ),
+        *routes(
             [*catalog.OPERATIONS, *playlists.OPERATIONS],
             catalog.CatalogServices(
                 services.catalog, guard, services.limiter, settings.api_rate_limit
@@ -180,7 +193,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             yield
 
-    unavailable = (DatabaseUnavailable, StoreUnavailableError, RedisError, TimeoutError)
+    unavailable = (
+        DatabaseUnavailable,
+        StoreUnavailableError,
+        RedisError,
+        TimeoutError,
+        StorageUnavailable,
+    )
     # The one place the client address comes from: the peer, or what a configured proxy
     # forwarded (uvicorn's own proxy-header handling is off, jacameno/server.py).
     proxies = (
@@ -202,7 +221,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 max_age=600,
             ),
             Middleware(GZipMiddleware, minimum_size=1024),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.max_body_bytes,
+                larger=[("POST", UPLOAD_PATH, settings.storage.max_upload_bytes)],
+            ),
         ],
         exception_handlers={
             errors.ApiError: errors.api_error_handler,

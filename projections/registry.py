@@ -5,7 +5,7 @@ added here and nowhere else."""
 from __future__ import annotations
 
 from eventstore import EventStore
-from projections import analytics, catalog, document, jobs, projects
+from projections import analytics, assets, catalog, document, jobs, projects
 from projections.runner import Projection
 from projections.tables import Table
 
@@ -16,6 +16,7 @@ def read_models(store: EventStore) -> list[Projection]:
         projects.projects_projection(),
         document.document_projection(store),
         analytics.analytics_projection(),
+        assets.assets_projection(),
         jobs.jobs_projection(),
         catalog.catalog_projection(),
     ]
@@ -25,6 +26,7 @@ TABLES: tuple[Table, ...] = (
     *projects.TABLES,
     *document.TABLES,
     *analytics.TABLES,
+    *assets.TABLES,
     *jobs.TABLES,
     *catalog.TABLES,
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.databases import drop_database, migrated_sqlite, migrated_template, postgres_database
+from harness.s3 import S3Server, s3_server
 from tests import services
 
 
@@ -29,6 +30,14 @@ def redis_url() -> Iterator[str]:
     """URL of a Redis for the whole test session."""
     with services.redis() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3-compatible server (moto's) on a free port, for the whole test session; each test
+    makes its own bucket."""
+    with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

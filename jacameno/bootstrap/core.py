@@ -1,7 +1,7 @@
 """The core every command builds from the settings alone: the schema (migrated, or checked before
-serving), the event log, the tables and the projection runner. `jacameno serve` builds the rest
-on top of it (jacameno.bootstrap.serving); a command without HTTP (`jacameno worker`, a replay)
-takes just this."""
+serving), the event log, the tables, the projection runner and the blob storage. `jacameno
+serve` builds the rest on top of it (jacameno.bootstrap.serving); a command without HTTP
+(`jacameno worker`, a replay) takes just this."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from typing import Protocol, TypeVar
 from eventstore import EventStore, Limits, Pacing
 from eventstore.postgres import PostgresEventStore
 from eventstore.sqlite import SQLiteEventStore
-from jacameno.settings import Settings
+from jacameno.settings import Settings, StorageConfig
+from jacameno.storage import BlobStore
+from jacameno.storage.local import LocalBlobStore
+from jacameno.storage.s3 import S3BlobStore, S3Location
 from projections.registry import read_models
 from projections.runner import Projection, ProjectionRunner
 from sqldb import Database, open_database
@@ -113,24 +116,41 @@ async def projections(
         await runner.stop()
 
 
+async def open_storage(config: StorageConfig) -> BlobStore:
+    """The blob store the settings name (the caller closes it; `storage` does):
+    StorageUnavailable if an S3 bucket cannot be reached."""
+    if config.kind == "file":
+        return LocalBlobStore(config.folder)
+    location = S3Location(config.bucket, config.prefix, config.s3_region, config.s3_endpoint_url)
+    return await S3BlobStore.open(location, part_bytes=config.part_bytes)
+
+
+def storage(config: StorageConfig) -> contextlib.AbstractAsyncContextManager[BlobStore]:
+    """The blob store the settings name (local files or S3), closed on exit."""
+    return closing(open_storage(config))
+
+
 @dataclass(frozen=True, slots=True)
 class Core:
     settings: Settings
     store: EventStore
     db: Database
     runner: ProjectionRunner
+    blobs: BlobStore
 
 
 @contextlib.asynccontextmanager
 async def core(
     settings: Settings, *, follow: bool = True, extra: Sequence[Projection] = ()
 ) -> AsyncIterator[Core]:
-    """The log, the tables and the runner (following the log unless `follow` is False), open
-    together and closed in reverse order."""
+    """The log, the tables, the runner (following the log unless `follow` is False; with the
+    command's `extra` projections) and the blob storage, open together and closed in reverse
+    order."""
     locks = open_locks(settings.database_url)
     async with (
         event_store(settings) as store,
         database(settings) as db,
         projections(store, db, locks, follow=follow, extra=extra) as runner,
+        storage(settings.storage) as blobs,
     ):
-        yield Core(settings, store, db, runner)
+        yield Core(settings, store, db, runner, blobs)

@@ -1,5 +1,6 @@
 """What `jacameno serve` builds on the core (jacameno.bootstrap.core): Redis with its circuit,
-the rate limiter, accounts and tokens, the collaboration rooms and the project commands, each by
+the rate limiter, accounts and tokens, the collaboration rooms, the project and asset commands,
+each by
 a small builder, composed by `services`. The HTTP app (jacameno.app) hands each route the part it
 needs."""
 
@@ -14,6 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from jacameno.accounts import Accounts
+from jacameno.assets.service import Assets
 from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
 from jacameno.auth.tokens import AccessTokens
@@ -32,6 +34,7 @@ from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
 from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from jacameno.settings import Settings, signing_key
+from projections.assets import AssetsReadModel
 from projections.catalog_reads import CatalogReadModel
 from projections.projects import PROJECTS, ProjectsReadModel
 
@@ -178,7 +181,22 @@ class Services:
     live: Live
     projects: Projects
     metrics: Metrics
+    assets: Assets
     catalog: Catalog
+
+
+def assets(base: Core, reads: ProjectsReadModel) -> Assets:
+    """Asset uploads and reads over the core's blob store; uploads spool in the data folder."""
+    settings = base.settings
+    return Assets(
+        base.store,
+        base.blobs,
+        base.runner,
+        AssetsReadModel(base.db),
+        reads,
+        max_bytes=settings.storage.max_upload_bytes,
+        spool_dir=settings.data_dir / "spool",
+    )
 
 
 @contextlib.asynccontextmanager
@@ -202,5 +220,13 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
                 base.store, base.runner, CatalogReadModel(base.db), reads, turns=project_turns
             )
             yield Services(
-                base, link, rate_limiter(link, metrics), who, live, projects, metrics, catalog
+                base,
+                link,
+                rate_limiter(link, metrics),
+                who,
+                live,
+                projects,
+                metrics,
+                assets(base, reads),
+                catalog,
             )

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -122,23 +123,38 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 
 class BodyLimitMiddleware:
     """Refuses bodies over `max_bytes` with 413: at once when Content-Length says so, otherwise
-    as soon as the streamed body grows past the bound (raised from `receive`)."""
+    as soon as the streamed body grows past the bound (raised from `receive`). `larger` gives
+    other bounds to the requests whose method and path match (uploads, which the handler
+    streams to storage rather than holding in memory)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Sequence[tuple[str, re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
+
+    def _bound(self, scope: Scope) -> int:
+        for method, path, bound in self.larger:
+            if scope["method"] == method and path.match(scope["path"]):
+                return bound
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        bound = self._bound(scope)
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 if not value.isdigit():
                     await _send_json(send, 400, _error(400, "bad_request", "bad Content-Length"))
                     return
-                if int(value) > self.max_bytes:
-                    await _send_json(send, 413, self._too_large())
+                if int(value) > bound:
+                    await _send_json(send, 413, _too_large(bound))
                     return
         received = 0
 
@@ -147,20 +163,21 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    body = self._too_large()["error"]
+                if received > bound:
+                    body = _too_large(bound)["error"]
                     raise ApiError(413, body["code"], body["message"], body["details"])
             return message
 
         await self.app(scope, bounded_receive, send)
 
-    def _too_large(self) -> dict[str, Any]:
-        return _error(
-            413,
-            "payload_too_large",
-            f"the request body is larger than {self.max_bytes} bytes",
-            {"max_bytes": self.max_bytes},
-        )
+
+def _too_large(bound: int) -> dict[str, Any]:
+    return _error(
+        413,
+        "payload_too_large",
+        f"the request body is larger than {bound} bytes",
+        {"max_bytes": bound},
+    )
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:

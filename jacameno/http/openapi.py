@@ -14,12 +14,17 @@ _REASONS = {
     200: "OK",
     201: "Created",
     204: "No content",
+    206: "Partial content: the byte range asked for (Content-Range says which)",
+    304: "Not modified: the ETag in If-None-Match still matches",
+    307: "Served elsewhere: GET the Location (a presigned storage URL, Range included)",
     400: "Malformed request (bad JSON, bad cursor)",
     401: "Missing, invalid or expired credentials",
     403: "The caller's role does not allow this",
     404: "No such resource (or the caller may not know it exists)",
     409: "Conflict with the current state",
     413: "The request body is too large",
+    415: "The body is not audio this server can read",
+    416: "No satisfiable byte range (Content-Range: bytes */size)",
     422: "The request does not match its schema",
     429: "Rate limited; see Retry-After",
     503: "A backing service is unavailable; retry later",
@@ -35,6 +40,10 @@ def _response(code: int, schema: schemas.Schema | None, media_type: str) -> dict
 
 def _error(code: int) -> dict[str, Any]:
     response = _response(code, {"$ref": "#/components/schemas/Error"}, "application/json")
+    if code == 416:
+        response["headers"] = {
+            "Content-Range": {"description": "bytes */size", "schema": {"type": "string"}}
+        }
     if code in (429, 503):
         response["headers"] = {
             "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}

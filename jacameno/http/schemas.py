@@ -452,6 +452,42 @@ PROJECT_BLAME = obj(
 
 HEALTH = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
 
+_COUNT = {"type": "integer", "minimum": 0}
+ASSET = obj(
+    {
+        "id": {"type": "string", "format": "uuid"},
+        "project_id": {"type": "string", "format": "uuid"},
+        "user_id": {"type": "string", "description": "who uploaded it"},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "also its ETag"},
+        "size": {**_COUNT, "description": "bytes"},
+        "content_type": {"type": "string", "description": "what GET /api/assets/{id} serves"},
+        "format": {"type": "string", "description": "container: WAV, FLAC, OGG, MP3, AIFF, ..."},
+        "sample_rate": _COUNT,
+        "channels": _COUNT,
+        "frames": _COUNT,
+        "duration": {"type": "number", "minimum": 0, "description": "seconds"},
+        "name": {"type": "string"},
+        "created_at": {**_COUNT, "description": "ms since the epoch"},
+    },
+    (
+        "id",
+        "project_id",
+        "user_id",
+        "sha256",
+        "size",
+        "content_type",
+        "format",
+        "sample_rate",
+        "channels",
+        "frames",
+        "duration",
+        "name",
+        "created_at",
+    ),
+)
+ASSETS = obj({"assets": {"type": "array", "items": ASSET}}, ("assets",))
+AUDIO: Schema = {"type": "string", "format": "binary"}
+
 # -- AI jobs (jacameno/api/jobs.py) -------------------------------------------------------------
 
 _ID = text(1, 200)

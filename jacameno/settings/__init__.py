@@ -4,8 +4,9 @@ Nothing else reads the environment; the composition root (jacameno.bootstrap) ha
 what it needs.
 
 With nothing set, the server runs on the embedded default: SQLite in the data folder, a single
-node without a bus, files on local disk. With `JACAMENO_ENV=production`, every setting that would
-otherwise fall back to that default must be given: a missing one is an error at start."""
+node without a bus, files on local disk (the data folder's `blobs/`). With
+`JACAMENO_ENV=production`, every setting that would otherwise fall back to that default must be
+given: a missing one is an error at start."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 from jacameno.settings.ai import AIConfig
 from jacameno.settings.collab import CollabConfig
 from jacameno.settings.errors import SettingsError
+from jacameno.settings.storage import StorageConfig
 
 __all__ = [
     "HEADER_TIMEOUT_SECONDS",
@@ -30,12 +32,13 @@ __all__ = [
     "Environment",
     "Settings",
     "SettingsError",
+    "StorageConfig",
     "signing_key",
 ]
 
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS = ("development", "test", "production")
-_REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET")
+_REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "STORAGE_URL")
 # The HTTP layer's bounds (jacameno.server, docs/security.md).
 MAX_HEADER_BYTES = 64 * 1024
 HEADER_TIMEOUT_SECONDS = 10
@@ -93,6 +96,8 @@ class Settings:
     # default.
     admin_emails: frozenset[str] = frozenset()
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
+    # JACAMENO_STORAGE_*, JACAMENO_S3_*, JACAMENO_MAX_UPLOAD_BYTES (jacameno.settings.storage)
+    storage: StorageConfig = field(default_factory=lambda: StorageConfig("file://.jacameno/blobs"))
     ai: AIConfig = field(default_factory=AIConfig)  # JACAMENO_AI_*: the worker's
 
     @property
@@ -182,6 +187,7 @@ class Settings:
                 e.strip().lower() for e in (get("ADMIN_EMAILS") or "").split(",") if e.strip()
             ),
             collab=CollabConfig.read(get),
+            storage=StorageConfig.read(get, data_dir),
             ai=AIConfig.read(get),
         )
 

@@ -52,7 +52,7 @@ async def test_readyz_is_not_ready_while_a_projection_lags_beyond_the_maximum(
     assert (check["status"], sorted(check["lagging"]), check["max_lag_seconds"]) == (
         "lagging",
         # every read model stopped following
-        ["ai_jobs", "ai_results", "analytics", "catalog", "document", "projects"],
+        ["ai_jobs", "ai_results", "analytics", "assets", "catalog", "document", "projects"],
         0,
     )
     assert check["lag_seconds"]["projects"] > 0

@@ -1,0 +1,237 @@
+"""Commands on audio assets: upload, delete, and finding one a caller may read.
+
+An upload streams the body to a spool file in the data folder while hashing it (SHA-256) and
+counting it against the maximum size, reads the audio header from that file, stores the bytes
+under `sha256/<hex>` unless that content is stored already (the same content is stored once),
+appends `asset.uploaded` to the project's stream and waits until the assets read model has it,
+so the next request (a listing, a GET) finds it. Nothing is stored for a refused upload.
+
+Rights: members read a project's assets; owners and editors upload and delete; viewers are
+refused; to anyone else the project does not exist. Deleting an asset that a clip of the
+project's document still uses is refused; the bytes themselves stay (another asset may have
+the same content; docs/assets.md, "What deleting keeps")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import tempfile
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterable
+from pathlib import Path
+from typing import BinaryIO
+
+from domain import document
+from domain.events import stream_name
+from domain.events.assets import UploadedAsset, asset_deleted, asset_uploaded
+from domain.roles import EDITOR, OWNER
+from eventstore import EventStore
+from jacameno.assets.audio import AudioHeader, NotAudio, probe
+from jacameno.storage import CHUNK_BYTES, BlobStore
+from projections.assets import ASSETS, AssetsReadModel, AssetView
+from projections.projects import ProjectsReadModel
+from projections.replay import state_at
+from projections.runner import ProjectionRunner
+
+logger = logging.getLogger(__name__)
+
+SPOOL_WRITE_BYTES = 1024 * 1024  # received bytes are written to the spool file this many at once
+MAX_NAME = 200
+
+__all__ = [
+    "AssetError",
+    "AssetInUse",
+    "AssetNotFound",
+    "Assets",
+    "NotAllowed",
+    "NotAudio",
+    "ProjectNotFound",
+    "TooLarge",
+    "blob_key",
+]
+
+
+class AssetError(Exception):
+    """Base of the errors of asset commands (NotAudio, from jacameno.assets.audio, is one too
+    in spirit: a refused upload)."""
+
+
+class ProjectNotFound(AssetError):
+    """No such project, or the caller is no member of it."""
+
+
+class AssetNotFound(AssetError):
+    """No such asset, or the caller may not know it exists."""
+
+
+class NotAllowed(AssetError):
+    """The caller's role does not allow this."""
+
+
+class TooLarge(AssetError):
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        super().__init__(f"an asset is at most {max_bytes} bytes")
+
+
+class AssetInUse(AssetError):
+    def __init__(self, clips: list[str]) -> None:
+        self.clips = clips
+        super().__init__(f"clips of the project use this asset: {', '.join(clips)}")
+
+
+def blob_key(sha256: str) -> str:
+    """Where the bytes of content with this SHA-256 are stored."""
+    return f"sha256/{sha256}"
+
+
+class Assets:
+    def __init__(
+        self,
+        store: EventStore,
+        blobs: BlobStore,
+        runner: ProjectionRunner,
+        reads: AssetsReadModel,
+        projects: ProjectsReadModel,
+        *,
+        max_bytes: int,
+        spool_dir: Path | None = None,
+    ) -> None:
+        self._store = store
+        self.blobs = blobs
+        self._runner = runner
+        self.reads = reads
+        self._projects = projects
+        self.max_bytes = max_bytes
+        self._spool_dir = spool_dir
+
+    async def role(self, actor: str, project_id: str) -> str:
+        """The caller's role in the project; ProjectNotFound if they are no member."""
+        role = await self._projects.role_of(actor, project_id)
+        if role is None:
+            raise ProjectNotFound(project_id)
+        return role
+
+    async def check_upload(self, actor: str, project_id: str) -> None:
+        """ProjectNotFound or NotAllowed unless the caller may upload to the project: checked
+        before the body is read."""
+        if await self.role(actor, project_id) not in (OWNER, EDITOR):
+            raise NotAllowed("viewers cannot upload assets")
+
+    async def upload(
+        self, actor: str, project_id: str, name: str, body: AsyncIterable[bytes]
+    ) -> AssetView:
+        """Store `body` as a new asset of the project and return it. ProjectNotFound,
+        NotAllowed, TooLarge, NotAudio: nothing was stored. StorageError from the store."""
+        await self.check_upload(actor, project_id)
+        if self._spool_dir is not None:
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self._spool_dir, prefix="upload-") as folder:
+            spool = Path(folder) / "body"
+            sha256, size = await self._spool(body, spool)
+            header: AudioHeader = await asyncio.to_thread(probe, spool)
+            key = blob_key(sha256)
+            if await self.blobs.stat(key) is None:
+                await self.blobs.put(
+                    key, _read(spool), content_type=header.content_type, sha256=sha256
+                )
+                logger.info(
+                    "asset stored",
+                    extra={"action": "asset.stored", "project": project_id, "bytes": size},
+                )
+        asset = UploadedAsset(
+            asset_id=str(uuid.uuid4()),
+            project_id=project_id,
+            user_id=actor,
+            sha256=sha256,
+            size=size,
+            content_type=header.content_type,
+            format=header.format,
+            sample_rate=header.sample_rate,
+            channels=header.channels,
+            frames=header.frames,
+            duration=header.duration,
+            name=name[:MAX_NAME],
+        )
+        result = await self._store.append(stream_name(project_id), [asset_uploaded(asset)])
+        await self._runner.wait_for(result.last_position, only=(ASSETS,))
+        view = await self.reads.asset(asset.asset_id)
+        assert view is not None, "the projection applied the upload"
+        return view
+
+    async def _spool(self, body: AsyncIterable[bytes], path: Path) -> tuple[str, int]:
+        """Write `body` to `path`, hashing and counting it; TooLarge past `max_bytes`."""
+        digest = hashlib.sha256()
+        size = 0
+        pending = bytearray()
+        file: BinaryIO = await asyncio.to_thread(path.open, "wb")
+        try:
+            async for chunk in body:
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise TooLarge(self.max_bytes)
+                digest.update(chunk)
+                pending += chunk
+                if len(pending) >= SPOOL_WRITE_BYTES:
+                    await asyncio.to_thread(file.write, bytes(pending))
+                    pending.clear()
+            if pending:
+                await asyncio.to_thread(file.write, bytes(pending))
+        finally:
+            await asyncio.to_thread(file.close)
+        if size == 0:
+            raise NotAudio("the body is empty")
+        return digest.hexdigest(), size
+
+    async def readable(self, actor: str, asset_id: str) -> AssetView:
+        """The asset, if the caller is a member of its project; AssetNotFound otherwise."""
+        view = await self.reads.asset(asset_id)
+        if view is None or await self._projects.role_of(actor, view.asset.project_id) is None:
+            raise AssetNotFound(asset_id)
+        return view
+
+    async def of_project(self, actor: str, project_id: str) -> list[AssetView]:
+        await self.role(actor, project_id)
+        return await self.reads.of_project(project_id)
+
+    async def delete(self, actor: str, asset_id: str) -> None:
+        """Remove the asset from its project. AssetNotFound, NotAllowed, or AssetInUse while a
+        clip of the project's document (as the log has it now) uses it."""
+        view = await self.readable(actor, asset_id)
+        project_id = view.asset.project_id
+        if await self.role(actor, project_id) not in (OWNER, EDITOR):
+            raise NotAllowed("viewers cannot delete assets")
+        clips = await self._clips_using(project_id, asset_id)
+        if clips:
+            raise AssetInUse(clips)
+        result = await self._store.append(
+            stream_name(project_id), [asset_deleted(asset_id, user_id=actor)]
+        )
+        await self._runner.wait_for(result.last_position, only=(ASSETS,))
+
+    async def _clips_using(self, project_id: str, asset_id: str) -> list[str]:
+        """The ids of the clips that use the asset in the project's document at the log's head
+        (a replay: the read of the log the document read model would lag behind)."""
+        stream = stream_name(project_id)
+        state = await state_at(self._store, stream, await self._store.stream_version(stream))
+        found = document.read(state.doc)
+        clips: list[str] = []
+        for track in found["tracks"]:
+            if not isinstance(track, dict) or not isinstance(track.get("clips"), list):
+                continue
+            for clip in track["clips"]:
+                if isinstance(clip, dict) and clip.get("asset_id") == asset_id:
+                    clips.append(str(clip.get("id")))
+        return clips
+
+
+async def _read(path: Path) -> AsyncGenerator[bytes, None]:
+    file: BinaryIO = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(file.read, 4 * CHUNK_BYTES):
+            yield chunk
+    finally:
+        with contextlib.suppress(OSError):
+            file.close()
