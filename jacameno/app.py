@@ -92,6 +92,9 @@ def app_routes(
         who.authenticator, services.limiter, services.metrics, settings.api_rate_limit
     )
     redis = services.redis
+    asset_services = assets.AssetServices(
+        services.assets, settings.storage.redirect, settings.storage.presign_seconds
+    )
     return [
         *routes(
             system.OPERATIONS,
@@ -149,17 +152,11 @@ def app_routes(
             analytics.AnalyticsServices(services.projects.reads, AnalyticsReadModel(core.db)),
             guard,
         ),
-        *routes(
-            assets.OPERATIONS,
-            assets.AssetServices(
-                services.assets, settings.storage.redirect, settings.storage.presign_seconds
-            ),
-            guard,
-        ),
+        *routes(assets.OPERATIONS, asset_services, guard),
         *routes(
             [*catalog.OPERATIONS, *playlists.OPERATIONS],
             catalog.CatalogServices(
-                services.catalog, guard, services.limiter, settings.api_rate_limit
+                services.catalog, guard, services.limiter, settings.api_rate_limit, asset_services
             ),
             guard,
         ),

@@ -18,8 +18,10 @@ from starlette.responses import JSONResponse, Response
 
 from jacameno.accounts import User
 from jacameno.api import catalog_schemas as s
+from jacameno.api.assets import AssetServices, asset_response
 from jacameno.catalog.errors import CatalogError, Conflict, Invalid, NotAllowed, NotFound
 from jacameno.catalog.service import Catalog
+from jacameno.http import schemas
 from jacameno.http.endpoint import Authenticate, Call, Operation, Query
 from jacameno.http.errors import ApiError, conflict, forbidden, not_found, rate_limited
 from jacameno.ratelimit import RateLimiter
@@ -32,13 +34,15 @@ MAX_DAYS = 366
 
 @dataclass(frozen=True, slots=True)
 class CatalogServices:
-    """What the catalog routes need: the commands and reads, and, for the requests that may
-    be anonymous, the bearer check and a per-address limit of `per_minute`."""
+    """What the catalog routes need: the commands and reads, for the requests that may be
+    anonymous the bearer check and a per-address limit of `per_minute`, and the assets' reads
+    and blobs behind a track's audio."""
 
     catalog: Catalog
     authenticate: Authenticate
     limiter: RateLimiter
     per_minute: int
+    audio: AssetServices
 
 
 CatalogCall = Call[CatalogServices]
@@ -87,8 +91,13 @@ def _limit(call: CatalogCall) -> int:
     return min(int(call.query.get("limit", DEFAULT_PAGE)) or 1, MAX_PAGE)
 
 
+def track_json(view: TrackView) -> dict[str, Any]:
+    """A track as the API answers it: the read model's fields and where its audio streams."""
+    return {**view.public(), "audio_url": f"/api/tracks/{view.id}/audio"}
+
+
 def _page(views: list[TrackView], after: str | None) -> Response:
-    return JSONResponse({"tracks": [v.public() for v in views], "next": after})
+    return JSONResponse({"tracks": [track_json(v) for v in views], "next": after})
 
 
 async def publish(call: CatalogCall) -> Response:
@@ -107,7 +116,7 @@ async def publish(call: CatalogCall) -> Response:
         )
     except CatalogError as exc:
         raise translate(exc) from exc
-    return JSONResponse(view.public(), status_code=201)
+    return JSONResponse(track_json(view), status_code=201)
 
 
 async def browse(call: CatalogCall) -> Response:
@@ -144,7 +153,7 @@ async def get_track(call: CatalogCall) -> Response:
         view = await call.services.catalog.track(uuid_of(call, "track_id", "track"))
     except CatalogError as exc:
         raise translate(exc) from exc
-    return JSONResponse(view.public())
+    return JSONResponse(track_json(view))
 
 
 async def update_track(call: CatalogCall) -> Response:
@@ -153,7 +162,7 @@ async def update_track(call: CatalogCall) -> Response:
         view = await call.services.catalog.update(call.me.id, track_id, call.body)
     except CatalogError as exc:
         raise translate(exc) from exc
-    return JSONResponse(view.public())
+    return JSONResponse(track_json(view))
 
 
 async def unpublish(call: CatalogCall) -> Response:
@@ -188,6 +197,25 @@ async def plays(call: CatalogCall) -> Response:
     series = await catalog.reads.days(view.id, int(time.time() * 1000), days)
     body = {"track_id": view.id, "plays": view.plays, "trending": view.trending, "days": series}
     return JSONResponse(body)
+
+
+async def audio(call: CatalogCall) -> Response:
+    await caller(call)
+    audio = call.services.audio
+    try:
+        track = await call.services.catalog.track(uuid_of(call, "track_id", "track"))
+    except CatalogError as exc:
+        raise translate(exc) from exc
+    view = await audio.assets.reads.asset(track.asset_id)
+    if view is None:  # the asset was deleted from its project after the track was published
+        raise not_found("audio for this track")
+    return await asset_response(
+        call.request,
+        view.asset,
+        audio.assets.blobs,
+        redirect=audio.redirect,
+        presign_seconds=audio.presign_seconds,
+    )
 
 
 async def favorite(call: CatalogCall) -> Response:
@@ -300,6 +328,19 @@ OPERATIONS: list[Operation[CatalogServices]] = [
         responses={200: s.PLAYS},
         errors=(401, 404),
         query=(Query("days", {"type": "integer", "minimum": 1, "maximum": MAX_DAYS}, "30"),),
+        authenticated=False,
+    ),
+    Operation(
+        "GET",
+        f"{_TRACK}/audio",
+        "track_audio",
+        "A published track's audio, streamed with byte ranges (seeking), ETag and "
+        "If-None-Match / If-Range, as GET /api/assets/{id} (or a redirect to a presigned URL)",
+        audio,
+        "catalog",
+        media_type="audio/*",
+        responses={200: schemas.AUDIO, 206: schemas.AUDIO, 304: None, 307: None},
+        errors=(401, 404, 416),
         authenticated=False,
     ),
     Operation(

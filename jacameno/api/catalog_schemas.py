@@ -53,6 +53,7 @@ TRACK: Schema = obj(
         "plays": {**COUNT, "description": "counted plays (once per listener per 30 minutes)"},
         "trending": {**COUNT, "description": "counted plays in the last 7 days"},
         "favorites": COUNT,
+        "audio_url": {"type": "string", "description": "where its audio streams from"},
     },
     (
         "id",
@@ -72,6 +73,7 @@ TRACK: Schema = obj(
         "plays",
         "trending",
         "favorites",
+        "audio_url",
     ),
 )
 

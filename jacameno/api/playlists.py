@@ -8,7 +8,14 @@ from __future__ import annotations
 from starlette.responses import JSONResponse, Response
 
 from jacameno.api import catalog_schemas as s
-from jacameno.api.catalog import CatalogCall, CatalogServices, caller, translate, uuid_of
+from jacameno.api.catalog import (
+    CatalogCall,
+    CatalogServices,
+    caller,
+    track_json,
+    translate,
+    uuid_of,
+)
 from jacameno.catalog.errors import CatalogError
 from jacameno.catalog.service import Catalog
 from jacameno.http.endpoint import Operation
@@ -17,7 +24,7 @@ from projections.catalog_reads import PlaylistView
 
 async def _answer(catalog: Catalog, view: PlaylistView, status: int = 200) -> Response:
     tracks = await catalog.reads.playlist_tracks(view.id)
-    body = {**view.summary(), "tracks": [t.public() for t in tracks]}
+    body = {**view.summary(), "tracks": [track_json(t) for t in tracks]}
     return JSONResponse(body, status_code=status)
 
 
