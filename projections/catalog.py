@@ -3,8 +3,8 @@
 projections/catalog_plays.py; docs/catalog.md describes every table for analysts.
 
 It folds the catalog's events (domain.events.catalog: tracks and their plays, playlists,
-favorites) and the projects' `asset.*` events, so that publishing can check an asset without
-asking the storage side. Everything it holds is a function of the events folded, in log order,
+favorites); what a project's assets are is the `assets` read model's (projections/assets.py).
+Everything it holds is a function of the events folded, in log order,
 never of the wall clock or of how the log was batched: a rebuild from position 0 equals the
 model built incrementally."""
 
@@ -13,14 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from domain.events import is_project_stream, project_of, user_of
-from domain.events.assets import (
-    ASSET_DELETED,
-    ASSET_EVENT_TYPES,
-    ASSET_UPLOADED,
-    read_asset_deleted,
-    read_asset_uploaded,
-)
+from domain.events import user_of
 from domain.events.catalog import (
     CATALOG_EVENT_TYPES,
     FAVORITE_ADDED,
@@ -109,18 +102,6 @@ TABLES = (
     ),
     Table("catalog_clock", {"name": "text not null", "at": "bigint not null"}, key=("name",)),
     Table(
-        "catalog_assets",
-        {
-            "asset_id": "text not null",
-            "project_id": "text not null",
-            "content_type": "text not null",
-            "format": "text not null",
-            "duration": "double not null",
-            "deleted": "smallint not null",
-        },
-        key=("asset_id",),
-    ),
-    Table(
         "catalog_playlists",
         {
             "playlist_id": "text not null",
@@ -204,33 +185,12 @@ class CatalogFold:
 
     async def _one(self, conn: Connection, event: RecordedEvent) -> None:
         at = _millis(event)
-        if is_project_stream(event.stream):
-            await self._asset(conn, event)
-        elif event.type in (TRACK_PUBLISHED, TRACK_UPDATED, TRACK_UNPUBLISHED):
+        if event.type in (TRACK_PUBLISHED, TRACK_UPDATED, TRACK_UNPUBLISHED):
             await self._track(conn, event, at)
         elif event.type in (FAVORITE_ADDED, FAVORITE_REMOVED):
             await self._favorite(conn, event, at)
         else:
             await self._playlist(conn, event, at)
-
-    async def _asset(self, conn: Connection, event: RecordedEvent) -> None:
-        assets = self._n["catalog_assets"]
-        if event.type == ASSET_UPLOADED:
-            asset = read_asset_uploaded(event.data)
-            await conn.execute(
-                f"INSERT INTO {assets} (asset_id, project_id, content_type, format, duration,"
-                " deleted) VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (asset_id) DO NOTHING",
-                asset.asset_id,
-                project_of(event.stream),
-                asset.content_type,
-                asset.format,
-                float(asset.duration),
-            )
-        elif event.type == ASSET_DELETED:
-            await conn.execute(
-                f"UPDATE {assets} SET deleted = 1 WHERE asset_id = $1",
-                read_asset_deleted(event.data),
-            )
 
     async def _track(self, conn: Connection, event: RecordedEvent, at: int) -> None:
         tracks, track_id = self._n["catalog_tracks"], track_of(event.stream)
@@ -440,7 +400,7 @@ def fold(names: Names) -> Apply:
 def catalog_projection() -> Projection:
     return Projection(
         name=CATALOG,
-        event_types=CATALOG_EVENT_TYPES | ASSET_EVENT_TYPES,
+        event_types=CATALOG_EVENT_TYPES,
         fold=fold,
         tables=TABLES,
     )

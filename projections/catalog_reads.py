@@ -71,15 +71,6 @@ class TrackView:
 
 
 @dataclass(frozen=True, slots=True)
-class AssetView:
-    id: str
-    project_id: str
-    content_type: str
-    format: str
-    duration: float
-
-
-@dataclass(frozen=True, slots=True)
 class PlaylistView:
     id: str
     user_id: str
@@ -226,23 +217,6 @@ class CatalogReadModel:
         )
         found = {int(r["day"]): int(r["plays"]) for r in rows}
         return [{"day": d, "plays": found.get(d, 0)} for d in range(first, last + 1, DAY_MS)]
-
-    async def asset(self, asset_id: str) -> AssetView | None:
-        """An asset that was uploaded and not deleted; None otherwise."""
-        row = await self._db.fetchrow(
-            "SELECT asset_id, project_id, content_type, format, duration FROM catalog_assets"
-            " WHERE asset_id = $1 AND deleted = 0",
-            asset_id,
-        )
-        if row is None:
-            return None
-        return AssetView(
-            row["asset_id"],
-            row["project_id"],
-            row["content_type"],
-            row["format"],
-            float(row["duration"]),
-        )
 
     async def playlist(self, playlist_id: str) -> PlaylistView | None:
         """A playlist that was not deleted, with every track it holds in order (published or

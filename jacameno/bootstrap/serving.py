@@ -217,7 +217,12 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
                 base.store, base.runner, reads, followers=[live.membership], turns=project_turns
             )
             catalog = Catalog(
-                base.store, base.runner, CatalogReadModel(base.db), reads, turns=project_turns
+                base.store,
+                base.runner,
+                CatalogReadModel(base.db),
+                reads,
+                AssetsReadModel(base.db),
+                turns=project_turns,
             )
             yield Services(
                 base,

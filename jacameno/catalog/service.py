@@ -28,6 +28,7 @@ from eventstore import NO_STREAM, EventStore, NewEvent
 from jacameno import logs
 from jacameno.catalog.errors import Conflict, Invalid, NotAllowed, NotFound
 from jacameno.projects.locks import ProcessTurns, Turns
+from projections.assets import ASSETS, AssetsReadModel
 from projections.catalog import CATALOG
 from projections.catalog_reads import CatalogReadModel, PlaylistView, TrackView
 from projections.projects import ProjectsReadModel
@@ -51,12 +52,14 @@ class Catalog:
         runner: ProjectionRunner,
         reads: CatalogReadModel,
         projects: ProjectsReadModel,
+        assets: AssetsReadModel,
         turns: Turns | None = None,
     ) -> None:
         self._store = store
         self._runner = runner
         self.reads = reads
         self._projects = projects
+        self._assets = assets
         self._turns = turns or ProcessTurns()
         self._playable: OrderedDict[str, float] = OrderedDict()  # track id -> until when
 
@@ -81,11 +84,12 @@ class Catalog:
             raise NotFound("project")
         if role not in (OWNER, EDITOR):
             raise NotAllowed("your role does not allow publishing")
-        # The asset may have been uploaded a moment ago: let the catalog see the log's head.
-        await self._runner.wait_for(await self._store.head_position(), only=_ONLY)
-        asset = await self.reads.asset(asset_id)
-        if asset is None or asset.project_id != project_id:
+        # The asset may have been uploaded a moment ago: let its read model see the log's head.
+        await self._runner.wait_for(await self._store.head_position(), only=(ASSETS,))
+        found = await self._assets.asset(asset_id)
+        if found is None or found.asset.project_id != project_id:
             raise Invalid("unknown_asset", "no such asset in this project")
+        asset = found.asset
         await self._check_cover(project_id, cover_asset_id)
         track = ev.PublishedTrack(
             track_id=str(uuid.uuid4()),
@@ -264,10 +268,10 @@ class Catalog:
     async def _check_cover(self, project_id: str, cover_asset_id: str | None) -> None:
         if cover_asset_id is None:
             return
-        cover = await self.reads.asset(cover_asset_id)
-        if cover is None or cover.project_id != project_id:
+        cover = await self._assets.asset(cover_asset_id)
+        if cover is None or cover.asset.project_id != project_id:
             raise Invalid("unknown_cover", "no such cover asset in this project")
-        if not cover.content_type.startswith("image/"):
+        if not cover.asset.content_type.startswith("image/"):
             raise Invalid("invalid_cover", "the cover asset is not an image")
 
     async def _track_command(

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.events import assets, stream_name
 from domain.events import catalog as ev
 from eventstore import NewEvent, RecordedEvent
 from tests.integration.projections.activity import moment
@@ -34,12 +33,6 @@ class CatalogLog:
                 recorded_at=moment(at),
             )
         )
-
-    def asset(self, asset_id: str, at: int) -> None:
-        uploaded = assets.UploadedAsset(
-            asset_id, PROJECT, "u1", "00" * 32, 10, "audio/wav", "WAV", 48000, 2, 48000, 1.0, "a"
-        )
-        self.add(stream_name(PROJECT), at, assets.asset_uploaded(uploaded))
 
     def publish(self, track: str, at: int, title: str = "Song", **extra: Any) -> None:
         fields: dict[str, Any] = {

@@ -106,7 +106,6 @@ async def test_trending_keeps_the_last_seven_days_of_the_logs_clock(db: Database
 
 async def test_the_tables_do_not_depend_on_how_the_log_is_batched(db: Database) -> None:
     log = CatalogLog()
-    log.asset("a1", EVENING - MINUTE_MS)
     for n in range(4):
         log.publish(f"t{n}", EVENING + n, title=f"Song {n}")
     for i in range(60):  # listeners coming back every 7 minutes, over midnight
