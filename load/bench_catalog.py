@@ -31,7 +31,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +40,10 @@ import httpx
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
-from domain.events import stream_name
-from domain.events.assets import UploadedAsset, asset_uploaded
 from harness import accounts
 from harness.accounts import bearer, unique_email
-from harness.databases import open_store, postgres_database
+from harness.audio import wav_bytes
+from harness.databases import postgres_database
 from harness.server import ServerProcess
 from harness.settings import new_jwt_secret
 from harness.waiting import wait_until
@@ -126,10 +124,8 @@ def _client_process(load: Load, process: int, results: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def servers(
-    args: argparse.Namespace, folder: Path
-) -> AsyncIterator[tuple[str, list[ServerProcess]]]:
-    """The database's URL and `args.nodes` started servers on it."""
+async def servers(args: argparse.Namespace, folder: Path) -> AsyncIterator[list[ServerProcess]]:
+    """`args.nodes` started servers on one fresh database."""
     async with contextlib.AsyncExitStack() as stack:
         if args.sqlite:
             url, extra = f"sqlite:///{folder / 'bench.db'}", {"JACAMENO_AUTO_MIGRATE": "true"}
@@ -153,36 +149,23 @@ async def servers(
                 start_timeout=START_TIMEOUT,
             )
             started.append(await stack.enter_async_context(server))
-        yield url, started
+        yield started
 
 
-async def publish_tracks(url: str, base: str, count: int) -> list[str]:
-    """`count` public tracks of one project, from one asset appended to its stream."""
+async def publish_tracks(base: str, count: int) -> list[str]:
+    """`count` public tracks of one project, from one uploaded WAV."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         email = unique_email("bench")
         await accounts.register(http, email)
         headers = bearer((await accounts.login(http, email))["access_token"])
         project = await accounts.create_project(http, headers, "Bench")
-        asset_id = str(uuid.uuid4())
-        store = await open_store(url)
-        try:
-            uploaded = UploadedAsset(
-                asset_id,
-                project["id"],
-                "bench",
-                "00" * 32,
-                1,
-                "audio/wav",
-                "WAV",
-                48000,
-                2,
-                1,
-                1.0,
-                "a",
-            )
-            await store.append(stream_name(project["id"]), [asset_uploaded(uploaded)])
-        finally:
-            await store.close()
+        uploaded = await http.post(
+            f"/api/projects/{project['id']}/assets",
+            content=wav_bytes(seconds=1.0),
+            headers={**headers, "Content-Type": "application/octet-stream"},
+        )
+        uploaded.raise_for_status()
+        asset_id = uploaded.json()["id"]
         tracks = []
         for n in range(count):
             body = {
@@ -233,9 +216,9 @@ async def counted(base: str, tracks: list[str]) -> int:
 
 
 async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    async with servers(args, folder) as (url, nodes):
+    async with servers(args, folder) as nodes:
         bases = [n.url for n in nodes]
-        tracks = await publish_tracks(url, bases[0], args.tracks)
+        tracks = await publish_tracks(bases[0], args.tracks)
         _say(f"{len(nodes)} node(s), {len(tracks)} tracks; posting plays for {args.seconds} s")
         start_at = time.time() + 2.0
         load = Load(bases, tracks, args.connections, args.seconds, args.devices, start_at)
