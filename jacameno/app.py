@@ -26,9 +26,11 @@ from jacameno.api import (
     analytics,
     assets,
     auth,
+    catalog,
     documents,
     history,
     jobs,
+    playlists,
     projects,
     system,
     tracks,
@@ -66,6 +68,8 @@ OPERATIONS: list[Operation[Any]] = [
     *analytics.OPERATIONS,
     *assets.OPERATIONS,
     *jobs.OPERATIONS,
+    *catalog.OPERATIONS,
+    *playlists.OPERATIONS,
 ]
 # Uploads stream to storage: their bodies are bounded by the upload size, not the JSON one.
 UPLOAD_PATH = re.compile(r"^/api/projects/[^/]+/assets$")
@@ -90,6 +94,9 @@ def app_routes(
         who.authenticator, services.limiter, services.metrics, settings.api_rate_limit
     )
     redis = services.redis
+    asset_services = assets.AssetServices(
+        services.assets, settings.storage.redirect, settings.storage.presign_seconds
+    )
     return [
         *routes(
             system.OPERATIONS,
@@ -147,10 +154,11 @@ def app_routes(
             analytics.AnalyticsServices(services.projects.reads, AnalyticsReadModel(core.db)),
             guard,
         ),
+        *routes(assets.OPERATIONS, asset_services, guard),
         *routes(
-            assets.OPERATIONS,
-            assets.AssetServices(
-                services.assets, settings.storage.redirect, settings.storage.presign_seconds
+            [*catalog.OPERATIONS, *playlists.OPERATIONS],
+            catalog.CatalogServices(
+                services.catalog, guard, services.limiter, settings.api_rate_limit, asset_services
             ),
             guard,
         ),

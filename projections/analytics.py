@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from domain.events import DOC_UPDATED, SESSION_JOINED, SESSION_LEFT, is_project_stream, project_of
+from domain.events.catalog import TRACK_PLAYED, USER_LISTENER, read_track_played, track_of
 from eventstore import RecordedEvent
 from projections.runner import Apply, Projection
 from projections.tables import Names, Table, fetch_where_in, insert_rows
@@ -35,6 +36,11 @@ GRANULARITIES: tuple[Granularity, ...] = ("hour", "day")
 BUCKET_MS: dict[Granularity, int] = {"hour": HOUR_MS, "day": DAY_MS}
 
 _COUNTS = {"edits": "bigint not null", "bytes": "bigint not null", "sessions": "bigint not null"}
+_PLAYS = {
+    "plays": "bigint not null",
+    "signed_in": "bigint not null",
+    "anonymous": "bigint not null",
+}
 _SESSION_COLUMNS = {
     "position": "bigint not null",  # the log position of its session.joined: the session's id
     "project_id": "text not null",
@@ -77,6 +83,13 @@ TABLES = (
             ("ended_at",),
             ("node", "end_reason"),
         ],
+    ),
+    # Every track.played, counted or not (the counted plays are the catalog's catalog_track_days).
+    Table(
+        "analytics_play_days",
+        {"track_id": "text not null", "day": "bigint not null"} | _PLAYS,
+        key=("track_id", "day"),
+        indexes=[("day",)],
     ),
     Table(
         "analytics_nodes",
@@ -170,14 +183,24 @@ class Batch:
     nodes: dict[str, list[int]] = field(default_factory=dict)  # first, last, events
     joined: list[Session] = field(default_factory=list)
     left: list[Left] = field(default_factory=list)
+    plays: dict[tuple[str, int], list[int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, events: Sequence[RecordedEvent]) -> Batch:
         batch = cls()
         for event in events:
-            if is_project_stream(event.stream):
+            if event.type == TRACK_PLAYED:
+                batch.play(event)
+            elif is_project_stream(event.stream):
                 batch.add(event)
         return batch
+
+    def play(self, event: RecordedEvent) -> None:
+        at = millis(event)
+        row = self.plays.setdefault((track_of(event.stream), at - at % DAY_MS), [0, 0, 0])
+        signed_in = read_track_played(event.data).startswith(USER_LISTENER)
+        row[0] += 1
+        row[1 if signed_in else 2] += 1
 
     def add(self, event: RecordedEvent) -> None:
         at, project_id, meta = millis(event), project_of(event.stream), event.metadata
@@ -261,6 +284,14 @@ def fold(names: Names) -> Apply:
             await insert_rows(conn, names[table], (*key, *_COUNTS), rows, upsert=key, sets=_ADD)
         await insert_rows(
             conn,
+            names["analytics_play_days"],
+            ("track_id", "day", *_PLAYS),
+            [(*k, *v) for k, v in batch.plays.items()],
+            upsert=("track_id", "day"),
+            sets={c: f'{{t}}."{c}" + excluded."{c}"' for c in _PLAYS},
+        )
+        await insert_rows(
+            conn,
             names["analytics_nodes"],
             ("node", "first_seen_at", "last_seen_at", "events"),
             [(node, *seen) for node, seen in batch.nodes.items()],
@@ -334,9 +365,10 @@ async def _sessions(conn: Connection, names: Names, batch: Batch) -> None:
 def analytics_projection() -> Projection:
     return Projection(
         name="analytics",
-        event_types=frozenset({DOC_UPDATED, SESSION_JOINED, SESSION_LEFT}),
+        event_types=frozenset({DOC_UPDATED, SESSION_JOINED, SESSION_LEFT, TRACK_PLAYED}),
         fold=fold,
         tables=TABLES,
+        version=2,  # 2: plays per track and day (analytics_play_days)
     )
 
 

@@ -5,7 +5,7 @@ added here and nowhere else."""
 from __future__ import annotations
 
 from eventstore import EventStore
-from projections import analytics, assets, document, jobs, projects
+from projections import analytics, assets, catalog, document, jobs, projects
 from projections.runner import Projection
 from projections.tables import Table
 
@@ -18,6 +18,7 @@ def read_models(store: EventStore) -> list[Projection]:
         analytics.analytics_projection(),
         assets.assets_projection(),
         jobs.jobs_projection(),
+        catalog.catalog_projection(),
     ]
 
 
@@ -27,4 +28,5 @@ TABLES: tuple[Table, ...] = (
     *analytics.TABLES,
     *assets.TABLES,
     *jobs.TABLES,
+    *catalog.TABLES,
 )

@@ -7,12 +7,18 @@ empty; the primary key and the other indexes are lists of columns. On Postgres t
 the `readmodels` schema (the `jacameno-sql` pool finds them through its search_path; analysts are
 granted exactly that schema); SQLite has one namespace.
 
+A table with `search` (a text column) is full-text searchable on that column: on Postgres an
+ordinary table with a GIN index on `to_tsvector('simple', column)`; on SQLite an FTS5 virtual
+table (its other columns UNINDEXED, no key enforced: a fold deletes before it inserts; its shadow
+tables `<name>_data`, ... belong to it). `search_condition` spells the match for either.
+
 A fold writes through `Names`: the logical table name to the physical one, which is the table
 itself when following the log and its `__rebuild` twin while a rebuild builds beside it."""
 
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,8 +48,11 @@ class Table:
     columns: Mapping[str, str]
     key: tuple[str, ...]
     indexes: Sequence[tuple[str, ...]] = field(default=())
+    search: str | None = None
 
     def __post_init__(self) -> None:
+        if self.search is not None and (self.columns.get(self.search) or "-").split()[0] != "text":
+            raise ValueError(f"{self.name}: the search column must be a text column")
         for column, spelled in self.columns.items():
             kind = spelled.removesuffix(" not null")
             if kind not in _TYPES["postgres"]:
@@ -56,6 +65,8 @@ class Table:
     def types(self, kind: Kind) -> dict[str, str]:
         """Each column's type as the database reports it (information_schema, PRAGMA)."""
         spelled = _TYPES[kind]
+        if self.search is not None and kind == "sqlite":
+            return dict.fromkeys(self.columns, "")  # FTS5 columns have no declared type
         reported = {"DOUBLE PRECISION": "double precision"} if kind == "postgres" else {}
         result = {}
         for column, declared in self.columns.items():
@@ -69,6 +80,15 @@ class Table:
         when it is renamed into place, and the next rebuild must not collide with them."""
         spelled = _TYPES[kind]
         table = qualified(kind, physical)
+        if self.search is not None and kind == "sqlite":
+            unindexed = [
+                f'"{c}"' + ("" if c == self.search else " UNINDEXED") for c in self.columns
+            ]
+            # remove_diacritics 0: the same words match as with Postgres' 'simple' config
+            return [
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING fts5({', '.join(unindexed)},"
+                " tokenize = 'unicode61 remove_diacritics 0')"
+            ]
         columns = [
             f'"{column}" {spelled[declared.removesuffix(" not null")]}'
             + (" NOT NULL" if declared.endswith(" not null") else "")
@@ -84,7 +104,30 @@ class Table:
             name = f"{physical}_ix{number}_{token}"
             cols = ", ".join(f'"{c}"' for c in index)
             statements.append(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({cols})")
+        if self.search is not None:
+            statements.append(
+                f"CREATE INDEX IF NOT EXISTS {physical}_fts_{token} ON {table}"
+                f" USING GIN (to_tsvector('simple', \"{self.search}\"))"
+            )
         return statements
+
+
+def search_words(text: str, most: int = 8) -> list[str]:
+    """The words of a search, lowercased: runs of letters and digits (everything else separates
+    words, as both databases' tokenizers do), at most `most` of them."""
+    return re.findall(r"[^\W_]+", text.lower())[:most]
+
+
+def search_condition(kind: Kind, table: str, column: str, words: Sequence[str], first: int) -> str:
+    """The condition that row `table` (an alias) matches every one of `words` (letters and
+    digits only: see `search_words`) as a word or a word's beginning, the words being the
+    parameters from `$first` on. Postgres uses the column's GIN index, SQLite its FTS5 table
+    (`table` must then be the FTS5 table's own name)."""
+    if kind == "postgres":
+        query = " || ' & ' || ".join(f"${first + i} || ':*'" for i in range(len(words)))
+        return f"to_tsvector('simple', {table}.\"{column}\") @@ to_tsquery('simple', {query})"
+    query = " || ' AND ' || ".join(f"'\"' || ${first + i} || '\"*'" for i in range(len(words)))
+    return f"{table} MATCH ({query})"
 
 
 def qualified(kind: Kind, physical: str) -> str:

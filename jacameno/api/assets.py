@@ -16,9 +16,11 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from domain.events.assets import UploadedAsset
 from jacameno.api.projects import project_id_of
 from jacameno.assets.files import WAVEFORM_TYPE, waveform_key
 from jacameno.assets.service import (
@@ -36,7 +38,7 @@ from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError, forbidden, not_found
 from jacameno.http.ranges import Unsatisfiable, none_match, range_applies, requested
-from jacameno.storage import BlobNotFound, RangeNotSatisfiable
+from jacameno.storage import BlobNotFound, BlobStore, RangeNotSatisfiable
 
 logger = logging.getLogger(__name__)
 
@@ -108,16 +110,35 @@ async def get_asset(call: AssetCall) -> Response:
         view = await assets.readable(call.me.id, _asset_id(call))
     except AssetError as exc:
         raise _translate(exc) from exc
-    asset = view.asset
+    return await asset_response(
+        call.request,
+        view.asset,
+        assets.blobs,
+        redirect=call.services.redirect,
+        presign_seconds=call.services.presign_seconds,
+    )
+
+
+async def asset_response(
+    request: Request,
+    asset: UploadedAsset,
+    blobs: BlobStore,
+    *,
+    redirect: bool,
+    presign_seconds: int,
+) -> Response:
+    """The asset's bytes as a GET (or HEAD) for them is answered once access is granted: the
+    ranges, validators and redirect described above (also behind a published track's audio,
+    jacameno/api/catalog.py)."""
     etag = f'"{asset.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": CACHE_CONTROL}
-    request_headers = call.request.headers
+    request_headers = request.headers
     if none_match(request_headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     key = blob_key(asset.sha256)
-    if call.services.redirect:
-        url = await assets.blobs.presigned_url(
-            key, seconds=call.services.presign_seconds, content_type=asset.content_type
+    if redirect:
+        url = await blobs.presigned_url(
+            key, seconds=presign_seconds, content_type=asset.content_type
         )
         if url is not None:
             return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
@@ -138,10 +159,10 @@ async def get_asset(call: AssetCall) -> Response:
     headers["Content-Length"] = str(end - start)
     if wanted is not None:
         headers["Content-Range"] = wanted.content_range
-    if call.request.method == "HEAD":  # the headers a GET would have, without opening the blob
+    if request.method == "HEAD":  # the headers a GET would have, without opening the blob
         return Response(status_code=status, media_type=asset.content_type, headers=headers)
     try:
-        stream = await assets.blobs.open_range(key, start, end)
+        stream = await blobs.open_range(key, start, end)
     except (BlobNotFound, RangeNotSatisfiable) as exc:
         # The log says the asset exists, the store does not have its bytes: an operator's
         # problem (a bucket emptied by hand), never the client's.

@@ -22,6 +22,7 @@ from jacameno.auth.tokens import AccessTokens
 from jacameno.bearer import Authenticator
 from jacameno.bootstrap.core import Core, assets, closing, core
 from jacameno.bus.redis import RedisBus
+from jacameno.catalog.service import Catalog
 from jacameno.circuit import Circuit
 from jacameno.collab.gatekeeper import MembershipGatekeeper
 from jacameno.collab.lobby import Lobby
@@ -37,6 +38,7 @@ from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from jacameno.settings import Settings, signing_key
 from projections.assets import AssetsReadModel
+from projections.catalog_reads import CatalogReadModel
 from projections.jobs import JobsReadModel
 from projections.projects import PROJECTS, ProjectsReadModel
 
@@ -184,6 +186,7 @@ class Services:
     projects: Projects
     metrics: Metrics
     assets: Assets
+    catalog: Catalog
     jobs: Jobs
     feed: ProjectFeed  # a project's job and asset events as they are logged (SSE)
 
@@ -215,6 +218,14 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
             projects = Projects(
                 base.store, base.runner, reads, followers=[live.membership], turns=project_turns
             )
+            catalog = Catalog(
+                base.store,
+                base.runner,
+                CatalogReadModel(base.db),
+                reads,
+                AssetsReadModel(base.db),
+                turns=project_turns,
+            )
             feed = ProjectFeed(base.store)
             stack.push_async_callback(feed.close)
             yield Services(
@@ -226,6 +237,7 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
                 projects,
                 metrics,
                 assets(base, reads),
+                catalog,
                 jobs(base),
                 feed,
             )

@@ -42,6 +42,7 @@ async def test_the_core_runs_project_commands_and_read_models(
             "analytics": head,
             "assets": head,
             "ai_jobs": head,
+            "catalog": head,
         }
         # ... and the blob storage, on local files under the data folder by default.
         assert isinstance(core.blobs, LocalBlobStore)

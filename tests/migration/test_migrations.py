@@ -48,14 +48,21 @@ async def pg_schema(url: str) -> tuple[dict[str, dict[str, str]], set[tuple[str,
     return tables, {(r[0], tuple(r[1])) for r in unique_rows}
 
 
+_FTS5 = {"data", "idx", "content", "docsize", "config"}
+
+
 def sqlite_schema(path: Path) -> tuple[dict[str, dict[str, str]], set[tuple[str, tuple[str, ...]]]]:
     conn = sqlite3.connect(path)
     try:
+        listed = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        # An FTS5 table's shadow tables (<name>_data, _idx, ...) are part of it, not tables of ours.
+        virtual = [name for name, sql in listed if sql.upper().startswith("CREATE VIRTUAL")]
         names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
+            name
+            for name, _ in listed
+            if not any(name.startswith(f"{v}_") and name[len(v) + 1 :] in _FTS5 for v in virtual)
         ]
         tables = {
             name: {r[1]: r[2] for r in conn.execute(f"PRAGMA table_info({name})")} for name in names
@@ -90,7 +97,8 @@ def check(
     tables, unique = expected(kind)
     models = {t.name: t for t in read_model_tables()}
     for model in models.values():
-        unique.setdefault(model.name, []).append(model.key)
+        if model.search is None or kind == "postgres":  # an FTS5 table enforces no key
+            unique.setdefault(model.name, []).append(model.key)
     actual = {t: cols for t, cols in actual.items() if t != "schema_migrations"}
     present = set(actual) & set(models)
     assert present == (set(models) if prepared else MIGRATED_READ_MODELS), "read models differ"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.tables import Table, chunks, live, rebuilding
+from projections.tables import Table, chunks, live, rebuilding, search_condition, search_words
 
 SPEC = Table(
     "things",
@@ -47,3 +47,17 @@ def test_a_spec_with_an_unknown_type_or_index_column_is_refused() -> None:
         Table("t", {"a": "json"}, key=("a",))
     with pytest.raises(ValueError, match="unknown columns"):
         Table("t", {"a": "text"}, key=("b",))
+
+
+def test_a_search_table_is_fts5_on_sqlite_and_gin_indexed_on_postgres() -> None:
+    table = Table("s", {"id": "text not null", "body": "text not null"}, key=("id",), search="body")
+    (sqlite,) = table.create("sqlite", "s")
+    assert 'USING fts5("id" UNINDEXED, "body"' in sqlite
+    postgres = table.create("postgres", "s")
+    assert any("USING GIN (to_tsvector('simple', \"body\"))" in s for s in postgres)
+    assert table.types("sqlite") == {"id": "", "body": ""}
+    assert search_words("Night-drive, ZOË_x!* 'or' 9") == ["night", "drive", "zoë", "x", "or", "9"]
+    assert search_condition("sqlite", "s", "body", ["a", "b"], 3).startswith("s MATCH (")
+    assert "to_tsquery('simple', $1 || ':*')" in search_condition("postgres", "s", "body", ["a"], 1)
+    with pytest.raises(ValueError, match="search column must be a text column"):
+        Table("s", {"n": "bigint not null"}, key=("n",), search="n")

@@ -44,7 +44,15 @@ async def test_only_administrators_see_the_projections_and_rebuild_them(admin_ap
     listed = await api.client.get("/api/admin/projections", headers=admin.headers)
     assert listed.status_code == 200
     names = [p["name"] for p in listed.json()["projections"]]
-    assert names == ["projects", "document", "analytics", "assets", "ai_jobs", "ai_results"]
+    assert names == [
+        "projects",
+        "document",
+        "analytics",
+        "assets",
+        "ai_jobs",
+        "catalog",
+        "ai_results",
+    ]
 
 
 async def test_a_rebuild_over_http_swaps_in_an_equal_model_while_the_api_answers(

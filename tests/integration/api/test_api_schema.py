@@ -103,8 +103,9 @@ def test_every_operation_answers_as_its_schema_says(api_config: Settings) -> Non
                     parameters["project_id"] = project_id
                 if user_id is not None and "user_id" in parameters:
                     parameters["user_id"] = user_id
-                # An opaque cursor that this server never gave is refused with 400, though the
-                # schema cannot tell such strings apart from real cursors; an analytics window
+                # An opaque cursor (`cursor`, `after`) that this server never gave is refused
+                # with 400, though the schema cannot tell such strings apart from real cursors;
+                # an analytics window
                 # (from, to, granularity) is checked by its handler, whose 400 names the
                 # parameter: no schema says "from before to" or "at most 366 days". The state
                 # at a version and at a moment at once is refused with 400 too: a rule between
@@ -114,7 +115,7 @@ def test_every_operation_answers_as_its_schema_says(api_config: Settings) -> Non
                 # only it takes a target, analysis takes none): 400 names the one that breaks.
                 query = case.query or {}
                 refused = (
-                    "cursor" in query
+                    bool({"cursor", "after"} & set(query))
                     or bool({"from", "to", "granularity"} & set(query))
                     or {"version", "at"} <= query.keys()
                     or (case.path.endswith("/blame") and "path" in query)

@@ -7,12 +7,13 @@ import re
 import time
 from pathlib import Path
 
-from projections import registry
+from projections import catalog, registry
 from projections.analytics import fold
 from projections.rebuild import create_missing
 from projections.tables import live
 from sqldb import Database
 from tests.integration.projections.activity import HOUR, MINUTE, Log, edit, joined, left
+from tests.integration.projections.catalog_log import CatalogLog
 
 DOC = Path(__file__).parents[3] / "docs" / "analytics.md"
 BLOCK = re.compile(r"^```sql ?(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -71,8 +72,13 @@ async def test_every_example_query_runs_and_answers(db: Database) -> None:
     log.add("p1", now - 2 * HOUR, left("ann", "n1", "c1"))
     log.add("p1", now - HOUR, joined("bob", "n2", "c2"))
     log.add("p1", now - HOUR + 1, edit("bob", "n2", "c2", size=40))
+    plays = CatalogLog()
+    plays.publish("t1", now - HOUR)
+    plays.play("t1", "device:d1", now - HOUR)
     async with db.transaction() as conn:
         await fold(live(registry.TABLES))(conn, log.recorded)
+        await fold(live(registry.TABLES))(conn, plays.recorded)
+        await catalog.fold(live(registry.TABLES))(conn, plays.recorded)
     for statement in examples(db.kind):
         rows = await db.fetch(statement)
         assert rows, statement

@@ -32,7 +32,7 @@ def test_status_prints_a_row_per_projection_with_a_stall_other_nodes_wrote(
     assert header.split() == list(projections_cli.COLUMNS)
     assert [row.split() for row in rows] == [
         [name, "stopped", "0", "0", "0", "0.0", "-", "0"]
-        for name in ("projects", "document", "analytics", "assets")
+        for name in ("projects", "document", "analytics", "assets", "ai_jobs", "catalog")
     ]
     asyncio.run(stalled(database_url))
     assert cli.main(["projections", "--database-url", database_url, "status"]) == 0
@@ -41,7 +41,9 @@ def test_status_prints_a_row_per_projection_with_a_stall_other_nodes_wrote(
     assert lines[2].split()[:2] == ["document", "stopped"]
     assert lines[3].split()[:2] == ["analytics", "stopped"]
     assert lines[4].split()[:2] == ["assets", "stopped"]
-    assert lines[5] == "projects: failing since 2023-11-14 22:13:20 UTC: ValueError: no"
+    assert lines[5].split()[:2] == ["ai_jobs", "stopped"]
+    assert lines[6].split()[:2] == ["catalog", "stopped"]
+    assert lines[7] == "projects: failing since 2023-11-14 22:13:20 UTC: ValueError: no"
 
 
 def test_retry_reports_what_it_applied_and_refuses_an_unknown_name(

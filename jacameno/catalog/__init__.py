@@ -1,0 +1,1 @@
+"""The streaming catalog's commands (service.py) and their errors (errors.py)."""

@@ -1,0 +1,340 @@
+"""Play ingestion benchmark: `python -m load.bench_catalog [--sqlite] [--nodes N]`.
+
+Starts `jacameno serve` (N processes on one fresh Postgres database by default; one on SQLite
+with `--sqlite`), publishes `--tracks` tracks, then for `--seconds` seconds posts anonymous
+plays (`POST /api/tracks/{id}/plays` with a device id) from `--client-processes` processes of
+`--connections` keep-alive HTTP connections each, spread over the nodes. It measures:
+
+- play ingestion: plays accepted (202) per second, and their p50/p99 latency (target on
+  Postgres: at least 5,000 plays/s, issue 12);
+- the catalog projection's lag at that rate: every 100 ms, each node's `/metrics` gauge
+  `jacameno_projection_lag_seconds{projection="catalog"}` (the largest of the nodes'), p50/p99/max
+  over the window (target: p99 at most 1 s), and how long the projection took to reach the log's
+  head after the last play;
+- that the counts are right: every play of the window falls within 30 minutes, so the catalog
+  must count exactly one play per distinct (track, device) pair the clients sent.
+
+`--fold` measures the catalog fold alone instead (load/catalog_fold.py): whether the read model
+keeps up with a rate, whatever the HTTP side manages.
+
+Each client process draws devices from its own range, so the pairs of two processes never
+collide. The figures belong in docs/benchmarks.md only when measured on a quiet machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import random
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import accounts
+from harness.accounts import bearer, unique_email
+from harness.audio import wav_bytes
+from harness.databases import postgres_database
+from harness.server import ServerProcess
+from harness.settings import new_jwt_secret
+from harness.waiting import wait_until
+from load import catalog_fold
+from load.collab_server import START_TIMEOUT
+from load.stats import percentile
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+LAG_METRIC = "jacameno_projection_lag_seconds"
+SAMPLE_INTERVAL = 0.1
+TARGET_PLAYS_PER_SECOND = 5_000
+TARGET_LAG_P99 = 1.0
+DRAIN_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    urls: list[str]
+    tracks: list[str]
+    connections: int
+    seconds: float
+    devices: int
+    start_at: float  # time.time() at which every client process starts posting
+
+
+def _say(text: str) -> None:
+    print(f"[catalog {time.perf_counter() - _T0:7.1f} s] {text}", file=sys.stderr, flush=True)
+
+
+_T0 = time.perf_counter()
+
+
+# -- the clients (one event loop per process) -------------------------------------------------
+
+
+async def _post_plays(load: Load, process: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    pairs: set[tuple[int, int]] = set()
+    errors: dict[str, int] = {}
+    rng = random.Random(process)
+    limits = httpx.Limits(
+        max_connections=load.connections, max_keepalive_connections=load.connections
+    )
+    clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=30) for url in load.urls]
+    await asyncio.sleep(max(0.0, load.start_at - time.time()))
+    deadline = time.perf_counter() + load.seconds
+
+    async def connection(n: int) -> None:
+        client = clients[n % len(clients)]
+        while time.perf_counter() < deadline:
+            track, device = rng.randrange(len(load.tracks)), rng.randrange(load.devices)
+            body = {"device_id": f"bench-{process}-{device:08}"}
+            started = time.perf_counter()
+            try:
+                response = await client.post(f"/api/tracks/{load.tracks[track]}/plays", json=body)
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                continue
+            if response.status_code != 202:
+                errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            pairs.add((track, device))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection(n) for n in range(load.connections)))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        await client.aclose()
+    return {"latencies": latencies, "pairs": len(pairs), "errors": errors, "seconds": elapsed}
+
+
+def _client_process(load: Load, process: int, results: Any) -> None:
+    results.put(uvloop.run(_post_plays(load, process)))
+
+
+# -- the servers, the catalog and the lag ------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def servers(args: argparse.Namespace, folder: Path) -> AsyncIterator[list[ServerProcess]]:
+    """`args.nodes` started servers on one fresh database."""
+    async with contextlib.AsyncExitStack() as stack:
+        if args.sqlite:
+            url, extra = f"sqlite:///{folder / 'bench.db'}", {"JACAMENO_AUTO_MIGRATE": "true"}
+        else:
+            url = await stack.enter_async_context(
+                postgres_database(args.dsn, migrate=True, prefix="jacameno_bench_catalog")
+            )
+            extra = {}
+        secret = new_jwt_secret()
+        started = []
+        for node in range(1 if args.sqlite else args.nodes):
+            data = folder / f"node{node}"
+            data.mkdir()
+            server = ServerProcess(
+                url,
+                data,
+                secret,
+                data / "server.log",
+                extra,
+                ready_path="/readyz",
+                start_timeout=START_TIMEOUT,
+            )
+            started.append(await stack.enter_async_context(server))
+        yield started
+
+
+async def publish_tracks(base: str, count: int) -> list[str]:
+    """`count` public tracks of one project, from one uploaded WAV."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        email = unique_email("bench")
+        await accounts.register(http, email)
+        headers = bearer((await accounts.login(http, email))["access_token"])
+        project = await accounts.create_project(http, headers, "Bench")
+        uploaded = await http.post(
+            f"/api/projects/{project['id']}/assets",
+            content=wav_bytes(seconds=1.0),
+            headers={**headers, "Content-Type": "application/octet-stream"},
+        )
+        uploaded.raise_for_status()
+        asset_id = uploaded.json()["id"]
+        tracks = []
+        for n in range(count):
+            body = {
+                "project_id": project["id"],
+                "asset_id": asset_id,
+                "title": f"Bench {n}",
+                "artists": ["Bench"],
+                "genre": "Test",
+                "visibility": "public",
+            }
+            response = await http.post("/api/tracks", json=body, headers=headers)
+            response.raise_for_status()
+            tracks.append(response.json()["id"])
+        return tracks
+
+
+async def catalog_lag(http: httpx.AsyncClient) -> float:
+    response = await http.get("/metrics")
+    response.raise_for_status()
+    for family in text_string_to_metric_families(response.text):
+        if family.name == LAG_METRIC:
+            for sample in family.samples:
+                if sample.labels.get("projection") == "catalog":
+                    return float(sample.value)
+    return 0.0
+
+
+async def sample_lag(bases: list[str], until: float, samples: list[float]) -> None:
+    """The catalog's lag (the largest any node reports) every SAMPLE_INTERVAL until `until`."""
+    clients = [httpx.AsyncClient(base_url=base, timeout=10) for base in bases]
+    try:
+        while time.time() < until:
+            due = time.perf_counter() + SAMPLE_INTERVAL
+            samples.append(max(await asyncio.gather(*(catalog_lag(c) for c in clients))))
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def counted(base: str, tracks: list[str]) -> int:
+    """The catalog's counted plays of `tracks`, once it has folded the whole log."""
+    total = 0
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        for track in tracks:
+            total += int((await http.get(f"/api/tracks/{track}")).json()["plays"])
+    return total
+
+
+async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    async with servers(args, folder) as nodes:
+        bases = [n.url for n in nodes]
+        tracks = await publish_tracks(bases[0], args.tracks)
+        _say(f"{len(nodes)} node(s), {len(tracks)} tracks; posting plays for {args.seconds} s")
+        start_at = time.time() + 2.0
+        load = Load(bases, tracks, args.connections, args.seconds, args.devices, start_at)
+        context = multiprocessing.get_context("spawn")
+        results = context.Queue()
+        processes = [
+            context.Process(target=_client_process, args=(load, n, results))
+            for n in range(args.client_processes)
+        ]
+        for process in processes:
+            process.start()
+        lag: list[float] = []
+        await sample_lag(bases, start_at + args.seconds, lag)
+        finished = [await asyncio.to_thread(results.get) for _ in processes]
+        for process in processes:
+            process.join()
+        last_play = time.perf_counter()
+        async with httpx.AsyncClient(base_url=bases[0], timeout=10) as http:
+
+            async def at_head() -> bool:
+                return await catalog_lag(http) == 0
+
+            await wait_until(at_head, "the catalog is at the log's head", DRAIN_TIMEOUT)
+        drained = time.perf_counter() - last_play
+        latencies = [x for r in finished for x in r["latencies"]]
+        errors: dict[str, int] = {}
+        for r in finished:
+            for kind, n in r["errors"].items():
+                errors[kind] = errors.get(kind, 0) + n
+        seconds = max(r["seconds"] for r in finished)
+        expected = sum(r["pairs"] for r in finished)
+        found = await counted(bases[0], tracks)
+        return {
+            "database": "sqlite" if args.sqlite else "postgres",
+            "nodes": len(nodes),
+            "client_processes": args.client_processes,
+            "connections_per_process": args.connections,
+            "tracks": len(tracks),
+            "plays": len(latencies),
+            "seconds": round(seconds, 3),
+            "plays_per_second": round(len(latencies) / seconds, 1) if seconds else 0.0,
+            "latency_ms": {
+                "p50": round(percentile(latencies, 50) * 1000, 2) if latencies else None,
+                "p99": round(percentile(latencies, 99) * 1000, 2) if latencies else None,
+            },
+            "errors": errors,
+            "lag_seconds": {
+                "p50": percentile(lag, 50) if lag else None,
+                "p99": percentile(lag, 99) if lag else None,
+                "max": max(lag, default=None),
+                "samples": len(lag),
+            },
+            "drain_seconds": round(drained, 3),
+            "counted": {"expected": expected, "found": found, "right": expected == found},
+        }
+
+
+def report(figures: dict[str, Any]) -> str:
+    rate, lag, right = figures["plays_per_second"], figures["lag_seconds"], figures["counted"]
+    rate_ok = "met" if rate >= TARGET_PLAYS_PER_SECOND else "not met"
+    lag_ok = "met" if lag["p99"] is not None and lag["p99"] <= TARGET_LAG_P99 else "not met"
+    return "\n".join(
+        [
+            f"play ingestion ({figures['database']}, {figures['nodes']} node(s)):"
+            f" {rate:,.0f} plays/s (target {TARGET_PLAYS_PER_SECOND:,}: {rate_ok}),"
+            f" p50 {figures['latency_ms']['p50']} ms, p99 {figures['latency_ms']['p99']} ms,"
+            f" errors {figures['errors'] or 'none'}",
+            f"catalog lag: p50 {lag['p50']} s, p99 {lag['p99']} s, max {lag['max']} s"
+            f" (target p99 <= {TARGET_LAG_P99} s: {lag_ok}); at the head"
+            f" {figures['drain_seconds']} s after the last play",
+            f"counted plays: {right['found']} of {right['expected']} distinct (track, device)"
+            f" pairs: {'right' if right['right'] else 'WRONG'}",
+        ]
+    )
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m load.bench_catalog", description=__doc__)
+    parser.add_argument("--sqlite", action="store_true", help="the embedded database (one node)")
+    parser.add_argument("--dsn", default=DEFAULT_DSN, help="Postgres server to make a database on")
+    parser.add_argument("--nodes", type=int, default=1, help="jacameno serve processes")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64, help="per client process")
+    parser.add_argument("--seconds", type=float, default=20.0, help="the measured window")
+    parser.add_argument("--tracks", type=int, default=100)
+    parser.add_argument("--devices", type=int, default=100_000, help="per client process")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--fold", action="store_true", help="the catalog fold alone (load/catalog_fold.py)"
+    )
+    parser.add_argument("--plays", type=int, default=100_000, help="with --fold")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if args.fold:
+        kind = "sqlite" if args.sqlite else "postgres"
+        rate = asyncio.run(
+            catalog_fold.fold_rate(kind, args.dsn, args.tracks, args.plays, args.devices)
+        )
+        print(
+            f"catalog fold ({kind}): {rate['plays_per_second']:,.0f} plays/s in batches of"
+            f" {rate['batch']} ({rate['plays']:,} plays of {rate['tracks']} tracks;"
+            f" {rate['counted']:,} counted)"
+        )
+        if args.json is not None:
+            args.json.write_text(json.dumps(rate, indent=2) + "\n")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="jacameno-bench-catalog-") as folder:
+        figures = asyncio.run(bench(args, Path(folder)))
+    print(report(figures))
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0 if figures["counted"]["right"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
