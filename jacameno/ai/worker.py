@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -253,7 +254,7 @@ class Worker:
             output_asset_id=output,
         )
         await self._log(job, completed)
-        await self._queue.end(job.job_id, "done", output_asset_id=output)
+        await self._queue.end(job.job_id, "done", result=json.dumps(result), output_asset_id=output)
 
 
 async def _cancelled(task: asyncio.Task[Any]) -> None:

@@ -104,25 +104,25 @@ def _sse(event: RecordedEvent) -> bytes:
 
 
 async def _stream(feed: ProjectFeed, project_id: str, after: int) -> AsyncIterator[bytes]:
-    yield b": connected\n\n"
-    events = feed.events(project_id, after).__aiter__()
-    next_event: asyncio.Task[RecordedEvent] | None = None
-    try:
-        while True:
-            if next_event is None:
-                next_event = asyncio.ensure_future(events.__anext__())
-            done, _ = await asyncio.wait({next_event}, timeout=KEEPALIVE)
-            if not done:
-                yield b": keepalive\n\n"
-                continue
-            event, next_event = next_event.result(), None
-            yield _sse(event)
-    except (StopAsyncIteration, Overrun):
-        return
-    finally:
-        if next_event is not None:
-            next_event.cancel()
-        await events.aclose()  # type: ignore[attr-defined]
+    async with feed.listening(project_id, after) as events:
+        yield b": connected\n\n"  # from here on, nothing logged is missed
+        next_event: asyncio.Task[RecordedEvent] | None = None
+        try:
+            while True:
+                if next_event is None:
+                    next_event = asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({next_event}, timeout=KEEPALIVE)
+                if not done:
+                    yield b": keepalive\n\n"
+                    continue
+                event, next_event = next_event.result(), None
+                yield _sse(event)
+        except (StopAsyncIteration, Overrun):
+            return
+        finally:
+            if next_event is not None:
+                next_event.cancel()
+                await asyncio.wait({next_event})
 
 
 async def project_events(call: JobCall) -> Response:

@@ -41,29 +41,36 @@ class ProjectFeed:
         self._reader: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
 
-    async def events(self, project_id: str, after: int = 0) -> AsyncIterator[RecordedEvent]:
-        """The project's job and asset events after position `after` (0: from now on), then
-        as they are logged, until the caller stops iterating. Overrun if it lags too far."""
+    @contextlib.asynccontextmanager
+    async def listening(
+        self, project_id: str, after: int = 0
+    ) -> AsyncIterator[AsyncIterator[RecordedEvent]]:
+        """For the block: the project's job and asset events after position `after` (0: from
+        the moment the block is entered), then as they are logged; once entered, nothing logged
+        is missed. The iterator raises Overrun if it lags too far."""
         listener = _Listener(project_id)
         self._listeners.add(listener)
         try:
             self._start()
             await self._started.wait()
-            if after > 0:
-                async for event in self._history(project_id, after):
-                    after = event.position
-                    yield event
-            while True:
-                live = await listener.queue.get()
-                if live is None:
-                    raise Overrun("the listener fell behind the log")
-                if live.position > after:
-                    after = live.position
-                    yield live
+            yield self._events(listener, after)
         finally:
             self._listeners.discard(listener)
             if not self._listeners:
                 await self._stop()
+
+    async def _events(self, listener: _Listener, after: int) -> AsyncIterator[RecordedEvent]:
+        if after > 0:
+            async for event in self._history(listener.project_id, after):
+                after = event.position
+                yield event
+        while True:
+            live = await listener.queue.get()
+            if live is None:
+                raise Overrun("the listener fell behind the log")
+            if live.position > after:
+                after = live.position
+                yield live
 
     async def _history(self, project_id: str, after: int) -> AsyncIterator[RecordedEvent]:
         """The project's events of TYPES after position `after`, from its stream."""

@@ -1,0 +1,353 @@
+"""AI jobs end to end: a real `jacameno serve` and real `jacameno worker` processes on one
+database (SQLite: one worker; Postgres + Redis: two racing), audio synthesized here with known
+answers. An upload's analysis is found by a worker and reaches a connected JavaScript Yjs client's
+document live; a worker killed mid-job leaves the job to another, which records the one result;
+a cancelled job stops; a job that cannot succeed fails with its error; the SSE feed tells it all
+as it is logged."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.events import jobs as job_events
+from domain.events import stream_name
+from harness.accounts import User
+from harness.databases import open_store
+from harness.server import ServerProcess, serving
+from harness.waiting import wait_until
+from harness.worker import WorkerProcess
+from jacameno.ai import audio, testsignals
+from tests.e2e.conftest import JSClients
+
+JOB_TIME = 90.0  # seconds a job may take on a loaded two-core machine (the first loads torch)
+
+
+def click_track(bpm: float, seconds: float) -> bytes:
+    rhythm = testsignals.clicks(bpm, seconds)
+    out = io.BytesIO()
+    audio.write(out, rhythm.samples, rhythm.sample_rate, subtype="PCM_16")
+    return out.getvalue()
+
+
+def silence(seconds: float) -> bytes:
+    out = io.BytesIO()
+    audio.write(out, [[0.0] * int(8000 * seconds)], 8000, subtype="PCM_16")
+    return out.getvalue()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def setup(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+    if request.param == "sqlite":
+        path: Path = request.getfixturevalue("fresh_sqlite_path")
+        return f"sqlite:///{path}", {}
+    database: str = request.getfixturevalue("fresh_pg_url")
+    return database, {"JACAMENO_REDIS_URL": request.getfixturevalue("redis_url")}
+
+
+@pytest.fixture
+async def server(setup: tuple[str, dict[str, str]], tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    database, environment = setup
+    async with serving(database, tmp_path, environment) as process:
+        yield process
+
+
+class Workers:
+    def __init__(self, server: ServerProcess, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        self.started: list[WorkerProcess] = []
+
+    async def start(self, **settings: str) -> WorkerProcess:
+        environment = {f"JACAMENO_AI_{k.upper()}": v for k, v in settings.items()}
+        worker = WorkerProcess(
+            self.server, self.folder / f"worker-{len(self.started)}.log", environment
+        )
+        await worker.start()
+        self.started.append(worker)
+        return worker
+
+
+@pytest.fixture
+async def workers(server: ServerProcess, tmp_path: Path) -> AsyncIterator[Workers]:
+    made = Workers(server, tmp_path)
+    try:
+        yield made
+    finally:
+        for worker in made.started:
+            await worker.stop()
+            print(f"--- {worker.log.name} ---\n{worker.log_tail()}")
+
+
+def _auth(user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user.token}"}
+
+
+async def upload(server: ServerProcess, user: User, project: str, body: bytes) -> str:
+    async with server.http(timeout=30) as http:
+        answer = await http.post(
+            f"/api/projects/{project}/assets",
+            params={"name": "clicks.wav"},
+            content=body,
+            headers={**_auth(user), "Content-Type": "application/octet-stream"},
+        )
+    assert answer.status_code == 201, answer.text
+    asset: str = answer.json()["id"]
+    return asset
+
+
+async def job(server: ServerProcess, user: User, job_id: str) -> dict[str, Any]:
+    async with server.http() as http:
+        answer = await http.get(f"/api/jobs/{job_id}", headers=_auth(user))
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+async def until_state(
+    server: ServerProcess, user: User, job_id: str, *states: str, timeout: float = JOB_TIME
+) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        last.update(await job(server, user, job_id))
+        return bool(last["state"] in states)
+
+    await wait_until(reached, f"the job is {' or '.join(states)}", timeout)
+    return last
+
+
+async def _events(server: ServerProcess, project: str, kind: str) -> list[Any]:
+    store = await open_store(server.database_url)
+    try:
+        events = await store.read_stream(stream_name(project))
+    finally:
+        await store.close()
+    return [e for e in events if e.type == kind]
+
+
+async def logged(server: ServerProcess, project: str, kind: str) -> list[dict[str, Any]]:
+    """The data of the project's events of `kind` (JSON ones)."""
+    return [json.loads(e.data) for e in await _events(server, project, kind)]
+
+
+async def metadata(server: ServerProcess, project: str, kind: str) -> list[dict[str, Any]]:
+    return [dict(e.metadata) for e in await _events(server, project, kind)]
+
+
+async def test_an_upload_is_analysed_and_the_analysis_appears_in_a_js_client(
+    server: ServerProcess, workers: Workers, js_client: JSClients
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    asset = await upload(server, owner, project, click_track(128.0, 12.0))
+    client = await js_client("owner")
+    await client.connect(server.ws_url, project, owner.token)
+    await client.wait_synced()
+    await client.edit(["tracks.push", {"id": "t1", "name": "Clicks"}])
+    await client.edit(["clips.push", "t1", {"id": "c1", "asset_id": asset, "start": 0}])
+    await client.wait_settled()
+    await workers.start()
+    done = await until_state(server, owner, job_events.analysis_job_id(asset), "done", "failed")
+    assert done["state"] == "done", done["error"]
+    assert done["attempts"] == 1
+    assert abs(done["result"]["tempo"]["bpm"] - 128.0) <= 0.2
+
+    analysis: dict[str, Any] = {}
+
+    async def analysed() -> bool:
+        track = (await client.state()).json["tracks"][0]
+        analysis.update(track.get("analysis") or {})
+        return bool(analysis)
+
+    await wait_until(analysed, "the JS client has the track's analysis", 30)
+    assert abs(analysis["tempo_bpm"] - 128.0) <= 0.2
+    assert (analysis["asset_id"], analysis["job_id"]) == (asset, done["id"])
+    by_ai = [m for m in await metadata(server, project, "doc.updated") if m.get("via") == "ai"]
+    assert [(m["user_id"], m["job_id"]) for m in by_ai] == [(job_events.AI_USER_ID, done["id"])]
+    async with server.http() as http:
+        peaks = await http.get(f"/api/assets/{asset}/waveform", headers=_auth(owner))
+    assert peaks.status_code == 200, peaks.text
+    resolutions = peaks.json()
+    assert len({p["samples_per_pixel"] for p in resolutions}) > 1
+    assert all(p["data"] for p in resolutions)
+
+
+async def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_result_is_logged(
+    server: ServerProcess, workers: Workers
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    lease = {"lease": "3"}
+    first = await workers.start(**lease)
+    # Long enough that the first worker is still at it when it is killed.
+    asset = await upload(server, owner, project, click_track(100.0, 240.0))
+    job_id = job_events.analysis_job_id(asset)
+    running = await until_state(server, owner, job_id, "running", "done")
+    assert running["state"] == "running", "the job ended before the worker could be killed"
+
+    async def under_way() -> bool:
+        return bool(await logged(server, project, job_events.JOB_STARTED))
+
+    await wait_until(under_way, "the first worker logged its attempt", 10)
+    await first.kill()
+    await workers.start(**lease)
+    done = await until_state(server, owner, job_id, "done", "failed", timeout=2 * JOB_TIME)
+    assert done["state"] == "done", done["error"]
+    assert done["attempts"] == 2
+    started = await logged(server, project, job_events.JOB_STARTED)
+    assert [s["attempt"] for s in started] == [1, 2]
+    assert len({s["worker"] for s in started}) == 2
+    assert len(await logged(server, project, job_events.ANALYSIS_COMPLETED)) == 1
+
+
+async def test_a_cancelled_job_is_stopped_and_records_no_result(
+    server: ServerProcess, workers: Workers
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    await workers.start(lease="3")
+    asset = await upload(server, owner, project, click_track(100.0, 240.0))
+    job_id = job_events.analysis_job_id(asset)
+    await until_state(server, owner, job_id, "running")
+    async with server.http() as http:
+        answer = await http.post(f"/api/jobs/{job_id}/cancel", headers=_auth(owner))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["state"] == "cancelled"
+    # The worker stops it at its next renewal (a second); the worker then takes the next job.
+    second = await upload(server, owner, project, click_track(90.0, 8.0))
+    await until_state(server, owner, job_events.analysis_job_id(second), "done")
+    assert (await job(server, owner, job_id))["state"] == "cancelled"
+    assert await logged(server, project, job_events.ANALYSIS_COMPLETED) != []
+    assert [c["job_id"] for c in await logged(server, project, job_events.ANALYSIS_COMPLETED)] == [
+        job_events.analysis_job_id(second)
+    ]
+
+
+async def test_a_job_that_cannot_succeed_fails_with_its_error(
+    server: ServerProcess, workers: Workers
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    await workers.start()
+    asset = await upload(server, owner, project, silence(2.0))
+    async with server.http() as http:
+        answer = await http.post(
+            f"/api/projects/{project}/ai/jobs",
+            json={"kind": "mastering", "asset_id": asset, "params": {"preset": "streaming"}},
+            headers=_auth(owner),
+        )
+    assert answer.status_code == 202, answer.text
+    failed = await until_state(server, owner, answer.json()["id"], "failed", "done")
+    assert failed["state"] == "failed"
+    assert "silen" in failed["error"].lower()
+    [final] = await logged(server, project, job_events.JOB_FAILED)
+    assert final["final"] is True
+    assert final["job_id"] == failed["id"]
+
+
+async def test_a_mastering_makes_a_new_asset_and_the_feed_tells_it_as_it_is_logged(
+    server: ServerProcess, workers: Workers
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    seen: list[tuple[str, dict[str, Any]]] = []
+    connected = asyncio.Event()
+
+    async def listen() -> None:
+        async with (
+            httpx.AsyncClient(base_url=server.url, timeout=None) as http,
+            http.stream("GET", f"/api/projects/{project}/events", headers=_auth(owner)) as answer,
+        ):
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            async for line in answer.aiter_lines():
+                if line == ": connected":
+                    connected.set()
+                elif line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: ") and kind is not None:
+                    seen.append((kind, json.loads(line.removeprefix("data: "))))
+
+    listening = asyncio.create_task(listen())
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        mix = testsignals.mix(6.0, 44_100)
+        out = io.BytesIO()
+        audio.write(out, mix * 0.1, 44_100, subtype="FLOAT")
+        asset = await upload(server, owner, project, out.getvalue())
+        async with server.http() as http:
+            answer = await http.post(
+                f"/api/projects/{project}/ai/jobs",
+                json={"kind": "mastering", "asset_id": asset, "params": {"preset": "apple"}},
+                headers=_auth(owner),
+            )
+        assert answer.status_code == 202, answer.text
+        mastering = answer.json()["id"]
+        await workers.start()
+        done = await until_state(server, owner, mastering, "done", "failed")
+        assert done["state"] == "done", done["error"]
+        assert abs(done["result"]["loudness_after"] - (-16.0)) <= 0.3
+        assert done["result"]["true_peak_after"] <= -1.0
+        output = done["output_asset_id"]
+        async with server.http() as http:
+            listed = await http.get(f"/api/projects/{project}/assets", headers=_auth(owner))
+            new = {a["id"]: a for a in listed.json()["assets"]}[output]
+            assert new["user_id"] == job_events.AI_USER_ID
+            assert new["sample_rate"] == 44_100
+            played = await http.get(f"/api/assets/{output}", headers=_auth(owner))
+            assert played.status_code == 200
+
+        def told(kind: str, job_id: str) -> bool:
+            return any(k == kind and e["data"].get("job_id") == job_id for k, e in seen)
+
+        await wait_until(
+            lambda: told(job_events.MASTERING_COMPLETED, mastering), "the feed tells the result", 10
+        )
+        kinds = [k for k, _ in seen]
+        assert kinds.index("asset.uploaded") < kinds.index(job_events.JOB_REQUESTED)
+        assert told(job_events.JOB_STARTED, mastering)
+        positions = [e["position"] for _, e in seen]
+        assert positions == sorted(positions)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+
+
+async def test_sigterm_lets_the_running_job_finish_or_gives_it_back(
+    server: ServerProcess, workers: Workers
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    patient = await workers.start(lease="3")
+    first = await upload(server, owner, project, click_track(100.0, 240.0))
+    await until_state(server, owner, job_events.analysis_job_id(first), "running")
+    assert await patient.stop() == 0  # drains: the job it runs finishes
+    done = await job(server, owner, job_events.analysis_job_id(first))
+    assert (done["state"], done["attempts"]) == ("done", 1)
+    hasty = await workers.start(lease="3", drain_timeout="0.2")
+    second = await upload(server, owner, project, click_track(110.0, 240.0))
+    await until_state(server, owner, job_events.analysis_job_id(second), "running")
+    assert await hasty.stop() == 0
+    given_back = await job(server, owner, job_events.analysis_job_id(second))
+    assert (given_back["state"], given_back["attempts"]) == ("queued", 0)
+
+
+async def test_an_attempt_past_the_time_limit_fails_the_job(
+    server: ServerProcess, workers: Workers
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    await workers.start(job_timeout="0.5", lease="0.6")
+    asset = await upload(server, owner, project, click_track(100.0, 240.0))
+    failed = await until_state(server, owner, job_events.analysis_job_id(asset), "failed", "done")
+    assert failed["state"] == "failed"
+    assert "time limit" in failed["error"]
