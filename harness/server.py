@@ -36,8 +36,41 @@ def jacameno_command() -> list[str]:
     return [sys.executable, "-m", "jacameno"]
 
 
+class ChildProcess:
+    """What the harness's subprocesses share: `process` (None until started) logging to `log`."""
+
+    process: asyncio.subprocess.Process | None
+    log: Path
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown, no flushing, no goodbye."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout` seconds; the exit status (None: never
+        started)."""
+        if self.process is None:
+            return None
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
 @dataclass(eq=False)
-class ServerProcess:
+class ServerProcess(ChildProcess):
     """One `jacameno serve` at a time on `port`, logging to `log`.
 
     `database_url` must name a migrated database (or ask for `JACAMENO_AUTO_MIGRATE` in
@@ -116,29 +149,9 @@ class ServerProcess:
         except httpx.HTTPError:
             return False
 
-    async def kill(self) -> None:
-        """SIGKILL: no shutdown, no flushing, no goodbye to the sockets."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
     async def restart(self) -> None:
         """Start again on the same port, database, data folder and JWT secret."""
         await self.start()
-
-    async def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM, then SIGKILL after `timeout` seconds; the exit status (None: never
-        started)."""
-        if self.process is None:
-            return None
-        if self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        return self.process.returncode
 
     async def __aenter__(self) -> ServerProcess:
         await self.start()
@@ -151,12 +164,6 @@ class ServerProcess:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
 
     # -- REST ---------------------------------------------------------------------------------
 

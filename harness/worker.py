@@ -4,19 +4,19 @@ database, storage and settings, for tests that kill, drain and race workers."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.server import ServerProcess, jacameno_command
+from harness.server import ChildProcess, ServerProcess, jacameno_command
 
 
 @dataclass(eq=False)
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """One `jacameno worker` with the environment of `server` plus `extra_environment`
-    (JACAMENO_AI_* settings), logging to `log`."""
+    (JACAMENO_AI_* settings), logging to `log`. `stop` is SIGTERM (the worker drains), then
+    SIGKILL after its timeout; `kill` leaves the worker's lease to run out."""
 
     server: ServerProcess
     log: Path
@@ -39,28 +39,3 @@ class WorkerProcess:
     def pid(self) -> int:
         assert self.process is not None, "not started"
         return self.process.pid
-
-    async def kill(self) -> None:
-        """SIGKILL: the worker's lease is left to run out."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (the worker drains), then SIGKILL after `timeout` seconds; the exit status."""
-        if self.process is None:
-            return None
-        if self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-        return self.process.returncode
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
