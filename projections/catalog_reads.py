@@ -143,6 +143,15 @@ class CatalogReadModel:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def published_with(self, asset_id: str) -> list[str]:
+        """The ids of the published tracks whose audio (or cover) is the asset."""
+        rows = await self._db.fetch(
+            "SELECT track_id FROM catalog_tracks WHERE (asset_id = $1 OR cover_asset_id = $1)"
+            " AND unpublished_at IS NULL ORDER BY track_id",
+            asset_id,
+        )
+        return [str(r["track_id"]) for r in rows]
+
     async def track(self, track_id: str) -> TrackView | None:
         """A published track (public or unlisted); None if unknown or unpublished."""
         row = await self._db.fetchrow(

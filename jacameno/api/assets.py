@@ -27,6 +27,7 @@ from jacameno.assets.service import (
     AssetError,
     AssetInUse,
     AssetNotFound,
+    AssetPublished,
     Assets,
     NotAllowed,
     NotAudio,
@@ -82,6 +83,8 @@ def _translate(exc: AssetError | NotAudio) -> ApiError:
         return ApiError(415, "not_audio", f"{exc}: upload WAV, FLAC, OGG, MP3 or AIFF audio")
     if isinstance(exc, AssetInUse):
         return ApiError(409, "asset_in_use", str(exc), {"clips": exc.clips})
+    if isinstance(exc, AssetPublished):
+        return ApiError(409, "asset_published", str(exc), {"tracks": exc.tracks})
     return ApiError(400, "bad_request", str(exc))
 
 
@@ -277,7 +280,7 @@ OPERATIONS: list[Operation[AssetServices]] = [
         "/api/assets/{asset_id}",
         "delete_asset",
         "Remove the asset from its project (owners and editors); 409 while a clip of the "
-        "project's document uses it. Appends asset.deleted",
+        "project's document uses it or a published track plays it. Appends asset.deleted",
         delete_asset,
         "assets",
         responses={204: None},

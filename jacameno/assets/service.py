@@ -31,6 +31,7 @@ from eventstore import EventStore
 from jacameno.assets.audio import AudioHeader, NotAudio, probe
 from jacameno.storage import CHUNK_BYTES, BlobStore
 from projections.assets import ASSETS, AssetsReadModel, AssetView
+from projections.catalog_reads import CatalogReadModel
 from projections.jobs import JOBS
 from projections.projects import ProjectsReadModel
 from projections.replay import state_at
@@ -45,6 +46,7 @@ __all__ = [
     "AssetError",
     "AssetInUse",
     "AssetNotFound",
+    "AssetPublished",
     "Assets",
     "NotAllowed",
     "NotAudio",
@@ -84,6 +86,12 @@ class AssetInUse(AssetError):
         super().__init__(f"clips of the project use this asset: {', '.join(clips)}")
 
 
+class AssetPublished(AssetError):
+    def __init__(self, tracks: list[str]) -> None:
+        self.tracks = tracks
+        super().__init__(f"published tracks play this asset: {', '.join(tracks)}")
+
+
 def blob_key(sha256: str) -> str:
     """Where the bytes of content with this SHA-256 are stored."""
     return f"sha256/{sha256}"
@@ -100,8 +108,10 @@ class Assets:
         *,
         max_bytes: int,
         spool_dir: Path | None = None,
+        catalog: CatalogReadModel | None = None,
     ) -> None:
         self._store = store
+        self._catalog = catalog
         self.blobs = blobs
         self._runner = runner
         self.reads = reads
@@ -210,8 +220,9 @@ class Assets:
         return await self.reads.of_project(project_id)
 
     async def delete(self, actor: str, asset_id: str) -> None:
-        """Remove the asset from its project. AssetNotFound, NotAllowed, or AssetInUse while a
-        clip of the project's document (as the log has it now) uses it."""
+        """Remove the asset from its project. AssetNotFound, NotAllowed, AssetInUse while a
+        clip of the project's document (as the log has it now) uses it, or AssetPublished while
+        a published track plays it (the catalog read model says)."""
         view = await self.readable(actor, asset_id)
         project_id = view.asset.project_id
         if await self.role(actor, project_id) not in (OWNER, EDITOR):
@@ -219,6 +230,9 @@ class Assets:
         clips = await self._clips_using(project_id, asset_id)
         if clips:
             raise AssetInUse(clips)
+        tracks = [] if self._catalog is None else await self._catalog.published_with(asset_id)
+        if tracks:
+            raise AssetPublished(tracks)
         result = await self._store.append(
             stream_name(project_id), [asset_deleted(asset_id, user_id=actor)]
         )

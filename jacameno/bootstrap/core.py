@@ -19,6 +19,7 @@ from jacameno.storage import BlobStore
 from jacameno.storage.local import LocalBlobStore
 from jacameno.storage.s3 import S3BlobStore, S3Location
 from projections.assets import AssetsReadModel
+from projections.catalog_reads import CatalogReadModel
 from projections.projects import ProjectsReadModel
 from projections.registry import read_models
 from projections.runner import Projection, ProjectionRunner
@@ -170,4 +171,5 @@ def assets(base: Core, reads: ProjectsReadModel) -> Assets:
         reads,
         max_bytes=settings.storage.max_upload_bytes,
         spool_dir=settings.data_dir / "spool",
+        catalog=CatalogReadModel(base.db),
     )

@@ -45,14 +45,6 @@ async def test_anyone_streams_and_seeks_in_a_published_tracks_audio(api: Api) ->
     # The asset itself stays the project's: a listener cannot fetch it by its id.
     assert (await api.client.get(f"/api/assets/{asset['id']}")).status_code == 401
 
-    deleted = await api.client.delete(f"/api/assets/{asset['id']}", headers=owner.headers)
-    assert deleted.status_code == 204, deleted.text
-    gone = await api.client.get(path)
-    assert (gone.status_code, gone.json()["error"]["message"]) == (
-        404,
-        "no such audio for this track",
-    )
-
 
 async def test_an_unpublished_tracks_audio_is_gone(api: Api) -> None:
     owner = await api.member("owner")
@@ -68,3 +60,25 @@ async def test_an_unpublished_tracks_audio_is_gone(api: Api) -> None:
     removed = await api.client.delete(f"/api/tracks/{track['id']}", headers=owner.headers)
     assert removed.status_code == 204
     assert (await api.client.get(track["audio_url"])).status_code == 404
+
+
+async def test_an_asset_a_published_track_plays_is_not_deleted(api: Api) -> None:
+    owner = await api.member("owner")
+    project = await api.project(owner)
+    uploaded = await api.client.post(
+        f"/api/projects/{project['id']}/assets",
+        content=wav_bytes(seconds=0.2),
+        headers={**owner.headers, "Content-Type": "application/octet-stream"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    asset = uploaded.json()["id"]
+    track = await publish(api, owner, project["id"], asset)
+    refused = await api.client.delete(f"/api/assets/{asset}", headers=owner.headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "asset_published"
+    assert refused.json()["error"]["details"] == {"tracks": [track["id"]]}
+    assert (await api.client.get(track["audio_url"])).status_code == 200
+    unpublished = await api.client.delete(f"/api/tracks/{track['id']}", headers=owner.headers)
+    assert unpublished.status_code == 204
+    deleted = await api.client.delete(f"/api/assets/{asset}", headers=owner.headers)
+    assert deleted.status_code == 204, deleted.text
