@@ -14,12 +14,11 @@ the same content; docs/assets.md, "What deleting keeps")."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import tempfile
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,7 +28,7 @@ from domain.events.assets import UploadedAsset, asset_deleted, asset_uploaded
 from domain.roles import EDITOR, OWNER
 from eventstore import EventStore
 from jacameno.assets.audio import AudioHeader, NotAudio, probe
-from jacameno.storage import CHUNK_BYTES, BlobStore
+from jacameno.storage import BlobStore, read_file
 from projections.assets import ASSETS, AssetsReadModel, AssetView
 from projections.catalog_reads import CatalogReadModel
 from projections.jobs import JOBS
@@ -160,9 +159,9 @@ class Assets:
             header: AudioHeader = await asyncio.to_thread(probe, spool)
             key = blob_key(sha256)
             if await self.blobs.stat(key) is None:
-                await self.blobs.put(
-                    key, read_file(spool), content_type=header.content_type, sha256=sha256
-                )
+                # The spool was hashed as it was received: it becomes the blob as it is (on
+                # local files a rename), and the spool folder's removal takes what remains.
+                await self.blobs.put_file(key, spool, content_type=header.content_type)
                 logger.info(
                     "asset stored",
                     extra={"action": "asset.stored", "project": project_id, "bytes": size},
@@ -252,14 +251,3 @@ class Assets:
                 if isinstance(clip, dict) and clip.get("asset_id") == asset_id:
                     clips.append(str(clip.get("id")))
         return clips
-
-
-async def read_file(path: Path) -> AsyncGenerator[bytes, None]:
-    """A local file's bytes in chunks, read in a thread."""
-    file: BinaryIO = await asyncio.to_thread(path.open, "rb")
-    try:
-        while chunk := await asyncio.to_thread(file.read, 4 * CHUNK_BYTES):
-            yield chunk
-    finally:
-        with contextlib.suppress(OSError):
-            file.close()

@@ -19,10 +19,13 @@ Errors (every backend raises these, never its own):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 __all__ = [
     "BlobNotFound",
@@ -110,6 +113,15 @@ class BlobStore(Protocol):
         stream in memory."""
         ...
 
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str = "application/octet-stream"
+    ) -> int:
+        """Store the local file at `path` (hashed by the caller, who keeps the right to it
+        until this returns) under `key` and return its size; the file may be moved into the
+        store (local files on the same disk: a rename, no copy) or left where it was: the
+        caller removes what remains. All or nothing, as `put`."""
+        ...
+
     async def open_range(
         self, key: str, start: int = 0, end: int | None = None
     ) -> AsyncGenerator[bytes, None]:
@@ -147,3 +159,14 @@ async def read_all(store: BlobStore, key: str, start: int = 0, end: int | None =
 def check_range(start: int, end: int | None) -> None:
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"not a range: start {start}, end {end}")
+
+
+async def read_file(path: Path) -> AsyncGenerator[bytes, None]:
+    """A local file's bytes in chunks, read in a thread."""
+    file: BinaryIO = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(file.read, 4 * CHUNK_BYTES):
+            yield chunk
+    finally:
+        with contextlib.suppress(OSError):
+            file.close()

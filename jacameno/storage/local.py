@@ -8,6 +8,7 @@ file I/O runs in worker threads: the event loop never waits on the disk."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
@@ -26,6 +27,7 @@ from jacameno.storage import (
     StorageUnavailable,
     check_key,
     check_range,
+    read_file,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,6 +83,17 @@ class LocalBlobStore:
             await asyncio.shield(asyncio.to_thread(partial.unlink, missing_ok=True))
         return size
 
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str = "application/octet-stream"
+    ) -> int:
+        """A rename of the file into place when it is on the store's disk (after an fsync),
+        else a copy (`put`)."""
+        target = self._path(key)
+        try:
+            return await _io(_adopt, path, target)
+        except _OtherDisk:
+            return await self.put(key, read_file(path), content_type=content_type)
+
     async def open_range(
         self, key: str, start: int = 0, end: int | None = None
     ) -> AsyncGenerator[bytes, None]:
@@ -133,6 +146,27 @@ async def _io(call: Callable[..., T], *arguments: Any) -> T:
 def _sync(file: BinaryIO) -> None:
     file.flush()
     os.fsync(file.fileno())
+
+
+class _OtherDisk(Exception):
+    """The file is on another file system than the store: it cannot be renamed into it."""
+
+
+def _adopt(path: Path, target: Path) -> int:
+    """Make `path`'s bytes durable and rename it to `target`; its size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if path.stat().st_dev != target.parent.stat().st_dev:
+        raise _OtherDisk(str(path))
+    with path.open("rb+") as file:
+        os.fsync(file.fileno())
+        size = os.fstat(file.fileno()).st_size
+    try:
+        _publish(path, target)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            raise _OtherDisk(str(path)) from exc
+        raise
+    return size
 
 
 def _publish(partial: Path, target: Path) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -33,6 +34,7 @@ from jacameno.storage import (
     StorageUnavailable,
     check_key,
     check_range,
+    read_file,
 )
 
 MIB = 1024 * 1024
@@ -131,6 +133,12 @@ class S3BlobStore:
         prefix = self.location.prefix.strip("/")
         check_key(key)
         return f"{prefix}/{key}" if prefix else key
+
+    async def put_file(
+        self, key: str, path: Path, *, content_type: str = "application/octet-stream"
+    ) -> int:
+        """An upload of the file's bytes (multipart when large), as `put`."""
+        return await self.put(key, read_file(path), content_type=content_type)
 
     async def put(
         self,

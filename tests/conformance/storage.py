@@ -140,6 +140,17 @@ class StorageConformance:
         with pytest.raises(ValueError, match="not a range"):
             await blobs.open_range("edges", 5, 4)
 
+    async def test_a_local_file_is_stored_as_it_is(self, blobs: BlobStore, tmp_path: Path) -> None:
+        data = pattern(3 * MIB + 5, seed=7)
+        source = tmp_path / "spooled"
+        source.write_bytes(data)
+        assert await blobs.put_file("sha256/file", source, content_type="audio/wav") == len(data)
+        assert await read_all(blobs, "sha256/file") == data
+        assert await read_all(blobs, "sha256/file", 3 * MIB, 3 * MIB + 5) == data[-5:]
+        stat = await blobs.stat("sha256/file")
+        assert stat is not None
+        assert stat.size == len(data)
+
     async def test_a_missing_blob_is_not_found(self, blobs: BlobStore) -> None:
         assert await blobs.stat("nothing/here") is None
         with pytest.raises(BlobNotFound):
