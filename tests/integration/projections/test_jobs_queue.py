@@ -13,11 +13,10 @@ from domain.events import jobs as events
 from domain.events import stream_name
 from domain.events.assets import UploadedAsset, asset_uploaded
 from eventstore import EventStore
-from harness.databases import open_store
 from jacameno.jobs.queue import JobQueue
 from projections.jobs import JobsReadModel, jobs_projection
 from projections.runner import ProjectionRunner
-from sqldb import Database, open_database
+from sqldb import Database
 
 PROJECT = "p1"
 
@@ -28,20 +27,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = await open_database(database_url)
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[EventStore]:
-    s = await open_store(database_url)
-    yield s
-    await s.close()
 
 
 @pytest.fixture
