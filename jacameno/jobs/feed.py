@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from domain.events import is_project_stream, project_of, stream_name
 from domain.events.assets import ASSET_EVENT_TYPES
 from domain.events.jobs import JOB_EVENT_TYPES
-from eventstore import EventStore, RecordedEvent
+from eventstore import EventStore, RecordedEvent, StoreClosedError
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,13 @@ class ProjectFeed:
         listener = _Listener(project_id)
         self._listeners.add(listener)
         try:
-            self._start()
-            await self._started.wait()
+            reader = self._start()
+            started = asyncio.ensure_future(self._started.wait())
+            await asyncio.wait({started, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not started.done():
+                started.cancel()
+                reader.result()  # the reader failed before it started: its error
+                raise StoreClosedError("the feed's reader ended")
             yield self._events(listener, after)
         finally:
             self._listeners.discard(listener)
@@ -84,10 +89,11 @@ class ProjectFeed:
                 return
             version = page[-1].version + 1
 
-    def _start(self) -> None:
-        if self._reader is None:
+    def _start(self) -> asyncio.Task[None]:
+        if self._reader is None or self._reader.done():
             self._started.clear()
             self._reader = asyncio.create_task(self._read(), name="project-feed")
+        return self._reader
 
     async def _stop(self) -> None:
         reader, self._reader = self._reader, None
@@ -100,22 +106,34 @@ class ProjectFeed:
         await self._stop()
 
     async def _read(self) -> None:
-        head = await self._store.head_position()
-        subscription = self._store.subscribe(head)
-        self._started.set()
-        # A listener resuming reads its stream up to the head it saw; the live feed starts at
-        # the head read here, before it: nothing falls between (an event twice is skipped).
-        async for event in subscription:
-            if event.type not in TYPES or not is_project_stream(event.stream):
-                continue
-            project_id = project_of(event.stream)
+        try:
+            head = await self._store.head_position()
+            subscription = self._store.subscribe(head)
+            self._started.set()
+            # A listener resuming reads its stream up to the head it saw; the live feed starts
+            # at the head read here, before it: nothing falls between (an event twice is
+            # skipped).
+            async for event in subscription:
+                if event.type in TYPES and is_project_stream(event.stream):
+                    self._hand_out(project_of(event.stream), event)
+        finally:
+            # The reader ended (the store closed or failed): each listener ends too, and
+            # reconnects to resume after what it had.
             for listener in list(self._listeners):
-                if listener.project_id != project_id:
-                    continue
-                try:
-                    listener.queue.put_nowait(event)
-                except asyncio.QueueFull:
-                    self._listeners.discard(listener)
-                    while not listener.queue.empty():
-                        listener.queue.get_nowait()
-                    listener.queue.put_nowait(None)
+                self._end(listener)
+
+    def _hand_out(self, project_id: str, event: RecordedEvent) -> None:
+        for listener in list(self._listeners):
+            if listener.project_id != project_id:
+                continue
+            try:
+                listener.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._end(listener)
+
+    def _end(self, listener: _Listener) -> None:
+        """End the listener's iteration (Overrun) at its next read."""
+        self._listeners.discard(listener)
+        while not listener.queue.empty():
+            listener.queue.get_nowait()
+        listener.queue.put_nowait(None)
