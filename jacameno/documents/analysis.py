@@ -4,27 +4,32 @@ track whose clips play the analysed asset, written by ONE server-side edit throu
 every socket on every node), so collaborators see it appear and history names it.
 
 It runs as the `ai_results` projection (the runner: one active across the nodes, a checkpoint, a
-retried batch on failure). The edit happens before the runner's transaction (`prepare`): the room
-appends to the same database. It is idempotent: a track takes an analysis only if the analysis it
-holds came from an earlier log position (`position`), so a result applied twice, or an old one
-applied again after a newer analysis, changes nothing."""
+retried batch while the room or the log is unavailable; an analysis that cannot be written for
+another reason is logged and passed). The edit happens before the runner's transaction
+(`prepare`): the room appends to the same database. It is idempotent: a track takes an analysis
+only if the analysis it holds came from an earlier log position (`position`), so a result applied
+twice, or an old one applied again after a newer analysis, changes nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import Any
 
 from pycrdt import Array, Doc, Map
 
 from domain.events import is_project_stream, project_of
 from domain.events import jobs as events
-from eventstore import RecordedEvent
+from eventstore import EventStoreError, RecordedEvent
+from jacameno.collab.errors import RoomUnavailable
 from jacameno.collab.room import Actor
 from jacameno.documents.service import LiveDocuments
 from projections.projection import Projection
 from projections.tables import Names
 from sqldb import Connection
+
+logger = logging.getLogger(__name__)
 
 RESULTS = "ai_results"
 
@@ -114,7 +119,21 @@ class _Fold:
             change = functools.partial(set_analysis, asset_id=asset_id, analysis=analysis)
             live = await self._binding.live()
             actor = Actor(events.AI_USER_ID, "ai", {"job_id": data["job_id"]})
-            await live.edit(project_of(event.stream), change, actor)
+            try:
+                await live.edit(project_of(event.stream), change, actor)
+            except (RoomUnavailable, EventStoreError):
+                raise  # passes: the runner tries the batch again
+            except Exception:
+                # This one analysis cannot be written (a document the room refuses, say): it
+                # stays in the job's result and the log; the next ones are not held up.
+                logger.exception(
+                    "an analysis could not be written into its document",
+                    extra={
+                        "action": "ai.result_unwritten",
+                        "project": project_of(event.stream),
+                        "position": event.position,
+                    },
+                )
 
     async def apply(self, conn: Connection, batch: list[RecordedEvent]) -> None:
         """Nothing to write: the edits were made in `prepare` (the runner always prepares)."""
