@@ -28,7 +28,14 @@ from eventstore.limits import (
     check_stream,
     check_version,
 )
-from eventstore.model import ANY, AppendResult, NewEvent, RecordedEvent, Snapshot
+from eventstore.model import (
+    ANY,
+    AppendResult,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    records_from_rows,
+)
 from eventstore.planning import (
     Accepted,
     AppendRequest,
@@ -58,8 +65,8 @@ def _moment(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-def _record(row: tuple[Any, ...]) -> RecordedEvent:
-    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], _moment(row[7]), row[6])
+def _records(rows: list[tuple[Any, ...]]) -> list[RecordedEvent]:
+    return records_from_rows(rows, _moment)
 
 
 class _Thread:
@@ -221,7 +228,7 @@ class SQLiteEventStore:
                 (stream, low, high, count),
             ).fetchall()
         )
-        return [_record(r) for r in rows]
+        return _records(rows)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         self._check_open()
@@ -233,7 +240,7 @@ class SQLiteEventStore:
                 (after, count),
             ).fetchall()
         )
-        return [_record(r) for r in rows]
+        return _records(rows)
 
     def subscribe(self, after_position: int = 0, *, batch_size: int = 1000) -> Subscription:
         check_position(after_position)
