@@ -29,7 +29,7 @@ clean:
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 # The JavaScript Yjs clients of the e2e tests, exactly as package-lock.json pins them.
