@@ -183,6 +183,15 @@ def _row(row: Row) -> tuple[object, ...]:
     )
 
 
+def _settle(conn: sqlite3.Connection) -> None:
+    """Copy what the ceiling wrote out of the WAL (the file is the store's too) and close: the
+    checkpoint its rows would cost must not land on the store's next commits."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+
+
 class SQLiteCeiling:
     """Raw ceilings of the SQLite file at `path`, with the store's connection settings (WAL,
     synchronous=FULL), run in a worker thread."""
@@ -231,7 +240,7 @@ class SQLiteCeiling:
                     break
             return Measurement(done, perf_counter() - start)
         finally:
-            conn.close()
+            _settle(conn)
 
     async def single_commits(self, seconds: float) -> Measurement:
         """BEGIN IMMEDIATE; one INSERT; COMMIT, sequential, for `seconds`."""
@@ -263,4 +272,4 @@ class SQLiteCeiling:
                 if laps.end():
                     return laps.measurement()
         finally:
-            conn.close()
+            _settle(conn)
