@@ -15,6 +15,7 @@ import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from time import process_time
 from typing import Any
 
 from load import peer as peers
@@ -56,6 +57,7 @@ class Compared:
             "ours_rounds": [m.to_json() for m in self.ours],
             "peer_rounds": [m.to_json() for m in self.peer],
             "round_ratios": [round(r, 3) for r in self.ratios()],
+            "cpu_us_per_event": {"ours": _cpu(self.ours), "peer": _cpu(self.peer)},
         }
         if self.ceiling is not None:
             result["ceiling"] = self.ceiling
@@ -67,14 +69,32 @@ def _median(measurements: list[Measurement]) -> float:
     return statistics.median(m.rate for m in measurements)
 
 
+def _cpu(measurements: list[Measurement]) -> float | None:
+    spent = [m.extra["cpu_us_per_item"] for m in measurements if "cpu_us_per_item" in m.extra]
+    return statistics.median(spent) if spent else None
+
+
+def _cpu_text(figure: Compared) -> str:
+    ours, peer = _cpu(figure.ours), _cpu(figure.peer)
+    return "-" if ours is None or peer is None else f"{ours:.1f} / {peer:.1f}"
+
+
 def _spread(measurements: list[Measurement]) -> str:
     rates = [m.rate for m in measurements]
     return f"{min(rates) / 1000:,.0f}k-{max(rates) / 1000:,.0f}k"
 
 
-async def _timed(run: Run) -> Measurement:
+async def _timed(run: Run, *, cpu_per_item: bool) -> Measurement:
+    """Run one measurement after a full collection; note the CPU time this process spent on
+    each item (all its threads: the event loop's and the database driver's), which a busy
+    machine disturbs far less than the rate, since time spent waiting for a core is not in it."""
     gc.collect()
-    return await run()
+    cpu = process_time()
+    measurement = await run()
+    spent = process_time() - cpu
+    if measurement.count and cpu_per_item:
+        measurement.extra["cpu_us_per_item"] = spent / measurement.count * 1e6
+    return measurement
 
 
 async def compare(
@@ -156,12 +176,14 @@ async def compare(
         )
         for figure, (ours, theirs) in zip(figures, runs, strict=True):
             say(f"{name} round {number + 1}/{rounds}: {figure.label}")
+            # The appenders' count covers their timed window only, not their warm-up.
+            whole = figure.key != "appenders"
             if number % 2 == 0:
-                figure.ours.append(await _timed(ours))
-                figure.peer.append(await _timed(theirs))
+                figure.ours.append(await _timed(ours, cpu_per_item=whole))
+                figure.peer.append(await _timed(theirs, cpu_per_item=whole))
             else:
-                figure.peer.append(await _timed(theirs))
-                figure.ours.append(await _timed(ours))
+                figure.peer.append(await _timed(theirs, cpu_per_item=whole))
+                figure.ours.append(await _timed(ours, cpu_per_item=whole))
     print(table(name, figures, ceilings), flush=True)
     return {
         "ceilings": {k: [m.to_json() for m in v] for k, v in ceilings.items()},
@@ -173,7 +195,7 @@ def table(name: str, figures: list[Compared], ceilings: dict[str, list[Measureme
     """Medians of the rounds for both stores, their spread, the ratio and the ceiling."""
     header = (
         f"{'figure':<40} {'ours':>9} {'(spread)':>13} {'peer':>9} {'(spread)':>13} "
-        f"{'ours/peer':>9} {'(rounds)':>11} {'ceiling':>9}"
+        f"{'ours/peer':>9} {'(rounds)':>11} {'ceiling':>9} {'CPU us/event':>14}"
     )
     lines = [f"== {name}: ours against eventsourcing {peers.VERSION} ==", header, "-" * len(header)]
     for figure in figures:
@@ -185,10 +207,13 @@ def table(name: str, figures: list[Compared], ceilings: dict[str, list[Measureme
         lines.append(
             f"{figure.label:<40} {ours:>9,.0f} {_spread(figure.ours):>13} {peer:>9,.0f} "
             f"{_spread(figure.peer):>13} {ours / peer if peer else 0:>9.2f} "
-            f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>11} {ceiling}"
+            f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>11} {ceiling:>9} "
+            f"{_cpu_text(figure):>14}"
         )
     lines.append(
         "ceiling: raw inserts of 1,000 rows/transaction (rows/s) for the batched figures, raw"
-        " single-row durable commits (commits/s) for the writers; medians of the rounds"
+        " single-row durable commits (commits/s) for the writers; medians of the rounds.\n"
+        "CPU us/event: this process's CPU time per event, ours / peer, medians (the database"
+        " server's is not in it on Postgres)"
     )
     return "\n".join(lines)
