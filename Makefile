@@ -37,7 +37,7 @@ clean:
 # CPU wheel (pyproject.toml pins the version).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev,ai]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ai,peer]'
 	touch $@
 
 # The JavaScript Yjs clients of the e2e tests, exactly as package-lock.json pins them.

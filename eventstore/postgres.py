@@ -25,7 +25,14 @@ from eventstore.limits import (
     check_stream,
     check_version,
 )
-from eventstore.model import ANY, AppendResult, NewEvent, RecordedEvent, Snapshot
+from eventstore.model import (
+    ANY,
+    AppendResult,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    records_from_rows,
+)
 from eventstore.pgsession import translate
 from eventstore.pgwriter import _VERSIONS, CHANNEL, PostgresWriter
 from eventstore.planning import AppendRequest
@@ -40,8 +47,8 @@ logger = logging.getLogger(__name__)
 _COLUMNS = "position, stream, version, type, data, metadata::text, idempotency_key, recorded_at"
 
 
-def _record(row: asyncpg.Record) -> RecordedEvent:
-    return RecordedEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[7], row[6])
+def _records(rows: list[asyncpg.Record]) -> list[RecordedEvent]:
+    return records_from_rows(rows)
 
 
 class PostgresEventStore:
@@ -198,7 +205,7 @@ class PostgresEventStore:
             high,
             count,
         )
-        return [_record(r) for r in rows]
+        return _records(rows)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         after = check_position(after_position)
@@ -208,7 +215,7 @@ class PostgresEventStore:
             after,
             count,
         )
-        return [_record(r) for r in rows]
+        return _records(rows)
 
     def subscribe(self, after_position: int = 0, *, batch_size: int = 1000) -> Subscription:
         check_position(after_position)

@@ -70,7 +70,7 @@ class Plan:
             warmup_seconds=0.2 if quick else 0.5,
             commit_seconds=1.0 if quick else 3.0,
             subscribe_batch=args.subscribe_batch,
-            rounds=args.rounds or (1 if quick else 2),
+            rounds=args.rounds or (3 if args.peer else 1 if quick else 2),
         )
 
 
@@ -82,6 +82,7 @@ class BackendRun:
     store: EventStore
     ceiling: PostgresCeiling | SQLiteCeiling
     settings: dict[str, Any]
+    location: str  # the SQLite file, or the Postgres DSN: where the peer goes too
 
 
 @contextlib.asynccontextmanager
@@ -105,7 +106,7 @@ async def sqlite_backend(workload: Workload, folder: str | None) -> AsyncIterato
         }
         store = await SQLiteEventStore.open(path)
         try:
-            yield BackendRun("sqlite", store, SQLiteCeiling(path, workload), settings)
+            yield BackendRun("sqlite", store, SQLiteCeiling(path, workload), settings, path)
         finally:
             await store.close()
 
@@ -145,6 +146,7 @@ async def postgres_backend(
                 store,
                 PostgresCeiling(dsn, workload),
                 {"database": BENCH_DATABASE, **server},
+                dsn,
             )
         finally:
             await store.close()
@@ -266,6 +268,40 @@ async def one_round(
     return ceilings, figures
 
 
+async def against_peer(
+    run: BackendRun, workload: Workload, plan: Plan, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Our store and eventsourcing's recorder, figure by figure in the same rounds."""
+    # Imported here: the peer is a benchmark-only extra, and the plain run does not need it.
+    from load import bench_peer, peer
+
+    threads = max(4, plan.appenders)  # the peer's writers are threads of its own executor
+    opened: contextlib.AbstractAsyncContextManager[peer.Peer]
+    if run.name == "sqlite":
+        # A file of its own beside ours: sharing one would share one WAL and its checkpoints.
+        opened = peer.sqlite_peer(str(Path(run.location).with_name("peer.db")), threads)
+    else:
+        opened = peer.postgres_peer(run.location, threads)
+    async with opened as other:
+        print(f"peer: {', '.join(f'{k}={v}' for k, v in other.settings.items())}", flush=True)
+        result = await bench_peer.compare(
+            run.name,
+            run.store,
+            other,
+            run.ceiling,
+            workload,
+            events=plan.events,
+            max_seconds=plan.max_seconds,
+            appenders=plan.appenders,
+            appender_seconds=plan.appender_seconds,
+            warmup_seconds=plan.warmup_seconds,
+            subscribe_batch=plan.subscribe_batch,
+            rounds=plan.rounds,
+            say=_progress(run.name),
+        )
+    return {"settings": run.settings, "peer_settings": other.settings, **result}
+
+
 def _progress(backend: str) -> Callable[[str], None]:
     def say(step: str) -> None:
         print(f"[{backend}] {step} ...", file=sys.stderr, flush=True)
@@ -312,7 +348,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with backends as opened:
             settings = ", ".join(f"{k}={v}" for k, v in opened.settings.items() if k != "path")
             print(f"\n{backend}: {settings}", flush=True)
-            document["backends"][backend] = await measure(opened, workload, plan)
+            if args.peer:
+                document["backends"][backend] = await against_peer(opened, workload, plan, args)
+            else:
+                document["backends"][backend] = await measure(opened, workload, plan)
             document["backends"][backend]["loadavg_after"] = os.getloadavg()
     document["host"]["loadavg_at_end"] = os.getloadavg()
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
@@ -353,7 +392,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=None,
-        help="measure everything this many times, report the best of each (default 2; quick 1)",
+        help="measure everything this many times, report the best of each (default 2; quick 1;"
+        " --peer: the median, default 3)",
+    )
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="measure eventsourcing's application recorder too, in the same rounds (needs the"
+        " `peer` extra); medians of the rounds (default 3) for both stores and their ratio",
     )
     parser.add_argument("--appenders", type=int, default=64, help="concurrent appenders")
     parser.add_argument(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from time import perf_counter
 from typing import TypeVar
 
@@ -183,21 +184,39 @@ def _row(row: Row) -> tuple[object, ...]:
     )
 
 
+def _settle(conn: sqlite3.Connection) -> None:
+    """Copy what the ceiling wrote out of its WAL and close: the disk work its rows would still
+    cost must not land in the middle of the store's figures."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+
+
 class SQLiteCeiling:
-    """Raw ceilings of the SQLite file at `path`, with the store's connection settings (WAL,
-    synchronous=FULL), run in a worker thread."""
+    """Raw ceilings of SQLite beside the store's file at `path`: in a file of their own in the
+    same folder (the same disk), with the store's connection settings (WAL, synchronous=FULL)
+    and the DDL of its `es_events`, run in a worker thread.
+
+    Not in the store's file: the scratch tables dropped each round would leave a free list there
+    that the store's appends then allocate from, each commit rewriting free-list pages too."""
 
     def __init__(self, path: str, workload: Workload) -> None:
-        self._path = path
+        self._schema = path
+        self._path = str(Path(path).with_name("ceiling.db"))
         self._workload = workload
 
     def _scratch(self, table: str) -> sqlite3.Connection:
+        source = connect(self._schema)
+        try:
+            ddl = source.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'es_events' AND sql IS NOT NULL"
+                " ORDER BY type DESC"  # the table before its indexes
+            ).fetchall()
+        finally:
+            source.close()
         conn = connect(self._path)
         conn.execute(f"DROP TABLE IF EXISTS {table}")
-        ddl = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'es_events' AND sql IS NOT NULL"
-            " ORDER BY type DESC"  # the table before its indexes
-        ).fetchall()
         for (sql,) in ddl:
             conn.execute(sql.replace("es_events", table))
         return conn
@@ -231,7 +250,7 @@ class SQLiteCeiling:
                     break
             return Measurement(done, perf_counter() - start)
         finally:
-            conn.close()
+            _settle(conn)
 
     async def single_commits(self, seconds: float) -> Measurement:
         """BEGIN IMMEDIATE; one INSERT; COMMIT, sequential, for `seconds`."""
@@ -263,4 +282,4 @@ class SQLiteCeiling:
                 if laps.end():
                     return laps.measurement()
         finally:
-            conn.close()
+            _settle(conn)
