@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from pycrdt import Array, ArrayEvent, Doc, Map, Subscription, Text
+from pycrdt import Array, Doc, Map, Text
 
 from crdt import apply
 from crdt.delta import replay
@@ -49,28 +49,36 @@ class Rendering:
         # position then spells nothing in the string): rendered whole.
         self._lyrics = _utf8(doc.get(LYRICS, type=Text))
         self._deltas: dict[str, list[Any]] = {}  # by root: the update's change deltas
-        self._subscriptions: list[Subscription] = []
+        # yrs's own events, observed without pycrdt's wrapping (which converts every attribute
+        # of every event, a third of an update's cost here): only a path and a delta are read.
+        self._subscriptions: list[Any] = []
         for name, kind in SCHEMA_ROOTS.items():
-            root = doc.get(name, type=kind)
-            if isinstance(root, Text):
+            root = doc.get(name, type=kind).integrated
+            if kind is Text:
                 self._subscriptions.append(root.observe(partial(self._text, name)))
             else:
                 self._subscriptions.append(root.observe_deep(partial(self._deep, name)))
 
     def _text(self, name: str, event: Any) -> None:
-        self._touched.setdefault(name, set()).add(WHOLE)
-        self._deltas.setdefault(name, []).append(event.delta)
+        try:
+            self._touched.setdefault(name, set()).add(WHOLE)
+            self._deltas.setdefault(name, []).append(event.delta)
+        except BaseException:  # never into yrs: the next rendering is whole instead
+            self.stale = True
 
     def _deep(self, name: str, events: list[Any]) -> None:
-        touched = self._touched.setdefault(name, set())
-        for event in events:
-            path = event.path  # from the root to what changed: [3, 'clips', 0] in track 3
-            if not path and isinstance(event, ArrayEvent):  # items inserted or deleted
-                self._deltas.setdefault(name, []).append(getattr(event, "delta", None))
-            elif path and isinstance(path[0], int):  # inside the item at that index
-                touched.add(path[0])
-            else:
-                touched.add(WHOLE)
+        try:
+            touched = self._touched.setdefault(name, set())
+            for event in events:
+                path = event.path  # from the root to what changed: [3, 'clips', 0] in track 3
+                if not path and SCHEMA_ROOTS[name] is Array:  # the root's items came or went
+                    self._deltas.setdefault(name, []).append(event.delta)
+                elif path and isinstance(path[0], int):  # inside the item at that index
+                    touched.add(path[0])
+                else:
+                    touched.add(WHOLE)
+        except BaseException:  # never into yrs: the next rendering is whole instead
+            self.stale = True
 
     def apply(self, update: bytes, origin: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Apply `update` (crdt.apply: MalformedUpdate if it does not apply, the document then
@@ -134,10 +142,11 @@ class Rendering:
         whole if anything does not fit (an item that is not a shared type, a delta past the
         end)."""
         root = self.doc.get(name, type=Array)
-        after = list(before)
-        fits = all(_splice(after, delta) for delta in self._deltas.get(name, ()))
+        after: list[Any] = list(before)
+        inserted: set[int] = set()
+        fits = all(_splice(after, delta, inserted) for delta in self._deltas.get(name, ()))
         if fits and len(after) == len(root):
-            for index in indices:
+            for index in sorted(indices | inserted):
                 item = root[index] if index < len(after) else None
                 if not isinstance(item, Map | Array):
                     break
@@ -172,17 +181,29 @@ def _patch(lyrics: bytearray, delta: Any) -> bool:
     return replay(delta, lambda: len(lyrics), insert, delete)
 
 
-def _splice(items: list[Any], delta: Any) -> bool:
-    """Apply a Y.Array change delta (in items) to the rendered `items`; False (and `items` to
-    be dropped) if it inserts a value that is not a shared type or does not fit."""
+def _splice(items: list[Any], delta: Any, inserted: set[int]) -> bool:
+    """Apply a Y.Array change delta (in items) to the rendered `items`, the inserted ones as
+    placeholders whose indices go into `inserted` (rendered from the document afterwards: the
+    delta's positions are those of the array after the update); False if it does not fit."""
 
     def insert(at: int, values: Any) -> int | None:
-        if not isinstance(values, list) or not all(isinstance(v, Map | Array) for v in values):
+        if not isinstance(values, list):
             return None
-        items[at:at] = [plain_root(v) for v in values]
+        items[at:at] = [None] * len(values)
+        # Items inserted before an earlier insert shift it: indices are recounted at the end.
+        for index in sorted(inserted, reverse=True):
+            if index >= at:
+                inserted.discard(index)
+                inserted.add(index + len(values))
+        inserted.update(range(at, at + len(values)))
         return len(values)
 
     def delete(at: int, count: int) -> None:
         del items[at : at + count]
+        for index in sorted(inserted):
+            if index >= at:
+                inserted.discard(index)
+                if index >= at + count:
+                    inserted.add(index - count)
 
     return replay(delta, lambda: len(items), insert, delete)
