@@ -22,7 +22,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc
@@ -34,7 +34,7 @@ from domain.rendering import Rendering
 from eventstore import EventStore, RecordedEvent
 from projections.document_changes import TABLES as CHANGE_TABLES
 from projections.document_changes import ChangeRows
-from projections.document_rows import Tables, rows_of, tables
+from projections.document_rows import Memo, Tables, rows_of, tables
 from projections.runner import Projection
 from projections.tables import Names, Table, delete_where_in, fetch_where_in, insert_rows
 from sqldb import Connection, Database, Row
@@ -138,6 +138,8 @@ class _Cached:
     # The document's plain rendering kept update by update, for what each update changed
     # (made at the first update the fold records; None until then).
     rendering: Rendering | None = None
+    # the rows of the rendering's tracks and comments, read again only where an update touched
+    memo: Memo = field(default_factory=Memo)
 
     def record(self, event: RecordedEvent) -> list[Change]:
         """Apply the event's update; what it changed, in the studio's words."""
@@ -154,7 +156,7 @@ class _Cached:
         rendering = self.rendering
         if rendering is None or rendering.stale:
             return tables(self.doc)
-        return rows_of(rendering.value)
+        return rows_of(rendering.value, self.memo)
 
     def catch_up(self, event: RecordedEvent) -> None:
         """Apply an update whose changes another pass of the fold recorded."""

@@ -109,9 +109,90 @@ def tables(doc: Doc[Any]) -> Tables:
     return rows_of({name: root_value(doc, name) for name in SCHEMA_ROOTS})
 
 
-def rows_of(document: dict[str, Any]) -> Tables:
+class Memo:
+    """What the rows of each track and comment of the last rendering were, by the object: the
+    rendering kept update by update (domain.rendering) hands the untouched ones over as the
+    very same objects, so only those an update touched are read again."""
+
+    def __init__(self) -> None:
+        self._tracks: dict[int, tuple[Any, tuple[Any, ...], list[tuple[Any, ...]], int]] = {}
+        self._comments: dict[int, tuple[Any, tuple[Any, ...], int]] = {}
+
+    def track(self, track: dict[str, Any]) -> tuple[tuple[Any, ...], list[tuple[Any, ...]], int]:
+        """The track's row (without its position), its clips' rows, and its problems."""
+        held = self._tracks.get(id(track))
+        if held is not None and held[0] is track:
+            return held[1], held[2], held[3]
+        r = _Reader()
+        row, clips = _track(r, track)
+        self._tracks[id(track)] = (track, row, clips, r.problems)
+        return row, clips, r.problems
+
+    def comment(self, comment: dict[str, Any]) -> tuple[tuple[Any, ...], int]:
+        """The comment's row (without its position) and its problems."""
+        held = self._comments.get(id(comment))
+        if held is not None and held[0] is comment:
+            return held[1], held[2]
+        r = _Reader()
+        row = _comment(r, comment)
+        self._comments[id(comment)] = (comment, row, r.problems)
+        return row, r.problems
+
+    def keep(self, tracks: list[Any], comments: list[Any]) -> None:
+        """Forget all but these (the rendering's current items)."""
+        live = {id(t) for t in tracks}
+        self._tracks = {k: v for k, v in self._tracks.items() if k in live}
+        live = {id(c) for c in comments}
+        self._comments = {k: v for k, v in self._comments.items() if k in live}
+
+
+def _track(r: _Reader, track: dict[str, Any]) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    r.unknown(track, TRACK_KEYS)
+    track_id = track["id"]
+    row = (
+        track_id,
+        r.text(track, "name"),
+        r.kind(track),
+        r.text(track, "color"),
+        r.number(track, "volume_db"),
+        r.number(track, "pan"),
+        r.flag(track, "muted"),
+        r.flag(track, "solo"),
+    )
+    clips = []
+    for _, clip in r.items(track.get("clips", []), set()):
+        r.unknown(clip, CLIP_KEYS)
+        clips.append(
+            (
+                track_id,
+                clip["id"],
+                r.text(clip, "asset_id"),
+                r.number(clip, "start"),
+                r.number(clip, "length"),
+                r.number(clip, "offset"),
+                r.number(clip, "gain_db"),
+            )
+        )
+    return row, clips
+
+
+def _comment(r: _Reader, comment: dict[str, Any]) -> tuple[Any, ...]:
+    r.unknown(comment, COMMENT_KEYS)
+    return (
+        comment["id"],
+        r.text(comment, "author"),
+        r.text(comment, "text"),
+        r.number(comment, "at"),
+        r.number(comment, "created_at"),
+        r.flag(comment, "resolved"),
+    )
+
+
+def rows_of(document: dict[str, Any], memo: Memo | None = None) -> Tables:
     """The rows of a document's plain rendering (domain.document.plain, or the rendering the
-    fold keeps update by update: domain.rendering), as `tables` reads them from the document."""
+    fold keeps update by update: domain.rendering), as `tables` reads them from the document;
+    with a `memo`, the tracks and comments it has seen as the same objects are not read again."""
+    memo = memo or Memo()
     r = _Reader()
     meta = document.get("meta")
     meta = meta if isinstance(meta, dict) else {}
@@ -129,48 +210,18 @@ def rows_of(document: dict[str, Any]) -> Tables:
             "lyrics_lines": len(lyrics.splitlines()),
         }
     )
-    for position, track in r.items(_list(document.get("tracks")), set()):
-        r.unknown(track, TRACK_KEYS)
-        track_id = track["id"]
-        out.tracks.append(
-            (
-                track_id,
-                position,
-                r.text(track, "name"),
-                r.kind(track),
-                r.text(track, "color"),
-                r.number(track, "volume_db"),
-                r.number(track, "pan"),
-                r.flag(track, "muted"),
-                r.flag(track, "solo"),
-            )
-        )
-        for _, clip in r.items(track.get("clips", []), set()):
-            r.unknown(clip, CLIP_KEYS)
-            out.clips.append(
-                (
-                    track_id,
-                    clip["id"],
-                    r.text(clip, "asset_id"),
-                    r.number(clip, "start"),
-                    r.number(clip, "length"),
-                    r.number(clip, "offset"),
-                    r.number(clip, "gain_db"),
-                )
-            )
-    for position, comment in r.items(_list(document.get("comments")), set()):
-        r.unknown(comment, COMMENT_KEYS)
-        out.comments.append(
-            (
-                comment["id"],
-                position,
-                r.text(comment, "author"),
-                r.text(comment, "text"),
-                r.number(comment, "at"),
-                r.number(comment, "created_at"),
-                r.flag(comment, "resolved"),
-            )
-        )
+    tracks = r.items(_list(document.get("tracks")), set())
+    for position, track in tracks:
+        row, clips, problems = memo.track(track)
+        r.problems += problems
+        out.tracks.append((row[0], position, *row[1:]))
+        out.clips.extend(clips)
+    comments = r.items(_list(document.get("comments")), set())
+    for position, comment in comments:
+        row, problems = memo.comment(comment)
+        r.problems += problems
+        out.comments.append((row[0], position, *row[1:]))
+    memo.keep([t for _, t in tracks], [c for _, c in comments])
     for position, marker in r.items(_list(document.get("markers")), None):
         marker_id = marker.get("id")
         out.markers.append(
