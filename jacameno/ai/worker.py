@@ -33,6 +33,7 @@ from jacameno.ai.spec import Answer, Task
 from jacameno.assets.service import AssetNotFound
 from jacameno.jobs.queue import Claim, JobQueue
 from jacameno.settings.ai import AIConfig
+from jacameno.storage import BlobNotFound, StorageUnavailable
 from projections.jobs import Job
 from sqldb import DatabaseError
 
@@ -123,11 +124,15 @@ class Worker:
                 else:
                     await self._attempt(slot, claim)
                 backoff = 0.1
-            except (EventStoreError, DatabaseError) as exc:
+            except (EventStoreError, DatabaseError, StorageUnavailable) as exc:
                 logger.warning(
-                    "the log or the jobs table failed; trying again",
+                    "the log, the jobs table or the storage failed; trying again",
                     extra={"action": "worker.retry", "worker": self.name, "error": str(exc)},
                 )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # a bug must not stop the worker: the job's lease runs out
+                logger.exception("job attempt failed", extra={"action": "worker.error"})
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -155,15 +160,33 @@ class Worker:
         await self._log(
             job, events.job_started(job.job_id, attempt=claim.attempt, worker=self.name)
         )
+        attempt = _Attempt(claim)
+        try:
+            await self._work(slot, attempt, extra)
+        except (EventStoreError, DatabaseError, StorageUnavailable):
+            # The log, the table or the storage failed under the job: it goes back to the queue
+            # (its attempt not counted) for when they are back.
+            with contextlib.suppress(Exception):
+                await self._queue.release(attempt.claim)
+            raise
+
+    async def _work(self, slot: Slot, attempt: _Attempt, extra: dict[str, Any]) -> None:
+        job = attempt.claim.job
+        claim = attempt.claim
         with tempfile.TemporaryDirectory(dir=self._scratch, prefix="ai-job-") as folder:
-            try:
-                task = await self._task(job, Path(folder))
-            except AssetNotFound as exc:
-                await self._fail(job, claim.attempt, str(exc))
-                return
-            attempt = _Attempt(claim)
-            running = asyncio.create_task(slot.run(task, lambda f: setattr(attempt, "progress", f)))
-            outcome = await self._watch(running, attempt)
+            # Fetching a large file may outlast a lease: it is watched (and renewed) too.
+            fetching = asyncio.create_task(self._task(job, Path(folder)))
+            outcome = await self._watch(fetching, attempt)
+            if outcome is None:
+                try:
+                    task = fetching.result()
+                except (AssetNotFound, BlobNotFound) as exc:
+                    await self._fail(job, claim.attempt, f"the audio is gone: {exc}")
+                    return
+                running = asyncio.create_task(
+                    slot.run(task, lambda f: setattr(attempt, "progress", f))
+                )
+                outcome = await self._watch(running, attempt)
             if outcome is not None:
                 logger.info(
                     "job stopped", extra={"action": "worker.stopped", "why": outcome, **extra}

@@ -351,3 +351,18 @@ async def test_an_attempt_past_the_time_limit_fails_the_job(
     failed = await until_state(server, owner, job_events.analysis_job_id(asset), "failed", "done")
     assert failed["state"] == "failed"
     assert "time limit" in failed["error"]
+
+
+async def test_a_job_whose_audio_was_deleted_fails_saying_so(
+    server: ServerProcess, workers: Workers
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    asset = await upload(server, owner, project, click_track(90.0, 4.0))
+    async with server.http() as http:
+        deleted = await http.delete(f"/api/assets/{asset}", headers=_auth(owner))
+    assert deleted.status_code == 204, deleted.text
+    await workers.start()
+    failed = await until_state(server, owner, job_events.analysis_job_id(asset), "failed", "done")
+    assert failed["state"] == "failed"
+    assert "the audio is gone" in failed["error"]
