@@ -4,6 +4,11 @@ room's lifecycle. The document and its write pipeline belong to the room's singl
 room before it is durable. Socket edits (`receive_update`) and server-side edits (`write`, for
 restore and AI results) take the same path: checked, applied, appended, then broadcast.
 
+The one exception is `JACAMENO_COLLAB_BROADCAST=on-receipt`: a writer's update that applied (so
+it is valid and changed something) goes to the room's other local sockets at once; its sender's
+acknowledgement, other nodes and everything else (sync answers, snapshots) still wait for the
+commit. A viewer's update, a malformed one or a no-op is never broadcast.
+
 With several nodes, committed batches and awareness also go to a publisher (the relay,
 jacameno.collab.relay, which imports the room, never the reverse), and other nodes' appends are
 applied by the writer task in version order.
@@ -163,7 +168,16 @@ class Room:
         event = events.doc_updated(
             update, summary, user_id=peer.access.user_id, connection_id=peer.id, node=self._node
         )
-        writer.submit(event, update, peer)
+        early = self._config.early_broadcast
+        writer.submit(event, update, peer, early=early)
+        if early:
+            # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)
+            # waits for the commit (jacameno.collab.writer). If the commit fails, the room
+            # fails and its clients, who hold the update, bring it back on reconnect.
+            message = Outgoing(Kind.UPDATE, update)
+            for other in self.peers.values():
+                if other is not peer:
+                    other.deliver(message)
         await writer.backpressure()
         self._check_open()
 
