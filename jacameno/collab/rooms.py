@@ -14,9 +14,9 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from pycrdt import Doc
 
@@ -38,12 +38,13 @@ from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
 from jacameno.collab.relay import Relay
 from jacameno.collab.room import Actor, Room
 from jacameno.collab.sessions import SessionLog
+from jacameno.collab.tasks import log_failure, within
+from jacameno.collab.unlogged import Held, Relogger
 from jacameno.collab.writer import Committed
 from jacameno.settings.collab import CollabConfig
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def node_name() -> str:
@@ -95,6 +96,9 @@ class Rooms:
         self.sessions = SessionLog(
             store, self.node, config.sessions_logged_per_minute, self._sessions_logged
         )
+        # What failed rooms broadcast on receipt but did not log: logged by the next load.
+        self.held = Held(config.relog_seconds, config.max_document_bytes)
+        self._relogger = Relogger(self.held, self._relog)
 
     def start(self) -> None:
         if self.relay is not None:
@@ -302,7 +306,7 @@ class Rooms:
         not; RoomUnavailable if the database fails or does not answer within
         `append_timeout` (a node whose link went silent refuses at once instead of hanging)."""
         try:
-            return await _within(
+            return await within(
                 self.config.append_timeout, self.gatekeeper.admit(project_id, token)
             )
         except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
@@ -311,7 +315,7 @@ class Rooms:
     async def _recheck(self, project_id: str, access: Access) -> Access:
         try:
             recheck = self.gatekeeper.recheck(project_id, access)
-            return await _within(self.config.append_timeout, recheck)
+            return await within(self.config.append_timeout, recheck)
         except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
             raise RoomUnavailable("try again later") from exc
 
@@ -359,6 +363,8 @@ class Rooms:
         entry = self._entries.get(project_id)
         if entry is not None:
             entry.room = room
+        # Before any socket's update; after `entry.room`, so that a failure forgets the room.
+        room.relog(self.held.take(project_id))
         logger.info(
             "room loaded",
             extra={"action": "collab.load", "project": project_id, "version": loaded.version},
@@ -394,7 +400,17 @@ class Rooms:
                 extra={"action": "collab.unload", "project": room.project_id},
             )
 
+    async def _relog(self, project_id: str) -> None:
+        """Load the project's room (its load logs the updates held for it), wait for their
+        commits, and let it unload if no socket is in it."""
+        async with self._writing(project_id) as room:
+            for done in list(room.relogging):
+                await done
+
     def _forget(self, room: Room) -> None:
+        if room.unlogged and not self._closed:
+            self.held.hold(room.project_id, room.unlogged)
+            self._relogger.retry(room.project_id)
         entry = self._entries.get(room.project_id)
         if entry is not None and entry.room is room:
             if entry.unload_timer is not None:
@@ -426,11 +442,12 @@ class Rooms:
                 entry.loading.cancel()
                 await asyncio.wait({entry.loading})  # not `await`: its cancellation is not ours
                 # A store's or the document's failure was logged by `_load`; anything else not.
-                _log_failure(entry.loading, "room load failed", (EventStoreError, MalformedMessage))
+                log_failure(entry.loading, "room load failed", (EventStoreError, MalformedMessage))
         for task in tasks:
             await asyncio.wait({task})
-            _log_failure(task, "room close failed")
+            log_failure(task, "room close failed")
         await self.sessions.drain(self.config.drain_timeout)
+        await self._relogger.close()
         if self.relay is not None:
             await self.relay.close()
 
@@ -475,36 +492,3 @@ def revoke(room: Room, peer: Peer, error: AdmissionError) -> None:
             "reason": str(error),
         },
     )
-
-
-async def _within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
-    """`work`'s result if it finishes within `seconds`, else TimeoutError at once. Past the bound
-    the work is cancelled but not waited for: a database driver's cleanup after a cancellation
-    (resetting a pooled connection) can itself wait on a link that went silent."""
-    task = asyncio.ensure_future(work)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if not done:
-        task.cancel()
-        task.add_done_callback(_forget_outcome)
-        raise TimeoutError(f"no answer within {seconds} s")
-    return task.result()
-
-
-def _log_failure(
-    task: asyncio.Task[Any], message: str, logged: tuple[type[BaseException], ...] = ()
-) -> None:
-    """Log (`collab.close_failed`) the failure a loading or closing task ended with at shutdown,
-    unless it is of a kind already `logged`; a cancellation is no failure."""
-    error = None if task.cancelled() else task.exception()
-    if error is None or isinstance(error, logged):
-        return
-    logger.error(message, exc_info=error, extra={"action": "collab.close_failed"})
-
-
-def _forget_outcome(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: an abandoned check's failure is no one's to handle

@@ -49,6 +49,7 @@ from jacameno.collab.errors import (
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.snapshots import Snapshots
+from jacameno.collab.unlogged import Unlogged
 from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,9 @@ class _Write:
     # already sent to the room's other sockets (on-receipt mode): after the commit only the
     # sender's echo is left to send
     early: bool = False
+    # kept by the node if the room fails before it is logged (jacameno.collab.unlogged): an
+    # early-broadcast update, or one such update being logged again
+    hold: bool = False
 
 
 async def checked(update: bytes, offload_bytes: int) -> UpdateSummary:
@@ -186,12 +190,15 @@ class Writer:
         done: asyncio.Future[int] | None = None,
         *,
         early: bool = False,
+        hold: bool = False,
     ) -> None:
         """Queue an applied update for the log; `early`: the room's other sockets already have
-        it (on-receipt mode), so once committed it goes only to its sender."""
+        it (on-receipt mode), so once committed it goes only to its sender; `hold` (implied by
+        `early`): if the room fails first, `abandon` returns it for the node to log."""
         self._applied += 1
         self._unlogged_bytes += len(update)
-        self._pending.append(_Write(event, update, sender, self._applied, done, early))
+        write = _Write(event, update, sender, self._applied, done, early, hold or early)
+        self._pending.append(write)
         self._wake()
 
     async def backpressure(self) -> None:
@@ -228,15 +235,21 @@ class Writer:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def abandon(self, error: RoomUnavailable) -> None:
+    def abandon(self, error: RoomUnavailable) -> list[Unlogged]:
         """The room failed or closed: drop what is pending (its senders resend it after they
-        reconnect); a server-side write still waiting gets `error`."""
+        reconnect); a server-side write still waiting gets `error`. The updates to hold (those
+        other sockets already have) are returned, in the order they were applied."""
+        held = []
         for write in (*self._appending, *self._pending):
             if write.done is not None and not write.done.done():
                 write.done.set_exception(error)
+            if write.hold:
+                held.append(Unlogged(write.event, write.update))
+        self._appending = []
         self._pending.clear()
         self._deferred.clear()
         self._progress.set()
+        return held
 
     async def drain(self) -> None:
         """Wait for pending writes and a running snapshot, then take a last snapshot if the log

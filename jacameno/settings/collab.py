@@ -92,6 +92,10 @@ class CollabConfig:
     auth_timeout: float = 10.0
     max_unauthenticated_sockets: int = 1000
     broadcast: str = AFTER_COMMIT  # one of BROADCAST_MODES (JACAMENO_COLLAB_BROADCAST)
+    # How long a node keeps trying to log, under their authors, the updates a failed room had
+    # broadcast on receipt but not logged (jacameno.collab.unlogged); then they are dropped
+    # (the clients that hold them resend them).
+    relog_seconds: float = 300.0
 
     @property
     def early_broadcast(self) -> bool:

@@ -90,18 +90,19 @@ async def test_a_malformed_update_is_never_broadcast(server: Server) -> None:
     await b.close()
 
 
-async def test_a_failed_commit_after_the_early_broadcast_is_brought_back_by_a_client(
+async def test_an_edit_seen_before_a_failed_commit_is_logged_under_its_author(
     server: Server,
 ) -> None:
     alice, bob, project, a, b = await server.owner_and_member("editor")
-    _live, gate = _gate(server, project, fail_with=StoreUnavailableError("database down"))
+    live, gate = _gate(server, project, fail_with=StoreUnavailableError("database down"))
     a.doc.get("lyrics", type=Text).insert(0, "seen ")
     await eventually(lambda: "seen" in b.content()["lyrics"])
     gate.opened.set()  # the commit fails: the room drops every socket
     assert await a.wait_closed() == 1013
     assert await b.wait_closed() == 1013
     assert a.echoes == []  # never acknowledged
-    # Alice never comes back; Bob, who saw her edit, reconnects and his step 2 brings it back.
+    # Bob, who saw Alice's edit, reconnects at once; his step 2 carries her structs. The room's
+    # load logs them first, as hers: what his step 2 adds is nothing.
     retry = YClient(server, project, bob.token)
     retry.doc.apply_update(b.doc.get_update())
     await retry.connect()
@@ -113,10 +114,50 @@ async def test_a_failed_commit_after_the_early_broadcast_is_brought_back_by_a_cl
         return project_document.read(rebuilt) == b.content()
 
     await wait_until(logged_as_bob_sees_it, "the log holds what Bob saw")
-    # The returning update carries Alice's Yjs client id (whose structs it holds), but the log
-    # names the user of the socket that brought it back (docs/collaboration.md, "Broadcast
-    # modes": attribution after a failed commit is a known gap of on-receipt mode).
     [event] = await server.events(project, events.DOC_UPDATED)
+    assert event.data == a.sent[0]
+    assert event.metadata["user_id"] == alice.id != bob.id
     assert event.metadata["client_id"] == a.doc.client_id
-    assert event.metadata["user_id"] == bob.id != alice.id
+    assert event.metadata["relogged"] is True
+    assert server.rooms.loaded(project) is not live
     await retry.close()
+
+
+async def test_the_node_logs_an_edit_seen_before_a_failed_commit_if_nobody_returns(
+    server: Server,
+) -> None:
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
+    _live, gate = _gate(server, project, fail_with=StoreUnavailableError("database down"))
+    a.doc.get("lyrics", type=Text).insert(0, "seen ")
+    await eventually(lambda: "seen" in b.content()["lyrics"])
+    gate.opened.set()
+    assert await a.wait_closed() == 1013
+    assert await b.wait_closed() == 1013
+
+    # No client comes back: the node retries the room's load, which logs the edit.
+    async def logged() -> bool:
+        return len(await server.events(project, events.DOC_UPDATED)) == 1
+
+    await wait_until(logged, "the node logged the edit Bob saw")
+    [event] = await server.events(project, events.DOC_UPDATED)
+    assert (event.data, event.metadata["user_id"]) == (a.sent[0], alice.id)
+    assert not server.rooms.held.holds(project)
+
+
+async def test_an_edit_whose_commit_landed_before_the_failure_is_not_logged_twice(
+    server: Server,
+) -> None:
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
+    _live, gate = _gate(server, project, fail_after=StoreUnavailableError("lost the answer"))
+    a.doc.get("lyrics", type=Text).insert(0, "committed ")
+    await eventually(lambda: "committed" in b.content()["lyrics"])
+    gate.opened.set()  # the commit lands, then the room hears a failure
+    assert await a.wait_closed() == 1013
+    await wait_until(lambda: not server.rooms.held.holds(project), "the relog ran")
+    # The relogging room is loaded from the log, which has the edit: nothing to log again.
+    again = await server.client(project, alice)
+    await again.sync()
+    assert again.content()["lyrics"] == "committed "
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == a.sent
+    await again.close()
