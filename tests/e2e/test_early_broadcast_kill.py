@@ -91,3 +91,16 @@ async def test_an_edit_seen_before_its_commit_survives_a_sigkill(
         logged = await documents.from_log(database_url, project)
         assert not documents.missing_from(logged, [seen.update, owner_state.update])
         assert documents.from_doc(logged) == final
+        # The acknowledged edit is Alice's in the log. The one the node died holding is logged
+        # under whoever brought it back first; its Yjs client id still says it is Alice's
+        # client's (docs/collaboration.md, "Broadcast modes": the server does not move
+        # authorship on a client's word).
+        updates = await documents.logged_updates(database_url, project)
+        by_data = {bytes(u["data"]): u["metadata"] for u in updates}
+        assert by_data[acked[0]]["user_id"] == alice.id
+        brought_back = [m for d, m in by_data.items() if d != acked[0]]
+        assert brought_back
+        assert all(m["user_id"] in (alice.id, bob.id) for m in brought_back)
+        assert any(
+            owner_state.client_id in (m.get("client_ids") or [m["client_id"]]) for m in brought_back
+        )
