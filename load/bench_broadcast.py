@@ -10,9 +10,13 @@ p50/p99/p99.9 printed beside the server's fan-out and durable-ack latencies.
 
 Printed per run: fan-out p50/p95/p99/max, durable-ack p50/p99, the probe's p50/p99/p99.9, the
 harness's event-loop lag p99, and server CPU per 1,000 deliveries with the database's counted in
-(every Postgres backend of the run, sampled while it lives). What it does not measure yet
-(docs/benchmarks.md, "Broadcast modes"): the y-websocket reference server, the JavaScript
-clients, time to synced for simultaneous joiners, and the server's own event-loop lag."""
+(every Postgres backend of the run, sampled while it lives). Each round also runs the same
+clients against the y-websocket@2.1.0 reference server (load.reference_server: in memory, no
+authentication), and the summary sets our figures against the issue's targets: on-receipt
+fan-out p99 at most 1.5 times the reference's, durable-ack p99 within 2 ms of the disk's commit
+p99, after-commit adding at most 1 ms to the disk's commit at p50 and p99. What it does not
+measure yet (docs/benchmarks.md, "Broadcast modes"): the JavaScript clients, time to synced
+for simultaneous joiners, and the server's own event-loop lag."""
 
 from __future__ import annotations
 
@@ -23,16 +27,22 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 
+from harness.accounts import User
+from harness.server import ServerProcess
 from load import bench_collab as bench
+from load import collab_server as srv
+from load.reference_server import reference_server
 from load.report import write_json
 from load.stats import percentile
 
 MODES = ("after-commit", "on-receipt")
 BACKENDS = ("postgres", "sqlite")
+REFERENCE = "y-websocket"  # the mode column of the reference server's runs
+MEMORY = "memory"
 VARIABLE = "JACAMENO_COLLAB_BROADCAST"
 
 
@@ -48,6 +58,30 @@ def broadcast_mode(mode: str) -> Iterator[None]:
             os.environ.pop(VARIABLE, None)
         else:
             os.environ[VARIABLE] = before
+
+
+async def run_reference(plan: bench.Plan) -> dict[str, Any]:
+    """The same clients and edits against the reference server: one room per path, tokens
+    ignored, nothing logged."""
+    shape = plan.shape
+    members = [
+        [c % plan.users for c in range(r, shape.clients, shape.rooms)] for r in range(shape.rooms)
+    ]
+    accounts = [User(f"user-{u}", f"user-{u}@bench", "unused") for u in range(plan.users)]
+    projects = [f"bench-room-{r}" for r in range(shape.rooms)]
+    async with reference_server() as server:
+        # _drive needs only the server's pid and ws_url of a ServerProcess.
+        result = await bench._drive(
+            plan,
+            cast(ServerProcess, server),
+            srv.Database("", srv.NO_DATABASE, ""),
+            accounts,
+            projects,
+            members,
+        )
+    result.pop("_contents")
+    result["log"] = None
+    return result
 
 
 def row(mode: str, backend: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -107,24 +141,60 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _median(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r[key] is not None]
+    return percentile(values, 50) if values else None
+
+
 def summary(rows: list[dict[str, Any]]) -> str:
-    """Per mode and database, the median over rounds of each run's fan-out p99 and ack p99,
-    beside the probe's p99: the comparison the default is chosen from."""
+    """Per mode and database, the median over rounds of each run's figures, and the issue's
+    targets: the comparison the default is chosen from."""
     lines = []
+    reference = [r for r in rows if r["mode"] == REFERENCE]
+    ref_p99 = _median(reference, "fanout_p99_ms")
+    if ref_p99 is not None:
+        lines.append(f"  y-websocket@2.1.0: median fan-out p99 {ref_p99:.2f} ms")
     for backend in BACKENDS:
         for mode in MODES:
             runs = [r for r in rows if r["mode"] == mode and r["backend"] == backend]
             if not runs:
                 continue
-            figures = {
-                key: percentile([r[key] for r in runs if r[key] is not None] or [0.0], 50)
-                for key in ("fanout_p99_ms", "ack_p99_ms", "probe_p99_ms")
+            m = {
+                key: _median(runs, key) or 0.0
+                for key in (
+                    "fanout_p99_ms",
+                    "ack_p50_ms",
+                    "ack_p99_ms",
+                    "probe_p50_ms",
+                    "probe_p99_ms",
+                )
             }
             lines.append(
-                f"{backend:>8} {mode:>13}: median over {len(runs)} runs of fan-out p99"
-                f" {figures['fanout_p99_ms']:.2f} ms, ack p99 {figures['ack_p99_ms']:.2f} ms,"
-                f" disk commit p99 {figures['probe_p99_ms']:.2f} ms"
+                f"{backend:>8} {mode:>13}: median over {len(runs)} runs: fan-out p99"
+                f" {m['fanout_p99_ms']:.2f} ms, ack p50/p99 {m['ack_p50_ms']:.2f}/"
+                f"{m['ack_p99_ms']:.2f} ms, disk commit p50/p99 {m['probe_p50_ms']:.2f}/"
+                f"{m['probe_p99_ms']:.2f} ms"
             )
+            if mode == "on-receipt":
+                if ref_p99:
+                    ratio = m["fanout_p99_ms"] / ref_p99
+                    lines.append(
+                        f"{'':>23}fan-out p99 / reference {ratio:.2f} (target <= 1.5):"
+                        f" {'met' if ratio <= 1.5 else 'NOT met'}"
+                    )
+                over = m["ack_p99_ms"] - m["probe_p99_ms"]
+                lines.append(
+                    f"{'':>23}ack p99 - disk p99 {over:+.2f} ms (target <= 2):"
+                    f" {'met' if over <= 2 else 'NOT met'}"
+                )
+            else:
+                p50 = m["ack_p50_ms"] - m["probe_p50_ms"]
+                p99 = m["ack_p99_ms"] - m["probe_p99_ms"]
+                met = p50 <= 1 and p99 <= 1
+                lines.append(
+                    f"{'':>23}ack - disk: p50 {p50:+.2f} ms, p99 {p99:+.2f} ms (target <= 1):"
+                    f" {'met' if met else 'NOT met'}"
+                )
     return "\n".join(lines)
 
 
@@ -134,6 +204,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     for round_number in range(1, args.rounds + 1):
+        if args.reference:
+            plan = bench.Plan(
+                shape=shape,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                users=shape.clients,
+                backend=MEMORY,
+                dsn=args.postgres,
+            )
+            print(f"round {round_number}: y-websocket reference", file=sys.stderr, flush=True)
+            result = await run_reference(plan)
+            result.pop("timeline", None)
+            rows.append(row(REFERENCE, MEMORY, result) | {"round": round_number})
+            runs.append({"mode": REFERENCE, "backend": MEMORY, "round": round_number} | result)
         for backend in args.backends:
             for mode in MODES:
                 plan = bench.Plan(
@@ -176,6 +260,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="DB"
     )
     parser.add_argument("--postgres", default=bench.DEFAULT_DSN, metavar="ADMIN_DSN")
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the y-websocket reference server (make load/reference/node_modules/.installed)",
+    )
     parser.add_argument("--results", type=Path, default=bench.RESULTS)
     args = parser.parse_args(argv)
     for name in ("clients", "rooms", "rate", "seconds", "rounds"):

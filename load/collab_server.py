@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 PAGE = 1000
+NO_DATABASE = "none"  # Database.kind of a server that keeps its documents in memory (reference)
 START_TIMEOUT = 30.0  # seconds: a server on a large database under a loaded machine
 
 
@@ -78,7 +79,7 @@ def pids_cpu(pids: list[int]) -> float:
 @dataclass(slots=True)
 class Database:
     url: str  # JACAMENO_DATABASE_URL
-    kind: str  # "postgres" or "sqlite"
+    kind: str  # "postgres", "sqlite", or NO_DATABASE
     name: str  # database name or file path
     admin_dsn: str | None = None
 
@@ -126,6 +127,8 @@ class Database:
         start, seconds) to `into` until cancelled: when the collaboration latency jumps, did
         the database's commits stall too? Postgres: on a connection of its own; SQLite: in a
         probe file beside the log (the same disk), synchronous=FULL as the store commits."""
+        if self.kind == NO_DATABASE:
+            return
         if self.admin_dsn is None:
             await _probe_sqlite(str(Path(self.name).with_name("probe.db")), interval, into)
             return
