@@ -15,8 +15,11 @@ clients against the y-websocket@2.1.0 reference server (load.reference_server: i
 authentication), and the summary sets our figures against the issue's targets: on-receipt
 fan-out p99 at most 1.5 times the reference's, durable-ack p99 within 2 ms of the disk's commit
 p99, after-commit adding at most 1 ms to the disk's commit at p50 and p99. What it does not
-measure yet (docs/benchmarks.md, "Broadcast modes"): the JavaScript clients, time to synced
-for simultaneous joiners, and the server's own event-loop lag."""
+Each round also times `--joiners` (50) clients opening a project nobody has open at the same
+moment, on each database and on the reference server (time to synced p50/p95; target: ours at
+most 1.2 times the reference's at p50), and each of our runs reads the server's event-loop lag
+from its `/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). What it
+does not measure yet (docs/benchmarks.md, "Broadcast modes"): the JavaScript clients."""
 
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from harness.accounts import User
 from harness.server import ServerProcess
 from load import bench_collab as bench
 from load import collab_server as srv
+from load.broadcast_probes import LoopLagWatch, joiners_ours, joiners_reference
 from load.reference_server import reference_server
 from load.report import write_json
 from load.stats import percentile
@@ -102,6 +106,7 @@ def row(mode: str, backend: str, result: dict[str, Any]) -> dict[str, Any]:
         "probe_p99_ms": probe.get("p99_ms"),
         "probe_p999_ms": probe.get("p999_ms"),
         "harness_loop_lag_p99_ms": result["harness"]["loop_lag_p99_ms"],
+        "server_loop_lag_p99_ms": result.get("server_loop_lag_p99_ms"),
         "cpu_ms_per_1000_with_database": (round(cpu * 1e6 / deliveries, 2) if deliveries else None),
         "missing": result["missing"]["deliveries"] + result["missing"]["echoes"],
         "rooms_converged": f"{result['rooms_converged']}/{result['rooms']}",
@@ -121,6 +126,7 @@ COLUMNS = [
     ("probe_p99_ms", "disk p99", 9),
     ("probe_p999_ms", "disk p999", 10),
     ("harness_loop_lag_p99_ms", "lag p99", 8),
+    ("server_loop_lag_p99_ms", "srv lag", 8),
     ("cpu_ms_per_1000_with_database", "cpu/1k", 8),
     ("missing", "missing", 8),
     ("rooms_converged", "rooms", 6),
@@ -198,12 +204,42 @@ def summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def joins_summary(joins: list[dict[str, Any]]) -> str:
+    """Time to synced per server (medians over rounds), against 1.2 times the reference's."""
+    lines = []
+    medians: dict[str, tuple[float, float]] = {}
+    for server in (REFERENCE, *BACKENDS):
+        mine = [j for j in joins if j["server"] == server and j["p50_ms"] is not None]
+        if mine:
+            medians[server] = (_median(mine, "p50_ms") or 0.0, _median(mine, "p95_ms") or 0.0)
+    reference = medians.get(REFERENCE)
+    for server, (p50, p95) in medians.items():
+        line = f"{server:>12}: time to synced p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+        if reference is not None and server != REFERENCE and reference[0] > 0:
+            ratio = p50 / reference[0]
+            line += f"; p50 / reference {ratio:.2f} (target <= 1.2):"
+            line += " met" if ratio <= 1.2 else " NOT met"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     shape = bench.Shape(args.clients, args.rooms, args.rate)
     started = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
+    joins: list[dict[str, Any]] = []
     for round_number in range(1, args.rounds + 1):
+        if args.joiners:
+            print(f"round {round_number}: {args.joiners} joiners", file=sys.stderr, flush=True)
+            if args.reference:
+                figures = await joiners_reference(args.joiners, args.join_repeats)
+                joins.append({"server": REFERENCE, "round": round_number} | figures)
+            for backend in args.backends:
+                figures = await joiners_ours(
+                    backend, args.postgres, args.joiners, args.join_repeats
+                )
+                joins.append({"server": backend, "round": round_number} | figures)
         if args.reference:
             plan = bench.Plan(
                 shape=shape,
@@ -230,8 +266,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     probe_interval=1 / shape.edits_per_second,
                 )
                 print(f"round {round_number}: {backend}, {mode}", file=sys.stderr, flush=True)
+                lag = LoopLagWatch()
                 with broadcast_mode(mode):
-                    result = await bench.run_shape(plan, keep_database=False)
+                    result = await bench.run_shape(plan, keep_database=False, watch=lag)
+                result["server_loop_lag_p99_ms"] = lag.p99_ms
                 result.pop("timeline", None)
                 rows.append(row(mode, backend, result) | {"round": round_number})
                 runs.append({"mode": mode, "backend": backend, "round": round_number} | result)
@@ -242,6 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "shape": str(shape),
         "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
         "rows": rows,
+        "joins": joins,
         "runs": runs,
     }
 
@@ -256,6 +295,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--joiners", type=int, default=50, help="simultaneous joiners timed (0: none)"
+    )
+    parser.add_argument(
+        "--join-repeats", type=int, default=3, help="projects opened by the joiners per round"
+    )
     parser.add_argument(
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="DB"
     )
@@ -281,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     document = uvloop.run(run(args))
     print(table(document["rows"]))
     print(summary(document["rows"]))
+    print(joins_summary(document["joins"]))
     stamp = datetime.fromisoformat(document["started_at"]).strftime("%Y%m%dT%H%M%SZ")
     for path in write_json(args.results, stamp, document, name="broadcast"):
         print(f"wrote {path}")

@@ -43,6 +43,7 @@ from load.stats import Measurement, percentile
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results"
+WATCH_GRACE = 1.0  # seconds a watch may take to finish once every edit was delivered
 SATURATED = 0.9  # harness CPU (cores) from which its own queueing shows in the latencies
 
 
@@ -403,6 +404,8 @@ async def _drive(
         with contextlib.suppress(asyncio.CancelledError):
             await probe_task
         if watch_task is not None:
+            # A watch that ends by itself (a last read after the window) gets a moment to.
+            await asyncio.wait({watch_task}, timeout=WATCH_GRACE)
             watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch_task
