@@ -288,6 +288,7 @@ class Rooms:
         """Revise the access of this server's peers of the project (`_revise`), or of every
         project for a deleted user, and make sockets being let in check their access again
         (see `attach`)."""
+        self.gatekeeper.changed(change.project_id)  # before the rechecks it makes happen
         if change.project_id is None:
             for each in self._attaching.values():
                 each.changes += 1

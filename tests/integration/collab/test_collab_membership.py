@@ -119,6 +119,9 @@ class HeldGatekeeper:
     async def recheck(self, project_id: str, access: Access) -> Access:
         return await self.gatekeeper.recheck(project_id, access)
 
+    def changed(self, project_id: str | None) -> None:
+        self.gatekeeper.changed(project_id)
+
 
 async def test_a_member_removed_while_being_let_in_is_closed_4403(server: Server) -> None:
     alice, bob = await server.user("alice"), await server.user("bob")
