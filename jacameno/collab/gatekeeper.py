@@ -25,6 +25,9 @@ class Access:
     # When the token it was decided on expires (seconds since the epoch): the socket is revoked
     # with 4401 then (jacameno.collab.rooms). None: never.
     expires_at: float | None = None
+    # How many membership changes this node's rooms had applied when the decision began
+    # (Rooms.admit): none since, and a join need not read the access again. None: unknown.
+    changes_seen: int | None = None
 
     @property
     def can_write(self) -> bool:

@@ -15,7 +15,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pycrdt import Doc
@@ -26,7 +26,6 @@ from jacameno.collab import loading
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import (
     GOING_AWAY,
-    AdmissionError,
     MalformedMessage,
     RoomUnavailable,
     TooManySockets,
@@ -36,6 +35,7 @@ from jacameno.collab.gatekeeper import Access, Gatekeeper
 from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
 from jacameno.collab.relay import Relay
+from jacameno.collab.revision import revise, revoke
 from jacameno.collab.room import Actor, Room
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.tasks import log_failure, within
@@ -87,6 +87,7 @@ class Rooms:
         self.node = node or node_name()
         self._entries: dict[str, _Entry] = {}
         self._attaching: dict[str, _Attaching] = {}
+        self._changes = 0  # membership changes applied (see `admit` and `attach`)
         self._closed = False
         self.loads = 0
         # Snapshot folds run one at a time: pycrdt holds the GIL through a fold, so rooms folding
@@ -194,13 +195,19 @@ class Rooms:
         `access` was decided on the read model before this call, and a membership change may
         have been applied to the rooms since (`apply_membership`, which runs only once the read
         model has the change): so the access is read again, and again as long as a change of
-        the project arrives before the peer has joined. A later change finds it in the room."""
+        the project arrives before the peer has joined, unless no change at all was applied
+        since `admit` began (`Access.changes_seen`). A later change finds it in the room."""
         attaching = self._attaching.setdefault(project_id, _Attaching())
         attaching.sockets += 1
+        # An access decided since the last membership change this node applied is as the read
+        # model has it: reading it again would be one more round trip for every joiner.
+        current = access.changes_seen == self._changes
         try:
             while True:
                 seen = attaching.changes
-                access = await self._recheck(project_id, access)
+                if not current:
+                    access = await self._recheck(project_id, access)
+                current = False
                 room = await self.open(project_id)
                 if attaching.changes == seen:
                     break
@@ -285,10 +292,11 @@ class Rooms:
             revoke(room, peer, Unauthenticated("the access token expired"))
 
     def apply_membership(self, change: MembershipChange) -> None:
-        """Revise the access of this server's peers of the project (`_revise`), or of every
+        """Revise the access of this server's peers of the project (`revision.revise`), or of every
         project for a deleted user, and make sockets being let in check their access again
         (see `attach`)."""
         self.gatekeeper.changed(change.project_id)  # before the rechecks it makes happen
+        self._changes += 1
         if change.project_id is None:
             for each in self._attaching.values():
                 each.changes += 1
@@ -300,18 +308,20 @@ class Rooms:
             room = self.loaded(change.project_id)
             rooms = [] if room is None or room.failed else [room]
         for room in rooms:
-            _revise(room, change)
+            revise(room, change)
 
     async def admit(self, project_id: str, token: str | None) -> Access:
         """Whether `token` may open `project_id` (the gatekeeper's answer): AdmissionError if
         not; RoomUnavailable if the database fails or does not answer within
         `append_timeout` (a node whose link went silent refuses at once instead of hanging)."""
+        changes = self._changes
         try:
-            return await within(
+            access = await within(
                 self.config.append_timeout, self.gatekeeper.admit(project_id, token)
             )
         except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
             raise RoomUnavailable("try again later") from exc
+        return replace(access, changes_seen=changes)
 
     async def _recheck(self, project_id: str, access: Access) -> Access:
         try:
@@ -451,45 +461,3 @@ class Rooms:
         await self._relogger.close()
         if self.relay is not None:
             await self.relay.close()
-
-
-def _revise(room: Room, change: MembershipChange) -> None:
-    """Revise the access of the peers `change` concerns: a new role takes effect on their
-    next message (Hocuspocus peers are told their new scope); a revoked peer is told so by
-    its dialect and leaves the room."""
-    for peer in list(room.peers.values()):
-        outcome = change.revise(peer.access)
-        if outcome is None:
-            continue
-        fields = {
-            "project": room.project_id,
-            "connection": peer.id,
-            "user": peer.access.user_id,
-        }
-        if isinstance(outcome, Access):
-            peer.access = outcome
-            peer.deliver(Outgoing(Kind.ROLE, outcome.role.encode()))
-            logger.info(
-                "role changed",
-                extra={"action": "collab.role_changed", "role": outcome.role, **fields},
-            )
-        else:
-            revoke(room, peer, outcome)
-
-
-def revoke(room: Room, peer: Peer, error: AdmissionError) -> None:
-    """End `peer`'s access: its dialect tells it so, and it leaves the room."""
-    peer.revoked = error
-    peer.dialect.revoke(peer.connection, error)
-    room.leave(peer)
-    logger.info(
-        "access revoked",
-        extra={
-            "action": "collab.revoked",
-            "code": error.close_code,
-            "project": room.project_id,
-            "connection": peer.id,
-            "user": peer.access.user_id,
-            "reason": str(error),
-        },
-    )
