@@ -45,6 +45,11 @@ tests/e2e/js/node_modules/.installed: tests/e2e/js/package-lock.json
 	npm ci --prefix tests/e2e/js --no-audit --no-fund
 	touch $@
 
+# The y-websocket@2.1.0 reference server that load/bench_broadcast measures beside ours.
+load/reference/node_modules/.installed: load/reference/package-lock.json
+	npm ci --prefix load/reference --no-audit --no-fund
+	touch $@
+
 # The runnable client examples, tested by tests/e2e/test_examples.py.
 examples/js/node_modules/.installed: examples/js/package-lock.json
 	npm ci --prefix examples/js --no-audit --no-fund

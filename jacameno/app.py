@@ -181,7 +181,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with bootstrap.services(settings, metrics) as services:
+        async with bootstrap.services(settings, metrics) as services, metrics.watching_loop():
             app.router.routes[:] = app_routes(settings, services, document)
             # Tests and tools look at the services here; handlers and the collaboration
             # endpoints are given theirs (app_routes).

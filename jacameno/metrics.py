@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -11,6 +13,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from projections.lag import ProjectionStatus
 
 ACTIVE_WINDOW_SECONDS = 300.0
+# The event loop's lag is how late a ticker of this period wakes up: whatever held the loop (a
+# long CRDT step, a GC pause, a burst of frames) delays every socket of the node by as much.
+LOOP_TICK_SECONDS = 0.1
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -78,6 +83,33 @@ class Metrics:
             f"Distinct users with an authenticated request in the last {ACTIVE_WINDOW_SECONDS:g}s.",
             registry=self.registry,
         ).set_function(self.active_users)
+
+        self.loop_lag = Histogram(
+            "jacameno_event_loop_lag_seconds",
+            f"How late the event loop woke a {LOOP_TICK_SECONDS:g} s ticker: what every socket"
+            " and request of the node waited behind other work.",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+
+    @contextlib.asynccontextmanager
+    async def watching_loop(self, tick: float = LOOP_TICK_SECONDS) -> AsyncIterator[None]:
+        """Observe the running loop's lag into `jacameno_event_loop_lag_seconds` until the
+        block ends."""
+        task = asyncio.create_task(self._watch_loop(tick), name="metrics-loop-lag")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _watch_loop(self, tick: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + tick
+            await asyncio.sleep(tick)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.request_seconds.labels(method, route, str(status)).observe(seconds)

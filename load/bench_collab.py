@@ -43,6 +43,7 @@ from load.stats import Measurement, percentile
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 RESULTS = Path(__file__).resolve().parent / "results"
+WATCH_GRACE = 1.0  # seconds a watch may take to finish once every edit was delivered
 SATURATED = 0.9  # harness CPU (cores) from which its own queueing shows in the latencies
 
 
@@ -99,6 +100,7 @@ class Plan:
     py_spy: str | None = None  # py-spy binary: profile the server during the window
     profile_path: str | None = None
     connect_concurrency: int = 16
+    probe_interval: float = 0.05  # seconds between the database probe's durable commits
 
 
 @dataclass(slots=True)
@@ -208,13 +210,16 @@ def timeline(
     ]
 
 
-def probe_json(probes: list[tuple[float, float]], start: float, end: float) -> dict[str, Any]:
+def probe_json(
+    probes: list[tuple[float, float]], start: float, end: float, interval: float = 0.05
+) -> dict[str, Any]:
     inside = [latency for at, latency in probes if start <= at < end]
     return {
-        "interval_ms": 50,
+        "interval_ms": round(interval * 1000, 3),
         "commits": len(inside),
         "p50_ms": _ms(inside, 50),
         "p99_ms": _ms(inside, 99),
+        "p999_ms": _ms(inside, 99.9),
         "max_ms": round(max(inside) * 1000, 3) if inside else None,
     }
 
@@ -367,7 +372,7 @@ async def _drive(
     lag = LoopLag()
     lag_task = asyncio.create_task(lag.run())
     probes: list[tuple[float, float]] = []
-    probe_task = asyncio.create_task(database.probe(0.05, probes))
+    probe_task = asyncio.create_task(database.probe(plan.probe_interval, probes))
     watch_task = None if watch is None else asyncio.create_task(watch(server, ledger))
     samples: list[Sample] = []
 
@@ -399,6 +404,8 @@ async def _drive(
         with contextlib.suppress(asyncio.CancelledError):
             await probe_task
         if watch_task is not None:
+            # A watch that ends by itself (a last read after the window) gets a moment to.
+            await asyncio.wait({watch_task}, timeout=WATCH_GRACE)
             watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch_task
@@ -471,7 +478,7 @@ async def _drive(
         "database_idle_cpu_cores": round(idle.cores(idle.database_cpu), 3),
         "database_per_second": {k: round(w.cores(v), 1) for k, v in w.counters.items()},
         "timeline": timeline(ledger, samples[0].at, probes),
-        "database_probe": probe_json(probes, samples[0].at, samples[1].at),
+        "database_probe": probe_json(probes, samples[0].at, samples[1].at, plan.probe_interval),
         "harness": {
             "cpu_cores": round(w.cores(w.harness_cpu), 3),
             "saturated": w.cores(w.harness_cpu) >= SATURATED,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -31,6 +32,7 @@ T = TypeVar("T")
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 PAGE = 1000
+NO_DATABASE = "none"  # Database.kind of a server that keeps its documents in memory (reference)
 START_TIMEOUT = 30.0  # seconds: a server on a large database under a loaded machine
 
 
@@ -77,7 +79,7 @@ def pids_cpu(pids: list[int]) -> float:
 @dataclass(slots=True)
 class Database:
     url: str  # JACAMENO_DATABASE_URL
-    kind: str  # "postgres" or "sqlite"
+    kind: str  # "postgres", "sqlite", or NO_DATABASE
     name: str  # database name or file path
     admin_dsn: str | None = None
 
@@ -121,10 +123,14 @@ class Database:
         return {} if row is None else {k: int(v or 0) for k, v in dict(row).items()}
 
     async def probe(self, interval: float, into: list[tuple[float, float]]) -> None:
-        """Postgres: a durable 1-row INSERT + COMMIT every `interval` seconds on a connection
-        of its own, appending (perf_counter at start, seconds) to `into` until cancelled: when
-        the collaboration latency jumps, did the database's commits stall too?"""
+        """A durable 1-row INSERT + COMMIT every `interval` seconds, appending (perf_counter at
+        start, seconds) to `into` until cancelled: when the collaboration latency jumps, did
+        the database's commits stall too? Postgres: on a connection of its own; SQLite: in a
+        probe file beside the log (the same disk), synchronous=FULL as the store commits."""
+        if self.kind == NO_DATABASE:
+            return
         if self.admin_dsn is None:
+            await _probe_sqlite(str(Path(self.name).with_name("probe.db")), interval, into)
             return
         conn = await asyncpg.connect(self.url)
         try:
@@ -148,6 +154,27 @@ class Database:
             }
         finally:
             await conn.close()
+
+
+async def _probe_sqlite(path: str, interval: float, into: list[tuple[float, float]]) -> None:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_probe (at REAL)")
+
+        def commit(at: float) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO bench_probe VALUES (?)", (at,))
+            conn.execute("COMMIT")
+
+        while True:
+            started = time.perf_counter()
+            await asyncio.to_thread(commit, started)
+            into.append((started, time.perf_counter() - started))
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+    finally:
+        conn.close()
 
 
 @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@ accounts API (access tokens, project membership)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -11,7 +12,7 @@ from domain.roles import Role, can_write, parse_role
 from jacameno.accounts import Accounts
 from jacameno.bearer import Authenticator, NotAuthenticated
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
-from projections.projects import ProjectsReadModel
+from projections.projects import ProjectsReadModel, ProjectState
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,9 @@ class Access:
     # When the token it was decided on expires (seconds since the epoch): the socket is revoked
     # with 4401 then (jacameno.collab.rooms). None: never.
     expires_at: float | None = None
+    # How many membership changes this node's rooms had applied when the decision began
+    # (Rooms.admit): none since, and a join need not read the access again. None: unknown.
+    changes_seen: int | None = None
 
     @property
     def can_write(self) -> bool:
@@ -41,6 +45,11 @@ class Gatekeeper(Protocol):
         """`access` as the read model has it now (the token is not checked again, its expiry is
         kept): the member's current role and version. Raises Unauthenticated (the user was
         deleted), NoSuchProject or Forbidden like `admit`."""
+        ...
+
+    def changed(self, project_id: str | None) -> None:
+        """The read model has a membership change of `project_id` (None: of every project, a
+        deleted user): whatever is decided from now on must reflect it."""
         ...
 
 
@@ -63,6 +72,31 @@ class MembershipGatekeeper:
         self._authenticator = authenticator
         self._accounts = accounts
         self._projects = projects
+        # One read of a project's members shared by the sockets that ask while it is under way
+        # (50 joiners opening a project at once: one read, not 50); `changed` ends the sharing
+        # of a read that may predate a change.
+        self._reading: dict[str, asyncio.Future[ProjectState | None]] = {}
+
+    def changed(self, project_id: str | None) -> None:
+        if project_id is None:
+            self._reading.clear()
+        else:
+            self._reading.pop(project_id, None)
+
+    async def _state(self, project_id: str) -> ProjectState | None:
+        shared = self._reading.get(project_id)
+        if shared is None:
+            shared = asyncio.ensure_future(self._projects.state(project_id))
+            self._reading[project_id] = shared
+            shared.add_done_callback(lambda done: self._read(project_id, done))
+        # Shielded: a caller that gives up (its admission timed out) leaves the read to others.
+        return await asyncio.shield(shared)
+
+    def _read(self, project_id: str, done: asyncio.Future[ProjectState | None]) -> None:
+        if self._reading.get(project_id) is done:
+            del self._reading[project_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: each caller that waited got it already
 
     async def admit(self, project_id: str, token: str | None) -> Access:
         if not token:
@@ -82,7 +116,7 @@ class MembershipGatekeeper:
         return replace(await self._access(project_id, access.user_id), expires_at=access.expires_at)
 
     async def _access(self, project_id: str, user_id: str) -> Access:
-        state = await self._projects.state(project_id)
+        state = await self._state(project_id)
         if state is None or state.deleted:
             raise NoSuchProject("no such project")
         role = parse_role(state.roles.get(user_id, ""))

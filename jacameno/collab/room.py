@@ -4,6 +4,11 @@ room's lifecycle. The document and its write pipeline belong to the room's singl
 room before it is durable. Socket edits (`receive_update`) and server-side edits (`write`, for
 restore and AI results) take the same path: checked, applied, appended, then broadcast.
 
+The one exception is `JACAMENO_COLLAB_BROADCAST=on-receipt`: a writer's update that applied (so
+it is valid and changed something) goes to the room's other local sockets at once; its sender's
+acknowledgement, other nodes and everything else (sync answers, snapshots) still wait for the
+commit. A viewer's update, a malformed one or a no-op is never broadcast.
+
 With several nodes, committed batches and awareness also go to a publisher (the relay,
 jacameno.collab.relay, which imports the room, never the reverse), and other nodes' appends are
 applied by the writer task in version order.
@@ -16,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc
 
 from crdt import document
-from crdt.update import UpdateSummary, check_state_vector
+from crdt.update import UpdateSummary, check_state_vector, check_update
 from domain import events
 from eventstore import EventStore
 from jacameno.collab import awareness
@@ -32,11 +37,13 @@ from jacameno.collab.errors import (
     TRY_AGAIN_LATER,
     Forbidden,
     MalformedMessage,
+    MessageTooLarge,
     RoomUnavailable,
 )
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.sessions import SessionLog
+from jacameno.collab.unlogged import Unlogged
 from jacameno.collab.writer import Committed, Publisher, Writer, checked
 from jacameno.settings.collab import CollabConfig
 
@@ -83,6 +90,10 @@ class Room:
             max_removed=config.awareness_removed_kept,
         )
         self.failed = False
+        # Set when the room fails: the updates its other sockets saw that were not logged, for
+        # the node to log (jacameno.collab.unlogged); and the commits of those it logs again.
+        self.unlogged: list[Unlogged] = []
+        self.relogging: list[asyncio.Future[int]] = []
         self._sessions = sessions
         self._config = config
         self._node = node
@@ -163,7 +174,16 @@ class Room:
         event = events.doc_updated(
             update, summary, user_id=peer.access.user_id, connection_id=peer.id, node=self._node
         )
-        writer.submit(event, update, peer)
+        early = self._config.early_broadcast
+        writer.submit(event, update, peer, early=early)
+        if early:
+            # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)
+            # waits for the commit (jacameno.collab.writer). If the commit fails, the room
+            # fails and its clients, who hold the update, bring it back on reconnect.
+            message = Outgoing(Kind.UPDATE, update)
+            for other in self.peers.values():
+                if other is not peer:
+                    other.deliver(message)
         await writer.backpressure()
         self._check_open()
 
@@ -188,6 +208,34 @@ class Room:
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.writer.submit(event, update, None, done)
         return await done
+
+    def relog(self, writes: Sequence[Unlogged]) -> None:
+        """Log again, each under its own author, updates a failed room of this project broadcast
+        but did not log (jacameno.collab.unlogged), before any socket's: those the log holds
+        by now change nothing and are dropped; the others are broadcast once committed, and
+        their commits are `relogging`. One that no longer fits the document is dropped with a
+        warning (the clients that hold it resend it)."""
+        loop = asyncio.get_running_loop()
+        for write in writes:
+            try:
+                summary = check_update(write.update)
+                if not self._apply(write.update, summary, "server/relog"):
+                    continue
+            except document.DocumentDamaged:
+                return  # the room failed (and holds what it had taken up)
+            except (MalformedMessage, MessageTooLarge) as exc:
+                logger.warning(
+                    "an unlogged update could not be logged again",
+                    extra={
+                        "action": "collab.relog_refused",
+                        "project": self.project_id,
+                        "error": repr(exc),
+                    },
+                )
+                continue
+            done: asyncio.Future[int] = loop.create_future()
+            self.writer.submit(write.relogged(), write.update, None, done, hold=True)
+            self.relogging.append(done)
 
     async def edit(self, change: Callable[[Doc[Any]], None], actor: Actor) -> int | None:
         """A server-side edit made by `change` on a copy of the current document (so that a
@@ -301,7 +349,7 @@ class Room:
             peer.stop()
             self._sessions.left(self.project_id, peer, code)
         self.peers.clear()
-        self.writer.abandon(RoomUnavailable(reason))
+        self.unlogged = self.writer.abandon(RoomUnavailable(reason))
         self._on_failed(self)
 
     async def close(self) -> None:

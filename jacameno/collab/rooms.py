@@ -14,9 +14,9 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pycrdt import Doc
 
@@ -26,7 +26,6 @@ from jacameno.collab import loading
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import (
     GOING_AWAY,
-    AdmissionError,
     MalformedMessage,
     RoomUnavailable,
     TooManySockets,
@@ -36,14 +35,16 @@ from jacameno.collab.gatekeeper import Access, Gatekeeper
 from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
 from jacameno.collab.relay import Relay
+from jacameno.collab.revision import revise, revoke
 from jacameno.collab.room import Actor, Room
 from jacameno.collab.sessions import SessionLog
+from jacameno.collab.tasks import log_failure, within
+from jacameno.collab.unlogged import Held, Relogger
 from jacameno.collab.writer import Committed
 from jacameno.settings.collab import CollabConfig
 from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def node_name() -> str:
@@ -86,6 +87,7 @@ class Rooms:
         self.node = node or node_name()
         self._entries: dict[str, _Entry] = {}
         self._attaching: dict[str, _Attaching] = {}
+        self._changes = 0  # membership changes applied (see `admit` and `attach`)
         self._closed = False
         self.loads = 0
         # Snapshot folds run one at a time: pycrdt holds the GIL through a fold, so rooms folding
@@ -95,6 +97,9 @@ class Rooms:
         self.sessions = SessionLog(
             store, self.node, config.sessions_logged_per_minute, self._sessions_logged
         )
+        # What failed rooms broadcast on receipt but did not log: logged by the next load.
+        self.held = Held(config.relog_seconds, config.max_document_bytes)
+        self._relogger = Relogger(self.held, self._relog)
 
     def start(self) -> None:
         if self.relay is not None:
@@ -190,13 +195,19 @@ class Rooms:
         `access` was decided on the read model before this call, and a membership change may
         have been applied to the rooms since (`apply_membership`, which runs only once the read
         model has the change): so the access is read again, and again as long as a change of
-        the project arrives before the peer has joined. A later change finds it in the room."""
+        the project arrives before the peer has joined, unless no change at all was applied
+        since `admit` began (`Access.changes_seen`). A later change finds it in the room."""
         attaching = self._attaching.setdefault(project_id, _Attaching())
         attaching.sockets += 1
+        # An access decided since the last membership change this node applied is as the read
+        # model has it: reading it again would be one more round trip for every joiner.
+        current = access.changes_seen == self._changes
         try:
             while True:
                 seen = attaching.changes
-                access = await self._recheck(project_id, access)
+                if not current:
+                    access = await self._recheck(project_id, access)
+                current = False
                 room = await self.open(project_id)
                 if attaching.changes == seen:
                     break
@@ -281,9 +292,11 @@ class Rooms:
             revoke(room, peer, Unauthenticated("the access token expired"))
 
     def apply_membership(self, change: MembershipChange) -> None:
-        """Revise the access of this server's peers of the project (`_revise`), or of every
+        """Revise the access of this server's peers of the project (`revision.revise`), or of every
         project for a deleted user, and make sockets being let in check their access again
         (see `attach`)."""
+        self.gatekeeper.changed(change.project_id)  # before the rechecks it makes happen
+        self._changes += 1
         if change.project_id is None:
             for each in self._attaching.values():
                 each.changes += 1
@@ -295,23 +308,25 @@ class Rooms:
             room = self.loaded(change.project_id)
             rooms = [] if room is None or room.failed else [room]
         for room in rooms:
-            _revise(room, change)
+            revise(room, change)
 
     async def admit(self, project_id: str, token: str | None) -> Access:
         """Whether `token` may open `project_id` (the gatekeeper's answer): AdmissionError if
         not; RoomUnavailable if the database fails or does not answer within
         `append_timeout` (a node whose link went silent refuses at once instead of hanging)."""
+        changes = self._changes
         try:
-            return await _within(
+            access = await within(
                 self.config.append_timeout, self.gatekeeper.admit(project_id, token)
             )
         except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
             raise RoomUnavailable("try again later") from exc
+        return replace(access, changes_seen=changes)
 
     async def _recheck(self, project_id: str, access: Access) -> Access:
         try:
             recheck = self.gatekeeper.recheck(project_id, access)
-            return await _within(self.config.append_timeout, recheck)
+            return await within(self.config.append_timeout, recheck)
         except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
             raise RoomUnavailable("try again later") from exc
 
@@ -359,6 +374,8 @@ class Rooms:
         entry = self._entries.get(project_id)
         if entry is not None:
             entry.room = room
+        # Before any socket's update; after `entry.room`, so that a failure forgets the room.
+        room.relog(self.held.take(project_id))
         logger.info(
             "room loaded",
             extra={"action": "collab.load", "project": project_id, "version": loaded.version},
@@ -394,7 +411,17 @@ class Rooms:
                 extra={"action": "collab.unload", "project": room.project_id},
             )
 
+    async def _relog(self, project_id: str) -> None:
+        """Load the project's room (its load logs the updates held for it), wait for their
+        commits, and let it unload if no socket is in it."""
+        async with self._writing(project_id) as room:
+            for done in list(room.relogging):
+                await done
+
     def _forget(self, room: Room) -> None:
+        if room.unlogged and not self._closed:
+            self.held.hold(room.project_id, room.unlogged)
+            self._relogger.retry(room.project_id)
         entry = self._entries.get(room.project_id)
         if entry is not None and entry.room is room:
             if entry.unload_timer is not None:
@@ -426,85 +453,11 @@ class Rooms:
                 entry.loading.cancel()
                 await asyncio.wait({entry.loading})  # not `await`: its cancellation is not ours
                 # A store's or the document's failure was logged by `_load`; anything else not.
-                _log_failure(entry.loading, "room load failed", (EventStoreError, MalformedMessage))
+                log_failure(entry.loading, "room load failed", (EventStoreError, MalformedMessage))
         for task in tasks:
             await asyncio.wait({task})
-            _log_failure(task, "room close failed")
+            log_failure(task, "room close failed")
         await self.sessions.drain(self.config.drain_timeout)
+        await self._relogger.close()
         if self.relay is not None:
             await self.relay.close()
-
-
-def _revise(room: Room, change: MembershipChange) -> None:
-    """Revise the access of the peers `change` concerns: a new role takes effect on their
-    next message (Hocuspocus peers are told their new scope); a revoked peer is told so by
-    its dialect and leaves the room."""
-    for peer in list(room.peers.values()):
-        outcome = change.revise(peer.access)
-        if outcome is None:
-            continue
-        fields = {
-            "project": room.project_id,
-            "connection": peer.id,
-            "user": peer.access.user_id,
-        }
-        if isinstance(outcome, Access):
-            peer.access = outcome
-            peer.deliver(Outgoing(Kind.ROLE, outcome.role.encode()))
-            logger.info(
-                "role changed",
-                extra={"action": "collab.role_changed", "role": outcome.role, **fields},
-            )
-        else:
-            revoke(room, peer, outcome)
-
-
-def revoke(room: Room, peer: Peer, error: AdmissionError) -> None:
-    """End `peer`'s access: its dialect tells it so, and it leaves the room."""
-    peer.revoked = error
-    peer.dialect.revoke(peer.connection, error)
-    room.leave(peer)
-    logger.info(
-        "access revoked",
-        extra={
-            "action": "collab.revoked",
-            "code": error.close_code,
-            "project": room.project_id,
-            "connection": peer.id,
-            "user": peer.access.user_id,
-            "reason": str(error),
-        },
-    )
-
-
-async def _within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
-    """`work`'s result if it finishes within `seconds`, else TimeoutError at once. Past the bound
-    the work is cancelled but not waited for: a database driver's cleanup after a cancellation
-    (resetting a pooled connection) can itself wait on a link that went silent."""
-    task = asyncio.ensure_future(work)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-    if not done:
-        task.cancel()
-        task.add_done_callback(_forget_outcome)
-        raise TimeoutError(f"no answer within {seconds} s")
-    return task.result()
-
-
-def _log_failure(
-    task: asyncio.Task[Any], message: str, logged: tuple[type[BaseException], ...] = ()
-) -> None:
-    """Log (`collab.close_failed`) the failure a loading or closing task ended with at shutdown,
-    unless it is of a kind already `logged`; a cancellation is no failure."""
-    error = None if task.cancelled() else task.exception()
-    if error is None or isinstance(error, logged):
-        return
-    logger.error(message, exc_info=error, extra={"action": "collab.close_failed"})
-
-
-def _forget_outcome(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()  # retrieved: an abandoned check's failure is no one's to handle

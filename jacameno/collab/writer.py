@@ -10,7 +10,10 @@ The durability rule, and how the writer keeps it while writing in batches:
 2. The update joins the pending writes (`submit`); the writer task appends everything pending
    as one append (the store group-commits appends of all rooms), then broadcasts each committed
    update to the room's peers, the sender included (its echo is its acknowledgement), and a
-   server-side write's caller learns the version it took.
+   server-side write's caller learns the version it took. The one exception is the on-receipt
+   broadcast mode (`JACAMENO_COLLAB_BROADCAST`): the room has already sent a socket's update to
+   its other sockets (`early`), and after the commit only the sender's echo is left; the
+   sender's acknowledgement and other nodes still wait for the commit.
 3. Everything else read from the document (sync step 1 and step 2 answers, snapshots) is
    computed when asked but released only once every update applied before it has committed
    (`defer`).
@@ -46,6 +49,7 @@ from jacameno.collab.errors import (
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.snapshots import Snapshots
+from jacameno.collab.unlogged import Unlogged
 from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
@@ -93,6 +97,12 @@ class _Write:
     sender: Peer | None  # None: a server-side write, whose caller waits on `done`
     seq: int  # the count of applied updates after this one
     done: asyncio.Future[int] | None  # the version the update took
+    # already sent to the room's other sockets (on-receipt mode): after the commit only the
+    # sender's echo is left to send
+    early: bool = False
+    # kept by the node if the room fails before it is logged (jacameno.collab.unlogged): an
+    # early-broadcast update, or one such update being logged again
+    hold: bool = False
 
 
 async def checked(update: bytes, offload_bytes: int) -> UpdateSummary:
@@ -178,11 +188,17 @@ class Writer:
         update: bytes,
         sender: Peer | None,
         done: asyncio.Future[int] | None = None,
+        *,
+        early: bool = False,
+        hold: bool = False,
     ) -> None:
-        """Queue an applied update for the log."""
+        """Queue an applied update for the log; `early`: the room's other sockets already have
+        it (on-receipt mode), so once committed it goes only to its sender; `hold` (implied by
+        `early`): if the room fails first, `abandon` returns it for the node to log."""
         self._applied += 1
         self._unlogged_bytes += len(update)
-        self._pending.append(_Write(event, update, sender, self._applied, done))
+        write = _Write(event, update, sender, self._applied, done, early, hold or early)
+        self._pending.append(write)
         self._wake()
 
     async def backpressure(self) -> None:
@@ -219,15 +235,21 @@ class Writer:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def abandon(self, error: RoomUnavailable) -> None:
+    def abandon(self, error: RoomUnavailable) -> list[Unlogged]:
         """The room failed or closed: drop what is pending (its senders resend it after they
-        reconnect); a server-side write still waiting gets `error`."""
+        reconnect); a server-side write still waiting gets `error`. The updates to hold (those
+        other sockets already have) are returned, in the order they were applied."""
+        held = []
         for write in (*self._appending, *self._pending):
             if write.done is not None and not write.done.done():
                 write.done.set_exception(error)
+            if write.hold:
+                held.append(Unlogged(write.event, write.update))
+        self._appending = []
         self._pending.clear()
         self._deferred.clear()
         self._progress.set()
+        return held
 
     async def drain(self) -> None:
         """Wait for pending writes and a running snapshot, then take a last snapshot if the log
@@ -357,8 +379,11 @@ class Writer:
         room = self._room
         for version, write in enumerate(batch, first_version):
             sender = write.sender
-            room.broadcast(Outgoing(Kind.UPDATE, write.update), sender)
+            if not write.early:
+                room.broadcast(Outgoing(Kind.UPDATE, write.update), sender)
             if sender is not None and room.present(sender):
+                if write.early and sender.dialect.echoes:
+                    sender.deliver(Outgoing(Kind.UPDATE, write.update))
                 sender.acknowledge()
             if write.done is not None and not write.done.done():
                 write.done.set_result(version)

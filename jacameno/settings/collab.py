@@ -15,6 +15,12 @@ from jacameno.settings.errors import SettingsError
 from jacameno.settings.section import positive_numbers
 
 MIB = 1024 * 1024
+# When the other sockets of a room see a writer's update (docs/collaboration.md, "Broadcast
+# modes"): once it is durable, or as soon as the room's document applied it. The sender's
+# acknowledgement and other nodes wait for the commit in both.
+AFTER_COMMIT = "after-commit"
+ON_RECEIPT = "on-receipt"
+BROADCAST_MODES = (AFTER_COMMIT, ON_RECEIPT)
 MAX_TYPE_DEPTH = 250  # the highest max_type_depth (depths are kept in one byte)
 
 
@@ -85,13 +91,28 @@ class CollabConfig:
     max_documents_per_socket: int = 64
     auth_timeout: float = 10.0
     max_unauthenticated_sockets: int = 1000
+    broadcast: str = AFTER_COMMIT  # one of BROADCAST_MODES (JACAMENO_COLLAB_BROADCAST)
+    # How long a node keeps trying to log, under their authors, the updates a failed room had
+    # broadcast on receipt but not logged (jacameno.collab.unlogged); then they are dropped
+    # (the clients that hold them resend them).
+    relog_seconds: float = 300.0
+
+    @property
+    def early_broadcast(self) -> bool:
+        """Whether a writer's update reaches the room's other sockets before it is durable."""
+        return self.broadcast == ON_RECEIPT
 
     @classmethod
     def read(cls, get: Callable[[str], str | None]) -> CollabConfig:
         """The limits that `get` (a `JACAMENO_` variable by the rest of its name, None if unset
         or empty) gives, the defaults for the others; SettingsError for a value that is not a
         positive number or contradicts another."""
-        values = positive_numbers(cls, "COLLAB", get)
+        mode = get("COLLAB_BROADCAST")
+        values = positive_numbers(
+            cls, "COLLAB", lambda name: None if name == "COLLAB_BROADCAST" else get(name)
+        )
+        if mode is not None:
+            values["broadcast"] = mode.strip().lower()
         return cls(**values)
 
     def __post_init__(self) -> None:
@@ -101,8 +122,15 @@ class CollabConfig:
         """SettingsError if the limits contradict each other or the event store's (`store`, by
         default the limits the server opens its store with)."""
         store = store or Limits()
+        if self.broadcast not in BROADCAST_MODES:
+            raise SettingsError(
+                f"JACAMENO_COLLAB_BROADCAST ({self.broadcast!r}) must be one of "
+                + ", ".join(BROADCAST_MODES)
+            )
         for field in fields(self):
             value = getattr(self, field.name)
+            if isinstance(value, str):
+                continue
             if value < 0 or (value == 0 and field.name != "snapshot_jitter"):
                 raise SettingsError(f"{_name(field.name)} must be > 0")
         _at_least(

@@ -119,6 +119,9 @@ class HeldGatekeeper:
     async def recheck(self, project_id: str, access: Access) -> Access:
         return await self.gatekeeper.recheck(project_id, access)
 
+    def changed(self, project_id: str | None) -> None:
+        self.gatekeeper.changed(project_id)
+
 
 async def test_a_member_removed_while_being_let_in_is_closed_4403(server: Server) -> None:
     alice, bob = await server.user("alice"), await server.user("bob")
@@ -138,6 +141,28 @@ async def test_a_member_removed_while_being_let_in_is_closed_4403(server: Server
         alice.id
     ]
     await owner.close()
+
+
+async def test_a_join_does_not_reread_an_access_nothing_changed_since(server: Server) -> None:
+    alice, bob = await server.user("alice"), await server.user("bob")
+    project = await server.project(alice, (bob, "editor"))
+    held = HeldGatekeeper(server.rooms.gatekeeper)
+    held.resume.set()
+    server.rooms.gatekeeper = held
+    rechecks: list[str] = []
+    recheck = held.recheck
+
+    async def counted(project_id: str, access: Access) -> Access:
+        rechecks.append(access.user_id)
+        return await recheck(project_id, access)
+
+    held.recheck = counted  # type: ignore[method-assign]
+    owner = await server.client(project, alice)
+    await owner.sync()
+    assert rechecks == []  # nothing changed since its admission: one read fewer per joiner
+    await owner.close()
+    # After a change the access is read again (a removal between admission and joining:
+    # test_a_member_removed_while_being_let_in_is_closed_4403).
 
 
 async def test_a_removal_on_one_server_closes_the_socket_on_another(

@@ -1,0 +1,338 @@
+"""Broadcast modes benchmark: `python -m load.bench_broadcast`.
+
+Runs load.bench_collab's shape (default 50 clients / 10 rooms / 5 edits/s) against our server in
+both broadcast modes (`JACAMENO_COLLAB_BROADCAST=after-commit|on-receipt`), on Postgres and on
+SQLite, interleaved in one session (round 1: every mode on every database, then round 2, ...),
+so that a disk whose commit tail moves from minute to minute weighs on every variant alike.
+Beside each run, a durable-commit probe of the same disk: single-row commits at the rate the
+clients edit (Postgres: a connection of its own; SQLite: a file beside the log), its
+p50/p99/p99.9 printed beside the server's fan-out and durable-ack latencies.
+
+Printed per run: fan-out p50/p95/p99/max, durable-ack p50/p99, the probe's p50/p99/p99.9, the
+harness's event-loop lag p99, and server CPU per 1,000 deliveries with the database's counted in
+(every Postgres backend of the run, sampled while it lives). Each round also runs the same
+clients against the y-websocket@2.1.0 reference server (load.reference_server: in memory, no
+authentication), and the summary sets our figures against the issue's targets: on-receipt
+fan-out p99 at most 1.5 times the reference's, durable-ack p99 within 2 ms of the disk's commit
+p99, after-commit adding at most 1 ms to the disk's commit at p50 and p99. What it does not
+Each round also times `--joiners` (50) clients opening a project nobody has open at the same
+moment, on each database and on the reference server (time to synced p50/p95; target: ours at
+most 1.2 times the reference's at p50), and each of our runs reads the server's event-loop lag
+from its `/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). What it
+does not measure yet (docs/benchmarks.md, "Broadcast modes"): the JavaScript clients."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import uvloop
+
+from harness.accounts import User
+from harness.server import ServerProcess
+from load import bench_collab as bench
+from load import collab_server as srv
+from load.broadcast_probes import LoopLagWatch, joiners_ours, joiners_reference
+from load.reference_server import reference_server
+from load.report import write_json
+from load.stats import percentile
+
+MODES = ("after-commit", "on-receipt")
+BACKENDS = ("postgres", "sqlite")
+REFERENCE = "y-websocket"  # the mode column of the reference server's runs
+MEMORY = "memory"
+VARIABLE = "JACAMENO_COLLAB_BROADCAST"
+
+
+@contextlib.contextmanager
+def broadcast_mode(mode: str) -> Iterator[None]:
+    """The server subprocess inherits this environment (harness.server.ServerProcess)."""
+    before = os.environ.get(VARIABLE)
+    os.environ[VARIABLE] = mode
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(VARIABLE, None)
+        else:
+            os.environ[VARIABLE] = before
+
+
+async def run_reference(plan: bench.Plan) -> dict[str, Any]:
+    """The same clients and edits against the reference server: one room per path, tokens
+    ignored, nothing logged."""
+    shape = plan.shape
+    members = [
+        [c % plan.users for c in range(r, shape.clients, shape.rooms)] for r in range(shape.rooms)
+    ]
+    accounts = [User(f"user-{u}", f"user-{u}@bench", "unused") for u in range(plan.users)]
+    projects = [f"bench-room-{r}" for r in range(shape.rooms)]
+    async with reference_server() as server:
+        # _drive needs only the server's pid and ws_url of a ServerProcess.
+        result = await bench._drive(
+            plan,
+            cast(ServerProcess, server),
+            srv.Database("", srv.NO_DATABASE, ""),
+            accounts,
+            projects,
+            members,
+        )
+    result.pop("_contents")
+    result["log"] = None
+    return result
+
+
+def row(mode: str, backend: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one run that the comparison prints."""
+    fanout, ack, probe = result["fanout"], result["ack"], result["database_probe"]
+    deliveries = fanout.get("count") or 0
+    cpu = (result["server"]["cpu_cores"] + result["database_cpu_cores"]) * result["window_seconds"]
+    return {
+        "mode": mode,
+        "backend": backend,
+        "fanout_p50_ms": fanout.get("p50_ms"),
+        "fanout_p95_ms": fanout.get("p95_ms"),
+        "fanout_p99_ms": fanout.get("p99_ms"),
+        "fanout_max_ms": fanout.get("max_ms"),
+        "ack_p50_ms": ack.get("p50_ms"),
+        "ack_p99_ms": ack.get("p99_ms"),
+        "probe_p50_ms": probe.get("p50_ms"),
+        "probe_p99_ms": probe.get("p99_ms"),
+        "probe_p999_ms": probe.get("p999_ms"),
+        "harness_loop_lag_p99_ms": result["harness"]["loop_lag_p99_ms"],
+        "server_loop_lag_p99_ms": result.get("server_loop_lag_p99_ms"),
+        "cpu_ms_per_1000_with_database": (round(cpu * 1e6 / deliveries, 2) if deliveries else None),
+        "missing": result["missing"]["deliveries"] + result["missing"]["echoes"],
+        "rooms_converged": f"{result['rooms_converged']}/{result['rooms']}",
+    }
+
+
+COLUMNS = [
+    ("mode", "mode", 13),
+    ("backend", "db", 8),
+    ("fanout_p50_ms", "fo p50", 8),
+    ("fanout_p95_ms", "fo p95", 8),
+    ("fanout_p99_ms", "fo p99", 8),
+    ("fanout_max_ms", "fo max", 8),
+    ("ack_p50_ms", "ack p50", 8),
+    ("ack_p99_ms", "ack p99", 8),
+    ("probe_p50_ms", "disk p50", 9),
+    ("probe_p99_ms", "disk p99", 9),
+    ("probe_p999_ms", "disk p999", 10),
+    ("harness_loop_lag_p99_ms", "lag p99", 8),
+    ("server_loop_lag_p99_ms", "srv lag", 8),
+    ("cpu_ms_per_1000_with_database", "cpu/1k", 8),
+    ("missing", "missing", 8),
+    ("rooms_converged", "rooms", 6),
+]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The runs as a fixed-width table (milliseconds; cpu/1k: server + database CPU ms per
+    1,000 deliveries)."""
+    lines = ["".join(f"{title:>{width}}" for _, title, width in COLUMNS)]
+    for r in rows:
+        cells = []
+        for key, _, width in COLUMNS:
+            value = r[key]
+            text = "-" if value is None else f"{value:g}" if isinstance(value, float) else value
+            cells.append(f"{text!s:>{width}}")
+        lines.append("".join(cells))
+    return "\n".join(lines)
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r[key] is not None]
+    return percentile(values, 50) if values else None
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """Per mode and database, the median over rounds of each run's figures, and the issue's
+    targets: the comparison the default is chosen from."""
+    lines = []
+    reference = [r for r in rows if r["mode"] == REFERENCE]
+    ref_p99 = _median(reference, "fanout_p99_ms")
+    if ref_p99 is not None:
+        lines.append(f"  y-websocket@2.1.0: median fan-out p99 {ref_p99:.2f} ms")
+    for backend in BACKENDS:
+        for mode in MODES:
+            runs = [r for r in rows if r["mode"] == mode and r["backend"] == backend]
+            if not runs:
+                continue
+            m = {
+                key: _median(runs, key) or 0.0
+                for key in (
+                    "fanout_p99_ms",
+                    "ack_p50_ms",
+                    "ack_p99_ms",
+                    "probe_p50_ms",
+                    "probe_p99_ms",
+                )
+            }
+            lines.append(
+                f"{backend:>8} {mode:>13}: median over {len(runs)} runs: fan-out p99"
+                f" {m['fanout_p99_ms']:.2f} ms, ack p50/p99 {m['ack_p50_ms']:.2f}/"
+                f"{m['ack_p99_ms']:.2f} ms, disk commit p50/p99 {m['probe_p50_ms']:.2f}/"
+                f"{m['probe_p99_ms']:.2f} ms"
+            )
+            if mode == "on-receipt":
+                if ref_p99:
+                    ratio = m["fanout_p99_ms"] / ref_p99
+                    lines.append(
+                        f"{'':>23}fan-out p99 / reference {ratio:.2f} (target <= 1.5):"
+                        f" {'met' if ratio <= 1.5 else 'NOT met'}"
+                    )
+                over = m["ack_p99_ms"] - m["probe_p99_ms"]
+                lines.append(
+                    f"{'':>23}ack p99 - disk p99 {over:+.2f} ms (target <= 2):"
+                    f" {'met' if over <= 2 else 'NOT met'}"
+                )
+            else:
+                p50 = m["ack_p50_ms"] - m["probe_p50_ms"]
+                p99 = m["ack_p99_ms"] - m["probe_p99_ms"]
+                met = p50 <= 1 and p99 <= 1
+                lines.append(
+                    f"{'':>23}ack - disk: p50 {p50:+.2f} ms, p99 {p99:+.2f} ms (target <= 1):"
+                    f" {'met' if met else 'NOT met'}"
+                )
+    return "\n".join(lines)
+
+
+def joins_summary(joins: list[dict[str, Any]]) -> str:
+    """Time to synced per server (medians over rounds), against 1.2 times the reference's."""
+    lines = []
+    medians: dict[str, tuple[float, float]] = {}
+    for server in (REFERENCE, *BACKENDS):
+        mine = [j for j in joins if j["server"] == server and j["p50_ms"] is not None]
+        if mine:
+            medians[server] = (_median(mine, "p50_ms") or 0.0, _median(mine, "p95_ms") or 0.0)
+    reference = medians.get(REFERENCE)
+    for server, (p50, p95) in medians.items():
+        line = f"{server:>12}: time to synced p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+        if reference is not None and server != REFERENCE and reference[0] > 0:
+            ratio = p50 / reference[0]
+            line += f"; p50 / reference {ratio:.2f} (target <= 1.2):"
+            line += " met" if ratio <= 1.2 else " NOT met"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    shape = bench.Shape(args.clients, args.rooms, args.rate)
+    started = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
+    joins: list[dict[str, Any]] = []
+    for round_number in range(1, args.rounds + 1):
+        if args.joiners:
+            print(f"round {round_number}: {args.joiners} joiners", file=sys.stderr, flush=True)
+            if args.reference:
+                figures = await joiners_reference(args.joiners, args.join_repeats)
+                joins.append({"server": REFERENCE, "round": round_number} | figures)
+            for backend in args.backends:
+                figures = await joiners_ours(
+                    backend, args.postgres, args.joiners, args.join_repeats
+                )
+                joins.append({"server": backend, "round": round_number} | figures)
+        if args.reference:
+            plan = bench.Plan(
+                shape=shape,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                users=shape.clients,
+                backend=MEMORY,
+                dsn=args.postgres,
+            )
+            print(f"round {round_number}: y-websocket reference", file=sys.stderr, flush=True)
+            result = await run_reference(plan)
+            result.pop("timeline", None)
+            rows.append(row(REFERENCE, MEMORY, result) | {"round": round_number})
+            runs.append({"mode": REFERENCE, "backend": MEMORY, "round": round_number} | result)
+        for backend in args.backends:
+            for mode in MODES:
+                plan = bench.Plan(
+                    shape=shape,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                    users=shape.clients,
+                    backend=backend,
+                    dsn=args.postgres,
+                    probe_interval=1 / shape.edits_per_second,
+                )
+                print(f"round {round_number}: {backend}, {mode}", file=sys.stderr, flush=True)
+                lag = LoopLagWatch()
+                with broadcast_mode(mode):
+                    result = await bench.run_shape(plan, keep_database=False, watch=lag)
+                result["server_loop_lag_p99_ms"] = lag.p99_ms
+                result.pop("timeline", None)
+                rows.append(row(mode, backend, result) | {"round": round_number})
+                runs.append({"mode": mode, "backend": backend, "round": round_number} | result)
+    return {
+        "benchmark": "broadcast",
+        "started_at": started.isoformat(),
+        "command": " ".join(["python -m load.bench_broadcast", *sys.argv[1:]]),
+        "shape": str(shape),
+        "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "rows": rows,
+        "joins": joins,
+        "runs": runs,
+    }
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m load.bench_broadcast", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rooms", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=5.0, help="edits per second per client")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--joiners", type=int, default=50, help="simultaneous joiners timed (0: none)"
+    )
+    parser.add_argument(
+        "--join-repeats", type=int, default=3, help="projects opened by the joiners per round"
+    )
+    parser.add_argument(
+        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="DB"
+    )
+    parser.add_argument("--postgres", default=bench.DEFAULT_DSN, metavar="ADMIN_DSN")
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the y-websocket reference server (make load/reference/node_modules/.installed)",
+    )
+    parser.add_argument("--results", type=Path, default=bench.RESULTS)
+    args = parser.parse_args(argv)
+    for name in ("clients", "rooms", "rate", "seconds", "rounds"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be > 0")
+    if args.rooms > args.clients:
+        parser.error("--rooms must not exceed --clients")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    document = uvloop.run(run(args))
+    print(table(document["rows"]))
+    print(summary(document["rows"]))
+    print(joins_summary(document["joins"]))
+    stamp = datetime.fromisoformat(document["started_at"]).strftime("%Y%m%dT%H%M%SZ")
+    for path in write_json(args.results, stamp, document, name="broadcast"):
+        print(f"wrote {path}")
+    failed = [r for r in document["rows"] if r["missing"]]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

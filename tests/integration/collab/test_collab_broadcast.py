@@ -1,0 +1,163 @@
+"""Broadcast modes (JACAMENO_COLLAB_BROADCAST): in on-receipt mode the other sockets see a
+writer's update before it is durable, its sender's acknowledgement still waits for the commit;
+a viewer's or malformed update is never broadcast; a commit that fails after the early broadcast
+loses nothing acknowledged, and the clients that hold the edit bring it back to the log."""
+
+from __future__ import annotations
+
+import pytest
+from pycrdt import Text
+
+from crdt import document
+from domain import document as project_document
+from domain import events
+from eventstore import StoreUnavailableError
+from harness.waiting import eventually, wait_until
+from jacameno.collab import protocol
+from jacameno.collab.room import Room
+from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
+from jacameno.settings.errors import SettingsError
+from tests.integration.collab.support import Gate, Server, YClient
+
+
+@pytest.fixture
+def config() -> CollabConfig:
+    return CollabConfig(unload_delay=0.2, broadcast=ON_RECEIPT)
+
+
+def _gate(server: Server, project: str, **kwargs: object) -> tuple[Room, Gate]:
+    """The project's live room, its store replaced by a closed Gate (appends wait)."""
+    live = server.rooms.loaded(project)
+    assert live is not None
+    gate = Gate(server.store, **kwargs)  # type: ignore[arg-type]
+    live.writer.store = gate
+    return live, gate
+
+
+def test_the_mode_is_read_and_checked() -> None:
+    assert CollabConfig().broadcast == AFTER_COMMIT
+    env = {"COLLAB_BROADCAST": " On-Receipt "}
+    assert CollabConfig.read(env.get).early_broadcast
+    with pytest.raises(SettingsError, match="JACAMENO_COLLAB_BROADCAST"):
+        CollabConfig.read({"COLLAB_BROADCAST": "eventually"}.get)
+
+
+async def test_others_see_an_edit_before_it_commits_and_its_sender_is_acked_after(
+    server: Server,
+) -> None:
+    _alice, _bob, project, a, b = await server.owner_and_member("editor")
+    _live, gate = _gate(server, project)
+    a.doc.get("lyrics", type=Text).insert(0, "early ")
+    # The append is held, yet the other socket already has the edit.
+    await eventually(lambda: "early" in b.content()["lyrics"])
+    assert gate.calls == 1
+    assert a.echoes == []  # no acknowledgement before the commit
+    assert await server.events(project, events.DOC_UPDATED) == []
+    gate.opened.set()
+    await eventually(lambda: a.echoes == a.sent)
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == a.sent
+    assert len(b.echoes) == 1  # once only: the commit sends it to nobody else
+    await a.close()
+    await b.close()
+
+
+async def test_a_viewers_update_is_never_broadcast(server: Server) -> None:
+    alice, vera = await server.user("alice"), await server.user("vera")
+    bob = await server.user("bob")
+    project = await server.project(alice, (vera, "viewer"), (bob, "editor"))
+    owner, viewer, b = [await server.client(project, u) for u in (alice, vera, bob)]
+    for client in (owner, viewer, b):
+        await client.sync()
+    viewer.doc.get("lyrics", type=Text).insert(0, "from the viewer ")
+    await eventually(lambda: any(isinstance(m, protocol.Auth) for m in viewer.messages))
+    # Everything the viewer's socket sent has been handled; what comes to b next is the owner's.
+    owner.doc.get("lyrics", type=Text).insert(0, "owner ")
+    await eventually(lambda: len(b.echoes) == 1)
+    assert b.echoes == owner.sent
+    assert b.content()["lyrics"] == "owner "
+    for client in (owner, viewer, b):
+        await client.close()
+
+
+async def test_a_malformed_update_is_never_broadcast(server: Server) -> None:
+    _alice, _bob, _project, a, b = await server.owner_and_member("editor")
+    await a.send(protocol.encode_update(b"\x01\x01\x07not an update"))
+    assert await a.wait_closed() == 4400
+    b.doc.get("lyrics", type=Text).insert(0, "bob ")
+    await eventually(lambda: b.echoes == b.sent)
+    assert len(b.echoes) == 1  # its own echo, nothing of the malformed update
+    await b.close()
+
+
+async def test_an_edit_seen_before_a_failed_commit_is_logged_under_its_author(
+    server: Server,
+) -> None:
+    alice, bob, project, a, b = await server.owner_and_member("editor")
+    live, gate = _gate(server, project, fail_with=StoreUnavailableError("database down"))
+    a.doc.get("lyrics", type=Text).insert(0, "seen ")
+    await eventually(lambda: "seen" in b.content()["lyrics"])
+    gate.opened.set()  # the commit fails: the room drops every socket
+    assert await a.wait_closed() == 1013
+    assert await b.wait_closed() == 1013
+    assert a.echoes == []  # never acknowledged
+    # Bob, who saw Alice's edit, reconnects at once; his step 2 carries her structs. The room's
+    # load logs them first, as hers: what his step 2 adds is nothing.
+    retry = YClient(server, project, bob.token)
+    retry.doc.apply_update(b.doc.get_update())
+    await retry.connect()
+    await retry.sync()
+
+    async def logged_as_bob_sees_it() -> bool:
+        logged = await server.events(project, events.DOC_UPDATED)
+        rebuilt = document.build(document.EMPTY_UPDATE, [e.data for e in logged])
+        return project_document.read(rebuilt) == b.content()
+
+    await wait_until(logged_as_bob_sees_it, "the log holds what Bob saw")
+    [event] = await server.events(project, events.DOC_UPDATED)
+    assert event.data == a.sent[0]
+    assert event.metadata["user_id"] == alice.id != bob.id
+    assert event.metadata["client_id"] == a.doc.client_id
+    assert event.metadata["relogged"] is True
+    assert server.rooms.loaded(project) is not live
+    await retry.close()
+
+
+async def test_the_node_logs_an_edit_seen_before_a_failed_commit_if_nobody_returns(
+    server: Server,
+) -> None:
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
+    _live, gate = _gate(server, project, fail_with=StoreUnavailableError("database down"))
+    a.doc.get("lyrics", type=Text).insert(0, "seen ")
+    await eventually(lambda: "seen" in b.content()["lyrics"])
+    gate.opened.set()
+    assert await a.wait_closed() == 1013
+    assert await b.wait_closed() == 1013
+
+    # No client comes back: the node retries the room's load, which logs the edit.
+    async def logged() -> bool:
+        return len(await server.events(project, events.DOC_UPDATED)) == 1
+
+    await wait_until(logged, "the node logged the edit Bob saw")
+    [event] = await server.events(project, events.DOC_UPDATED)
+    assert (event.data, event.metadata["user_id"]) == (a.sent[0], alice.id)
+    assert not server.rooms.held.holds(project)
+
+
+async def test_an_edit_whose_commit_landed_before_the_failure_is_not_logged_twice(
+    server: Server,
+) -> None:
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
+    _live, gate = _gate(server, project, fail_after=StoreUnavailableError("lost the answer"))
+    a.doc.get("lyrics", type=Text).insert(0, "committed ")
+    await eventually(lambda: "committed" in b.content()["lyrics"])
+    gate.opened.set()  # the commit lands, then the room hears a failure
+    assert await a.wait_closed() == 1013
+    await wait_until(lambda: not server.rooms.held.holds(project), "the relog ran")
+    # The relogging room is loaded from the log, which has the edit: nothing to log again.
+    again = await server.client(project, alice)
+    await again.sync()
+    assert again.content()["lyrics"] == "committed "
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == a.sent
+    await again.close()
