@@ -16,6 +16,7 @@ def run(task: Any, progress: Callable[[float], None]) -> Any:
     if kind == "raise":
         raise ValueError(value)
     if kind == "sleep":
+        progress(0.0)  # under way: a caller may wait for this rather than guess
         time.sleep(value)
         return "slept"
     if kind == "die":

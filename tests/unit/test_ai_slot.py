@@ -37,8 +37,9 @@ async def test_a_task_that_raises_fails_and_the_process_stays(slot: Slot) -> Non
 
 async def test_a_cancelled_task_is_killed_and_the_next_runs_in_a_new_process(slot: Slot) -> None:
     before = (await slot.run(("echo", 0), lambda _: None))["pid"]
-    running = asyncio.create_task(slot.run(("sleep", 60), lambda _: None))
-    await asyncio.sleep(0.2)
+    started = asyncio.Event()
+    running = asyncio.create_task(slot.run(("sleep", 60), lambda _: started.set()))
+    await asyncio.wait_for(started.wait(), 30)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running

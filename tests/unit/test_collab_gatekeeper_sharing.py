@@ -35,13 +35,22 @@ class Members:
 
 
 class Users:
+    """Accounts that all exist; `asked` counts the rechecks that have begun (each goes on to
+    the members' read without another pause)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
     async def get(self, user_id: str) -> object:
+        self.asked += 1
         return object()
 
 
-def _gatekeeper(members: Members) -> MembershipGatekeeper:
+def _gatekeeper(members: Members, users: Users | None = None) -> MembershipGatekeeper:
     return MembershipGatekeeper(
-        cast(Authenticator, None), cast(Accounts, Users()), cast(ProjectsReadModel, members)
+        cast(Authenticator, None),
+        cast(Accounts, users or Users()),
+        cast(ProjectsReadModel, members),
     )
 
 
@@ -76,12 +85,12 @@ async def test_a_change_ends_the_sharing_of_a_read_that_may_predate_it() -> None
 
 
 async def test_a_caller_that_gives_up_leaves_the_read_to_the_others() -> None:
-    members = Members({"a": "owner", "b": "editor"})
-    gatekeeper = _gatekeeper(members)
+    members, users = Members({"a": "owner", "b": "editor"}), Users()
+    gatekeeper = _gatekeeper(members, users)
     first = asyncio.create_task(gatekeeper.recheck(PROJECT, _access("a")))
     second = asyncio.create_task(gatekeeper.recheck(PROJECT, _access("b")))
-    await eventually(lambda: members.reads == 1)
-    await asyncio.sleep(0)  # both are waiting on the one read
+    # Both have begun, so both wait on the one read (a recheck pauses first there).
+    await eventually(lambda: users.asked == 2 and members.reads == 1)
     first.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await first
