@@ -220,18 +220,18 @@ def _corrected(
     rate: int,
 ) -> _Rendered:
     """The limiter tames the loudest parts (often the low end's kicks) and so shifts the
-    balance: measure what came out against the reference and correct the EQ (in place), a few
-    times at most. Under heavy limiting a correction only partly arrives (boosting the lows
-    makes the limiter hold them down harder), so each bin's correction is divided by how much of
-    the previous one arrived (a least-squares secant step over all bins), which converges in
-    two or three renders."""
+    balance: measure what came out against the reference and correct the EQ, a few times at
+    most. Under heavy limiting a correction only partly arrives (boosting the lows makes the
+    limiter hold them down harder), so each bin's correction is divided by how much of the
+    previous one arrived (a least-squares secant step over all bins), which converges in two or
+    three renders. The best render is kept, and `curve` is left as its EQ (the one `eq` reports)."""
     previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (applied step, residual)
-    best, best_distance = rendered, math.inf
+    best, best_distance, best_curve = rendered, math.inf, curve.clone()
     for attempt in range(_MATCH_CORRECTIONS + 1):
         out = spectrum.profile(rendered.limited.signal, rate)
         distance = spectrum.distance(out, reference)
         if distance < best_distance:
-            best, best_distance = rendered, distance
+            best, best_distance, best_curve = rendered, distance, curve.clone()
         if distance <= _MATCH_GOOD_ENOUGH_DB or attempt == _MATCH_CORRECTIONS:
             break
         residual = spectrum.match_curve(out, reference, rate).cpu().double()
@@ -244,6 +244,7 @@ def _corrected(
         curve.clamp_(-spectrum.MAX_MATCH_DB, spectrum.MAX_MATCH_DB)
         previous = (step, residual)
         rendered = _render(signal, curve, goal, ceiling, rate)
+    curve.copy_(best_curve)
     return best
 
 
