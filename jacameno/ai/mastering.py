@@ -150,12 +150,12 @@ class _Search:
         self.rate = rate
         self.ceiling = 10.0 ** ((ceiling - limiter.MARGIN_DB) / 20.0)
         self.envelope = peak_envelope(signal)
+        self.need = limiter.Need(self.envelope, rate)
         self.power = loudness.weighted_power(signal.double().cpu().numpy(), rate)
 
     def loudness(self, gain_db: float) -> float:
-        gain = 10.0 ** (gain_db / 20.0)
-        reduction = limiter.reduction_db(self.envelope * gain, self.ceiling, self.rate)
-        applied = gain * gain * 10.0 ** (-reduction.double().cpu().numpy() / 10.0)
+        reduction = self.need.reduction_db(self.ceiling, gain_db)
+        applied = torch.pow(10.0, (gain_db - reduction) / 10.0).cpu().numpy()
         return loudness.loudness_of_power(self.power * applied, self.rate)
 
 
@@ -202,7 +202,9 @@ def _render(
     gain = _solve(search, goal, start)
     for step in range(_RENDER_STEPS):
         scale = 10.0 ** (gain / 20.0)
-        limited = limiter.limit(equalised * scale, ceiling, rate, search.envelope * scale)
+        limited = limiter.limit(
+            equalised * scale, ceiling, rate, search.envelope * scale, search.need.scaled(gain)
+        )
         after = loudness.integrated_loudness(limited.signal.double().cpu().numpy(), rate)
         if abs(after - goal) <= 2 * TOLERANCE_LU or step == _RENDER_STEPS - 1:
             break

@@ -36,7 +36,7 @@ def average_power(signal: torch.Tensor, sample_rate: int) -> torch.Tensor:
         center=False,
         return_complex=True,
     )
-    return (spectra.abs() ** 2).mean(dim=(0, 2))
+    return (spectra.real.square() + spectra.imag.square()).mean(dim=(0, 2))
 
 
 def frequencies(sample_rate: int, size: int = FFT_SIZE) -> npt.NDArray[np.float64]:
