@@ -129,8 +129,9 @@ class Mastered:
         }
 
 
-def _measured(samples: npt.NDArray[np.float64], rate: int, what: str) -> float:
-    level = loudness.integrated_loudness(samples, rate)
+def _measured(power: npt.NDArray[np.float64], rate: int, what: str) -> float:
+    """The integrated loudness of a `loudness.weighted_power`; SilentAudio if there is none."""
+    level = loudness.loudness_of_power(power, rate)
     if not math.isfinite(level):
         raise SilentAudio(f"the {what} has no measurable loudness (silent, or under 0.4 s)")
     return level
@@ -146,12 +147,20 @@ def _resampled(samples: npt.NDArray[np.float64], rate: int, to: int) -> npt.NDAr
 class _Search:
     """The limited loudness for a gain, estimated from measures taken once."""
 
-    def __init__(self, signal: torch.Tensor, rate: int, ceiling: float) -> None:
+    def __init__(
+        self,
+        signal: torch.Tensor,
+        rate: int,
+        ceiling: float,
+        power: npt.NDArray[np.float64] | None = None,
+    ) -> None:
         self.rate = rate
         self.ceiling = 10.0 ** ((ceiling - limiter.MARGIN_DB) / 20.0)
         self.envelope = peak_envelope(signal)
         self.need = limiter.Need(self.envelope, rate)
-        self.power = loudness.weighted_power(signal.double().cpu().numpy(), rate)
+        if power is None:
+            power = loudness.weighted_power(signal.double().cpu().numpy(), rate)
+        self.power = power
 
     def loudness(self, gain_db: float) -> float:
         reduction = self.need.reduction_db(self.ceiling, gain_db)
@@ -191,13 +200,19 @@ class _Rendered:
 
 
 def _render(
-    signal: torch.Tensor, curve: torch.Tensor, goal: float, ceiling: float, rate: int
+    signal: torch.Tensor,
+    curve: torch.Tensor,
+    goal: float,
+    ceiling: float,
+    rate: int,
+    power: npt.NDArray[np.float64] | None = None,
 ) -> _Rendered:
-    """EQ by `curve`, then the gain that meets `goal` after limiting to `ceiling`."""
+    """EQ by `curve`, then the gain that meets `goal` after limiting to `ceiling`. `power`,
+    when the caller has it, is `signal`'s weighted power (used when there is no EQ)."""
     equalised = signal
     if bool(curve.abs().max() > 1e-6):
-        equalised = spectrum.equalise(signal, curve, rate)
-    search = _Search(equalised, rate, ceiling)
+        equalised, power = spectrum.equalise(signal, curve, rate), None
+    search = _Search(equalised, rate, ceiling, power)
     start = goal - loudness.loudness_of_power(search.power, rate)
     gain = _solve(search, goal, start)
     for step in range(_RENDER_STEPS):
@@ -264,7 +279,8 @@ def master(
     Raises InvalidAudio, SilentAudio (no loudness to work from), InvalidTarget (a reference
     target without a reference)."""
     audio = checked(samples, sample_rate)
-    before = _measured(audio, sample_rate, "audio")
+    power = loudness.weighted_power(audio, sample_rate)
+    before = _measured(power, sample_rate, "audio")
     signal = to_tensor(audio)
     curve = torch.zeros(spectrum.FFT_SIZE // 2 + 1, dtype=torch.float64)
     if target.tilt:
@@ -274,14 +290,16 @@ def master(
     if reference is not None:
         ref = checked(reference, reference_rate or sample_rate)
         ref = _resampled(ref, reference_rate or sample_rate, sample_rate)
-        reference_loudness = _measured(ref, sample_rate, "reference")
+        reference_loudness = _measured(
+            loudness.weighted_power(ref, sample_rate), sample_rate, "reference"
+        )
         goal = reference_loudness if goal is None else goal
         matched = spectrum.profile(to_tensor(ref), sample_rate)
         source = spectrum.profile(signal, sample_rate)
         curve += spectrum.match_curve(source, matched, sample_rate).cpu().double()
     if goal is None:
         raise InvalidTarget("a reference target needs a reference track")
-    rendered = _render(signal, curve, goal, target.ceiling, sample_rate)
+    rendered = _render(signal, curve, goal, target.ceiling, sample_rate, power)
     if matched is not None:
         rendered = _corrected(rendered, signal, curve, matched, goal, target.ceiling, sample_rate)
     peak_before = rendered.peak_before if not bool(curve.abs().max() > 1e-6) else None
