@@ -129,8 +129,9 @@ class Mastered:
         }
 
 
-def _measured(samples: npt.NDArray[np.float64], rate: int, what: str) -> float:
-    level = loudness.integrated_loudness(samples, rate)
+def _measured(power: npt.NDArray[np.float64], rate: int, what: str) -> float:
+    """The integrated loudness of a `loudness.weighted_power`; SilentAudio if there is none."""
+    level = loudness.loudness_of_power(power, rate)
     if not math.isfinite(level):
         raise SilentAudio(f"the {what} has no measurable loudness (silent, or under 0.4 s)")
     return level
@@ -146,16 +147,24 @@ def _resampled(samples: npt.NDArray[np.float64], rate: int, to: int) -> npt.NDAr
 class _Search:
     """The limited loudness for a gain, estimated from measures taken once."""
 
-    def __init__(self, signal: torch.Tensor, rate: int, ceiling: float) -> None:
+    def __init__(
+        self,
+        signal: torch.Tensor,
+        rate: int,
+        ceiling: float,
+        power: npt.NDArray[np.float64] | None = None,
+    ) -> None:
         self.rate = rate
         self.ceiling = 10.0 ** ((ceiling - limiter.MARGIN_DB) / 20.0)
         self.envelope = peak_envelope(signal)
-        self.power = loudness.weighted_power(signal.double().cpu().numpy(), rate)
+        self.need = limiter.Need(self.envelope, rate)
+        if power is None:
+            power = loudness.weighted_power(signal.double().cpu().numpy(), rate)
+        self.power = power
 
     def loudness(self, gain_db: float) -> float:
-        gain = 10.0 ** (gain_db / 20.0)
-        reduction = limiter.reduction_db(self.envelope * gain, self.ceiling, self.rate)
-        applied = gain * gain * 10.0 ** (-reduction.double().cpu().numpy() / 10.0)
+        reduction = self.need.reduction_db(self.ceiling, gain_db)
+        applied = torch.pow(10.0, (gain_db - reduction) / 10.0).cpu().numpy()
         return loudness.loudness_of_power(self.power * applied, self.rate)
 
 
@@ -191,18 +200,26 @@ class _Rendered:
 
 
 def _render(
-    signal: torch.Tensor, curve: torch.Tensor, goal: float, ceiling: float, rate: int
+    signal: torch.Tensor,
+    curve: torch.Tensor,
+    goal: float,
+    ceiling: float,
+    rate: int,
+    power: npt.NDArray[np.float64] | None = None,
 ) -> _Rendered:
-    """EQ by `curve`, then the gain that meets `goal` after limiting to `ceiling`."""
+    """EQ by `curve`, then the gain that meets `goal` after limiting to `ceiling`. `power`,
+    when the caller has it, is `signal`'s weighted power (used when there is no EQ)."""
     equalised = signal
     if bool(curve.abs().max() > 1e-6):
-        equalised = spectrum.equalise(signal, curve, rate)
-    search = _Search(equalised, rate, ceiling)
+        equalised, power = spectrum.equalise(signal, curve, rate), None
+    search = _Search(equalised, rate, ceiling, power)
     start = goal - loudness.loudness_of_power(search.power, rate)
     gain = _solve(search, goal, start)
     for step in range(_RENDER_STEPS):
         scale = 10.0 ** (gain / 20.0)
-        limited = limiter.limit(equalised * scale, ceiling, rate, search.envelope * scale)
+        limited = limiter.limit(
+            equalised * scale, ceiling, rate, search.envelope * scale, search.need.scaled(gain)
+        )
         after = loudness.integrated_loudness(limited.signal.double().cpu().numpy(), rate)
         if abs(after - goal) <= 2 * TOLERANCE_LU or step == _RENDER_STEPS - 1:
             break
@@ -220,18 +237,18 @@ def _corrected(
     rate: int,
 ) -> _Rendered:
     """The limiter tames the loudest parts (often the low end's kicks) and so shifts the
-    balance: measure what came out against the reference and correct the EQ (in place), a few
-    times at most. Under heavy limiting a correction only partly arrives (boosting the lows
-    makes the limiter hold them down harder), so each bin's correction is divided by how much of
-    the previous one arrived (a least-squares secant step over all bins), which converges in
-    two or three renders."""
+    balance: measure what came out against the reference and correct the EQ, a few times at
+    most. Under heavy limiting a correction only partly arrives (boosting the lows makes the
+    limiter hold them down harder), so each bin's correction is divided by how much of the
+    previous one arrived (a least-squares secant step over all bins), which converges in two or
+    three renders. The best render is kept, and `curve` is left as its EQ (the one `eq` reports)."""
     previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (applied step, residual)
-    best, best_distance = rendered, math.inf
+    best, best_distance, best_curve = rendered, math.inf, curve.clone()
     for attempt in range(_MATCH_CORRECTIONS + 1):
         out = spectrum.profile(rendered.limited.signal, rate)
         distance = spectrum.distance(out, reference)
         if distance < best_distance:
-            best, best_distance = rendered, distance
+            best, best_distance, best_curve = rendered, distance, curve.clone()
         if distance <= _MATCH_GOOD_ENOUGH_DB or attempt == _MATCH_CORRECTIONS:
             break
         residual = spectrum.match_curve(out, reference, rate).cpu().double()
@@ -244,6 +261,7 @@ def _corrected(
         curve.clamp_(-spectrum.MAX_MATCH_DB, spectrum.MAX_MATCH_DB)
         previous = (step, residual)
         rendered = _render(signal, curve, goal, ceiling, rate)
+    curve.copy_(best_curve)
     return best
 
 
@@ -261,7 +279,8 @@ def master(
     Raises InvalidAudio, SilentAudio (no loudness to work from), InvalidTarget (a reference
     target without a reference)."""
     audio = checked(samples, sample_rate)
-    before = _measured(audio, sample_rate, "audio")
+    power = loudness.weighted_power(audio, sample_rate)
+    before = _measured(power, sample_rate, "audio")
     signal = to_tensor(audio)
     curve = torch.zeros(spectrum.FFT_SIZE // 2 + 1, dtype=torch.float64)
     if target.tilt:
@@ -271,14 +290,16 @@ def master(
     if reference is not None:
         ref = checked(reference, reference_rate or sample_rate)
         ref = _resampled(ref, reference_rate or sample_rate, sample_rate)
-        reference_loudness = _measured(ref, sample_rate, "reference")
+        reference_loudness = _measured(
+            loudness.weighted_power(ref, sample_rate), sample_rate, "reference"
+        )
         goal = reference_loudness if goal is None else goal
         matched = spectrum.profile(to_tensor(ref), sample_rate)
         source = spectrum.profile(signal, sample_rate)
         curve += spectrum.match_curve(source, matched, sample_rate).cpu().double()
     if goal is None:
         raise InvalidTarget("a reference target needs a reference track")
-    rendered = _render(signal, curve, goal, target.ceiling, sample_rate)
+    rendered = _render(signal, curve, goal, target.ceiling, sample_rate, power)
     if matched is not None:
         rendered = _corrected(rendered, signal, curve, matched, goal, target.ceiling, sample_rate)
     peak_before = rendered.peak_before if not bool(curve.abs().max() > 1e-6) else None

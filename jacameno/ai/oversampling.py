@@ -54,6 +54,10 @@ CHUNK_FRAMES = 1 << 20  # peak_envelope's working set: 3 phases x channels x thi
 # the kernel's centre tap sits this many taps in: padding puts it on frame n
 _BEFORE = TAPS_PER_PHASE // 2 - 1
 _AFTER = TAPS_PER_PHASE - 1 - _BEFORE
+# peak_envelope folds the signal into this many interleaved rows (frame n is row n % _FOLD): one
+# convolution of _FOLD channels in, 3 x _FOLD out and a few taps is the same filter as 3 phases
+# of TAPS_PER_PHASE taps over one row, and runs about twice as fast on a CPU (a wider product)
+_FOLD = 16
 
 
 def oversample(signal: torch.Tensor, phases: slice = slice(None)) -> torch.Tensor:
@@ -64,19 +68,47 @@ def oversample(signal: torch.Tensor, phases: slice = slice(None)) -> torch.Tenso
     return torch.nn.functional.conv1d(padded, _kernel(signal.device)[phases])
 
 
+@functools.cache
+def _folded_kernel(dev: torch.device) -> torch.Tensor:
+    """The between-frames phases of `_kernel` for `_FOLD` interleaved rows, shaped
+    (3 x _FOLD, _FOLD, taps) for conv1d: output channel (p, r) at step q is phase p + 1 at
+    frame _FOLD q + r, reading input frame _FOLD (q + a) + b from row b at tap a."""
+    phases = _kernel(dev)[1:, 0].cpu()
+    between = phases.shape[0]
+    taps = (_FOLD - 1 + TAPS_PER_PHASE - 1) // _FOLD + 1
+    folded = torch.zeros(between, _FOLD, _FOLD, taps, dtype=phases.dtype)
+    for r in range(_FOLD):
+        for j in range(TAPS_PER_PHASE):
+            a, b = divmod(r + j, _FOLD)
+            folded[:, r, b, a] = phases[:, j]
+    return folded.reshape(between * _FOLD, _FOLD, taps).to(dev)
+
+
+def _between_peaks(padded: torch.Tensor, frames: int) -> torch.Tensor:
+    """The largest magnitude over channels of the FACTOR - 1 interpolated points after each of
+    `frames` frames, from the signal padded by _BEFORE before and at least _AFTER after."""
+    kernel = _folded_kernel(padded.device)
+    steps = -(-frames // _FOLD)
+    needed = (steps + kernel.shape[-1] - 1) * _FOLD
+    padded = torch.nn.functional.pad(padded[..., :needed], (0, max(0, needed - padded.shape[-1])))
+    rows = padded.reshape(padded.shape[0], -1, _FOLD).transpose(1, 2)
+    between = torch.nn.functional.conv1d(rows, kernel).abs()
+    peaks = between.view(padded.shape[0], FACTOR - 1, _FOLD, steps).amax(dim=(0, 1))
+    return peaks.t().reshape(-1)[:frames]
+
+
 def peak_envelope(signal: torch.Tensor) -> torch.Tensor:
     """Per frame, the largest magnitude of any channel at any of the frame's FACTOR oversampled
     points (the frame itself and the FACTOR - 1 between it and the next): shape (frames,). What
     the limiter keeps under its ceiling and the meter reads. Computed CHUNK_FRAMES at a time
     (each with the neighbours the filter reaches), so a long song needs no gigabytes."""
     frames = signal.shape[-1]
-    kernel = _kernel(signal.device)[1:]
-    padded = torch.nn.functional.pad(signal.unsqueeze(1), (_BEFORE, _AFTER))
+    padded = torch.nn.functional.pad(signal, (_BEFORE, _AFTER))
+    chunk = max(_FOLD, CHUNK_FRAMES // _FOLD * _FOLD)
     pieces = []
-    for start in range(0, frames, CHUNK_FRAMES):
-        stop = min(frames, start + CHUNK_FRAMES)
-        between = torch.nn.functional.conv1d(padded[..., start : stop + _BEFORE + _AFTER], kernel)
-        pieces.append(between.abs().amax(dim=1).amax(dim=0))
+    for start in range(0, frames, chunk):
+        stop = min(frames, start + chunk)
+        pieces.append(_between_peaks(padded[..., start:], stop - start))
     return torch.maximum(torch.cat(pieces), signal.abs().amax(dim=0))
 
 

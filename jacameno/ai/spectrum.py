@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft
 import torch
 
 FFT_SIZE = 8192
@@ -35,7 +36,7 @@ def average_power(signal: torch.Tensor, sample_rate: int) -> torch.Tensor:
         center=False,
         return_complex=True,
     )
-    return (spectra.abs() ** 2).mean(dim=(0, 2))
+    return (spectra.real.square() + spectra.imag.square()).mean(dim=(0, 2))
 
 
 def frequencies(sample_rate: int, size: int = FFT_SIZE) -> npt.NDArray[np.float64]:
@@ -94,25 +95,18 @@ def tilt_curve(db_per_octave: float, sample_rate: int) -> torch.Tensor:
 
 def equalise(signal: torch.Tensor, curve_db: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Filter (channels, frames) by a zero-phase EQ given in dB per bin of `frequencies()`: one
-    FFT of the whole signal (padded so nothing wraps around), the curve interpolated to its
-    bins."""
+    FFT of the whole signal (padded so nothing wraps around, to an even length of small prime
+    factors, which FFTs fastest), the curve interpolated linearly to its bins (both sets of bins
+    run evenly from 0 Hz to the Nyquist frequency)."""
     frames = signal.shape[-1]
-    size = 1 << math.ceil(math.log2(frames + FFT_SIZE))
-    fine = torch.as_tensor(frequencies(sample_rate, size), device=signal.device)
-    coarse = torch.as_tensor(frequencies(sample_rate), device=signal.device)
-    gain_db = _interp(fine, coarse, curve_db.to(signal.device, torch.float64))
+    size = 2 * scipy.fft.next_fast_len(-(-(frames + FFT_SIZE) // 2), real=True)
+    curve = curve_db.to(signal.device, signal.dtype).view(1, 1, -1)
+    gain_db = torch.nn.functional.interpolate(
+        curve, size=size // 2 + 1, mode="linear", align_corners=True
+    ).view(-1)
     spectrum = torch.fft.rfft(signal, n=size)
-    gain = torch.pow(10.0, gain_db / 20.0).to(spectrum.real.dtype)
-    filtered: torch.Tensor = torch.fft.irfft(spectrum * gain, n=size)
+    filtered: torch.Tensor = torch.fft.irfft(spectrum * torch.pow(10.0, gain_db / 20.0), n=size)
     return filtered[..., :frames]
-
-
-def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
-    """numpy.interp for tensors (xp increasing)."""
-    index = torch.clamp(torch.searchsorted(xp, x), 1, xp.shape[0] - 1)
-    left, right = xp[index - 1], xp[index]
-    weight = torch.clamp((x - left) / (right - left), 0.0, 1.0)
-    return fp[index - 1] + weight * (fp[index] - fp[index - 1])
 
 
 def band_means(curve_db: torch.Tensor, sample_rate: int) -> list[float]:
