@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from domain import events
 from eventstore import EventStore
 from jacameno.auth.passwords import Passwords
+from jacameno.coalesce import Coalesced
+from projections.tables import fetch_where_in
 from sqldb import Database, IntegrityError, Row
 
 _COLUMNS = "id, email, display_name, avatar_url, preferences, created_at, updated_at"
@@ -113,6 +116,13 @@ class Accounts:
         row = await self._db.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)
         return None if row is None else _user(row)
 
+    async def get_many(self, user_ids: Sequence[str]) -> dict[str, User]:
+        """The users of these ids that exist, by id, in one read (a chunk of ids at a time)."""
+        rows = await fetch_where_in(
+            self._db, f"SELECT {_COLUMNS} FROM users WHERE id IN ({{marks}})", user_ids
+        )
+        return {user.id: user for user in map(_user, rows)}
+
     async def find_by_email(self, email: str) -> User | None:
         row = await self._db.fetchrow(
             f"SELECT {_COLUMNS} FROM users WHERE email = $1", normalize_email(email)
@@ -148,3 +158,14 @@ class Accounts:
         await self._db.execute("DELETE FROM users WHERE id = $1", user_id)
         if self._store is not None:
             await self._store.append(events.user_stream(user_id), [events.user_deleted(user_id)])
+
+
+class UserReads:
+    """`get` of concurrent callers (the token checks of sockets joining at once) in one read
+    (jacameno.coalesce: never an answer older than the question, nothing cached)."""
+
+    def __init__(self, accounts: Accounts) -> None:
+        self.reads: Coalesced[str, User] = Coalesced(accounts.get_many)
+
+    async def get(self, user_id: str) -> User | None:
+        return await self.reads.get(user_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from jacameno.accounts import User
-from jacameno.auth.tokens import AccessTokens, InvalidToken
+from jacameno.auth.tokens import AccessClaims, AccessTokens, InvalidToken
 
 INVALID = "the access token is invalid or expired"
 
@@ -41,10 +41,18 @@ class Authenticator:
     async def authenticate(self, token: str) -> Bearer:
         """The bearer of `token`: its signature and claims checked, its user loaded. Raises
         NotAuthenticated; a backing store's unavailability passes through as its own error."""
+        return await self.bearer(self.verify(token))
+
+    def verify(self, token: str) -> AccessClaims:
+        """`token`'s claims, its signature and expiry checked (no read); NotAuthenticated."""
         try:
-            claims = self._tokens.verify(token)
+            return self._tokens.verify(token)
         except InvalidToken as exc:
             raise NotAuthenticated(INVALID) from exc
+
+    async def bearer(self, claims: AccessClaims) -> Bearer:
+        """The bearer of verified `claims`: its user loaded. NotAuthenticated if the user no
+        longer exists; a backing store's unavailability passes through as its own error."""
         user = await self._accounts.get(claims.user_id)
         if user is None:
             raise NotAuthenticated(INVALID)

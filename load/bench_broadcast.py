@@ -240,6 +240,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     backend, args.postgres, args.joiners, args.join_repeats
                 )
                 joins.append({"server": backend, "round": round_number} | figures)
+        if args.only == "join":
+            continue
         if args.reference:
             plan = bench.Plan(
                 shape=shape,
@@ -311,6 +313,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="skip the y-websocket reference server (make load/reference/node_modules/.installed)",
     )
+    parser.add_argument(
+        "--only",
+        choices=("join",),
+        help="run only this measurement (join: the joiners, no edit load)",
+    )
     parser.add_argument("--results", type=Path, default=bench.RESULTS)
     args = parser.parse_args(argv)
     for name in ("clients", "rooms", "rate", "seconds", "rounds"):
@@ -318,6 +325,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} must be > 0")
     if args.rooms > args.clients:
         parser.error("--rooms must not exceed --clients")
+    if args.only == "join" and not args.joiners:
+        parser.error("--only join needs --joiners > 0")
     return args
 
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from jacameno.accounts import Accounts
+from jacameno.accounts import Accounts, UserReads
 from jacameno.assets.service import Assets
 from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
@@ -105,6 +105,7 @@ class Identity:
 
     passwords: Passwords
     accounts: Accounts
+    users: UserReads  # accounts' reads by id, coalesced
     access_tokens: AccessTokens
     authenticator: Authenticator
     refresh_tokens: RefreshTokens
@@ -128,8 +129,9 @@ def identity(base: Core) -> Identity:
         settings.refresh_token_seconds,
         settings.refresh_grace_seconds,
     )
-    authenticator = Authenticator(access_tokens, accounts)
-    return Identity(passwords, accounts, access_tokens, authenticator, refresh_tokens)
+    users = UserReads(accounts)  # concurrent token checks (sockets joining at once): one read
+    authenticator = Authenticator(access_tokens, users)
+    return Identity(passwords, accounts, users, access_tokens, authenticator, refresh_tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,7 @@ async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> 
         if redis_url is None
         else RedisBus(redis_url, name=node, max_backoff=config.bus_max_backoff)
     )
-    gatekeeper = MembershipGatekeeper(who.authenticator, who.accounts, reads)
+    gatekeeper = MembershipGatekeeper(who.authenticator, who.users, reads)
     rooms = Rooms(base.store, gatekeeper, config, node, bus)
     async with contextlib.AsyncExitStack() as stack:
         rooms.start()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from domain.roles import Role, can_write, parse_role
-from jacameno.accounts import Accounts
-from jacameno.bearer import Authenticator, NotAuthenticated
+from jacameno.bearer import Authenticator, Bearer, NotAuthenticated, Users
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
+from jacameno.collab.tasks import forget_outcome
 from projections.projects import ProjectsReadModel, ProjectState
 
 
@@ -64,10 +65,13 @@ def canonical_project_id(project_id: str) -> str | None:
 
 class MembershipGatekeeper:
     """Checks the access token with the REST API's own check (jacameno.bearer: a deleted
-    user's tokens are refused there too) and the user's role in the projects read model."""
+    user's tokens are refused there too) and the user's role in the projects read model. Once
+    the token's signature holds, its user and the project's members are read at the same time
+    (neither decides anything before both are known: a bad token is refused as such whatever
+    the project)."""
 
     def __init__(
-        self, authenticator: Authenticator, accounts: Accounts, projects: ProjectsReadModel
+        self, authenticator: Authenticator, accounts: Users, projects: ProjectsReadModel
     ) -> None:
         self._authenticator = authenticator
         self._accounts = accounts
@@ -101,14 +105,30 @@ class MembershipGatekeeper:
     async def admit(self, project_id: str, token: str | None) -> Access:
         if not token:
             raise Unauthenticated("an access token is required")
+        authenticator = self._authenticator
         try:
-            bearer = await self._authenticator.authenticate(token)
+            claims = authenticator.verify(token)
         except NotAuthenticated as exc:
             raise Unauthenticated(str(exc)) from exc
         if canonical_project_id(project_id) is None:
+            await self._bearer(authenticator.bearer(claims))  # a bad token is told so first
             raise NoSuchProject("no such project")
-        access = await self._access(project_id, bearer.user.id)
+        reading = asyncio.ensure_future(self._state(project_id))
+        try:
+            bearer = await self._bearer(authenticator.bearer(claims))
+        except BaseException:
+            reading.cancel()  # the shared read goes on for the others (`_state` shields it)
+            reading.add_done_callback(forget_outcome)
+            raise
+        access = self._decide(await reading, bearer.user.id)
         return replace(access, expires_at=float(bearer.expires_at))
+
+    @staticmethod
+    async def _bearer(reading: Awaitable[Bearer]) -> Bearer:
+        try:
+            return await reading
+        except NotAuthenticated as exc:
+            raise Unauthenticated(str(exc)) from exc
 
     async def recheck(self, project_id: str, access: Access) -> Access:
         if await self._accounts.get(access.user_id) is None:
@@ -116,7 +136,10 @@ class MembershipGatekeeper:
         return replace(await self._access(project_id, access.user_id), expires_at=access.expires_at)
 
     async def _access(self, project_id: str, user_id: str) -> Access:
-        state = await self._state(project_id)
+        return self._decide(await self._state(project_id), user_id)
+
+    @staticmethod
+    def _decide(state: ProjectState | None, user_id: str) -> Access:
         if state is None or state.deleted:
             raise NoSuchProject("no such project")
         role = parse_role(state.roles.get(user_id, ""))

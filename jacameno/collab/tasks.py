@@ -25,7 +25,7 @@ async def within(seconds: float, work: Coroutine[Any, Any, T]) -> T:
         raise
     if not done:
         task.cancel()
-        task.add_done_callback(_forget_outcome)
+        task.add_done_callback(forget_outcome)
         raise TimeoutError(f"no answer within {seconds} s")
     return task.result()
 
@@ -41,6 +41,7 @@ def log_failure(
     logger.error(message, exc_info=error, extra={"action": "collab.close_failed"})
 
 
-def _forget_outcome(task: asyncio.Future[Any]) -> None:
+def forget_outcome(task: asyncio.Future[Any]) -> None:
+    """A done callback for work nobody awaits any more: its failure is no unhandled error."""
     if not task.cancelled():
         task.exception()  # retrieved: an abandoned check's failure is no one's to handle

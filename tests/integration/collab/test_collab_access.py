@@ -3,6 +3,7 @@ viewers whose updates are refused and never logged."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from pycrdt import Text
@@ -88,3 +89,30 @@ async def test_session_joins_and_leaves_are_logged(server: Server) -> None:
     assert len(joined) == len(left) == 1
     assert joined[0].metadata["user_id"] == alice.id
     assert left[0].metadata["connection_id"] == joined[0].metadata["connection_id"]
+
+
+async def test_sockets_joining_at_once_are_let_in_or_refused_each_as_alone(server: Server) -> None:
+    """Their token checks share reads (jacameno.coalesce) and run beside the project's read:
+    every member syncs, and a non-member and a deleted user among them get their close code
+    and not a byte of the document."""
+    alice, mallory, gone = [await server.user(n) for n in ("alice", "mallory", "gone")]
+    members = [await server.user(f"member-{i}") for i in range(12)]
+    project = await server.project(alice, *((m, "editor") for m in [*members, gone]))
+    author = await server.client(project, alice)
+    await author.sync()
+    author.doc.get("lyrics", type=Text).insert(0, "not for everyone")
+    await eventually(lambda: len(author.echoes) == 1)
+    await author.close()
+    await server.app.state.services.identity.accounts.delete(gone.id)
+    joiners = [YClient(server, project, u.token) for u in (*members, mallory, gone)]
+    await asyncio.gather(*(c.connect() for c in joiners))
+    await asyncio.gather(*(c.sync() for c in joiners[:-2]))
+    for client in joiners[:-2]:
+        assert client.close_code is None
+        assert client.content()["lyrics"] == "not for everyone"
+    assert await joiners[-2].wait_closed() == 4403
+    assert await joiners[-1].wait_closed() == 4401
+    for refused in joiners[-2:]:
+        assert refused.messages == []
+    for client in joiners:
+        await client.close()

@@ -1,0 +1,71 @@
+"""Reads by key that many callers ask for at once, made as one read of all their keys.
+
+Fifty sockets opening a project at the same moment each check their token, and each check reads
+its user: fifty round trips (on SQLite, fifty hops through its one reader thread, one after the
+other) on the path of every join. `Coalesced` makes them one: a key asked while no read is under
+way is read at the event loop's next turn, with every key asked in the same turn; a key asked
+while a read is under way waits for it to end and goes in the next read, with every key asked
+meanwhile. So each read begins after every request it answers: a caller learns what it would
+have learned from a read of its own (a user deleted before the request is never found), never
+an answer older than its question. Nothing is cached."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Coalesced(Generic[K, V]):
+    """`get(key)` of concurrent callers through one `read_many(keys)` (which returns the values
+    it found, by key) at a time. A failed read fails each of its callers with its error."""
+
+    def __init__(self, read_many: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]]) -> None:
+        self._read_many = read_many
+        self._keys: dict[K, None] = {}  # asked since the last read began, in order
+        self._next: asyncio.Future[Mapping[K, V]] | None = None  # their answer
+        self._task: asyncio.Task[None] | None = None
+        self.reads = 0  # reads made (for tests and metrics)
+
+    async def get(self, key: K) -> V | None:
+        """The value of `key` as a read that began after this call finds it; None if none."""
+        answer = self._next
+        if answer is None:
+            answer = self._next = asyncio.get_running_loop().create_future()
+            # retrieved: a failed read whose callers all gave up is not an unhandled error
+            answer.add_done_callback(_retrieve)
+        self._keys[key] = None
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="coalesced-reads")
+        # Shielded: a caller that gives up (its admission timed out) leaves the read to others.
+        found = await asyncio.shield(answer)
+        return found.get(key)
+
+    async def _run(self) -> None:
+        answer: asyncio.Future[Mapping[K, V]] | None = None
+        try:
+            while self._next is not None:
+                answer, keys = self._next, list(self._keys)
+                self._next, self._keys = None, {}
+                self.reads += 1
+                try:
+                    found = await self._read_many(keys)
+                except Exception as exc:
+                    answer.set_exception(exc)
+                else:
+                    answer.set_result(found)
+        finally:
+            self._task = None
+            # Cancelled (the loop is closing): nobody is left waiting forever.
+            for waiting in (answer, self._next):
+                if waiting is not None and not waiting.done():
+                    waiting.cancel()
+            self._next, self._keys = None, {}
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    if not done.cancelled():
+        done.exception()
