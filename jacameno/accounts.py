@@ -15,7 +15,6 @@ from typing import Any
 from domain import events
 from eventstore import EventStore
 from jacameno.auth.passwords import Passwords
-from jacameno.coalesce import Coalesced
 from projections.tables import fetch_where_in
 from sqldb import Database, IntegrityError, Row
 
@@ -158,14 +157,3 @@ class Accounts:
         await self._db.execute("DELETE FROM users WHERE id = $1", user_id)
         if self._store is not None:
             await self._store.append(events.user_stream(user_id), [events.user_deleted(user_id)])
-
-
-class UserReads:
-    """`get` of concurrent callers (the token checks of sockets joining at once) in one read
-    (jacameno.coalesce: never an answer older than the question, nothing cached)."""
-
-    def __init__(self, accounts: Accounts) -> None:
-        self.reads: Coalesced[str, User] = Coalesced(accounts.get_many)
-
-    async def get(self, user_id: str) -> User | None:
-        return await self.reads.get(user_id)

@@ -36,7 +36,7 @@ class Coalesced(Generic[K, V]):
         if answer is None:
             answer = self._next = asyncio.get_running_loop().create_future()
             # retrieved: a failed read whose callers all gave up is not an unhandled error
-            answer.add_done_callback(_retrieve)
+            answer.add_done_callback(forget_outcome)
         self._keys[key] = None
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="coalesced-reads")
@@ -66,6 +66,7 @@ class Coalesced(Generic[K, V]):
             self._next, self._keys = None, {}
 
 
-def _retrieve(done: asyncio.Future[Any]) -> None:
+def forget_outcome(done: asyncio.Future[Any]) -> None:
+    """A done callback for work nobody may await any more: its failure is no unhandled error."""
     if not done.cancelled():
-        done.exception()
+        done.exception()  # retrieved: an abandoned read's or check's failure is no one's to handle

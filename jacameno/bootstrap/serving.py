@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from jacameno.accounts import Accounts, UserReads
+from jacameno.accounts import Accounts, User
 from jacameno.assets.service import Assets
 from jacameno.auth.passwords import Passwords
 from jacameno.auth.sessions import DatabaseSessionStore, RefreshTokens
@@ -24,6 +24,7 @@ from jacameno.bootstrap.core import Core, assets, closing, core
 from jacameno.bus.redis import RedisBus
 from jacameno.catalog.service import Catalog
 from jacameno.circuit import Circuit
+from jacameno.coalesce import Coalesced
 from jacameno.collab.gatekeeper import MembershipGatekeeper
 from jacameno.collab.lobby import Lobby
 from jacameno.collab.membership import MembershipFollower
@@ -105,7 +106,7 @@ class Identity:
 
     passwords: Passwords
     accounts: Accounts
-    users: UserReads  # accounts' reads by id, coalesced
+    users: Coalesced[str, User]  # accounts' reads by id, concurrent ones made as one
     access_tokens: AccessTokens
     authenticator: Authenticator
     refresh_tokens: RefreshTokens
@@ -129,7 +130,7 @@ def identity(base: Core) -> Identity:
         settings.refresh_token_seconds,
         settings.refresh_grace_seconds,
     )
-    users = UserReads(accounts)  # concurrent token checks (sockets joining at once): one read
+    users = Coalesced(accounts.get_many)  # token checks at once: one read
     authenticator = Authenticator(access_tokens, users)
     return Identity(passwords, accounts, users, access_tokens, authenticator, refresh_tokens)
 

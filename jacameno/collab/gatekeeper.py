@@ -11,8 +11,8 @@ from typing import Protocol
 
 from domain.roles import Role, can_write, parse_role
 from jacameno.bearer import Authenticator, Bearer, NotAuthenticated, Users
+from jacameno.coalesce import forget_outcome
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
-from jacameno.collab.tasks import forget_outcome
 from projections.projects import ProjectsReadModel, ProjectState
 
 

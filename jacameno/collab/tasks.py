@@ -8,6 +8,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from jacameno.coalesce import forget_outcome
+
 logger = logging.getLogger("jacameno.collab.rooms")  # the rooms' log lines keep their logger
 
 T = TypeVar("T")
@@ -39,9 +41,3 @@ def log_failure(
     if error is None or isinstance(error, logged):
         return
     logger.error(message, exc_info=error, extra={"action": "collab.close_failed"})
-
-
-def forget_outcome(task: asyncio.Future[Any]) -> None:
-    """A done callback for work nobody awaits any more: its failure is no unhandled error."""
-    if not task.cancelled():
-        task.exception()  # retrieved: an abandoned check's failure is no one's to handle
