@@ -9,6 +9,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from crdt import document
 from eventstore import EventStore, EventStoreError
@@ -28,8 +29,10 @@ class Snapshots:
         base: bytes,
         tail: list[bytes],
         folds: asyncio.Semaphore,
+        version: Callable[[], int],
     ) -> None:
         self._store = store
+        self._version = version  # the version of the committed state recorded so far
         self._stream = stream
         self._config = config
         self._node = node
@@ -63,13 +66,18 @@ class Snapshots:
             or self._since_bytes >= self._config.snapshot_every_bytes
         )
 
-    def start(self, version: int) -> None:
-        """Fold what is recorded, which is the committed state at `version`, and save it."""
+    def start(self) -> None:
+        """Fold what is recorded, the committed state at the current version, and save it."""
         self._after = self._jittered()
         self.running = asyncio.create_task(
-            self._snapshot(self._base, list(self._since), version),
+            self._snapshot(self._base, list(self._since), self._version()),
             name=f"snapshot-{self._stream}",
         )
+
+    async def settled(self) -> None:
+        """Wait until no snapshot is being taken (a saved one may start the next)."""
+        while self.running is not None:
+            await asyncio.shield(self.running)
 
     def _jittered(self) -> int:
         every, jitter = self._config.snapshot_every_updates, self._config.snapshot_jitter
@@ -110,3 +118,7 @@ class Snapshots:
                 "seconds": round(time.perf_counter() - started, 4),
             },
         )
+        # Commits that came while this one ran may have made the next one due: a room that goes
+        # quiet then still gets its snapshot now rather than at the next commit or at unload.
+        if self.due():
+            self.start()

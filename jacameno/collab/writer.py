@@ -147,7 +147,7 @@ class Writer:
         self._stale = False  # the writer task must read the log after `version`
         self._deferred: deque[tuple[int, Peer, Outgoing | None]] = deque()  # None: acknowledge
         self.snapshots = Snapshots(
-            store, self.stream, config, node, loaded.base, loaded.tail, folds
+            store, self.stream, config, node, loaded.base, loaded.tail, folds, lambda: self.version
         )
 
     @property
@@ -256,13 +256,10 @@ class Writer:
         has updates after the latest one."""
         while self._task is not None:
             await asyncio.shield(self._task)
-        snapshots = self.snapshots
-        if snapshots.running is not None:
-            await asyncio.shield(snapshots.running)
-        if snapshots.behind and not self._room.failed:
-            snapshots.start(self.version)
-            if snapshots.running is not None:
-                await asyncio.shield(snapshots.running)
+        await self.snapshots.settled()
+        if self.snapshots.behind and not self._room.failed:
+            self.snapshots.start()
+            await self.snapshots.settled()
 
     def cancel(self) -> dict[str, int | bool]:
         """Cancel what is under way (after `abandon`); what was cancelled, for a log line."""
@@ -398,4 +395,4 @@ class Writer:
                 else:
                     peer.deliver(message)
         if self.snapshots.due():
-            self.snapshots.start(self.version)
+            self.snapshots.start()

@@ -5,6 +5,7 @@ types nested too deep close 4400 (also after the room reloads), and old snapshot
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -213,12 +214,13 @@ async def test_a_project_keeps_only_its_latest_snapshots(settings: Settings) -> 
         project = await server.project(alice)
         client = await server.client(project, alice)
         await client.sync()
-        for i in range(12):
-            client.doc.get("meta", type=Map)["bpm"] = i
-            await eventually(lambda n=i: len(client.echoes) > n)  # type: ignore[misc]
         room = server.rooms.loaded(project)
         assert room is not None
-        await eventually(lambda: room.snapshots >= 4)
+        for i in range(8):
+            client.doc.get("meta", type=Map)["bpm"] = i
+            await eventually(lambda n=i: len(client.echoes) > n)  # type: ignore[misc]
+            # Every second commit makes a snapshot due; wait for it so that each is its own.
+            await eventually(lambda n=i: room.snapshots >= (n + 1) // 2)  # type: ignore[misc]
         # Once the room has unloaded, no snapshot is being saved (nor pruned) while we read.
         await client.close()
         await eventually(lambda: server.rooms.loaded(project) is None)
@@ -228,3 +230,40 @@ async def test_a_project_keeps_only_its_latest_snapshots(settings: Settings) -> 
         older = await server.store.load_snapshot(stream, max_version=latest.version - 1)
         assert older is not None
         assert await server.store.load_snapshot(stream, max_version=older.version - 1) is None
+
+
+async def test_a_snapshot_that_fell_due_while_one_was_saved_is_taken_without_another_edit(
+    settings: Settings,
+) -> None:
+    config = CollabConfig(snapshot_every_updates=2, snapshot_jitter=0.0)
+    async with serving(settings, config) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        client = await server.client(project, alice)
+        await client.sync()
+        room = server.rooms.loaded(project)
+        assert room is not None
+        # The store's first snapshot save is held (a slow disk) while six more edits commit.
+        store = server.store
+        save = store.save_snapshot
+        release = asyncio.Event()
+        saving = asyncio.Event()
+
+        async def slow_save(*args: Any, **kwargs: Any) -> None:
+            if not release.is_set():
+                saving.set()
+                await release.wait()
+            await save(*args, **kwargs)
+
+        store.save_snapshot = slow_save  # type: ignore[method-assign]
+        for i in range(8):
+            client.doc.get("meta", type=Map)["bpm"] = i
+            await eventually(lambda n=i: len(client.echoes) > n)  # type: ignore[misc]
+        assert saving.is_set()
+        assert room.snapshots == 0
+        release.set()
+        # The room is quiet now; the six updates committed meanwhile are folded all the same.
+        await eventually(lambda: room.snapshots == 2)
+        latest = await server.store.load_snapshot(events.stream_name(project))
+        assert latest is not None
+        assert latest.version == room.version
