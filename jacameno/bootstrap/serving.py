@@ -217,7 +217,7 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
             collaboration(base, who, reads) as live,
             contextlib.AsyncExitStack() as stack,
         ):
-            analyses.bind(live.rooms)
+            analyses.bind(live.rooms, base.db)
             projects = Projects(
                 base.store, base.runner, reads, followers=[live.membership], turns=project_turns
             )
