@@ -8,8 +8,11 @@ one transaction swaps them in (`swap`): it locks the live checkpoint row (so the
 any node, waits), applies to the twins whatever the live tables applied since the twins' last
 batch, drops the live tables, renames the twins into their place, and moves the live checkpoint
 to the twins' position with the projection's current schema version. Readers see the old model
-until that commit and the new one after it; never an empty or half-built one. A rebuild that dies
-leaves twins and a checkpoint row that the next rebuild drops and starts over."""
+until that commit and the new one after it; never an empty or half-built one, nor an error: on
+Postgres the swap takes the live tables' locks first, with a short lock timeout, giving way to
+readers (and trying again) rather than deadlocking with one that holds another of the tables.
+A rebuild that dies leaves twins and a checkpoint row that the next rebuild drops and starts
+over."""
 
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ from projections.failures import Apply, now_ms
 from projections.tables import REBUILD_SUFFIX, Table, qualified
 from sqldb import Connection, Database, Kind
 from sqldb.locks import lock_key
+
+# How long the swap waits for a live table's readers before it lets go of what it holds and is
+# tried again (projections/applier.py backs off): far below Postgres's deadlock_timeout (1 s).
+SWAP_LOCK_TIMEOUT_MS = 100
 
 
 def rebuild_checkpoint(name: str) -> str:
@@ -111,6 +118,14 @@ async def swap(
             if events:
                 await apply(conn, events)
             built = min(batch[-1].position, live)
+        if db.kind == "postgres" and tables:
+            # A reader locks the tables its query names one after the other: holding one live
+            # table while waiting for another that such a reader holds (while it waits for
+            # ours) is a deadlock, which Postgres ends after a second by failing the reader.
+            # Take them all at once or give up quickly and let the whole swap be tried again.
+            await conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_MS}ms'")
+            names = ", ".join(qualified(db.kind, t.name) for t in tables)
+            await conn.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
         for table in tables:
             await conn.execute(f"DROP TABLE IF EXISTS {qualified(db.kind, table.name)}")
             await conn.execute(

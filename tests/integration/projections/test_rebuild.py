@@ -9,11 +9,12 @@ import contextlib
 import pytest
 
 from eventstore import EventStore, NewEvent, RecordedEvent
+from harness.databases import open_store
 from harness.waiting import wait_until
 from projections.failures import Apply
 from projections.runner import Projection, ProjectionRunner, RebuildRunning
-from projections.tables import Names, Table
-from sqldb import Connection, Database
+from projections.tables import Names, Table, qualified
+from sqldb import Connection, Database, open_database
 from tests.integration.projections.support import COUNTER, COUNTS, count_into, totals
 
 
@@ -254,3 +255,75 @@ async def test_a_rebuild_carries_its_recorded_failures_over_to_the_live_model(
     assert await totals(db) == {"good": 2}
     rows = await db.fetch("SELECT projection, stream FROM projection_failures")
     assert [(r["projection"], r["stream"]) for r in rows] == [("picky", "bad")]
+
+
+SEEN = Table("test_seen", {"stream": "text not null"}, key=("stream",))
+
+
+async def test_a_swap_gives_way_to_a_reader_that_holds_one_table_and_waits_for_another(
+    fresh_pg_url: str,
+) -> None:
+    """A reader that read the second live table and then waits for the first, which the swap
+    holds, would deadlock with the swap once the swap asks for the second (Postgres then fails
+    the reader, the first to wait, after a second): the swap gives way instead, the reader gets
+    its answer, and the swap goes through afterwards."""
+    store = await open_store(fresh_pg_url)
+    db = await open_database(fresh_pg_url, pool_size=8)
+    folding, release = asyncio.Event(), asyncio.Event()
+
+    def counting_and_seeing(names: Names) -> Apply:
+        counts, seen = names["test_counts"], names["test_seen"]
+
+        async def apply(conn: Connection, events: list[RecordedEvent]) -> None:
+            if counts.endswith("__rebuild"):
+                folding.set()
+                await release.wait()
+            await count_into(counts, conn, events)
+            for e in events:
+                await conn.execute(
+                    f"INSERT INTO {seen} (stream) VALUES ($1) ON CONFLICT DO NOTHING", e.stream
+                )
+
+        return apply
+
+    def table(name: str) -> str:
+        return qualified("postgres", name)
+
+    async def waiting(mode: str) -> bool:
+        found = await db.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = $1", mode
+        )
+        return bool(found)
+
+    try:
+        both = Projection(
+            "counter", frozenset({"counted"}), counting_and_seeing, tables=(COUNTS, SEEN)
+        )
+        for i in range(20):
+            await store.append(f"s{i % 4}", [NewEvent("counted")])
+        runner = ProjectionRunner(store, db, [both])
+        await runner.start()
+        await runner.wait_for(await store.head_position())
+        async with db.transaction() as reader:
+            assert len(await reader.fetch(f"SELECT * FROM {table('test_seen')}")) == 4
+            rebuild = asyncio.create_task(runner.rebuild("counter"))
+            await folding.wait()
+            # Another session holds the new first table, so that the swap (before the change)
+            # waits there while it holds the live first table: the reader's wait comes first.
+            async with db.transaction() as blocker:
+                await blocker.fetch(f"SELECT * FROM {table('test_counts__rebuild')}")
+                release.set()
+                await wait_until(lambda: waiting("AccessExclusiveLock"), "the swap waits")
+                read = asyncio.create_task(reader.fetch(f"SELECT n FROM {table('test_counts')}"))
+
+                async def read_or_waits() -> bool:
+                    return read.done() or await waiting("AccessShareLock")
+
+                await wait_until(read_or_waits, "the reader has its answer or waits for it")
+            assert sum(r["n"] for r in await read) == 20
+        assert await rebuild == await store.head_position()
+        await runner.stop()
+        assert await totals(db) == {"s0": 5, "s1": 5, "s2": 5, "s3": 5}
+    finally:
+        await db.close()
+        await store.close()
