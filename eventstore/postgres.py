@@ -38,7 +38,7 @@ from eventstore.pgwriter import _VERSIONS, CHANNEL, PostgresWriter
 from eventstore.planning import AppendRequest
 from eventstore.signal import CommitSignal
 from eventstore.stats import StoreStats
-from eventstore.subscription import Subscription
+from eventstore.subscription import SharedReads, Subscription
 
 __all__ = ["PostgresEventStore", "translate"]
 
@@ -87,6 +87,7 @@ class PostgresEventStore:
             self._writer.commit_batch, max_events=max_batch_events, pacing=pacing
         )
         self._poll_interval = poll_interval
+        self._shared_reads = SharedReads(self)
         self._closed = False
 
     @classmethod
@@ -220,7 +221,10 @@ class PostgresEventStore:
     def subscribe(self, after_position: int = 0, *, batch_size: int = 1000) -> Subscription:
         check_position(after_position)
         return Subscription(
-            self, after_position, batch_size=batch_size, poll_interval=self._poll_interval
+            self._shared_reads,
+            after_position,
+            batch_size=batch_size,
+            poll_interval=self._poll_interval,
         )
 
     async def head_position(self) -> int:

@@ -47,7 +47,7 @@ from eventstore.planning import (
 )
 from eventstore.signal import CommitSignal
 from eventstore.stats import StoreStats
-from eventstore.subscription import Subscription
+from eventstore.subscription import SharedReads, Subscription
 
 T = TypeVar("T")
 
@@ -123,6 +123,7 @@ class SQLiteEventStore:
         )
         self._signal = CommitSignal()
         self._poll_interval = poll_interval
+        self._shared_reads = SharedReads(self)
         self._closed = False
 
     @classmethod
@@ -246,7 +247,10 @@ class SQLiteEventStore:
     def subscribe(self, after_position: int = 0, *, batch_size: int = 1000) -> Subscription:
         check_position(after_position)
         return Subscription(
-            self, after_position, batch_size=batch_size, poll_interval=self._poll_interval
+            self._shared_reads,
+            after_position,
+            batch_size=batch_size,
+            poll_interval=self._poll_interval,
         )
 
     async def head_position(self) -> int:

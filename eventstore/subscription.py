@@ -1,4 +1,5 @@
-"""Catch-up-then-live subscriptions over any store's `read_all`, shared by every backend."""
+"""Catch-up-then-live subscriptions over any store's `read_all`, shared by every backend, and the
+one read of the log's new page that the subscriptions woken by one commit share (`SharedReads`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,59 @@ class _Log(Protocol):
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]: ...
 
     async def wait_for_commit(self, after_position: int, timeout: float) -> bool: ...
+
+
+class SharedReads:
+    """A store's `read_all` for its subscriptions, where the pages asked in one turn of the event
+    loop are read once each: a commit wakes every subscription that follows the log's head (each
+    projection of the node, the project feeds), and each asks for the same page after the same
+    position. Without this, each made its own round trip and decoded its own copy of the same
+    rows, for every commit. A read begins at the loop's next turn, after every request it
+    answers, so nobody gets a page older than its question; a request made once the read has
+    begun waits for a read of its own. The events are shared as they are (immutable)."""
+
+    def __init__(self, log: _Log) -> None:
+        self._log = log
+        self._asked: dict[tuple[int, int], asyncio.Future[list[RecordedEvent]]] = {}
+        self._reads: set[asyncio.Task[None]] = set()
+        self.reads = 0  # reads made (for tests)
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        key = (after_position, limit)
+        page = self._asked.get(key)
+        if page is None:
+            page = self._asked[key] = asyncio.get_running_loop().create_future()
+            page.add_done_callback(_retrieved)
+            asyncio.get_running_loop().call_soon(self._begin, key, page)
+        # Shielded: a subscription closed meanwhile leaves the read to the others.
+        return await asyncio.shield(page)
+
+    def _begin(self, key: tuple[int, int], page: asyncio.Future[list[RecordedEvent]]) -> None:
+        del self._asked[key]  # from now on, a request waits for a read of its own
+        self.reads += 1
+        task = asyncio.create_task(self._read(key, page), name="shared-read")
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    async def _read(self, key: tuple[int, int], page: asyncio.Future[list[RecordedEvent]]) -> None:
+        try:
+            events = await self._log.read_all(*key)
+        except asyncio.CancelledError:  # the store or the loop is closing
+            page.cancel()
+            raise
+        except Exception as exc:
+            page.set_exception(exc)
+        else:
+            page.set_result(events)
+
+    async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
+        return await self._log.wait_for_commit(after_position, timeout)
+
+
+def _retrieved(page: asyncio.Future[list[RecordedEvent]]) -> None:
+    """A failed read whose subscriptions all went away is nobody's unhandled error."""
+    if not page.cancelled():
+        page.exception()
 
 
 class Subscription:

@@ -11,6 +11,9 @@ plays (`POST /api/tracks/{id}/plays` with a device id) from `--client-processes`
   `jacameno_projection_lag_seconds{projection="catalog"}` (the largest of the nodes'), p50/p99/max
   over the window (target: p99 at most 1 s), and how long the projection took to reach the log's
   head after the last play;
+- CPU per 1,000 plays accepted: the server processes' (all nodes) and, on Postgres, the
+  database backends' of the run (every backend connected to the bench's database, sampled at
+  the window's start and end): a figure the machine's other load moves far less than the rate;
 - that the counts are right: every play of the window falls within 30 minutes, so the catalog
   must count exactly one play per distinct (track, device) pair the clients sent.
 
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
@@ -48,7 +52,7 @@ from harness.server import ServerProcess
 from harness.settings import new_jwt_secret
 from harness.waiting import wait_until
 from load import catalog_fold
-from load.collab_server import START_TIMEOUT
+from load.collab_server import START_TIMEOUT, cpu_seconds, pids_cpu
 from load.stats import percentile
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -121,6 +125,42 @@ def _client_process(load: Load, process: int, results: Any) -> None:
 
 
 # -- the servers, the catalog and the lag ------------------------------------------------------
+
+
+async def backend_pids(database_url: str) -> list[int]:
+    """The Postgres backends connected to the bench's database (none for SQLite)."""
+    if database_url.startswith("sqlite:"):
+        return []
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
+
+
+class CpuWindow:
+    """CPU seconds the servers and the database's backends spend between `start` and `stop`."""
+
+    def __init__(self, database_url: str, nodes: list[ServerProcess]) -> None:
+        self._url = database_url
+        self._servers = [n.pid for n in nodes]
+        self._start: dict[int, float] = {}
+        self.server = 0.0
+        self.database = 0.0
+
+    async def start(self) -> None:
+        self._start = {pid: cpu_seconds(pid) for pid in self._servers}
+        for pid in await backend_pids(self._url):
+            self._start[pid] = pids_cpu([pid])
+
+    async def stop(self) -> None:
+        self.server = sum(cpu_seconds(pid) - self._start[pid] for pid in self._servers)
+        for pid in await backend_pids(self._url):
+            self.database += pids_cpu([pid]) - self._start.get(pid, 0.0)
 
 
 @contextlib.asynccontextmanager
@@ -218,6 +258,7 @@ async def counted(base: str, tracks: list[str]) -> int:
 async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     async with servers(args, folder) as nodes:
         bases = [n.url for n in nodes]
+        cpu = CpuWindow(nodes[0].database_url, nodes)
         tracks = await publish_tracks(bases[0], args.tracks)
         _say(f"{len(nodes)} node(s), {len(tracks)} tracks; posting plays for {args.seconds} s")
         start_at = time.time() + 2.0
@@ -231,8 +272,11 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         for process in processes:
             process.start()
         lag: list[float] = []
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await cpu.start()
         await sample_lag(bases, start_at + args.seconds, lag)
         finished = [await asyncio.to_thread(results.get) for _ in processes]
+        await cpu.stop()
         for process in processes:
             process.join()
         last_play = time.perf_counter()
@@ -272,6 +316,10 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 "samples": len(lag),
             },
             "drain_seconds": round(drained, 3),
+            "cpu_ms_per_1000_plays": {
+                "server": round(cpu.server * 1e6 / len(latencies), 1) if latencies else None,
+                "database": round(cpu.database * 1e6 / len(latencies), 1) if latencies else None,
+            },
             "counted": {"expected": expected, "found": found, "right": expected == found},
         }
 
@@ -291,6 +339,8 @@ def report(figures: dict[str, Any]) -> str:
             f" {figures['drain_seconds']} s after the last play",
             f"counted plays: {right['found']} of {right['expected']} distinct (track, device)"
             f" pairs: {'right' if right['right'] else 'WRONG'}",
+            f"CPU per 1,000 plays: server {figures['cpu_ms_per_1000_plays']['server']} ms,"
+            f" database {figures['cpu_ms_per_1000_plays']['database']} ms",
         ]
     )
 
