@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,11 +35,10 @@ import httpx
 
 from harness import accounts
 from harness.audio import write_wav
-from harness.ports import free_port, port_open
 from harness.s3 import s3_server
 from harness.server import ServerProcess
 from harness.settings import new_jwt_secret
-from harness.waiting import wait_until
+from load.plain_server import plain_server
 from load.stats import percentile
 
 MIB = 1024 * 1024
@@ -128,26 +126,6 @@ async def seeking(
         "ttfb_p50_ms": percentile(latencies, 50) * 1000,
         "ttfb_p99_ms": percentile(latencies, 99) * 1000,
     }
-
-
-@contextlib.asynccontextmanager
-async def plain_server(folder: Path) -> AsyncIterator[str]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "load.plain_server",
-        str(port),
-        str(folder),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        await wait_until(lambda: port_open("127.0.0.1", port), "the plain server answers")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
 
 
 async def bench(args: argparse.Namespace, folder: Path, storage: dict[str, str]) -> dict[str, Any]:

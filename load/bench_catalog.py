@@ -3,7 +3,11 @@
 Starts `jacameno serve` (N processes on one fresh Postgres database by default; one on SQLite
 with `--sqlite`), publishes `--tracks` tracks, then for `--seconds` seconds posts anonymous
 plays (`POST /api/tracks/{id}/plays` with a device id) from `--client-processes` processes of
-`--connections` keep-alive HTTP connections each, spread over the nodes. It measures:
+`--connections` keep-alive HTTP connections each (load/rawhttp.py: a client that costs tens of
+microseconds per request, where httpx's millisecond made the clients the bottleneck), spread
+over the nodes. The same clients then post to the plain Starlette server
+(load/plain_server.py), which answers 202 and records nothing: the ceiling of this machine's
+Python web stack for them. It measures:
 
 - play ingestion: plays accepted (202) per second, and their p50/p99 latency (target on
   Postgres: at least 5,000 plays/s, issue 12);
@@ -51,8 +55,9 @@ from harness.databases import postgres_database
 from harness.server import ServerProcess
 from harness.settings import new_jwt_secret
 from harness.waiting import wait_until
-from load import catalog_fold
+from load import catalog_fold, rawhttp
 from load.collab_server import START_TIMEOUT, cpu_seconds, pids_cpu
+from load.plain_server import plain_server
 from load.stats import percentile
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -88,40 +93,69 @@ async def _post_plays(load: Load, process: int) -> dict[str, Any]:
     pairs: set[tuple[int, int]] = set()
     errors: dict[str, int] = {}
     rng = random.Random(process)
-    limits = httpx.Limits(
-        max_connections=load.connections, max_keepalive_connections=load.connections
-    )
-    clients = [httpx.AsyncClient(base_url=url, limits=limits, timeout=30) for url in load.urls]
     await asyncio.sleep(max(0.0, load.start_at - time.time()))
     deadline = time.perf_counter() + load.seconds
 
     async def connection(n: int) -> None:
-        client = clients[n % len(clients)]
-        while time.perf_counter() < deadline:
-            track, device = rng.randrange(len(load.tracks)), rng.randrange(load.devices)
-            body = {"device_id": f"bench-{process}-{device:08}"}
-            started = time.perf_counter()
-            try:
-                response = await client.post(f"/api/tracks/{load.tracks[track]}/plays", json=body)
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                continue
-            if response.status_code != 202:
-                errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-                continue
-            latencies.append(time.perf_counter() - started)
-            pairs.add((track, device))
+        http = rawhttp.Connection(load.urls[n % len(load.urls)])
+        try:
+            while time.perf_counter() < deadline:
+                track, device = rng.randrange(len(load.tracks)), rng.randrange(load.devices)
+                body = b'{"device_id":"bench-%d-%08d"}' % (process, device)
+                started = time.perf_counter()
+                try:
+                    status, _ = await http.post_json(
+                        f"/api/tracks/{load.tracks[track]}/plays", body
+                    )
+                except (rawhttp.HttpError, OSError) as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                if status != 202:
+                    errors[str(status)] = errors.get(str(status), 0) + 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+                pairs.add((track, device))
+        finally:
+            await http.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(connection(n) for n in range(load.connections)))
     elapsed = time.perf_counter() - started
-    for client in clients:
-        await client.aclose()
     return {"latencies": latencies, "pairs": len(pairs), "errors": errors, "seconds": elapsed}
 
 
 def _client_process(load: Load, process: int, results: Any) -> None:
     results.put(uvloop.run(_post_plays(load, process)))
+
+
+async def run_clients(load: Load, processes: int) -> list[dict[str, Any]]:
+    """Post plays from `processes` client processes as `load` says; what each found."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    started = [
+        context.Process(target=_client_process, args=(load, n, results)) for n in range(processes)
+    ]
+    for process in started:
+        process.start()
+    finished = [await asyncio.to_thread(results.get) for _ in started]
+    for process in started:
+        process.join()
+    return finished
+
+
+def rate(finished: list[dict[str, Any]]) -> tuple[int, float]:
+    """Plays accepted and the longest client's window, in seconds."""
+    return sum(len(r["latencies"]) for r in finished), max(r["seconds"] for r in finished)
+
+
+async def baseline(args: argparse.Namespace, folder: Path, tracks: list[str]) -> float:
+    """Plays per second the same clients get from the plain Starlette server (load/plain_server.py),
+    which answers 202 and records nothing: the ceiling of this machine's Python web stack."""
+    async with plain_server(folder) as url:
+        start_at = time.time() + 2.0
+        load = Load([url], tracks, args.connections, args.seconds, args.devices, start_at)
+        plays, seconds = rate(await run_clients(load, args.client_processes))
+    return round(plays / seconds, 1) if seconds else 0.0
 
 
 # -- the servers, the catalog and the lag ------------------------------------------------------
@@ -263,22 +297,13 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         _say(f"{len(nodes)} node(s), {len(tracks)} tracks; posting plays for {args.seconds} s")
         start_at = time.time() + 2.0
         load = Load(bases, tracks, args.connections, args.seconds, args.devices, start_at)
-        context = multiprocessing.get_context("spawn")
-        results = context.Queue()
-        processes = [
-            context.Process(target=_client_process, args=(load, n, results))
-            for n in range(args.client_processes)
-        ]
-        for process in processes:
-            process.start()
+        clients = asyncio.create_task(run_clients(load, args.client_processes))
         lag: list[float] = []
         await asyncio.sleep(max(0.0, start_at - time.time()))
         await cpu.start()
         await sample_lag(bases, start_at + args.seconds, lag)
-        finished = [await asyncio.to_thread(results.get) for _ in processes]
+        finished = await clients
         await cpu.stop()
-        for process in processes:
-            process.join()
         last_play = time.perf_counter()
         async with httpx.AsyncClient(base_url=bases[0], timeout=10) as http:
 
@@ -292,36 +317,38 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         for r in finished:
             for kind, n in r["errors"].items():
                 errors[kind] = errors.get(kind, 0) + n
-        seconds = max(r["seconds"] for r in finished)
+        _, seconds = rate(finished)
         expected = sum(r["pairs"] for r in finished)
         found = await counted(bases[0], tracks)
-        return {
-            "database": "sqlite" if args.sqlite else "postgres",
-            "nodes": len(nodes),
-            "client_processes": args.client_processes,
-            "connections_per_process": args.connections,
-            "tracks": len(tracks),
-            "plays": len(latencies),
-            "seconds": round(seconds, 3),
-            "plays_per_second": round(len(latencies) / seconds, 1) if seconds else 0.0,
-            "latency_ms": {
-                "p50": round(percentile(latencies, 50) * 1000, 2) if latencies else None,
-                "p99": round(percentile(latencies, 99) * 1000, 2) if latencies else None,
-            },
-            "errors": errors,
-            "lag_seconds": {
-                "p50": percentile(lag, 50) if lag else None,
-                "p99": percentile(lag, 99) if lag else None,
-                "max": max(lag, default=None),
-                "samples": len(lag),
-            },
-            "drain_seconds": round(drained, 3),
-            "cpu_ms_per_1000_plays": {
-                "server": round(cpu.server * 1e6 / len(latencies), 1) if latencies else None,
-                "database": round(cpu.database * 1e6 / len(latencies), 1) if latencies else None,
-            },
-            "counted": {"expected": expected, "found": found, "right": expected == found},
-        }
+    plain = None if args.no_baseline else await baseline(args, folder, tracks)
+    return {
+        "database": "sqlite" if args.sqlite else "postgres",
+        "nodes": len(nodes),
+        "client_processes": args.client_processes,
+        "connections_per_process": args.connections,
+        "tracks": len(tracks),
+        "plays": len(latencies),
+        "seconds": round(seconds, 3),
+        "plays_per_second": round(len(latencies) / seconds, 1) if seconds else 0.0,
+        "plain_plays_per_second": plain,
+        "latency_ms": {
+            "p50": round(percentile(latencies, 50) * 1000, 2) if latencies else None,
+            "p99": round(percentile(latencies, 99) * 1000, 2) if latencies else None,
+        },
+        "errors": errors,
+        "lag_seconds": {
+            "p50": percentile(lag, 50) if lag else None,
+            "p99": percentile(lag, 99) if lag else None,
+            "max": max(lag, default=None),
+            "samples": len(lag),
+        },
+        "drain_seconds": round(drained, 3),
+        "cpu_ms_per_1000_plays": {
+            "server": round(cpu.server * 1e6 / len(latencies), 1) if latencies else None,
+            "database": round(cpu.database * 1e6 / len(latencies), 1) if latencies else None,
+        },
+        "counted": {"expected": expected, "found": found, "right": expected == found},
+    }
 
 
 def report(figures: dict[str, Any]) -> str:
@@ -334,6 +361,8 @@ def report(figures: dict[str, Any]) -> str:
             f" {rate:,.0f} plays/s (target {TARGET_PLAYS_PER_SECOND:,}: {rate_ok}),"
             f" p50 {figures['latency_ms']['p50']} ms, p99 {figures['latency_ms']['p99']} ms,"
             f" errors {figures['errors'] or 'none'}",
+            f"baseline, the plain Starlette server (load/plain_server.py) with the same clients:"
+            f" {figures['plain_plays_per_second']} plays/s",
             f"catalog lag: p50 {lag['p50']} s, p99 {lag['p99']} s, max {lag['max']} s"
             f" (target p99 <= {TARGET_LAG_P99} s: {lag_ok}); at the head"
             f" {figures['drain_seconds']} s after the last play",
@@ -356,6 +385,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracks", type=int, default=100)
     parser.add_argument("--devices", type=int, default=100_000, help="per client process")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the plain server's run with the clients"
+    )
     parser.add_argument(
         "--fold", action="store_true", help="the catalog fold alone (load/catalog_fold.py)"
     )

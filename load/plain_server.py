@@ -1,18 +1,29 @@
-"""The baseline of `load.bench_assets`: a plain file served by this machine, with nothing of
-JACAMENO in the way. `PUT /file` streams the body to a file; `GET /file` serves it with
-Starlette's FileResponse (Range included). Run as `python -m load.plain_server PORT FOLDER`
-under uvicorn, as the server under test runs."""
+"""The baseline of `load.bench_assets` and `load.bench_catalog`: this machine's Python web stack
+with nothing of JACAMENO in the way. `PUT /file` streams the body to a file; `GET /file` serves
+it with Starlette's FileResponse (Range included); `POST /api/tracks/{id}/plays` reads the JSON
+body and answers 202 as a play does, recording nothing (the ceiling any Python server of ours
+could reach for plays on this machine and these clients). Run as
+`python -m load.plain_server PORT FOLDER` under uvicorn, as the server under test runs;
+`plain_server(folder)` starts it beside a benchmark."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from harness.ports import free_port, port_open
+from harness.waiting import wait_until
 
 
 def app(folder: Path) -> Starlette:
@@ -27,7 +38,41 @@ def app(folder: Path) -> Starlette:
     async def get(request: Request) -> Response:
         return FileResponse(target, media_type="audio/wav")
 
-    return Starlette(routes=[Route("/file", put, methods=["PUT"]), Route("/file", get)])
+    async def play(request: Request) -> Response:
+        body = json.loads(await request.body())
+        if not isinstance(body, dict):
+            return Response(status_code=422)
+        track_id = request.path_params["track_id"]
+        return JSONResponse({"track_id": track_id, "position": 0}, status_code=202)
+
+    return Starlette(
+        routes=[
+            Route("/file", put, methods=["PUT"]),
+            Route("/file", get),
+            Route("/api/tracks/{track_id}/plays", play, methods=["POST"]),
+        ]
+    )
+
+
+@contextlib.asynccontextmanager
+async def plain_server(folder: Path) -> AsyncIterator[str]:
+    """The plain server started on a free port (its files under `folder`); its base URL."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "load.plain_server",
+        str(port),
+        str(folder),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await wait_until(lambda: port_open("127.0.0.1", port), "the plain server answers")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
 
 
 def main() -> int:
