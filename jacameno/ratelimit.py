@@ -20,10 +20,11 @@ class LimiterUnavailable(Exception):
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
-        """Count one attempt on `key`. Returns 0.0 while at most `limit` attempts fell in the
-        current window of `window_seconds`, otherwise the seconds until the window ends (a
-        refused attempt still counts)."""
+    async def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> float:
+        """Count an attempt on `key` (as `cost` attempts: a request that does the work of
+        several). Returns 0.0 while at most `limit` attempts fell in the current window of
+        `window_seconds`, otherwise the seconds until the window ends (a refused attempt still
+        counts)."""
         ...
 
 
@@ -37,14 +38,14 @@ class MemoryRateLimiter:
         self._max_keys = max_keys
         self._clock = clock
 
-    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+    async def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> float:
         now = self._clock()
         ends, count = self._windows.get(key, (0.0, 0))
         if ends <= now:
             ends, count = now + window_seconds, 0
             if len(self._windows) >= self._max_keys:
                 self._forget_expired(now)
-        count += 1
+        count += cost
         self._windows[key] = (ends, count)
         return 0.0 if count <= limit else ends - now
 
@@ -54,7 +55,7 @@ class MemoryRateLimiter:
 
 
 _HIT = """
-local count = redis.call('INCR', KEYS[1])
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end
@@ -67,11 +68,11 @@ class RedisRateLimiter:
         self._prefix = f"{prefix}rate:"
         self._hit = redis.register_script(_HIT)
 
-    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+    async def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> float:
         """As `RateLimiter.hit`; LimiterUnavailable when Redis does not answer in time."""
         window_ms = max(1, int(window_seconds * 1000))
         try:
-            count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[window_ms])
+            count, ttl_ms = await self._hit(keys=[self._prefix + key], args=[window_ms, cost])
         except (RedisError, OSError, TimeoutError) as exc:
             raise LimiterUnavailable(str(exc)) from exc
         return 0.0 if int(count) <= limit else max(int(ttl_ms), 1) / 1000
@@ -94,14 +95,14 @@ class FallbackRateLimiter:
         self._circuit = circuit
         self._on_fallback = on_fallback
 
-    async def hit(self, key: str, limit: int, window_seconds: float) -> float:
+    async def hit(self, key: str, limit: int, window_seconds: float, cost: int = 1) -> float:
         if self._circuit.should_try():
             try:
-                retry = await self._shared.hit(key, limit, window_seconds)
+                retry = await self._shared.hit(key, limit, window_seconds, cost)
             except LimiterUnavailable as exc:
                 self._circuit.failed(exc.__cause__ or exc)
             else:
                 self._circuit.succeeded()
                 return retry
         self._on_fallback()
-        return await self._local.hit(key, limit, window_seconds)
+        return await self._local.hit(key, limit, window_seconds, cost)

@@ -76,6 +76,8 @@ class Load:
     seconds: float
     devices: int
     start_at: float  # time.time() at which every client process starts posting
+    batch: int = 0  # plays per request to POST /api/plays; 0: one per POST /api/tracks/{id}/plays
+    interval: float = 0.0  # seconds between one connection's requests (0: as fast as answered)
 
 
 def _say(text: str) -> None:
@@ -92,21 +94,27 @@ async def _post_plays(load: Load, process: int) -> dict[str, Any]:
     latencies: list[float] = []
     pairs: set[tuple[int, int]] = set()
     errors: dict[str, int] = {}
+    plays = [0]
     rng = random.Random(process)
     await asyncio.sleep(max(0.0, load.start_at - time.time()))
     deadline = time.perf_counter() + load.seconds
 
     async def connection(n: int) -> None:
         http = rawhttp.Connection(load.urls[n % len(load.urls)])
+        due = time.perf_counter() + rng.uniform(0, load.interval)
         try:
             while time.perf_counter() < deadline:
-                track, device = rng.randrange(len(load.tracks)), rng.randrange(load.devices)
-                body = b'{"device_id":"bench-%d-%08d"}' % (process, device)
+                if load.interval:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    due += load.interval
+                drawn = [
+                    (rng.randrange(len(load.tracks)), rng.randrange(load.devices))
+                    for _ in range(load.batch or 1)
+                ]
+                path, body = _request(load, process, drawn)
                 started = time.perf_counter()
                 try:
-                    status, _ = await http.post_json(
-                        f"/api/tracks/{load.tracks[track]}/plays", body
-                    )
+                    status, _ = await http.post_json(path, body)
                 except (rawhttp.HttpError, OSError) as exc:
                     errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                     continue
@@ -114,14 +122,34 @@ async def _post_plays(load: Load, process: int) -> dict[str, Any]:
                     errors[str(status)] = errors.get(str(status), 0) + 1
                     continue
                 latencies.append(time.perf_counter() - started)
-                pairs.add((track, device))
+                plays[0] += len(drawn)
+                pairs.update(drawn)
         finally:
             await http.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(connection(n) for n in range(load.connections)))
     elapsed = time.perf_counter() - started
-    return {"latencies": latencies, "pairs": len(pairs), "errors": errors, "seconds": elapsed}
+    return {
+        "latencies": latencies,
+        "plays": plays[0],
+        "pairs": len(pairs),
+        "errors": errors,
+        "seconds": elapsed,
+    }
+
+
+def _request(load: Load, process: int, drawn: list[tuple[int, int]]) -> tuple[str, bytes]:
+    """The path and body of one request for the (track, device) pairs drawn."""
+    if not load.batch:
+        track, device = drawn[0]
+        body = b'{"device_id":"bench-%d-%08d"}' % (process, device)
+        return f"/api/tracks/{load.tracks[track]}/plays", body
+    plays = [
+        {"track_id": load.tracks[track], "device_id": f"bench-{process}-{device:08}"}
+        for track, device in drawn
+    ]
+    return "/api/plays", json.dumps({"plays": plays}).encode()
 
 
 def _client_process(load: Load, process: int, results: Any) -> None:
@@ -143,9 +171,16 @@ async def run_clients(load: Load, processes: int) -> list[dict[str, Any]]:
     return finished
 
 
+def _interval(args: argparse.Namespace) -> float:
+    """Seconds between one connection's requests for `--rate` plays/s in all (0: unpaced)."""
+    if not args.rate:
+        return 0.0
+    return float((args.batch or 1) * args.connections * args.client_processes / args.rate)
+
+
 def rate(finished: list[dict[str, Any]]) -> tuple[int, float]:
     """Plays accepted and the longest client's window, in seconds."""
-    return sum(len(r["latencies"]) for r in finished), max(r["seconds"] for r in finished)
+    return sum(r["plays"] for r in finished), max(r["seconds"] for r in finished)
 
 
 async def baseline(args: argparse.Namespace, folder: Path, tracks: list[str]) -> float:
@@ -153,7 +188,16 @@ async def baseline(args: argparse.Namespace, folder: Path, tracks: list[str]) ->
     which answers 202 and records nothing: the ceiling of this machine's Python web stack."""
     async with plain_server(folder) as url:
         start_at = time.time() + 2.0
-        load = Load([url], tracks, args.connections, args.seconds, args.devices, start_at)
+        load = Load(
+            [url],
+            tracks,
+            args.connections,
+            args.seconds,
+            args.devices,
+            start_at,
+            args.batch,
+            _interval(args),
+        )
         plays, seconds = rate(await run_clients(load, args.client_processes))
     return round(plays / seconds, 1) if seconds else 0.0
 
@@ -296,7 +340,16 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         tracks = await publish_tracks(bases[0], args.tracks)
         _say(f"{len(nodes)} node(s), {len(tracks)} tracks; posting plays for {args.seconds} s")
         start_at = time.time() + 2.0
-        load = Load(bases, tracks, args.connections, args.seconds, args.devices, start_at)
+        load = Load(
+            bases,
+            tracks,
+            args.connections,
+            args.seconds,
+            args.devices,
+            start_at,
+            args.batch,
+            _interval(args),
+        )
         clients = asyncio.create_task(run_clients(load, args.client_processes))
         lag: list[float] = []
         await asyncio.sleep(max(0.0, start_at - time.time()))
@@ -317,7 +370,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         for r in finished:
             for kind, n in r["errors"].items():
                 errors[kind] = errors.get(kind, 0) + n
-        _, seconds = rate(finished)
+        accepted, seconds = rate(finished)
         expected = sum(r["pairs"] for r in finished)
         found = await counted(bases[0], tracks)
     plain = None if args.no_baseline else await baseline(args, folder, tracks)
@@ -327,9 +380,10 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "client_processes": args.client_processes,
         "connections_per_process": args.connections,
         "tracks": len(tracks),
-        "plays": len(latencies),
+        "plays_per_request": args.batch or 1,
+        "plays": accepted,
         "seconds": round(seconds, 3),
-        "plays_per_second": round(len(latencies) / seconds, 1) if seconds else 0.0,
+        "plays_per_second": round(accepted / seconds, 1) if seconds else 0.0,
         "plain_plays_per_second": plain,
         "latency_ms": {
             "p50": round(percentile(latencies, 50) * 1000, 2) if latencies else None,
@@ -344,8 +398,8 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         },
         "drain_seconds": round(drained, 3),
         "cpu_ms_per_1000_plays": {
-            "server": round(cpu.server * 1e6 / len(latencies), 1) if latencies else None,
-            "database": round(cpu.database * 1e6 / len(latencies), 1) if latencies else None,
+            "server": round(cpu.server * 1e6 / accepted, 1) if accepted else None,
+            "database": round(cpu.database * 1e6 / accepted, 1) if accepted else None,
         },
         "counted": {"expected": expected, "found": found, "right": expected == found},
     }
@@ -357,7 +411,8 @@ def report(figures: dict[str, Any]) -> str:
     lag_ok = "met" if lag["p99"] is not None and lag["p99"] <= TARGET_LAG_P99 else "not met"
     return "\n".join(
         [
-            f"play ingestion ({figures['database']}, {figures['nodes']} node(s)):"
+            f"play ingestion ({figures['database']}, {figures['nodes']} node(s),"
+            f" {figures['plays_per_request']} play(s) per request):"
             f" {rate:,.0f} plays/s (target {TARGET_PLAYS_PER_SECOND:,}: {rate_ok}),"
             f" p50 {figures['latency_ms']['p50']} ms, p99 {figures['latency_ms']['p99']} ms,"
             f" errors {figures['errors'] or 'none'}",
@@ -383,6 +438,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="per client process")
     parser.add_argument("--seconds", type=float, default=20.0, help="the measured window")
     parser.add_argument("--tracks", type=int, default=100)
+    parser.add_argument(
+        "--batch", type=int, default=0, help="plays per request to POST /api/plays (0: single)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="plays/s in all, paced (0: each connection sends as soon as answered); the"
+        " catalog's lag is the issue's at 5,000",
+    )
     parser.add_argument("--devices", type=int, default=100_000, help="per client process")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(

@@ -1,8 +1,8 @@
 """The baseline of `load.bench_assets` and `load.bench_catalog`: this machine's Python web stack
 with nothing of JACAMENO in the way. `PUT /file` streams the body to a file; `GET /file` serves
-it with Starlette's FileResponse (Range included); `POST /api/tracks/{id}/plays` reads the JSON
-body and answers 202 as a play does, recording nothing (the ceiling any Python server of ours
-could reach for plays on this machine and these clients). Run as
+it with Starlette's FileResponse (Range included); `POST /api/tracks/{id}/plays` and
+`POST /api/plays` read the JSON body and answer 202 as plays do, recording nothing (the ceiling
+any Python server of ours could reach for plays on this machine and these clients). Run as
 `python -m load.plain_server PORT FOLDER` under uvicorn, as the server under test runs;
 `plain_server(folder)` starts it beside a benchmark."""
 
@@ -45,11 +45,19 @@ def app(folder: Path) -> Starlette:
         track_id = request.path_params["track_id"]
         return JSONResponse({"track_id": track_id, "position": 0}, status_code=202)
 
+    async def plays(request: Request) -> Response:
+        body = json.loads(await request.body())
+        if not isinstance(body, dict) or not isinstance(body.get("plays"), list):
+            return Response(status_code=422)
+        answer = [{"track_id": p.get("track_id"), "position": 0} for p in body["plays"]]
+        return JSONResponse({"plays": answer}, status_code=202)
+
     return Starlette(
         routes=[
             Route("/file", put, methods=["PUT"]),
             Route("/file", get),
             Route("/api/tracks/{track_id}/plays", play, methods=["POST"]),
+            Route("/api/plays", plays, methods=["POST"]),
         ]
     )
 

@@ -72,16 +72,17 @@ def translate(exc: CatalogError) -> ApiError:
     return ApiError(400, "bad_request", str(exc))
 
 
-async def caller(call: CatalogCall) -> User | None:
+async def caller(call: CatalogCall, cost: int = 1) -> User | None:
     """The signed-in caller of an operation that may be anonymous: None without a bearer token
-    (the client address is then rate limited), 401 with a bad one."""
+    (the client address is then rate limited, the request counting as `cost` requests), 401
+    with a bad one."""
     if "authorization" in call.request.headers:
         user = await call.services.authenticate(call.request)
         call.user = user
         return user
     address = call.request.client.host if call.request.client else "unknown"
     services = call.services
-    retry = await services.limiter.hit(f"catalog:ip:{address}", services.per_minute, 60)
+    retry = await services.limiter.hit(f"catalog:ip:{address}", services.per_minute, 60, cost)
     if retry:
         raise rate_limited(retry)
     return None
@@ -184,6 +185,41 @@ async def play(call: CatalogCall) -> Response:
     except CatalogError as exc:
         raise translate(exc) from exc
     return JSONResponse({"track_id": track_id, "position": position}, status_code=202)
+
+
+async def play_many(call: CatalogCall) -> Response:
+    """Several plays in one request (a player sending what it played while offline, a relay
+    of many listeners' plays): each recorded as POST /api/tracks/{id}/plays records it; an
+    anonymous request counts as one request per play against its address's limit."""
+    wanted: list[dict[str, Any]] = call.body["plays"]
+    me = await caller(call, cost=len(wanted))
+    plays = []
+    for n, item in enumerate(wanted):
+        device = item.get("device_id")
+        if me is None and device is None:
+            raise ApiError(
+                422,
+                "device_required",
+                "an anonymous play needs a device_id",
+                [f"plays/{n}/device_id"],
+            )
+        plays.append((_track_id(item["track_id"]), None if me is None else me.id, device))
+    try:
+        positions = await call.services.catalog.play_many(plays)
+    except CatalogError as exc:
+        raise translate(exc) from exc
+    answer = [{"track_id": t, "position": p} for (t, _, _), p in zip(plays, positions, strict=True)]
+    return JSONResponse({"plays": answer}, status_code=202)
+
+
+def _track_id(text: str) -> str:
+    """A track id as the catalog spells it (canonical UUID); one spelled otherwise names no
+    track, so it is passed on as it is and refused as unknown."""
+    try:
+        canonical = str(uuid.UUID(text))
+    except ValueError:
+        return text
+    return canonical if canonical == text else text
 
 
 async def plays(call: CatalogCall) -> Response:
@@ -316,6 +352,21 @@ OPERATIONS: list[Operation[CatalogServices]] = [
         request=s.PLAY,
         responses={202: s.PLAY_ACCEPTED},
         errors=(401, 404),
+        authenticated=False,
+    ),
+    Operation(
+        "POST",
+        "/api/plays",
+        "play_tracks",
+        f"Record up to {s.MAX_PLAYS} plays at once (signed in: all the caller's; anonymous: each "
+        "with a device_id, and each counting against the address's rate limit); each counts "
+        "as a POST /api/tracks/{id}/plays would. 422 `unknown_tracks` and nothing recorded if "
+        "one names no track in the catalog",
+        play_many,
+        "catalog",
+        request=s.PLAY_MANY,
+        responses={202: s.PLAYS_ACCEPTED},
+        errors=(401, 429),
         authenticated=False,
     ),
     Operation(

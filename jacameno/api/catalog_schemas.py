@@ -95,6 +95,22 @@ PLAY_ACCEPTED = obj(
     {"track_id": UUID, "position": {"type": "integer", "description": "the play's log position"}},
     ("track_id", "position"),
 )
+MAX_PLAYS = 500
+PLAY_MANY = obj(
+    {
+        "plays": {
+            "type": "array",
+            "items": obj({"track_id": UUID, "device_id": DEVICE_ID}, ("track_id",)),
+            "minItems": 1,
+            "maxItems": MAX_PLAYS,
+        }
+    },
+    ("plays",),
+)
+PLAYS_ACCEPTED = obj(
+    {"plays": {"type": "array", "items": PLAY_ACCEPTED, "description": "in the request's order"}},
+    ("plays",),
+)
 PLAYS = obj(
     {
         "track_id": UUID,

@@ -14,11 +14,12 @@ a private one is seen by its owner only. Docs: docs/catalog.md."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from domain.events import catalog as ev
@@ -61,7 +62,7 @@ class Catalog:
         self._projects = projects
         self._assets = assets
         self._turns = turns or ProcessTurns()
-        self._playable: OrderedDict[str, float] = OrderedDict()  # track id -> until when
+        self._playable_until: OrderedDict[str, float] = OrderedDict()  # track id -> when
 
     # -- tracks ---------------------------------------------------------------------------
 
@@ -148,18 +149,49 @@ class Catalog:
         model at most every PLAYABLE_SECONDS per track (plays come in bursts on few tracks, and
         a read per play would queue behind the projections for the pool's connections); a play
         accepted in the moments after an unpublish is not counted by the fold."""
+        if not await self._playable(track_id):
+            raise NotFound("track")
+        return (await self.play_many([(track_id, user_id, device_id)]))[0]
+
+    async def play_many(self, plays: Sequence[tuple[str, str | None, str | None]]) -> list[int]:
+        """Record several plays (track, user, device) at once, as `play` records each; their log
+        positions, in order. Invalid (`unknown_tracks`) and nothing recorded if a track is not
+        in the catalog. The plays of one track go in one append; the appends of several
+        tracks are committed together (the store's group commit). If the store fails, some
+        tracks' plays may be recorded and others not: sending the batch again counts none twice
+        (a listener's plays of a track count once per 30 minutes)."""
+        tracks = dict.fromkeys(track_id for track_id, _, _ in plays)
+        missing = [track_id for track_id in tracks if not await self._playable(track_id)]
+        if missing:
+            raise Invalid("unknown_tracks", f"no such track: {', '.join(missing)}")
+        request_id = _request_id()
+        by_track: dict[str, list[int]] = {}
+        events: dict[str, list[NewEvent]] = {}
+        for n, (track_id, user_id, device_id) in enumerate(plays):
+            listened_by = ev.listener(user_id, device_id)
+            by_track.setdefault(track_id, []).append(n)
+            event = ev.track_played(listened_by, actor=user_id, request_id=request_id)
+            events.setdefault(track_id, []).append(event)
+        appends = [self._store.append(ev.track_stream(t), batch) for t, batch in events.items()]
+        results = [await appends[0]] if len(appends) == 1 else await asyncio.gather(*appends)
+        positions = [0] * len(plays)
+        for indexes, result in zip(by_track.values(), results, strict=True):
+            for n, position in zip(indexes, result.positions, strict=True):
+                positions[n] = position
+        return positions
+
+    async def _playable(self, track_id: str) -> bool:
+        """Whether the track is in the catalog, read at most every PLAYABLE_SECONDS."""
         now = time.monotonic()
-        if self._playable.get(track_id, 0.0) < now:
-            await self.track(track_id)
-            self._playable[track_id] = now + PLAYABLE_SECONDS
-            self._playable.move_to_end(track_id)
-            while len(self._playable) > PLAYABLE_TRACKS:
-                self._playable.popitem(last=False)
-        event = ev.track_played(
-            ev.listener(user_id, device_id), actor=user_id, request_id=_request_id()
-        )
-        result = await self._store.append(ev.track_stream(track_id), [event])
-        return result.last_position
+        if self._playable_until.get(track_id, 0.0) >= now:
+            return True
+        if await self.reads.track(track_id) is None:
+            return False
+        self._playable_until[track_id] = now + PLAYABLE_SECONDS
+        self._playable_until.move_to_end(track_id)
+        while len(self._playable_until) > PLAYABLE_TRACKS:
+            self._playable_until.popitem(last=False)
+        return True
 
     # -- favorites ------------------------------------------------------------------------
 

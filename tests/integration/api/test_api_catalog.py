@@ -133,6 +133,74 @@ async def test_play_requests_are_refused_clearly(api: Api) -> None:
     assert (await track(api, published["id"]))["plays"] == 0
 
 
+async def test_plays_sent_together_count_as_each_would_alone(api: Api) -> None:
+    owner, listener = await api.member("owner"), await api.member("listener")
+    project = await api.project(owner)
+    audio = await asset(api, project["id"], owner)
+    first = (await publish(api, owner, project["id"], audio))["id"]
+    second = (await publish(api, owner, project["id"], audio, title="Second"))["id"]
+    anonymous = {
+        "plays": [
+            {"track_id": first, "device_id": "device-aaaa"},
+            {"track_id": second, "device_id": "device-aaaa"},
+            {"track_id": first, "device_id": "device-aaaa"},  # a reload: not counted again
+            {"track_id": first, "device_id": "device-bbbb"},
+        ]
+    }
+    sent = await api.client.post("/api/plays", json=anonymous)
+    assert sent.status_code == 202, sent.text
+    answered = sent.json()["plays"]
+    assert [p["track_id"] for p in answered] == [first, second, first, first]
+    positions = [p["position"] for p in answered]
+    assert len(set(positions)) == 4
+    assert positions[0] < positions[2] < positions[3]  # one track's plays in the request's order
+    mine = {"plays": [{"track_id": second}, {"track_id": second}, {"track_id": first}]}
+    signed_in = await api.client.post("/api/plays", json=mine, headers=listener.headers)
+    assert signed_in.status_code == 202, signed_in.text
+    await settled(api)
+    assert (await track(api, first))["plays"] == 3  # devices aaaa, bbbb, the listener
+    assert (await track(api, second))["plays"] == 2  # device aaaa, the listener
+
+
+async def test_a_batch_of_plays_is_refused_whole_and_clearly(api: Api) -> None:
+    owner = await api.member("owner")
+    project = await api.project(owner)
+    known = (await publish(api, owner, project["id"], await asset(api, project["id"], owner)))["id"]
+    head = await api.services.core.store.head_position()
+    play_known = {"track_id": known, "device_id": "device-0001"}
+    unknown = str(uuid.uuid4())
+    cases = [
+        (
+            {"plays": [play_known, {"track_id": unknown, "device_id": "device-0001"}]},
+            422,
+            "unknown_tracks",
+        ),
+        (
+            {"plays": [play_known, {"track_id": known.upper(), "device_id": "device-0001"}]},
+            422,
+            "unknown_tracks",
+        ),
+        ({"plays": [play_known, {"track_id": known}]}, 422, "device_required"),
+        ({"plays": []}, 422, "invalid_request"),
+        ({"plays": [play_known] * 501}, 422, "invalid_request"),
+        ({"plays": [{**play_known, "device_id": "short"}]}, 422, "invalid_request"),
+        ({"plays": [{**play_known, "extra": 1}]}, 422, "invalid_request"),
+        ({}, 422, "invalid_request"),
+    ]
+    for body, status, code in cases:
+        refused = await api.client.post("/api/plays", json=body)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (status, code), body
+    assert (
+        unknown
+        in (await api.client.post("/api/plays", json=cases[0][0])).json()["error"]["message"]
+    )
+    bad_token = await api.client.post(
+        "/api/plays", json={"plays": [play_known]}, headers={"Authorization": "Bearer nope"}
+    )
+    assert bad_token.status_code == 401
+    assert await api.services.core.store.head_position() == head  # nothing was recorded
+
+
 async def test_unlisted_tracks_play_by_link_but_are_not_listed(api: Api) -> None:
     owner, other = await api.member("owner"), await api.member("other")
     project = await api.project(owner)

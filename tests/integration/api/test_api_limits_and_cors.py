@@ -7,6 +7,7 @@ from pathlib import Path
 from harness.accounts import PASSWORD, unique_email
 from harness.settings import app_settings
 from jacameno.settings import Settings
+from tests.integration.api.catalog_support import asset, publish, settled
 from tests.integration.api.support import running
 
 
@@ -44,6 +45,34 @@ async def test_the_api_is_rate_limited_per_user(api_config: Settings, tmp_path: 
         assert refused.json()["error"]["code"] == "rate_limited"
         # another user of the same address is not held back by the busy one
         assert (await api.client.get("/api/projects", headers=calm.headers)).status_code == 200
+
+
+async def test_an_anonymous_batch_of_plays_counts_each_play_against_the_address(
+    api_config: Settings, tmp_path: Path
+) -> None:
+    async with running(limited(api_config, tmp_path, api_rate_limit="8")) as api:
+        owner = await api.member("owner")
+        project = await api.project(owner)
+        track_id = (
+            await publish(api, owner, project["id"], await asset(api, project["id"], owner))
+        )["id"]
+
+        def batch(n: int, first: int) -> dict[str, object]:
+            devices = [f"device-{first + i:04}" for i in range(n)]
+            return {"plays": [{"track_id": track_id, "device_id": d} for d in devices]}
+
+        assert (await api.client.post("/api/plays", json=batch(6, 0))).status_code == 202
+        refused = await api.client.post("/api/plays", json=batch(3, 6))  # 9 of 8
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        single = await api.client.post(
+            f"/api/tracks/{track_id}/plays", json={"device_id": "device-0100"}
+        )
+        assert single.status_code == 429
+        await settled(api)
+        # (read as the owner: the address has used its anonymous requests)
+        counted = await api.client.get(f"/api/tracks/{track_id}", headers=owner.headers)
+        assert counted.json()["plays"] == 6  # the refused plays are not recorded
 
 
 async def test_cors_answers_configured_origins_only(api_config: Settings, tmp_path: Path) -> None:

@@ -171,6 +171,13 @@ async def test_a_limiter_allows_the_limit_then_says_how_long_to_wait(
     assert await limiter.hit("other", 3, 30) == 0.0
 
 
+async def test_a_limiter_counts_a_costly_attempt_as_several(limiter: RateLimiter) -> None:
+    assert await limiter.hit("c", 5, 30, cost=4) == 0.0
+    assert await limiter.hit("c", 5, 30) == 0.0
+    assert await limiter.hit("c", 5, 30, cost=2) > 0  # 7 of 5
+    assert await limiter.hit("d", 5, 30, cost=6) > 0  # alone over the limit
+
+
 async def test_a_limiter_window_ends(limiter: RateLimiter, clock: _Clock) -> None:
     assert await limiter.hit("w", 1, 0.2) == 0.0
     retry = await limiter.hit("w", 1, 0.2)
