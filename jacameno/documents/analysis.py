@@ -19,6 +19,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 from typing import Any
 
 from pycrdt import Array, Doc, Map
@@ -63,6 +64,10 @@ SUMMARY = (
     ("true_peak_dbtp", ("true_peak",)),
     ("duration", ("duration",)),
 )
+
+
+# An asset id as an update spells it (jacameno.assets: `str(uuid.uuid4())`).
+_SPELLS_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _dig(value: Any, path: tuple[str, ...]) -> Any:
@@ -156,8 +161,15 @@ class _Fold:
         self._table = names[ANALYSES]
 
     async def _known(self, batch: list[RecordedEvent]) -> dict[str, dict[str, dict[str, Any]]]:
-        """The analyses the table holds of the projects that the batch edits (by asset)."""
-        edited = sorted({project_of(e.stream) for e in batch if e.type == DOC_UPDATED})
+        """The analyses the table holds of the projects whose edits in the batch spell an asset
+        id (a UUID: keystrokes and fader moves, most edits, spell none and cost no query)."""
+        edited = sorted(
+            {
+                project_of(e.stream)
+                for e in batch
+                if e.type == DOC_UPDATED and _SPELLS_UUID.search(e.data) is not None
+            }
+        )
         if not edited:
             return {}
         rows = await fetch_where_in(

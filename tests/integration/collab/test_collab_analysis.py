@@ -4,6 +4,7 @@ worker's side is its real contract: an `ai.analysis_completed` on the project's 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pycrdt import Array, Map
@@ -15,10 +16,12 @@ from jacameno.settings import Settings
 from tests.integration.collab.support import Server, YClient, serving
 
 RESULT = {"tempo": {"bpm": 128.0, "confidence": 0.9}, "key": {"name": "A minor"}}
+# Asset ids as the server makes them (uuid4)
+KICK, BASS, VOX = (str(uuid.uuid4()) for _ in range(3))
 
 
 def _track(track_id: str, *assets: str) -> Map[Any]:
-    clips = Array([Map({"id": f"{track_id}-{a}", "asset_id": a}) for a in assets])
+    clips = Array([Map({"id": f"{track_id}-{n}", "asset_id": a}) for n, a in enumerate(assets)])
     return Map({"id": track_id, "name": track_id, "clips": clips})
 
 
@@ -44,23 +47,23 @@ async def test_an_analysis_reaches_tracks_that_play_its_asset_before_or_after_it
         await client.sync()
         tracks = client.doc.get("tracks", type=Array)
         # A track that plays the asset before the analysis finishes takes it when it does.
-        tracks.append(_track("drums", "kick"))
+        tracks.append(_track("drums", KICK))
         await eventually(lambda: len(client.echoes) == 1)
-        await _complete(server, project, "job-kick", "kick", 120.0)
+        await _complete(server, project, "job-kick", KICK, 120.0)
         await eventually(lambda: _analyses(client).get("drums") == 120.0)
         # An asset analysed while no clip plays it: the track that plays it later takes it,
         # whether the clip comes in a new track or is added to an existing one.
-        await _complete(server, project, "job-bass", "bass", 96.0)
-        tracks.append(_track("bass", "bass"))
+        await _complete(server, project, "job-bass", BASS, 96.0)
+        tracks.append(_track("bass", BASS))
         await eventually(lambda: _analyses(client).get("bass") == 96.0)
         keys = tracks[0]
         assert isinstance(keys, Map)
-        keys["clips"].append(Map({"id": "drums-bass", "asset_id": "bass"}))
-        tracks.append(_track("vocals", "vox"))
+        keys["clips"].append(Map({"id": "drums-bass", "asset_id": BASS}))
+        tracks.append(_track("vocals", VOX))
         await eventually(lambda: len(client.echoes) >= 4)
         await eventually(lambda: _analyses(client) == {"drums": 96.0, "bass": 96.0, "vocals": None})
         # A newer analysis of an asset replaces the older one on every track that plays it.
-        await _complete(server, project, "job-bass-2", "bass", 97.0)
+        await _complete(server, project, "job-bass-2", BASS, 97.0)
         await eventually(lambda: _analyses(client) == {"drums": 97.0, "bass": 97.0, "vocals": None})
         # History names each of these edits as the AI service's.
         logged = await server.events(project, "doc.updated")
