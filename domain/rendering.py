@@ -8,14 +8,17 @@ Which parts an update touched comes from pycrdt's observers of the schema's root
 inside an item of an Array root (its path starts with the item's index: a track, a comment)
 re-renders that item, items inserted into or deleted from the root are spliced into its
 rendering as the root's delta says, the lyrics are kept as UTF-8 patched by the text's deltas,
-and any other event of a root re-renders the root. Roots outside the schema are not observed:
-once the document has one they are rendered whole after every update (a studio document has
-none). The untouched parts of the next rendering are the very objects of the previous one, so
-comparing the two skips them by identity. A rendering that may have missed an update (`stale`),
-and every 256th, is rendered whole."""
+and any other event of a root re-renders the root. A root outside the schema (a studio document
+has none; clients and tools add their own) is observed once it holds a map: its changed keys
+are rendered again and the rest kept; any other such root (a text, an array, one that holds
+nothing yet) is rendered whole after every update. The
+untouched parts of the next rendering are the very objects of the previous one, so comparing
+the two skips them by identity. A rendering that may have missed an update (`stale`), and every
+256th, is rendered whole."""
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -52,12 +55,28 @@ class Rendering:
         # yrs's own events, observed without pycrdt's wrapping (which converts every attribute
         # of every event, a third of an update's cost here): only a path and a delta are read.
         self._subscriptions: list[Any] = []
+        self._kinds: dict[str, type[Map[Any] | Array[Any] | Text]] = {}  # the observed roots
+        self._keys: dict[str, set[str]] = {}  # by Map root outside the schema: keys changed
         for name, kind in SCHEMA_ROOTS.items():
-            root = doc.get(name, type=kind).integrated
-            if kind is Text:
-                self._subscriptions.append(root.observe(partial(self._text, name)))
-            else:
-                self._subscriptions.append(root.observe_deep(partial(self._deep, name)))
+            self._observe(name, kind)
+        for name in self._others:
+            self._observe_other(name)
+
+    def _observe(self, name: str, kind: type[Map[Any] | Array[Any] | Text]) -> None:
+        root = self.doc.get(name, type=kind).integrated
+        self._kinds[name] = kind
+        if kind is Text:
+            self._subscriptions.append(root.observe(partial(self._text, name)))
+        else:
+            self._subscriptions.append(root.observe_deep(partial(self._deep, name)))
+
+    def _observe_other(self, name: str) -> None:
+        """Observe a root outside the schema once it holds a map's content (what
+        `domain.document` reads first). A root holding a text or an array is not observed
+        (yrs panics when a text observer meets another type, which such a root may turn out to
+        be): it is rendered whole after every update."""
+        if name not in self._kinds and len(self.doc.get(name, type=Map)):
+            self._observe(name, Map)
 
     def _text(self, name: str, event: Any) -> None:
         try:
@@ -69,12 +88,16 @@ class Rendering:
     def _deep(self, name: str, events: list[Any]) -> None:
         try:
             touched = self._touched.setdefault(name, set())
+            kind = self._kinds[name]
             for event in events:
                 path = event.path  # from the root to what changed: [3, 'clips', 0] in track 3
-                if not path and SCHEMA_ROOTS[name] is Array:  # the root's items came or went
+                if not path and kind is Array:  # the root's items came or went
                     self._deltas.setdefault(name, []).append(event.delta)
                 elif path and isinstance(path[0], int):  # inside the item at that index
                     touched.add(path[0])
+                elif kind is Map and name not in SCHEMA_ROOTS:  # the keys changed, or inside one
+                    keys = self._keys.setdefault(name, set())
+                    keys.update(event.keys if not path else (path[0],))
                 else:
                     touched.add(WHOLE)
         except BaseException:  # never into yrs: the next rendering is whole instead
@@ -84,7 +107,7 @@ class Rendering:
         """Apply `update` (crdt.apply: MalformedUpdate if it does not apply, the document then
         unchanged) and return the renderings before and after it."""
         before = self.value
-        self._touched, self._deltas = {}, {}
+        self._touched, self._deltas, self._keys = {}, {}, {}
         self._applied += 1
         if self._applied % WHOLE_EVERY == 0:
             self.stale = True
@@ -102,26 +125,46 @@ class Rendering:
             self._lyrics = _utf8(self.doc.get(LYRICS, type=Text))
             whole = plain(self.doc)
             self._others = [name for name in whole if name not in SCHEMA_ROOTS]
+            for name in self._others:
+                self._observe_other(name)
             return whole
         after = dict(before)
         for name, parts in self._touched.items():
             old = before.get(name)
-            if WHOLE not in parts and SCHEMA_ROOTS.get(name) is Array and isinstance(old, list):
+            if WHOLE not in parts and self._kinds[name] is Array and isinstance(old, list):
                 after[name] = self._array(name, old, parts)
             elif name == LYRICS:
                 after[name] = self._patched()
+            elif name in self._keys and WHOLE not in parts and isinstance(old, dict):
+                after[name] = self._map(name, old, self._keys[name])
             else:
                 after[name] = root_value(self.doc, name)
-        # Roots outside the schema are not observed: rendered whole after every update once the
-        # document has one. Whether it has is looked up (pycrdt lists the roots in about 20 us,
-        # a fifth of an update's cost) when an update touched no observed root, which is how an
-        # update that only writes such a root shows; one that also writes the schema's is
-        # caught by the next whole rendering.
+        # Which roots outside the schema the document has is looked up (pycrdt lists the roots
+        # in about 20 us, a fifth of an update's cost) once it has one, and when an update
+        # touched no observed root, which is how an update that only writes a new such root
+        # shows; one that also writes an observed root is caught by the next whole rendering.
         if self._others or not self._touched:
             self._others = sorted(set(self.doc.keys()) - SCHEMA_ROOTS.keys())
         for name in self._others:
-            after[name] = root_value(self.doc, name)
+            if name not in self._kinds:  # not a map (yet)
+                after[name] = root_value(self.doc, name)
+                self._observe_other(name)
         return after
+
+    def _map(self, name: str, before: dict[str, Any], keys: set[str]) -> Any:
+        """A Map root outside the schema after the update: the changed keys rendered again,
+        the others kept; rendered whole if a value is of a type this does not render."""
+        root = self.doc.get(name, type=Map)
+        after = dict(before)
+        for key in keys:
+            if key not in root:
+                after.pop(key, None)
+                continue
+            value = _plain_value(root[key])
+            if value is _UNRENDERED:
+                return root_value(self.doc, name)
+            after[key] = value
+        return after if after else root_value(self.doc, name)
 
     def _patched(self) -> str:
         """The lyrics after the update's deltas, applied to the UTF-8 kept; read whole (and
@@ -154,6 +197,34 @@ class Rendering:
             else:
                 return after
         return root_value(self.doc, name)
+
+
+_UNRENDERED = object()
+
+
+def _plain_value(value: Any) -> Any:
+    """A value of a map as yrs renders it to JSON (`domain.document.plain_root`): a float
+    without a fraction as an integer, one that is not finite as null, binary as its byte
+    values; _UNRENDERED for a type rendered otherwise (XML, a subdocument)."""
+    if isinstance(value, Map | Array):
+        return plain_root(value)
+    if isinstance(value, Text):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return int(value) if value.is_integer() else value
+    if isinstance(value, bytes | bytearray):
+        return list(value)
+    if isinstance(value, dict):
+        items = {k: _plain_value(v) for k, v in value.items()}
+        return _UNRENDERED if _UNRENDERED in items.values() else items
+    if isinstance(value, list):
+        values = [_plain_value(v) for v in value]
+        return _UNRENDERED if any(v is _UNRENDERED for v in values) else values
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return _UNRENDERED
 
 
 def _utf8(text: Text) -> bytearray | None:

@@ -18,7 +18,20 @@ from tests.edits import Edit, edit, edits
 
 # Edits beyond tests.edits: the other schema roots, a root outside the schema, a root written
 # with another type than the schema's.
-EXTRA = ("comment", "marker", "notes", "odd_root", "embed", "unembed")
+EXTRA = (
+    "comment",
+    "marker",
+    "notes",
+    "note_value",
+    "note_deleted",
+    "note_nested",
+    "odd_root",
+    "odd_list",
+    "embed",
+    "unembed",
+)
+# Values a map outside the schema may hold, as clients write them: each renders its own way.
+NOTE_VALUES: tuple[Any, ...] = (1.0, 2.5, -0.0, float("nan"), b"\x01\x02", {"x": [1.0, None]}, "s")
 
 
 def extra(doc: Doc[Any], kind: str, value: Any) -> None:
@@ -29,6 +42,22 @@ def extra(doc: Doc[Any], kind: str, value: Any) -> None:
             doc.get("markers", type=Array).append(Map({"name": str(value), "at": 1.5}))
         elif kind == "notes":
             doc.get("notes", type=Map)["n"] = str(value)
+        elif kind == "note_value":
+            notes = doc.get("notes", type=Map)
+            notes[f"k{value}"] = NOTE_VALUES[(len(notes) + value) % len(NOTE_VALUES)]
+        elif kind == "note_deleted":
+            notes = doc.get("notes", type=Map)
+            for key in sorted(notes.keys())[:1]:
+                del notes[key]
+        elif kind == "note_nested":
+            notes = doc.get("notes", type=Map)
+            nested = notes.get("m")
+            if isinstance(nested, Map):
+                nested[f"v{value}"] = Array([value, Text("t")])
+            else:
+                notes["m"] = Map({"v": value})
+        elif kind == "odd_list":
+            doc.get("odd_list", type=Array).append(Map({"i": value}))
         elif kind == "embed":  # takes a position in the lyrics, spells nothing in its string
             lyrics = doc.get("lyrics", type=Text)
             text = str(lyrics)  # a position between characters, embeds counted
