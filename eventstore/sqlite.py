@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dbdrivers.sqlite import SQLiteThread, connect, unavailable
+from dbdrivers.sqlite import SQLiteThread, connect, unavailable, write_turn
 from eventstore.errors import (
     EventStoreError,
     InvalidEventError,
@@ -164,7 +164,8 @@ class SQLiteEventStore:
         return await self._committer.submit(request)
 
     async def _commit_batch(self, requests: list[AppendRequest]) -> list[BatchAnswer]:
-        answers, head = await self._writer.run(lambda c: _write_batch(c, requests))
+        async with write_turn(self.path).hold(urgent=True):
+            answers, head = await self._writer.run(lambda c: _write_batch(c, requests))
         self._signal.publish(head)
         return answers
 
@@ -206,7 +207,9 @@ class SQLiteEventStore:
                 raise
             return 0 < version <= current
 
-        if not await self._writer.run(write):
+        async with write_turn(self.path).hold(urgent=True):
+            saved = await self._writer.run(write)
+        if not saved:
             raise InvalidEventError(f"stream {stream!r} has no version {version}")
 
     # -- reading ---------------------------------------------------------------------------

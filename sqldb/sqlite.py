@@ -5,7 +5,6 @@ through a writer thread; reads outside transactions use a reader thread and see 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -15,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dbdrivers.sqlite import SQLiteThread, connect, unavailable
+from dbdrivers.sqlite import SQLiteThread, connect, unavailable, write_turn
 from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
 
 if TYPE_CHECKING:
@@ -94,7 +93,7 @@ class SQLiteDatabase(_SQLiteConnection):
     def __init__(self, path: str) -> None:
         super().__init__(_thread(path))
         self._writer = _thread(path)
-        self._write_lock = asyncio.Lock()
+        self._path = path
 
     @classmethod
     async def open(cls, path: str | Path) -> SQLiteDatabase:
@@ -107,16 +106,16 @@ class SQLiteDatabase(_SQLiteConnection):
         return db
 
     async def execute(self, sql: str, *args: Any) -> None:
-        async with self._write_lock:
+        async with write_turn(self._path).hold():
             await _SQLiteConnection(self._writer).execute(sql, *args)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        async with self._write_lock:
+        async with write_turn(self._path).hold():
             await _SQLiteConnection(self._writer).executemany(sql, rows)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with self._write_lock:
+        async with write_turn(self._path).hold():
             try:
                 # Inside the try: a caller cancelled while BEGIN runs in the writer thread would
                 # otherwise leave the transaction open for the next one (the rollback below is
