@@ -148,10 +148,20 @@ class Applier:
             await failures.record(conn, target.checkpoint, event, exc)
             await self._save_checkpoint(conn, target, event.position)
 
+    async def prepare_only(self, target: Target, batch: list[RecordedEvent]) -> None:
+        """Show `prepare` the batch's events of the types it only prepares (`Projection.prepares`)
+        of a batch with none of the projection's types (which needs no transaction), retrying
+        with backoff while that fails."""
+        seen = [e for e in batch if e.type in target.projection.prepares]
+        if target.prepare is not None and seen:
+            prepare = target.prepare
+            await self.until_done(target, lambda: prepare(seen), batch[0].position)
+
     async def _apply(self, target: Target, batch: list[RecordedEvent]) -> int:
         types = target.projection.event_types
         if target.prepare is not None:  # before the transaction: see projection.Fold
-            await target.prepare([e for e in batch if e.type in types])
+            seen = types | target.projection.prepares
+            await target.prepare([e for e in batch if e.type in seen])
         async with self._db.transaction() as conn:
             current = await self._locked_checkpoint(conn, target)
             events = [e for e in batch if e.position > current and e.type in types]

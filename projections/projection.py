@@ -39,13 +39,16 @@ class Projection:
     rebuilds the model beside the live one, projections/rebuild.py), and `fold`, which makes the
     `apply` that writes into the tables `Names` gives: it receives only events of those types,
     in position order, inside the transaction (or a `Fold`, which also prepares each batch
-    before the transaction). `policy` says what to do when it fails (see
-    projections/runner.py)."""
+    before the transaction). `prepares` are event types that a `Fold`'s `prepare` sees beside
+    them but for which it writes nothing: a batch of only those needs no transaction (the
+    `ai_results` projection looks for asset ids in every edit, and writes only for results).
+    `policy` says what to do when it fails (see projections/runner.py)."""
 
     name: str
     event_types: frozenset[str]
     fold: Callable[[Names], Apply | Fold]
     tables: Sequence[Table] = field(default=(), kw_only=True)
+    prepares: frozenset[str] = field(default=frozenset(), kw_only=True)
     version: int = field(default=1, kw_only=True)
     policy: Policy = field(default="stop", kw_only=True)
 

@@ -409,6 +409,7 @@ class ProjectionRunner:
                 not any(e.type in projection.event_types for e in batch)
                 and loop.time() - saved_at < self._idle_checkpoint_interval
             ):
+                await self._applier.prepare_only(target, batch)
                 await progress.advance(batch[-1].position)
                 await progress.rest()
                 continue

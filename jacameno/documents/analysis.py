@@ -255,7 +255,8 @@ def results_projection(binding: Binding) -> Projection:
 
     return Projection(
         name=RESULTS,
-        event_types=frozenset({events.ANALYSIS_COMPLETED, DOC_UPDATED}),
+        event_types=frozenset({events.ANALYSIS_COMPLETED}),
+        prepares=frozenset({DOC_UPDATED}),
         fold=fold,
         tables=TABLES,
         version=2,

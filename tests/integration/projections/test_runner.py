@@ -135,6 +135,52 @@ async def test_batches_of_other_types_cost_no_transaction_but_still_count(
     assert await totals(db) == {"s": 1}
 
 
+class _Watching:
+    """A fold that counts its events and records every event its `prepare` saw."""
+
+    def __init__(self, names: Names) -> None:
+        self.table = names["test_counts"]
+        self.prepared: list[str] = []
+
+    async def prepare(self, events: list[RecordedEvent]) -> None:
+        self.prepared.extend(e.type for e in events)
+
+    async def apply(self, conn: Connection, events: list[RecordedEvent]) -> None:
+        await count_into(self.table, conn, events)
+
+
+async def test_events_a_fold_only_prepares_are_shown_to_it_without_a_transaction(
+    store: EventStore, db: Database
+) -> None:
+    folds: list[_Watching] = []
+
+    def watching(names: Names) -> _Watching:
+        folds.append(_Watching(names))
+        return folds[-1]
+
+    projection = Projection(
+        "watching",
+        frozenset({"counted"}),
+        watching,
+        tables=(COUNTS,),
+        prepares=frozenset({"seen"}),
+    )
+    runner = ProjectionRunner(store, db, [projection], idle_checkpoint_interval=3600)
+    await runner.start()
+    await runner.wait_for(0)
+    before = await db.fetchval("SELECT updated_at FROM projection_checkpoints")
+    seen = await store.append("s", [NewEvent("seen"), NewEvent("ignored"), NewEvent("seen")])
+    await runner.wait_for(seen.last_position)
+    await wait_until(lambda: folds[0].prepared == ["seen", "seen"], "the fold saw them")
+    assert await db.fetchval("SELECT updated_at FROM projection_checkpoints") == before
+    mixed = await store.append("s", [NewEvent("seen"), NewEvent("counted")])
+    await runner.wait_for(mixed.last_position)
+    await runner.stop()
+    assert folds[0].prepared == ["seen", "seen", "seen", "counted"]
+    assert await totals(db) == {"s": 1}  # apply got the counted event only
+    assert await db.fetchval("SELECT position FROM projection_checkpoints") == mixed.last_position
+
+
 async def test_a_wait_for_named_projections_is_not_held_up_by_a_stalled_other(
     store: EventStore, db: Database
 ) -> None:
