@@ -50,6 +50,11 @@ load/reference/node_modules/.installed: load/reference/package-lock.json
 	npm ci --prefix load/reference --no-audit --no-fund
 	touch $@
 
+# The JavaScript yjs clients that load/bench_broadcast --js drives.
+load/js/node_modules/.installed: load/js/package-lock.json
+	npm ci --prefix load/js --no-audit --no-fund
+	touch $@
+
 # The runnable client examples, tested by tests/e2e/test_examples.py.
 examples/js/node_modules/.installed: examples/js/package-lock.json
 	npm ci --prefix examples/js --no-audit --no-fund

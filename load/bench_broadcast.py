@@ -10,16 +10,17 @@ p50/p99/p99.9 printed beside the server's fan-out and durable-ack latencies.
 
 Printed per run: fan-out p50/p95/p99/max, durable-ack p50/p99, the probe's p50/p99/p99.9, the
 harness's event-loop lag p99, and server CPU per 1,000 deliveries with the database's counted in
-(every Postgres backend of the run, sampled while it lives). Each round also runs the same
-clients against the y-websocket@2.1.0 reference server (load.reference_server: in memory, no
-authentication), and the summary sets our figures against the issue's targets: on-receipt
-fan-out p99 at most 1.5 times the reference's, durable-ack p99 within 2 ms of the disk's commit
-p99, after-commit adding at most 1 ms to the disk's commit at p50 and p99. What it does not
+(every Postgres backend of the run, sampled while it lives). `--js` runs JavaScript yjs clients
+(load/js/clients.mjs, one Node process) instead of the Python ones, for every server alike. Each
+round also runs the same clients against the y-websocket@2.1.0 reference server
+(load.reference_server: in memory, no authentication), and the summary sets our figures against the
+issue's targets: on-receipt fan-out p99 at most 1.5 times the reference's, durable-ack p99 within 2
+ms of the disk's commit p99, after-commit adding at most 1 ms to the disk's commit at p50 and p99.
 Each round also times `--joiners` (50) clients opening a project nobody has open at the same
-moment, on each database and on the reference server (time to synced p50/p95; target: ours at
-most 1.2 times the reference's at p50), and each of our runs reads the server's event-loop lag
-from its `/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). What it
-does not measure yet (docs/benchmarks.md, "Broadcast modes"): the JavaScript clients."""
+moment, on each database and on the reference server (time to synced p50/p95; target: ours at most
+1.2 times the reference's at p50), and each of our runs reads the server's event-loop lag from its
+`/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). What it does not
+measure yet (docs/benchmarks.md, "Broadcast modes"): the Hocuspocus reference server."""
 
 from __future__ import annotations
 
@@ -250,6 +251,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 users=shape.clients,
                 backend=MEMORY,
                 dsn=args.postgres,
+                js=args.js,
             )
             print(f"round {round_number}: y-websocket reference", file=sys.stderr, flush=True)
             result = await run_reference(plan)
@@ -266,6 +268,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     backend=backend,
                     dsn=args.postgres,
                     probe_interval=1 / shape.edits_per_second,
+                    js=args.js,
                 )
                 print(f"round {round_number}: {backend}, {mode}", file=sys.stderr, flush=True)
                 lag = LoopLagWatch()
@@ -280,6 +283,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "started_at": started.isoformat(),
         "command": " ".join(["python -m load.bench_broadcast", *sys.argv[1:]]),
         "shape": str(shape),
+        "clients": "javascript (yjs)" if args.js else "python (pycrdt)",
         "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
         "rows": rows,
         "joins": joins,
@@ -317,6 +321,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         choices=("join",),
         help="run only this measurement (join: the joiners, no edit load)",
+    )
+    parser.add_argument(
+        "--js",
+        action="store_true",
+        help="JavaScript yjs clients (load/js, make load/js/node_modules/.installed) instead of"
+        " the Python ones, for every server",
     )
     parser.add_argument("--results", type=Path, default=bench.RESULTS)
     args = parser.parse_args(argv)

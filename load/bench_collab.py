@@ -38,6 +38,7 @@ from harness.accounts import User
 from harness.server import ServerProcess
 from load import collab_server as srv
 from load.collab_client import Client, Ledger, content
+from load.js_clients import Fleet, JsFleet, PythonFleet
 from load.report import write_json
 from load.stats import Measurement, percentile
 
@@ -97,6 +98,7 @@ class Plan:
     drain_seconds: float = 15.0
     idle_seconds: float = 2.0
     apply_live: bool = False  # clients apply received updates on arrival, not after the window
+    js: bool = False  # JavaScript yjs clients (load/js_clients.py) instead of the Python ones
     py_spy: str | None = None  # py-spy binary: profile the server during the window
     profile_path: str | None = None
     connect_concurrency: int = 16
@@ -334,31 +336,36 @@ async def _drive(
     rss_baseline = srv.rss_bytes(pid)
     ledger = Ledger()
     started_ns = time.perf_counter_ns()
-    rooms: list[list[Client]] = []
-    for r, users in enumerate(members):
-        rooms.append(
-            [
-                Client(
-                    ledger,
-                    f"{server.ws_url}/collab/{projects[r]}?token={accounts[u].token}",
-                    r,
-                    i,
-                    seed=r * 100_003 + i,
-                    started_ns=started_ns,
-                    apply_live=plan.apply_live,
-                )
-                for i, u in enumerate(users)
-            ]
-        )
-    clients = [c for room in rooms for c in room]
-    _say(f"connecting {len(rooms)} first clients (one per room)")
-    await srv.gather_limited([room[0].connect() for room in rooms], plan.connect_concurrency)
+    # The fleet's clients room after room: (room, index in the room) of each.
+    places = [(r, i) for r, users in enumerate(members) for i in range(len(users))]
+    urls = [
+        f"{server.ws_url}/collab/{projects[r]}?token={accounts[members[r][i]].token}"
+        for r, i in places
+    ]
+    fleet: Fleet
+    if plan.js:
+        fleet = JsFleet(ledger, [(url, r, i) for url, (r, i) in zip(urls, places, strict=True)])
+    else:
+        clients = [
+            Client(
+                ledger,
+                url,
+                r,
+                i,
+                seed=r * 100_003 + i,
+                started_ns=started_ns,
+                apply_live=plan.apply_live,
+            )
+            for url, (r, i) in zip(urls, places, strict=True)
+        ]
+        fleet = PythonFleet(clients, plan.connect_concurrency)
+    first = [n for n, (_, i) in enumerate(places) if i == 0]
+    _say(f"connecting {len(first)} first clients (one per room)")
+    await fleet.connect(first)
     await asyncio.sleep(0.5)
     rss_rooms = srv.rss_bytes(pid)
-    _say(f"connecting the other {len(clients) - len(rooms)} clients")
-    await srv.gather_limited(
-        [c.connect() for room in rooms for c in room[1:]], plan.connect_concurrency
-    )
+    _say(f"connecting the other {len(places) - len(first)} clients")
+    await fleet.connect([n for n, (_, i) in enumerate(places) if i > 0])
     await asyncio.sleep(0.5)
     rss_connected = srv.rss_bytes(pid)
     # What the server and the database spend with every socket open and nobody editing.
@@ -393,9 +400,7 @@ async def _drive(
     )
     gc.disable()  # the harness's own pauses would show as server latency
     try:
-        await asyncio.gather(
-            window(), *(c.run(shape.rate, start, measure_from, stop) for c in clients)
-        )
+        await asyncio.gather(window(), fleet.run(shape.rate, start, measure_from, stop))
         drained = await _wait_drained(ledger, sizes, plan.drain_seconds)
     finally:
         gc.enable()
@@ -412,17 +417,19 @@ async def _drive(
     rss_end = srv.rss_bytes(pid)
     missing_measured = ledger.missing(sizes, measured_only=True)
     missing_all = ledger.missing(sizes, measured_only=False)
-    closed = {c.name: [c.close_code, c.close_reason] for c in clients if c.close_code is not None}
-
+    every = await fleet.contents()
+    closed = fleet.closed()
+    seqs = fleet.seqs()
     contents: list[dict[str, Any]] = []
     converged: list[bool] = []
-    for room in rooms:
-        docs = [c.content() for c in room]
+    for r in range(len(members)):
+        mine = [n for n, (room, _) in enumerate(places) if room == r]
+        docs = [every[n] for n in mine]
         contents.append(docs[0])
-        expected = {f"{c.name}:{n}" for c in room for n in range(1, c.seq + 1)}
+        expected = {f"{r}.{places[n][1]}:{k}" for n in mine for k in range(1, seqs[n] + 1)}
         converged.append(all(d == docs[0] for d in docs) and set(docs[0]["bench"]) == expected)
     closing = time.perf_counter()
-    await asyncio.gather(*(c.close() for c in clients))
+    await fleet.close()
     _say(f"clients closed in {time.perf_counter() - closing:.2f} s")
 
     w = Window.between(samples[0], samples[1])
@@ -440,7 +447,7 @@ async def _drive(
         "_contents": contents,
         "window_seconds": round(w.seconds, 3),
         "edits": {
-            "sent": sum(c.sent for c in clients),
+            "sent": fleet.sent(),
             "sent_in_window": ledger.window_edits,
             "per_second": round(ledger.window_edits / w.seconds, 1),
             "offered_per_second": shape.edits_per_second,
