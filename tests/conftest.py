@@ -2,7 +2,7 @@
 
 Resolution (environment, standard local ports, throwaway servers) lives in tests/services.py; a
 missing service is an error, never a skip. Also fresh, migrated databases of each kind (made by
-harness/databases.py).
+harness/databases.py). And the Hypothesis profiles (tests/hypothesis_profiles.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import pytest
 
 from harness.databases import drop_database, migrated_sqlite, migrated_template, postgres_database
 from harness.s3 import S3Server, s3_server
-from tests import services
+from tests import hypothesis_profiles, services
+
+hypothesis_profiles.register()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from jacameno.assets.service import Assets
 from jacameno.settings import Settings, StorageConfig
 from jacameno.storage import BlobStore
 from jacameno.storage.local import LocalBlobStore
-from jacameno.storage.s3 import S3BlobStore, S3Location
 from projections.assets import AssetsReadModel
 from projections.catalog_reads import CatalogReadModel
 from projections.projects import ProjectsReadModel
@@ -125,6 +124,10 @@ async def open_storage(config: StorageConfig) -> BlobStore:
     StorageUnavailable if an S3 bucket cannot be reached."""
     if config.kind == "file":
         return LocalBlobStore(config.folder)
+    # Imported here: aiobotocore and aiohttp are most of a quarter of a second of every start,
+    # and a server on files never uses them.
+    from jacameno.storage.s3 import S3BlobStore, S3Location
+
     location = S3Location(config.bucket, config.prefix, config.s3_region, config.s3_endpoint_url)
     return await S3BlobStore.open(location, part_bytes=config.part_bytes)
 

@@ -96,6 +96,12 @@ class Tables:
             for physical in self.names.values():
                 await conn.execute(f"DROP TABLE IF EXISTS {qualified(self.db.kind, physical)}")
 
+    async def clear(self) -> None:
+        """Delete every row: the tables as made, at a fraction of the cost of making them."""
+        async with self.db.transaction() as conn:
+            for physical in self.names.values():
+                await conn.execute(f"DELETE FROM {qualified(self.db.kind, physical)}")
+
     async def fold(self, batches: Iterable[list[RecordedEvent]]) -> None:
         for batch in batches:
             async with self.db.transaction() as conn:
