@@ -113,6 +113,11 @@ def _by_id(items: list[dict[str, Any]]) -> dict[str, tuple[int, dict[str, Any]]]
     return found
 
 
+def _repeats_an_id(items: list[dict[str, Any]]) -> bool:
+    keys = [item.get("id") for item in items]
+    return len(set(keys)) != len(keys)
+
+
 def _aligned(
     before: list[dict[str, Any]], after: list[dict[str, Any]]
 ) -> list[tuple[int, dict[str, Any], dict[str, Any]]] | None:
@@ -280,6 +285,13 @@ def _clips(
     if pairs is not None:
         for _, prior, clip in pairs:
             yield from _clip(path, track, prior, clip)
+        return
+    if _repeats_an_id(before) or _repeats_an_id(after):
+        # Two clips of one id (clients that added them at once): by id, one would hide the
+        # other's changes. Said as a change of the track's clips, whole.
+        if before != after:
+            summary = f"changed the clips on {track}"
+            yield Change("clips.changed", f"{path}/clips", summary, 0, before, after)
         return
     old, new = _by_id(before), _by_id(after)
     for key, (_, clip) in new.items():

@@ -237,3 +237,17 @@ def test_a_restore_names_the_version_and_the_part() -> None:
     assert event_summary("doc.restored", part) == "restored tracks/t1 to version 4"
     same = {"version": 4, "path": None, "update_version": None}
     assert event_summary("doc.restored", same) == "restored version 4 (nothing differed)"
+
+
+def test_clips_that_share_an_id_are_told_as_a_change_of_the_tracks_clips() -> None:
+    # Two clients added a clip of one id at once; the second one then moved.
+    clips = [{"id": "k0", "start": 0.0}, {"id": "k0", "start": 1.0}]
+    before = {"tracks": [{"id": "t", "name": "Drums", "clips": clips}]}
+    moved = [clips[0], {"id": "k0", "start": 2.0}]
+    after = {"tracks": [{"id": "t", "name": "Drums", "clips": moved}]}
+    found = changes(before, after)
+    assert [(c.kind, c.path, c.summary) for c in found] == [
+        ("clips.changed", "tracks/t/clips", "changed the clips on Drums")
+    ]
+    assert (found[0].before, found[0].after) == (clips, moved)
+    assert changes(before, copy.deepcopy(before)) == []
