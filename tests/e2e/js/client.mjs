@@ -55,6 +55,11 @@ const mirror = new Y.Doc()
 const { meta, tracks, lyrics, comments, markers } = declareRoots(doc)
 
 const sent = new Map() // base64 of a sent, not yet echoed, non-empty update -> times sent
+// Sync step 1s sent on this socket and not yet answered. The server answers a step 1 only once
+// every update it applied before has committed, while in on-receipt mode another client's
+// update reaches the mirror before its commit: the mirror says everything is durable only
+// when no answer is due.
+let answersDue = 0
 const acked = [] // base64 of local updates whose echo was received, in order
 let provider = null
 let hocuspocus = false // which provider; Hocuspocus acknowledges with SyncStatus, not echoes
@@ -81,8 +86,9 @@ const syncPayload = (frame) => {
   return { step, update: decoding.readVarUint8Array(decoder) }
 }
 
-// Records a sent update; true if the frame is sync step 2.
+// Records a sent update (and a sync step 1's answer due); true if the frame is sync step 2.
 const outgoing = (frame) => {
+  if (frame.length > 1 && frame[0] === MESSAGE_SYNC && frame[1] === 0) answersDue += 1
   const message = syncPayload(frame)
   if (message === null) return false
   if (!isEmptyUpdate(message.update)) {
@@ -102,6 +108,7 @@ const incoming = (frame) => {
   }
   const message = syncPayload(frame)
   if (message === null) return
+  if (message.step === SYNC_STEP2 && answersDue > 0) answersDue -= 1
   Y.applyUpdate(mirror, message.update, 'server')
   if (message.step === SYNC_UPDATE) {
     const key = b64(message.update)
@@ -120,13 +127,17 @@ const incoming = (frame) => {
 class TappedWebSocket extends WebSocket {
   constructor (url, protocols) {
     super(url, protocols)
+    answersDue = 0 // a new connection: what the last one asked is answered on this one or never
     this.addEventListener('message', (event) => incoming(new Uint8Array(event.data)))
   }
 
   send (data, ...rest) {
     const step2 = outgoing(new Uint8Array(data))
     super.send(data, ...rest)
-    if (step2) super.send(WHOLE_STATE_REQUEST)
+    if (step2) {
+      answersDue += 1
+      super.send(WHOLE_STATE_REQUEST)
+    }
   }
 }
 
@@ -138,7 +149,7 @@ const connected = () => {
 const settled = () => {
   if (!connected()) return false
   if (hocuspocus) return provider.unsyncedChanges === 0
-  return Y.equalSnapshots(Y.snapshot(doc), Y.snapshot(mirror))
+  return answersDue === 0 && Y.equalSnapshots(Y.snapshot(doc), Y.snapshot(mirror))
 }
 
 const notify = () => {
