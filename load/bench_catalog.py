@@ -171,6 +171,20 @@ async def run_clients(load: Load, processes: int) -> list[dict[str, Any]]:
     return finished
 
 
+def _load(args: argparse.Namespace, urls: list[str], tracks: list[str]) -> Load:
+    """The clients' load as the arguments say, starting two seconds from now."""
+    return Load(
+        urls,
+        tracks,
+        args.connections,
+        args.seconds,
+        args.devices,
+        time.time() + 2.0,
+        args.batch,
+        _interval(args),
+    )
+
+
 def _interval(args: argparse.Namespace) -> float:
     """Seconds between one connection's requests for `--rate` plays/s in all (0: unpaced)."""
     if not args.rate:
@@ -187,17 +201,7 @@ async def baseline(args: argparse.Namespace, folder: Path, tracks: list[str]) ->
     """Plays per second the same clients get from the plain Starlette server (load/plain_server.py),
     which answers 202 and records nothing: the ceiling of this machine's Python web stack."""
     async with plain_server(folder) as url:
-        start_at = time.time() + 2.0
-        load = Load(
-            [url],
-            tracks,
-            args.connections,
-            args.seconds,
-            args.devices,
-            start_at,
-            args.batch,
-            _interval(args),
-        )
+        load = _load(args, [url], tracks)
         plays, seconds = rate(await run_clients(load, args.client_processes))
     return round(plays / seconds, 1) if seconds else 0.0
 
@@ -339,22 +343,12 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         cpu = CpuWindow(nodes[0].database_url, nodes)
         tracks = await publish_tracks(bases[0], args.tracks)
         _say(f"{len(nodes)} node(s), {len(tracks)} tracks; posting plays for {args.seconds} s")
-        start_at = time.time() + 2.0
-        load = Load(
-            bases,
-            tracks,
-            args.connections,
-            args.seconds,
-            args.devices,
-            start_at,
-            args.batch,
-            _interval(args),
-        )
+        load = _load(args, bases, tracks)
         clients = asyncio.create_task(run_clients(load, args.client_processes))
         lag: list[float] = []
-        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await asyncio.sleep(max(0.0, load.start_at - time.time()))
         await cpu.start()
-        await sample_lag(bases, start_at + args.seconds, lag)
+        await sample_lag(bases, load.start_at + args.seconds, lag)
         finished = await clients
         await cpu.stop()
         last_play = time.perf_counter()
