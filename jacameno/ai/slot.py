@@ -1,10 +1,11 @@
 """A child process that runs the worker's CPU-heavy tasks one at a time, off the event loop, and
 that can be stopped mid-task: a cancelled job or one past its time limit kills the process, and
-the next task starts a new one. The child imports the numeric stack once and keeps it warm.
+the next task starts a new one. The child imports the numeric stack once and keeps it warm;
+`start` has it do so before any task is sent.
 
-Messages from the child (over a pipe): ("progress", fraction) while it works, then ("done",
-answer) or ("error", kind, message). A child that dies (killed, out of memory) ends the task with
-`SlotDied`."""
+Messages from the child (over a pipe): ("ready",) once it has imported the tasks' module; for
+each task, ("progress", fraction) while it works, then ("done", answer) or ("error", kind,
+message). A child that dies (killed, out of memory) ends the task with `SlotDied`."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def _serve(conn: Connection, target: str) -> None:
     _die_with_parent()
     module, _, name = target.partition(":")
     function = getattr(importlib.import_module(module), name)
+    conn.send(("ready",))
     while True:
         try:
             task = conn.recv()
@@ -73,22 +75,34 @@ class Slot:
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
 
-    def _ensure(self) -> Connection:
-        if self._process is None or not self._process.is_alive() or self._conn is None:
+    async def start(self) -> None:
+        """Start the child unless it runs, and return once it has imported the tasks' module,
+        so that a task sent next starts at once. SlotDied if the child ends first."""
+        if self._process is not None and self._process.is_alive() and self._conn is not None:
+            return
+        self.kill()
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_serve, args=(child, self._target), name="jacameno-ai-task", daemon=True
+        )
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        try:
+            message = await self._receive(parent)
+        except BaseException:
             self.kill()
-            parent, child = self._context.Pipe()
-            process = self._context.Process(
-                target=_serve, args=(child, self._target), name="jacameno-ai-task", daemon=True
-            )
-            process.start()
-            child.close()
-            self._process, self._conn = process, parent
-        return self._conn
+            raise
+        if message != ("ready",):
+            self.kill()
+            raise SlotDied(f"the task's process said {message!r} before it was ready")
 
     async def run(self, task: Any, progress: Progress) -> Any:
         """Run `task` in the child and return its answer. TaskFailed if it raised, SlotDied if
         the child ended; cancelling the call kills the child."""
-        conn = self._ensure()
+        await self.start()
+        conn = self._conn
+        assert conn is not None
         conn.send(task)
         try:
             while True:

@@ -107,7 +107,11 @@ class Worker:
             extra={"action": "worker.start", "worker": self.name, "kinds": list(self._kinds)},
         )
         try:
-            await asyncio.gather(*(self._serve(slot) for slot in self._slots))
+            # Each slot imports the numeric stack before the first claim: a job's lease and time
+            # limit are spent on the job, and a worker that cannot import it fails at start.
+            if await self._warm(*self._slots):
+                logger.info("ready", extra={"action": "worker.ready", "worker": self.name})
+                await asyncio.gather(*(self._serve(slot) for slot in self._slots))
         finally:
             for slot in self._slots:
                 slot.kill()
@@ -117,6 +121,8 @@ class Worker:
         backoff = 0.1
         while not self._stopping.is_set():
             try:
+                if not await self._warm(slot):  # again, after a task's process was killed
+                    return
                 await self._fail_exhausted()
                 claim = await self._queue.claim(self.name, self._kinds)
                 if claim is None:
@@ -135,6 +141,21 @@ class Worker:
                 logger.exception("job attempt failed", extra={"action": "worker.error"})
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _warm(self, *slots: Slot) -> bool:
+        """Start the slots' task processes (Slot.start); False if the worker is stopped first:
+        a stopping worker does not wait for an import it will not use."""
+        warming: asyncio.Future[Any] = asyncio.gather(*(slot.start() for slot in slots))
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({warming, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not warming.done():
+            await _cancelled(warming)
+            return False
+        warming.result()
+        return True
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -280,7 +301,7 @@ class Worker:
         await self._queue.end(job.job_id, "done", result=json.dumps(result), output_asset_id=output)
 
 
-async def _cancelled(task: asyncio.Task[Any]) -> None:
+async def _cancelled(task: asyncio.Future[Any]) -> None:
     """Cancel `task` and wait until it ended (what it ended with is moot)."""
     task.cancel()
     await asyncio.wait({task})

@@ -1,33 +1,41 @@
 """AI jobs end to end: a real `jacameno serve` and real `jacameno worker` processes on one
-database (SQLite: one worker; Postgres + Redis: two racing), audio synthesized here with known
-answers. An upload's analysis is found by a worker and reaches a connected JavaScript Yjs client's
-document live; a worker killed mid-job leaves the job to another, which records the one result;
-a cancelled job stops; a job that cannot succeed fails with its error; the SSE feed tells it all
-as it is logged."""
+database (SQLite, or Postgres + Redis), audio synthesized here with known answers. An upload's
+analysis is found by a worker and reaches a connected JavaScript Yjs client's document live; a
+worker killed mid-job leaves the job to another, which records the one result; a cancelled job
+stops; a job that cannot succeed fails with its error; the SSE feed tells it all as it is logged.
+
+A test holds a job mid-run by stopping the worker's task process (harness.worker's `holding`):
+a few seconds of audio then stay "running" as long as the test needs, while the worker around
+the held process renews, sees a cancel, drains, runs out of time or is killed as it would during
+a long analysis."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from domain.events import jobs as job_events
 from domain.events import stream_name
 from harness.accounts import User
-from harness.databases import open_store
+from harness.databases import migrated_sqlite, open_store, postgres_database
 from harness.server import ServerProcess, serving
 from harness.waiting import wait_until
-from harness.worker import WorkerProcess
+from harness.worker import WorkerProcess, is_gone
 from jacameno.ai import audio, testsignals
 from tests.e2e.conftest import JSClients
 
-JOB_TIME = 90.0  # seconds a job may take on a loaded two-core machine (the first loads torch)
+JOB_TIME = 60.0  # seconds a job of a few seconds of audio may take on a loaded two-core machine
+SHARED_LEASE = "3"  # the shared worker renews every second: it sees a cancel within one
 
 
 def click_track(bpm: float, seconds: float) -> bytes:
@@ -41,6 +49,82 @@ def silence(seconds: float) -> bytes:
     out = io.BytesIO()
     audio.write(out, [[0.0] * int(8000 * seconds)], 8000, subtype="PCM_16")
     return out.getvalue()
+
+
+class Workers:
+    def __init__(self, server: ServerProcess, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        self.started: list[WorkerProcess] = []
+
+    async def start(self, **settings: str) -> WorkerProcess:
+        """A worker with these JACAMENO_AI_* settings, ready to claim (its task process warm).
+        It looks at an empty table every tenth of a second: a job queued after it is ready is
+        claimed at once."""
+        settings = {"poll_interval": "0.1", **settings}
+        environment = {f"JACAMENO_AI_{k.upper()}": v for k, v in settings.items()}
+        worker = WorkerProcess(
+            self.server, self.folder / f"worker-{len(self.started)}.log", environment
+        )
+        self.started.append(worker)
+        await worker.start()
+        return worker
+
+    async def stop(self) -> None:
+        for worker in self.started:
+            await worker.stop()
+            print(f"--- {worker.log.name} ---\n{worker.log_tail()}")
+
+
+@dataclass(frozen=True)
+class Site:
+    """A server on its own database and the one warm worker beside it."""
+
+    server: ServerProcess
+    worker: WorkerProcess
+
+
+@contextlib.asynccontextmanager
+async def site(database: str, folder: Path, environment: dict[str, str]) -> AsyncIterator[Site]:
+    async with serving(database, folder, environment) as server:
+        workers = Workers(server, folder)
+        try:
+            yield Site(server, await workers.start(lease=SHARED_LEASE))
+        finally:
+            await workers.stop()
+
+
+# The tests that need a worker but not its death share one server and one warm worker per kind
+# of database, made once for the module: each test works in a project of its own and waits until
+# its jobs ended. The tests that kill, drain or time out a worker start their own server, on a
+# fresh database, so that no other worker races theirs (SQLite takes one worker per database).
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sqlite_site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
+    folder = tmp_path_factory.mktemp("ai-sqlite")
+    async with site(f"sqlite:///{migrated_sqlite(folder)}", folder, {}) as made:
+        yield made
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def postgres_site(
+    postgres_url: str, pg_template: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Site]:
+    folder = tmp_path_factory.mktemp("ai-postgres")
+    async with (
+        postgres_database(postgres_url, template=pg_template) as database,
+        site(database, folder, {"JACAMENO_REDIS_URL": redis_url}) as made,
+    ):
+        yield made
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared(request: pytest.FixtureRequest) -> Site:
+    made: Site = request.getfixturevalue(f"{request.param}_site")
+    assert made.worker.process is not None
+    assert made.worker.process.returncode is None, f"it exited:\n{made.worker.log_tail()}"
+    return made
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -59,31 +143,13 @@ async def server(setup: tuple[str, dict[str, str]], tmp_path: Path) -> AsyncIter
         yield process
 
 
-class Workers:
-    def __init__(self, server: ServerProcess, folder: Path) -> None:
-        self.server = server
-        self.folder = folder
-        self.started: list[WorkerProcess] = []
-
-    async def start(self, **settings: str) -> WorkerProcess:
-        environment = {f"JACAMENO_AI_{k.upper()}": v for k, v in settings.items()}
-        worker = WorkerProcess(
-            self.server, self.folder / f"worker-{len(self.started)}.log", environment
-        )
-        await worker.start()
-        self.started.append(worker)
-        return worker
-
-
 @pytest.fixture
 async def workers(server: ServerProcess, tmp_path: Path) -> AsyncIterator[Workers]:
     made = Workers(server, tmp_path)
     try:
         yield made
     finally:
-        for worker in made.started:
-            await worker.stop()
-            print(f"--- {worker.log.name} ---\n{worker.log_tail()}")
+        await made.stop()
 
 
 def _auth(user: User) -> dict[str, str]:
@@ -143,18 +209,21 @@ async def metadata(server: ServerProcess, project: str, kind: str) -> list[dict[
 
 
 async def test_an_upload_is_analysed_and_the_analysis_appears_in_a_js_client(
-    server: ServerProcess, workers: Workers, js_client: JSClients
+    shared: Site, js_client: JSClients
 ) -> None:
+    server = shared.server
     owner = await server.user("owner")
     project = await server.project(owner)
-    asset = await upload(server, owner, project, click_track(128.0, 12.0))
-    client = await js_client("owner")
-    await client.connect(server.ws_url, project, owner.token)
-    await client.wait_synced()
-    await client.edit(["tracks.push", {"id": "t1", "name": "Clicks"}])
-    await client.edit(["clips.push", "t1", {"id": "c1", "asset_id": asset, "start": 0}])
-    await client.wait_settled()
-    await workers.start()
+    # A clip added after the analysis ended does not bring it in: the worker is held until the
+    # clip is in the document.
+    async with shared.worker.holding():
+        asset = await upload(server, owner, project, click_track(128.0, 12.0))
+        client = await js_client("owner")
+        await client.connect(server.ws_url, project, owner.token)
+        await client.wait_synced()
+        await client.edit(["tracks.push", {"id": "t1", "name": "Clicks"}])
+        await client.edit(["clips.push", "t1", {"id": "c1", "asset_id": asset, "start": 0}])
+        await client.wait_settled()
     done = await until_state(server, owner, job_events.analysis_job_id(asset), "done", "failed")
     assert done["state"] == "done", done["error"]
     assert done["attempts"] == 1
@@ -187,17 +256,20 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_result_is_lo
     project = await server.project(owner)
     lease = {"lease": "3"}
     first = await workers.start(**lease)
-    # Long enough that the first worker is still at it when it is killed.
-    asset = await upload(server, owner, project, click_track(100.0, 240.0))
-    job_id = job_events.analysis_job_id(asset)
-    running = await until_state(server, owner, job_id, "running", "done")
-    assert running["state"] == "running", "the job ended before the worker could be killed"
+    # Held, the first worker is still at the job when it is killed.
+    async with first.holding() as held:
+        asset = await upload(server, owner, project, click_track(100.0, 4.0))
+        job_id = job_events.analysis_job_id(asset)
+        running = await until_state(server, owner, job_id, "running", "done")
+        assert running["state"] == "running", "the job ended before the worker could be killed"
 
-    async def under_way() -> bool:
-        return bool(await logged(server, project, job_events.JOB_STARTED))
+        async def under_way() -> bool:
+            return bool(await logged(server, project, job_events.JOB_STARTED))
 
-    await wait_until(under_way, "the first worker logged its attempt", 10)
-    await first.kill()
+        await wait_until(under_way, "the first worker logged its attempt", 10)
+        await first.kill()
+        await wait_until(lambda: is_gone(held), "the killed worker's task process ended", 10)
+    # On SQLite the second can start only now: the first one's turn went with its process.
     await workers.start(**lease)
     done = await until_state(server, owner, job_id, "done", "failed", timeout=2 * JOB_TIME)
     assert done["state"] == "done", done["error"]
@@ -208,35 +280,34 @@ async def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_result_is_lo
     assert len(await logged(server, project, job_events.ANALYSIS_COMPLETED)) == 1
 
 
-async def test_a_cancelled_job_is_stopped_and_records_no_result(
-    server: ServerProcess, workers: Workers
-) -> None:
+async def test_a_cancelled_job_is_stopped_and_records_no_result(shared: Site) -> None:
+    server = shared.server
     owner = await server.user("owner")
     project = await server.project(owner)
-    await workers.start(lease="3")
-    asset = await upload(server, owner, project, click_track(100.0, 240.0))
-    job_id = job_events.analysis_job_id(asset)
-    await until_state(server, owner, job_id, "running")
-    async with server.http() as http:
-        answer = await http.post(f"/api/jobs/{job_id}/cancel", headers=_auth(owner))
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["state"] == "cancelled"
-    # The worker stops it at its next renewal (a second); the worker then takes the next job.
+    # Held, the job cannot end before the cancel; the worker must stop it to take the next one.
+    async with shared.worker.holding() as held:
+        asset = await upload(server, owner, project, click_track(100.0, 4.0))
+        job_id = job_events.analysis_job_id(asset)
+        await until_state(server, owner, job_id, "running")
+        async with server.http() as http:
+            answer = await http.post(f"/api/jobs/{job_id}/cancel", headers=_auth(owner))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["state"] == "cancelled"
+        # The worker stops it at its next renewal (a second): it kills the task's process.
+        await wait_until(lambda: is_gone(held), "the cancelled job's process is killed", 10)
+    # The worker then takes the next job.
     second = await upload(server, owner, project, click_track(90.0, 8.0))
     await until_state(server, owner, job_events.analysis_job_id(second), "done")
     assert (await job(server, owner, job_id))["state"] == "cancelled"
-    assert await logged(server, project, job_events.ANALYSIS_COMPLETED) != []
     assert [c["job_id"] for c in await logged(server, project, job_events.ANALYSIS_COMPLETED)] == [
         job_events.analysis_job_id(second)
     ]
 
 
-async def test_a_job_that_cannot_succeed_fails_with_its_error(
-    server: ServerProcess, workers: Workers
-) -> None:
+async def test_a_job_that_cannot_succeed_fails_with_its_error(shared: Site) -> None:
+    server = shared.server
     owner = await server.user("owner")
     project = await server.project(owner)
-    await workers.start()
     asset = await upload(server, owner, project, silence(2.0))
     async with server.http() as http:
         answer = await http.post(
@@ -254,8 +325,9 @@ async def test_a_job_that_cannot_succeed_fails_with_its_error(
 
 
 async def test_a_mastering_makes_a_new_asset_and_the_feed_tells_it_as_it_is_logged(
-    server: ServerProcess, workers: Workers
+    shared: Site,
 ) -> None:
+    server = shared.server
     owner = await server.user("owner")
     project = await server.project(owner)
     seen: list[tuple[str, dict[str, Any]]] = []
@@ -292,7 +364,6 @@ async def test_a_mastering_makes_a_new_asset_and_the_feed_tells_it_as_it_is_logg
             )
         assert answer.status_code == 202, answer.text
         mastering = answer.json()["id"]
-        await workers.start()
         done = await until_state(server, owner, mastering, "done", "failed")
         assert done["state"] == "done", done["error"]
         assert abs(done["result"]["loudness_after"] - (-16.0)) <= 0.3
@@ -322,47 +393,63 @@ async def test_a_mastering_makes_a_new_asset_and_the_feed_tells_it_as_it_is_logg
         await asyncio.gather(listening, return_exceptions=True)
 
 
+# The worker alone decides when an attempt drains, is given back or is past its time limit; the
+# statements it then runs are the same on both databases and tests/integration/projections/
+# test_jobs_queue.py runs them on each. So these run on SQLite, the single-worker setup.
+@pytest.mark.parametrize("setup", ["sqlite"], indirect=True)
 async def test_sigterm_lets_the_running_job_finish_or_gives_it_back(
     server: ServerProcess, workers: Workers
 ) -> None:
     owner = await server.user("owner")
     project = await server.project(owner)
     patient = await workers.start(lease="3")
-    first = await upload(server, owner, project, click_track(100.0, 240.0))
-    await until_state(server, owner, job_events.analysis_job_id(first), "running")
+    # Held until the worker is draining: the job is still running when SIGTERM comes.
+    async with patient.holding():
+        first = await upload(server, owner, project, click_track(100.0, 4.0))
+        await until_state(server, owner, job_events.analysis_job_id(first), "running")
+        patient.terminate()
+        await patient.logged("worker.drain")
     assert await patient.stop() == 0  # drains: the job it runs finishes
     done = await job(server, owner, job_events.analysis_job_id(first))
     assert (done["state"], done["attempts"]) == ("done", 1)
     hasty = await workers.start(lease="3", drain_timeout="0.2")
-    second = await upload(server, owner, project, click_track(110.0, 240.0))
-    await until_state(server, owner, job_events.analysis_job_id(second), "running")
-    assert await hasty.stop() == 0
+    async with hasty.holding():
+        second = await upload(server, owner, project, click_track(110.0, 4.0))
+        await until_state(server, owner, job_events.analysis_job_id(second), "running")
+        assert await hasty.stop() == 0
     given_back = await job(server, owner, job_events.analysis_job_id(second))
     assert (given_back["state"], given_back["attempts"]) == ("queued", 0)
 
 
+@pytest.mark.parametrize("setup", ["sqlite"], indirect=True)  # as the test above
 async def test_an_attempt_past_the_time_limit_fails_the_job(
     server: ServerProcess, workers: Workers
 ) -> None:
     owner = await server.user("owner")
     project = await server.project(owner)
-    await workers.start(job_timeout="0.5", lease="0.6")
-    asset = await upload(server, owner, project, click_track(100.0, 240.0))
-    failed = await until_state(server, owner, job_events.analysis_job_id(asset), "failed", "done")
-    assert failed["state"] == "failed"
-    assert "time limit" in failed["error"]
+    worker = await workers.start(job_timeout="0.5", lease="0.6")
+    # Held, the attempt runs past its limit however fast the machine is.
+    async with worker.holding() as held:
+        asset = await upload(server, owner, project, click_track(100.0, 4.0))
+        job_id = job_events.analysis_job_id(asset)
+        failed = await until_state(server, owner, job_id, "failed", "done")
+        assert failed["state"] == "failed"
+        assert "time limit" in failed["error"]
+        await wait_until(lambda: is_gone(held), "the task's process is killed", 10)
 
 
-async def test_a_job_whose_audio_was_deleted_fails_saying_so(
-    server: ServerProcess, workers: Workers
-) -> None:
+async def test_a_job_whose_audio_was_deleted_fails_saying_so(shared: Site) -> None:
+    server = shared.server
     owner = await server.user("owner")
     project = await server.project(owner)
-    asset = await upload(server, owner, project, click_track(90.0, 4.0))
-    async with server.http() as http:
-        deleted = await http.delete(f"/api/assets/{asset}", headers=_auth(owner))
-    assert deleted.status_code == 204, deleted.text
-    await workers.start()
+    # The worker is busy with another job (held) until the audio is deleted.
+    async with shared.worker.holding():
+        busy = await upload(server, owner, project, click_track(90.0, 4.0))
+        await until_state(server, owner, job_events.analysis_job_id(busy), "running")
+        asset = await upload(server, owner, project, click_track(90.0, 4.0))
+        async with server.http() as http:
+            deleted = await http.delete(f"/api/assets/{asset}", headers=_auth(owner))
+        assert deleted.status_code == 204, deleted.text
     failed = await until_state(server, owner, job_events.analysis_job_id(asset), "failed", "done")
     assert failed["state"] == "failed"
     assert "the audio is gone" in failed["error"]

@@ -4,6 +4,7 @@ dead child reported; the next task after either runs in a new process."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +27,21 @@ async def test_a_task_answers_with_its_progress_in_one_warm_process(slot: Slot) 
     second = await slot.run(("echo", 2), seen.append)
     assert (first["echo"], second["echo"], seen) == (1, 2, [0.5, 0.5])
     assert first["pid"] == second["pid"]
+
+
+async def test_a_started_slot_runs_its_first_task_in_the_process_it_warmed(slot: Slot) -> None:
+    await slot.start()
+    [warm] = multiprocessing.active_children()
+    assert (await slot.run(("echo", 1), lambda _: None))["pid"] == warm.pid
+
+
+async def test_a_slot_whose_tasks_cannot_be_imported_fails_at_start() -> None:
+    slot = Slot("tests.unit.no_such_tasks:run")
+    try:
+        with pytest.raises(SlotDied):
+            await asyncio.wait_for(slot.start(), 30)
+    finally:
+        slot.kill()
 
 
 async def test_a_task_that_raises_fails_and_the_process_stays(slot: Slot) -> None:
