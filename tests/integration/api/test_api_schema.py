@@ -35,7 +35,7 @@ EXAMPLES_PER_OPERATION = examples(10)
 EVENT_STREAM_SECONDS = 1.0
 PROJECT_DELETION = ("DELETE", "/api/projects/{project_id}")
 # POSTs whose body is checked beyond what its schema can say (see `refused` below)
-CHECKED_BODIES = ("/ai/jobs", "/updates", "/restore", "/assets")
+CHECKED_BODIES = ("/ai/jobs", "/updates", "/restore", "/assets", "/api/plays")
 
 
 @contextlib.contextmanager
@@ -129,7 +129,7 @@ def test_every_operation_answers_as_its_schema_says(api_config: Settings) -> Non
                 # only it takes a target, analysis takes none): 400 names the one that breaks.
                 # What a body must hold beyond its schema: a Yjs update (400 malformed_update),
                 # a version between 0 and the head and a part the document has (restore: 400),
-                # audio (an asset: 415 not_audio).
+                # audio (an asset: 415 not_audio), plays of published tracks (422 unknown_tracks).
                 query = case.query or {}
                 refused = (
                     bool({"cursor", "after"} & set(query))
