@@ -11,6 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+# Read-your-writes: a follower that has not moved for STALLED_AFTER seconds is stuck, and its
+# waiters get TimeoutError (a 503 to an HTTP caller); one that moves keeps them up to WAIT_LIMIT.
+STALLED_AFTER = 5.0
+WAIT_LIMIT = 30.0
+
 
 class Progress:
     def __init__(self, position: int = 0, lull: float = 0.0) -> None:
@@ -25,15 +30,23 @@ class Progress:
             self.position = position
             self._moved.notify_all()
 
-    async def wait_for(self, position: int) -> None:
-        """Return once the follower has reached `position` (bound it with asyncio.timeout)."""
+    async def wait_for(self, position: int, stalled_after: float | None = None) -> None:
+        """Return once the follower has reached `position`. With `stalled_after`, TimeoutError
+        once it has not moved for that many seconds: a follower that is slow (a loaded node,
+        a long log of edits to read through) keeps its waiters, one that is stuck (a failing
+        projection, a dead database) lets them go. Bound the whole wait with asyncio.timeout."""
         if self.position >= position:
             return
         self._hurry.set()
         self.waiting += 1
         try:
             async with self._moved:
-                await self._moved.wait_for(lambda: self.position >= position)
+                while self.position < position:
+                    seen = self.position
+                    async with asyncio.timeout(stalled_after):
+                        await self._moved.wait_for(
+                            lambda: self.position >= position or self.position != seen  # noqa: B023
+                        )
         finally:
             self.waiting -= 1
 

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Collection, Sequence
 
 from eventstore import EventStore, EventStoreError
-from eventstore.progress import Progress
+from eventstore.progress import STALLED_AFTER, WAIT_LIMIT, Progress
 from projections import failures, rebuild
 from projections.applier import Applier, RebuildSuperseded, Stall
 from projections.failures import Apply, RetryResult, now_ms
@@ -125,16 +125,25 @@ class ProjectionRunner:
                 task.result()  # it ended before the cancellation landed: its error, if any
 
     async def wait_for(
-        self, position: int, timeout: float = 5.0, only: Collection[str] | None = None
+        self,
+        position: int,
+        timeout: float = STALLED_AFTER,
+        only: Collection[str] | None = None,
+        *,
+        limit: float = WAIT_LIMIT,
     ) -> None:
         """Return once every projection (or those named in `only`) has applied the log up to
-        `position` (read-your-writes); TimeoutError if that takes longer than `timeout`
-        seconds. A command waits only for the read models it answers from, so a slow or
-        stalled other projection does not hold it up."""
-        async with asyncio.timeout(timeout):
+        `position` (read-your-writes); TimeoutError once one of them has not moved for
+        `timeout` seconds (it is stuck: failing, or its database gone), or after `limit`
+        seconds in all. One that moves, however slowly (a loaded node reading through a
+        burst of edits), keeps the caller: what it waits for was already appended, and an
+        error now would tell the client that its change did not happen. A command waits only
+        for the read models it answers from, so a slow or stalled other projection does not
+        hold it up."""
+        async with asyncio.timeout(max(limit, timeout)):
             for name, progress in self._progress.items():
                 if only is None or name in only:
-                    await progress.wait_for(position)
+                    await progress.wait_for(position, stalled_after=timeout)
 
     async def status(self, *, rebuilds: bool = False) -> list[ProjectionStatus]:
         """Each projection's position, lag, apply rate, failures and state, and with `rebuilds`

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from domain import events
 from domain.roles import Role, parse_role
 from eventstore import EventStore, RecordedEvent, StoreClosedError
-from eventstore.progress import Progress
+from eventstore.progress import STALLED_AFTER, WAIT_LIMIT, Progress
 from jacameno.collab.errors import AdmissionError, Forbidden, NoSuchProject, Unauthenticated
 from jacameno.collab.gatekeeper import Access
 
@@ -120,11 +120,12 @@ class MembershipFollower:
         """The last position handled."""
         return self._progress.position
 
-    async def wait_for(self, position: int, timeout: float = 5.0) -> None:
-        """Return once every change up to `position` was applied; TimeoutError after
-        `timeout` seconds."""
-        async with asyncio.timeout(timeout):
-            await self._progress.wait_for(position)
+    async def wait_for(self, position: int, timeout: float = STALLED_AFTER) -> None:
+        """Return once every change up to `position` was applied; TimeoutError once the
+        follower has not moved for `timeout` seconds, or after WAIT_LIMIT in all (as the
+        projection runner's `wait_for`)."""
+        async with asyncio.timeout(max(WAIT_LIMIT, timeout)):
+            await self._progress.wait_for(position, stalled_after=timeout)
 
     async def _run(self) -> None:
         backoff = 0.05

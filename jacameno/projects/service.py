@@ -18,6 +18,7 @@ from typing import Protocol
 from domain import events
 from domain.roles import EDITOR, OWNER
 from eventstore import NO_STREAM, AppendResult, EventStore, NewEvent
+from eventstore.progress import STALLED_AFTER
 from jacameno import logs
 from jacameno.projects.locks import ProcessTurns, Turns
 from projections.projects import PROJECTS, ProjectsReadModel, ProjectState, ProjectView
@@ -54,8 +55,9 @@ _READ_MODELS = (PROJECTS,)
 
 
 class Follower(Protocol):
-    async def wait_for(self, position: int, timeout: float = 5.0) -> None:
-        """Return once the log up to `position` is handled; TimeoutError after `timeout`."""
+    async def wait_for(self, position: int, timeout: float = STALLED_AFTER) -> None:
+        """Return once the log up to `position` is handled; TimeoutError once the follower is
+        stuck (has not moved for `timeout` seconds) or after eventstore.progress.WAIT_LIMIT."""
         ...
 
 
