@@ -104,7 +104,8 @@ async def _apply_one(conn: Connection, table: str, event: RecordedEvent) -> None
     elif event.type in (events.ANALYSIS_COMPLETED, events.MASTERING_COMPLETED):
         await conn.execute(
             f"UPDATE {table} SET state = 'done', result = $2, output_asset_id = $3, progress = 1,"
-            " error = NULL, worker = NULL, lease_until = NULL, finished_at = $4 WHERE job_id = $1",
+            " error = NULL, worker = NULL, lease_until = NULL, finished_at = $4"
+            " WHERE job_id = $1 AND state NOT IN ('failed', 'cancelled')",  # the first end wins
             job,
             json.dumps(data.get("result"), separators=(",", ":")),
             data.get("output_asset_id"),

@@ -11,9 +11,12 @@ requester, or the AI service user `AI_USER_ID` for what a worker records):
     ai.job_cancelled      {"job_id"}
 
 An `asset.uploaded` of audio queues an analysis by itself: its job id is `analysis_job_id(asset)`,
-the same on every fold of the log. A job records one result at most: the worker appends it with
-the idempotency key `result_key(job_id)`, so a retried attempt that finishes after an earlier one
-did leaves the log unchanged.
+the same on every fold of the log. A job ends once: its result (a completion, or a final
+failure) and its cancel all carry the idempotency key `result_key(job_id)`, so the first of them
+appended is the job's end, on every backend and however close they come: a retried attempt that
+finishes after an earlier one did leaves the log unchanged, a result after a cancel is refused
+(IdempotencyError: the worker drops it), and so is a cancel after a result (the API answers that
+the job ended).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def analysis_job_id(asset_id: str) -> str:
 
 
 def result_key(job_id: str) -> str:
-    """The idempotency key of a job's one result (completed or finally failed)."""
+    """The idempotency key of a job's one end (completed, finally failed, or cancelled)."""
     return f"ai-job-result:{job_id}"
 
 
@@ -127,7 +130,10 @@ def job_failed(job_id: str, *, attempt: int, error: str, final: bool) -> NewEven
 
 
 def job_cancelled(job_id: str, *, user_id: str) -> NewEvent:
-    return NewEvent(JOB_CANCELLED, _encode({"job_id": job_id}), {"user_id": user_id})
+    """A cancel: the job's end, unless it has one already (then IdempotencyError); a second
+    cancel repeats the first."""
+    data = _encode({"job_id": job_id})
+    return NewEvent(JOB_CANCELLED, data, {"user_id": user_id}, result_key(job_id))
 
 
 def read_job_event(data: bytes) -> dict[str, Any]:

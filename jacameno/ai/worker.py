@@ -4,12 +4,15 @@ any nodes (one per SQLite database).
 For each claim: log `ai.job_started`, fetch the asset's audio (and a mastering reference) from
 storage into a scratch folder, run the task in a child process (jacameno.ai.slot) while renewing
 the lease every third of it, then store what it made (the waveform peaks beside the audio, a
-mastered file as a new asset of the project) and log the one result of the job. A job cancelled
-meanwhile, or taken by another worker after this one's lease ran out, is stopped at the next
-renewal and logs nothing more. An attempt past the time limit fails the job; a task that raises
-fails it with its error; a child process that dies leaves the job to be tried again, up to the
-attempts allowed. On SIGTERM the worker claims nothing more, lets its running jobs finish for up
-to the drain timeout, and gives back those that did not."""
+mastered file as a new asset of the project, in the same append as the result) and log the one
+result of the job. A job cancelled meanwhile, or taken by another worker after this one's lease
+ran out, is stopped at the next renewal and logs nothing more; a cancel that comes after the
+last renewal is the job's end all the same, since the log keeps one end per job
+(domain.events.jobs): the result that follows it is refused, and nothing of it is kept. An
+attempt past the time limit fails the job; a task that raises fails it with its error; a child
+process that dies leaves the job to be tried again, up to the attempts allowed. On SIGTERM the
+worker claims nothing more, lets its running jobs finish for up to the drain timeout, and gives
+back those that did not."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 
 from domain.events import jobs as events
 from domain.events import stream_name
-from eventstore import EventStore, EventStoreError, IdempotencyError
+from eventstore import EventStore, EventStoreError, IdempotencyError, NewEvent
 from jacameno.ai.slot import Slot, SlotDied, TaskFailed
 from jacameno.ai.spec import Answer, Task
 from jacameno.assets.service import AssetNotFound
@@ -53,9 +56,13 @@ class Inputs(Protocol):
         """Store the waveform peaks file made for the asset; the URL path that serves them."""
         ...
 
-    async def add_mastered(self, job: Job, path: Path) -> str:
-        """Store a mastered file as a new asset of the job's project, uploaded by the AI
-        service user; its asset id."""
+    async def store_mastered(self, job: Job, path: Path) -> tuple[str, NewEvent]:
+        """Store a mastered file's bytes as a new asset of the job's project, the AI service
+        user's: its asset id and the event that adds it (appended with the job's result)."""
+        ...
+
+    async def listed(self, asset_id: str) -> None:
+        """Return once the asset is listed (or after a while all the same)."""
         ...
 
 
@@ -161,18 +168,21 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
-    async def _log(self, job: Job, *new: Any) -> None:
-        # IdempotencyError: the job has its one result already (an earlier attempt's)
-        with contextlib.suppress(IdempotencyError):
+    async def _log(self, job: Job, *new: NewEvent) -> bool:
+        """Append `new` to the job's project stream; False if the log refused it because the
+        job has its end already (an earlier attempt's result, or a cancel)."""
+        try:
             await self._store.append(stream_name(job.project_id), list(new))
+        except IdempotencyError:
+            return False
+        return True
 
     async def _fail_exhausted(self) -> None:
         for job in await self._queue.exhausted():
             error = f"its worker stopped {job.attempts} times before it finished"
-            await self._log(
-                job, events.job_failed(job.job_id, attempt=job.attempts, error=error, final=True)
-            )
-            await self._queue.end(job.job_id, "failed", error=error)
+            failed = events.job_failed(job.job_id, attempt=job.attempts, error=error, final=True)
+            if await self._log(job, failed):
+                await self._queue.end(job.job_id, "failed", error=error)
 
     async def _attempt(self, slot: Slot, claim: Claim) -> None:
         job = claim.job
@@ -221,7 +231,10 @@ class Worker:
             except SlotDied as exc:
                 await self._died(attempt.claim, str(exc))
                 return
-            await self._finish(job, claim.attempt, answer)
+            why = await self._finish(attempt, answer)
+            if why is not None:
+                logger.info("job stopped", extra={"action": "worker.stopped", "why": why, **extra})
+                return
             logger.info("job done", extra={"action": "worker.done", **extra})
 
     async def _task(self, job: Job, folder: Path) -> Task:
@@ -265,10 +278,9 @@ class Worker:
             attempt.claim = renewed
 
     async def _fail(self, job: Job, attempt: int, error: str) -> None:
-        await self._log(
-            job, events.job_failed(job.job_id, attempt=attempt, error=error, final=True)
-        )
-        await self._queue.end(job.job_id, "failed", error=error)
+        failed = events.job_failed(job.job_id, attempt=attempt, error=error, final=True)
+        if await self._log(job, failed):
+            await self._queue.end(job.job_id, "failed", error=error)
 
     async def _died(self, claim: Claim, error: str) -> None:
         job = claim.job
@@ -280,25 +292,40 @@ class Worker:
         )
         await self._queue.retry(claim, error)
 
-    async def _finish(self, job: Job, attempt: int, answer: Answer) -> None:
-        result, output = dict(answer.result), None
+    async def _finish(self, attempt: _Attempt, answer: Answer) -> str | None:
+        """Store what the task made and log the job's result (with the mastered file's
+        `asset.uploaded`, in the same append: the file is an asset only if the result is
+        logged); why not, if the job is no longer this attempt's (cancelled meanwhile)."""
+        job, claim = attempt.claim.job, attempt.claim
+        renewed = await self._queue.renew(claim, 1.0)  # spare storing for a cancelled job
+        if renewed is None:
+            return "no longer ours"
+        attempt.claim = renewed
+        result, output, added = dict(answer.result), None, []
         if "waveform" in answer.outputs:
             result["waveform_url"] = await self._inputs.keep_waveform(
                 job.asset_id, job.project_id, Path(answer.outputs["waveform"])
             )
         if "mastered" in answer.outputs:
-            output = await self._inputs.add_mastered(job, Path(answer.outputs["mastered"]))
+            output, uploaded = await self._inputs.store_mastered(
+                job, Path(answer.outputs["mastered"])
+            )
+            added.append(uploaded)
         kind: events.Kind = "analysis" if job.kind == "analysis" else "mastering"
         completed = events.job_completed(
             kind,
             job.job_id,
-            attempt=attempt,
+            attempt=claim.attempt,
             asset_id=job.asset_id,
             result=result,
             output_asset_id=output,
         )
-        await self._log(job, completed)
+        if not await self._log(job, *added, completed):
+            return "ended meanwhile"  # (the log keeps the first end: the cancel)
+        if output is not None:
+            await self._inputs.listed(output)
         await self._queue.end(job.job_id, "done", result=json.dumps(result), output_asset_id=output)
+        return None
 
 
 async def _cancelled(task: asyncio.Future[Any]) -> None:

@@ -10,7 +10,9 @@ import contextlib
 from pathlib import Path
 from typing import BinaryIO
 
+from domain.events.assets import asset_uploaded
 from domain.events.jobs import AI_USER_ID
+from eventstore import NewEvent
 from jacameno.assets.service import AssetNotFound, Assets, blob_key, read_file
 from projections.jobs import Job
 
@@ -54,17 +56,21 @@ class AssetFiles:
         await self._assets.blobs.put(key, read_file(path), content_type=WAVEFORM_TYPE)
         return waveform_url(asset_id)
 
-    async def add_mastered(self, job: Job, path: Path) -> str:
-        """Add a mastered file to the job's project as the AI service user's asset; its id."""
+    async def store_mastered(self, job: Job, path: Path) -> tuple[str, NewEvent]:
+        """Store a mastered file as a new asset of the job's project, the AI service user's:
+        its id and the `asset.uploaded` that adds it, for the worker to append with the job's
+        result (the asset exists only if the result is logged)."""
         source = await self._assets.reads.asset(job.asset_id)
         stem = "audio" if source is None else source.asset.name.rsplit(".", 1)[0]
         name = f"{stem} (mastered, {job.params.get('preset', 'custom')}).wav"
-        asset, _ = await self._assets.add(job.project_id, name, read_file(path), user_id=AI_USER_ID)
-        # The server's runner folds the upload: the job is told done once the asset is listed
-        # (a client then finds it at once), or after LISTED_WITHIN seconds all the same.
+        asset = await self._assets.store(job.project_id, name, read_file(path), user_id=AI_USER_ID)
+        return asset.asset_id, asset_uploaded(asset)
+
+    async def listed(self, asset_id: str) -> None:
+        """Return once the asset is listed (a client told that the job is done then finds it at
+        once), or after LISTED_WITHIN seconds all the same: the server's runner folds it."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(LISTED_WITHIN):
                 # another process writes the table: nothing to wait on but the table itself
-                while await self._assets.reads.asset(asset.asset_id) is None:  # noqa: ASYNC110
+                while await self._assets.reads.asset(asset_id) is None:  # noqa: ASYNC110
                     await asyncio.sleep(LISTED_POLL)
-        return asset.asset_id

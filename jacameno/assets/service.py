@@ -148,9 +148,19 @@ class Assets:
         self, project_id: str, name: str, body: AsyncIterable[bytes], *, user_id: str
     ) -> tuple[UploadedAsset, int]:
         """Store `body` as a new asset of the project uploaded by `user_id`, whose right to
-        upload the caller checked (or a service's, such as the AI worker's mastered files): the
-        asset and the log position of its `asset.uploaded`. TooLarge, NotAudio: nothing was
-        stored."""
+        upload the caller checked: the asset and the log position of its `asset.uploaded`.
+        TooLarge, NotAudio: nothing was stored."""
+        asset = await self.store(project_id, name, body, user_id=user_id)
+        result = await self._store.append(stream_name(project_id), [asset_uploaded(asset)])
+        return asset, result.last_position
+
+    async def store(
+        self, project_id: str, name: str, body: AsyncIterable[bytes], *, user_id: str
+    ) -> UploadedAsset:
+        """Store `body`'s bytes as `add` does, without logging the asset: the caller appends its
+        `asset.uploaded` (domain.events.assets) itself, beside events of its own (the AI
+        worker's mastered file, in one append with the job's result). Bytes never logged stay
+        in storage, named by no asset, as after a failed append (docs/assets.md)."""
         if self._spool_dir is not None:
             self._spool_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self._spool_dir, prefix="upload-") as folder:
@@ -180,8 +190,7 @@ class Assets:
             duration=header.duration,
             name=name[:MAX_NAME],
         )
-        result = await self._store.append(stream_name(project_id), [asset_uploaded(asset)])
-        return asset, result.last_position
+        return asset
 
     async def _spool(self, body: AsyncIterable[bytes], path: Path) -> tuple[str, int]:
         """Write `body` to `path`, hashing and counting it; TooLarge past `max_bytes`."""

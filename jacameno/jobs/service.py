@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.events import jobs as events
 from domain.events import stream_name
-from eventstore import EventStore
+from eventstore import EventStore, IdempotencyError
 from jacameno.jobs.params import BadParams, checked
 from jacameno.jobs.queue import JobQueue
 from projections.assets import AssetsReadModel
@@ -71,13 +71,17 @@ class Jobs:
         return await self.reads.job(job_id)
 
     async def cancel(self, actor: str, job: Job) -> Job:
-        """Cancel a queued or running job (its worker stops it at its next lease renewal);
-        AlreadyEnded if it ended."""
+        """Cancel a queued or running job (its worker stops it at its next lease renewal, and
+        its result, should it finish meanwhile, is refused by the log); AlreadyEnded if it
+        ended, here or in the log (a result appended since the read model was read)."""
         if job.state in TERMINAL:
             raise AlreadyEnded(f"the job is {job.state} already")
-        result = await self._store.append(
-            stream_name(job.project_id), [events.job_cancelled(job.job_id, user_id=actor)]
-        )
+        try:
+            result = await self._store.append(
+                stream_name(job.project_id), [events.job_cancelled(job.job_id, user_id=actor)]
+            )
+        except IdempotencyError as exc:  # its result came first
+            raise AlreadyEnded("the job ended before the cancel") from exc
         await self._queue.cancel(job.job_id)
         await self._runner.wait_for(result.last_position, only=[JOBS])
         ended = await self.reads.job(job.job_id)

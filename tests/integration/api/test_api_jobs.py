@@ -6,8 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from domain.events import jobs as events
+from domain.events import stream_name
 from domain.events.jobs import analysis_job_id
 from harness.audio import wav_bytes
+from jacameno.jobs.service import AlreadyEnded
+from projections.jobs import JOBS
 from tests.integration.api.support import Api, Member
 
 BINARY = {"Content-Type": "application/octet-stream"}
@@ -144,3 +150,28 @@ async def test_a_cancelled_job_stays_cancelled(api: Api) -> None:
     assert again.json()["error"]["code"] == "job_ended"
     unknown = await api.client.get("/api/jobs/no-such-job", headers=owner.headers)
     assert unknown.status_code == 404
+
+
+async def test_a_cancel_after_the_result_is_refused_however_close_it_comes(api: Api) -> None:
+    # The worker's result is appended just before the cancel: whether or not the read model has
+    # it yet, the log keeps one end per job, the result, and the cancel is told the job ended.
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    asset = (await _asset(api, owner, project))["id"]
+    job = analysis_job_id(asset)
+    stale = await api.services.jobs.job(job)
+    assert stale is not None
+    assert stale.state == "queued"
+    store = api.services.core.store
+    completed = events.job_completed("analysis", job, attempt=1, asset_id=asset, result={})
+    result = await store.append(stream_name(project), [completed])
+    with pytest.raises(AlreadyEnded):
+        await api.services.jobs.cancel(owner.id, stale)  # as if it had read before the result
+    cancel = await api.client.post(f"/api/jobs/{job}/cancel", headers=owner.headers)
+    assert cancel.status_code == 409
+    assert cancel.json()["error"]["code"] == "job_ended"
+    logged = [e.type for e in await store.read_stream(stream_name(project), 1, 1000)]
+    assert logged.count(events.JOB_CANCELLED) == 0
+    await api.services.core.runner.wait_for(result.last_position, only=[JOBS])
+    shown = await api.client.get(f"/api/jobs/{job}", headers=owner.headers)
+    assert shown.json()["state"] == "done"

@@ -12,7 +12,7 @@ import pytest
 from domain.events import jobs as events
 from domain.events import stream_name
 from domain.events.assets import UploadedAsset, asset_uploaded
-from eventstore import EventStore
+from eventstore import EventStore, IdempotencyError
 from jacameno.jobs.queue import JobQueue
 from projections.jobs import JobsReadModel, jobs_projection
 from projections.runner import ProjectionRunner
@@ -166,3 +166,47 @@ async def test_results_and_cancels_end_jobs_as_the_log_says_also_after_a_rebuild
     assert done_job.output_asset_id == "a2"
     await runner.rebuild("ai_jobs")
     assert await states() == expected
+
+
+async def test_a_job_has_one_end_in_the_log_whichever_comes_first(
+    store: EventStore, runner: ProjectionRunner, db: Database
+) -> None:
+    # A cancel and a worker's result racing: the first appended is the job's end; the other is
+    # refused whole (the mastered file's asset with it), and a repeated cancel is the same one.
+    first = events.JobRequest("j-cancel-first", "mastering", "a1", {"preset": "streaming"})
+    second = events.JobRequest("j-result-first", "analysis", "a1")
+    await _log(store, runner, *(events.job_requested(r, user_id="u1") for r in (first, second)))
+    await _log(store, runner, events.job_cancelled("j-cancel-first", user_id="u1"))
+    late = [
+        asset_uploaded(_asset("a-mastered")),
+        events.job_completed(
+            "mastering",
+            "j-cancel-first",
+            attempt=1,
+            asset_id="a1",
+            result={"gain": 1.0},
+            output_asset_id="a-mastered",
+        ),
+    ]
+    before = await store.stream_version(stream_name(PROJECT))
+    with pytest.raises(IdempotencyError):
+        await store.append(stream_name(PROJECT), late)
+    with pytest.raises(IdempotencyError):
+        await store.append(
+            stream_name(PROJECT),
+            [events.job_failed("j-cancel-first", attempt=1, error="late", final=True)],
+        )
+    await store.append(stream_name(PROJECT), [events.job_cancelled("j-cancel-first", user_id="u2")])
+    assert await store.stream_version(stream_name(PROJECT)) == before
+    await _log(
+        store,
+        runner,
+        events.job_completed("analysis", "j-result-first", attempt=1, asset_id="a1", result={}),
+    )
+    with pytest.raises(IdempotencyError):
+        await store.append(
+            stream_name(PROJECT), [events.job_cancelled("j-result-first", user_id="u1")]
+        )
+    reads = JobsReadModel(db)
+    states = {j.job_id: j.state for j in await reads.of_project(PROJECT)}
+    assert states == {"j-cancel-first": "cancelled", "j-result-first": "done"}
