@@ -158,6 +158,7 @@ class Database:
 
 async def _probe_sqlite(path: str, interval: float, into: list[tuple[float, float]]) -> None:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    committing: asyncio.Future[None] | None = None
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
@@ -170,10 +171,15 @@ async def _probe_sqlite(path: str, interval: float, into: list[tuple[float, floa
 
         while True:
             started = time.perf_counter()
-            await asyncio.to_thread(commit, started)
+            committing = asyncio.ensure_future(asyncio.to_thread(commit, started))
+            await asyncio.shield(committing)
             into.append((started, time.perf_counter() - started))
             await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
     finally:
+        # A cancel does not stop the thread: closing the connection under its commit crashed
+        # the harness (a segfault in libsqlite3), so the commit ends first.
+        if committing is not None:
+            await asyncio.wait({committing})
         conn.close()
 
 
