@@ -10,9 +10,11 @@ when, in `status()` and in its checkpoint row) until the cause goes. `skip` appl
 batch again event by event, and records each event that still fails in `projection_failures`
 (projections/failures.py) in the transaction that moves the checkpoint past it.
 Batches with no event of the projection's types skip the transaction; their checkpoint is written
-at most every `idle_checkpoint_interval` seconds (a restart re-reads them, applying nothing), and
-the next read waits up to `lull` seconds unless a `wait_for` caller is waiting: a log of mostly
-document edits is then read in a few pages a second rather than one query per commit.
+at most every `idle_checkpoint_interval` seconds (a restart re-reads them, applying nothing). After
+any batch short of a full page, the next read waits up to `lull` seconds unless a `wait_for`
+caller is waiting: a log of mostly document edits is then read in a few pages a second rather
+than one query per commit, and the edits of a busy studio are applied a few dozen to a
+transaction rather than one each.
 
 One process at a time runs each projection across the nodes (a lock, sqldb/locks.py); the others
 stand by, answering read-your-writes from the active one's checkpoint, and take over when its
@@ -425,3 +427,8 @@ class ProjectionRunner:
             position = await self._applier.apply_until_done(target, batch)
             saved_at = loop.time()
             await progress.advance(position)
+            if len(batch) < self._batch_size:
+                # Following a live log: the commits of the next moment gather into the next
+                # batch, one transaction for them all (each room's edit was a transaction of
+                # every projection that folds edits), unless someone waits for a position.
+                await progress.rest()
