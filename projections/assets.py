@@ -7,6 +7,7 @@ Its events are listed in domain.events.assets (asset.uploaded, asset.deleted).""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from domain.events.assets import (
 )
 from eventstore import RecordedEvent
 from projections.runner import Apply, Projection
-from projections.tables import Names, Table
+from projections.tables import Names, Table, fetch_where_in
 from sqldb import Connection, Database, Row
 
 ASSETS = "assets"
@@ -78,6 +79,13 @@ class AssetsReadModel:
             f"{_SELECT} WHERE asset_id = $1 AND deleted_at IS NULL", asset_id
         )
         return None if row is None else _view(row)
+
+    async def known(self, asset_ids: Sequence[str]) -> set[str]:
+        """Which of `asset_ids` the read model has applied (deleted since or not)."""
+        rows = await fetch_where_in(
+            self._db, "SELECT asset_id FROM assets WHERE asset_id IN ({marks})", asset_ids
+        )
+        return {str(r["asset_id"]) for r in rows}
 
     async def of_project(self, project_id: str) -> list[AssetView]:
         """The project's live assets, newest first."""

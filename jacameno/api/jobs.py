@@ -55,7 +55,7 @@ async def request_job(call: JobCall) -> Response:
 
 async def list_jobs(call: JobCall) -> Response:
     project_id, _ = await member_role(call.services.projects, call)
-    jobs = await call.services.jobs.reads.of_project(project_id)
+    jobs = await call.services.jobs.of_project(project_id)
     return JSONResponse({"jobs": [j.to_json() for j in jobs]})
 
 

@@ -12,7 +12,7 @@ from domain.events import stream_name
 from eventstore import EventStore, IdempotencyError
 from jacameno.jobs.params import BadParams, checked
 from jacameno.jobs.queue import JobQueue
-from projections.assets import AssetsReadModel
+from projections.assets import ASSETS, AssetsReadModel
 from projections.jobs import JOBS, TERMINAL, Job, JobsReadModel
 from projections.runner import ProjectionRunner
 
@@ -68,7 +68,25 @@ class Jobs:
         return job
 
     async def job(self, job_id: str) -> Job | None:
-        return await self.reads.job(job_id)
+        """The job; a done one's mastered file is listed by then (`_outputs_listed`)."""
+        job = await self.reads.job(job_id)
+        if job is not None:
+            await self._outputs_listed([job])
+        return job
+
+    async def of_project(self, project_id: str) -> list[Job]:
+        """The project's jobs, as `reads.of_project`; their mastered files listed by then."""
+        jobs = await self.reads.of_project(project_id)
+        await self._outputs_listed(jobs)
+        return jobs
+
+    async def _outputs_listed(self, jobs: list[Job]) -> None:
+        """Return once the assets read model lists the files these jobs made: a file's
+        `asset.uploaded` comes in the append of its job's result, and the assets read model
+        may be a moment behind the jobs one."""
+        outputs = [j.output_asset_id for j in jobs if j.output_asset_id is not None]
+        if outputs and len(await self._assets.known(outputs)) < len(set(outputs)):
+            await self._runner.wait_for(await self._store.head_position(), only=[ASSETS])
 
     async def cancel(self, actor: str, job: Job) -> Job:
         """Cancel a queued or running job (its worker stops it at its next lease renewal, and
