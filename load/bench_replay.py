@@ -7,7 +7,7 @@ from version 0: a few samples), and `jacameno verify`'s check of the project (ev
 `read_stream` of the whole stream, in pages of 1,000, is the baseline measured in the same run.
 
     python -m load.bench_replay                          # 100,000 updates, both databases
-    python -m load.bench_replay --updates 1000000 --database postgres
+    python -m load.bench_replay --updates 1000000 --engine yjs --database postgres
     python -m load.bench_replay --updates 5000 --samples 5   # a smoke run
 
 Restore is measured last (it appends): through an in-process room, without sockets.
@@ -62,6 +62,7 @@ class Options:
     seed: int
     plan: Plan
     skip: frozenset[str] = frozenset()
+    engine: str = "pycrdt"
 
 
 async def timed(calls: list[Any]) -> Measurement:
@@ -229,9 +230,14 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
 
 
 async def run(options: Options) -> None:
-    sizes = studio_log.Sizes(updates=options.updates, projects=1, seed=options.seed, active=4)
+    sizes = studio_log.Sizes(
+        updates=options.updates, projects=1, seed=options.seed, active=4, engine=options.engine
+    )
     log = await asyncio.to_thread(studio_log.cached, sizes, options.plan.cache)
-    print(f"one project, {options.updates:,} updates; {options.samples} samples per figure")
+    print(
+        f"one project, {options.updates:,} updates made by {options.engine};"
+        f" {options.samples} samples per figure"
+    )
     for kind in options.plan.databases:
         print(await measure(kind, options, log))
 
@@ -253,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         " without the fold, history pages read the log alone",
     )
     parser.add_argument("--cache", type=Path, default=None, help="where generated logs are kept")
+    parser.add_argument(
+        "--engine",
+        choices=("pycrdt", "yjs"),
+        default="pycrdt",
+        help="what makes the edits (load/studio_log.py): yjs (Node, load/js) makes a million"
+        " in minutes, pycrdt in hours",
+    )
     args = parser.parse_args(argv)
     if args.updates < 2 or args.samples < 1:
         parser.error("--updates must be at least 2 and --samples at least 1")
@@ -267,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         cache=args.cache,
     )
     skip = frozenset(filter(None, args.skip.split(",")))
-    asyncio.run(run(Options(args.updates, args.samples, args.seed, plan, skip)))
+    asyncio.run(run(Options(args.updates, args.samples, args.seed, plan, skip, args.engine)))
     return 0
 
 

@@ -17,12 +17,14 @@ sizes and seed (`cached`), so that reruns skip it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 import random
+import subprocess
 import tempfile
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ GENERATOR = 2  # bump when the generated log changes: older cache files are not 
 KEPT = Limits()  # the snapshots a store keeps by default (eventstore.Limits.snapshots_kept)
 SNAPSHOT_EVERY = 1000  # document updates of a project between snapshots (the server's default)
 NODE = "bench"
+STUDIO_EDITS = Path(__file__).parent / "js" / "studio_edits.mjs"  # the yjs engine's edits
 MAX_TRACKS = 16
 
 # Event kinds in the compact form (cached as integers).
@@ -49,10 +52,15 @@ class Sizes:
     projects: int
     seed: int = 1
     active: int = 32  # sessions at once
+    # What makes the document edits: "pycrdt", or "yjs" (Node's yjs, load/js: a million updates
+    # of one project in minutes where pycrdt's text inserts took hours)
+    engine: str = "pycrdt"
 
     def __post_init__(self) -> None:
         if self.projects < 1 or self.updates < self.projects or self.active < 1:
             raise ValueError("need projects >= 1, updates >= projects and active >= 1")
+        if self.engine not in ("pycrdt", "yjs"):
+            raise ValueError("engine: pycrdt or yjs")
 
 
 @dataclass(slots=True)
@@ -220,7 +228,12 @@ class _Session:
 
 
 def _project(
-    index: int, updates: int, members: list[int], users: list[str], rng: random.Random
+    index: int,
+    updates: int,
+    members: list[int],
+    users: list[str],
+    rng: random.Random,
+    engine: str = "pycrdt",
 ) -> tuple[list[list[tuple[int, int, int, bytes]]], list[tuple[int, int, bytes]]]:
     """A project's history as sessions of compact events (the first opens with the project's
     creation), and its snapshots."""
@@ -235,32 +248,73 @@ def _project(
     count = rng.randint(2, 5)
     cuts = sorted(rng.sample(range(1, updates), count - 1)) if updates > count else []
     sizes = [b - a for a, b in zip([0, *cuts], [*cuts, updates], strict=True)]
+    yjs = engine == "yjs"
+    made = _yjs_edits(sizes, rng.getrandbits(31)) if yjs else _pycrdt_edits(sizes, rng)
     sessions: list[list[tuple[int, int, int, bytes]]] = []
     snapshots: list[tuple[int, int, bytes]] = []
-    state = b""
     version = len(opening)
-    made = 0
-    for size in sizes:
+    for _ in sizes:
         user = rng.choice(members)
-        session = _Session(state, rng)
         items = opening if not sessions else []
         items.append((index, JOINED, user, b""))
         version += 1
-        for _ in range(size):
-            items.append((index, DOC, user, session.edit()))
-            version += 1
-            made += 1
-            if made % SNAPSHOT_EVERY == 0:
-                snapshot = session.doc.get_update()
-                snapshots.append((index, version, snapshot))
-                # only those the store would keep: a long project's would not fit in memory
-                kept = KEPT.snapshots_kept([v for _, v, _ in snapshots], version, len(snapshot))
-                snapshots = [s for s in snapshots if s[1] in kept]
+        for kind, data in made:
+            if kind == _END:
+                break
+            if kind == _UPDATE:
+                items.append((index, DOC, user, data))
+                version += 1
+                continue
+            snapshots.append((index, version, data))
+            # only those the store would keep: a long project's would not fit in memory
+            kept = KEPT.snapshots_kept([v for _, v, _ in snapshots], version, len(data))
+            snapshots = [s for s in snapshots if s[1] in kept]
         items.append((index, LEFT, user, b""))
         version += 1
-        state = session.doc.get_update()
         sessions.append(items)
     return sessions, snapshots
+
+
+# What an engine's edits are made of: an update, the document's state after the update before
+# it (every SNAPSHOT_EVERY updates of the project), the end of a session.
+_UPDATE, _SNAPSHOT, _END = range(3)
+
+
+def _pycrdt_edits(sizes: list[int], rng: random.Random) -> Iterator[tuple[int, bytes]]:
+    """Sessions of `sizes` updates made with pycrdt, each a new Doc loaded from the last state."""
+    state = b""
+    made = 0
+    for size in sizes:
+        session = _Session(state, rng)
+        for _ in range(size):
+            yield _UPDATE, session.edit()
+            made += 1
+            if made % SNAPSHOT_EVERY == 0:
+                yield _SNAPSHOT, session.doc.get_update()
+        yield _END, b""
+        state = session.doc.get_update()
+
+
+def _yjs_edits(sizes: list[int], seed: int) -> Iterator[tuple[int, bytes]]:
+    """The same sessions made by the JavaScript yjs (load/js/studio_edits.mjs): pycrdt's text
+    inserts walk the text from its start, so a project of a million updates took hours."""
+    plan = json.dumps({"seed": seed, "sessions": sizes, "snapshot_every": SNAPSHOT_EVERY})
+    with subprocess.Popen(
+        ["node", str(STUDIO_EDITS), plan],
+        stdout=subprocess.PIPE,
+        cwd=STUDIO_EDITS.parent,
+        bufsize=1 << 20,
+    ) as node:
+        assert node.stdout is not None
+        reader = node.stdout
+        while kind := reader.read(1):
+            if kind[0] == 1:
+                yield _END, b""
+                continue
+            length = int.from_bytes(reader.read(4), "big")
+            yield (_UPDATE if kind[0] == 0 else _SNAPSHOT), reader.read(length)
+    if node.returncode:
+        raise RuntimeError(f"{STUDIO_EDITS.name} exited with {node.returncode}")
 
 
 def generate(sizes: Sizes, progress: Callable[[str], None] = lambda _: None) -> StudioLog:
@@ -275,7 +329,7 @@ def generate(sizes: Sizes, progress: Callable[[str], None] = lambda _: None) -> 
     snapshots: list[tuple[int, int, bytes]] = []
     for index in range(sizes.projects):
         members = rng.sample(range(len(users)), rng.randint(1, 3))
-        sessions, snaps = _project(index, base + (index < extra), members, users, rng)
+        sessions, snaps = _project(index, base + (index < extra), members, users, rng, sizes.engine)
         histories.append(deque(sessions))
         snapshots.extend(snaps)
         if (index + 1) % max(1, sizes.projects // 10) == 0:
@@ -312,7 +366,8 @@ def cached(
     cached (the file is written whole, then renamed into place)."""
     folder = folder or Path(tempfile.gettempdir()) / "jacameno-bench-projections"
     path = folder / (
-        f"log-g{GENERATOR}-{sizes.updates}u-{sizes.projects}p-{sizes.active}a-{sizes.seed}s.pickle"
+        f"log-g{GENERATOR}-{sizes.updates}u-{sizes.projects}p-{sizes.active}a-{sizes.seed}s"
+        f"{'' if sizes.engine == 'pycrdt' else '-' + sizes.engine}.pickle"
     )
     if path.exists():
         progress(f"log from the cache {path}")
