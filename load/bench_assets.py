@@ -7,8 +7,10 @@ swapped every round:
 
 - the raw disk: copying the test file (read, write, fsync), in MB/s;
 - upload: `POST /api/projects/{id}/assets` of a WAV of `--size-mb` (hashed, header read,
-  stored), beside a plain `PUT` of the same bytes to the plain server; the file's last bytes
-  change every round, so each upload is new content (stored, not found stored already);
+  stored), beside a plain `PUT` of the same bytes to the plain server and a `PUT` whose bytes
+  it drops (the ceiling: what this machine's uvicorn receives when nothing else is done); the
+  file's last bytes change every round, so each upload is new content (stored, not found stored
+  already);
 - streaming: `GET /api/assets/{id}` whole, beside the plain server's `GET`;
 - seeking, once after the rounds: `--listeners` concurrent listeners, each seeking `--seeks`
   times (a `Range: bytes=N-` request whose first 64 KiB it reads before dropping it, as a media
@@ -49,7 +51,7 @@ from load.stats import percentile
 
 MIB = 1024 * 1024
 FIRST_BYTES = 64 * 1024  # what a seeking listener reads before it seeks again
-SERIES = ("raw", "upload", "plain_upload", "stream", "plain_stream")
+SERIES = ("raw", "upload", "plain_upload", "sink_upload", "stream", "plain_stream")
 
 
 def raw_copy(source: Path, target: Path) -> float:
@@ -164,6 +166,10 @@ async def bench(args: argparse.Namespace, folder: Path, storage: dict[str, str])
                 done = await transfers.upload(args.client, "PUT", f"{plain}/file", source, size, {})
                 samples["plain_upload"].append(done.mb_s)
 
+            async def upload_sink() -> None:
+                done = await transfers.upload(args.client, "PUT", f"{plain}/sink", source, size, {})
+                samples["sink_upload"].append(done.mb_s)
+
             async def stream_ours() -> None:
                 done = await transfers.download(
                     args.client, f"{server.url}{url}", owner.headers, size
@@ -176,12 +182,10 @@ async def bench(args: argparse.Namespace, folder: Path, storage: dict[str, str])
 
             # Interleaved, the order swapped every round: a load that comes and goes, or a
             # cache one of them warms for the other, weighs on both alike.
-            pairs = [(upload_ours, upload_plain), (stream_ours, stream_plain)]
-            for first, second in pairs:
-                if round_ % 2:
-                    first, second = second, first
-                await first()
-                await second()
+            steps = [[upload_ours, upload_plain, upload_sink], [stream_ours, stream_plain]]
+            for step in steps:
+                for transfer in reversed(step) if round_ % 2 else step:
+                    await transfer()
         seek_ours = await seeking(server.url, url, owner.headers, size, args.listeners, args.seeks)
         seek_plain = await seeking(plain, "/file", {}, size, args.listeners, args.seeks)
     figures: dict[str, Any] = {
@@ -197,6 +201,9 @@ async def bench(args: argparse.Namespace, folder: Path, storage: dict[str, str])
         ours_, plain_, raw = samples[what], samples[f"plain_{what}"], samples["raw"]
         figures[f"{what}_vs_raw"] = summary([o / r for o, r in zip(ours_, raw, strict=True)])
         figures[f"{what}_vs_plain"] = summary([o / p for o, p in zip(ours_, plain_, strict=True)])
+    figures["upload_vs_sink"] = summary(
+        [o / c for o, c in zip(samples["upload"], samples["sink_upload"], strict=True)]
+    )
     figures.update({"listeners": args.listeners, "seeking": seek_ours, "plain_seeking": seek_plain})
     return figures
 
@@ -219,9 +226,19 @@ def report(label: str, figures: dict[str, Any]) -> None:
             f"  {what:<8} ours {_spread(figures[f'{what}_mb_s'], '.0f')} MB/s"
             f"   plain {_spread(figures[f'plain_{what}_mb_s'], '.0f')} MB/s"
         )
+        if what == "upload":
+            print(
+                f"           sink {_spread(figures['sink_upload_mb_s'], '.0f')} MB/s"
+                " (a plain PUT that drops the bytes: the stack's ceiling)"
+            )
         print(
             f"           ratio to raw {_spread(figures[f'{what}_vs_raw'], '.2f')}"
             f"   to plain {_spread(figures[f'{what}_vs_plain'], '.2f')}"
+            + (
+                f"   to sink {_spread(figures['upload_vs_sink'], '.2f')}"
+                if what == "upload"
+                else ""
+            )
         )
     for name, key in (("ours", "seeking"), ("plain", "plain_seeking")):
         seek = figures[key]
