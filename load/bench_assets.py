@@ -150,39 +150,37 @@ async def bench(args: argparse.Namespace, folder: Path, storage: dict[str, str])
             project = await accounts.new_project(http, owner)
         upload_url = f"{server.url}/api/projects/{project}/assets"
         url = ""
+
+        async def upload_ours() -> None:
+            nonlocal url
+            done = await transfers.upload(
+                args.client, "POST", upload_url, source, size, owner.headers
+            )
+            samples["upload"].append(done.mb_s)
+            url = f"/api/assets/{json.loads(done.body)['id']}"
+
+        async def upload_plain() -> None:
+            done = await transfers.upload(args.client, "PUT", f"{plain}/file", source, size, {})
+            samples["plain_upload"].append(done.mb_s)
+
+        async def upload_sink() -> None:
+            done = await transfers.upload(args.client, "PUT", f"{plain}/sink", source, size, {})
+            samples["sink_upload"].append(done.mb_s)
+
+        async def stream_ours() -> None:
+            done = await transfers.download(args.client, f"{server.url}{url}", owner.headers, size)
+            samples["stream"].append(done.mb_s)
+
+        async def stream_plain() -> None:
+            done = await transfers.download(args.client, f"{plain}/file", {}, size)
+            samples["plain_stream"].append(done.mb_s)
+
+        steps = [[upload_ours, upload_plain, upload_sink], [stream_ours, stream_plain]]
         for round_ in range(args.repeats):
             stamp(source, round_)
             samples["raw"].append(raw_copy(source, folder / "raw-copy.wav"))
-
-            async def upload_ours() -> None:
-                nonlocal url
-                done = await transfers.upload(
-                    args.client, "POST", upload_url, source, size, owner.headers
-                )
-                samples["upload"].append(done.mb_s)
-                url = f"/api/assets/{json.loads(done.body)['id']}"
-
-            async def upload_plain() -> None:
-                done = await transfers.upload(args.client, "PUT", f"{plain}/file", source, size, {})
-                samples["plain_upload"].append(done.mb_s)
-
-            async def upload_sink() -> None:
-                done = await transfers.upload(args.client, "PUT", f"{plain}/sink", source, size, {})
-                samples["sink_upload"].append(done.mb_s)
-
-            async def stream_ours() -> None:
-                done = await transfers.download(
-                    args.client, f"{server.url}{url}", owner.headers, size
-                )
-                samples["stream"].append(done.mb_s)
-
-            async def stream_plain() -> None:
-                done = await transfers.download(args.client, f"{plain}/file", {}, size)
-                samples["plain_stream"].append(done.mb_s)
-
             # Interleaved, the order swapped every round: a load that comes and goes, or a
             # cache one of them warms for the other, weighs on both alike.
-            steps = [[upload_ours, upload_plain, upload_sink], [stream_ours, stream_plain]]
             for step in steps:
                 for transfer in reversed(step) if round_ % 2 else step:
                     await transfer()
