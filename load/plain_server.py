@@ -1,8 +1,10 @@
 """The baseline of `load.bench_assets` and `load.bench_catalog`: this machine's Python web stack
-with nothing of JACAMENO in the way. `PUT /file` streams the body to a file; `GET /file` serves
-it with Starlette's FileResponse (Range included); `POST /api/tracks/{id}/plays` and
-`POST /api/plays` read the JSON body and answer 202 as plays do, recording nothing (the ceiling
-any Python server of ours could reach for plays on this machine and these clients). Run as
+with nothing of JACAMENO in the way. `PUT /file` streams the body to a file; `PUT /sink` reads
+the body and drops it (the most an upload through this stack can reach: receiving, nothing
+else); `GET /file` serves it with Starlette's FileResponse (Range included);
+`POST /api/tracks/{id}/plays` and `POST /api/plays` read the JSON body and answer 202 as plays
+do, recording nothing (the ceiling any Python server of ours could reach for plays on this
+machine and these clients). Run as
 `python -m load.plain_server PORT FOLDER` under uvicorn, as the server under test runs;
 `plain_server(folder)` starts it beside a benchmark."""
 
@@ -35,6 +37,11 @@ def app(folder: Path) -> Starlette:
                 file.write(chunk)
         return Response(status_code=201)
 
+    async def sink(request: Request) -> Response:
+        async for _ in request.stream():
+            pass
+        return Response(status_code=201)
+
     async def get(request: Request) -> Response:
         return FileResponse(target, media_type="audio/wav")
 
@@ -55,6 +62,7 @@ def app(folder: Path) -> Starlette:
     return Starlette(
         routes=[
             Route("/file", put, methods=["PUT"]),
+            Route("/sink", sink, methods=["PUT"]),
             Route("/file", get),
             Route("/api/tracks/{track_id}/plays", play, methods=["POST"]),
             Route("/api/plays", plays, methods=["POST"]),

@@ -38,7 +38,8 @@ from projections.runner import ProjectionRunner
 
 logger = logging.getLogger(__name__)
 
-SPOOL_WRITE_BYTES = 1024 * 1024  # received bytes are written to the spool file this many at once
+# Received bytes are hashed and written to the spool file this many at once, in a worker thread.
+SPOOL_BATCH_BYTES = 1024 * 1024
 MAX_NAME = 200
 
 __all__ = [
@@ -193,24 +194,40 @@ class Assets:
         return asset
 
     async def _spool(self, body: AsyncIterable[bytes], path: Path) -> tuple[str, int]:
-        """Write `body` to `path`, hashing and counting it; TooLarge past `max_bytes`."""
+        """Write `body` to `path`, hashing and counting it; TooLarge past `max_bytes`.
+
+        The event loop only counts and gathers the received chunks (no copy); each batch of
+        SPOOL_BATCH_BYTES is hashed and written in a worker thread while the next batch is
+        received (hashlib and the file's write release the GIL), so at most two batches are in
+        memory."""
         digest = hashlib.sha256()
         size = 0
-        pending = bytearray()
+        batch: list[bytes] = []
+        batched = 0
+        absorbing: asyncio.Future[None] | None = None
         file: BinaryIO = await asyncio.to_thread(path.open, "wb")
         try:
             async for chunk in body:
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise TooLarge(self.max_bytes)
-                digest.update(chunk)
-                pending += chunk
-                if len(pending) >= SPOOL_WRITE_BYTES:
-                    await asyncio.to_thread(file.write, bytes(pending))
-                    pending.clear()
-            if pending:
-                await asyncio.to_thread(file.write, bytes(pending))
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= SPOOL_BATCH_BYTES:
+                    if absorbing is not None:
+                        # Shielded: cancelled here, the finally still waits for the thread.
+                        await asyncio.shield(absorbing)
+                    absorbing = asyncio.ensure_future(
+                        asyncio.to_thread(_absorb, digest, file, batch)
+                    )
+                    batch, batched = [], 0
+            if absorbing is not None:
+                await asyncio.shield(absorbing)
+                absorbing = None
+            await asyncio.to_thread(_absorb, digest, file, batch)
         finally:
+            if absorbing is not None:  # refused or cut short: the thread ends before the close
+                await asyncio.gather(absorbing, return_exceptions=True)
             await asyncio.to_thread(file.close)
         if size == 0:
             raise NotAudio("the body is empty")
@@ -260,3 +277,10 @@ class Assets:
                 if isinstance(clip, dict) and clip.get("asset_id") == asset_id:
                     clips.append(str(clip.get("id")))
         return clips
+
+
+def _absorb(digest: hashlib._Hash, file: BinaryIO, chunks: list[bytes]) -> None:
+    """Hash and write `chunks`, in order (in a worker thread: one batch at a time)."""
+    for chunk in chunks:
+        digest.update(chunk)
+    file.writelines(chunks)

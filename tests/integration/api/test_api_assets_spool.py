@@ -1,0 +1,73 @@
+"""Uploads of several spool batches (jacameno.assets.service: hashed and written in a worker
+thread a batch at a time while the next arrives), streamed without Content-Length as a browser
+may: the bytes stored and their hash are those sent, and a body refused past the maximum while
+a batch is being written leaves nothing behind. On the embedded default: the spool is the same
+on S3 (tests/integration/api/test_api_assets.py runs both)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.audio import write_wav
+from harness.settings import app_settings
+from jacameno.assets.service import SPOOL_BATCH_BYTES
+from tests.integration.api.support import Api, Member, running
+
+MAX_UPLOAD = 4 * SPOOL_BATCH_BYTES
+PIECE = 64 * 1024
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    settings = app_settings(tmp_path / "server", None, None, max_upload_bytes=str(MAX_UPLOAD))
+    async with running(settings) as running_api:
+        yield running_api
+
+
+async def pieces(body: bytes) -> AsyncIterator[bytes]:
+    """`body` as a client streams it without Content-Length, 64 KiB at a time."""
+    for start in range(0, len(body), PIECE):
+        yield body[start : start + PIECE]
+
+
+async def upload(api: Api, who: Member, project: str, body: bytes) -> httpx.Response:
+    return await api.client.post(
+        f"/api/projects/{project}/assets",
+        content=pieces(body),
+        headers={**who.headers, "Content-Type": "application/octet-stream"},
+    )
+
+
+async def test_a_body_of_several_batches_is_stored_as_sent(api: Api, tmp_path: Path) -> None:
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    body = write_wav(tmp_path / "take.wav", 3 * SPOOL_BATCH_BYTES + 12_345).read_bytes()
+    answer = await upload(api, owner, project, body)
+    assert answer.status_code == 201, answer.text
+    asset = answer.json()
+    assert (asset["sha256"], asset["size"]) == (hashlib.sha256(body).hexdigest(), len(body))
+    back = await api.client.get(f"/api/assets/{asset['id']}", headers=owner.headers)
+    assert back.status_code == 200
+    assert back.content == body
+
+
+async def test_a_body_refused_while_a_batch_is_written_leaves_nothing(
+    api: Api, tmp_path: Path
+) -> None:
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    body = write_wav(tmp_path / "long.wav", MAX_UPLOAD + SPOOL_BATCH_BYTES).read_bytes()
+    answer = await upload(api, owner, project, body)
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["details"] == {"max_bytes": MAX_UPLOAD}
+    listing = await api.client.get(f"/api/projects/{project}/assets", headers=owner.headers)
+    assert listing.json()["assets"] == []
+    stored = [p for p in api.settings.storage.folder.rglob("*") if p.is_file()]
+    assert stored == []
+    spool = api.settings.data_dir / "spool"
+    assert not spool.exists() or list(spool.iterdir()) == []
