@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from domain.events import stream_name
 from eventstore import EventStore
+from jacameno.collab.errors import RoomUnavailable
 from jacameno.collab.gatekeeper import Gatekeeper
 from jacameno.collab.rooms import Rooms
 from jacameno.documents.service import Documents
@@ -53,6 +54,11 @@ DIFF_SPAN = 10_000
 PAGE = 1000
 BLAME_SAMPLES = 3  # each replays the whole stream: a few say enough
 RESTORE_SAMPLES = 10  # each appends to the log the later figures would read
+ROOM_LOAD_LIMIT = 1800.0  # seconds the restores wait for the project's room to load
+
+
+def _say(line: str) -> None:
+    print(f"[replay {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +119,15 @@ async def restores(
     rooms = Rooms(store, cast(Gatekeeper, None), CollabConfig())
     documents = Documents(store, rooms)
     try:
-        await rooms.open(project_id)
+        loading = time.perf_counter()
+        while True:  # a long project loads for longer than a joiner waits; the load goes on
+            try:
+                await rooms.open(project_id)
+                break
+            except RoomUnavailable:
+                if time.perf_counter() - loading > ROOM_LOAD_LIMIT:
+                    raise
+        _say(f"the room loaded in {time.perf_counter() - loading:.1f} s")
         calls = [
             lambda v=v: documents.restore("bench", project_id, v)
             for v in versions[: max(1, min(samples, RESTORE_SAMPLES))]
@@ -221,7 +235,11 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
                 restores(store, project, versions, options.samples),
             ),
         }
-        figures = [await make() for key, make in made.items() if key not in options.skip]
+        figures = []
+        for key, make in made.items():
+            if key not in options.skip:
+                figures.append(await make())
+                _say(f"{kind}: {figures[-1].label}: {figures[-1].measurement.to_json()}")
         if folded is not None:
             label = "document read model folded, with changes"
             figures.insert(0, Figure("fold", label, "events/s", folded, None, "read"))

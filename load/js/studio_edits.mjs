@@ -10,6 +10,7 @@
 // document's state after the update before it (every `snapshot_every` updates of the project).
 // Each session is a new Y.Doc (a new client) loaded from the state the previous one left.
 
+import * as fs from 'node:fs'
 import * as Y from 'yjs'
 
 const MAX_TRACKS = 16
@@ -47,8 +48,18 @@ function out (kind, bytes) {
   }
   if (buffered > 1 << 20) flush()
 }
+// Written with blocking writes to fd 1, never through process.stdout: its writes to a full pipe
+// wait for an event loop that this script never gives back (they piled up in memory).
 function flush () {
-  if (chunks.length) process.stdout.write(Buffer.concat(chunks))
+  const data = Buffer.concat(chunks)
+  let written = 0
+  while (written < data.length) {
+    try {
+      written += fs.writeSync(1, data, written, data.length - written)
+    } catch (error) {
+      if (error.code !== 'EAGAIN') throw error
+    }
+  }
   chunks.length = 0
   buffered = 0
 }
