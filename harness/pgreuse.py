@@ -308,6 +308,7 @@ class DatabasePool:
     prefix: str = "jt"
     idle: list[str] = field(default_factory=list)
     state: TemplateState | None = None
+    failures: list[str] = field(default_factory=list)  # why resets failed, for a report
 
     async def take(self) -> str:
         """The URL of a database in the template's state, for one test."""
@@ -332,7 +333,8 @@ class DatabasePool:
                 await admin.execute(f"ALTER DATABASE {_quoted(name)} RENAME TO {renamed}")
             finally:
                 await admin.close()
-        except (ResetFailed, OSError, asyncpg.PostgresError):
+        except (ResetFailed, OSError, asyncpg.PostgresError) as exc:
+            self.failures.append(f"{type(exc).__name__}: {exc}")
             await drop_database(self.admin_url, name)
             return
         self.idle.append(renamed)

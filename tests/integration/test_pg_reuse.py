@@ -136,4 +136,7 @@ async def test_a_database_the_reset_cannot_restore_is_dropped(
         await conn.close()
     await pool.give_back(used)
     assert pool.idle == []
+    [failure] = pool.failures
+    assert "differs from the template" in failure
+    assert "extra" in failure
     assert _name(used) not in await _databases(postgres_url)
