@@ -99,6 +99,16 @@ SELECT ns.nspname AS schema, t.typname AS name
         SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind = 'c'))
 """
 
+# An index by its table and its definition without its own name: a read model rebuilt beside the
+# live one and swapped in keeps the indexes (and primary key) names of its rebuild twin.
+_INDEXES = f"""
+WITH ns AS ({_USER_SCHEMAS})
+SELECT ns.nspname AS schema, c.relname AS name,
+       replace(pg_get_indexdef(c.oid), ' INDEX ' || quote_ident(c.relname) || ' ON ', ' INDEX ON ')
+         AS definition
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN ns ON ns.oid = c.relnamespace
+"""
+
 _SEQUENCES = "SELECT schemaname, sequencename, start_value, last_value FROM pg_sequences"
 
 _DROP_KIND = {
@@ -147,6 +157,7 @@ class TemplateState:
     relations: frozenset[tuple[str, str, str]]
     routines: frozenset[tuple[str, str, str]]
     types: frozenset[tuple[str, str]]
+    indexes: frozenset[tuple[str, str, str]]
     schemas: frozenset[str]
     tables: tuple[Table, ...]
     sequences: tuple[tuple[str, str, int, int | None], ...]
@@ -185,6 +196,7 @@ class TemplateState:
                 relations=relations,
                 routines=await _routines(conn),
                 types=await _types(conn),
+                indexes=await _indexes(conn),
                 schemas=await _schemas(conn),
                 tables=tuple(tables),
                 sequences=tuple(
@@ -203,6 +215,10 @@ async def _relations(conn: asyncpg.Connection) -> frozenset[tuple[str, str, str]
 
 async def _routines(conn: asyncpg.Connection) -> frozenset[tuple[str, str, str]]:
     return frozenset((r["schema"], r["name"], r["args"]) for r in await conn.fetch(_ROUTINES))
+
+
+async def _indexes(conn: asyncpg.Connection) -> frozenset[tuple[str, str, str]]:
+    return frozenset((r["schema"], r["name"], r["definition"]) for r in await conn.fetch(_INDEXES))
 
 
 async def _types(conn: asyncpg.Connection) -> frozenset[tuple[str, str]]:
@@ -229,12 +245,25 @@ async def _close_sessions(admin: asyncpg.Connection, name: str) -> None:
 async def _drop_extras(conn: asyncpg.Connection, template: TemplateState) -> None:
     for schema in sorted(await _schemas(conn) - template.schemas):
         await conn.execute(f"DROP SCHEMA IF EXISTS {_quoted(schema)} CASCADE")
-    for schema, name, kind in sorted(await _relations(conn) - template.relations):
-        await conn.execute(f"DROP {_DROP_KIND[kind]} IF EXISTS {_quoted(schema, name)} CASCADE")
+    extra = sorted(await _relations(conn) - template.relations)
+    for kind in sorted({kind for _, _, kind in extra}):
+        names = ", ".join(_quoted(schema, name) for schema, name, k in extra if k == kind)
+        await conn.execute(f"DROP {_DROP_KIND[kind]} IF EXISTS {names} CASCADE")
     for schema, name, args in sorted(await _routines(conn) - template.routines):
         await conn.execute(f"DROP ROUTINE IF EXISTS {_quoted(schema, name)}({args}) CASCADE")
     for schema, name in sorted(await _types(conn) - template.types):
         await conn.execute(f"DROP TYPE IF EXISTS {_quoted(schema, name)} CASCADE")
+
+
+async def _rename_indexes(conn: asyncpg.Connection, template: TemplateState) -> None:
+    """Give back their template names to indexes that are the template's but for their name."""
+    current = await _indexes(conn)
+    names = {(schema, name) for schema, name, _ in current}
+    loose = {(schema, definition): name for schema, name, definition in current - template.indexes}
+    for schema, name, definition in sorted(template.indexes - current):
+        other = loose.get((schema, definition))
+        if other is not None and (schema, name) not in names:
+            await conn.execute(f"ALTER INDEX {_quoted(schema, other)} RENAME TO {_quoted(name)}")
 
 
 async def _changed(conn: asyncpg.Connection, template: TemplateState) -> list[Table]:
@@ -284,6 +313,7 @@ async def reset_database(admin_url: str, name: str, template: TemplateState) -> 
     try:
         async with conn.transaction():
             await _drop_extras(conn, template)
+            await _rename_indexes(conn, template)
             await _restore(conn, template)
         shape = tuple(await catalog(conn))
         unrestored = await _changed(conn, template)

@@ -56,7 +56,7 @@ async def _dirty(url: str) -> None:
         await store.append("project-1", [NewEvent("e", b"{}", idempotency_key="k")], ANY)
     finally:
         await store.close()
-    for name in ("projects", "catalog"):
+    for name in ("projects", "document", "catalog"):
         args = ["projections", "--database-url", url, "rebuild", name]
         assert await asyncio.to_thread(cli.main, args) == 0
     conn = await asyncpg.connect(url)
