@@ -31,7 +31,7 @@ _USER_SCHEMAS = (
 
 # One row per fact a fresh clone and a reset database must agree on, as text: schemas, relations
 # (with their privileges), columns, indexes, constraints, routines, types, triggers, views, the
-# sequences' positions and default privileges.
+# sequences' positions, default privileges, and the database's own privileges and settings.
 _CATALOG = f"""
 WITH ns AS ({_USER_SCHEMAS})
 SELECT 'schema ' || n.nspname || ' ' || coalesce(array_to_string(n.nspacl, ','), '')
@@ -74,6 +74,13 @@ SELECT 'sequence ' || schemaname || '.' || sequencename || ' '
   FROM pg_sequences
 UNION ALL
 SELECT 'default acl ' || coalesce(array_to_string(defaclacl, ','), '') FROM pg_default_acl
+UNION ALL
+SELECT 'database ' || coalesce(array_to_string(datacl, ','), '') || ' ' || datconnlimit::text
+  FROM pg_database WHERE datname = current_database()
+UNION ALL
+SELECT 'setting ' || setrole::text || ' ' || array_to_string(setconfig, ',')
+  FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+ WHERE d.datname = current_database()
 """
 
 _TABLES = f"""
@@ -311,6 +318,7 @@ async def reset_database(admin_url: str, name: str, template: TemplateState) -> 
     except (OSError, asyncpg.PostgresError) as exc:
         raise ResetFailed(f"cannot connect to {name}: {exc}") from exc
     try:
+        await conn.execute(f"ALTER DATABASE {_quoted(name)} RESET ALL")
         async with conn.transaction():
             await _drop_extras(conn, template)
             await _rename_indexes(conn, template)

@@ -74,6 +74,7 @@ async def _dirty(url: str) -> None:
             " DELETE FROM schema_migrations WHERE version = (SELECT max(version)"
             "  FROM schema_migrations);"
             " GRANT SELECT ON es_events TO PUBLIC;"
+            f" ALTER DATABASE {_name(url)} SET work_mem = '8MB';"
         )
     finally:
         await conn.close()
