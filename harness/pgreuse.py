@@ -1,15 +1,17 @@
 """Reused test databases: a Postgres database a test has finished with is reset to the state of
 the migrated template it was cloned from and renamed, so that the next test gets it instead of a
 new clone. A clone and its drop cost most of a second each on a busy machine (CREATE DATABASE
-copies the template through the WAL); a reset costs a few tens of milliseconds.
+copies the template through the WAL); a reset costs a tenth of a second or less.
 
-The reset closes every session still on the database (as DROP DATABASE ... WITH (FORCE) would),
-drops what the template does not have (tables the projections made at run time, their rebuild
-twins, functions, types, schemas), empties the template's tables and restarts their sequences,
-writes back the rows the migrations seeded, and then checks the database's catalog against the
-template's; any difference, or any lock it cannot take at once, and the database is dropped and
-a new clone made instead. The rename means a leftover server still holding the old URL cannot
-reach the next test's database, as with a dropped one.
+Given back, a database first has every session still on it closed (as DROP DATABASE ... WITH
+(FORCE) would) and is renamed, so that a leftover server still holding the old URL cannot reach
+it, now or as the next test's database. The reset then drops what the template does not have
+(tables the projections made at run time, their rebuild twins, functions, types, schemas), gives
+swapped-in read models' indexes their template names back, empties the template's tables that
+changed and restarts their sequences, writes back the rows the migrations seeded, clears the
+database's settings, and checks the database's catalog and rows against the template's; any
+difference, or a lock it cannot take within a couple of seconds, and the database is dropped and
+a new clone made instead.
 """
 
 from __future__ import annotations
@@ -296,20 +298,16 @@ async def _restore(conn: asyncpg.Connection, template: TemplateState) -> None:
         await conn.execute(
             "SELECT "
             + ", ".join(
-                f"setval('{_quoted(schema, name)}'::regclass, {last or start}, {last is not None})"
+                f"setval('{_quoted(schema, name)}'::regclass, {start if last is None else last},"
+                f" {last is not None})"
                 for schema, name, start, last in template.sequences
             )
         )
 
 
 async def reset_database(admin_url: str, name: str, template: TemplateState) -> None:
-    """Bring database `name` back to `template`'s state (see the module's docstring), or raise
-    `ResetFailed` (the database is then in an unknown state)."""
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await _close_sessions(admin, name)
-    finally:
-        await admin.close()
+    """Bring database `name`, which nobody else uses, back to `template`'s state (see the
+    module's docstring), or raise `ResetFailed` (the database is then in an unknown state)."""
     try:
         conn = await asyncpg.connect(
             with_database(admin_url, name),
@@ -363,19 +361,25 @@ class DatabasePool:
         assert self.state is not None, "give back only what was taken"
         name = urlsplit(url).path.removeprefix("/")
         try:
+            # renamed first, so that nothing still holding the URL reaches it while it is reset
+            name = await self._rename(name)
             await reset_database(self.admin_url, name, self.state)
-            renamed = f"{self.prefix}_{uuid.uuid4().hex[:16]}"
-            admin = await asyncpg.connect(self.admin_url)
-            try:
-                await _close_sessions(admin, name)
-                await admin.execute(f"ALTER DATABASE {_quoted(name)} RENAME TO {renamed}")
-            finally:
-                await admin.close()
         except (ResetFailed, OSError, asyncpg.PostgresError) as exc:
             self.failures.append(f"{type(exc).__name__}: {exc}")
             await drop_database(self.admin_url, name)
             return
-        self.idle.append(renamed)
+        self.idle.append(name)
+
+    async def _rename(self, name: str) -> str:
+        """End the sessions on database `name` and give it a new random name."""
+        renamed = f"{self.prefix}_{uuid.uuid4().hex[:16]}"
+        admin = await asyncpg.connect(self.admin_url)
+        try:
+            await _close_sessions(admin, name)
+            await admin.execute(f"ALTER DATABASE {_quoted(name)} RENAME TO {renamed}")
+        finally:
+            await admin.close()
+        return renamed
 
     async def close(self) -> None:
         """Drop every idle database."""
