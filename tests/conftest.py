@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.databases import drop_database, migrated_sqlite, migrated_template, postgres_database
+from harness.pgreuse import DatabasePool
 from harness.s3 import S3Server, s3_server
 from tests import hypothesis_profiles, services
 
@@ -50,11 +51,24 @@ def pg_template(postgres_url: str) -> Iterator[str]:
     asyncio.run(drop_database(postgres_url, name))
 
 
+@pytest.fixture(scope="session")
+def pg_pool(postgres_url: str, pg_template: str) -> Iterator[DatabasePool]:
+    """Clones of the template that tests hand on to each other, reset in between (cloning and
+    dropping a database for each test cost most of a second; see harness/pgreuse.py)."""
+    pool = DatabasePool(postgres_url, pg_template)
+    yield pool
+    asyncio.run(pool.close())
+
+
 @pytest.fixture
-async def fresh_pg_url(postgres_url: str, pg_template: str) -> AsyncIterator[str]:
-    """URL of a fresh, migrated Postgres database, dropped after the test."""
-    async with postgres_database(postgres_url, template=pg_template) as url:
+async def fresh_pg_url(pg_pool: DatabasePool) -> AsyncIterator[str]:
+    """URL of a fresh, migrated Postgres database (a new clone of the template, or one another
+    test used, reset to the template's state and renamed); reset or dropped after the test."""
+    url = await pg_pool.take()
+    try:
         yield url
+    finally:
+        await pg_pool.give_back(url)
 
 
 @pytest.fixture
