@@ -40,25 +40,30 @@ async def test_a_waiter_cuts_the_rest_short() -> None:
         await asyncio.wait_for(progress.rest(), 0.05)
 
 
+async def _still_waiting(waiter: asyncio.Task[None], seconds: float) -> None:
+    """Wait for `waiter` to end, up to `seconds`: it must not."""
+    done, _ = await asyncio.wait({waiter}, timeout=seconds)
+    assert not done, "the waiter gave up on a follower that moves"
+
+
 async def test_a_waiter_stays_while_the_follower_moves_and_leaves_once_it_is_stuck() -> None:
     progress = Progress(0)
     loop = asyncio.get_running_loop()
     waiter = asyncio.create_task(progress.wait_for(10, stalled_after=0.2))
     started = loop.time()
     for position in range(1, 6):  # slow, but moving: 0.5 s in all, longer than stalled_after
-        await asyncio.sleep(0.1)
+        await _still_waiting(waiter, 0.1)
         await progress.advance(position)
-    assert not waiter.done()
-    with pytest.raises(TimeoutError):  # stuck at 5
+    with pytest.raises(TimeoutError):  # stuck at 5: its own stalled_after ends it
         await waiter
-    assert loop.time() - started >= 0.5 + 0.2 - 0.01
+    assert 0.5 + 0.2 - 0.01 <= loop.time() - started < 0.5 + 0.2 + 0.5
     assert progress.waiting == 0
 
 
 async def test_a_moving_follower_reaches_the_position_of_a_patient_waiter() -> None:
     progress = Progress(0)
     waiter = asyncio.create_task(progress.wait_for(3, stalled_after=0.2))
-    for position in range(1, 4):
-        await asyncio.sleep(0.1)
+    for position in range(1, 4):  # 0.3 s in all, longer than stalled_after
+        await _still_waiting(waiter, 0.1)
         await progress.advance(position)
     await asyncio.wait_for(waiter, 1)
