@@ -251,9 +251,11 @@ async def run(options: Options) -> None:
     sizes = studio_log.Sizes(
         updates=options.updates, projects=1, seed=options.seed, active=4, engine=options.engine
     )
-    log = await asyncio.to_thread(studio_log.cached, sizes, options.plan.cache)
+    started = time.perf_counter()
+    log = await asyncio.to_thread(studio_log.cached, sizes, options.plan.cache, _say)
     print(
-        f"one project, {options.updates:,} updates made by {options.engine};"
+        f"one project, {options.updates:,} updates made by {options.engine}"
+        f" (generated or read from the cache in {time.perf_counter() - started:.0f} s);"
         f" {options.samples} samples per figure"
     )
     for kind in options.plan.databases:

@@ -314,7 +314,10 @@ def _yjs_edits(sizes: list[int], seed: int) -> Iterator[tuple[int, bytes]]:
             length = int.from_bytes(reader.read(4), "big")
             yield (_UPDATE if kind[0] == 0 else _SNAPSHOT), reader.read(length)
     if node.returncode:
-        raise RuntimeError(f"{STUDIO_EDITS.name} exited with {node.returncode}")
+        raise RuntimeError(
+            f"{STUDIO_EDITS.name} exited with {node.returncode}"
+            " (its yjs: make load/js/node_modules/.installed)"
+        )
 
 
 def generate(sizes: Sizes, progress: Callable[[str], None] = lambda _: None) -> StudioLog:
