@@ -61,10 +61,6 @@ class Inputs(Protocol):
         user's: its asset id and the event that adds it (appended with the job's result)."""
         ...
 
-    async def listed(self, asset_id: str) -> None:
-        """Return once the asset is listed (or after a while all the same)."""
-        ...
-
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -322,8 +318,6 @@ class Worker:
         )
         if not await self._log(job, *added, completed):
             return "ended meanwhile"  # (the log keeps the first end: the cancel)
-        if output is not None:
-            await self._inputs.listed(output)
         await self._queue.end(job.job_id, "done", result=json.dumps(result), output_asset_id=output)
         return None
 

@@ -6,7 +6,6 @@ AI service user."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,8 +16,6 @@ from jacameno.assets.service import AssetNotFound, Assets, blob_key, read_file
 from projections.jobs import Job
 
 WAVEFORM_TYPE = "application/json"
-LISTED_WITHIN = 10.0
-LISTED_POLL = 0.05
 
 
 def waveform_key(sha256: str) -> str:
@@ -65,12 +62,3 @@ class AssetFiles:
         name = f"{stem} (mastered, {job.params.get('preset', 'custom')}).wav"
         asset = await self._assets.store(job.project_id, name, read_file(path), user_id=AI_USER_ID)
         return asset.asset_id, asset_uploaded(asset)
-
-    async def listed(self, asset_id: str) -> None:
-        """Return once the asset is listed (a client told that the job is done then finds it at
-        once), or after LISTED_WITHIN seconds all the same: the server's runner folds it."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(LISTED_WITHIN):
-                # another process writes the table: nothing to wait on but the table itself
-                while await self._assets.reads.asset(asset_id) is None:  # noqa: ASYNC110
-                    await asyncio.sleep(LISTED_POLL)
