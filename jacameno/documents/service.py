@@ -10,6 +10,7 @@ so concurrent edits of the kept parts merge. What is and is not preserved: docs/
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -122,26 +123,39 @@ class Documents:
 
 def restore_part(doc: Doc[Any], target: Doc[Any], part: Part) -> None:
     """Edit `doc` so that `part` of it equals `target`'s."""
-    roots = SCHEMA_ROOTS if part.root is None else {part.root: SCHEMA_ROOTS[part.root]}
-    for name, kind in roots.items():
-        current, wanted = doc.get(name, type=kind), target.get(name, type=kind)
-        if part.item is None:
-            reconcile.reconcile(current, wanted)
-        else:
-            assert isinstance(current, Array)
-            assert isinstance(wanted, Array)
-            _restore_item(current, wanted, part.item)
+    if part.root is None:
+        reconcile.reconcile_roots(doc, target, SCHEMA_ROOTS)
+        return
+    kind = SCHEMA_ROOTS[part.root]
+    current, wanted = doc.get(part.root, type=kind), target.get(part.root, type=kind)
+    if part.item is None:
+        reconcile.reconcile(current, wanted)
+    else:
+        assert isinstance(current, Array)
+        assert isinstance(wanted, Array)
+        _restore_item(current, wanted, part.item)
 
 
-def _index(array: Array[Any], item_id: str) -> int | None:
-    for index, item in enumerate(array):
-        if isinstance(item, Map) and item.get("id") == item_id:
-            return index
-    return None
+def _ids(array: Array[Any]) -> dict[Any, int]:
+    """Where the first item with each "id" is in `array`, from one rendering (reading the
+    items one by one walks the array from its start each time)."""
+    found: dict[Any, int] = {}
+    for index, item in enumerate(json.loads(str(array))):
+        key = item.get("id") if isinstance(item, dict) else None
+        if isinstance(key, str):
+            found.setdefault(key, index)
+    return found
+
+
+def _index(array: Array[Any], ids: dict[Any, int], item_id: str) -> int | None:
+    """The index of the Map with `item_id` in `array`, whose items' ids are `ids`."""
+    index = ids.get(item_id)
+    return index if index is not None and isinstance(array[index], Map) else None
 
 
 def _restore_item(current: Array[Any], wanted: Array[Any], item_id: str) -> None:
-    mine, theirs = _index(current, item_id), _index(wanted, item_id)
+    present, before = _ids(current), _ids(wanted)
+    mine, theirs = _index(current, present, item_id), _index(wanted, before, item_id)
     if theirs is None:
         if mine is not None:
             del current[mine]
@@ -151,9 +165,8 @@ def _restore_item(current: Array[Any], wanted: Array[Any], item_id: str) -> None
         return
     # Back where it was: after the nearest item before it (at N) that is still there.
     at = 0
-    for before in reversed(list(wanted)[:theirs]):
-        key = before.get("id") if isinstance(before, Map) else None
-        found = _index(current, key) if isinstance(key, str) else None
+    for key in sorted((k for k, i in before.items() if i < theirs), key=before.__getitem__)[::-1]:
+        found = _index(current, present, key)
         if found is not None:
             at = found + 1
             break
