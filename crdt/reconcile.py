@@ -32,7 +32,13 @@ from typing import Any
 from pycrdt import Array, Doc, Map, Text
 
 from crdt.errors import MalformedUpdate
-from crdt.textdiff import opcodes
+from crdt.textdiff import coarsened, opcodes
+
+# A text's edit is coarsened (crdt.textdiff.coarsened) to at most TEXT_WALK_BYTES // its size
+# changes, and never fewer than MIN_TEXT_CHANGES: lyrics of 3,000 characters keep every change of
+# a character diff; lyrics of 500,000 (typed one key per item) about 80.
+TEXT_WALK_BYTES = 40_000_000
+MIN_TEXT_CHANGES = 16
 
 Shared = Map[Any] | Array[Any] | Text
 
@@ -61,12 +67,15 @@ def reconcile_roots(
     reading each root Array's items in one pass (see the module's docstring)."""
     mine, present = _listed(current.get_update(), roots)
     theirs, wanted = _listed(target.get_update(), roots)
-    for name, kind in roots.items():
-        here, there = mine.get(name, type=kind), theirs.get(name, type=kind)
-        if isinstance(here, Array) and isinstance(there, Array):
-            _array(here, there, identity, present[name], wanted[name])
-        else:
-            reconcile(here, there, identity)
+    # One transaction: yrs's commit of each of thousands of edits of a large document would
+    # cost more than the edits.
+    with mine.transaction():
+        for name, kind in roots.items():
+            here, there = mine.get(name, type=kind), theirs.get(name, type=kind)
+            if isinstance(here, Array) and isinstance(there, Array):
+                _array(here, there, identity, present[name], wanted[name])
+            else:
+                reconcile(here, there, identity)
     current.apply_update(mine.get_update(current.get_state()))
 
 
@@ -217,16 +226,23 @@ def _text(current: Text, wanted: str) -> None:
     present = str(current)
     if present == wanted:
         return
-    for tag, i1, i2, j1, j2 in reversed(opcodes(present, wanted)):
+    # Each change walks the Y.Text from its start (crdt.textdiff): at most about
+    # TEXT_WALK_BYTES bytes walked in all, whatever the text's size.
+    size = max(1, len(present.encode()))
+    limit = max(MIN_TEXT_CHANGES, TEXT_WALK_BYTES // size)
+    found = coarsened(opcodes(present, wanted), limit)
+    # pycrdt's Text indices are UTF-8 byte offsets: found once, in text order.
+    offsets, at, done = [], 0, 0
+    for _, i1, i2, _, _ in found:
+        at += len(present[done:i1].encode())
+        start = at
+        at += len(present[i1:i2].encode())
+        offsets.append((start, at))
+        done = i2
+    for (tag, _, _, j1, j2), (start, end) in zip(reversed(found), reversed(offsets), strict=True):
         if tag == "equal":
             continue
-        # pycrdt's Text indices are UTF-8 byte offsets.
-        start = _utf8_offset(present, i1)
-        if i2 > i1:
-            del current[start : _utf8_offset(present, i2)]
+        if end > start:
+            del current[start:end]
         if j2 > j1:
             current.insert(start, wanted[j1:j2])
-
-
-def _utf8_offset(text: str, index: int) -> int:
-    return len(text[:index].encode())

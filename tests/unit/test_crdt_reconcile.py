@@ -188,3 +188,22 @@ def test_compare_tells_equal_states_from_different_ones() -> None:
     erased = fork(doc)
     del erased.get("lyrics", type=Text)[0:1]
     assert compare.differences(doc, erased) == ["delete sets differ for 1 client(s)"]
+
+
+def test_a_text_edit_is_coarsened_to_a_bounded_number_of_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every change walks the Y.Text from its start: a long text gets a few larger changes.
+    monkeypatch.setattr(reconcile, "TEXT_WALK_BYTES", 1)
+    monkeypatch.setattr(reconcile, "MIN_TEXT_CHANGES", 3)
+    doc: Doc[Any] = Doc()
+    lyrics = doc.get("lyrics", type=Text)
+    lyrics.insert(0, "".join(f"line {n}\n" for n in range(50)))
+    wanted = "".join(f"line {n}{'!' if n % 5 == 0 else ''}\n" for n in range(50))
+    changes: list[Any] = []
+    subscription = lyrics.observe(lambda event: changes.append(event.delta))
+    reconcile.reconcile(lyrics, wanted)
+    lyrics.unobserve(subscription)
+    assert str(lyrics) == wanted
+    inserted = [op for delta in changes for op in delta if "insert" in op]
+    assert len(inserted) <= 3
