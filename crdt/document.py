@@ -34,9 +34,12 @@ def apply(doc: Doc[Any], update: bytes, origin: str) -> None:
         raise DocumentDamaged(f"update made pycrdt panic: {exc!r}") from exc
 
 
-def build(base: bytes, updates: Iterable[bytes]) -> Doc[Any]:
-    """A new document with `base` (a whole-document update) and then `updates` applied."""
-    doc: Doc[Any] = Doc()
+def build(base: bytes, updates: Iterable[bytes], *, gc: bool = True) -> Doc[Any]:
+    """A new document with `base` (a whole-document update) and then `updates` applied.
+    `gc=False` for a scratch copy that only computes an edit: yrs's garbage collection of what a
+    transaction deleted costs about 25 us per item at its commit (2.3 s for 100,000 characters
+    of a large document), and a scratch copy's deleted content is never kept nor sent."""
+    doc: Doc[Any] = Doc(skip_gc=not gc)
     if base != EMPTY_UPDATE:
         apply(doc, base, "load")
     for update in updates:

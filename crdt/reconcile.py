@@ -85,7 +85,8 @@ def _listed(
     """A new document holding `state`, and the items of each of its root Arrays in `roots`,
     as the roots' observers receive them when `state` is applied (one insert each); read item
     by item if that fails (a root that holds another type, say)."""
-    doc: Doc[Any] = Doc()
+    # A scratch copy, edited only to compute the edit: no garbage collection (crdt.document.build)
+    doc: Doc[Any] = Doc(skip_gc=True)
     items: dict[str, list[Any]] = {}
     watched = []
     for name, kind in roots.items():
@@ -95,7 +96,7 @@ def _listed(
     try:
         doc.apply_update(state)
     except BaseException:  # an observer yrs could not serve: read without them
-        doc, items = Doc(), {}
+        doc, items = Doc(skip_gc=True), {}
         doc.apply_update(state)
     for array, subscription in watched:
         array.unobserve(subscription)

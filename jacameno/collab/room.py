@@ -247,7 +247,7 @@ class Room:
         state = self.doc.get_update()
 
         def changed() -> bytes:
-            scratch = document.build(state, [])
+            scratch = document.build(state, [], gc=False)  # only computes the edit
             before = scratch.get_state()
             change(scratch)
             return scratch.get_update(before)
