@@ -50,6 +50,7 @@ from jacameno.settings import Settings
 from jacameno.storage import StorageUnavailable
 from projections.analytics import AnalyticsReadModel
 from projections.blame import Blames
+from projections.blame_checkpoints import Checkpoints
 from projections.document import DocumentReadModel
 from projections.document_changes import ChangesReadModel
 from sqldb import DatabaseUnavailable
@@ -139,7 +140,10 @@ def app_routes(
         *routes(
             history.OPERATIONS,
             history.HistoryServices(
-                services.projects, core.store, ChangesReadModel(core.db), Blames(core.store)
+                services.projects,
+                core.store,
+                ChangesReadModel(core.db),
+                Blames(core.store, Checkpoints(core.db)),
             ),
             guard,
         ),

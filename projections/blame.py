@@ -3,27 +3,41 @@ wrote it, and who last set each mixer value of each track, read from the log alo
 (docs/history.md, "Blame").
 
 pycrdt does not expose the Yjs item ids (client id and clock) of what a document holds, so
-blame replays the stream from version 0 and watches each update as it is applied: the lyrics'
-change deltas (positions in the merged document, so concurrent edits land where they merged)
-and the tracks' map changes, each credited to the `user_id` in the metadata of the event that
-brought it. The cost is a replay from the start, whatever the version: snapshots hold no
-authors."""
+blame replays the stream and watches each update as it is applied: the lyrics' change deltas
+(positions in the merged document, so concurrent edits land where they merged) and the tracks'
+map changes, each credited to the `user_id` in the metadata of the event that brought it.
+Snapshots hold no authors, so a replay starts from a blame checkpoint
+(projections/blame_checkpoints.py): the nearest stored one at or below the version, or version
+0 where there is none; a replay that passes a checkpoint point saves one there."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 from pycrdt import Array, ArrayEvent, Doc, Map, MapEvent, Subscription, Text, TextEvent
 
-from crdt import apply
+from crdt import MalformedUpdate, apply, check_update
+from crdt.compare import state_vector
 from domain.events import DOC_UPDATED, origin
 from eventstore import EventStore, RecordedEvent
 from projections.attribution import Attribution, Run
+from projections.blame_checkpoints import (
+    Author,
+    Checkpoint,
+    CheckpointError,
+    Checkpoints,
+    decode,
+    encode,
+)
 from projections.replay import PAGE, VersionNotFound, updates
+from sqldb import DatabaseError
+
+logger = logging.getLogger(__name__)
 
 LYRICS = "lyrics"
 TRACKS = "tracks"
@@ -87,25 +101,20 @@ def target(path: str) -> str | None:
 
 
 @dataclass(slots=True)
-class _Author:
-    """The event being applied: whom and when the changes it makes are credited to."""
-
-    user_id: str | None = None
-    version: int = 0
-    recorded_at: datetime | None = None
-
-
-@dataclass(slots=True)
 class _Watch:
     """A document being replayed, with the observers that credit each change to its author."""
 
     doc: Doc[Any] = field(default_factory=Doc)
-    author: _Author = field(default_factory=_Author)
+    author: Author = field(default_factory=Author)
     lyrics: Attribution = field(default_factory=Attribution)
     # By track id: each followed value's (user, version, time) of its last setting.
-    setters: dict[str, dict[str, _Author]] = field(default_factory=dict)
+    setters: dict[str, dict[str, Author]] = field(default_factory=dict)
     # pycrdt drops an observer whose subscription is no longer referenced
     subscriptions: list[Subscription] = field(default_factory=list)
+    # By client id, a clock the state vector must reach for nothing played to wait in yrs
+    # (an update applied before one it depends on is kept pending, and a state, `get_update`,
+    # leaves it out): found where an update's structs or deletions did not all land.
+    waiting: dict[int, int] = field(default_factory=dict)
     tracks: Array[Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -117,10 +126,44 @@ class _Watch:
             self.tracks.observe_deep(self._mixed),
         ]
 
+    @classmethod
+    def resumed(cls, checkpoint: Checkpoint) -> _Watch:
+        """The replay a checkpoint holds, observed from there on; CheckpointError if its
+        document does not apply or its lyrics are not the text its pieces spell."""
+        doc: Doc[Any] = Doc()
+        lyrics = doc.get(LYRICS, type=Text)  # got before the state, as a replay from 0 does
+        doc.get(TRACKS, type=Array)
+        try:
+            apply(doc, checkpoint.state, "blame")
+        except MalformedUpdate as exc:
+            raise CheckpointError(f"the checkpoint's document does not apply: {exc}") from exc
+        if str(lyrics).encode() != checkpoint.text():
+            raise CheckpointError("the checkpoint's pieces do not spell its lyrics")
+        attribution = Attribution.of(checkpoint.pieces)
+        return cls(doc, checkpoint.at, attribution, checkpoint.setters)
+
+    def capture(self, stream: str) -> Checkpoint | None:
+        """This replay as a checkpoint; None where a state would not carry it on: yrs holds
+        structs pending, or the lyrics are not what the pieces spell (a root of another
+        type)."""
+        have = state_vector(self.doc)
+        self.waiting = {c: clock for c, clock in self.waiting.items() if have.get(c, 0) < clock}
+        if self.waiting:
+            return None
+        pieces = self.lyrics.pieces()
+        found = Checkpoint(stream, self.author, self.doc.get_update(), pieces, self.setters)
+        text = str(self.doc.get(LYRICS, type=Text)).encode()
+        return found if text == found.text() else None
+
     def play(self, event: RecordedEvent) -> None:
         user_id, _, _ = origin(event.metadata)
-        self.author = _Author(user_id, event.version, event.recorded_at)
+        self.author = Author(user_id, event.version, event.recorded_at)
         apply(self.doc, event.data, "blame")
+        needs = _needs(event.data)
+        have = state_vector(self.doc) if needs else {}
+        for client, clock in needs:
+            if have.get(client, 0) < clock:
+                self.waiting[client] = max(self.waiting.get(client, 0), clock)
 
     def _typed(self, event: TextEvent) -> None:
         self.lyrics.change(_listed(event, "delta"), self.author.user_id, self.author.version)
@@ -168,6 +211,23 @@ class _Watch:
         return Blame(at.version, at.recorded_at, tuple(self.lyrics.runs()), tracks)
 
 
+def _needs(update: bytes) -> list[tuple[int, int]]:
+    """Clocks the state vector reaches once the update has landed: one past the first struct
+    of each client it carries (clocks of strings after it are not known here: crdt.update
+    bounds them by their UTF-8 bytes, yrs counts UTF-16 units), and the end of each client's
+    deletions where it carries no structs of that client. An update that does not read waits
+    for ever (client -1): it applied, and no checkpoint will say what it left pending."""
+    try:
+        summary = check_update(update, logged=True)
+    except MalformedUpdate:
+        return [(-1, 1)]
+    first: dict[int, int] = {}
+    for run in summary.runs:
+        first[run.client] = min(first.get(run.client, run.clock), run.clock)
+    deleted = [(c, end) for c, end in summary.ends if c not in summary.clients]
+    return [*((c, clock + 1) for c, clock in first.items()), *deleted]
+
+
 def _listed(event: Any, name: str) -> list[Any]:
     """An event's `delta` or `path` (pycrdt does not type them), or [] if it is not a list."""
     value = getattr(event, name, None)
@@ -179,7 +239,7 @@ def _track_id(track: Any) -> str | None:
     return track_id if isinstance(track_id, str) and track_id else None
 
 
-def _setting(value: Any, author: _Author | None) -> Setting:
+def _setting(value: Any, author: Author | None) -> Setting:
     if isinstance(value, Map | Array | Text):  # not a value blame follows: read it as JSON
         value = value.to_py()
     if author is None:
@@ -187,12 +247,18 @@ def _setting(value: Any, author: _Author | None) -> Setting:
     return Setting(value, author.user_id, author.version, author.recorded_at)
 
 
-async def blame(store: EventStore, stream: str, version: int | None = None) -> Blame:
+async def blame(
+    store: EventStore,
+    stream: str,
+    version: int | None = None,
+    checkpoints: Checkpoints | None = None,
+) -> Blame:
     """Who wrote the lyrics and set the tracks' values of `stream` at `version` (None: the
-    head); VersionNotFound beyond the head. Reads the stream from version 1."""
+    head); VersionNotFound beyond the head. Replays the stream from the nearest of
+    `checkpoints` at or below the version (from version 0 without them), saving those it
+    passes that the stream keeps."""
     upto = await _upto(store, stream, version)
-    watch = _Watch()
-    await _advance(store, stream, watch, upto)
+    watch = await _replay(store, checkpoints, stream, upto, None)
     return watch.blame()
 
 
@@ -206,26 +272,146 @@ async def _upto(store: EventStore, stream: str, version: int | None) -> int:
     return upto
 
 
-async def _advance(store: EventStore, stream: str, watch: _Watch, upto: int) -> None:
-    """Replay the stream's events after the watch's version up to `upto`."""
+async def _replay(
+    store: EventStore,
+    checkpoints: Checkpoints | None,
+    stream: str,
+    upto: int,
+    kept: _Watch | None,
+) -> _Watch:
+    """A watch at `upto`: `kept` (a replay at or below it) carried on, unless a checkpoint lies
+    between the two; else the nearest checkpoint that reads; else a replay from version 0."""
+    stored: list[tuple[int, int]] = []
+    if checkpoints is not None:
+        try:
+            stored = await checkpoints.listed(stream)
+        except DatabaseError as exc:  # blame answers without them, only slower
+            _passed_over(stream, None, exc)
+    watch = kept
+    floor = -1 if kept is None else kept.author.version
+    for version, size in reversed(list(stored)):
+        if floor < version <= upto and checkpoints is not None:
+            resumed = await _resume(checkpoints, stream, version)
+            if isinstance(resumed, _Watch):
+                watch = resumed
+                break
+            if resumed == DROPPED:  # made again if this replay passes its point
+                stored.remove((version, size))
+    if watch is None:
+        watch = _Watch()
+    save = set() if checkpoints is None else checkpoints.wanted(stored, watch.author.version, upto)
+    await _advance(store, stream, watch, upto, checkpoints, save)
+    return watch
+
+
+DROPPED: Final = "dropped"
+PASSED: Final = "passed"
+
+
+async def _resume(
+    checkpoints: Checkpoints, stream: str, version: int
+) -> _Watch | Literal["dropped", "passed"]:
+    """The replay stored at `version`; else PASSED (logged) if it cannot be read now (none
+    there, another format, the database failing), or DROPPED if it is damaged: deleted."""
+    try:
+        stored = await checkpoints.read(stream, version)
+        if stored is None:
+            return PASSED
+    except DatabaseError as exc:
+        _passed_over(stream, version, exc)
+        return PASSED
+    try:
+        # off the event loop: decoding and applying a large document takes a while
+        watch = await asyncio.to_thread(_Watch.resumed, decode(stored, stream))
+        if watch.author.version != version:
+            raise CheckpointError(f"a checkpoint of version {watch.author.version} stored")
+        return watch
+    except CheckpointError as exc:
+        _passed_over(stream, version, exc)
+    try:
+        await checkpoints.drop(stream, version)
+    except DatabaseError as exc:
+        _passed_over(stream, version, exc)
+        return PASSED
+    return DROPPED
+
+
+def _passed_over(stream: str, version: int | None, exc: Exception) -> None:
+    logger.warning(
+        "a blame checkpoint is passed over",
+        extra={
+            "action": "blame.checkpoint_unread",
+            "stream": stream,
+            "version": version,
+            "error": repr(exc),
+        },
+    )
+
+
+async def _advance(
+    store: EventStore,
+    stream: str,
+    watch: _Watch,
+    upto: int,
+    checkpoints: Checkpoints | None = None,
+    save: set[int] | frozenset[int] = frozenset(),
+) -> None:
+    """Replay the stream's events after the watch's version up to `upto`, stopping at each
+    version of `save` to save a checkpoint there."""
     done = watch.author.version
     while done < upto:  # a page at a time, so that memory holds one page of the log
-        batch = await updates(store, stream, done, min(upto, done + PAGE))
+        stop = min([upto, done + PAGE, *(point for point in save if point > done)])
+        batch = await updates(store, stream, done, stop)
         if not batch:
             break
         # off the event loop, as replay's build is: applying and observing takes a while
         await asyncio.to_thread(_play, watch, batch)
         done = batch[-1].version
+        if done in save and checkpoints is not None:
+            await _save(checkpoints, stream, watch)
+
+
+async def _save(checkpoints: Checkpoints, stream: str, watch: _Watch) -> None:
+    """Save the watch as a checkpoint; a failure is logged: the blame goes on without it."""
+    version = watch.author.version
+    try:
+        stored = await asyncio.to_thread(_encoded, watch, stream)
+        if stored is None:
+            logger.info(
+                "no blame checkpoint here: structs pending, or lyrics of another type",
+                extra={"action": "blame.checkpoint_skipped", "stream": stream, "version": version},
+            )
+            return
+        await checkpoints.save(stream, version, stored)
+    except Exception as exc:  # a cache of the log: losing one costs time, not an answer
+        logger.warning(
+            "a blame checkpoint could not be saved",
+            extra={
+                "action": "blame.checkpoint_failed",
+                "stream": stream,
+                "version": version,
+                "error": repr(exc),
+            },
+        )
+
+
+def _encoded(watch: _Watch, stream: str) -> bytes | None:
+    found = watch.capture(stream)
+    return None if found is None else encode(found)
 
 
 class Blames:
     """Blame that keeps its replays: the last `capacity` projects' watched documents, so that a
-    later blame of a project goes on from the version the last one reached instead of from
-    version 1 (a replay of 100,000 updates takes about 37 s; the updates since the last blame,
-    milliseconds). A blame at an earlier version than the one kept replays from version 1."""
+    later blame of a project goes on from the version the last one reached (the updates since:
+    milliseconds). A blame at an earlier version, or of a project not kept, starts from the
+    nearest of `checkpoints` at or below its version (at most `blame_checkpoints.EVERY` updates
+    to replay once the checkpoints are there), or from version 0 without one."""
 
-    def __init__(self, store: EventStore, capacity: int = 4) -> None:
+    def __init__(
+        self, store: EventStore, checkpoints: Checkpoints | None = None, capacity: int = 4
+    ) -> None:
         self._store = store
+        self._checkpoints = checkpoints
         self._capacity = capacity
         self._kept: OrderedDict[str, _Watch] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -234,19 +420,18 @@ class Blames:
         upto = await _upto(self._store, stream, version)
         lock = self._locks.setdefault(stream, asyncio.Lock())
         async with lock:  # one replay of a stream at a time: they share its watch
-            watch = self._kept.get(stream)
-            if watch is None or watch.author.version > upto:
-                fresh = _Watch()
-                await _advance(self._store, stream, fresh, upto)
-                if watch is None:
-                    self._keep(stream, fresh)
-                return fresh.blame()
-            self._kept.move_to_end(stream)
-            await _advance(self._store, stream, watch, upto)
+            kept = self._kept.get(stream)
+            usable = kept if kept is not None and kept.author.version <= upto else None
+            watch = await _replay(self._store, self._checkpoints, stream, upto, usable)
+            if watch is kept:
+                self._kept.move_to_end(stream)
+            elif kept is None or kept.author.version <= upto:
+                self._keep(stream, watch)  # at or beyond the one kept: it replaces it
             return watch.blame()
 
     def _keep(self, stream: str, watch: _Watch) -> None:
         self._kept[stream] = watch
+        self._kept.move_to_end(stream)
         while len(self._kept) > self._capacity:
             dropped, _ = self._kept.popitem(last=False)
             self._locks.pop(dropped, None)
@@ -257,4 +442,4 @@ def _play(watch: _Watch, batch: list[RecordedEvent]) -> None:
         if event.type == DOC_UPDATED:
             watch.play(event)
         else:  # not a document change, but the point blame stands at may be this event
-            watch.author = _Author(None, event.version, event.recorded_at)
+            watch.author = Author(None, event.version, event.recorded_at)

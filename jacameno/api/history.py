@@ -39,7 +39,8 @@ class HistoryServices:
     # the document read model's record of what each update changed (history reads the log
     # alone without it)
     changes: ChangesReadModel | None = None
-    # blame's replays kept between requests (each blame replays from version 1 without it)
+    # blame's replays kept between requests, and its checkpoints (each blame replays from
+    # version 0 without it)
     blames: Blames | None = None
 
 
@@ -212,7 +213,9 @@ OPERATIONS: list[Operation[HistoryServices]] = [
         "Who wrote what (members): the lyrics as runs of text, each with the user and the "
         "version that wrote it, or for `tracks/<id>` who last set each of its mixer values "
         "(volume_db, pan, muted, solo, name), at a stream version (default: the head). A "
-        "replay of the project's log, which the server keeps for the last projects blamed",
+        "replay of the project's log from the nearest stored blame checkpoint at or below the "
+        "version (from version 0 for the first blame of a project), which the server keeps "
+        "for the last projects blamed",
         get_blame,
         "history",
         query=(
