@@ -259,7 +259,7 @@ async def blame(
     passes that the stream keeps."""
     upto = await _upto(store, stream, version)
     watch = await _replay(store, checkpoints, stream, upto, None)
-    return watch.blame()
+    return await asyncio.to_thread(watch.blame)  # the runs of a long lyrics take a while
 
 
 async def _upto(store: EventStore, stream: str, version: int | None) -> int:
@@ -422,12 +422,20 @@ class Blames:
         async with lock:  # one replay of a stream at a time: they share its watch
             kept = self._kept.get(stream)
             usable = kept if kept is not None and kept.author.version <= upto else None
-            watch = await _replay(self._store, self._checkpoints, stream, upto, usable)
+            try:
+                watch = await _replay(self._store, self._checkpoints, stream, upto, usable)
+                found = await asyncio.to_thread(watch.blame)
+            except BaseException:
+                # cancelled or failed part way: the one kept may be half played, or still
+                # playing in its thread
+                if usable is not None:
+                    self._kept.pop(stream, None)
+                raise
             if watch is kept:
                 self._kept.move_to_end(stream)
             elif kept is None or kept.author.version <= upto:
                 self._keep(stream, watch)  # at or beyond the one kept: it replaces it
-            return watch.blame()
+            return found
 
     def _keep(self, stream: str, watch: _Watch) -> None:
         self._kept[stream] = watch

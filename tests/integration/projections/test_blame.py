@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
+from crdt import MalformedUpdate
 from domain.events import DOC_UPDATED
 from eventstore import EventStore, NewEvent
 from harness.databases import open_store
@@ -136,3 +137,19 @@ async def test_blames_kept_go_on_from_where_they_stopped_and_answer_as_a_fresh_r
     assert await blames.blame(stream) == await blame(store, stream)
     with pytest.raises(VersionNotFound):
         await blames.blame(stream, 99)
+
+
+async def test_a_replay_that_fails_part_way_is_not_kept(store: EventStore) -> None:
+    stream, doc = f"project-{uuid.uuid4()}", Doc[Any]()
+    lyrics = doc.get("lyrics", type=Text)
+    blames = Blames(store)
+    await _append(store, stream, "ana", doc, lambda: lyrics.insert(0, "la "))
+    assert [r.text for r in (await blames.blame(stream)).runs] == ["la "]
+    # a log that cannot be applied (the store takes any bytes): the blame fails, and so does
+    # the next one, rather than answer from a replay that stopped in the middle of version 2
+    await store.append(stream, [NewEvent(DOC_UPDATED, b"\x05junk", {"user_id": "bob"})])
+    await _append(store, stream, "ana", doc, lambda: lyrics.insert(0, "di "))
+    for _ in range(2):
+        with pytest.raises(MalformedUpdate):
+            await blames.blame(stream)
+    assert await blames.blame(stream, 1) == await blame(store, stream, 1)
