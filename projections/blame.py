@@ -299,8 +299,7 @@ async def _replay(
                 stored.remove((version, size))
     if watch is None:
         watch = _Watch()
-    save = set() if checkpoints is None else checkpoints.wanted(stored, watch.author.version, upto)
-    await _advance(store, stream, watch, upto, checkpoints, save)
+    await _advance(store, stream, watch, upto, checkpoints, stored)
     return watch
 
 
@@ -354,11 +353,13 @@ async def _advance(
     watch: _Watch,
     upto: int,
     checkpoints: Checkpoints | None = None,
-    save: set[int] | frozenset[int] = frozenset(),
+    stored: list[tuple[int, int]] | None = None,
 ) -> None:
-    """Replay the stream's events after the watch's version up to `upto`, stopping at each
-    version of `save` to save a checkpoint there."""
+    """Replay the stream's events after the watch's version up to `upto`, stopping to save a
+    checkpoint at each point the stream wants (`stored`: its checkpoints, version and size)."""
     done = watch.author.version
+    stored = [] if stored is None else stored
+    save = set() if checkpoints is None else checkpoints.wanted(stored, done, upto)
     while done < upto:  # a page at a time, so that memory holds one page of the log
         stop = min([upto, done + PAGE, *(point for point in save if point > done)])
         batch = await updates(store, stream, done, stop)
@@ -368,11 +369,15 @@ async def _advance(
         await asyncio.to_thread(_play, watch, batch)
         done = batch[-1].version
         if done in save and checkpoints is not None:
-            await _save(checkpoints, stream, watch)
+            size = await _save(checkpoints, stream, watch)
+            if size is not None:  # by its size, the points still wanted may be fewer
+                stored.append((done, size))
+                save = checkpoints.wanted(stored, done, upto)
 
 
-async def _save(checkpoints: Checkpoints, stream: str, watch: _Watch) -> None:
-    """Save the watch as a checkpoint; a failure is logged: the blame goes on without it."""
+async def _save(checkpoints: Checkpoints, stream: str, watch: _Watch) -> int | None:
+    """Save the watch as a checkpoint; its size, or None if none was made: a failure is
+    logged, and the blame goes on without it."""
     version = watch.author.version
     try:
         stored = await asyncio.to_thread(_encoded, watch, stream)
@@ -381,7 +386,7 @@ async def _save(checkpoints: Checkpoints, stream: str, watch: _Watch) -> None:
                 "no blame checkpoint here: structs pending, or lyrics of another type",
                 extra={"action": "blame.checkpoint_skipped", "stream": stream, "version": version},
             )
-            return
+            return None
         await checkpoints.save(stream, version, stored)
     except Exception as exc:  # a cache of the log: losing one costs time, not an answer
         logger.warning(
@@ -393,6 +398,8 @@ async def _save(checkpoints: Checkpoints, stream: str, watch: _Watch) -> None:
                 "error": repr(exc),
             },
         )
+        return None
+    return len(stored)
 
 
 def _encoded(watch: _Watch, stream: str) -> bytes | None:
