@@ -321,7 +321,7 @@ async def _resume(
         return PASSED
     try:
         # off the event loop: decoding and applying a large document takes a while
-        watch = await asyncio.to_thread(_Watch.resumed, decode(stored, stream))
+        watch = await asyncio.to_thread(_decoded, stored, stream)
         if watch.author.version != version:
             raise CheckpointError(f"a checkpoint of version {watch.author.version} stored")
         return watch
@@ -333,6 +333,10 @@ async def _resume(
         _passed_over(stream, version, exc)
         return PASSED
     return DROPPED
+
+
+def _decoded(stored: bytes, stream: str) -> _Watch:
+    return _Watch.resumed(decode(stored, stream))
 
 
 def _passed_over(stream: str, version: int | None, exc: Exception) -> None:
