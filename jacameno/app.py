@@ -49,8 +49,6 @@ from jacameno.metrics import Metrics
 from jacameno.settings import Settings
 from jacameno.storage import StorageUnavailable
 from projections.analytics import AnalyticsReadModel
-from projections.blame import Blames
-from projections.blame_checkpoints import Checkpoints
 from projections.document import DocumentReadModel
 from projections.document_changes import ChangesReadModel
 from sqldb import DatabaseUnavailable
@@ -143,7 +141,7 @@ def app_routes(
                 services.projects,
                 core.store,
                 ChangesReadModel(core.db),
-                Blames(core.store, Checkpoints(core.db)),
+                services.blames,
             ),
             guard,
         ),

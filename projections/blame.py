@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,11 @@ from projections.replay import PAGE, VersionNotFound, updates
 from sqldb import DatabaseError
 
 logger = logging.getLogger(__name__)
+
+# Updates a blame replays per second, about (the 100,000-update project: docs/benchmarks.md):
+# how long a blame prepared in the background is said to take.
+REPLAY_RATE = 2_700
+BACKGROUND = 2  # blames a server prepares in the background at once, across projects
 
 LYRICS = "lyrics"
 TRACKS = "tracks"
@@ -278,9 +284,13 @@ async def _replay(
     stream: str,
     upto: int,
     kept: _Watch | None,
+    cold: int | None = None,
 ) -> _Watch:
     """A watch at `upto`: `kept` (a replay at or below it) carried on, unless a checkpoint lies
-    between the two; else the nearest checkpoint that reads; else a replay from version 0."""
+    between the two; else the nearest checkpoint that reads; else a replay from version 0.
+    _Cold instead if that would replay more than `cold` updates where no checkpoint lies beyond
+    `upto` (a project's first blame, or the first since it grew by that much: once replayed,
+    its checkpoints are there; below a newer checkpoint the gap is bounded by their spacing)."""
     stored: list[tuple[int, int]] = []
     if checkpoints is not None:
         try:
@@ -299,8 +309,29 @@ async def _replay(
                 stored.remove((version, size))
     if watch is None:
         watch = _Watch()
+    beyond = any(version > upto for version, _ in stored)
+    if cold is not None and upto - watch.author.version > cold and not beyond:
+        raise _Cold(upto - watch.author.version)
     await _advance(store, stream, watch, upto, checkpoints, stored)
     return watch
+
+
+class _Cold(Exception):
+    """A blame would replay `updates` updates, longer than the caller waits for."""
+
+    def __init__(self, updates: int) -> None:
+        super().__init__(f"{updates} updates to replay")
+        self.updates = updates
+
+
+class Preparing(Exception):
+    """A blame is being prepared in the background (a replay that saves the project's
+    checkpoints up to `upto`): ask again in about `retry_after` seconds."""
+
+    def __init__(self, stream: str, upto: int, retry_after: int) -> None:
+        super().__init__(f"blame of {stream} up to version {upto} is being prepared")
+        self.upto = upto
+        self.retry_after = retry_after
 
 
 DROPPED: Final = "dropped"
@@ -416,26 +447,48 @@ class Blames:
     later blame of a project goes on from the version the last one reached (the updates since:
     milliseconds). A blame at an earlier version, or of a project not kept, starts from the
     nearest of `checkpoints` at or below its version (at most `blame_checkpoints.EVERY` updates
-    to replay once the checkpoints are there), or from version 0 without one."""
+    to replay once the checkpoints are there), or from version 0 without one.
+
+    With `background_above`, a blame that would replay more than that many updates where no
+    checkpoint lies beyond its version (a project's first, or the first since the project grew
+    by that much) is not waited for: it raises Preparing, and a task replays the project to
+    that version in the background, saving the checkpoints that the blames after it start
+    from; `close` stops those tasks."""
 
     def __init__(
-        self, store: EventStore, checkpoints: Checkpoints | None = None, capacity: int = 4
+        self,
+        store: EventStore,
+        checkpoints: Checkpoints | None = None,
+        capacity: int = 4,
+        *,
+        background_above: int | None = None,
     ) -> None:
         self._store = store
         self._checkpoints = checkpoints
         self._capacity = capacity
+        self._cold = background_above
         self._kept: OrderedDict[str, _Watch] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
+        # By stream, the background replay under way, its version and when it may be done;
+        # at most `BACKGROUND` of them replay at once (each takes a core while it plays).
+        self._preparing: dict[str, tuple[asyncio.Task[None], int, float]] = {}
+        self._slots = asyncio.Semaphore(BACKGROUND)
 
     async def blame(self, stream: str, version: int | None = None) -> Blame:
+        """The blame of `stream` at `version` (None: the head); VersionNotFound beyond the
+        head; Preparing while it would replay for too long (see the class)."""
         upto = await _upto(self._store, stream, version)
         lock = self._locks.setdefault(stream, asyncio.Lock())
         async with lock:  # one replay of a stream at a time: they share its watch
             kept = self._kept.get(stream)
             usable = kept if kept is not None and kept.author.version <= upto else None
             try:
-                watch = await _replay(self._store, self._checkpoints, stream, upto, usable)
+                watch = await _replay(
+                    self._store, self._checkpoints, stream, upto, usable, self._cold
+                )
                 found = await asyncio.to_thread(watch.blame)
+            except _Cold as cold:
+                raise self._prepare(stream, upto, cold.updates) from None
             except BaseException:
                 # cancelled or failed part way: the one kept may be half played, or still
                 # playing in its thread
@@ -447,6 +500,47 @@ class Blames:
             elif kept is None or kept.author.version <= upto:
                 self._keep(stream, watch)  # at or beyond the one kept: it replaces it
             return found
+
+    def _prepare(self, stream: str, upto: int, updates: int) -> Preparing:
+        """Start the background replay of `stream` to `upto` unless one is under way; what to
+        tell the caller meanwhile."""
+        now = time.monotonic()
+        if stream not in self._preparing:
+            task = asyncio.create_task(self._background(stream, upto))
+            # about 2,700 updates/s (docs/history.md, "Blame")
+            self._preparing[stream] = (task, upto, now + updates / REPLAY_RATE)
+        _, target, ready = self._preparing[stream]
+        return Preparing(stream, target, max(1, min(30, round(ready - now))))
+
+    async def _background(self, stream: str, upto: int) -> None:
+        try:
+            async with self._slots:
+                watch = await _replay(self._store, self._checkpoints, stream, upto, None)
+            lock = self._locks.setdefault(stream, asyncio.Lock())
+            async with lock:
+                kept = self._kept.get(stream)
+                if kept is None or kept.author.version <= upto:
+                    self._keep(stream, watch)
+        except Exception as exc:  # the next blame starts another (or answers the error)
+            logger.warning(
+                "a blame prepared in the background failed",
+                extra={"action": "blame.prepare_failed", "stream": stream, "error": repr(exc)},
+            )
+        finally:
+            self._preparing.pop(stream, None)
+
+    async def prepared(self, stream: str) -> None:
+        """Wait until no background replay of `stream` is under way."""
+        found = self._preparing.get(stream)
+        if found is not None:
+            await asyncio.shield(found[0])
+
+    async def close(self) -> None:
+        """Stop the background replays (the checkpoints they saved stay)."""
+        tasks = [task for task, _, _ in self._preparing.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _keep(self, stream: str, watch: _Watch) -> None:
         self._kept[stream] = watch

@@ -4,14 +4,17 @@ no version or path reaches another project's log."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
 from domain.events import stream_name
+from jacameno.settings import Settings
 from projections.blame import blame
 from projections.blame_checkpoints import Checkpoints
-from tests.integration.api.support import Api, Member
+from tests.integration.api.support import Api, Member, running
 
 BINARY = {"Content-Type": "application/octet-stream"}
 
@@ -356,3 +359,31 @@ async def test_blame_passes_over_a_damaged_checkpoint_and_one_of_another_project
     assert track.json()["values"]["volume_db"]["user_id"] == owner.id
     left = await core.db.fetch("SELECT version FROM blame_checkpoints WHERE stream = $1", ours)
     assert left == []  # both refused, and deleted
+
+
+async def test_a_long_first_blame_answers_202_until_prepared_in_the_background(
+    api_config: Settings,
+) -> None:
+    settings = dataclasses.replace(api_config, blame_background_above=2)
+    async with running(settings) as api:
+        owner, project, versions = await _song(api)
+        url = f"/api/projects/{project}/blame"
+        short = await api.client.get(url, params={"version": 2}, headers=owner.headers)
+        assert short.status_code == 200  # 2 updates to replay: waited for
+        first = await api.client.get(url, headers=owner.headers)
+        assert first.status_code == 202, first.text
+        body = first.json()
+        assert body == {
+            "project_id": project,
+            "status": "preparing",
+            "version": versions[2],
+            "retry_after": 1,
+        }
+        assert first.headers["Retry-After"] == "1"
+        stream = stream_name(project)
+        await asyncio.wait_for(api.services.blames.prepared(stream), 30)
+        ready = await api.client.get(url, headers=owner.headers)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["runs"] == [
+            {"text": "hey", "user_id": owner.id, "version": versions[2]}
+        ]

@@ -19,7 +19,7 @@ from pycrdt import Array, Doc, Map, Text
 from domain.events import DOC_UPDATED
 from eventstore import EventStore, Limits, NewEvent, RecordedEvent
 from harness.databases import open_store
-from projections.blame import Blames, blame
+from projections.blame import Blames, Preparing, blame
 from projections.blame_checkpoints import (
     FORMAT,
     Author,
@@ -328,3 +328,47 @@ def test_a_checkpoint_reads_back_as_it_was_written() -> None:
         decode(encode(made), "project-y")
     with pytest.raises(CheckpointError):
         decode(encode(made)[:-3], "project-x")
+
+
+async def test_a_long_first_blame_is_prepared_in_the_background_then_answered(
+    store: EventStore, db: Database
+) -> None:
+    stream = f"project-{uuid.uuid4()}"
+    await _typed(store, stream, [f"w{n} " for n in range(29)])  # versions 1..30
+    blames = Blames(store, Checkpoints(db, every=10), background_above=12)
+    try:
+        assert await blames.blame(stream, 12) == await blame(store, stream, 12)  # short enough
+        with pytest.raises(Preparing) as first:
+            await blames.blame(stream)
+        assert (first.value.upto, first.value.retry_after) == (30, 1)
+        with pytest.raises(Preparing) as again:  # one replay under way, not another
+            await blames.blame(stream, 25)
+        assert again.value.upto == 30
+        await asyncio.wait_for(blames.prepared(stream), 30)
+        assert await _versions(db, stream) == [10, 20, 30]
+        reads = Reads(store)
+        later = Blames(reads.as_store(), Checkpoints(db, every=10), background_above=12)
+        for version in (30, 25, 7):
+            assert await later.blame(stream, version) == await blame(store, stream, version)
+        assert reads.starts == [21, 1]  # 30 from its checkpoint, 25 from 20, 7 from 0
+        assert await blames.blame(stream) == await blame(store, stream)
+        # the project grows by more than that: the first blame since is prepared again
+        await _typed(store, stream, [f"v{n} " for n in range(20)])
+        with pytest.raises(Preparing):
+            await blames.blame(stream)
+        await asyncio.wait_for(blames.prepared(stream), 30)
+        assert await blames.blame(stream) == await blame(store, stream)
+    finally:
+        await blames.close()
+
+
+async def test_closing_stops_a_blame_prepared_in_the_background(
+    store: EventStore, db: Database
+) -> None:
+    stream = f"project-{uuid.uuid4()}"
+    await _typed(store, stream, [f"w{n} " for n in range(9)])
+    blames = Blames(store, Checkpoints(db, every=5), background_above=1)
+    with pytest.raises(Preparing):
+        await blames.blame(stream)
+    await asyncio.wait_for(blames.close(), 30)
+    await asyncio.wait_for(blames.prepared(stream), 1)  # nothing under way any more
