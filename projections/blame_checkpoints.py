@@ -5,7 +5,8 @@ instead of from version 0 (docs/history.md, "Blame").
 
 A checkpoint is derived data: it can always be made again from the log, so one that is
 missing, of an unknown format or that fails to decode is passed over (the blame starts from an
-earlier one, or from version 0), never answered from. Table `blame_checkpoints` (migration
+earlier one, or from version 0; a damaged one is deleted, to be made again), never answered
+from. Table `blame_checkpoints` (migration
 0010), in the application's schema beside the runner's checkpoints rather than in `readmodels`:
 a checkpoint holds the whole document, lyrics included, which the read models granted to
 analysts deliberately leave out.
@@ -35,8 +36,8 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 MAGIC = b"JBLAME"
 # A checkpoint point every EVERY versions: a blame replays at most that many updates after the
-# nearest one (about 2 s at a million updates, docs/history.md), while the replay kept in
-# memory (projections.blame.Blames) serves the versions after the last point.
+# nearest one (about 2 s at the replay rate of the 100,000-update project, docs/history.md),
+# while the replay kept in memory (projections.blame.Blames) serves the versions after the last.
 EVERY = 5_000
 
 
