@@ -24,6 +24,7 @@ from pycrdt import Array, ArrayEvent, Doc, Map, MapEvent, Subscription, Text, Te
 
 from crdt import MalformedUpdate, apply, check_update
 from crdt.compare import state_vector
+from crdt.update import struct_ends
 from domain.events import DOC_UPDATED, origin
 from eventstore import EventStore, RecordedEvent
 from projections.attribution import Attribution, Run
@@ -218,20 +219,17 @@ class _Watch:
 
 
 def _needs(update: bytes) -> list[tuple[int, int]]:
-    """Clocks the state vector reaches once the update has landed: one past the first struct
-    of each client it carries (clocks of strings after it are not known here: crdt.update
-    bounds them by their UTF-8 bytes, yrs counts UTF-16 units), and the end of each client's
-    deletions where it carries no structs of that client. An update that does not read waits
-    for ever (client -1): it applied, and no checkpoint will say what it left pending."""
+    """Clocks the state vector reaches once the update has landed whole: the end of each
+    client's structs (as yrs counts), and of each client's deletions where it carries no
+    structs of that client. An update that does not read waits for ever (client -1): it
+    applied, and no checkpoint will say what it left pending."""
     try:
         summary = check_update(update, logged=True)
+        made = struct_ends(update)
     except MalformedUpdate:
         return [(-1, 1)]
-    first: dict[int, int] = {}
-    for run in summary.runs:
-        first[run.client] = min(first.get(run.client, run.clock), run.clock)
     deleted = [(c, end) for c, end in summary.ends if c not in summary.clients]
-    return [*((c, clock + 1) for c, clock in first.items()), *deleted]
+    return [*made.items(), *deleted]
 
 
 def _listed(event: Any, name: str) -> list[Any]:

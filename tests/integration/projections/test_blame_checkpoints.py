@@ -58,6 +58,25 @@ class Reads:
         return cast(EventStore, self)
 
 
+class Gate(Reads):
+    """The store, whose stream reads wait for `opened` once `shut` is set."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self.shut, self.opened = asyncio.Event(), asyncio.Event()
+
+    async def read_stream(
+        self,
+        stream: str,
+        from_version: int = 1,
+        to_version: int | None = None,
+        limit: int | None = None,
+    ) -> list[RecordedEvent]:
+        if self.shut.is_set():
+            await asyncio.wait_for(self.opened.wait(), 30)
+        return await super().read_stream(stream, from_version, to_version, limit)
+
+
 async def _typed(store: EventStore, stream: str, words: list[str]) -> Doc[Any]:
     """`words` typed one per update, by ana and bob in turn, with a track whose volume each
     update sets: a stream of len(words) + 1 versions."""
@@ -313,6 +332,37 @@ async def test_no_checkpoint_is_made_while_yrs_holds_an_update_pending(
         )
 
 
+async def test_no_checkpoint_is_made_while_part_of_an_update_waits(
+    store: EventStore, db: Database
+) -> None:
+    stream = f"project-{uuid.uuid4()}"
+    ana, bob = Doc[Any](), Doc[Any]()
+    mine, theirs = ana.get("lyrics", type=Text), bob.get("lyrics", type=Text)
+    before = ana.get_state()
+    mine.insert(0, "ab")
+    first = ana.get_update(before)
+    bob.apply_update(first)
+    before = bob.get_state()
+    theirs.insert(2, "Z")
+    late = bob.get_update(before)  # reaches ana, but the log only after her next update
+    ana.apply_update(late)
+    before = ana.get_state()
+    with ana.transaction():
+        mine.insert(0, "é")  # lands: it follows ana's own text
+        mine.insert(len(str(mine).encode()), "c")  # waits: it follows bob's "Z"
+    both = ana.get_update(before)
+    for user, update in (("ana", first), ("ana", both), ("bob", late)):
+        await store.append(stream, [NewEvent(DOC_UPDATED, update, {"user_id": user})])
+    checkpoints = Checkpoints(db, every=1)
+    head = await blame(store, stream, None, checkpoints)
+    assert "".join(run.text for run in head.runs) == "éabZc"
+    assert await _versions(db, stream) == [1, 3]  # not at 2, where "c" waits
+    for version in range(4):
+        assert await Blames(store, checkpoints).blame(stream, version) == await blame(
+            store, stream, version
+        )
+
+
 def test_a_checkpoint_reads_back_as_it_was_written() -> None:
     when = Author("ana", 7, None)
     pieces = [(b"la ", 3, "ana", 7), (b"", 1, None, 5), ("dé".encode(), 3, "bob", 6)]
@@ -335,15 +385,18 @@ async def test_a_long_first_blame_is_prepared_in_the_background_then_answered(
 ) -> None:
     stream = f"project-{uuid.uuid4()}"
     await _typed(store, stream, [f"w{n} " for n in range(29)])  # versions 1..30
-    blames = Blames(store, Checkpoints(db, every=10), background_above=12)
+    gate = Gate(store)
+    blames = Blames(gate.as_store(), Checkpoints(db, every=10), background_above=12)
     try:
         assert await blames.blame(stream, 12) == await blame(store, stream, 12)  # short enough
+        gate.shut.set()  # the log's reads wait from here on, till `opened`
         with pytest.raises(Preparing) as first:
             await blames.blame(stream)
         assert (first.value.upto, first.value.retry_after) == (30, 1)
         with pytest.raises(Preparing) as again:  # one replay under way, not another
             await blames.blame(stream, 25)
         assert again.value.upto == 30
+        gate.opened.set()
         await asyncio.wait_for(blames.prepared(stream), 30)
         assert await _versions(db, stream) == [10, 20, 30]
         reads = Reads(store)
