@@ -118,10 +118,10 @@ class _Watch:
     setters: dict[str, dict[str, Author]] = field(default_factory=dict)
     # pycrdt drops an observer whose subscription is no longer referenced
     subscriptions: list[Subscription] = field(default_factory=list)
-    # By client id, a clock the state vector must reach for nothing played to wait in yrs
-    # (an update applied before one it depends on is kept pending, and a state, `get_update`,
-    # leaves it out): found where an update's structs or deletions did not all land.
-    waiting: dict[int, int] = field(default_factory=dict)
+    # By client id, the clock after the structs (or deletions) of the updates played: where
+    # the state vector is behind, yrs holds an update, or part of one, pending (applied before
+    # one it depends on), which a state (`get_update`) would leave out.
+    ends: dict[int, int] = field(default_factory=dict)
     tracks: Array[Any] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,8 +154,7 @@ class _Watch:
         structs pending, or the lyrics are not what the pieces spell (a root of another
         type)."""
         have = state_vector(self.doc)
-        self.waiting = {c: clock for c, clock in self.waiting.items() if have.get(c, 0) < clock}
-        if self.waiting:
+        if any(have.get(client, 0) < end for client, end in self.ends.items()):
             return None
         pieces = self.lyrics.pieces()
         found = Checkpoint(stream, self.author, self.doc.get_update(), pieces, self.setters)
@@ -166,11 +165,9 @@ class _Watch:
         user_id, _, _ = origin(event.metadata)
         self.author = Author(user_id, event.version, event.recorded_at)
         apply(self.doc, event.data, "blame")
-        needs = _needs(event.data)
-        have = state_vector(self.doc) if needs else {}
-        for client, clock in needs:
-            if have.get(client, 0) < clock:
-                self.waiting[client] = max(self.waiting.get(client, 0), clock)
+        for client, end in _ends(event.data):  # checked when a checkpoint is taken
+            if end > self.ends.get(client, 0):
+                self.ends[client] = end
 
     def _typed(self, event: TextEvent) -> None:
         self.lyrics.change(_listed(event, "delta"), self.author.user_id, self.author.version)
@@ -218,7 +215,7 @@ class _Watch:
         return Blame(at.version, at.recorded_at, tuple(self.lyrics.runs()), tracks)
 
 
-def _needs(update: bytes) -> list[tuple[int, int]]:
+def _ends(update: bytes) -> list[tuple[int, int]]:
     """Clocks the state vector reaches once the update has landed whole: the end of each
     client's structs (as yrs counts), and of each client's deletions where it carries no
     structs of that client. An update that does not read waits for ever (client -1): it
