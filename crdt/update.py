@@ -123,6 +123,48 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     return UpdateSummary(tuple(clients), structs, deletions, tuple(ends.items()), tuple(runs))
 
 
+def struct_ends(update: bytes) -> dict[int, int]:
+    """By client, the clock after the update's last struct as yrs counts it: a string's length
+    in UTF-16 units, where `check_update` bounds it by its UTF-8 bytes (blame checks with it
+    that an update landed whole, projections/blame.py). For an update that `check_update`
+    passed; MalformedUpdate otherwise."""
+    reader = Reader(update, "update")
+    ends: dict[int, int] = {}
+    for _ in range(reader.count(1)):
+        count = reader.count(1)
+        client, clock = reader.id(MAX_CLOCK)
+        end = None
+        for _ in range(count):
+            info = reader.uint8()
+            ref = info & 0x1F
+            if ref in (_GC, _SKIP):
+                clock += _length(reader)
+                end = clock if ref == _GC else end  # a skip holds nothing
+                continue
+            if info & _HAS_ORIGIN:
+                reader.id(MAX_CLOCK)
+            if info & _HAS_RIGHT_ORIGIN:
+                reader.id(MAX_CLOCK)
+            if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
+                parent_is_root = reader.var_uint()
+                if parent_is_root == 1:
+                    reader.skip_var_string()
+                elif parent_is_root == 0:
+                    reader.id(MAX_CLOCK)
+                else:
+                    raise reader.fail(f"bad parent info {parent_is_root}")
+                if info & _HAS_PARENT_SUB:
+                    reader.skip_var_string()
+            if ref == _STRING:
+                clock += len(reader.var_string().encode("utf-16-le")) // 2
+            else:
+                clock += _content(reader, ref, True)
+            end = clock
+        if end is not None:
+            ends[client] = max(ends.get(client, 0), end)
+    return ends
+
+
 def check_state_vector(state_vector: bytes) -> dict[int, int]:
     """The decoded state vector (client -> clock); MalformedUpdate if it is not one."""
     reader = Reader(state_vector, "state vector")

@@ -49,7 +49,6 @@ from jacameno.metrics import Metrics
 from jacameno.settings import Settings
 from jacameno.storage import StorageUnavailable
 from projections.analytics import AnalyticsReadModel
-from projections.blame import Blames
 from projections.document import DocumentReadModel
 from projections.document_changes import ChangesReadModel
 from sqldb import DatabaseUnavailable
@@ -139,7 +138,10 @@ def app_routes(
         *routes(
             history.OPERATIONS,
             history.HistoryServices(
-                services.projects, core.store, ChangesReadModel(core.db), Blames(core.store)
+                services.projects,
+                core.store,
+                ChangesReadModel(core.db),
+                services.blames,
             ),
             guard,
         ),

@@ -22,6 +22,7 @@ from domain.events import stream_name
 from eventstore import EventStore
 from jacameno.settings import Settings
 from projections.blame import Blame, blame, target
+from projections.blame_checkpoints import Checkpoints
 from projections.diff import DELETED_TEXT, INSERTED, Diff, diff
 from projections.history import Entry, Filters, history
 from projections.replay import VersionNotFound, moment, state_at, state_when
@@ -194,12 +195,17 @@ def blame_lines(found: Blame, path: str) -> list[str]:
 
 
 def run_blame(settings: Settings, args: argparse.Namespace) -> int:
+    from jacameno.bootstrap.core import database
+
     async def work(store: EventStore) -> int:
-        try:
-            found = await blame(store, stream_name(args.project), args.version)
-        except VersionNotFound as exc:
-            print(f"jacameno: {exc}", file=sys.stderr)
-            return 1
+        # the server's checkpoints: the CLI starts from them and saves those it passes
+        async with database(settings) as db:
+            checkpoints = Checkpoints(db)
+            try:
+                found = await blame(store, stream_name(args.project), args.version, checkpoints)
+            except VersionNotFound as exc:
+                print(f"jacameno: {exc}", file=sys.stderr)
+                return 1
         public = found.public(args.path)
         if public is None:
             print(f"jacameno: no {args.path} at version {found.version}", file=sys.stderr)

@@ -2,9 +2,12 @@
 of real studio updates (`load/studio_log.py`), on SQLite and Postgres, and how long it takes to
 answer the document at a random version (`projections/replay.state_at`), a history page of 100
 with its summaries (`projections/history.history`), a diff across 10,000 versions
-(`projections/diff.diff`), blame of the lyrics at the head (`projections/blame.blame`, a replay
-from version 0: a few samples), and `jacameno verify`'s check of the project (events/s). The raw
-`read_stream` of the whole stream, in pages of 1,000, is the baseline measured in the same run.
+(`projections/diff.diff`), blame of the lyrics through the server's `projections/blame.Blames`
+with its checkpoints in the database: the first (a replay from version 0 that saves the
+checkpoints, one sample), then at random versions, each by a fresh `Blames` as another node or a
+restarted server would answer (from the nearest checkpoint), and `jacameno verify`'s check of
+the project (events/s). The raw `read_stream` of the whole stream, in pages of 1,000, is the
+baseline measured in the same run.
 
     python -m load.bench_replay                          # 100,000 updates, both databases
     python -m load.bench_replay --updates 1000000 --engine yjs --database postgres
@@ -38,7 +41,8 @@ from load.bench_projections import DEFAULT_DSN, Plan, fresh
 from load.report import Figure, Target, table
 from load.stats import Measurement
 from projections import document
-from projections.blame import blame
+from projections.blame import Blames
+from projections.blame_checkpoints import EVERY, Checkpoints
 from projections.diff import diff
 from projections.document import DocumentReadModel
 from projections.document_changes import ChangesReadModel
@@ -52,7 +56,6 @@ from sqldb import Database
 TARGETS = {"state": Target(0, max_p99_ms=100), "history": Target(0, max_p99_ms=50)}  # at 100,000
 DIFF_SPAN = 10_000
 PAGE = 1000
-BLAME_SAMPLES = 3  # each replays the whole stream: a few say enough
 RESTORE_SAMPLES = 10  # each appends to the log the later figures would read
 ROOM_LOAD_LIMIT = 1800.0  # seconds the restores wait for the project's room to load
 
@@ -69,6 +72,7 @@ class Options:
     plan: Plan
     skip: frozenset[str] = frozenset()
     engine: str = "pycrdt"
+    blame_every: int = EVERY
 
 
 async def timed(calls: list[Any]) -> Measurement:
@@ -89,10 +93,27 @@ async def read_stream_whole(store: EventStore, stream: str) -> Measurement:
     return Measurement(version, time.perf_counter() - started)
 
 
-async def blame_at_head(store: EventStore, stream: str, samples: int) -> Measurement:
-    """Blame of the lyrics at the head, `samples` times (at most BLAME_SAMPLES)."""
-    calls = [lambda: blame(store, stream) for _ in range(max(1, min(samples, BLAME_SAMPLES)))]
-    return await timed(calls)
+async def first_blame(store: EventStore, db: Database, stream: str, every: int) -> Measurement:
+    """The project's first blame, at the head, as the server makes it (`Blames` over the
+    database's checkpoints, none yet): a replay from version 0 that saves the checkpoints."""
+    await db.execute("DELETE FROM blame_checkpoints WHERE stream = $1", stream)
+    return await timed([lambda: Blames(store, Checkpoints(db, every)).blame(stream)])
+
+
+async def later_blames(
+    store: EventStore, db: Database, stream: str, versions: list[int], every: int
+) -> Measurement:
+    """Blame at each of `versions`, each by a fresh `Blames` (nothing kept in memory: another
+    node, or the server after a restart), from the checkpoints the first blame saved."""
+    stored = await Checkpoints(db, every).listed(stream)
+    sizes = [size for _, size in stored]
+    _say(
+        f"{len(stored)} blame checkpoints stored at {[v for v, _ in stored]},"
+        f" {sum(sizes) / 1e6:.1f} MB, the newest {max(sizes, default=0) / 1e6:.2f} MB"
+    )
+    return await timed(
+        [lambda v=v: Blames(store, Checkpoints(db, every)).blame(stream, v) for v in versions]
+    )
 
 
 async def fold_changes(store: EventStore, db: Database) -> Measurement:
@@ -216,9 +237,15 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
             ),
             "blame": lambda: _figure(
                 "blame",
-                "blame of the lyrics at the head",
+                "blame, first (replay from version 0)",
                 "answers/s",
-                blame_at_head(store, stream, options.samples),
+                first_blame(store, db, stream, options.blame_every),
+            ),
+            "blame-random": lambda: _figure(
+                "blame-random",
+                "blame at a random version (from checkpoints)",
+                "answers/s",
+                later_blames(store, db, stream, versions, options.blame_every),
             ),
             "verify": lambda: _figure(
                 "verify",
@@ -236,6 +263,8 @@ async def measure(kind: str, options: Options, log: studio_log.StudioLog) -> str
             ),
         }
         figures = []
+        if "blame" in options.skip:  # without the first, the later ones would replay from 0
+            made.pop("blame-random")
         for key, make in made.items():
             if key not in options.skip:
                 figures.append(await make())
@@ -275,8 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         default="",
         help="figures left out, comma-separated (fold, state, history, history-path,"
-        " history-log, diff, blame, verify, restore): blame replays the whole log per sample;"
+        " history-log, diff, blame, blame-random, verify, restore): the first blame replays"
+        " the whole log (and blame-random, which needs its checkpoints, goes with it);"
         " without the fold, history pages read the log alone",
+    )
+    parser.add_argument(
+        "--blame-every",
+        type=int,
+        default=EVERY,
+        help="versions between blame checkpoints (%(default)s, the server's)",
     )
     parser.add_argument("--cache", type=Path, default=None, help="where generated logs are kept")
     parser.add_argument(
@@ -287,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         " in minutes, pycrdt in hours",
     )
     args = parser.parse_args(argv)
-    if args.updates < 2 or args.samples < 1:
-        parser.error("--updates must be at least 2 and --samples at least 1")
+    if args.updates < 2 or args.samples < 1 or args.blame_every < 1:
+        parser.error("--updates must be at least 2, --samples and --blame-every at least 1")
     databases = ("sqlite", "postgres") if args.database == "both" else (args.database,)
     plan = Plan(
         sizes=studio_log.Sizes(updates=args.updates, projects=1, seed=args.seed),
@@ -300,7 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         cache=args.cache,
     )
     skip = frozenset(filter(None, args.skip.split(",")))
-    asyncio.run(run(Options(args.updates, args.samples, args.seed, plan, skip, args.engine)))
+    options = Options(
+        args.updates, args.samples, args.seed, plan, skip, args.engine, args.blame_every
+    )
+    asyncio.run(run(options))
     return 0
 
 

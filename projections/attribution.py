@@ -44,8 +44,24 @@ class Attribution:
         self._sizes: list[list[int]] = []
         self._totals: list[int] = []
 
+    @classmethod
+    def of(cls, pieces: list[Piece], chunk: int = CHUNK) -> Attribution:
+        """The attribution that holds `pieces` in order (what `pieces()` gave): how a blame
+        checkpoint is read back (projections/blame_checkpoints.py)."""
+        made = cls(chunk)
+        for start in range(0, len(pieces), chunk):
+            part = pieces[start : start + chunk]
+            made._chunks.append(part)
+            made._sizes.append([piece[1] for piece in part])
+            made._totals.append(sum(made._sizes[-1]))
+        return made
+
     def __len__(self) -> int:
         return sum(self._totals)
+
+    def pieces(self) -> list[Piece]:
+        """Every piece in text order, as kept (neighbours not merged)."""
+        return list(self._pieces())
 
     def change(self, delta: list[Any], user_id: str | None, version: int) -> None:
         """Apply one Y.Text delta (retain, insert, delete, from position 0) made by `user_id`

@@ -1,4 +1,5 @@
-"""The tables the projection runner uses, per database kind (proved by `tests/migration`)."""
+"""The tables the projection runner and blame's checkpoints use, per database kind (proved by
+`tests/migration`)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,22 @@ _TABLES: dict[str, dict[str, str]] = {
     },
 }
 
-POSTGRES: dict[str, dict[str, str]] = _TABLES
+# Blame's checkpoints (projections/blame_checkpoints.py), `data` their stored form.
+_BLAME = {"stream": "text", "version": "bigint", "format": "bigint", "size": "bigint"}
+
+POSTGRES: dict[str, dict[str, str]] = {
+    **_TABLES,
+    "blame_checkpoints": {**_BLAME, "data": "bytea", "saved_at": "bigint"},
+}
 
 SQLITE: dict[str, dict[str, str]] = {
     table: {column: kind.upper() for column, kind in columns.items()}
-    for table, columns in _TABLES.items()
+    for table, columns in POSTGRES.items()
 }
+SQLITE["blame_checkpoints"]["data"] = "BLOB"
 
 UNIQUE: dict[str, list[tuple[str, ...]]] = {
     "projection_checkpoints": [("name",)],
     "projection_failures": [("projection", "position")],
+    "blame_checkpoints": [("stream", "version")],
 }

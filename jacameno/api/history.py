@@ -19,7 +19,7 @@ from jacameno.http import schemas
 from jacameno.http.endpoint import Call, Operation, Query
 from jacameno.http.errors import ApiError
 from jacameno.projects.service import Projects
-from projections.blame import Blames, blame, target
+from projections.blame import Blames, Preparing, blame, target
 from projections.diff import diff
 from projections.document_changes import ChangesReadModel
 from projections.history import Filters, history, typing_grouped
@@ -39,7 +39,8 @@ class HistoryServices:
     # the document read model's record of what each update changed (history reads the log
     # alone without it)
     changes: ChangesReadModel | None = None
-    # blame's replays kept between requests (each blame replays from version 1 without it)
+    # blame's replays kept between requests, and its checkpoints (each blame replays from
+    # version 0 without it)
     blames: Blames | None = None
 
 
@@ -131,6 +132,18 @@ async def get_blame(call: HistoryCall) -> Response:
         )
     except VersionNotFound as exc:
         raise ApiError(404, "version_not_found", str(exc), ["version"]) from exc
+    except Preparing as wait:  # a long replay made in the background: ask again later
+        seconds = wait.retry_after
+        return JSONResponse(
+            {
+                "project_id": project_id,
+                "status": "preparing",
+                "version": wait.upto,
+                "retry_after": seconds,
+            },
+            status_code=202,
+            headers={"Retry-After": str(seconds)},
+        )
     public = found.public(path)
     if public is None:
         message = f"no track {track_id!r} in the project at version {found.version}"
@@ -212,14 +225,17 @@ OPERATIONS: list[Operation[HistoryServices]] = [
         "Who wrote what (members): the lyrics as runs of text, each with the user and the "
         "version that wrote it, or for `tracks/<id>` who last set each of its mixer values "
         "(volume_db, pan, muted, solo, name), at a stream version (default: the head). A "
-        "replay of the project's log, which the server keeps for the last projects blamed",
+        "replay of the project's log from the nearest stored blame checkpoint at or below the "
+        "version, which the server keeps for the last projects blamed. A replay too long to "
+        "wait for (a project's first blame, from version 0) is made in the background: 202 "
+        "with Retry-After until it is ready",
         get_blame,
         "history",
         query=(
             Query("path", _PATH_QUERY, "lyrics (default) or tracks/<track id>"),
             Query("version", _VERSION_QUERY, "a stream version (default: the head)"),
         ),
-        responses={200: schemas.PROJECT_BLAME},
+        responses={200: schemas.PROJECT_BLAME, 202: schemas.BLAME_PREPARING},
         errors=(404,),
     ),
 ]

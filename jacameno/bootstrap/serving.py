@@ -39,6 +39,8 @@ from jacameno.projects.service import Projects
 from jacameno.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from jacameno.settings import Settings, signing_key
 from projections.assets import AssetsReadModel
+from projections.blame import Blames
+from projections.blame_checkpoints import Checkpoints
 from projections.catalog_reads import CatalogReadModel
 from projections.jobs import JobsReadModel
 from projections.projects import PROJECTS, ProjectsReadModel
@@ -192,6 +194,7 @@ class Services:
     catalog: Catalog
     jobs: Jobs
     feed: ProjectFeed  # a project's job and asset events as they are logged (SSE)
+    blames: Blames  # blame's replays kept, its checkpoints, and those made in the background
 
 
 def jobs(base: Core) -> Jobs:
@@ -231,6 +234,9 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
             )
             feed = ProjectFeed(base.store)
             stack.push_async_callback(feed.close)
+            above = settings.blame_background_above
+            blames = Blames(base.store, Checkpoints(base.db), background_above=above or None)
+            stack.push_async_callback(blames.close)
             yield Services(
                 base,
                 link,
@@ -243,4 +249,5 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
                 catalog,
                 jobs(base),
                 feed,
+                blames,
             )

@@ -426,6 +426,18 @@ _SETTING = obj(
     },
     ("value", "user_id", "version", "recorded_at"),
 )
+BLAME_PREPARING = obj(
+    {
+        "project_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["preparing"]},
+        "version": {
+            "type": "integer",
+            "description": "the version the replay under way reaches, then stores checkpoints",
+        },
+        "retry_after": {"type": "integer", "description": "seconds, as Retry-After says"},
+    },
+    ("project_id", "status", "version", "retry_after"),
+)
 PROJECT_BLAME = obj(
     {
         "project_id": {"type": "string"},

@@ -84,6 +84,10 @@ class Settings:
     snapshots_per_stream: int = 3  # the event store keeps this many snapshots per stream
     # ... and the highest of every span of this many versions, for time travel (0: none)
     snapshot_spacing: int = 1000
+    # A blame that would replay more than this many updates where the project has no blame
+    # checkpoint beyond its version (its first) is made in the background, answered 202 until
+    # ready (docs/history.md, "Blame"); 0: every blame is waited for.
+    blame_background_above: int = 20_000
     # A request's line and headers: at most this many bytes (431), arrived within this many
     # seconds of its first byte (408); connections this node holds open (more: 503).
     max_header_bytes: int = MAX_HEADER_BYTES
@@ -175,6 +179,7 @@ class Settings:
             commit_pace_above=_int(get, "COMMIT_PACE_ABOVE", 1000, 0),
             snapshots_per_stream=_int(get, "SNAPSHOTS_PER_STREAM", 3, 1),
             snapshot_spacing=_int(get, "SNAPSHOT_SPACING", 1000, 0),
+            blame_background_above=_int(get, "BLAME_BACKGROUND_ABOVE", 20_000, 0),
             max_header_bytes=_int(get, "MAX_HEADER_BYTES", MAX_HEADER_BYTES, 1024),
             header_timeout_seconds=_int(get, "HEADER_TIMEOUT_SECONDS", HEADER_TIMEOUT_SECONDS, 1),
             max_connections=_int(get, "MAX_CONNECTIONS", MAX_CONNECTIONS, 1),

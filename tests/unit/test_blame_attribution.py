@@ -55,3 +55,34 @@ def test_the_runs_spell_the_text_and_credit_each_character_to_its_insert(
         assert credited == [b for c, b in zip(text, by, strict=True) if c]
         assert all(r.text for r in found)
         assert len(runs) == sum(len(c.encode()) or 1 for c in text)
+
+
+@given(
+    ops=st.lists(_OP, max_size=40),
+    chunk=st.integers(1, 4),
+    cut=st.integers(0, 40),
+    again=st.integers(1, 4),
+)
+def test_pieces_read_back_carry_on_as_the_attribution_they_came_from(
+    ops: list[tuple[str, float, str]], chunk: int, cut: int, again: int
+) -> None:
+    """What a blame checkpoint keeps of the lyrics (`pieces`, then `Attribution.of`, maybe in
+    chunks of another size) answers and goes on as the attribution it was taken from."""
+    first, text = Attribution(chunk), list[str]()
+    copy: Attribution | None = None
+    for version, op in enumerate(ops, start=1):
+        if version - 1 == cut:
+            copy = Attribution.of(first.pieces(), again)
+            assert copy.runs() == first.runs()
+            assert len(copy) == len(first)
+        delta, at = _delta(text, op)
+        for runs in (first, copy):
+            if runs is not None:
+                runs.change(delta, f"u{version % 3}", version)
+        what, _, value = op
+        text[at:at] = list(value) if what == "insert" else [""] if what == "embed" else []
+        if what == "delete":
+            del text[at : at + len(value)]
+        if copy is not None:
+            assert copy.runs() == first.runs()
+            assert copy.pieces() == first.pieces()

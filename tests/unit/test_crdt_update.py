@@ -13,7 +13,7 @@ from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from crdt import document
 from crdt.encoding import write_var_bytes, write_var_uint
-from crdt.update import MAX_DEPTH, check_state_vector, check_update
+from crdt.update import MAX_DEPTH, check_state_vector, check_update, struct_ends
 from jacameno.collab.errors import MalformedMessage
 
 json_values = st.recursive(
@@ -146,3 +146,42 @@ def test_mutations_of_a_real_update_never_crash(noise: bytes) -> None:
     doc: Doc[Any] = Doc()
     with contextlib.suppress(MalformedMessage):
         document.apply(doc, bytes(update), "test")
+
+
+_EDIT = st.tuples(
+    st.sampled_from(["type", "erase", "map", "array"]),
+    st.text(alphabet="aé€😀", min_size=1, max_size=5),
+    st.integers(0, 20),
+)
+
+
+@given(edits=st.lists(_EDIT, min_size=1, max_size=12), cut=st.integers(0, 12))
+def test_struct_ends_are_the_clocks_yrs_reaches(
+    edits: list[tuple[str, str, int]], cut: int
+) -> None:
+    """A document's whole update, and the update of its later edits against an earlier state:
+    `struct_ends` says where each client's structs end as yrs counts (strings in UTF-16 units,
+    deleted and collected ones included), which check_update only bounds."""
+    doc: Doc[Any] = Doc()
+    text, items = doc.get("lyrics", type=Text), doc.get("tracks", type=Array)
+    earlier = doc.get_state()
+    for n, (what, value, at) in enumerate(edits):
+        if n == cut:
+            earlier = doc.get_state()
+        plain = str(text)
+        if what == "type":
+            text.insert(len(plain[: at % (len(plain) + 1)].encode()), value)
+        elif what == "erase" and plain:
+            start = at % len(plain)
+            del text[len(plain[:start].encode()) : len(plain[: start + len(value)].encode())]
+        elif what == "map":
+            items.append(Map({"name": value}))
+        else:
+            items.append(Array([value, at]))
+    whole = doc.get_update()
+    assert struct_ends(whole) == check_state_vector(doc.get_state())
+    later = doc.get_update(earlier)
+    sv = check_state_vector(doc.get_state())
+    assert struct_ends(later) == {
+        c: e for c, e in sv.items() if e > check_state_vector(earlier).get(c, 0)
+    }

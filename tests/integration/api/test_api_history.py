@@ -4,11 +4,17 @@ no version or path reaches another project's log."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
-from tests.integration.api.support import Api, Member
+from domain.events import stream_name
+from jacameno.settings import Settings
+from projections.blame import blame
+from projections.blame_checkpoints import Checkpoints
+from tests.integration.api.support import Api, Member, running
 
 BINARY = {"Content-Type": "application/octet-stream"}
 
@@ -312,3 +318,72 @@ async def test_blame_refuses_bad_paths_unknown_tracks_and_versions_beyond_the_he
     assert "version" in str(body["error"]["details"])
     status, body = await get(owner, path="/lyrics")
     assert status == 422
+
+
+async def test_blame_passes_over_a_damaged_checkpoint_and_one_of_another_project(
+    api: Api,
+) -> None:
+    owner, project, versions = await _song(api)
+    _, other, made = await _song(api)
+    state = await api.client.get(
+        f"/api/projects/{other}/state", params={"format": "yjs"}, headers=owner.headers
+    )
+    assert state.status_code == 404  # not a member of the other project
+    core = api.services.core
+    theirs, ours = stream_name(other), stream_name(project)
+    await blame(core.store, theirs, made[2], Checkpoints(core.db, every=1))
+    # theirs copied under our key at our lyrics' version, garbage at the one before
+    await core.db.execute(
+        "INSERT INTO blame_checkpoints (stream, version, format, size, data, saved_at)"
+        " SELECT $1, version, format, size, data, saved_at FROM blame_checkpoints"
+        " WHERE stream = $2 AND version = $3",
+        ours,
+        theirs,
+        made[2],
+    )
+    await core.db.execute(
+        "INSERT INTO blame_checkpoints (stream, version, format, size, data, saved_at)"
+        " VALUES ($1, $2, 1, 4, $3, 0)",
+        ours,
+        versions[1],
+        b"junk",
+    )
+    listed = await core.db.fetch("SELECT version FROM blame_checkpoints WHERE stream = $1", ours)
+    assert sorted(row[0] for row in listed) == [versions[1], made[2]]
+    assert made[2] == versions[2]
+    url = f"/api/projects/{project}/blame"
+    answer = await api.client.get(url, params={"version": versions[2]}, headers=owner.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["runs"] == [{"text": "hey", "user_id": owner.id, "version": versions[2]}]
+    track = await api.client.get(url, params={"path": "tracks/t1"}, headers=owner.headers)
+    assert track.json()["values"]["volume_db"]["user_id"] == owner.id
+    left = await core.db.fetch("SELECT version FROM blame_checkpoints WHERE stream = $1", ours)
+    assert left == []  # both refused, and deleted
+
+
+async def test_a_long_first_blame_answers_202_until_prepared_in_the_background(
+    api_config: Settings,
+) -> None:
+    settings = dataclasses.replace(api_config, blame_background_above=2)
+    async with running(settings) as api:
+        owner, project, versions = await _song(api)
+        url = f"/api/projects/{project}/blame"
+        short = await api.client.get(url, params={"version": 2}, headers=owner.headers)
+        assert short.status_code == 200  # 2 updates to replay: waited for
+        first = await api.client.get(url, headers=owner.headers)
+        assert first.status_code == 202, first.text
+        body = first.json()
+        assert body == {
+            "project_id": project,
+            "status": "preparing",
+            "version": versions[2],
+            "retry_after": 1,
+        }
+        assert first.headers["Retry-After"] == "1"
+        stream = stream_name(project)
+        await asyncio.wait_for(api.services.blames.prepared(stream), 30)
+        ready = await api.client.get(url, headers=owner.headers)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["runs"] == [
+            {"text": "hey", "user_id": owner.id, "version": versions[2]}
+        ]

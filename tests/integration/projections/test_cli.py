@@ -97,7 +97,13 @@ async def test_an_analyst_role_reads_the_read_models_and_nothing_else(
         assert code == 0
         assert await _as(database_url, role, "SELECT count(*) FROM doc_tracks") == ["0"]
         assert await _as(database_url, role, "SELECT count(*) FROM projects") == ["0"]
-        for table in ("es_events", "users", "refresh_sessions", "projection_checkpoints"):
+        for table in (
+            "es_events",
+            "users",
+            "refresh_sessions",
+            "projection_checkpoints",
+            "blame_checkpoints",
+        ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await _as(database_url, role, f"SELECT 1 FROM public.{table}")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
