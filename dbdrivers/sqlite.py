@@ -110,10 +110,18 @@ _WRITE_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Wri
 )
 
 
+# The real path of each path a turn was asked for: realpath makes a system call per component,
+# and a write turn is taken for every transaction, on the event loop.
+_REAL_PATHS: dict[str, str] = {}
+
+
 def write_turn(path: str | Path) -> WriteTurn:
     """The `WriteTurn` of the SQLite file at `path` in the running event loop."""
     turns = _WRITE_TURNS.setdefault(asyncio.get_running_loop(), {})
-    key = os.path.realpath(path)
+    named = str(path)
+    key = _REAL_PATHS.get(named)
+    if key is None:
+        key = _REAL_PATHS[named] = os.path.realpath(named)
     turn = turns.get(key)
     if turn is None:
         turn = turns[key] = WriteTurn()
