@@ -6,10 +6,12 @@ so that the edit is small and merges with concurrent edits of what it keeps.
   both values are Maps, Arrays or Texts, which are reconciled in place (recursively).
 - Array: items are matched in order (a longest matching subsequence, difflib): a Map item by its
   `identity` key (e.g. a track's "id") when it has one, otherwise any item by its content. Matched
-  Maps are reconciled in place; the others are deleted or inserted as copies.
+  Maps are reconciled in place; the others are deleted or inserted as copies. Where that would
+  insert so many items so far from the start that the inserts' walks pass ARRAY_WALK_ITEMS,
+  the array is refilled whole with copies instead (nothing kept).
 - Text: the characters the target lacks are deleted and its new ones inserted (crdt.textdiff:
-  by lines, then by characters); formatting attributes and embeds are not carried over (the
-  target's plain string is).
+  by lines, then by characters; coarsened on long texts, see TEXT_WALK_BYTES); formatting
+  attributes and embeds are not carried over (the target's plain string is).
 
 Inserted values are copies of the target's (new Yjs items, new Maps, Arrays and Texts): content
 equal, item ids new. XML types are not supported (UnsupportedContent).
@@ -39,6 +41,10 @@ from crdt.textdiff import coarsened, opcodes
 # a character diff; lyrics of 500,000 (typed one key per item) about 80.
 TEXT_WALK_BYTES = 40_000_000
 MIN_TEXT_CHANGES = 16
+# An Array's items inserted, each weighed by its index (the walk to it): past this, the array is
+# refilled whole instead (about 3 s of walking; 18,000 comments put back at the end of 32,000
+# weigh 576,000,000).
+ARRAY_WALK_ITEMS = 20_000_000
 
 Shared = Map[Any] | Array[Any] | Text
 
@@ -202,11 +208,19 @@ def _array(
         [_item_key(i, identity) for i in wanted],
         autojunk=False,
     )
+    opcodes = matcher.get_opcodes()
+    # Each insert at an index walks the array from its start (about 140 ns per item on the
+    # way): thousands of items put back near the end of a long array would take minutes, so
+    # past a budget the array is emptied and refilled at index 0, which walks nothing.
+    walks = sum((j2 - j1) * i1 for tag, i1, _, j1, j2 in opcodes if tag in ("insert", "replace"))
+    if walks > ARRAY_WALK_ITEMS:
+        _refill(current, wanted)
+        return
     # Both rendered in one call each: a matched Map equal as JSON needs nothing done inside,
     # which spares reading thousands of unchanged comments or clips key by key.
     rendered_present, rendered_wanted = json.loads(str(current)), json.loads(str(target))
     # From the end, so that the indices of what is still to do do not move.
-    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+    for tag, i1, i2, j1, j2 in reversed(opcodes):
         if tag == "equal":
             for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
                 mine, theirs = present[i], wanted[j]
@@ -221,6 +235,14 @@ def _array(
             del current[i1:i2]
         for offset, item in enumerate(wanted[j1:j2]):
             current.insert(i1 + offset, copy(item))
+
+
+def _refill(current: Array[Any], wanted: list[Any]) -> None:
+    """Replace all of `current`'s items by copies of `wanted`, inserted at index 0 from the last
+    one: no insert walks the array."""
+    del current[0 : len(current)]
+    for item in reversed(wanted):
+        current.insert(0, copy(item))
 
 
 def _text(current: Text, wanted: str) -> None:

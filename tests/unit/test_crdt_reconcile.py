@@ -4,6 +4,7 @@ documents hold the same Yjs state."""
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -207,3 +208,26 @@ def test_a_text_edit_is_coarsened_to_a_bounded_number_of_changes(
     assert str(lyrics) == wanted
     inserted = [op for delta in changes for op in delta if "insert" in op]
     assert len(inserted) <= 3
+
+
+def test_an_array_that_would_take_too_many_walks_is_refilled_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Items put back far from the start: each insert would walk the array; past the budget the
+    # array is emptied and refilled from index 0, its content equal, nothing kept. (A handle of
+    # a deleted Map must not be read: yrs may have freed it.)
+    target = comments(Doc(), 80)
+    for budget, kept in ((100, False), (10**9, True)):
+        monkeypatch.setattr(reconcile, "ARRAY_WALK_ITEMS", budget)
+        current = comments(Doc(), 50)
+        deltas: list[Any] = []
+        listing = current.get("comments", type=Array)
+        subscription = listing.observe(functools.partial(_delta_into, deltas))
+        reconcile.reconcile_roots(current, target, {"comments": Array})
+        listing.unobserve(subscription)
+        assert listed(current) == listed(target)
+        assert ({"retain": 50} in deltas[0]) is kept, deltas[0][:1]
+
+
+def _delta_into(deltas: list[Any], event: Any) -> None:
+    deltas.append(event.delta)
