@@ -239,10 +239,12 @@ def _array(
 
 def _refill(current: Array[Any], wanted: list[Any]) -> None:
     """Replace all of `current`'s items by copies of `wanted`, inserted at index 0 from the last
-    one: no insert walks the array."""
-    del current[0 : len(current)]
+    one, before the old ones are deleted: an insert at 0 walks past the deleted items at the
+    start of the array (10 ms past 70,000 of them), and none but the first has any."""
+    old = len(current)
     for item in reversed(wanted):
         current.insert(0, copy(item))
+    del current[len(wanted) : len(wanted) + old]
 
 
 def _text(current: Text, wanted: str) -> None:
