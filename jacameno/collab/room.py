@@ -193,6 +193,14 @@ class Room:
         None if it changed nothing (nothing is logged). MalformedMessage, MessageTooLarge as for
         a socket's update; RoomUnavailable if the room failed before the append was confirmed
         (it may or may not be in the log: read the log to know)."""
+        limit = self._config.max_message_bytes
+        if len(update) > limit:
+            # as a socket's update: the log takes no larger one, and one it refused after the
+            # room applied it would drop the room
+            raise MessageTooLarge(
+                f"the edit is {len(update)} bytes; an update may be at most {limit} bytes"
+                " (JACAMENO_COLLAB_MAX_MESSAGE_BYTES)"
+            )
         summary = await checked(update, self._config.offload_bytes)
         self._check_open()
         if summary.empty or not self._apply(update, summary, f"server/{actor.via}"):

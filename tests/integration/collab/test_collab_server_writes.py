@@ -16,7 +16,7 @@ from domain import document as project_document
 from domain import events
 from eventstore import StoreUnavailableError
 from harness.waiting import eventually
-from jacameno.collab.errors import MalformedMessage, RoomUnavailable
+from jacameno.collab.errors import MalformedMessage, MessageTooLarge, RoomUnavailable
 from jacameno.collab.room import Actor
 from tests.integration.collab.support import Gate, Server
 
@@ -107,6 +107,30 @@ async def test_a_malformed_server_write_is_refused_and_the_room_goes_on(server: 
     for bad in (b"\x01", b"\x00\x00\x00", titled("x")[:-3]):
         with pytest.raises(MalformedMessage):
             await server.rooms.write(project, bad, Actor(alice.id, "api"))
+    assert a.close_code is None
+    assert b.close_code is None
+    assert await server.events(project, events.DOC_UPDATED) == []
+    await server.assert_unharmed(project, a)
+    await b.close()
+
+
+async def test_a_server_edit_larger_than_an_update_may_be_is_refused_and_the_room_goes_on(
+    server: Server,
+) -> None:
+    # A restore that puts back a long array whole makes a large edit: refused before it is
+    # applied, as a socket's update would be, never applied and then refused by the log (which
+    # would drop the room and every socket in it).
+    alice, _bob, project, a, b = await server.owner_and_member("editor")
+    limit = server.rooms.config.max_message_bytes
+    large = titled("x" * (limit + 1))
+    with pytest.raises(MessageTooLarge, match="an update may be at most"):
+        await server.rooms.write(project, large, Actor(alice.id, "restore"))
+
+    def grow(doc: Doc[Any]) -> None:
+        doc.get("lyrics", type=Text).insert(0, "y" * (limit + 1))
+
+    with pytest.raises(MessageTooLarge):
+        await server.rooms.edit(project, grow, Actor(alice.id, "restore"))
     assert a.close_code is None
     assert b.close_code is None
     assert await server.events(project, events.DOC_UPDATED) == []
