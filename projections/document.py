@@ -273,9 +273,7 @@ class DocumentFold:
         for event in events:
             if event.type != DOC_UPDATED or not is_project_stream(event.stream):
                 continue
-            if time.monotonic() - turn > SLICE:  # let the rest of the server have the loop
-                await asyncio.sleep(0)
-                turn = time.monotonic()
+            turn = await _share(turn)
             project_id = project_of(event.stream)
             cached = await self._doc(project_id, event.version - 1)
             if cached.version >= event.version:
@@ -288,9 +286,7 @@ class DocumentFold:
             changed[project_id] = (cached, event)
         documents: dict[str, Tables] = {}
         for project_id, (cached, _) in changed.items():
-            if time.monotonic() - turn > SLICE:
-                await asyncio.sleep(0)
-                turn = time.monotonic()
+            turn = await _share(turn)
             documents[project_id] = cached.rows()
         self._prepared = _Prepared([e.position for e in events], changed, documents, rows)
 
@@ -305,6 +301,15 @@ class DocumentFold:
         if prepared.changed:
             await _write(conn, self._names, prepared.changed, prepared.documents)
             await prepared.changes.write(conn, self._names)
+
+
+async def _share(turn: float) -> float:
+    """Let the rest of the server have the loop if this turn began more than SLICE ago; when
+    the current turn began."""
+    if time.monotonic() - turn <= SLICE:
+        return turn
+    await asyncio.sleep(0)
+    return time.monotonic()
 
 
 @dataclass(slots=True)

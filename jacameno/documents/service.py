@@ -137,8 +137,8 @@ def restore_part(doc: Doc[Any], target: Doc[Any], part: Part) -> None:
 
 
 def _ids(array: Array[Any]) -> dict[Any, int]:
-    """Where the first item with each "id" is in `array`, from one rendering (reading the
-    items one by one walks the array from its start each time)."""
+    """Where the first item with each "id" is in `array`, in the array's order, from one
+    rendering (reading the items one by one walks the array from its start each time)."""
     found: dict[Any, int] = {}
     for index, item in enumerate(json.loads(str(array))):
         key = item.get("id") if isinstance(item, dict) else None
@@ -165,7 +165,7 @@ def _restore_item(current: Array[Any], wanted: Array[Any], item_id: str) -> None
         return
     # Back where it was: after the nearest item before it (at N) that is still there.
     at = 0
-    for key in sorted((k for k, i in before.items() if i < theirs), key=before.__getitem__)[::-1]:
+    for key in reversed([key for key, index in before.items() if index < theirs]):
         found = _index(current, present, key)
         if found is not None:
             at = found + 1
