@@ -123,23 +123,36 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     return UpdateSummary(tuple(clients), structs, deletions, tuple(ends.items()), tuple(runs))
 
 
-def struct_ends(update: bytes) -> dict[int, int]:
-    """By client, the clock after the update's last struct as yrs counts it: a string's length
-    in UTF-16 units, where `check_update` bounds it by its UTF-8 bytes (blame checks with it
-    that an update landed whole, projections/blame.py). For an update that `check_update`
-    passed; MalformedUpdate otherwise."""
+class Struct(NamedTuple):
+    """One struct of an update: its bytes (`start` to `end`), its first clock and its length as
+    yrs counts them (a string's length in UTF-16 units), and whether it is a skip (a gap that
+    holds nothing)."""
+
+    start: int
+    end: int
+    clock: int
+    length: int
+    skip: bool
+
+
+def structs(update: bytes) -> tuple[list[tuple[int, list[Struct]]], int]:
+    """Each client's structs in `update` as (client, structs) in the update's order, and the
+    byte offset of its delete set. For an update that `check_update` passed; MalformedUpdate
+    otherwise."""
     reader = Reader(update, "update")
-    ends: dict[int, int] = {}
+    groups: list[tuple[int, list[Struct]]] = []
     for _ in range(reader.count(1)):
         count = reader.count(1)
         client, clock = reader.id(MAX_CLOCK)
-        end = None
+        found: list[Struct] = []
         for _ in range(count):
+            start = reader.pos
             info = reader.uint8()
             ref = info & 0x1F
             if ref in (_GC, _SKIP):
-                clock += _length(reader)
-                end = clock if ref == _GC else end  # a skip holds nothing
+                length = _length(reader)
+                found.append(Struct(start, reader.pos, clock, length, ref == _SKIP))
+                clock += length
                 continue
             if info & _HAS_ORIGIN:
                 reader.id(MAX_CLOCK)
@@ -156,12 +169,25 @@ def struct_ends(update: bytes) -> dict[int, int]:
                 if info & _HAS_PARENT_SUB:
                     reader.skip_var_string()
             if ref == _STRING:
-                clock += len(reader.var_string().encode("utf-16-le")) // 2
+                length = len(reader.var_string().encode("utf-16-le")) // 2
             else:
-                clock += _content(reader, ref, True)
-            end = clock
-        if end is not None:
-            ends[client] = max(ends.get(client, 0), end)
+                length = _content(reader, ref, True)
+            found.append(Struct(start, reader.pos, clock, length, False))
+            clock += length
+        groups.append((client, found))
+    return groups, reader.pos
+
+
+def struct_ends(update: bytes) -> dict[int, int]:
+    """By client, the clock after the update's last struct as yrs counts it: a string's length
+    in UTF-16 units, where `check_update` bounds it by its UTF-8 bytes (blame checks with it
+    that an update landed whole, projections/blame.py). For an update that `check_update`
+    passed; MalformedUpdate otherwise."""
+    ends: dict[int, int] = {}
+    for client, found in structs(update)[0]:
+        held = [struct for struct in found if not struct.skip]  # a skip holds nothing
+        if held:
+            ends[client] = max(ends.get(client, 0), held[-1].clock + held[-1].length)
     return ends
 
 

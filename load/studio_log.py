@@ -4,9 +4,9 @@ sessions, many projects at once, written into an event store.
 Each project gets a history made with pycrdt (one Doc per session, loaded from the state the
 previous session left, so each session is a new Yjs client): `project.created` and
 `member.added` for its owner and editors, then sessions, each a `session.joined`, its document
-updates and a `session.left`. Most updates are keystrokes in the lyrics; the others move faders
-and clips, mute and solo, add tracks, clips, comments and markers, resolve comments, set the
-tempo. The projects' sessions are interleaved as a studio's would be: at most `active` sessions
+updates and a `session.left`. Most updates are keystrokes in the lyrics (at most `MAX_LYRICS`
+characters: when they are full, a stretch is cut instead); the others move faders and clips,
+mute and solo, add tracks, clips, comments and markers, resolve comments, set the tempo. The projects' sessions are interleaved as a studio's would be: at most `active` sessions
 run at once, a finished one hands its slot to the next waiting session, and a project's next
 session waits behind every other project's. Snapshots are taken every `SNAPSHOT_EVERY` updates
 of a project, as the server takes them.
@@ -35,12 +35,16 @@ from domain import events
 from domain.roles import EDITOR, OWNER
 from eventstore import EventStore, Limits, NewEvent
 
-GENERATOR = 2  # bump when the generated log changes: older cache files are not reused
+GENERATOR = 3  # bump when the generated log changes: older cache files are not reused
 KEPT = Limits()  # the snapshots a store keeps by default (eventstore.Limits.snapshots_kept)
 SNAPSHOT_EVERY = 1000  # document updates of a project between snapshots (the server's default)
 NODE = "bench"
 STUDIO_EDITS = Path(__file__).parent / "js" / "studio_edits.mjs"  # the yjs engine's edits
 MAX_TRACKS = 16
+# Characters in the lyrics at most: a song's lyrics, with drafts. Keystrokes outnumber deletions,
+# so without a bound a million updates typed 500,000 characters, which no song has (and yrs's text
+# events walk the text from its start: a fold of that project took hours).
+MAX_LYRICS = 8000
 
 # Event kinds in the compact form (cached as integers).
 DOC, JOINED, LEFT, CREATED, MEMBER = range(5)
@@ -214,6 +218,12 @@ class _Session:
         if r.random() < 0.03:  # the cursor jumps elsewhere now and then
             self.cursor = r.randrange(len(self.lyrics) + 1)
         self.cursor = min(self.cursor, len(self.lyrics))
+        if len(self.lyrics) >= MAX_LYRICS:  # full: a stretch before the cursor is cut instead
+            cut = min(self.cursor, 1 + r.randrange(60))
+            if cut:
+                del self.lyrics[self.cursor - cut : self.cursor]
+                self.cursor -= cut
+                return
         char = "\n" if r.random() < 0.03 else r.choice("etaoinshrdlu      ")
         self.lyrics.insert(self.cursor, char)
         self.cursor += 1

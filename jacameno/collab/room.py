@@ -28,6 +28,7 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt import document
+from crdt.split import CannotSplit, split
 from crdt.update import UpdateSummary, check_state_vector, check_update
 from domain import events
 from eventstore import EventStore
@@ -48,6 +49,10 @@ from jacameno.collab.writer import Committed, Publisher, Writer, checked
 from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
+
+# Clocks a part of a server-side edit deletes at most (`write`): yrs collects deleted items at
+# about 25 us each when the part is applied, on the event loop.
+DELETED_PER_UPDATE = 20_000
 
 
 class ReadOnly(Forbidden):
@@ -201,21 +206,39 @@ class Room:
                 f"the edit is {len(update)} bytes; an update may be at most {limit} bytes"
                 " (JACAMENO_COLLAB_MAX_MESSAGE_BYTES)"
             )
-        summary = await checked(update, self._config.offload_bytes)
+        return await self._write([update], actor)
+
+    async def _write(self, parts: Sequence[bytes], actor: Actor) -> int | None:
+        """Write `parts` (one edit's updates, in order) as `write` does one, the room's sockets
+        served between them; the version the last took (None: none changed anything). Several
+        parts' events carry `part` and `parts` in the actor's context."""
+        summaries = [await checked(part, self._config.offload_bytes) for part in parts]
         self._check_open()
-        if summary.empty or not self._apply(update, summary, f"server/{actor.via}"):
-            return None
-        event = events.doc_updated(
-            update,
-            summary,
-            user_id=actor.user_id,
-            node=self._node,
-            via=actor.via,
-            context=actor.context,
-        )
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.writer.submit(event, update, None, done)
-        return await done
+        self.writer.check_growth(sum(len(part) for part in parts))
+        loop = asyncio.get_running_loop()
+        written: list[asyncio.Future[int]] = []
+        for n, (part, summary) in enumerate(zip(parts, summaries, strict=True), 1):
+            if n > 1:
+                await asyncio.sleep(0)
+                self._check_open()
+            if summary.empty or not self._apply(part, summary, f"server/{actor.via}"):
+                continue
+            context = actor.context
+            if len(parts) > 1:
+                context = {**context, "part": n, "parts": len(parts)}
+            event = events.doc_updated(
+                part,
+                summary,
+                user_id=actor.user_id,
+                node=self._node,
+                via=actor.via,
+                context=context,
+            )
+            done: asyncio.Future[int] = loop.create_future()
+            self.writer.submit(event, part, None, done)
+            written.append(done)
+        versions = [await done for done in written]
+        return versions[-1] if versions else None
 
     def relog(self, writes: Sequence[Unlogged]) -> None:
         """Log again, each under its own author, updates a failed room of this project broadcast
@@ -250,17 +273,32 @@ class Room:
         change that raises leaves the room as it was); then as `write`. The copy is built and
         changed in a worker thread: for a large document that takes a while (a restore of a
         project of 100,000 updates builds 2.8 MB and compares its lyrics), and the room's
-        other sockets are served meanwhile; what they change in between merges with it."""
+        other sockets are served meanwhile; what they change in between merges with it.
+
+        An edit larger than an update may be (`max_message_bytes`), or deleting more than
+        `DELETED_PER_UPDATE` clocks, is written as several updates (crdt.split), each logged
+        and broadcast as any: the log, the bus and every client take no larger one, and yrs
+        collects a part's deleted items on this event loop, so the room's other sockets are
+        served between parts. If the room fails between parts, those before are in the log
+        (the edit is partly made; making it again finishes it). MessageTooLarge if one struct
+        of the edit alone is larger than an update may be."""
         self._check_open()
         state = self.doc.get_update()
+        limit = self._config.max_message_bytes
 
-        def changed() -> bytes:
+        def changed() -> list[bytes]:
             scratch = document.build(state, [], gc=False)  # only computes the edit
             before = scratch.get_state()
             change(scratch)
-            return scratch.get_update(before)
+            try:
+                return split(scratch.get_update(before), limit, DELETED_PER_UPDATE)
+            except CannotSplit as exc:
+                raise MessageTooLarge(
+                    f"the edit cannot be written as updates of at most {limit} bytes"
+                    f" (JACAMENO_COLLAB_MAX_MESSAGE_BYTES): {exc}"
+                ) from exc
 
-        return await self.write(await asyncio.to_thread(changed), actor)
+        return await self._write(await asyncio.to_thread(changed), actor)
 
     def _apply(
         self, update: bytes, summary: UpdateSummary, origin: str, peer: Peer | None = None

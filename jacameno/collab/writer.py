@@ -161,10 +161,7 @@ class Writer:
         then not to be logged). MessageTooLarge if the document would grow over its limit,
         MalformedMessage if it nests types too deep or does not apply (DocumentDamaged if pycrdt
         panicked: the document must be dropped)."""
-        # An upper bound of the encoded document: the last snapshot plus every update since.
-        size = self.snapshots.size + self._unlogged_bytes + len(update)
-        if size > self._config.max_document_bytes:
-            raise MessageTooLarge("the document would exceed its maximum size")
+        self.check_growth(len(update))
         placed = self._nesting.check(summary.runs, self._config.max_type_depth)
         known = self._clocks.covers(summary)
         changes: list[bytes] = []
@@ -181,6 +178,13 @@ class Writer:
         self._clocks.advance(summary)
         self._nesting.record_resolved(placed)
         return not (known and all(change == EMPTY_UPDATE for change in changes))
+
+    def check_growth(self, size: int) -> None:
+        """MessageTooLarge if updates of `size` bytes more could take the document over its
+        limit (an upper bound of the encoded document: the last snapshot plus every update
+        since)."""
+        if self.snapshots.size + self._unlogged_bytes + size > self._config.max_document_bytes:
+            raise MessageTooLarge("the document would exceed its maximum size")
 
     def submit(
         self,

@@ -14,6 +14,7 @@ import * as fs from 'node:fs'
 import * as Y from 'yjs'
 
 const MAX_TRACKS = 16
+const MAX_LYRICS = 8000 // characters: a song's lyrics, with drafts (see type())
 const LETTERS = 'etaoinshrdlu      '
 
 function mulberry32 (seed) {
@@ -169,6 +170,14 @@ class Session {
   type () {
     if (random() < 0.03) this.cursor = below(this.lyrics.length + 1) // the cursor jumps
     this.cursor = Math.min(this.cursor, this.lyrics.length)
+    if (this.lyrics.length >= MAX_LYRICS) { // full: a stretch before the cursor is cut instead
+      const cut = Math.min(this.cursor, 1 + below(60))
+      if (cut > 0) {
+        this.lyrics.delete(this.cursor - cut, cut)
+        this.cursor -= cut
+        return
+      }
+    }
     const char = random() < 0.03 ? '\n' : choice(LETTERS)
     this.lyrics.insert(this.cursor, char)
     this.cursor += 1

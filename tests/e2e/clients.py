@@ -30,6 +30,10 @@ TIMEOUT = 10.0
 Event = dict[str, Any]
 
 
+# An answer is one line of JSON: a document's state may be megabytes (asyncio's default: 64 KiB).
+STDOUT_LINE_BYTES = 64 * 1024 * 1024
+
+
 class JSClient:
     """One Node process with one Y.Doc and one WebsocketProvider. Requests fail the test with the
     client's own error (which includes its connection and acknowledgement state)."""
@@ -53,6 +57,7 @@ class JSClient:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
+                limit=STDOUT_LINE_BYTES,
             )
         self._reader = asyncio.create_task(self._read())
 

@@ -5,27 +5,34 @@ restored, which the log alone rebuilds, and go on editing after it."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from domain import events
+from eventstore import RecordedEvent
 from harness.accounts import User
 from harness.databases import open_store
-from harness.server import ServerProcess
+from harness.server import ServerProcess, serving
 from harness.waiting import wait_until
 from tests.e2e import documents
-from tests.e2e.clients import converged, owner_and_member
+from tests.e2e.clients import JSClient, converged, owner_and_member
 from tests.e2e.conftest import JSClients
+
+
+async def logged_events(database_url: str, project: str) -> list[RecordedEvent]:
+    store = await open_store(database_url)
+    try:
+        return await store.read_stream(events.stream_name(project))
+    finally:
+        await store.close()
 
 
 async def at_version(database_url: str, project: str) -> tuple[int, dict[str, Any]]:
     """The project stream's head and the document the log rebuilds at it."""
-    store = await open_store(database_url)
-    try:
-        logged = await store.read_stream(events.stream_name(project))
-    finally:
-        await store.close()
+    logged = await logged_events(database_url, project)
     updates = [e.data for e in logged if e.type == events.DOC_UPDATED]
     return logged[-1].version, documents.from_doc(documents.build(updates))
 
@@ -81,3 +88,48 @@ async def test_a_restore_reaches_js_clients_and_they_converge_on_the_version(
     await wait_until(appended, "both clients show the edit made after the restore")
     final = await converged([owner, editor], [])
     assert documents.from_doc(await documents.from_log(database_url, project)) == final
+
+
+async def test_a_restore_larger_than_an_update_reaches_js_clients_in_parts(
+    database_url: str, tmp_path: Path, js_client: JSClients
+) -> None:
+    # Updates of at most 64 KiB: putting back 1,600 tracks is written as several updates, each
+    # broadcast and logged as any; the JavaScript clients apply them in order and converge.
+    limit = 64 * 1024
+    environment = {"JACAMENO_COLLAB_MAX_MESSAGE_BYTES": str(limit)}
+    async with serving(database_url, tmp_path, environment) as server:
+        _alice, bob, project, owner, editor = await owner_and_member(
+            server, js_client, "bob", "editor"
+        )
+        await owner.edit(["meta.set", "title", "Many tracks"])
+        await owner.wait_settled()
+        empty, _ = await at_version(database_url, project)
+        for batch in range(4):
+            await owner.edit(
+                *[
+                    ["tracks.push", {"id": f"t{batch}-{n}", "name": f"Track {n} " + "x" * 40}]
+                    for n in range(400)
+                ]
+            )
+        await owner.wait_settled()
+        full, then = await at_version(database_url, project)
+        assert len(then["tracks"]) == 1_600
+        assert (await restore(server, bob, project, empty))["changed"] is True
+        await wait_until(partial(_tracks, owner, editor, 0), "both clients show no track")
+        head, _ = await at_version(database_url, project)
+
+        assert (await restore(server, bob, project, full))["changed"] is True
+        every = partial(_tracks, owner, editor, 1_600)
+        await wait_until(every, "both clients show every track")
+        written = [e for e in await logged_events(database_url, project) if e.version > head]
+        parts = [e for e in written if e.type == events.DOC_UPDATED]
+        assert len(parts) > 1
+        assert all(len(e.data) <= limit for e in parts)
+        assert [e.metadata["part"] for e in parts] == list(range(1, len(parts) + 1))
+        assert documents.from_doc(await documents.from_log(database_url, project)) == then
+        assert await converged([owner, editor], []) == then
+
+
+async def _tracks(owner: JSClient, editor: JSClient, count: int) -> bool:
+    states = await asyncio.gather(owner.state(), editor.state())
+    return all(len(s.json["tracks"]) == count for s in states)

@@ -9,16 +9,19 @@ import asyncio
 from typing import Any
 
 import pytest
-from pycrdt import Doc, Map, Text
+from pycrdt import Array, Doc, Map, Text
 
 from crdt import document
 from domain import document as project_document
 from domain import events
 from eventstore import StoreUnavailableError
 from harness.waiting import eventually
+from jacameno.collab import room as room_module
 from jacameno.collab.errors import MalformedMessage, MessageTooLarge, RoomUnavailable
 from jacameno.collab.room import Actor
-from tests.integration.collab.support import Gate, Server
+from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
+from tests.integration.collab.support import Gate, Server, serving
 
 
 def titled(title: str) -> bytes:
@@ -136,6 +139,52 @@ async def test_a_server_edit_larger_than_an_update_may_be_is_refused_and_the_roo
     assert await server.events(project, events.DOC_UPDATED) == []
     await server.assert_unharmed(project, a)
     await b.close()
+
+
+async def test_a_server_edit_larger_than_an_update_may_be_is_written_in_parts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A restore that puts back thousands of tracks: updates of at most the limit, each
+    # logged with its place among the parts and broadcast; the sockets end where the log does.
+    # Deleting them all again: parts that delete at most DELETED_PER_UPDATE clocks each.
+    monkeypatch.setattr(room_module, "DELETED_PER_UPDATE", 2_000)
+    limit = 64 * 1024
+    async with serving(settings, CollabConfig(unload_delay=0.2, max_message_bytes=limit)) as server:
+        alice, _bob, project, a, b = await server.owner_and_member("editor")
+
+        def add(doc: Doc[Any]) -> None:
+            tracks = doc.get("tracks", type=Array)
+            with doc.transaction():
+                for n in range(2_000):
+                    tracks.append(Map({"id": f"t{n}", "name": f"track {n} " + "x" * 40}))
+
+        restores = {"restores": {"version": 1, "path": None}}
+        version = await server.rooms.edit(project, add, Actor(alice.id, "restore", restores))
+        written = await server.events(project, events.DOC_UPDATED)
+        assert len(written) > 1
+        assert version == written[-1].version
+        for n, event in enumerate(written, 1):
+            assert len(event.data) <= limit
+            assert event.metadata["part"] == n
+            assert event.metadata["parts"] == len(written)
+            assert event.metadata["restores"] == {"version": 1, "path": None}
+            assert event.metadata["user_id"] == alice.id
+        expected = await logged(server, project)
+        assert len(expected["tracks"]) == 2_000
+        await eventually(lambda: a.content() == b.content() == expected)
+
+        def remove(doc: Doc[Any]) -> None:
+            tracks = doc.get("tracks", type=Array)
+            del tracks[0 : len(tracks)]
+
+        before = len(await server.events(project, events.DOC_UPDATED))
+        assert await server.rooms.edit(project, remove, Actor(alice.id, "restore"))
+        deleting = (await server.events(project, events.DOC_UPDATED))[before:]
+        assert len(deleting) > 1
+        assert (await logged(server, project))["tracks"] == []
+        await eventually(lambda: a.content()["tracks"] == b.content()["tracks"] == [])
+        await a.close()
+        await b.close()
 
 
 async def test_a_server_write_under_way_when_the_log_fails_is_told_so(server: Server) -> None:
