@@ -6,13 +6,14 @@ previous session left, so each session is a new Yjs client): `project.created` a
 `member.added` for its owner and editors, then sessions, each a `session.joined`, its document
 updates and a `session.left`. Most updates are keystrokes in the lyrics (at most `MAX_LYRICS`
 characters: when they are full, a stretch is cut instead); the others move faders and clips,
-mute and solo, add tracks, clips, comments and markers, resolve comments, set the tempo. The projects' sessions are interleaved as a studio's would be: at most `active` sessions
-run at once, a finished one hands its slot to the next waiting session, and a project's next
-session waits behind every other project's. Snapshots are taken every `SNAPSHOT_EVERY` updates
-of a project, as the server takes them.
+mute and solo, add tracks, clips, comments and markers, resolve comments, set the tempo. The
+projects' sessions are interleaved as a studio's would be: at most `active` sessions run at once,
+a finished one hands its slot to the next waiting session, and a project's next session waits
+behind every other project's. Snapshots are taken every `SNAPSHOT_EVERY` updates of a project,
+as the server takes them.
 
-Generating 1,000,000 updates takes a minute or two; the result is cached in a file keyed by its
-sizes and seed (`cached`), so that reruns skip it."""
+Generating 1,000,000 updates takes about ten minutes (`--engine yjs`); the result is cached in a
+file keyed by its sizes and seed (`cached`), so that reruns skip it."""
 
 from __future__ import annotations
 

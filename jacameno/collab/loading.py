@@ -12,6 +12,7 @@ from crdt import EMPTY_UPDATE, document
 from crdt.nesting import Nesting
 from domain import events
 from eventstore import EventStore
+from jacameno.collab import depths
 
 
 @dataclass(slots=True)
@@ -22,7 +23,10 @@ class Loaded:
     version: int  # the stream version the document reflects
     base: bytes  # the snapshot's state (or the empty update)
     tail: list[bytes]  # doc updates after the snapshot, in log order
-    nesting: Nesting  # how deep the document's types are
+    # how deep the document's types are; None for a large document, whose nesting is built
+    # after the room opens (jacameno.collab.depths) from `state`, the document as loaded
+    nesting: Nesting | None
+    state: bytes = b""
 
 
 async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
@@ -42,10 +46,13 @@ async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
             version = event.version
         if len(batch) < page:
             break
-    doc, nesting = await asyncio.to_thread(_build, base, tail)
-    return Loaded(doc, version, base, tail, nesting)
+    doc, nesting, state = await asyncio.to_thread(_build, base, tail)
+    return Loaded(doc, version, base, tail, nesting, state)
 
 
-def _build(base: bytes, tail: list[bytes]) -> tuple[Doc[Any], Nesting]:
+def _build(base: bytes, tail: list[bytes]) -> tuple[Doc[Any], Nesting | None, bytes]:
     doc = document.build(base, tail)
-    return doc, Nesting.of(doc.get_update())
+    state = doc.get_update()
+    if len(state) >= depths.BACKGROUND_BYTES:
+        return doc, None, state
+    return doc, Nesting.of(state), b""

@@ -173,6 +173,9 @@ class Room:
             return
         if not peer.access.can_write:
             raise ReadOnly("viewers may not change the document")
+        if writer.depths.must_wait(summary):
+            await writer.depths.wait()
+            self._check_open(peer)
         if not self._apply(update, summary, peer.id, peer):
             writer.defer(peer, None)
             return
@@ -221,6 +224,9 @@ class Room:
             if n > 1:
                 await asyncio.sleep(0)
                 self._check_open()
+            if self.writer.depths.must_wait(summary):
+                await self.writer.depths.wait()
+                self._check_open()
             if summary.empty or not self._apply(part, summary, f"server/{actor.via}"):
                 continue
             context = actor.context
@@ -250,7 +256,7 @@ class Room:
         for write in writes:
             try:
                 summary = check_update(write.update)
-                if not self._apply(write.update, summary, "server/relog"):
+                if not self._apply(write.update, summary, "server/relog", trusted=True):
                     continue
             except document.DocumentDamaged:
                 return  # the room failed (and holds what it had taken up)
@@ -301,10 +307,16 @@ class Room:
         return await self._write(await asyncio.to_thread(changed), actor)
 
     def _apply(
-        self, update: bytes, summary: UpdateSummary, origin: str, peer: Peer | None = None
+        self,
+        update: bytes,
+        summary: UpdateSummary,
+        origin: str,
+        peer: Peer | None = None,
+        *,
+        trusted: bool = False,
     ) -> bool:
         try:
-            return self.writer.apply(update, summary, origin)
+            return self.writer.apply(update, summary, origin, trusted=trusted)
         except document.DocumentDamaged:
             if peer is not None:
                 peer.connection.close(MALFORMED, "update does not apply")

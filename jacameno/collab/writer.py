@@ -39,6 +39,7 @@ from crdt.update import UpdateSummary, check_update
 from domain import events
 from eventstore import EventStore, EventStoreError, InvalidEventError, NewEvent
 from jacameno.collab.clocks import ClockBound
+from jacameno.collab.depths import Depths
 from jacameno.collab.errors import (
     INTERNAL_ERROR,
     TRY_AGAIN_LATER,
@@ -131,7 +132,7 @@ class Writer:
         self.doc = loaded.doc
         self.version = loaded.version
         self._clocks = ClockBound(self.doc.get_state())
-        self._nesting = loaded.nesting
+        self.depths = Depths(loaded.nesting, loaded.state, self._nesting_failed, project_id)
         self._config = config
         self._node = node
         self._room = audience
@@ -156,13 +157,17 @@ class Writer:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def apply(self, update: bytes, summary: UpdateSummary, origin: str) -> bool:
+    def apply(
+        self, update: bytes, summary: UpdateSummary, origin: str, *, trusted: bool = False
+    ) -> bool:
         """Apply a checked, non-empty update to the document; False if it changed nothing (it is
         then not to be logged). MessageTooLarge if the document would grow over its limit,
         MalformedMessage if it nests types too deep or does not apply (DocumentDamaged if pycrdt
-        panicked: the document must be dropped)."""
+        panicked: the document must be dropped). An update that `depths.must_wait` for is
+        applied only after `depths.wait()`, unless `trusted` (checked when it was first
+        received: relogged)."""
         self.check_growth(len(update))
-        placed = self._nesting.check(summary.runs, self._config.max_type_depth)
+        placed = None if trusted else self.depths.check(summary.runs, self._config.max_type_depth)
         known = self._clocks.covers(summary)
         changes: list[bytes] = []
         if known:
@@ -176,7 +181,7 @@ class Writer:
             if known:
                 self.doc.unobserve(subscription)
         self._clocks.advance(summary)
-        self._nesting.record_resolved(placed)
+        self.depths.record_resolved(placed, summary.runs)
         return not (known and all(change == EMPTY_UPDATE for change in changes))
 
     def check_growth(self, size: int) -> None:
@@ -275,7 +280,11 @@ class Writer:
         for task in (self._task, self.snapshots.running):
             if task is not None:
                 task.cancel()
+        self.depths.cancel()
         return under_way
+
+    def _nesting_failed(self, error: BaseException) -> None:
+        self._room.fail(TRY_AGAIN_LATER, "the room is reloading")
 
     # -- the writer task ----------------------------------------------------------------------
 
@@ -372,7 +381,7 @@ class Writer:
             summary = check_update(update, logged=True)
             document.apply(self.doc, update, "log")
             self._clocks.advance(summary)
-            self._nesting.record(summary.runs)
+            self.depths.record(summary.runs)
             self.snapshots.record(update)
             self._room.broadcast(Outgoing(Kind.UPDATE, update))
 

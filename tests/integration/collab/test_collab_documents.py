@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
-from pycrdt import Map, Text
+from pycrdt import Array, Map, Text
 from websockets.exceptions import ConnectionClosedError
 
 from crdt.update import check_update
 from domain import events
 from harness.waiting import eventually
-from jacameno.collab import protocol
+from jacameno.collab import depths, protocol
 from jacameno.collab.errors import MalformedMessage
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
@@ -171,6 +172,79 @@ async def test_the_depth_limit_holds_across_updates_and_room_reloads(server: Ser
     _nest(second, 1, under=deepest)
     assert await second.wait_closed() == 4400
     assert len(await server.events(project, events.DOC_UPDATED)) == 2
+
+
+async def test_a_large_document_opens_before_its_nesting_and_the_depth_limit_still_holds(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every document counts as large here, and the second load's nesting waits for a gate: the
+    # room serves before it is built; an update without a type is applied meanwhile (and its
+    # items recorded once the nesting is ready: a type inserted beside them is placed by them);
+    # an update holding a type waits for the nesting, and one too deep is still refused.
+    monkeypatch.setattr(depths, "BACKGROUND_BYTES", 0)
+    gate = asyncio.Event()
+    gate.set()
+    build = depths.build
+
+    async def gated(state: bytes) -> Any:
+        await gate.wait()
+        return await build(state)
+
+    monkeypatch.setattr(depths, "build", gated)
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    first = await server.client(project, alice)
+    await first.sync()
+    with first.doc.transaction():
+        _nest(first, 5)["list"] = Array()  # the list at depth 7
+    await eventually(lambda: len(first.echoes) == 1)
+    await first.close()
+    await eventually(lambda: project not in server.rooms)
+
+    gate.clear()
+    second = await server.client(project, alice)
+    await second.sync()  # served while the nesting waits at the gate
+    deepest: Any = second.doc.get("meta", type=Map)
+    for _ in range(5):
+        deepest = deepest["deeper"]
+    listed: Array[Any] = deepest["list"]
+    listed.append(1)  # no type: applied and logged before the nesting is built
+    await eventually(lambda: len(second.echoes) == 1)
+    listed.append(Map())  # beside the 1: at depth 8, allowed once the nesting knows the 1
+    gate.set()
+    await eventually(lambda: len(second.echoes) == 2)
+    listed[1]["deeper"] = Map()  # depth 9
+    assert await second.wait_closed() == 4400
+    assert "nested deeper than 8" in second.close_reason
+    assert len(await server.events(project, events.DOC_UPDATED)) == 3
+
+
+async def test_a_nesting_whose_process_dies_fails_the_room_and_the_next_join_loads_it(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(depths, "BACKGROUND_BYTES", 0)
+    build = depths.build
+
+    synced = asyncio.Event()
+
+    async def dying(state: bytes) -> Any:
+        await synced.wait()
+        raise BrokenProcessPool("the nesting's process died")
+
+    monkeypatch.setattr(depths, "build", dying)
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    first = await server.client(project, alice)
+    await first.sync()
+    synced.set()
+    assert await first.wait_closed() == 1013
+    monkeypatch.setattr(depths, "build", build)
+    second = await server.client(project, alice)
+    await second.sync()
+    with second.doc.transaction():
+        _nest(second, 2)
+    await eventually(lambda: len(second.echoes) == 1)
+    await second.close()
 
 
 async def test_a_bigint_logged_before_they_were_refused_does_not_stop_the_room(
