@@ -6,7 +6,8 @@ previous session left, so each session is a new Yjs client): `project.created` a
 `member.added` for its owner and editors, then sessions, each a `session.joined`, its document
 updates and a `session.left`. Most updates are keystrokes in the lyrics (at most `MAX_LYRICS`
 characters: when they are full, a stretch is cut instead); the others move faders and clips,
-mute and solo, add tracks, clips, comments and markers, resolve comments, set the tempo. The
+mute and solo, add tracks, clips, comments and markers (each bounded as a song's are: `MAX_*`),
+resolve comments, set the tempo. The
 projects' sessions are interleaved as a studio's would be: at most `active` sessions run at once,
 a finished one hands its slot to the next waiting session, and a project's next session waits
 behind every other project's. Snapshots are taken every `SNAPSHOT_EVERY` updates of a project,
@@ -36,7 +37,7 @@ from domain import events
 from domain.roles import EDITOR, OWNER
 from eventstore import EventStore, Limits, NewEvent
 
-GENERATOR = 3  # bump when the generated log changes: older cache files are not reused
+GENERATOR = 4  # bump when the generated log changes: older cache files are not reused
 KEPT = Limits()  # the snapshots a store keeps by default (eventstore.Limits.snapshots_kept)
 SNAPSHOT_EVERY = 1000  # document updates of a project between snapshots (the server's default)
 NODE = "bench"
@@ -46,6 +47,12 @@ MAX_TRACKS = 16
 # so without a bound a million updates typed 500,000 characters, which no song has (and yrs's text
 # events walk the text from its start: a fold of that project took hours).
 MAX_LYRICS = 8000
+# The same for the arrays, which grew without end too (50,000 comments and 40,000 clips after a
+# million updates): clips per track (when full, one is deleted instead of added), comments and
+# markers (when full, the oldest is deleted before one is added).
+MAX_CLIPS = 200
+MAX_COMMENTS = 1000
+MAX_MARKERS = 100
 
 # Event kinds in the compact form (cached as integers).
 DOC, JOINED, LEFT, CREATED, MEMBER = range(5)
@@ -146,6 +153,8 @@ class _Session:
         elif roll < 0.94 and len(self.tracks) < MAX_TRACKS:
             self._add_track()
         elif roll < 0.97:
+            if len(self.comments) >= MAX_COMMENTS:
+                del self.comments[0]
             self.comments.append(
                 Map(
                     {
@@ -161,6 +170,8 @@ class _Session:
         elif roll < 0.98 and len(self.comments):
             self.comments[r.randrange(len(self.comments))]["resolved"] = True
         elif roll < 0.99:
+            if len(self.markers) >= MAX_MARKERS:
+                del self.markers[0]
             self.markers.append(
                 Map({"id": f"m{r.randrange(10**6)}", "name": "chorus", "at": r.uniform(0, 180)})
             )
@@ -200,7 +211,9 @@ class _Session:
     def _add_clip(self) -> None:
         r = self.rng
         clips = self._track().get("clips")
-        if isinstance(clips, Array):
+        if isinstance(clips, Array) and len(clips) >= MAX_CLIPS:
+            del clips[r.randrange(len(clips))]
+        elif isinstance(clips, Array):
             clips.append(
                 Map(
                     {

@@ -15,6 +15,9 @@ import * as Y from 'yjs'
 
 const MAX_TRACKS = 16
 const MAX_LYRICS = 8000 // characters: a song's lyrics, with drafts (see type())
+const MAX_CLIPS = 200 // per track: when full, a clip is deleted instead of added
+const MAX_COMMENTS = 1000 // when full, the oldest comment is deleted before one is added
+const MAX_MARKERS = 100 // when full, the oldest marker is deleted before one is added
 const LETTERS = 'etaoinshrdlu      '
 
 function mulberry32 (seed) {
@@ -114,6 +117,7 @@ class Session {
     } else if (roll < 0.92) this.addClip()
     else if (roll < 0.94 && this.tracks.length < MAX_TRACKS) this.addTrack()
     else if (roll < 0.97) {
+      if (this.comments.length >= MAX_COMMENTS) this.comments.delete(0, 1)
       this.comments.push([new Y.Map(Object.entries({
         id: below(2 ** 31).toString(16) + below(2 ** 31).toString(16),
         author: 'bench',
@@ -125,6 +129,7 @@ class Session {
     } else if (roll < 0.98 && this.comments.length) {
       this.comments.get(below(this.comments.length)).set('resolved', true)
     } else if (roll < 0.99) {
+      if (this.markers.length >= MAX_MARKERS) this.markers.delete(0, 1)
       this.markers.push([new Y.Map(Object.entries({
         id: `m${below(1e6)}`, name: 'chorus', at: uniform(0, 180)
       }))])
@@ -157,6 +162,10 @@ class Session {
   addClip () {
     const clips = this.track().get('clips')
     if (!(clips instanceof Y.Array)) return
+    if (clips.length >= MAX_CLIPS) {
+      clips.delete(below(clips.length), 1)
+      return
+    }
     clips.push([new Y.Map(Object.entries({
       id: `c${below(1e9)}`,
       asset_id: `a${below(1000)}`,
