@@ -14,6 +14,7 @@ from pycrdt import Array, Doc, Map, Text
 
 from crdt.split import CannotSplit, split
 from crdt.update import check_state_vector, check_update, struct_ends, structs
+from tests.unit.text_edits import type_or_erase
 
 _EDIT = st.tuples(
     st.integers(0, 2),  # which client
@@ -29,13 +30,9 @@ def _edit(doc: Doc[Any], what: str, value: str, at: int) -> None:
         doc.get("tracks", type=Array),
         doc.get("meta", type=Map),
     )
-    plain = str(text)
-    if what == "type":
-        text.insert(len(plain[: at % (len(plain) + 1)].encode()), value)
-    elif what == "erase" and plain:
-        start = at % len(plain)
-        del text[len(plain[:start].encode()) : len(plain[: start + len(value)].encode())]
-    elif what == "map":
+    if type_or_erase(text, what, value, at):
+        return
+    if what == "map":
         items.insert(at % (len(items) + 1), Map({"name": value, "clips": Array([at, value])}))
     elif what == "nested" and len(items) and isinstance(items[at % len(items)], Map):
         clips = items[at % len(items)]["clips"]

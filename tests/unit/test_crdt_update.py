@@ -15,6 +15,7 @@ from crdt import document
 from crdt.encoding import write_var_bytes, write_var_uint
 from crdt.update import MAX_DEPTH, check_state_vector, check_update, struct_ends
 from jacameno.collab.errors import MalformedMessage
+from tests.unit.text_edits import type_or_erase
 
 json_values = st.recursive(
     st.none()
@@ -168,13 +169,9 @@ def test_struct_ends_are_the_clocks_yrs_reaches(
     for n, (what, value, at) in enumerate(edits):
         if n == cut:
             earlier = doc.get_state()
-        plain = str(text)
-        if what == "type":
-            text.insert(len(plain[: at % (len(plain) + 1)].encode()), value)
-        elif what == "erase" and plain:
-            start = at % len(plain)
-            del text[len(plain[:start].encode()) : len(plain[: start + len(value)].encode())]
-        elif what == "map":
+        if type_or_erase(text, what, value, at):
+            continue
+        if what == "map":
             items.append(Map({"name": value}))
         else:
             items.append(Array([value, at]))
