@@ -16,8 +16,8 @@ its event loop)."""
 
 from __future__ import annotations
 
-from crdt.encoding import Reader, write_var_uint
-from crdt.update import MAX_CLOCK, Struct, structs
+from crdt.encoding import write_var_uint
+from crdt.update import MAX_CLOCK, Struct, delete_set, structs
 
 _NO_DELETIONS = b"\x00"
 _FRAME = 4  # an update's group count (up to 3 bytes) and its empty delete set
@@ -35,7 +35,7 @@ def split(update: bytes, limit: int, max_deleted: int | None = None) -> list[byt
     if max_deleted is not None and max_deleted < 1:
         raise ValueError("max_deleted must be at least 1")
     groups, deletes_at = structs(update)
-    deletions = _delete_set(update, deletes_at)
+    deletions = delete_set(update, deletes_at)
     if len(update) <= limit and (
         max_deleted is None
         or sum(length for _, runs in deletions for _, length in runs) <= max_deleted
@@ -92,20 +92,6 @@ def _group_head(client: int, clock: int, count: int) -> bytes:
 def _group(update: bytes, client: int, run: list[Struct]) -> bytes:
     """A group of `client`'s consecutive structs `run`, as the update encodes one."""
     return _group_head(client, run[0].clock, len(run)) + update[run[0].start : run[-1].end]
-
-
-def _delete_set(update: bytes, at: int) -> list[tuple[int, list[tuple[int, int]]]]:
-    reader = Reader(update, "update")
-    reader.pos = at
-    clients: list[tuple[int, list[tuple[int, int]]]] = []
-    for _ in range(reader.count(2)):
-        client = reader.var_uint()
-        ranges = [
-            (reader.var_uint(MAX_CLOCK), reader.var_uint(MAX_CLOCK)) for _ in range(reader.count(2))
-        ]
-        clients.append((client, ranges))
-    reader.end()
-    return clients
 
 
 def _delete_parts(

@@ -183,12 +183,33 @@ def struct_ends(update: bytes) -> dict[int, int]:
     in UTF-16 units, where `check_update` bounds it by its UTF-8 bytes (blame checks with it
     that an update landed whole, projections/blame.py). For an update that `check_update`
     passed; MalformedUpdate otherwise."""
+    return ends_of(structs(update)[0])
+
+
+def ends_of(groups: list[tuple[int, list[Struct]]]) -> dict[int, int]:
+    """`struct_ends` of an update's `structs`."""
     ends: dict[int, int] = {}
-    for client, found in structs(update)[0]:
+    for client, found in groups:
         held = [struct for struct in found if not struct.skip]  # a skip holds nothing
         if held:
             ends[client] = max(ends.get(client, 0), held[-1].clock + held[-1].length)
     return ends
+
+
+def delete_set(update: bytes, at: int) -> list[tuple[int, list[tuple[int, int]]]]:
+    """The delete set of `update` that starts at byte `at` (as `structs` gives it): each
+    client's deleted (clock, length) ranges. MalformedUpdate if it does not read to the end."""
+    reader = Reader(update, "update")
+    reader.pos = at
+    clients: list[tuple[int, list[tuple[int, int]]]] = []
+    for _ in range(reader.count(2)):
+        client = reader.var_uint()
+        ranges = [
+            (reader.var_uint(MAX_CLOCK), reader.var_uint(MAX_CLOCK)) for _ in range(reader.count(2))
+        ]
+        clients.append((client, ranges))
+    reader.end()
+    return clients
 
 
 def check_state_vector(state_vector: bytes) -> dict[int, int]:

@@ -22,9 +22,9 @@ from typing import Any, Final, Literal
 
 from pycrdt import Array, ArrayEvent, Doc, Map, MapEvent, Subscription, Text, TextEvent
 
-from crdt import MalformedUpdate, apply, check_update
+from crdt import MalformedUpdate, apply
 from crdt.compare import state_vector
-from crdt.update import struct_ends
+from crdt.update import delete_set, ends_of, structs
 from domain.events import DOC_UPDATED, origin
 from eventstore import EventStore, RecordedEvent
 from projections.attribution import Attribution, Run
@@ -220,13 +220,18 @@ def _ends(update: bytes) -> list[tuple[int, int]]:
     client's structs (as yrs counts), and of each client's deletions where it carries no
     structs of that client. An update that does not read waits for ever (client -1): it
     applied, and no checkpoint will say what it left pending."""
-    try:
-        summary = check_update(update, logged=True)
-        made = struct_ends(update)
+    try:  # one read of the update (it was checked before it was logged)
+        groups, at = structs(update)
+        deletions = delete_set(update, at)
     except MalformedUpdate:
         return [(-1, 1)]
-    deleted = [(c, end) for c, end in summary.ends if c not in summary.clients]
-    return [*made.items(), *deleted]
+    with_structs = {client for client, _ in groups}
+    deleted: dict[int, int] = {}
+    for client, ranges in deletions:
+        if client not in with_structs and ranges:
+            end = max(clock + length for clock, length in ranges)
+            deleted[client] = max(deleted.get(client, 0), end)
+    return [*ends_of(groups).items(), *deleted.items()]
 
 
 def _listed(event: Any, name: str) -> list[Any]:
