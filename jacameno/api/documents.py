@@ -105,7 +105,8 @@ OPERATIONS: list[Operation[DocumentServices]] = [
         "/api/projects/{project_id}/restore",
         "restore_document",
         "Make the document (or one part of it) what it was at a version (owners and editors), "
-        "by one edit that reaches every connected client; history names it (doc.restored)",
+        "by one edit that reaches every connected client (written as several updates when it "
+        "is larger than an update may be); history names it (doc.restored)",
         restore,
         "documents",
         request=schemas.RESTORE,
