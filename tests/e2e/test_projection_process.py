@@ -108,12 +108,22 @@ async def test_a_standby_server_serves_everything_while_a_process_of_its_own_pro
     await python_settled(b)
     await eventually(lambda: str(a.doc.get("lyrics", type=Text)) == "night drive")
     assert await tracks(server, alice, project) == ["drums"]
+    # A command that waits for a read model gives up once nothing has moved for 5 s; its change
+    # is in the log.
+    async with server.http() as http:
+        renamed = await http.patch(
+            f"/api/projects/{project}", json={"title": "Night drive"}, headers=alice.headers
+        )
+    assert renamed.status_code == 503, renamed.text
 
     # Started again, it catches up from its checkpoints.
     await projecting.start()
     await wait_until(
         lambda: _shows(server, alice, project, ["drums", "bass"]), "the read model catches up"
     )
+    async with server.http() as http:
+        shown = (await http.get(f"/api/projects/{project}", headers=bob.headers)).json()
+    assert shown["title"] == "Night drive"
     await asyncio.gather(a.close(), b.close())
 
     assert await projecting.stop() == 0
