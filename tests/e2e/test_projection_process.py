@@ -3,11 +3,13 @@ one Postgres and one Redis: the server folds nothing itself, yet every read-your
 (creating and inviting into a project, listing projects) and every read model (the projects, the
 document's tracks) is right, because the server waits on the checkpoints the projection process
 writes. Killed, the projection process leaves the sockets served; started again, it catches up
-from its checkpoints; stopped with SIGTERM, it exits cleanly."""
+from its checkpoints; stopped with SIGTERM, it exits cleanly. A server left at `run` beside it
+stands by too, and takes the projections over when the process dies."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,17 +31,18 @@ from tests.e2e.clients import python_client, python_settled
 Deployment = tuple[ProjectionProcess, ServerProcess]
 
 
-@pytest.fixture
-async def deployment(
-    fresh_pg_url: str, redis_url: str, tmp_path: Path
+@contextlib.asynccontextmanager
+async def deployed(
+    database_url: str, redis_url: str, tmp_path: Path, projections: str
 ) -> AsyncIterator[Deployment]:
-    """A projection process, then a standby server started after it."""
+    """A projection process, then a server with JACAMENO_PROJECTIONS=`projections` started
+    after it."""
     server = ServerProcess(
-        fresh_pg_url,
+        database_url,
         tmp_path / "data",
         "e2e-" + uuid.uuid4().hex,
         tmp_path / "server.log",
-        {"JACAMENO_REDIS_URL": redis_url, **STANDBY},
+        {"JACAMENO_REDIS_URL": redis_url, "JACAMENO_PROJECTIONS": projections},
     )
     projecting = ProjectionProcess(server.environment, tmp_path / "projections.log")
     try:
@@ -51,6 +54,15 @@ async def deployment(
         await projecting.stop()
         print(f"--- server log ---\n{server.log_tail()}")
         print(f"--- projections log ---\n{projecting.log_tail()}")
+
+
+@pytest.fixture
+async def deployment(
+    fresh_pg_url: str, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Deployment]:
+    """A projection process, then a standby server started after it."""
+    async with deployed(fresh_pg_url, redis_url, tmp_path, STANDBY["JACAMENO_PROJECTIONS"]) as both:
+        yield both
 
 
 async def tracks(server: ServerProcess, user: User, project: str) -> list[str]:
@@ -157,6 +169,35 @@ async def test_an_ai_analysis_reaches_the_standby_servers_sockets_through_redis(
 
     await eventually(lambda: tempo() == 121.0)
     await client.close()
+
+
+async def test_a_server_left_at_run_stands_by_beside_the_process_and_takes_over_at_its_death(
+    fresh_pg_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    async with deployed(fresh_pg_url, redis_url, tmp_path, "run") as (projecting, server):
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        active = await active_projections(server)
+        assert set(active) == set(projecting.projections())
+        assert not any(active.values()), "the server stands by for each projection"
+        client = await python_client(server, project, alice.token)
+        add_track(client.doc, "drums")
+        await python_settled(client)
+        await wait_until(lambda: _shows(server, alice, project, ["drums"]), "the read model")
+
+        await projecting.kill()
+
+        async def leading() -> bool:
+            active = await active_projections(server)
+            return bool(active) and all(active.values())
+
+        await wait_until(leading, "the server leads every projection", timeout=15)
+        add_track(client.doc, "bass")
+        await python_settled(client)
+        await wait_until(
+            lambda: _shows(server, alice, project, ["drums", "bass"]), "the server folds"
+        )
+        await client.close()
 
 
 def _names(client: Any) -> list[str]:
