@@ -6,6 +6,7 @@ serve` builds the rest on top of it (jacameno.bootstrap.serving); a command with
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -25,6 +26,8 @@ from projections.runner import Projection, ProjectionRunner
 from sqldb import Database, open_database
 from sqldb.locks import Locks, open_locks
 from sqldb.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
+
+logger = logging.getLogger(__name__)
 
 
 async def migrate(settings: Settings) -> list[str]:
@@ -115,6 +118,11 @@ async def projections(
             await locks.close()
         return
     await runner.start()
+    if not leads:
+        logger.info(
+            "standing by for every projection: a `jacameno projections run` process folds the log",
+            extra={"action": "projection.standby_only"},
+        )
     try:
         yield runner
     finally:
