@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 
-from jacameno.bootstrap.core import Core, core
+from jacameno.bootstrap.core import Core, check_schema, core
 from jacameno.bootstrap.serving import identity, live_rooms, reactions
 from jacameno.documents import analysis
 from jacameno.settings import Settings
@@ -42,8 +42,9 @@ def check(settings: Settings) -> None:
 async def projection_node(settings: Settings) -> AsyncIterator[Core]:
     """Every projection, led from this process (whatever `JACAMENO_PROJECTIONS` says: that
     setting is the serving nodes'), following the log until exit; CannotProject first if
-    `check` refuses."""
+    `check` refuses, MigrationError if the schema lags as `jacameno serve` would refuse it."""
     check(settings)
+    await check_schema(settings)
     settings = dataclasses.replace(settings, projections="run")
     analyses = analysis.Binding()
     async with core(settings, extra=reactions(analyses)) as base:
