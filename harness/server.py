@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -61,6 +62,29 @@ class ChildProcess:
                 self.process.kill()
                 await self.process.wait()
         return self.process.returncode
+
+    def actions(self) -> list[str]:
+        """The `action` of each JSON line the process has logged so far, in order."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and "action" in entry:
+                    found.append(str(entry["action"]))
+        return found
+
+    async def logged(self, action: str, timeout: float = 10.0) -> None:
+        """Wait until the process has logged `action`; AssertionError if it exits first."""
+
+        def seen() -> bool:
+            assert self.process is not None, "not started"
+            if self.process.returncode is not None:
+                raise AssertionError(
+                    f"the process exited before it logged {action}:\n{self.log_tail()}"
+                )
+            return action in self.actions()
+
+        await wait_until(seen, f"the process logged {action}", timeout)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

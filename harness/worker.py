@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.server import ChildProcess, ServerProcess, jacameno_command
-from harness.waiting import wait_until
 
 READY_TIMEOUT = 60.0  # seconds to import the numeric stack on a loaded two-core machine
 
@@ -49,29 +47,6 @@ class WorkerProcess(ChildProcess):
     def pid(self) -> int:
         assert self.process is not None, "not started"
         return self.process.pid
-
-    def actions(self) -> list[str]:
-        """The `action` of each line the worker has logged so far, in order."""
-        found = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict) and "action" in entry:
-                    found.append(str(entry["action"]))
-        return found
-
-    async def logged(self, action: str, timeout: float = 10.0) -> None:
-        """Wait until the worker has logged `action`; AssertionError if it exits first."""
-
-        def seen() -> bool:
-            assert self.process is not None, "not started"
-            if self.process.returncode is not None:
-                raise AssertionError(
-                    f"the worker exited before it logged {action}:\n{self.log_tail()}"
-                )
-            return action in self.actions()
-
-        await wait_until(seen, f"the worker logged {action}", timeout)
 
     def terminate(self) -> None:
         """SIGTERM without waiting: the worker drains (`stop` waits for its end)."""

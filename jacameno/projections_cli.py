@@ -1,13 +1,17 @@
-"""`jacameno projections status|retry|rebuild`: what an operator asks of the projection runner
-from a shell. Each builds the core without following the log (the serving nodes do that):
-`status` reads the checkpoints, `retry NAME` applies the failures a `skip` projection recorded,
-`rebuild NAME` rebuilds a read model from position 0 beside the live one and swaps it in while the
-serving nodes go on (projections/rebuild.py)."""
+"""`jacameno projections run|status|retry|rebuild`: the projection runner from a shell. `run`
+folds the log into every read model in a process of its own until SIGTERM or Ctrl-C, for serving
+nodes with `JACAMENO_PROJECTIONS=standby` (jacameno.bootstrap.projecting). The others build the
+core without following the log (the serving nodes, or `run`, do that): `status` reads the
+checkpoints, `retry NAME` applies the failures a `skip` projection recorded, `rebuild NAME`
+rebuilds a read model from position 0 beside the live one and swaps it in while the serving
+nodes go on (projections/rebuild.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -18,14 +22,23 @@ from projections.lag import ProjectionStatus
 if TYPE_CHECKING:
     from projections.runner import ProjectionRunner
 
+logger = logging.getLogger(__name__)
+
 COLUMNS = ("projection", "state", "position", "head", "behind", "seconds", "per_s", "failures")
 
 
 def add(commands: Any) -> None:
-    """Add `projections status` and `projections retry NAME` to the `jacameno` command."""
+    """Add `projections run|status|retry NAME|rebuild NAME` to the `jacameno` command."""
     parser = commands.add_parser("projections", help="the read models' progress and failures")
     parser.add_argument("--database-url", help="overrides JACAMENO_DATABASE_URL")
     actions = parser.add_subparsers(dest="action", required=True)
+    follow = actions.add_parser(
+        "run", help="fold the log into the read models until stopped (beside standby servers)"
+    )
+    # Also after `run`; SUPPRESS keeps a value given before it.
+    follow.add_argument(
+        "--database-url", default=argparse.SUPPRESS, help="overrides JACAMENO_DATABASE_URL"
+    )
     actions.add_parser("status", help="each projection's position, lag, failures and state")
     retry = actions.add_parser("retry", help="apply a projection's recorded failures again")
     retry.add_argument("name", help="the projection")
@@ -37,6 +50,16 @@ def add(commands: Any) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "run":
+        from jacameno.bootstrap.projecting import CannotProject, check
+
+        try:
+            check(settings)
+        except CannotProject as exc:
+            print(f"jacameno: {exc}", file=sys.stderr)
+            return 2
+        asyncio.run(_run(settings))
+        return 0
     if args.action == "status":
         print(table(asyncio.run(_status(settings))))
         return 0
@@ -67,6 +90,25 @@ def table(statuses: list[ProjectionStatus]) -> str:
         if s.failing_since is not None
     ]
     return "\n".join(line.rstrip() for line in lines)
+
+
+async def _run(settings: Settings) -> None:
+    """Run every projection until SIGTERM or SIGINT, then stop them (each batch under way
+    is either committed or rolled back: its checkpoint says which)."""
+    from jacameno.bootstrap.projecting import projection_node
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    async with projection_node(settings) as base:
+        names = [s.name for s in await base.runner.status()]
+        logger.info(
+            "projections running", extra={"action": "projections.started", "projections": names}
+        )
+        await stopping.wait()
+        logger.info("stopping the projections", extra={"action": "projections.stopping"})
+    logger.info("projections stopped", extra={"action": "projections.stopped"})
 
 
 async def _status(settings: Settings) -> list[ProjectionStatus]:

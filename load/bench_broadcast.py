@@ -19,13 +19,18 @@ ms of the disk's commit p99, after-commit adding at most 1 ms to the disk's comm
 Each round also times `--joiners` (50) clients opening a project nobody has open at the same
 moment, on each database and on the reference server (time to synced p50/p95; target: ours at most
 1.2 times the reference's at p50), and each of our runs reads the server's event-loop lag from its
-`/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). What it does not
-measure yet (docs/benchmarks.md, "Broadcast modes"): the Hocuspocus reference server."""
+`/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). `--projections
+inline process` also runs every Postgres mode with the read models folded in a process of their
+own (`jacameno projections run` beside a server with `JACAMENO_PROJECTIONS=standby`; both on
+Redis, `--redis`): the rows' `proj` column tells them apart, and that process's CPU is counted in
+the server's cpu/1k (SQLite runs always fold inline). What it does not measure yet
+(docs/benchmarks.md, "Broadcast modes"): the Hocuspocus reference server."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import sys
 from collections.abc import Iterator
@@ -46,6 +51,9 @@ from load.stats import percentile
 
 MODES = ("after-commit", "on-receipt")
 BACKENDS = ("postgres", "sqlite")
+# Where the read models are folded: on the server's event loop, or in `jacameno projections
+# run` beside a standby server (Postgres only).
+PROJECTIONS = ("inline", "process")
 REFERENCE = "y-websocket"  # the mode column of the reference server's runs
 MEMORY = "memory"
 VARIABLE = "JACAMENO_COLLAB_BROADCAST"
@@ -89,14 +97,18 @@ async def run_reference(plan: bench.Plan) -> dict[str, Any]:
     return result
 
 
-def row(mode: str, backend: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The figures of one run that the comparison prints."""
+def row(
+    mode: str, backend: str, result: dict[str, Any], projections: str = "inline"
+) -> dict[str, Any]:
+    """The figures of one run that the comparison prints (`projections`: where the server's
+    read models were folded; "-" for the reference server)."""
     fanout, ack, probe = result["fanout"], result["ack"], result["database_probe"]
     deliveries = fanout.get("count") or 0
     cpu = (result["server"]["cpu_cores"] + result["database_cpu_cores"]) * result["window_seconds"]
     return {
         "mode": mode,
         "backend": backend,
+        "projections": projections,
         "fanout_p50_ms": fanout.get("p50_ms"),
         "fanout_p95_ms": fanout.get("p95_ms"),
         "fanout_p99_ms": fanout.get("p99_ms"),
@@ -117,6 +129,7 @@ def row(mode: str, backend: str, result: dict[str, Any]) -> dict[str, Any]:
 COLUMNS = [
     ("mode", "mode", 13),
     ("backend", "db", 8),
+    ("projections", "proj", 8),
     ("fanout_p50_ms", "fo p50", 8),
     ("fanout_p95_ms", "fo p95", 8),
     ("fanout_p99_ms", "fo p99", 8),
@@ -161,11 +174,13 @@ def summary(rows: list[dict[str, Any]]) -> str:
     ref_p99 = _median(reference, "fanout_p99_ms")
     if ref_p99 is not None:
         lines.append(f"  y-websocket@2.1.0: median fan-out p99 {ref_p99:.2f} ms")
-    for backend in BACKENDS:
-        for mode in MODES:
-            runs = [r for r in rows if r["mode"] == mode and r["backend"] == backend]
-            if not runs:
-                continue
+    for backend, projections, mode in itertools.product(BACKENDS, PROJECTIONS, MODES):
+        runs = [
+            r
+            for r in rows
+            if (r["mode"], r["backend"], r["projections"]) == (mode, backend, projections)
+        ]
+        if runs:
             m = {
                 key: _median(runs, key) or 0.0
                 for key in (
@@ -176,8 +191,10 @@ def summary(rows: list[dict[str, Any]]) -> str:
                     "probe_p99_ms",
                 )
             }
+            label = f"{backend:>8} {projections:>7} {mode:>13}:"
+            pad = " " * (len(label) + 1)
             lines.append(
-                f"{backend:>8} {mode:>13}: median over {len(runs)} runs: fan-out p99"
+                f"{label} median over {len(runs)} runs: fan-out p99"
                 f" {m['fanout_p99_ms']:.2f} ms, ack p50/p99 {m['ack_p50_ms']:.2f}/"
                 f"{m['ack_p99_ms']:.2f} ms, disk commit p50/p99 {m['probe_p50_ms']:.2f}/"
                 f"{m['probe_p99_ms']:.2f} ms"
@@ -186,12 +203,12 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 if ref_p99:
                     ratio = m["fanout_p99_ms"] / ref_p99
                     lines.append(
-                        f"{'':>23}fan-out p99 / reference {ratio:.2f} (target <= 1.5):"
+                        f"{pad}fan-out p99 / reference {ratio:.2f} (target <= 1.5):"
                         f" {'met' if ratio <= 1.5 else 'NOT met'}"
                     )
                 over = m["ack_p99_ms"] - m["probe_p99_ms"]
                 lines.append(
-                    f"{'':>23}ack p99 - disk p99 {over:+.2f} ms (target <= 2):"
+                    f"{pad}ack p99 - disk p99 {over:+.2f} ms (target <= 2):"
                     f" {'met' if over <= 2 else 'NOT met'}"
                 )
             else:
@@ -199,7 +216,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 p99 = m["ack_p99_ms"] - m["probe_p99_ms"]
                 met = p50 <= 1 and p99 <= 1
                 lines.append(
-                    f"{'':>23}ack - disk: p50 {p50:+.2f} ms, p99 {p99:+.2f} ms (target <= 1):"
+                    f"{pad}ack - disk: p50 {p50:+.2f} ms, p99 {p99:+.2f} ms (target <= 1):"
                     f" {'met' if met else 'NOT met'}"
                 )
     return "\n".join(lines)
@@ -256,28 +273,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"round {round_number}: y-websocket reference", file=sys.stderr, flush=True)
             result = await run_reference(plan)
             result.pop("timeline", None)
-            rows.append(row(REFERENCE, MEMORY, result) | {"round": round_number})
+            rows.append(row(REFERENCE, MEMORY, result, "-") | {"round": round_number})
             runs.append({"mode": REFERENCE, "backend": MEMORY, "round": round_number} | result)
-        for backend in args.backends:
-            for mode in MODES:
-                plan = bench.Plan(
-                    shape=shape,
-                    seconds=args.seconds,
-                    warmup=args.warmup,
-                    users=shape.clients,
-                    backend=backend,
-                    dsn=args.postgres,
-                    probe_interval=1 / shape.edits_per_second,
-                    js=args.js,
-                )
-                print(f"round {round_number}: {backend}, {mode}", file=sys.stderr, flush=True)
-                lag = LoopLagWatch()
-                with broadcast_mode(mode):
-                    result = await bench.run_shape(plan, keep_database=False, watch=lag)
-                result["server_loop_lag_p99_ms"] = lag.p99_ms
-                result.pop("timeline", None)
-                rows.append(row(mode, backend, result) | {"round": round_number})
-                runs.append({"mode": mode, "backend": backend, "round": round_number} | result)
+        for backend, projections, mode in itertools.product(args.backends, args.projections, MODES):
+            if backend == "sqlite" and projections != "inline":
+                continue  # a projection process needs Postgres (jacameno.bootstrap.projecting)
+            plan = bench.Plan(
+                shape=shape,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                users=shape.clients,
+                backend=backend,
+                dsn=args.postgres,
+                probe_interval=1 / shape.edits_per_second,
+                js=args.js,
+                projections=projections,
+                redis_url=args.redis,
+            )
+            print(
+                f"round {round_number}: {backend}, {mode}, projections {projections}",
+                file=sys.stderr,
+                flush=True,
+            )
+            lag = LoopLagWatch()
+            with broadcast_mode(mode):
+                result = await bench.run_shape(plan, keep_database=False, watch=lag)
+            result["server_loop_lag_p99_ms"] = lag.p99_ms
+            result.pop("timeline", None)
+            rows.append(row(mode, backend, result, projections) | {"round": round_number})
+            runs.append(
+                {"mode": mode, "backend": backend, "projections": projections}
+                | {"round": round_number}
+                | result
+            )
     return {
         "benchmark": "broadcast",
         "started_at": started.isoformat(),
@@ -311,6 +339,21 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="DB"
     )
     parser.add_argument("--postgres", default=bench.DEFAULT_DSN, metavar="ADMIN_DSN")
+    parser.add_argument(
+        "--projections",
+        nargs="+",
+        choices=PROJECTIONS,
+        default=["inline"],
+        metavar="WHERE",
+        help="where the Postgres server's read models are folded: inline (its event loop),"
+        " process (`jacameno projections run` beside a standby server); both: each run twice",
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/0",
+        metavar="URL",
+        help="Redis of the process runs (the standby server and the projection process)",
+    )
     parser.add_argument(
         "--no-reference",
         dest="reference",

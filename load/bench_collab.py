@@ -24,7 +24,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +103,10 @@ class Plan:
     profile_path: str | None = None
     connect_concurrency: int = 16
     probe_interval: float = 0.05  # seconds between the database probe's durable commits
+    # "process": the server stands by (JACAMENO_PROJECTIONS=standby, with Redis at `redis_url`)
+    # beside `jacameno projections run`, whose CPU counts as the server's (Postgres only).
+    projections: str = "inline"
+    redis_url: str | None = None
 
 
 @dataclass(slots=True)
@@ -117,21 +121,28 @@ class Sample:
     machine_stolen: float
     machine_total: float
     counters: dict[str, int]
+    companions: float = 0.0  # of `server`: the companions' share
 
     @classmethod
-    async def take(cls, server_pid: int, database: srv.Database) -> Sample:
+    async def take(
+        cls, server_pid: int, database: srv.Database, companions: Sequence[int] = ()
+    ) -> Sample:
+        """The counters now; the server's CPU includes its `companions` (a projection
+        process)."""
         pids = await database.backend_pids()
         counters = await database.counters()
         busy, stolen, total = srv.machine_cpu()
+        beside = srv.pids_cpu(list(companions))
         return cls(
             time.perf_counter(),
-            srv.cpu_seconds(server_pid),
+            srv.cpu_seconds(server_pid) + beside,
             {pid: srv.pids_cpu([pid]) for pid in pids},
             time.process_time(),
             busy,
             stolen,
             total,
             counters,
+            beside,
         )
 
 
@@ -147,6 +158,7 @@ class Window:
     machine_stolen: float
     machine_cores: float
     counters: dict[str, int]  # database counters: increase over the window
+    companions_cpu: float = 0.0  # of server_cpu: a projection process's
 
     @classmethod
     def between(cls, start: Sample, end: Sample) -> Window:
@@ -160,6 +172,7 @@ class Window:
             end.machine_stolen - start.machine_stolen,
             (end.machine_total - start.machine_total) / max(end.at - start.at, 1e-9),
             {k: v - start.counters.get(k, 0) for k, v in end.counters.items()},
+            end.companions - start.companions,
         )
 
     def cores(self, cpu: float) -> float:
@@ -296,16 +309,33 @@ async def run_shape(plan: Plan, keep_database: bool, watch: Watch | None = None)
         [c % plan.users for c in range(r, shape.clients, shape.rooms)] for r in range(shape.rooms)
     ]
     with tempfile.TemporaryDirectory(prefix="jacameno-collab-") as folder:
-        async with _database(plan, folder, keep_database) as database:
-            server = srv.server_process(database, folder)
+        async with (
+            _database(plan, folder, keep_database) as database,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            extra = None
+            if plan.projections == "process":
+                if plan.redis_url is None:
+                    raise ValueError("a projection process needs Redis (Plan.redis_url)")
+                extra = srv.standby(plan.redis_url)
+            server = srv.server_process(database, folder, extra)
             _say(f"{plan.backend}: migrate")
             await srv.migrate(server.environment)
+            companions: list[int] = []
+            if extra is not None:
+                companions.append(
+                    await stack.enter_async_context(srv.projection_process(server, folder))
+                )
+                _say(f"projection process pid {companions[0]}")
             async with server:
                 _say(f"server pid {server.pid} at {server.url}; {plan.users} users, projects")
                 started = time.perf_counter()
                 accounts, projects = await srv.setup(server, plan.users, members)
                 setup_seconds = time.perf_counter() - started
-                result = await _drive(plan, server, database, accounts, projects, members, watch)
+                result = await _drive(
+                    plan, server, database, accounts, projects, members, watch, companions
+                )
+                result["server"]["projections"] = plan.projections
                 result["setup_seconds"] = round(setup_seconds, 2)
                 stopping = time.perf_counter()
                 status = await server.stop()
@@ -327,7 +357,10 @@ async def _drive(
     projects: list[str],
     members: list[list[int]],
     watch: Watch | None = None,
+    companions: Sequence[int] = (),
 ) -> dict[str, Any]:
+    """Connect the fleet, measure a window of edits, check what arrived; the server's CPU
+    counts its `companions` (a projection process's pid) in."""
     shape = plan.shape
     sizes = shape.room_sizes
     pid = server.pid
@@ -369,9 +402,9 @@ async def _drive(
     await asyncio.sleep(0.5)
     rss_connected = srv.rss_bytes(pid)
     # What the server and the database spend with every socket open and nobody editing.
-    idle_start = await Sample.take(pid, database)
+    idle_start = await Sample.take(pid, database, companions)
     await asyncio.sleep(plan.idle_seconds)
-    idle = Window.between(idle_start, await Sample.take(pid, database))
+    idle = Window.between(idle_start, await Sample.take(pid, database, companions))
 
     start = time.perf_counter() + 0.2
     measure_from = start + plan.warmup
@@ -385,12 +418,12 @@ async def _drive(
 
     async def window() -> None:
         await asyncio.sleep(measure_from - time.perf_counter())
-        samples.append(await Sample.take(pid, database))
+        samples.append(await Sample.take(pid, database, companions))
         ledger.measuring = lag.recording = True
         profiler = await _start_profiler(plan, pid)
         await asyncio.sleep(stop - time.perf_counter())
         ledger.measuring = lag.recording = False
-        samples.append(await Sample.take(pid, database))
+        samples.append(await Sample.take(pid, database, companions))
         if profiler is not None:
             await profiler.wait()
 
@@ -471,6 +504,8 @@ async def _drive(
             "pid": pid,
             "cpu_seconds": round(w.server_cpu, 3),
             "cpu_cores": round(w.cores(w.server_cpu), 3),
+            # the projection process's share of cpu_cores (0 when the server projects inline)
+            "projection_process_cpu_cores": round(w.cores(w.companions_cpu), 3),
             "idle_cpu_cores": round(idle.cores(idle.server_cpu), 3),
             "cpu_ms_per_1000_deliveries": None if per_1000 is None else round(per_1000, 2),
             "cpu_ms_per_1000_edits": round(w.server_cpu * 1e6 / max(ledger.window_edits, 1), 2),

@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -25,6 +25,7 @@ from harness import accounts
 from harness.accounts import User
 from harness.databases import open_store
 from harness.databases import postgres_database as new_postgres_database
+from harness.projecting import STANDBY, ProjectionProcess
 from harness.server import ServerProcess, jacameno_command
 from harness.settings import new_jwt_secret
 
@@ -209,7 +210,9 @@ async def read_log(store: EventStore, stream: str) -> list[RecordedEvent]:
 # -- the server process -----------------------------------------------------------------------
 
 
-def server_process(database: Database, folder: str) -> ServerProcess:
+def server_process(
+    database: Database, folder: str, extra_environment: Mapping[str, str] | None = None
+) -> ServerProcess:
     """`jacameno serve` on the run's database, with its data and log in `folder`: argon2 at its
     cheapest (the benchmark logs every user in once; login has its own benchmark,
     load.bench_api) and rate limits out of the way. Collaboration settings are the server's
@@ -219,9 +222,29 @@ def server_process(database: Database, folder: str) -> ServerProcess:
         Path(folder),
         new_jwt_secret(),
         Path(folder) / "server.log",
+        extra_environment or {},
         ready_path="/readyz",
         start_timeout=START_TIMEOUT,
     )
+
+
+def standby(redis_url: str) -> dict[str, str]:
+    """The server's environment beside a projection process: it folds nothing, and Redis
+    carries the projection process's AI edits to its rooms (jacameno.bootstrap.projecting)."""
+    return {"JACAMENO_REDIS_URL": redis_url, **STANDBY}
+
+
+@contextlib.asynccontextmanager
+async def projection_process(server: ServerProcess, folder: str) -> AsyncIterator[int]:
+    """`jacameno projections run` with `server`'s environment (`standby`), started (leading
+    every projection) and stopped on exit; yields its pid, whose CPU is the server's too."""
+    process = ProjectionProcess(server.environment, Path(folder) / "projections.log")
+    await process.start(START_TIMEOUT)
+    try:
+        assert process.process is not None
+        yield process.process.pid
+    finally:
+        await process.stop()
 
 
 async def migrate(environ: dict[str, str]) -> str:

@@ -18,8 +18,10 @@ transaction rather than one each.
 
 One process at a time runs each projection across the nodes (a lock, sqldb/locks.py); the others
 stand by, answering read-your-writes from the active one's checkpoint, and take over when its
-lock goes. Batches are applied by projections/applier.py, for the live tables and for a rebuild's
-twins alike (projections/rebuild.py: rebuilds by hand, and on a change of schema version)."""
+lock goes. A runner made with `leads=False` only ever stands by (a serving node beside a
+`jacameno projections run` process: it never folds the log on its own event loop). Batches are
+applied by projections/applier.py, for the live tables and for a rebuild's twins alike
+(projections/rebuild.py: rebuilds by hand, and on a change of schema version)."""
 
 from __future__ import annotations
 
@@ -81,6 +83,7 @@ class ProjectionRunner:
         rate_window: float = 60.0,
         locks: Locks | None = None,
         standby_poll: float = 1.0,
+        leads: bool = True,
     ) -> None:
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
@@ -95,6 +98,7 @@ class ProjectionRunner:
         self._applier = Applier(db, max_backoff=max_backoff, rate_window=rate_window)
         self._locks: Locks = LocalLocks() if locks is None else locks
         self._standby_poll = standby_poll
+        self._leads = leads
         self._roles: dict[str, Role] = {p.name: "stopped" for p in projections}
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[int]] = set()
@@ -318,7 +322,7 @@ class ProjectionRunner:
         progress = self._progress[name]
         while True:
             self._roles[name] = "standby"
-            lock = await self._locks.try_acquire(name)
+            lock = await self._locks.try_acquire(name) if self._leads else None
             if lock is None:
                 try:
                     position = await self._standby_position(projection)

@@ -6,6 +6,7 @@ serve` builds the rest on top of it (jacameno.bootstrap.serving); a command with
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -25,6 +26,8 @@ from projections.runner import Projection, ProjectionRunner
 from sqldb import Database, open_database
 from sqldb.locks import Locks, open_locks
 from sqldb.migrate import MigrationError, migrate_postgres, migrate_sqlite, pending_postgres
+
+logger = logging.getLogger(__name__)
 
 
 async def migrate(settings: Settings) -> list[str]:
@@ -99,13 +102,15 @@ async def projections(
     locks: Locks,
     *,
     follow: bool = True,
+    leads: bool = True,
     extra: Sequence[Projection] = (),
 ) -> AsyncIterator[ProjectionRunner]:
     """The read models (and the `extra` projections of the command: serve's reactions to the
     log), caught up from their checkpoints and following the log until exit (as the one active
-    runner of each across the nodes, or standing by); with `follow=False` (a command that
-    reports, retries failures or rebuilds) the runner is not started."""
-    runner = ProjectionRunner(store, db, [*read_models(store), *extra], locks=locks)
+    runner of each across the nodes, or standing by; with `leads=False` only ever standing by,
+    beside a `jacameno projections run` process); with `follow=False` (a command that reports,
+    retries failures or rebuilds) the runner is not started."""
+    runner = ProjectionRunner(store, db, [*read_models(store), *extra], locks=locks, leads=leads)
     if not follow:
         try:
             yield runner
@@ -113,6 +118,11 @@ async def projections(
             await locks.close()
         return
     await runner.start()
+    if not leads:
+        logger.info(
+            "standing by for every projection: a `jacameno projections run` process folds the log",
+            extra={"action": "projection.standby_only"},
+        )
     try:
         yield runner
     finally:
@@ -150,14 +160,15 @@ class Core:
 async def core(
     settings: Settings, *, follow: bool = True, extra: Sequence[Projection] = ()
 ) -> AsyncIterator[Core]:
-    """The log, the tables, the runner (following the log unless `follow` is False; with the
-    command's `extra` projections) and the blob storage, open together and closed in reverse
-    order."""
+    """The log, the tables, the runner (following the log unless `follow` is False, leading
+    unless `JACAMENO_PROJECTIONS=standby`; with the command's `extra` projections) and the blob
+    storage, open together and closed in reverse order."""
     locks = open_locks(settings.database_url)
+    leads = settings.projections == "run"
     async with (
         event_store(settings) as store,
         database(settings) as db,
-        projections(store, db, locks, follow=follow, extra=extra) as runner,
+        projections(store, db, locks, follow=follow, leads=leads, extra=extra) as runner,
         storage(settings.storage) as blobs,
     ):
         yield Core(settings, store, db, runner, blobs)

@@ -44,6 +44,7 @@ from projections.blame_checkpoints import Checkpoints
 from projections.catalog_reads import CatalogReadModel
 from projections.jobs import JobsReadModel
 from projections.projects import PROJECTS, ProjectsReadModel
+from projections.runner import Projection
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +148,17 @@ class Live:
     membership: MembershipFollower
 
 
+def reactions(analyses: analysis.Binding) -> list[Projection]:
+    """The projections serve adds to the read models: its reactions to the log that write into
+    live documents through the rooms (`analyses`, bound once the rooms exist). Wherever the
+    projections run (`jacameno serve`, or `jacameno projections run`), these run with them."""
+    return [analysis.results_projection(analyses)]
+
+
 @contextlib.asynccontextmanager
-async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> AsyncIterator[Live]:
-    """This node's rooms, started, and the membership follower; both stopped on exit."""
+async def live_rooms(base: Core, who: Identity, reads: ProjectsReadModel) -> AsyncIterator[Rooms]:
+    """This node's rooms, started (publishing what they commit to the other nodes through
+    Redis, if any); closed on exit."""
     config = base.settings.collab
     node = node_name()
     redis_url = base.settings.redis_url
@@ -160,10 +169,20 @@ async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> 
         else RedisBus(redis_url, name=node, max_backoff=config.bus_max_backoff)
     )
     gatekeeper = MembershipGatekeeper(who.authenticator, who.users, reads)
-    rooms = Rooms(base.store, gatekeeper, config, node, bus)
+    built = Rooms(base.store, gatekeeper, config, node, bus)
+    built.start()
+    try:
+        yield built
+    finally:
+        await built.close()
+
+
+@contextlib.asynccontextmanager
+async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> AsyncIterator[Live]:
+    """This node's rooms, started, and the membership follower; both stopped on exit."""
+    config = base.settings.collab
     async with contextlib.AsyncExitStack() as stack:
-        rooms.start()
-        stack.push_async_callback(rooms.close)
+        rooms = await stack.enter_async_context(live_rooms(base, who, reads))
         # From the read model's checkpoint, not the head: a change the read model has not
         # applied yet may still let a socket in on the old membership.
         membership = MembershipFollower(
@@ -210,7 +229,7 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
     # AI analyses go into the documents through this node's rooms, built after the runner.
     analyses = analysis.Binding()
     async with (
-        core(settings, extra=[analysis.results_projection(analyses)]) as base,
+        core(settings, extra=reactions(analyses)) as base,
         turns(settings) as project_turns,
         redis(settings, metrics) as link,
     ):

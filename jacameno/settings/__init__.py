@@ -30,6 +30,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "CollabConfig",
     "Environment",
+    "ProjectionsMode",
     "Settings",
     "SettingsError",
     "StorageConfig",
@@ -38,6 +39,11 @@ __all__ = [
 
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS = ("development", "test", "production")
+# Whether a serving node folds the log into the read models itself (`run`) or leaves that to a
+# `jacameno projections run` process and only reads them (`standby`): docs/operations.md,
+# "A projection process".
+ProjectionsMode = Literal["run", "standby"]
+_PROJECTIONS_MODES = ("run", "standby")
 _REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "STORAGE_URL")
 # The HTTP layer's bounds (jacameno.server, docs/security.md).
 MAX_HEADER_BYTES = 64 * 1024
@@ -99,6 +105,7 @@ class Settings:
     # Accounts (by email, lower case) that may use the admin API (`/api/admin/...`); none by
     # default.
     admin_emails: frozenset[str] = frozenset()
+    projections: ProjectionsMode = "run"  # JACAMENO_PROJECTIONS
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
     # JACAMENO_STORAGE_*, JACAMENO_S3_*, JACAMENO_MAX_UPLOAD_BYTES (jacameno.settings.storage)
     storage: StorageConfig = field(default_factory=lambda: StorageConfig("file://.jacameno/blobs"))
@@ -144,6 +151,14 @@ class Settings:
         jwt_secret = get("JWT_SECRET")
         if env == "production" and jwt_secret is not None and len(jwt_secret) < 32:
             raise SettingsError("JACAMENO_JWT_SECRET must be at least 32 characters")
+        projections = get("PROJECTIONS") or "run"
+        if projections not in _PROJECTIONS_MODES:
+            raise SettingsError(f"JACAMENO_PROJECTIONS must be run or standby, not {projections!r}")
+        if projections == "standby" and database_url.startswith("sqlite:"):
+            raise SettingsError(
+                "JACAMENO_PROJECTIONS=standby needs Postgres: on SQLite the server runs the"
+                ' projections itself (one process; docs/operations.md, "A projection process")'
+            )
         auto = get("AUTO_MIGRATE")
         if auto is not None and auto not in ("0", "1", "true", "false"):
             raise SettingsError("JACAMENO_AUTO_MIGRATE must be true or false")
@@ -191,6 +206,7 @@ class Settings:
             admin_emails=frozenset(
                 e.strip().lower() for e in (get("ADMIN_EMAILS") or "").split(",") if e.strip()
             ),
+            projections=projections,  # type: ignore[arg-type]
             collab=CollabConfig.read(get),
             storage=StorageConfig.read(get, data_dir),
             ai=AIConfig.read(get),

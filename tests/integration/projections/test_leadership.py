@@ -194,3 +194,27 @@ async def test_a_holder_whose_lock_connection_dies_stands_by_and_another_leads(
         await first.stop()
         await second.stop()
     assert sum((await totals(db)).values()) == EVENTS
+
+
+async def test_a_runner_that_never_leads_reads_its_writes_from_the_leaders_checkpoint(
+    store: EventStore, db: Database, database_url: str
+) -> None:
+    """`leads=False` (a serving node with JACAMENO_PROJECTIONS=standby): it applies nothing
+    even when no one leads, and its waits end once a leader's checkpoint has the position."""
+    standby = ProjectionRunner(
+        store, db, [COUNTER], locks=open_locks(database_url), standby_poll=0.1, leads=False
+    )
+    await standby.start()
+    leader = ProjectionRunner(store, db, [COUNTER], locks=open_locks(database_url))
+    try:
+        head = await fill(store)
+        with pytest.raises(TimeoutError):  # nobody folds: it does not move
+            await standby.wait_for(head, timeout=0.5)
+        assert await applied(db) == 0
+        assert await _state(standby, "standby")
+        await leader.start()
+        await standby.wait_for(head, timeout=30)
+    finally:
+        await leader.stop()
+        await standby.stop()
+    assert sum((await totals(db)).values()) == EVENTS
