@@ -22,8 +22,9 @@ moment, on each database and on the reference server (time to synced p50/p95; ta
 `/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). `--projections
 inline process` also runs every Postgres mode with the read models folded in a process of their
 own (`jacameno projections run` beside a server with `JACAMENO_PROJECTIONS=standby`; both on
-Redis, `--redis`): the rows' `proj` column tells them apart, and that process's CPU is counted in
-the server's cpu/1k (SQLite runs always fold inline). What it does not measure yet
+Redis, `--redis`; `inline-redis` folds inline with Redis on, the same bus cost): the rows' `proj`
+column tells them apart, and that process's CPU is counted in the server's cpu/1k (SQLite runs
+always fold inline). What it does not measure yet
 (docs/benchmarks.md, "Broadcast modes"): the Hocuspocus reference server."""
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ MODES = ("after-commit", "on-receipt")
 BACKENDS = ("postgres", "sqlite")
 # Where the read models are folded: on the server's event loop, or in `jacameno projections
 # run` beside a standby server (Postgres only).
-PROJECTIONS = ("inline", "process")
+PROJECTIONS = ("inline", "inline-redis", "process")
 REFERENCE = "y-websocket"  # the mode column of the reference server's runs
 MEMORY = "memory"
 VARIABLE = "JACAMENO_COLLAB_BROADCAST"
@@ -129,7 +130,7 @@ def row(
 COLUMNS = [
     ("mode", "mode", 13),
     ("backend", "db", 8),
-    ("projections", "proj", 8),
+    ("projections", "proj", 12),
     ("fanout_p50_ms", "fo p50", 8),
     ("fanout_p95_ms", "fo p95", 8),
     ("fanout_p99_ms", "fo p99", 8),
@@ -191,7 +192,7 @@ def summary(rows: list[dict[str, Any]]) -> str:
                     "probe_p99_ms",
                 )
             }
-            label = f"{backend:>8} {projections:>7} {mode:>13}:"
+            label = f"{backend:>8} {projections:>12} {mode:>13}:"
             pad = " " * (len(label) + 1)
             lines.append(
                 f"{label} median over {len(runs)} runs: fan-out p99"
@@ -346,7 +347,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default=["inline"],
         metavar="WHERE",
         help="where the Postgres server's read models are folded: inline (its event loop),"
-        " process (`jacameno projections run` beside a standby server); both: each run twice",
+        " inline-redis (the same, with Redis on as a process run has it), process (`jacameno"
+        " projections run` beside a standby server); several: each run once per layout",
     )
     parser.add_argument(
         "--redis",

@@ -104,7 +104,8 @@ class Plan:
     connect_concurrency: int = 16
     probe_interval: float = 0.05  # seconds between the database probe's durable commits
     # "process": the server stands by (JACAMENO_PROJECTIONS=standby, with Redis at `redis_url`)
-    # beside `jacameno projections run`, whose CPU counts as the server's (Postgres only).
+    # beside `jacameno projections run`, whose CPU counts as the server's (Postgres only);
+    # "inline-redis": folded inline, with Redis at `redis_url` as a process run has it.
     projections: str = "inline"
     redis_url: str | None = None
 
@@ -314,15 +315,18 @@ async def run_shape(plan: Plan, keep_database: bool, watch: Watch | None = None)
             contextlib.AsyncExitStack() as stack,
         ):
             extra = None
-            if plan.projections == "process":
+            if plan.projections != "inline":
                 if plan.redis_url is None:
                     raise ValueError("a projection process needs Redis (Plan.redis_url)")
-                extra = srv.standby(plan.redis_url)
+                if plan.projections == "process":
+                    extra = srv.standby(plan.redis_url)
+                else:  # inline-redis: folded inline, with the bus a process run has
+                    extra = {"JACAMENO_REDIS_URL": plan.redis_url}
             server = srv.server_process(database, folder, extra)
             _say(f"{plan.backend}: migrate")
             await srv.migrate(server.environment)
             companions: list[int] = []
-            if extra is not None:
+            if plan.projections == "process":
                 companions.append(
                     await stack.enter_async_context(srv.projection_process(server, folder))
                 )
