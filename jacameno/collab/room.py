@@ -220,33 +220,46 @@ class Room:
         summaries = [await checked(part, self._config.offload_bytes) for part in parts]
         self._check_open()
         self.writer.check_growth(sum(len(part) for part in parts))
-        loop = asyncio.get_running_loop()
         written: list[asyncio.Future[int]] = []
-        for n, (part, summary) in enumerate(zip(parts, summaries, strict=True), 1):
-            if n > 1:
-                await asyncio.sleep(0)
-                self._check_open()
-            if self.writer.depths.must_wait(summary):
-                await self.writer.depths.wait()
-                self._check_open()
-            if summary.empty or not self._apply(part, summary, f"server/{actor.via}"):
-                continue
-            context = actor.context
-            if len(parts) > 1:
-                context = {**context, "part": n, "parts": len(parts)}
-            event = events.doc_updated(
-                part,
-                summary,
-                user_id=actor.user_id,
-                node=self._node,
-                via=actor.via,
-                context=context,
-            )
-            done: asyncio.Future[int] = loop.create_future()
-            self.writer.submit(event, part, None, done)
-            written.append(done)
-        versions = [await done for done in written]
+        try:
+            for n, (part, summary) in enumerate(zip(parts, summaries, strict=True), 1):
+                if n > 1:
+                    await asyncio.sleep(0)
+                    self._check_open()
+                if self.writer.depths.must_wait(summary):
+                    await self.writer.depths.wait()
+                    self._check_open()
+                context = actor.context
+                if len(parts) > 1:
+                    context = {**context, "part": n, "parts": len(parts)}
+                done = self._submit(part, summary, Actor(actor.user_id, actor.via, context))
+                if done is not None:
+                    written.append(done)
+        except BaseException:
+            for done in written:  # the parts before are logged or abandoned: nobody awaits them
+                done.add_done_callback(_retrieved)
+            raise
+        versions = await asyncio.gather(*written)
         return versions[-1] if versions else None
+
+    def _submit(
+        self, update: bytes, summary: UpdateSummary, actor: Actor
+    ) -> asyncio.Future[int] | None:
+        """Apply a server-side update and queue it for the log as `actor`'s; the future of the
+        version it takes, or None if it changed nothing."""
+        if summary.empty or not self._apply(update, summary, f"server/{actor.via}"):
+            return None
+        event = events.doc_updated(
+            update,
+            summary,
+            user_id=actor.user_id,
+            node=self._node,
+            via=actor.via,
+            context=actor.context,
+        )
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.writer.submit(event, update, None, done)
+        return done
 
     def relog(self, writes: Sequence[Unlogged]) -> None:
         """Log again, each under its own author, updates a failed room of this project broadcast
@@ -456,3 +469,9 @@ class Room:
             raise RoomUnavailable("the room is reloading")
         if peer is not None and peer.revoked is not None:
             raise peer.revoked
+
+
+def _retrieved(future: asyncio.Future[int]) -> None:
+    """Mark a future's outcome as seen (asyncio logs an exception nobody retrieved)."""
+    if not future.cancelled():
+        future.exception()
