@@ -434,6 +434,8 @@ class Room:
                 await self.writer.drain()
         except TimeoutError:
             self._abandon()
+        finally:
+            self.writer.depths.cancel()  # a nesting still being built is of no use any more
 
     def _abandon(self) -> None:
         # Nothing acknowledged is lost: updates are acknowledged only once committed, and their
