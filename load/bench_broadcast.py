@@ -262,15 +262,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.only == "join":
             continue
         if args.reference:
-            plan = bench.Plan(
-                shape=shape,
-                seconds=args.seconds,
-                warmup=args.warmup,
-                users=shape.clients,
-                backend=MEMORY,
-                dsn=args.postgres,
-                js=args.js,
-            )
+            plan = _plan(args, shape, MEMORY)
             print(f"round {round_number}: y-websocket reference", file=sys.stderr, flush=True)
             result = await run_reference(plan)
             result.pop("timeline", None)
@@ -279,15 +271,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for backend, projections, mode in itertools.product(args.backends, args.projections, MODES):
             if backend == "sqlite" and projections != "inline":
                 continue  # a projection process needs Postgres (jacameno.bootstrap.projecting)
-            plan = bench.Plan(
-                shape=shape,
-                seconds=args.seconds,
-                warmup=args.warmup,
-                users=shape.clients,
-                backend=backend,
-                dsn=args.postgres,
+            plan = _plan(
+                args,
+                shape,
+                backend,
                 probe_interval=1 / shape.edits_per_second,
-                js=args.js,
                 projections=projections,
                 redis_url=args.redis,
             )
@@ -383,6 +371,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if args.only == "join" and not args.joiners:
         parser.error("--only join needs --joiners > 0")
     return args
+
+
+def _plan(args: argparse.Namespace, shape: bench.Shape, backend: str, **more: Any) -> bench.Plan:
+    """One run's plan: the command line's shape, window and clients, on `backend`."""
+    return bench.Plan(
+        shape=shape,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        users=shape.clients,
+        backend=backend,
+        dsn=args.postgres,
+        js=args.js,
+        **more,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
