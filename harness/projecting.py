@@ -6,8 +6,6 @@ so a server started after it stands by)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,10 +63,5 @@ class ProjectionProcess(ChildProcess):
 
     def projections(self) -> list[str]:
         """The projections the process said it runs (its last `projections.started`)."""
-        names: list[str] = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if isinstance(entry, dict) and entry.get("action") == "projections.started":
-                    names = list(entry["projections"])
-        return names
+        started = [e for e in self.entries() if e.get("action") == "projections.started"]
+        return list(started[-1]["projections"]) if started else []

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -63,15 +64,19 @@ class ChildProcess:
                 await self.process.wait()
         return self.process.returncode
 
-    def actions(self) -> list[str]:
-        """The `action` of each JSON line the process has logged so far, in order."""
+    def entries(self) -> list[dict[str, Any]]:
+        """Each JSON object the process has logged so far, in order (other lines skipped)."""
         found = []
         for line in self.log.read_text(errors="replace").splitlines():
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
-                if isinstance(entry, dict) and "action" in entry:
-                    found.append(str(entry["action"]))
+                if isinstance(entry, dict):
+                    found.append(entry)
         return found
+
+    def actions(self) -> list[str]:
+        """The `action` of each JSON line the process has logged so far, in order."""
+        return [str(entry["action"]) for entry in self.entries() if "action" in entry]
 
     async def logged(self, action: str, timeout: float = 10.0) -> None:
         """Wait until the process has logged `action`; AssertionError if it exits first."""

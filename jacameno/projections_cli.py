@@ -51,14 +51,13 @@ def add(commands: Any) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "run":
-        from jacameno.bootstrap.projecting import CannotProject, check
+        from jacameno.bootstrap.projecting import CannotProject
 
-        try:
-            check(settings)
+        try:  # projection_node checks the settings before it opens anything
+            asyncio.run(_run(settings))
         except CannotProject as exc:
             print(f"jacameno: {exc}", file=sys.stderr)
             return 2
-        asyncio.run(_run(settings))
         return 0
     if args.action == "status":
         print(table(asyncio.run(_status(settings))))

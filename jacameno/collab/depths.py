@@ -60,10 +60,6 @@ class Depths:
             self._task = asyncio.create_task(build(state))
             self._task.add_done_callback(self._built)
 
-    @property
-    def ready(self) -> bool:
-        return self._nesting is not None
-
     def must_wait(self, summary: UpdateSummary) -> bool:
         """Whether `summary`'s update must wait for the nesting before it is applied."""
         return self._nesting is None and any(run.has_type for run in summary.runs)
