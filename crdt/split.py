@@ -12,12 +12,16 @@ would leave parts pending until later ones arrive.)
 The delete set (which may name the update's own new items) comes after every struct, cut by
 ranges; `max_deleted` also bounds the clocks each of its parts deletes, since yrs's garbage
 collection costs about 25 us per deleted item when the part is applied (the room applies it on
-its event loop)."""
+its event loop). A range is never cut between the two UTF-16 units of one character (an emoji):
+yrs would split the character and mangle the text; the document the update applies to says
+where its characters are."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from crdt.encoding import write_var_uint
-from crdt.update import MAX_CLOCK, Struct, delete_set, structs
+from crdt.update import MAX_CLOCK, Struct, delete_set, halves, structs
 
 _NO_DELETIONS = b"\x00"
 _FRAME = 4  # an update's group count (up to 3 bytes) and its empty delete set
@@ -28,10 +32,14 @@ class CannotSplit(ValueError):
     holds structs of several clients."""
 
 
-def split(update: bytes, limit: int, max_deleted: int | None = None) -> list[bytes]:
+def split(
+    update: bytes, limit: int, max_deleted: int | None = None, document: bytes = b""
+) -> list[bytes]:
     """`update` (one that `check_update` passed) as updates of at most `limit` bytes, to apply
-    in order; `[update]` if it fits and deletes at most `max_deleted` clocks. CannotSplit if a
-    single struct does not fit, or if structs of several clients would be cut."""
+    in order; `[update]` if it fits and deletes at most `max_deleted` clocks (one more where a
+    cut would fall inside a character). `document`: the whole state of the document `update`
+    applies to (read only when a deleted range must be cut). CannotSplit if a single struct
+    does not fit, or if structs of several clients would be cut."""
     if max_deleted is not None and max_deleted < 1:
         raise ValueError("max_deleted must be at least 1")
     groups, deletes_at = structs(update)
@@ -44,8 +52,14 @@ def split(update: bytes, limit: int, max_deleted: int | None = None) -> list[byt
     if len(groups) > 1:
         raise CannotSplit(f"the update holds structs of {len(groups)} clients: only one's are cut")
     parts = _struct_parts(update, groups, limit)
-    parts.extend(_delete_parts(deletions, limit, max_deleted))
+    parts.extend(_delete_parts(deletions, limit, max_deleted, lambda: _halves(document, update)))
     return parts
+
+
+def _halves(document: bytes, update: bytes) -> set[tuple[int, int]]:
+    """Where a deleted range may not be cut: inside a character of the document's strings or of
+    the update's own (its delete set may delete what it types)."""
+    return (halves(document) if document else set()) | halves(update)
 
 
 def _struct_parts(update: bytes, groups: list[tuple[int, list[Struct]]], limit: int) -> list[bytes]:
@@ -95,7 +109,10 @@ def _group(update: bytes, client: int, run: list[Struct]) -> bytes:
 
 
 def _delete_parts(
-    deletions: list[tuple[int, list[tuple[int, int]]]], limit: int, max_deleted: int | None
+    deletions: list[tuple[int, list[tuple[int, int]]]],
+    limit: int,
+    max_deleted: int | None,
+    inside: Callable[[], set[tuple[int, int]]],
 ) -> list[bytes]:
     """The delete set as updates without structs, each at most `limit` bytes and deleting at
     most `max_deleted` clocks. A range is kept whole (a type and what it holds, deleted
@@ -105,6 +122,7 @@ def _delete_parts(
     part: list[tuple[int, list[bytes]]] = []  # (client, its encoded ranges)
     size = 4  # no structs, the client count, slack for the counts' varuints
     deleted = 0
+    unsplit: set[tuple[int, int]] | None = None  # read at the first cut inside a range
 
     def close() -> None:
         nonlocal part, size, deleted
@@ -124,6 +142,10 @@ def _delete_parts(
                 if deleted >= most:
                     close()
                 taken = min(length, most - deleted)
+                if taken < length:  # a cut: never inside a character
+                    unsplit = inside() if unsplit is None else unsplit
+                    if (client, clock + taken) in unsplit:
+                        taken += 1
                 encoded = write_var_uint(clock) + write_var_uint(taken)
                 opening = not part or part[-1][0] != client
                 if size + len(encoded) + (head if opening else 0) > limit:

@@ -312,7 +312,7 @@ class Room:
             before = scratch.get_state()
             change(scratch)
             try:
-                return split(scratch.get_update(before), limit, DELETED_PER_UPDATE)
+                return split(scratch.get_update(before), limit, DELETED_PER_UPDATE, state)
             except CannotSplit as exc:
                 raise MessageTooLarge(
                     f"the edit cannot be written as updates of at most {limit} bytes"
