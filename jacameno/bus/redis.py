@@ -174,7 +174,7 @@ class RedisBus:
                     future.cancel()
                 self._confirmations.clear()
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 except (RedisError, OSError) as exc:  # the link it closes is what failed
                     logger.debug(
                         "bus subscription closed with an error",
