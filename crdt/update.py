@@ -126,13 +126,25 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
 class Struct(NamedTuple):
     """One struct of an update: its bytes (`start` to `end`), its first clock and its length as
     yrs counts them (a string's length in UTF-16 units), and whether it is a skip (a gap that
-    holds nothing)."""
+    holds nothing). An item also says what it holds (`kind`: the content ref, GARBAGE_KIND for a
+    collected range), the item it was typed beside (`neighbour`: its origin, else its right
+    origin; it is in that item's type), else its `parent` (a root's name or the id of the item
+    holding the type), and a string's `text`."""
 
     start: int
     end: int
     clock: int
     length: int
     skip: bool
+    kind: int = -1
+    neighbour: tuple[int, int] | None = None
+    parent: str | tuple[int, int] | None = None
+    text: str | None = None
+
+
+GARBAGE_KIND = _GC
+# What a text's own items hold: characters, formatting marks, and deleted content.
+TEXT_KINDS = frozenset((_STRING, _FORMAT, _DELETED))
 
 
 def structs(update: bytes) -> tuple[list[tuple[int, list[Struct]]], int]:
@@ -151,31 +163,55 @@ def structs(update: bytes) -> tuple[list[tuple[int, list[Struct]]], int]:
             ref = info & 0x1F
             if ref in (_GC, _SKIP):
                 length = _length(reader)
-                found.append(Struct(start, reader.pos, clock, length, ref == _SKIP))
+                found.append(Struct(start, reader.pos, clock, length, ref == _SKIP, ref))
                 clock += length
                 continue
+            neighbour: tuple[int, int] | None = None
+            parent: str | tuple[int, int] | None = None
             if info & _HAS_ORIGIN:
-                reader.id(MAX_CLOCK)
+                neighbour = reader.id(MAX_CLOCK)
             if info & _HAS_RIGHT_ORIGIN:
-                reader.id(MAX_CLOCK)
+                right = reader.id(MAX_CLOCK)
+                neighbour = neighbour or right
             if not info & (_HAS_ORIGIN | _HAS_RIGHT_ORIGIN):
                 parent_is_root = reader.var_uint()
                 if parent_is_root == 1:
-                    reader.skip_var_string()
+                    parent = reader.var_string()
                 elif parent_is_root == 0:
-                    reader.id(MAX_CLOCK)
+                    parent = reader.id(MAX_CLOCK)
                 else:
                     raise reader.fail(f"bad parent info {parent_is_root}")
                 if info & _HAS_PARENT_SUB:
                     reader.skip_var_string()
+            text = None
             if ref == _STRING:
-                length = len(reader.var_string().encode("utf-16-le")) // 2
+                text = reader.var_string()
+                length = len(text.encode("utf-16-le", "surrogatepass")) // 2
             else:
                 length = _content(reader, ref, True)
-            found.append(Struct(start, reader.pos, clock, length, False))
+            found.append(
+                Struct(start, reader.pos, clock, length, False, ref, neighbour, parent, text)
+            )
             clock += length
         groups.append((client, found))
     return groups, reader.pos
+
+
+def halves(update: bytes) -> set[tuple[int, int]]:
+    """The ids that fall between the two UTF-16 units of one character of the update's strings
+    (an astral one, such as an emoji): a deleted range cut there would leave half a character,
+    which yrs mangles. For an update that `check_update` passed; MalformedUpdate otherwise."""
+    found: set[tuple[int, int]] = set()
+    for client, items in structs(update)[0]:
+        for item in items:
+            if item.text is None or item.length == len(item.text):
+                continue
+            clock = item.clock
+            for character in item.text:
+                clock += 2 if ord(character) > 0xFFFF else 1
+                if ord(character) > 0xFFFF:
+                    found.add((client, clock - 1))
+    return found
 
 
 def struct_ends(update: bytes) -> dict[int, int]:

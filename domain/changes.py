@@ -37,9 +37,13 @@ class Change:
     after: Any = None
 
 
-def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+def changes(
+    before: dict[str, Any], after: dict[str, Any], lyrics: tuple[int, int] | None = None
+) -> list[Change]:
     """What turned the plain document `before` into `after`, in document order: meta, tracks
-    (and their clips), lyrics, comments, markers, then other roots."""
+    (and their clips), lyrics, comments, markers, then other roots. `lyrics`: the characters
+    typed and deleted, as counted from the update (domain.rendering); without it, from the two
+    renderings' lyrics."""
     # A root that is the same object on both sides (domain.rendering keeps what an update did
     # not touch) is skipped without a look inside: it holds no change (comments read the
     # tracks only to name what a changed comment is on).
@@ -47,7 +51,10 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     out = [] if "meta" in same else list(_meta(_dict(before.get("meta")), _dict(after.get("meta"))))
     if "tracks" not in same:
         out += _tracks(_items(before.get("tracks")), _items(after.get("tracks")))
-    out += _lyrics(_str(before.get("lyrics")), _str(after.get("lyrics")))
+    if lyrics is None:
+        out += _lyrics(_str(before.get("lyrics")), _str(after.get("lyrics")))
+    else:
+        out += _counted(*lyrics)
     if "comments" not in same:
         out += _comments(
             _items(before.get("comments")),
@@ -81,11 +88,7 @@ def typing_total(found: Iterable[Change]) -> list[Change]:
             typed += change.count
         elif change.kind == DELETED:
             deleted += change.count
-    return [
-        change
-        for change in (lyrics_change(TYPED, typed), lyrics_change(DELETED, deleted))
-        if change is not None
-    ]
+    return _counted(typed, deleted)
 
 
 # -- plain values, tolerantly ---------------------------------------------------------------------
@@ -344,15 +347,18 @@ def lyrics_change(kind: str, count: int) -> Change | None:
     return Change(kind, "lyrics", f"{verb} {count} {noun} in lyrics", count)
 
 
+def _counted(typed: int, deleted: int) -> list[Change]:
+    found = (lyrics_change(TYPED, typed), lyrics_change(DELETED, deleted))
+    return [change for change in found if change is not None]
+
+
 def _lyrics(before: str, after: str) -> list[Change]:
     """Characters typed and deleted, counted outside the longest common prefix and suffix: one
     update's edits of a text are usually one run, and a replaced run reads as both."""
     if before == after:
         return []
     prefix, suffix = common_ends(before, after)
-    typed = lyrics_change(TYPED, len(after) - prefix - suffix)
-    deleted = lyrics_change(DELETED, len(before) - prefix - suffix)
-    return [c for c in (typed, deleted) if c is not None]
+    return _counted(len(after) - prefix - suffix, len(before) - prefix - suffix)
 
 
 # -- comments and markers -------------------------------------------------------------------------

@@ -14,19 +14,32 @@ are rendered again and the rest kept; any other such root (a text, an array, one
 nothing yet) is rendered whole after every update. The
 untouched parts of the next rendering are the very objects of the previous one, so comparing
 the two skips them by identity. A rendering that may have missed an update (`stale`), and every
-256th, is rendered whole."""
+256th, is rendered whole.
+
+What an update typed into the lyrics and deleted from them (`lyrics`) is counted from the text's
+deltas as they are applied. A long-lived rendering (`counted=True`: the document read model's
+fold) counts it from the update's own structs instead (crdt.textcount) and reads no delta: yrs
+computes a text's delta by walking every item of the text, deleted ones included, which costs
+milliseconds per keystroke on lyrics retyped over a long project; its `value`'s lyrics are then
+read from the document when `value` is read, and the renderings `apply` returns may hold older
+lyrics (use `changed` for what an update changed)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from functools import partial
 from typing import Any
 
 from pycrdt import Array, Doc, Map, Text
 
-from crdt import apply
+from crdt import MalformedUpdate, apply
 from crdt.delta import replay
+from crdt.textcount import TextCounts
+from domain.changes import Change, changes
 from domain.document import SCHEMA_ROOTS, plain, plain_root, root_value
+
+_log = logging.getLogger(__name__)
 
 LYRICS = "lyrics"
 WHOLE = -1  # in `_touched`: the root is rendered whole
@@ -37,14 +50,21 @@ WHOLE_EVERY = 256
 
 
 class Rendering:
-    """`doc` and `value`, its plain rendering, as of the last `apply` (or of construction)."""
+    """`doc` and `value`, its plain rendering, as of the last `apply` (or of construction), and
+    `lyrics`: the characters the last update typed into the lyrics and deleted from them (None
+    when they were not counted: compare the renderings' lyrics)."""
 
-    def __init__(self, doc: Doc[Any]) -> None:
+    def __init__(self, doc: Doc[Any], *, counted: bool = False) -> None:
         self.doc = doc
-        self.value = plain(doc)
+        self._value = plain(doc)
         self.stale = False
+        self.lyrics: tuple[int, int] | None = None
+        self._counts = TextCounts.of(doc.get_update(), LYRICS) if counted else None
+        self._length = len(doc.get(LYRICS, type=Text))  # in UTF-8 bytes, as pycrdt counts
+        self._behind = False  # `_value`'s lyrics lag the document's (counted)
+        self._typed = self._deleted = 0  # by the update's deltas; -1: not counted
         self._applied = 0
-        self._others = [name for name in self.value if name not in SCHEMA_ROOTS]
+        self._others = [name for name in self._value if name not in SCHEMA_ROOTS]
         self._touched: dict[str, set[int]] = {}
         # The lyrics as UTF-8, kept from the text's change deltas (whose positions count bytes):
         # `str()` of a Y.Text walks every item, a millisecond for lyrics of 46,000 characters
@@ -81,7 +101,8 @@ class Rendering:
     def _text(self, name: str, event: Any) -> None:
         try:
             self._touched.setdefault(name, set()).add(WHOLE)
-            self._deltas.setdefault(name, []).append(event.delta)
+            if self._counts is None:  # counted from the update: no walk of the text
+                self._deltas.setdefault(name, []).append(event.delta)
         except BaseException:  # never into yrs: the next rendering is whole instead
             self.stale = True
 
@@ -103,26 +124,71 @@ class Rendering:
         except BaseException:  # never into yrs: the next rendering is whole instead
             self.stale = True
 
+    @property
+    def value(self) -> dict[str, Any]:
+        """The plain rendering of the document as it stands."""
+        if self._behind:
+            self._behind = False
+            self._value[LYRICS] = str(self.doc.get(LYRICS, type=Text))
+        return self._value
+
+    def changed(self, update: bytes, origin: str) -> list[Change]:
+        """Apply `update` (as `apply`) and say what it changed (domain.changes)."""
+        before, after = self.apply(update, origin)
+        return changes(before, after, self.lyrics)
+
     def apply(self, update: bytes, origin: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Apply `update` (crdt.apply: MalformedUpdate if it does not apply, the document then
         unchanged) and return the renderings before and after it."""
-        before = self.value
+        before = self._value
         self._touched, self._deltas, self._keys = {}, {}, {}
+        self._typed = self._deleted = 0
         self._applied += 1
         if self._applied % WHOLE_EVERY == 0:
             self.stale = True
+        counted = self._count(update)
         try:
             apply(self.doc, update, origin)
         except BaseException:
             self.stale = True
+            if self._counts is not None:  # it counted an update the document does not hold
+                self._counts = None
+                self.value  # noqa: B018 (the lyrics read while the document is as they were)
             raise
-        self.value = self._render(before)
-        return before, self.value
+        length = len(self.doc.get(LYRICS, type=Text))
+        if counted is not None and length - self._length != counted[2] - counted[3]:
+            _log.warning("lyrics counted from the update disagree with the text: read from it")
+            self._counts, self.stale = None, True
+        self._length = length
+        self._value = self._render(before)
+        if counted is not None:
+            self.lyrics = counted[0], counted[1]
+        elif LYRICS in self._touched and self._typed >= 0:
+            self.lyrics = self._typed, self._deleted
+        else:
+            self.lyrics = None if LYRICS in self._touched else (0, 0)
+        return before, self._value
+
+    def _count(self, update: bytes) -> tuple[int, int, int, int] | None:
+        """The update's lyrics counted from its structs; None (and from now on the text's
+        deltas) when they cannot be."""
+        if self._counts is None:
+            return None
+        try:
+            counted = self._counts.count(update)
+        except MalformedUpdate:
+            counted = None  # crdt.apply says so
+        if counted is None:  # the lyrics read while the document is as they were
+            self.value  # noqa: B018
+            self._counts, self.stale = None, True
+        return counted
 
     def _render(self, before: dict[str, Any]) -> dict[str, Any]:
         if self.stale:
-            self.stale = False
-            self._lyrics = _utf8(self.doc.get(LYRICS, type=Text))
+            self.stale = self._behind = False
+            self._typed = -1  # the deltas were not read: the renderings say
+            if self._counts is None:
+                self._lyrics = _utf8(self.doc.get(LYRICS, type=Text))
             whole = plain(self.doc)
             self._others = [name for name in whole if name not in SCHEMA_ROOTS]
             for name in self._others:
@@ -133,6 +199,8 @@ class Rendering:
             old = before.get(name)
             if WHOLE not in parts and self._kinds[name] is Array and isinstance(old, list):
                 after[name] = self._array(name, old, parts)
+            elif name == LYRICS and self._counts is not None:
+                self._behind = True  # read when `value` is
             elif name == LYRICS:
                 after[name] = self._patched()
             elif name in self._keys and WHOLE not in parts and isinstance(old, dict):
@@ -170,14 +238,34 @@ class Rendering:
         """The lyrics after the update's deltas, applied to the UTF-8 kept; read whole (and
         kept again) when a delta holds an embed or does not fit what was kept."""
         lyrics = self._lyrics
-        if lyrics is not None and all(_patch(lyrics, d) for d in self._deltas.get(LYRICS, ())):
+        if lyrics is not None and all(self._patch(lyrics, d) for d in self._deltas.get(LYRICS, ())):
             try:
                 return lyrics.decode()
             except UnicodeDecodeError:
                 pass
+        self._typed = -1  # not counted: the renderings say
         text = self.doc.get(LYRICS, type=Text)
         self._lyrics = _utf8(text)
         return str(text)
+
+    def _patch(self, lyrics: bytearray, delta: Any) -> bool:
+        """Apply a Y.Text change delta (in UTF-8 bytes) to `lyrics`, counting the characters
+        typed and deleted; False (and `lyrics` to be dropped) if it holds an embed or does not
+        fit."""
+
+        def insert(at: int, value: Any) -> int | None:
+            if not isinstance(value, str):
+                return None
+            data = value.encode()
+            lyrics[at:at] = data
+            self._typed += len(value)
+            return len(data)
+
+        def delete(at: int, count: int) -> None:
+            self._deleted += len(lyrics[at : at + count].decode(errors="replace"))
+            del lyrics[at : at + count]
+
+        return replay(delta, lambda: len(lyrics), insert, delete)
 
     def _array(self, name: str, before: list[Any], indices: set[int]) -> Any:
         """An Array root after the update: its items inserted and deleted as its deltas say
@@ -233,23 +321,6 @@ def _utf8(text: Text) -> bytearray | None:
     if not all(isinstance(chunk, str) for chunk in chunks):
         return None
     return bytearray("".join(chunks).encode())
-
-
-def _patch(lyrics: bytearray, delta: Any) -> bool:
-    """Apply a Y.Text change delta (in UTF-8 bytes) to `lyrics`; False (and `lyrics` to be
-    dropped) if it holds an embed or does not fit."""
-
-    def insert(at: int, value: Any) -> int | None:
-        if not isinstance(value, str):
-            return None
-        data = value.encode()
-        lyrics[at:at] = data
-        return len(data)
-
-    def delete(at: int, count: int) -> None:
-        del lyrics[at : at + count]
-
-    return replay(delta, lambda: len(lyrics), insert, delete)
 
 
 def _splice(items: list[Any], delta: Any, inserted: set[int]) -> bool:

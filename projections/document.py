@@ -28,7 +28,7 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt import EMPTY_UPDATE, MalformedUpdate, apply, build
-from domain.changes import Change, changes
+from domain.changes import Change
 from domain.events import DOC_UPDATED, is_project_stream, project_of, stream_name
 from domain.rendering import Rendering
 from eventstore import EventStore, RecordedEvent
@@ -145,9 +145,9 @@ class _Cached:
     def record(self, event: RecordedEvent) -> list[Change]:
         """Apply the event's update; what it changed, in the studio's words."""
         if self.rendering is None:
-            self.rendering = Rendering(self.doc)
+            self.rendering = Rendering(self.doc, counted=True)
         try:
-            return changes(*self.rendering.apply(event.data, "projection"))
+            return self.rendering.changed(event.data, "projection")
         except MalformedUpdate:
             _skipped(event)
             return []

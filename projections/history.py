@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import events
-from domain.changes import TYPING, Change, changes, event_summary, touches, typing_total
+from domain.changes import TYPING, Change, event_summary, touches, typing_total
 from domain.events import project_of
 from domain.rendering import Rendering
 from eventstore import EventStore, RecordedEvent
@@ -187,7 +187,7 @@ async def _scan(
             elif event.type == events.DOC_UPDATED:
                 if rendering is None:
                     rendering = Rendering((await state_at(store, stream, event.version - 1)).doc)
-                found = changes(*rendering.apply(event.data, "replay"))
+                found = rendering.changed(event.data, "replay")
             entry = _entry(event, found)
             if _keeps(entry, filters):
                 page.entries.append(entry)
