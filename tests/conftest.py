@@ -7,7 +7,10 @@ harness/databases.py). And the Hypothesis profiles (tests/hypothesis_profiles.py
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import functools
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +22,26 @@ from harness.s3 import S3Server, s3_server
 from tests import hypothesis_profiles, services
 
 hypothesis_profiles.register()
+
+
+def _serialize_ast_parsing() -> None:
+    """One thread at a time in `ast.parse`. CPython 3.11 keeps the AST constructor's recursion
+    counter per interpreter, not per thread, so two threads parsing at once (pytest formatting a
+    failure while a server thread logs a traceback, whose carets 3.11 finds by parsing the line)
+    fail with "SystemError: AST constructor recursion depth mismatch", and pytest then stops with
+    an INTERNALERROR that names no test (a CI run did, hiding a real failure)."""
+    parse = ast.parse
+    lock = threading.RLock()
+
+    @functools.wraps(parse)
+    def serialized(*args: object, **kwargs: object) -> object:
+        with lock:
+            return parse(*args, **kwargs)  # type: ignore[call-overload]
+
+    ast.parse = serialized  # type: ignore[assignment]
+
+
+_serialize_ast_parsing()
 
 
 @pytest.fixture(scope="session")
