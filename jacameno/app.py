@@ -75,8 +75,10 @@ UPLOAD_PATH = re.compile(r"^/api/projects/[^/]+/assets$")
 
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
-    logger.warning(
-        "backing service unavailable",
+    logger.warning(  # what failed, in the line itself: a 503 in a test's log must say why
+        "backing service unavailable (%s: %s)",
+        type(exc).__name__,
+        exc,
         extra={"action": "http.unavailable", "error": type(exc).__name__},
     )
     error = errors.ApiError(503, "unavailable", "a backing service is unavailable; retry later")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -78,7 +78,11 @@ class PostgresDatabase(_PgConnection):
         self._pool = pool
 
     @classmethod
-    async def open(cls, dsn: str, *, pool_size: int = 5) -> PostgresDatabase:
+    async def open(
+        cls, dsn: str, *, pool_size: int = 5, session: Mapping[str, str] | None = None
+    ) -> PostgresDatabase:
+        """A pool on `dsn`; `session` overrides settings of dbdrivers.postgres.SESSION for this
+        pool's connections (the URL's query still wins)."""
         with _translated():
             pool = await asyncpg.create_pool(
                 dsn,
@@ -93,7 +97,11 @@ class PostgresDatabase(_PgConnection):
                 server_settings=server_settings(
                     dsn,
                     "jacameno-sql",
-                    {**SESSION, "search_path": f"public, {READ_MODELS_SCHEMA}"},
+                    {
+                        **SESSION,
+                        "search_path": f"public, {READ_MODELS_SCHEMA}",
+                        **(session or {}),
+                    },
                 ),
                 reset=keep_session,
             )

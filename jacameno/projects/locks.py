@@ -14,13 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from sqldb import Database, open_database
+from sqldb import Database, DatabaseError, PostgresDatabase
+
+logger = logging.getLogger(__name__)
 
 # The first key of the two-key advisory lock: a namespace that no other lock of ours uses.
 _CLASS = 0x6A636D64  # "jcmd"
+# How long a turn's transaction may sit idle while its command works (reads the read model,
+# waits for a projection up to eventstore.progress.WAIT_LIMIT, appends). The sessions' default
+# (dbdrivers.postgres.SESSION, 2 s) is for transactions that do database work only: under it a
+# command slower than 2 s lost its session, its turn with it, and answered 503 for a change it
+# had made. A node that stalls longer than this still lets the project's turn go.
+TURN_IDLE_LIMIT = "60s"
 
 
 class Turns(Protocol):
@@ -68,23 +77,38 @@ class PostgresTurns:
 
     @classmethod
     async def open(cls, url: str, *, connections: int = 2) -> PostgresTurns:
-        return cls(await open_database(url, pool_size=connections))
+        session = {"idle_in_transaction_session_timeout": TURN_IDLE_LIMIT}
+        return cls(await PostgresDatabase.open(url, pool_size=connections, session=session))
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str, timeout: float) -> AsyncIterator[None]:
         deadline = asyncio.get_running_loop().time() + timeout
         failure: BaseException | None = None
-        async with (
-            self._local.hold(key, timeout),
-            asyncio.timeout_at(deadline) as bound,  # outside the transaction: not its failure
-            self._db.transaction() as conn,
-        ):
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _CLASS, key)
-            bound.reschedule(None)
-            try:
-                yield  # the transaction ends, and the lock with it, when the block does
-            except BaseException as exc:  # the block's, not the database's: raised as it is
-                failure = exc
+        held = False
+        try:
+            async with (
+                self._local.hold(key, timeout),
+                asyncio.timeout_at(deadline) as bound,  # outside the transaction: not its failure
+                self._db.transaction() as conn,
+            ):
+                await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _CLASS, key)
+                bound.reschedule(None)
+                held = True
+                try:
+                    yield  # the transaction ends, and the lock with it, when the block does
+                except BaseException as exc:  # the block's, not the database's: raised as it is
+                    failure = exc
+        except DatabaseError:
+            if not held:
+                raise
+            # Only the release failed (the session was lost while the block ran): the lock went
+            # with the session, and what the block did stands, so its caller is not told it
+            # failed.
+            logger.warning(
+                "a project's turn was lost before its command ended",
+                exc_info=True,
+                extra={"action": "projects.turn_lost", "key": key},
+            )
         if failure is not None:
             raise failure
 

@@ -8,7 +8,8 @@ import asyncio
 
 import pytest
 
-from jacameno.projects.locks import PostgresTurns, ProcessTurns, Turns
+from jacameno.projects.locks import _CLASS, PostgresTurns, ProcessTurns, Turns
+from sqldb import open_database
 
 
 async def _check_turns(first: Turns, second: Turns) -> None:
@@ -53,3 +54,50 @@ async def test_a_failure_in_the_turn_is_raised_as_it_is(fresh_pg_url: str) -> No
         assert await asyncio.wait_for(_hold_once(turns, "project-a"), 5) == "held"  # released
     finally:
         await turns.close()
+
+
+async def test_a_turn_outlasts_the_sessions_idle_limit(fresh_pg_url: str) -> None:
+    # A command may wait seconds for a read model inside its turn; the turn's transaction sits
+    # idle meanwhile, longer than the 2 s that other sessions allow (dbdrivers.postgres). It
+    # used to lose its session there, and the command answered 503 for a change it had made.
+    first = await PostgresTurns.open(fresh_pg_url)
+    second = await PostgresTurns.open(fresh_pg_url)
+    try:
+        async with first.hold("project-a", 5):
+            await asyncio.sleep(2.5)
+            with pytest.raises(TimeoutError):  # still held: no other node has its turn
+                async with second.hold("project-a", 0.2):
+                    pass
+        assert await asyncio.wait_for(_hold_once(second, "project-a"), 5) == "held"
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_turn_lost_under_its_block_does_not_fail_what_the_block_did(
+    fresh_pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The session ends under the block (an operator ends it, the link drops): the lock went
+    # with it, and the block's work stands; its caller is not told it failed.
+    turns = await PostgresTurns.open(fresh_pg_url)
+    other = await PostgresTurns.open(fresh_pg_url)
+    probe = await open_database(fresh_pg_url, pool_size=1)
+    done = []
+    try:
+        async with turns.hold("project-a", 5):
+            await probe.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks"
+                " WHERE locktype = 'advisory' AND granted AND classid = $1"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                _CLASS,
+            )
+            async with other.hold("project-a", 5):  # the turn passed on with the session
+                pass
+            done.append("appended")
+        assert done == ["appended"]
+        assert any(r.message.startswith("a project's turn was lost") for r in caplog.records)
+        assert await asyncio.wait_for(_hold_once(turns, "project-a"), 5) == "held"
+    finally:
+        await turns.close()
+        await other.close()
+        await probe.close()
