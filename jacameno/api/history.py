@@ -7,6 +7,7 @@ project's, so no version or path reaches another's."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,8 +81,13 @@ async def get_state(call: HistoryCall) -> Response:
         headers = {"X-Jacameno-Version": str(state.version)}
         if state.recorded_at is not None:
             headers["X-Jacameno-Recorded-At"] = state.recorded_at.isoformat()
-        return Response(state.doc.get_update(), media_type=YJS_MEDIA_TYPE, headers=headers)
-    return JSONResponse({"project_id": project_id, **state.public()})
+        update = await asyncio.to_thread(state.doc.get_update)
+        return Response(update, media_type=YJS_MEDIA_TYPE, headers=headers)
+    # off the event loop, as the build was: a long document takes tens of milliseconds to render
+    # and encode, and the node's rooms must not wait
+    return await asyncio.to_thread(
+        lambda: JSONResponse({"project_id": project_id, **state.public()})
+    )
 
 
 async def get_history(call: HistoryCall) -> Response:
