@@ -23,7 +23,7 @@ from sqldb import Database, DatabaseError, PostgresDatabase
 logger = logging.getLogger(__name__)
 
 # The first key of the two-key advisory lock: a namespace that no other lock of ours uses.
-_CLASS = 0x6A636D64  # "jcmd"
+LOCK_CLASS = 0x6A636D64  # "jcmd"
 # How long a turn's transaction may sit idle while its command works (reads the read model,
 # waits for a projection up to eventstore.progress.WAIT_LIMIT, appends). The sessions' default
 # (dbdrivers.postgres.SESSION, 2 s) is for transactions that do database work only: under it a
@@ -91,7 +91,8 @@ class PostgresTurns:
                 asyncio.timeout_at(deadline) as bound,  # outside the transaction: not its failure
                 self._db.transaction() as conn,
             ):
-                await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _CLASS, key)
+                lock = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+                await conn.execute(lock, LOCK_CLASS, key)
                 bound.reschedule(None)
                 held = True
                 try:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
-from jacameno.projects.locks import _CLASS, PostgresTurns, ProcessTurns, Turns
+from dbdrivers.postgres import server_settings
+from jacameno.projects.locks import LOCK_CLASS, PostgresTurns, ProcessTurns, Turns
 from sqldb import open_database
 
 
@@ -56,15 +58,29 @@ async def test_a_failure_in_the_turn_is_raised_as_it_is(fresh_pg_url: str) -> No
         await turns.close()
 
 
+async def _idle_session_ended(url: str) -> None:
+    """Return once Postgres has ended a session of the default settings (dbdrivers.postgres)
+    left idle inside a transaction."""
+    conn = await asyncpg.connect(url, server_settings=server_settings(url, "idle-probe"))
+    ended = asyncio.Event()
+    conn.add_termination_listener(lambda _: ended.set())
+    try:
+        await conn.execute("BEGIN")
+        await asyncio.wait_for(ended.wait(), 10)
+    finally:
+        await conn.close()
+
+
 async def test_a_turn_outlasts_the_sessions_idle_limit(fresh_pg_url: str) -> None:
     # A command may wait seconds for a read model inside its turn; the turn's transaction sits
-    # idle meanwhile, longer than the 2 s that other sessions allow (dbdrivers.postgres). It
-    # used to lose its session there, and the command answered 503 for a change it had made.
+    # idle meanwhile, longer than other sessions may (dbdrivers.postgres). It used to lose its
+    # session there, and the command answered 503 for a change it had made.
     first = await PostgresTurns.open(fresh_pg_url)
     second = await PostgresTurns.open(fresh_pg_url)
     try:
         async with first.hold("project-a", 5):
-            await asyncio.sleep(2.5)
+            # idle since before a default session that Postgres has ended meanwhile
+            await _idle_session_ended(fresh_pg_url)
             with pytest.raises(TimeoutError):  # still held: no other node has its turn
                 async with second.hold("project-a", 0.2):
                     pass
@@ -89,7 +105,7 @@ async def test_a_turn_lost_under_its_block_does_not_fail_what_the_block_did(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks"
                 " WHERE locktype = 'advisory' AND granted AND classid = $1"
                 " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                _CLASS,
+                LOCK_CLASS,
             )
             async with other.hold("project-a", 5):  # the turn passed on with the session
                 pass
