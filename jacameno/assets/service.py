@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterable
@@ -28,7 +29,7 @@ from domain.events.assets import UploadedAsset, asset_deleted, asset_uploaded
 from domain.roles import EDITOR, OWNER
 from eventstore import EventStore
 from jacameno.assets.audio import AudioHeader, NotAudio, probe
-from jacameno.storage import BlobStore, read_file
+from jacameno.storage import BlobStore, StorageUnavailable, read_file
 from projections.assets import ASSETS, AssetsReadModel, AssetView
 from projections.catalog_reads import CatalogReadModel
 from projections.jobs import JOBS
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 # Received bytes are hashed and written to the spool file this many at once, in a worker thread.
 SPOOL_BATCH_BYTES = 1024 * 1024
+# When the store adopts the spool file, it is synced to the disk in the background each time
+# this much more is written, so the disk writes while the rest is received.
+SPOOL_SYNC_BYTES = 4 * SPOOL_BATCH_BYTES
 MAX_NAME = 200
 
 __all__ = [
@@ -199,13 +203,25 @@ class Assets:
         The event loop only counts and gathers the received chunks (no copy); each batch of
         SPOOL_BATCH_BYTES is hashed and written in a worker thread while the next batch is
         received (hashlib and the file's write release the GIL), so at most two batches are in
-        memory."""
+        memory. When the store will adopt the file, a third thread syncs what is written every
+        SPOOL_SYNC_BYTES, one sync at a time: the disk's flush overlaps the receiving instead of
+        all of it waiting for the store's fsync at the end (docs/assets.md). The spool's disk
+        failing is StorageUnavailable, as the store's own disk failing is."""
+        try:
+            return await self._write_spool(body, path)
+        except OSError as exc:  # the spool's disk, as the store's own failures are
+            raise StorageUnavailable(f"upload spool: {exc}") from exc
+
+    async def _write_spool(self, body: AsyncIterable[bytes], path: Path) -> tuple[str, int]:
         digest = hashlib.sha256()
         size = 0
         batch: list[bytes] = []
         batched = 0
+        absorbed = unsynced = 0
         absorbing: asyncio.Future[None] | None = None
+        syncing: asyncio.Future[None] | None = None
         file: BinaryIO = await asyncio.to_thread(path.open, "wb")
+        descriptor = file.fileno()
         try:
             async for chunk in body:
                 size += len(chunk)
@@ -217,17 +233,29 @@ class Assets:
                     if absorbing is not None:
                         # Shielded: cancelled here, the finally still waits for the thread.
                         await asyncio.shield(absorbing)
+                        unsynced += absorbed
                     absorbing = asyncio.ensure_future(
                         asyncio.to_thread(_absorb, digest, file, batch)
                     )
-                    batch, batched = [], 0
+                    absorbed, batch, batched = batched, [], 0
+                    idle = syncing is None or syncing.done()
+                    if self.blobs.adopts_files and unsynced >= SPOOL_SYNC_BYTES and idle:
+                        if syncing is not None:
+                            syncing.result()  # a failed sync fails the upload
+                        syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, descriptor))
+                        unsynced = 0
             if absorbing is not None:
                 await asyncio.shield(absorbing)
                 absorbing = None
             await asyncio.to_thread(_absorb, digest, file, batch)
+            if syncing is not None:
+                await asyncio.shield(syncing)
+                syncing = None
         finally:
-            if absorbing is not None:  # refused or cut short: the thread ends before the close
-                await asyncio.gather(absorbing, return_exceptions=True)
+            # Refused or cut short: the threads end before the close.
+            for running in (absorbing, syncing):
+                if running is not None:
+                    await asyncio.gather(running, return_exceptions=True)
             await asyncio.to_thread(file.close)
         if size == 0:
             raise NotAudio("the body is empty")

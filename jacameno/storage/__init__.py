@@ -96,6 +96,11 @@ class BlobStat:
 class BlobStore(Protocol):
     """Where blobs live. Every method may raise StorageUnavailable and InvalidKey."""
 
+    # Whether `put_file` keeps the file itself (a rename on the store's disk) rather than
+    # copying its bytes: then its writer makes it durable as it writes it, so the put's own
+    # sync has little left to wait for.
+    adopts_files: bool
+
     async def put(
         self,
         key: str,

@@ -39,6 +39,8 @@ T = TypeVar("T")
 class LocalBlobStore:
     """Blobs as files under `root` (made if missing)."""
 
+    adopts_files = True
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._partial = root / PARTIAL

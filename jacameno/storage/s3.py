@@ -76,6 +76,8 @@ _FOREIGN = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
 class S3BlobStore:
     """Blobs under `location.prefix` in `location.bucket`; open with `S3BlobStore.open`."""
 
+    adopts_files = False  # put_file uploads a copy: the file need not be durable
+
     def __init__(
         self, location: S3Location, client: Any, stack: contextlib.AsyncExitStack, part_bytes: int
     ) -> None:

@@ -1,12 +1,16 @@
 """Uploads of several spool batches (jacameno.assets.service: hashed and written in a worker
 thread a batch at a time while the next arrives), streamed without Content-Length as a browser
 may: the bytes stored and their hash are those sent, and a body refused past the maximum while
-a batch is being written leaves nothing behind. On the embedded default: the spool is the same
-on S3 (tests/integration/api/test_api_assets.py runs both)."""
+a batch is being written leaves nothing behind. The spool is synced to the disk while it arrives
+(the store adopts it), and a disk that fails that sync answers 503 with nothing kept. On the
+embedded default: the spool is the same on S3 (tests/integration/api/test_api_assets.py runs
+both), where it is not synced: the store uploads a copy."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,10 +19,11 @@ import pytest
 
 from harness.audio import write_wav
 from harness.settings import app_settings
-from jacameno.assets.service import SPOOL_BATCH_BYTES
+from jacameno.assets import service
+from jacameno.assets.service import SPOOL_BATCH_BYTES, SPOOL_SYNC_BYTES
 from tests.integration.api.support import Api, Member, running
 
-MAX_UPLOAD = 4 * SPOOL_BATCH_BYTES
+MAX_UPLOAD = 3 * SPOOL_SYNC_BYTES
 PIECE = 64 * 1024
 
 
@@ -69,5 +74,44 @@ async def test_a_body_refused_while_a_batch_is_written_leaves_nothing(
     assert listing.json()["assets"] == []
     stored = [p for p in api.settings.storage.folder.rglob("*") if p.is_file()]
     assert stored == []
+    spool = api.settings.data_dir / "spool"
+    assert not spool.exists() or list(spool.iterdir()) == []
+
+
+async def test_a_long_body_is_synced_while_it_arrives(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced_at: list[int] = []  # the spool's size on the disk when each sync began
+
+    def fdatasync(descriptor: int) -> None:
+        synced_at.append(os.fstat(descriptor).st_size)
+        os.fsync(descriptor)
+
+    monkeypatch.setattr(service.os, "fdatasync", fdatasync)
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    body = write_wav(tmp_path / "take.wav", MAX_UPLOAD - 1000).read_bytes()
+    answer = await upload(api, owner, project, body)
+    assert answer.status_code == 201, answer.text
+    assert synced_at, "no sync while the body arrived"
+    # The first began with 4 MiB written and most of the body still to come.
+    assert SPOOL_SYNC_BYTES <= synced_at[0] < len(body) - SPOOL_SYNC_BYTES, synced_at
+
+
+async def test_a_spool_sync_the_disk_fails_answers_503_and_keeps_nothing(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fdatasync(descriptor: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(service.os, "fdatasync", fdatasync)
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    body = write_wav(tmp_path / "take.wav", MAX_UPLOAD - 1000).read_bytes()
+    answer = await upload(api, owner, project, body)
+    assert answer.status_code == 503, answer.text
+    listing = await api.client.get(f"/api/projects/{project}/assets", headers=owner.headers)
+    assert listing.json()["assets"] == []
+    assert [p for p in api.settings.storage.folder.rglob("*") if p.is_file()] == []
     spool = api.settings.data_dir / "spool"
     assert not spool.exists() or list(spool.iterdir()) == []
