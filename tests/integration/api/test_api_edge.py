@@ -1,11 +1,13 @@
 """The HTTP layer under the app, through a real uvicorn with our protocols: a request head over
 its bound gets 431, one that arrives too slowly 408, connections over the node's bound 503, an
 unknown method 501, all in the API's JSON error shape; a client that leaves mid-body is no
-server error; a refused CORS preflight answers JSON."""
+server error; bodies sent in pieces reach the app whole, in order and apart from the next
+request's on the same connection; a refused CORS preflight answers JSON."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from harness.audio import write_wav
 from harness.ports import tcp_buffered
 from harness.settings import app_settings
 from harness.waiting import eventually
@@ -159,6 +162,60 @@ async def test_a_client_that_leaves_mid_body_is_not_a_server_error(
     assert counted == [
         'jacameno_http_errors_total{method="POST",route="/api/auth/login",status="499"} 1.0'
     ]
+
+
+async def test_a_body_of_many_pieces_reaches_the_app_whole_and_in_order(
+    server: Server, tmp_path: Path
+) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    body = write_wav(tmp_path / "take.wav", 3 * 1024 * 1024 + 4321).read_bytes()
+    sizes = [1, 7, 65_536 + 3, 300_000, 13, 1_000_000]  # then 64 KiB at a time
+
+    async def pieces() -> AsyncIterator[bytes]:  # streamed: chunked transfer encoding
+        start = 0
+        for size in sizes:
+            yield body[start : start + size]
+            start += size
+        for at in range(start, len(body), 65_536):
+            yield body[at : at + 65_536]
+
+    for content in (body, pieces()):
+        answer = await server.http.post(
+            f"/api/projects/{project}/assets",
+            content=content,
+            headers={**owner.headers, "Content-Type": "application/octet-stream"},
+        )
+        assert answer.status_code == 201, answer.text
+        stored = answer.json()
+        assert (stored["sha256"], stored["size"]) == (hashlib.sha256(body).hexdigest(), len(body))
+        back = await server.http.get(f"/api/assets/{stored['id']}", headers=owner.headers)
+        assert back.content == body
+
+
+async def test_each_request_on_a_kept_alive_connection_reads_its_own_body(
+    server: Server,
+) -> None:
+    reader, writer = await _open(server)
+    for email in ("first@example.com", "second@example.com"):
+        body = json.dumps({"email": email, "password": "not the password"}).encode()
+        writer.write(
+            b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body)
+        )
+        for at in range(0, len(body), 5):  # the body in pieces the server may read apart
+            writer.write(body[at : at + 5])
+            await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        answer = json.loads(await asyncio.wait_for(reader.readexactly(length), 10))
+        # Each body parsed as the login it is: refused for its credentials, not as malformed.
+        assert head.startswith(b"HTTP/1.1 401"), (head, answer)
+    writer.close()
 
 
 async def test_a_refused_cors_preflight_answers_json(settings: Settings) -> None:
