@@ -33,7 +33,8 @@ On a user's stream `user-{id}`:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -133,8 +134,12 @@ class PublishedTrack:
     format: str
 
 
+# One encoder for every event: json.dumps with these options builds a new encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _encode(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(data).encode()
 
 
 def _object(data: bytes, kind: str) -> dict[str, Any]:
@@ -190,12 +195,43 @@ def read_track_updated(data: bytes) -> dict[str, Any]:
 
 
 def track_played(listened_by: str, *, actor: str | None, request_id: str | None = None) -> NewEvent:
-    return event(TRACK_PLAYED, {"listener": listened_by}, actor=actor, request_id=request_id)
+    return track_plays([(listened_by, actor)], request_id=request_id)[0]
+
+
+def track_plays(
+    plays: Sequence[tuple[str, str | None]], *, request_id: str | None = None
+) -> list[NewEvent]:
+    """A track.played per (listener, actor), in order, made in one request. The plays of one
+    actor share one metadata object, which the store encodes once per append (a batch of
+    plays is mostly that encoding otherwise)."""
+    shared: dict[str | None, dict[str, Any]] = {}
+    events = []
+    for listened_by, actor in plays:
+        metadata = shared.get(actor)
+        if metadata is None:
+            metadata = shared[actor] = _metadata(actor, request_id)
+        events.append(NewEvent(TRACK_PLAYED, _encode({"listener": listened_by}), metadata))
+    return events
+
+
+# A track.played as `track_plays` writes it, `{"listener":"…"}`, with no escape in the string
+# (and no raw control character, which JSON would refuse).
+_PLAYED = re.compile(rb'\{"listener":"([^"\\\x00-\x1f]*)"\}')
 
 
 def read_track_played(data: bytes) -> str:
-    """The listener of a track.played (ValueError: not one)."""
-    value = _object(data, TRACK_PLAYED).get("listener")
+    """The listener of a track.played (ValueError: not one). The folds read thousands a second:
+    a payload in the form `track_plays` writes is matched rather than parsed (a quarter of the
+    time); any other is parsed."""
+    value: object
+    written = _PLAYED.fullmatch(data)
+    if written is not None:
+        try:
+            value = written.group(1).decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not a {TRACK_PLAYED} payload: {exc}") from exc
+    else:
+        value = _object(data, TRACK_PLAYED).get("listener")
     if not isinstance(value, str) or not value.startswith((USER_LISTENER, DEVICE_LISTENER)):
         raise ValueError(f"not a {TRACK_PLAYED} payload")
     return value

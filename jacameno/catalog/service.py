@@ -166,12 +166,11 @@ class Catalog:
             raise Invalid("unknown_tracks", f"no such track: {', '.join(missing)}")
         request_id = _request_id()
         by_track: dict[str, list[int]] = {}
-        events: dict[str, list[NewEvent]] = {}
+        made: dict[str, list[tuple[str, str | None]]] = {}  # (listener, actor) per track
         for n, (track_id, user_id, device_id) in enumerate(plays):
-            listened_by = ev.listener(user_id, device_id)
             by_track.setdefault(track_id, []).append(n)
-            event = ev.track_played(listened_by, actor=user_id, request_id=request_id)
-            events.setdefault(track_id, []).append(event)
+            made.setdefault(track_id, []).append((ev.listener(user_id, device_id), user_id))
+        events = {t: ev.track_plays(batch, request_id=request_id) for t, batch in made.items()}
         appends = [self._store.append(ev.track_stream(t), batch) for t, batch in events.items()]
         results = [await appends[0]] if len(appends) == 1 else await asyncio.gather(*appends)
         positions = [0] * len(plays)

@@ -1,4 +1,8 @@
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.events import catalog as ev
 
@@ -46,6 +50,40 @@ def test_a_play_names_its_listener_user_first() -> None:
     assert ev.read_track_played(anonymous.data) == "device:d1"
     with pytest.raises(ValueError, match=r"not a track\.played"):
         ev.read_track_played(b'{"listener": "someone"}')
+
+
+def test_a_batch_of_plays_keeps_its_order_and_shares_each_actors_metadata() -> None:
+    plays = [("device:d1", None), ("user:u1", "u1"), ("device:d2", None), ("user:u1", "u1")]
+    made = ev.track_plays(plays, request_id="r1")
+    assert [ev.read_track_played(e.data) for e in made] == [who for who, _ in plays]
+    assert [e.metadata for e in made] == [
+        {"request_id": "r1"},
+        {"user_id": "u1", "request_id": "r1"},
+        {"request_id": "r1"},
+        {"user_id": "u1", "request_id": "r1"},
+    ]
+    # One object per actor, so an append encodes it once (eventstore.limits.check_events).
+    assert made[0].metadata is made[2].metadata
+    assert made[1].metadata is made[3].metadata
+    assert made[0].metadata is not made[1].metadata
+
+
+@given(st.text())
+def test_a_play_reads_as_the_json_parser_reads_it(who: str) -> None:
+    for payload in (
+        ev.track_played("device:" + who, actor=None).data,  # as written
+        b'{"listener":"device:' + who.encode(errors="surrogatepass") + b'"}',  # raw, unescaped
+        b'{"listener": "device:' + who.encode(errors="surrogatepass") + b'"}',
+    ):
+        try:
+            parsed = json.loads(payload)["listener"]
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, str):
+            with pytest.raises(ValueError, match=r"not a track\.played"):
+                ev.read_track_played(payload)
+        else:
+            assert ev.read_track_played(payload) == parsed
 
 
 def test_an_update_keeps_only_the_track_fields() -> None:
