@@ -16,6 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from jacameno import loops
 from jacameno.settings import Settings
 from projections.lag import ProjectionStatus
 
@@ -54,7 +55,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         from jacameno.bootstrap.projecting import CannotProject
 
         try:  # projection_node checks the settings before it opens anything
-            asyncio.run(_run(settings))
+            loops.run(_run(settings))
         except CannotProject as exc:
             print(f"jacameno: {exc}", file=sys.stderr)
             return 2
@@ -63,7 +64,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(table(asyncio.run(_status(settings))))
         return 0
     if args.action == "rebuild":
-        return asyncio.run(_rebuild(settings, args.name))
+        return loops.run(_rebuild(settings, args.name))
     return asyncio.run(_retry(settings, args.name))
 
 

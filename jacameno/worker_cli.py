@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.events.jobs import KINDS
+from jacameno import loops
 from jacameno.settings import Settings
 
 
@@ -63,7 +64,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         with contextlib.ExitStack() as stack:
             if settings.database_kind == "sqlite":
                 stack.enter_context(sqlite_turn(settings.sqlite_path))
-            asyncio.run(serve(settings, kinds))
+            loops.run(serve(settings, kinds))
     except AlreadyRunning as exc:
         print(f"jacameno: {exc}", file=sys.stderr)
         return 2
