@@ -56,7 +56,7 @@ from harness.server import ServerProcess
 from harness.settings import new_jwt_secret
 from harness.waiting import wait_until
 from load import catalog_fold, rawhttp
-from load.collab_server import START_TIMEOUT, cpu_seconds, pids_cpu
+from load.collab_server import START_TIMEOUT, cpu_seconds, pids_cpu, projection_process, standby
 from load.plain_server import plain_server
 from load.stats import percentile
 
@@ -228,11 +228,17 @@ async def backend_pids(database_url: str) -> list[int]:
 class CpuWindow:
     """CPU seconds the servers and the database's backends spend between `start` and `stop`."""
 
-    def __init__(self, database_url: str, nodes: list[ServerProcess]) -> None:
+    def __init__(
+        self, database_url: str, nodes: list[ServerProcess], projector: int | None = None
+    ) -> None:
         self._url = database_url
-        self._servers = [n.pid for n in nodes]
+        # A projection process of its own folds for the servers: its CPU is theirs, and
+        # `projector` is its share.
+        self._projector = projector
+        self._servers = [n.pid for n in nodes] + ([] if projector is None else [projector])
         self._start: dict[int, float] = {}
         self.server = 0.0
+        self.projector = 0.0
         self.database = 0.0
 
     async def start(self) -> None:
@@ -242,13 +248,18 @@ class CpuWindow:
 
     async def stop(self) -> None:
         self.server = sum(cpu_seconds(pid) - self._start[pid] for pid in self._servers)
+        if self._projector is not None:
+            self.projector = cpu_seconds(self._projector) - self._start[self._projector]
         for pid in await backend_pids(self._url):
             self.database += pids_cpu([pid]) - self._start.get(pid, 0.0)
 
 
 @contextlib.asynccontextmanager
-async def servers(args: argparse.Namespace, folder: Path) -> AsyncIterator[list[ServerProcess]]:
-    """`args.nodes` started servers on one fresh database."""
+async def servers(
+    args: argparse.Namespace, folder: Path
+) -> AsyncIterator[tuple[list[ServerProcess], int | None]]:
+    """`args.nodes` started servers on one fresh database, and with `--projections process`
+    the pid of the projection process that folds for them (the servers stand by)."""
     async with contextlib.AsyncExitStack() as stack:
         if args.sqlite:
             url, extra = f"sqlite:///{folder / 'bench.db'}", {"JACAMENO_AUTO_MIGRATE": "true"}
@@ -256,7 +267,7 @@ async def servers(args: argparse.Namespace, folder: Path) -> AsyncIterator[list[
             url = await stack.enter_async_context(
                 postgres_database(args.dsn, migrate=True, prefix="jacameno_bench_catalog")
             )
-            extra = {}
+            extra = standby(args.redis) if args.projections == "process" else {}
         secret = new_jwt_secret()
         started = []
         for node in range(1 if args.sqlite else args.nodes):
@@ -272,7 +283,10 @@ async def servers(args: argparse.Namespace, folder: Path) -> AsyncIterator[list[
                 start_timeout=START_TIMEOUT,
             )
             started.append(await stack.enter_async_context(server))
-        yield started
+        projector = None
+        if args.projections == "process":
+            projector = await stack.enter_async_context(projection_process(started[0], str(folder)))
+        yield started, projector
 
 
 async def publish_tracks(base: str, count: int) -> list[str]:
@@ -344,9 +358,9 @@ async def counted(base: str, tracks: list[str]) -> int:
 
 
 async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    async with servers(args, folder) as nodes:
+    async with servers(args, folder) as (nodes, projector):
         bases = [n.url for n in nodes]
-        cpu = CpuWindow(nodes[0].database_url, nodes)
+        cpu = CpuWindow(nodes[0].database_url, nodes, projector)
         tracks = await publish_tracks(bases[0], args.tracks)
         _say(f"{len(nodes)} node(s), {len(tracks)} tracks; posting plays for {args.seconds} s")
         load = _load(args, bases, tracks)
@@ -378,6 +392,7 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return {
         "database": "sqlite" if args.sqlite else "postgres",
         "nodes": len(nodes),
+        "projections": args.projections,
         "client_processes": args.client_processes,
         "connections_per_process": args.connections,
         "tracks": len(tracks),
@@ -402,6 +417,9 @@ async def bench(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "cpu_ms_per_1000_plays": {
             "server": round(cpu.server * 1e6 / accepted, 1) if accepted else None,
             "database": round(cpu.database * 1e6 / accepted, 1) if accepted else None,
+            "projection_process": (
+                round(cpu.projector * 1e6 / accepted, 1) if accepted and projector else None
+            ),
         },
         "counted": {"expected": expected, "found": found, "right": expected == found},
     }
@@ -418,6 +436,7 @@ def report(figures: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"play ingestion ({figures['database']}, {figures['nodes']} node(s),"
+            f" projections {figures['projections']},"
             f" {figures['plays_per_request']} play(s) per request):"
             f" {rate:,.0f} plays/s (target {TARGET_PLAYS_PER_SECOND:,}: {rate_ok}),"
             f" p50 {figures['latency_ms']['p50']} ms, p99 {figures['latency_ms']['p99']} ms,"
@@ -432,7 +451,13 @@ def report(figures: dict[str, Any]) -> str:
             f"counted plays: {right['found']} of {right['expected']} distinct (track, device)"
             f" pairs: {'right' if right['right'] else 'WRONG'}",
             f"CPU per 1,000 plays: server {figures['cpu_ms_per_1000_plays']['server']} ms,"
-            f" database {figures['cpu_ms_per_1000_plays']['database']} ms",
+            f" database {figures['cpu_ms_per_1000_plays']['database']} ms"
+            + (
+                f" (the projection process's share of the server's:"
+                f" {figures['cpu_ms_per_1000_plays']['projection_process']} ms)"
+                if figures["projections"] == "process"
+                else ""
+            ),
         ]
     )
 
@@ -457,6 +482,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         " catalog's lag is the issue's at 5,000",
     )
     parser.add_argument("--devices", type=int, default=100_000, help="per client process")
+    parser.add_argument(
+        "--projections",
+        choices=("inline", "process"),
+        default="inline",
+        help="where the read models fold: in the servers, or (Postgres) in a `jacameno"
+        " projections run` of its own beside standby servers, whose CPU counts as theirs",
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/0",
+        help="with --projections process: the Redis of the servers and the projection process",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the plain server's run with the clients"
@@ -470,6 +507,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.sqlite and args.projections == "process":
+        raise SystemExit("--projections process needs Postgres (a projection process does)")
     if args.fold:
         kind = "sqlite" if args.sqlite else "postgres"
         rate = asyncio.run(
