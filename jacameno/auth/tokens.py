@@ -1,10 +1,19 @@
 """Access tokens: short-lived JWTs signed with HS256 (the only algorithm accepted), carrying the
-user id as subject, checked for signature, exp, iat, iss, aud and sub."""
+user id as subject, checked for signature, exp, iat, iss, aud and sub.
+
+A token that passed every check is remembered with its claims (`VERIFIED_TOKENS` of them, the
+least recently presented forgotten first): a client presents the same token on every request and
+every socket it opens until it renews it, and its signature and fixed claims give the same answer
+each time, so only its expiry is checked again. A token is remembered only by its exact text,
+under the secret that verified it, and only once verified: a forged or altered token is never a
+hit, and a flood of bad tokens evicts nothing."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
@@ -12,6 +21,8 @@ import jwt
 ISSUER = "jacameno"
 AUDIENCE = "jacameno-api"
 ALGORITHM = "HS256"
+# Verified tokens remembered (about 400 bytes each with their claims).
+VERIFIED_TOKENS = 4096
 
 
 class InvalidToken(Exception):
@@ -27,12 +38,21 @@ class AccessClaims:
 
 
 class AccessTokens:
-    def __init__(self, secret: str, ttl_seconds: int = 900, *, leeway: float = 5.0) -> None:
+    def __init__(
+        self,
+        secret: str,
+        ttl_seconds: int = 900,
+        *,
+        leeway: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if len(secret) < 16:
             raise ValueError("the JWT secret is too short")
         self._secret = secret
         self.ttl_seconds = ttl_seconds
         self._leeway = leeway
+        self._clock = clock  # what a remembered token's expiry is checked against
+        self._verified: OrderedDict[str, AccessClaims] = OrderedDict()
 
     def issue(self, user_id: str, *, now: float | None = None) -> str:
         issued = int(time.time() if now is None else now)
@@ -48,6 +68,22 @@ class AccessTokens:
 
     def verify(self, token: str) -> AccessClaims:
         """The claims of a valid token; InvalidToken otherwise (never anything else)."""
+        verified = self._verified
+        known = verified.get(token)
+        if known is None:
+            known = self._decode(token)
+            verified[token] = known
+            if len(verified) > VERIFIED_TOKENS:
+                verified.popitem(last=False)
+        else:
+            verified.move_to_end(token)
+        # As jwt.decode checks `exp`, with the same leeway.
+        if known.expires_at <= self._clock() - self._leeway:
+            del verified[token]
+            raise InvalidToken("Signature has expired")
+        return known
+
+    def _decode(self, token: str) -> AccessClaims:
         try:
             claims = jwt.decode(
                 token,
