@@ -16,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, WebSocketRoute
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from eventstore import StoreUnavailableError
@@ -44,6 +44,7 @@ from jacameno.http.middleware import (
     BodyLimitMiddleware,
     JsonCORSMiddleware,
     RequestContextMiddleware,
+    WebSocketsFirst,
 )
 from jacameno.metrics import Metrics
 from jacameno.settings import Settings
@@ -182,11 +183,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     metrics = Metrics()
     document = openapi.document(OPERATIONS, API_VERSION)
+    sockets: list[WebSocketRoute] = []  # the WebSocket routes, served before the middleware
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with bootstrap.services(settings, metrics) as services, metrics.watching_loop():
             app.router.routes[:] = app_routes(settings, services, document)
+            sockets[:] = [r for r in app.router.routes if isinstance(r, WebSocketRoute)]
             # Tests and tools look at the services here; handlers and the collaboration
             # endpoints are given theirs (app_routes).
             app.state.services = services
@@ -219,6 +222,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[],
         middleware=[
             *proxies,
+            Middleware(WebSocketsFirst, routes=sockets),
             Middleware(RequestContextMiddleware, metrics=metrics),
             Middleware(
                 JsonCORSMiddleware,

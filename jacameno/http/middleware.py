@@ -1,5 +1,6 @@
 """ASGI middleware: a request id, an access log line and metrics for every request (and a JSON
-500 for anything unhandled), a bound on request bodies, and CORS that refuses in JSON."""
+500 for anything unhandled), a bound on request bodies, CORS that refuses in JSON, and the
+collaboration WebSockets' way past all of these."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from jacameno import logs
 from jacameno.http.errors import ApiError, error_body
@@ -202,3 +205,28 @@ class JsonCORSMiddleware(CORSMiddleware):
             status_code=403,
             headers=headers,
         )
+
+
+class WebSocketsFirst:
+    """WebSocket connections to one of `routes` (the collaboration endpoints; the list is filled
+    when the app starts) go straight to the route's endpoint: past the middleware under this one,
+    each of which hands a WebSocket scope on untouched, and past the router's walk of every HTTP
+    route before the WebSocket ones. A join's share of the event loop was mostly such layers
+    (docs/benchmarks.md). Anything else goes on down the stack as before.
+
+    An exception the endpoint lets out reaches the server, which logs it and closes the
+    connection with 1011."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[WebSocketRoute]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            for route in self.routes:
+                match, child = route.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    await route.endpoint(WebSocket(scope, receive, send))
+                    return
+        await self.app(scope, receive, send)

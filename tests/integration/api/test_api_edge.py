@@ -2,7 +2,8 @@
 its bound gets 431, one that arrives too slowly 408, connections over the node's bound 503, an
 unknown method 501, all in the API's JSON error shape; a client that leaves mid-body is no
 server error; bodies sent in pieces reach the app whole, in order and apart from the next
-request's on the same connection; a refused CORS preflight answers JSON."""
+request's on the same connection; a WebSocket to a path no collaboration endpoint serves is
+refused at its handshake, as the router refuses it; a refused CORS preflight answers JSON."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from harness.audio import write_wav
 from harness.ports import tcp_buffered
@@ -216,6 +219,18 @@ async def test_each_request_on_a_kept_alive_connection_reads_its_own_body(
         # Each body parsed as the login it is: refused for its credentials, not as malformed.
         assert head.startswith(b"HTTP/1.1 401"), (head, answer)
     writer.close()
+
+
+async def test_a_websocket_to_no_endpoint_is_refused_at_its_handshake(server: Server) -> None:
+    owner = await server.user("owner")
+    project = await server.project(owner)
+    for path in ("/nowhere", f"/collab/{project}/more", "/api/projects"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"{server.ws_url}{path}?token={owner.token}"):
+                pass
+        assert refused.value.response.status_code == 403
+    async with connect(f"{server.ws_url}/collab/{project}?token={owner.token}") as socket:
+        assert await asyncio.wait_for(socket.recv(), 10)  # sync step 1: served
 
 
 async def test_a_refused_cors_preflight_answers_json(settings: Settings) -> None:
