@@ -19,7 +19,6 @@ import pytest
 
 from harness.audio import write_wav
 from harness.settings import app_settings
-from jacameno.assets import service
 from jacameno.assets.service import SPOOL_BATCH_BYTES, SPOOL_SYNC_BYTES
 from tests.integration.api.support import Api, Member, running
 
@@ -87,7 +86,7 @@ async def test_a_long_body_is_synced_while_it_arrives(
         synced_at.append(os.fstat(descriptor).st_size)
         os.fsync(descriptor)
 
-    monkeypatch.setattr(service.os, "fdatasync", fdatasync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     owner = await api.member("owner")
     project = (await api.project(owner))["id"]
     body = write_wav(tmp_path / "take.wav", MAX_UPLOAD - 1000).read_bytes()
@@ -104,7 +103,7 @@ async def test_a_spool_sync_the_disk_fails_answers_503_and_keeps_nothing(
     def fdatasync(descriptor: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(service.os, "fdatasync", fdatasync)
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     owner = await api.member("owner")
     project = (await api.project(owner))["id"]
     body = write_wav(tmp_path / "take.wav", MAX_UPLOAD - 1000).read_bytes()
