@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from difflib import SequenceMatcher
+from typing import Any
 
 CHARACTER_PAIRS = 4_000_000
 
@@ -26,9 +27,9 @@ CHARACTER_PAIRS = 4_000_000
 Opcode = tuple[str, int, int, int, int]
 
 
-def common_ends(before: str, after: str) -> tuple[int, int]:
-    """The lengths of the longest common prefix of the two texts and of the longest common
-    suffix of what follows it."""
+def common_ends(before: Sequence[Any], after: Sequence[Any]) -> tuple[int, int]:
+    """The lengths of the longest common prefix of the two texts (or lists) and of the longest
+    common suffix of what follows it."""
     limit = min(len(before), len(after))
     low, high = 0, limit  # the prefix's length lies in [low, high]
     while low < high:

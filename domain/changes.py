@@ -66,8 +66,29 @@ def changes(
     for root in sorted((before.keys() | after.keys()) - SCHEMA_ROOTS.keys()):
         old, new = before.get(root), after.get(root)
         if old != new:
-            out.append(Change("root.changed", root, f"changed {root}", 0, old, new))
+            out += _other_root(root, old, new)
     return out
+
+
+def _other_root(root: str, old: Any, new: Any) -> Iterator[Change]:
+    """A root outside the schema: a map by its keys that changed (`root/key`, the key's values),
+    an array by the run between what stayed at either end (`root/index` of the run's first
+    item; before and after the runs removed and inserted, as lists, None when empty), anything
+    else whole. Whole, a map or array that grows by an item per update (a chat, a plugin's log)
+    made each update's change hold the root twice over, so the history's rows grew with the
+    square of the edits."""
+    summary = f"changed {root}"
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys(), key=str):
+            was, now = old.get(key), new.get(key)
+            if was != now or (key in old) != (key in new):
+                yield Change("root.changed", f"{root}/{key}", summary, 0, was, now)
+    elif isinstance(old, list) and isinstance(new, list):
+        prefix, suffix = common_ends(old, new)
+        gone, came = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+        yield Change("root.changed", f"{root}/{prefix}", summary, 0, gone or None, came or None)
+    else:
+        yield Change("root.changed", root, summary, 0, old, new)
 
 
 def touches(change_path: str, path: str) -> bool:

@@ -79,7 +79,7 @@ def test_every_kind_of_change_is_listed_with_its_values_before_and_after() -> No
         ("lyrics.deleted", "lyrics", "deleted 2 characters in lyrics", None, None),
         ("comment.resolved", "comments/c1/resolved", "resolved a comment", False, True),
         ("marker.moved", "markers/m1/at", "moved marker Chorus from 32.0 s to 48.0 s", 32.0, 48.0),
-        ("root.changed", "chat", "changed chat", {"hello": "there"}, {"hello": "again"}),
+        ("root.changed", "chat/hello", "changed chat", "there", "again"),
     ]
 
 

@@ -166,6 +166,34 @@ def test_roots_outside_the_schema_are_named() -> None:
     assert _said(edit) == [("chat", "changed chat")]
 
 
+def test_a_root_outside_the_schema_changes_by_its_keys_or_positions() -> None:
+    log = [f"line {n}" for n in range(1000)]
+    before = {"chat": list(log), "plugin": {"a": 1, "b": None, "big": log}, "note": "x"}
+    after = copy.deepcopy(before)
+    after["chat"].append("hello")  # a push: the new item alone, not the chat twice
+    after["plugin"]["a"] = 2
+    del after["plugin"]["b"]  # a key whose value was null, removed
+    after["plugin"]["c"] = None  # a key added with a null value
+    after["note"] = "y"
+    found = [(c.path, c.summary, c.before, c.after) for c in changes(before, after)]
+    assert found == [
+        ("chat/1000", "changed chat", None, ["hello"]),
+        ("note", "changed note", "x", "y"),
+        ("plugin/a", "changed plugin", 1, 2),
+        ("plugin/b", "changed plugin", None, None),
+        ("plugin/c", "changed plugin", None, None),
+    ]
+    deleted, replaced = copy.deepcopy(before), copy.deepcopy(before)
+    del deleted["chat"][10:12]
+    replaced["chat"][500] = "edited"
+    assert [(c.path, c.before, c.after) for c in changes(before, deleted)] == [
+        ("chat/10", ["line 10", "line 11"], None)
+    ]
+    assert [(c.path, c.before, c.after) for c in changes(before, replaced)] == [
+        ("chat/500", ["line 500"], ["edited"])
+    ]
+
+
 def test_nothing_changed_says_nothing_and_garbage_does_not_raise() -> None:
     assert changes(_doc(), _doc()) == []
     garbage: dict[str, Any] = {"meta": [1], "tracks": {"x": 1}, "lyrics": 3, "comments": [7]}
