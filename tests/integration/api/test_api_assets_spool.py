@@ -47,6 +47,22 @@ async def upload(api: Api, who: Member, project: str, body: bytes) -> httpx.Resp
     )
 
 
+async def upload_new(api: Api, tmp_path: Path, size: int) -> tuple[httpx.Response, Member, str]:
+    """A WAV of `size` bytes uploaded by the owner of a new project: the answer, who, where."""
+    owner = await api.member("owner")
+    project = (await api.project(owner))["id"]
+    body = write_wav(tmp_path / "take.wav", size).read_bytes()
+    return await upload(api, owner, project, body), owner, project
+
+
+async def assert_nothing_kept(api: Api, owner: Member, project: str) -> None:
+    listing = await api.client.get(f"/api/projects/{project}/assets", headers=owner.headers)
+    assert listing.json()["assets"] == []
+    assert [p for p in api.settings.storage.folder.rglob("*") if p.is_file()] == []
+    spool = api.settings.data_dir / "spool"
+    assert not spool.exists() or list(spool.iterdir()) == []
+
+
 async def test_a_body_of_several_batches_is_stored_as_sent(api: Api, tmp_path: Path) -> None:
     owner = await api.member("owner")
     project = (await api.project(owner))["id"]
@@ -63,18 +79,10 @@ async def test_a_body_of_several_batches_is_stored_as_sent(api: Api, tmp_path: P
 async def test_a_body_refused_while_a_batch_is_written_leaves_nothing(
     api: Api, tmp_path: Path
 ) -> None:
-    owner = await api.member("owner")
-    project = (await api.project(owner))["id"]
-    body = write_wav(tmp_path / "long.wav", MAX_UPLOAD + SPOOL_BATCH_BYTES).read_bytes()
-    answer = await upload(api, owner, project, body)
+    answer, owner, project = await upload_new(api, tmp_path, MAX_UPLOAD + SPOOL_BATCH_BYTES)
     assert answer.status_code == 413, answer.text
     assert answer.json()["error"]["details"] == {"max_bytes": MAX_UPLOAD}
-    listing = await api.client.get(f"/api/projects/{project}/assets", headers=owner.headers)
-    assert listing.json()["assets"] == []
-    stored = [p for p in api.settings.storage.folder.rglob("*") if p.is_file()]
-    assert stored == []
-    spool = api.settings.data_dir / "spool"
-    assert not spool.exists() or list(spool.iterdir()) == []
+    await assert_nothing_kept(api, owner, project)
 
 
 async def test_a_long_body_is_synced_while_it_arrives(
@@ -87,14 +95,11 @@ async def test_a_long_body_is_synced_while_it_arrives(
         os.fsync(descriptor)
 
     monkeypatch.setattr(os, "fdatasync", fdatasync)
-    owner = await api.member("owner")
-    project = (await api.project(owner))["id"]
-    body = write_wav(tmp_path / "take.wav", MAX_UPLOAD - 1000).read_bytes()
-    answer = await upload(api, owner, project, body)
+    answer, _, _ = await upload_new(api, tmp_path, MAX_UPLOAD - 1000)
     assert answer.status_code == 201, answer.text
     assert synced_at, "no sync while the body arrived"
     # The first began with 4 MiB written and most of the body still to come.
-    assert SPOOL_SYNC_BYTES <= synced_at[0] < len(body) - SPOOL_SYNC_BYTES, synced_at
+    assert SPOOL_SYNC_BYTES <= synced_at[0] < MAX_UPLOAD - SPOOL_SYNC_BYTES, synced_at
 
 
 async def test_a_spool_sync_the_disk_fails_answers_503_and_keeps_nothing(
@@ -104,13 +109,6 @@ async def test_a_spool_sync_the_disk_fails_answers_503_and_keeps_nothing(
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(os, "fdatasync", fdatasync)
-    owner = await api.member("owner")
-    project = (await api.project(owner))["id"]
-    body = write_wav(tmp_path / "take.wav", MAX_UPLOAD - 1000).read_bytes()
-    answer = await upload(api, owner, project, body)
+    answer, owner, project = await upload_new(api, tmp_path, MAX_UPLOAD - 1000)
     assert answer.status_code == 503, answer.text
-    listing = await api.client.get(f"/api/projects/{project}/assets", headers=owner.headers)
-    assert listing.json()["assets"] == []
-    assert [p for p in api.settings.storage.folder.rglob("*") if p.is_file()] == []
-    spool = api.settings.data_dir / "spool"
-    assert not spool.exists() or list(spool.iterdir()) == []
+    await assert_nothing_kept(api, owner, project)
