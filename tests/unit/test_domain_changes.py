@@ -168,7 +168,8 @@ def test_roots_outside_the_schema_are_named() -> None:
 
 def test_a_root_outside_the_schema_changes_by_its_keys_or_positions() -> None:
     log = [f"line {n}" for n in range(1000)]
-    before = {"chat": list(log), "plugin": {"a": 1, "b": None, "big": log}, "note": "x"}
+    before: dict[str, Any] = {"chat": list(log), "plugin": {"a": 1, "b": None, "big": log}}
+    before["note"] = "x"
     after = copy.deepcopy(before)
     after["chat"].append("hello")  # a push: the new item alone, not the chat twice
     after["plugin"]["a"] = 2
