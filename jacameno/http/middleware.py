@@ -211,7 +211,7 @@ class WebSocketsFirst:
     """WebSocket connections to one of `routes` (the collaboration endpoints; the list is filled
     when the app starts) go straight to the route's endpoint: past the middleware under this one,
     each of which hands a WebSocket scope on untouched, and past the router's walk of every HTTP
-    route before the WebSocket ones. A join's share of the event loop was mostly such layers
+    route before the WebSocket ones, which took part of each join's time on the event loop
     (docs/benchmarks.md). Anything else goes on down the stack as before.
 
     An exception the endpoint lets out reaches the server, which logs it and closes the
