@@ -79,10 +79,12 @@ def _other_root(root: str, old: Any, new: Any) -> Iterator[Change]:
     square of the edits."""
     summary = f"changed {root}"
     if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(old.keys() | new.keys(), key=str):
-            was, now = old.get(key), new.get(key)
-            if was != now or (key in old) != (key in new):
-                yield Change("root.changed", f"{root}/{key}", summary, 0, was, now)
+        # A value kept from the rendering before (domain.rendering) is the same object: only
+        # the keys an update wrote are compared and sorted, not the whole root's.
+        changed = [k for k, v in new.items() if k not in old or (old[k] is not v and old[k] != v)]
+        changed += [k for k in old if k not in new]
+        for key in sorted(changed, key=str):
+            yield Change("root.changed", f"{root}/{key}", summary, 0, old.get(key), new.get(key))
     elif isinstance(old, list) and isinstance(new, list):
         prefix, suffix = common_ends(old, new)
         gone, came = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
