@@ -8,7 +8,7 @@ says how summaries are made and where they fall short. No I/O."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from domain.document import SCHEMA_ROOTS
 TYPED = "lyrics.typed"
 DELETED = "lyrics.deleted"
 TYPING = frozenset({TYPED, DELETED})
+_MISSING: Any = object()  # a key one side of a map does not have (None is a value it may hold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +39,18 @@ class Change:
 
 
 def changes(
-    before: dict[str, Any], after: dict[str, Any], lyrics: tuple[int, int] | None = None
+    before: dict[str, Any],
+    after: dict[str, Any],
+    lyrics: tuple[int, int] | None = None,
+    keys: Mapping[str, Collection[str]] | None = None,
 ) -> list[Change]:
     """What turned the plain document `before` into `after`, in document order: meta, tracks
     (and their clips), lyrics, comments, markers, then other roots. `lyrics`: the characters
     typed and deleted, as counted from the update (domain.rendering); without it, from the two
-    renderings' lyrics."""
+    renderings' lyrics. `keys`: by map root outside the schema, the only keys that may differ
+    (domain.rendering knows which keys an update wrote); the rest of such a root is not
+    compared, which keeps a map that grows by a key per update from costing each update a
+    look at every key."""
     # A root that is the same object on both sides (domain.rendering keeps what an update did
     # not touch) is skipped without a look inside: it holds no change (comments read the
     # tracks only to name what a changed comment is on).
@@ -65,7 +72,10 @@ def changes(
         out += _markers(_items(before.get("markers")), _items(after.get("markers")))
     for root in sorted((before.keys() | after.keys()) - SCHEMA_ROOTS.keys()):
         old, new = before.get(root), after.get(root)
-        if old != new:
+        written = None if keys is None else keys.get(root)
+        if written is not None and isinstance(old, dict) and isinstance(new, dict):
+            out += _map_keys(root, old, new, written)
+        elif old != new:
             out += _other_root(root, old, new)
     return out
 
@@ -79,18 +89,30 @@ def _other_root(root: str, old: Any, new: Any) -> Iterator[Change]:
     square of the edits."""
     summary = f"changed {root}"
     if isinstance(old, dict) and isinstance(new, dict):
-        # A value kept from the rendering before (domain.rendering) is the same object: only
-        # the keys an update wrote are compared and sorted, not the whole root's.
-        changed = [k for k, v in new.items() if k not in old or (old[k] is not v and old[k] != v)]
-        changed += [k for k in old if k not in new]
-        for key in sorted(changed, key=str):
-            yield Change("root.changed", f"{root}/{key}", summary, 0, old.get(key), new.get(key))
+        yield from _map_keys(root, old, new, new.keys() | old.keys())
     elif isinstance(old, list) and isinstance(new, list):
         prefix, suffix = common_ends(old, new)
         gone, came = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
         yield Change("root.changed", f"{root}/{prefix}", summary, 0, gone or None, came or None)
     else:
         yield Change("root.changed", root, summary, 0, old, new)
+
+
+def _map_keys(
+    root: str, old: dict[str, Any], new: dict[str, Any], keys: Collection[str]
+) -> Iterator[Change]:
+    """The changes of a map root outside the schema among `keys`, in key order. A value kept
+    from the rendering before (domain.rendering) is the same object: compared by identity
+    first, only the keys whose values differ are sorted."""
+    missing = _MISSING
+    changed = []
+    for key in keys:
+        was, now = old.get(key, missing), new.get(key, missing)
+        if was is not now and was != now:
+            changed.append(key)
+    summary = f"changed {root}"
+    for key in sorted(changed, key=str):
+        yield Change("root.changed", f"{root}/{key}", summary, 0, old.get(key), new.get(key))
 
 
 def touches(change_path: str, path: str) -> bool:

@@ -77,6 +77,7 @@ class Rendering:
         self._subscriptions: list[Any] = []
         self._kinds: dict[str, type[Map[Any] | Array[Any] | Text]] = {}  # the observed roots
         self._keys: dict[str, set[str]] = {}  # by Map root outside the schema: keys changed
+        self._whole = True  # the last rendering was made whole, not from the observers' events
         for name, kind in SCHEMA_ROOTS.items():
             self._observe(name, kind)
         for name in self._others:
@@ -133,9 +134,11 @@ class Rendering:
         return self._value
 
     def changed(self, update: bytes, origin: str) -> list[Change]:
-        """Apply `update` (as `apply`) and say what it changed (domain.changes)."""
+        """Apply `update` (as `apply`) and say what it changed (domain.changes): in the map
+        roots outside the schema, among the keys the update wrote, unless the rendering was
+        made whole (which may have caught up with what the observers did not say)."""
         before, after = self.apply(update, origin)
-        return changes(before, after, self.lyrics)
+        return changes(before, after, self.lyrics, None if self._whole else self._keys)
 
     def apply(self, update: bytes, origin: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Apply `update` (crdt.apply: MalformedUpdate if it does not apply, the document then
@@ -184,6 +187,7 @@ class Rendering:
         return counted
 
     def _render(self, before: dict[str, Any]) -> dict[str, Any]:
+        self._whole = self.stale
         if self.stale:
             self.stale = self._behind = False
             self._typed = -1  # the deltas were not read: the renderings say

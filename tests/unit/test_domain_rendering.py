@@ -1,9 +1,12 @@
 """The rendering kept update by update (domain.rendering) equals the document rendered whole
-(`plain`) after every update, whatever several clients did concurrently; the lyrics typed and
-deleted are counted alike from the text's deltas and from the updates' structs."""
+(`plain`) after every update, whatever several clients did concurrently; what each update changed
+is what the whole renderings on either side of it say; the lyrics typed and deleted are counted
+alike from the text's deltas and from the updates' structs."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +16,7 @@ from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text, TransactionEvent
 
 from crdt import MalformedUpdate
+from domain.changes import Change, changes
 from domain.document import plain
 from domain.rendering import Rendering
 from tests.edits import Edit, edit, edits
@@ -90,7 +94,8 @@ def test_the_rendering_kept_by_updates_equals_the_whole_rendering(
     outbox: list[list[bytes]] = [[] for _ in clients]
     for index, client in enumerate(clients):
         client.observe(lambda event, i=index: _capture(outbox[i], event))
-    renderings = [Rendering(Doc()), Rendering(Doc(), counted=True)]
+    # Two kept by `apply`, two by `changed` (each rendering of both kinds).
+    renderings = [Rendering(Doc(), counted=counted) for counted in (False, True, False, True)]
     for who, change, deliver in steps:
         if isinstance(change, str):
             extra(clients[who], change, who)
@@ -112,11 +117,13 @@ def test_the_rendering_kept_by_updates_equals_the_whole_rendering(
 
 
 def _apply_both(renderings: list[Rendering], update: bytes) -> None:
-    """Apply to the rendering that reads the deltas and the one that counts from updates: both
-    count the lyrics alike (where both can: neither with an embed in the lyrics)."""
-    for rendering in renderings:
+    """Apply to the renderings: the one that reads the deltas and the one that counts from
+    updates count the lyrics alike (where both can: neither with an embed in the lyrics)."""
+    for rendering in renderings[:2]:
         _apply(rendering, update)
-    by_deltas, counted = (rendering.lyrics for rendering in renderings)
+    for rendering in renderings[2:]:
+        _changed(rendering, update)
+    by_deltas, counted = (rendering.lyrics for rendering in renderings[:2])
     if by_deltas is not None and counted is not None:
         assert by_deltas == counted
 
@@ -138,6 +145,23 @@ def _position(lyrics: Text, characters: int) -> int:
 def _capture(queue: list[bytes], event: TransactionEvent) -> None:
     if event.update != b"\x00\x00":
         queue.append(event.update)
+
+
+def _changed(rendering: Rendering, update: bytes) -> None:
+    """What `changed` says of `update` (comparing only the keys it wrote in a map outside the
+    schema) is what the whole renderings on either side of it say (compared as JSON: a NaN a
+    map holds is unequal to itself, and the key order of a dict is no difference)."""
+    before = plain(rendering.doc)
+    try:
+        found = rendering.changed(update, "test")
+    except MalformedUpdate:
+        return
+    expected = changes(before, plain(rendering.doc), rendering.lyrics)
+    assert _json(found) == _json(expected)
+
+
+def _json(found: list[Change]) -> str:
+    return json.dumps([dataclasses.asdict(c) for c in found], sort_keys=True, default=repr)
 
 
 def _apply(rendering: Rendering, update: bytes) -> None:
