@@ -104,13 +104,16 @@ async def projections(
     follow: bool = True,
     leads: bool = True,
     extra: Sequence[Projection] = (),
+    lull: float,
 ) -> AsyncIterator[ProjectionRunner]:
     """The read models (and the `extra` projections of the command: serve's reactions to the
     log), caught up from their checkpoints and following the log until exit (as the one active
     runner of each across the nodes, or standing by; with `leads=False` only ever standing by,
     beside a `jacameno projections run` process); with `follow=False` (a command that reports,
-    retries failures or rebuilds) the runner is not started."""
-    runner = ProjectionRunner(store, db, [*read_models(store), *extra], locks=locks, leads=leads)
+    retries failures or rebuilds) the runner is not started. Following a live log, each
+    projection reads it at most every `lull` seconds unless someone waits for a position."""
+    models = [*read_models(store), *extra]
+    runner = ProjectionRunner(store, db, models, locks=locks, leads=leads, lull=lull)
     if not follow:
         try:
             yield runner
@@ -165,10 +168,11 @@ async def core(
     storage, open together and closed in reverse order."""
     locks = open_locks(settings.database_url)
     leads = settings.projections == "run"
+    lull = settings.projections_lull_ms / 1000
     async with (
         event_store(settings) as store,
         database(settings) as db,
-        projections(store, db, locks, follow=follow, leads=leads, extra=extra) as runner,
+        projections(store, db, locks, follow=follow, leads=leads, extra=extra, lull=lull) as runner,
         storage(settings.storage) as blobs,
     ):
         yield Core(settings, store, db, runner, blobs)

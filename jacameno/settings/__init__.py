@@ -45,6 +45,15 @@ _ENVIRONMENTS = ("development", "test", "production")
 ProjectionsMode = Literal["run", "standby"]
 _PROJECTIONS_MODES = ("run", "standby")
 _REQUIRED_IN_PRODUCTION = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "STORAGE_URL")
+# How long a projection following a live log rests between short batches, by default
+# (JACAMENO_PROJECTIONS_LULL_MS). At 50 clients / 10 rooms / 5 edits/s (load.bench_collab, two
+# alternate runs each, docs/benchmarks.md) 250 ms against 50 ms took server CPU per 1,000 edits
+# from 1,163-1,271 to 977-981 ms on Postgres (the ack's p99 7.6 -> 8.4-9.1 ms while the disk's
+# commit p99 went 3.4-3.6 -> 4.4-4.7 ms in the same runs); on SQLite from 1,418-1,498 to
+# 1,033-1,249 ms, but the ack's p99 rose from 9.3-10.9 to 12.7-15.7 ms (suspected, not
+# measured: the read models' larger transactions hold the file's one write lock longer, and the
+# log's commits wait for it), so SQLite keeps the shorter rest.
+LULL_MS = {"postgres": 250, "sqlite": 50}
 # The HTTP layer's bounds (jacameno.server, docs/security.md).
 MAX_HEADER_BYTES = 64 * 1024
 HEADER_TIMEOUT_SECONDS = 10
@@ -106,6 +115,11 @@ class Settings:
     # default.
     admin_emails: frozenset[str] = frozenset()
     projections: ProjectionsMode = "run"  # JACAMENO_PROJECTIONS
+    # Following a live log, a projection reads it at most every this many milliseconds unless an
+    # API caller waits for its own write (docs/eventstore.md, "Projections"): the read models
+    # trail the log by up to this much, and a busy studio's edits are folded a few hundred to a
+    # transaction rather than a few dozen. The default is LULL_MS of the database's kind.
+    projections_lull_ms: int = 50
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
     # JACAMENO_STORAGE_*, JACAMENO_S3_*, JACAMENO_MAX_UPLOAD_BYTES (jacameno.settings.storage)
     storage: StorageConfig = field(default_factory=lambda: StorageConfig("file://.jacameno/blobs"))
@@ -113,7 +127,7 @@ class Settings:
 
     @property
     def database_kind(self) -> Literal["sqlite", "postgres"]:
-        return "sqlite" if self.database_url.startswith("sqlite:") else "postgres"
+        return _kind(self.database_url)
 
     @property
     def sqlite_path(self) -> Path:
@@ -207,10 +221,15 @@ class Settings:
                 e.strip().lower() for e in (get("ADMIN_EMAILS") or "").split(",") if e.strip()
             ),
             projections=projections,  # type: ignore[arg-type]
+            projections_lull_ms=_int(get, "PROJECTIONS_LULL_MS", LULL_MS[_kind(database_url)], 0),
             collab=CollabConfig.read(get),
             storage=StorageConfig.read(get, data_dir),
             ai=AIConfig.read(get),
         )
+
+
+def _kind(database_url: str) -> Literal["sqlite", "postgres"]:
+    return "sqlite" if database_url.startswith("sqlite:") else "postgres"
 
 
 def _int(get: Callable[[str], str | None], name: str, default: int, minimum: int) -> int:

@@ -53,3 +53,13 @@ def test_a_bad_mode_stops_the_command_with_a_clear_error(
     monkeypatch.setenv("JACAMENO_PROJECTIONS", "sometimes")
     assert cli.main(["projections", "--database-url", POSTGRES, "status"]) == 2
     assert "JACAMENO_PROJECTIONS must be run or standby, not 'sometimes'" in capsys.readouterr().err
+
+
+def test_the_lull_of_a_following_projection_is_a_setting_in_milliseconds() -> None:
+    assert settings().projections_lull_ms == 50  # SQLite: the embedded default
+    assert settings(database_url=POSTGRES).projections_lull_ms == 250
+    assert settings(projections_lull_ms="0").projections_lull_ms == 0
+    assert settings(projections_lull_ms="50").projections_lull_ms == 50
+    for bad in ("-5", "0.25", "soon"):
+        with pytest.raises(SettingsError, match="JACAMENO_PROJECTIONS_LULL_MS must be an integer"):
+            settings(projections_lull_ms=bad)

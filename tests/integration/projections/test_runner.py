@@ -135,6 +135,25 @@ async def test_batches_of_other_types_cost_no_transaction_but_still_count(
     assert await totals(db) == {"s": 1}
 
 
+async def test_a_long_lull_never_delays_a_caller_waiting_for_its_write(
+    store: EventStore, db: Database
+) -> None:
+    """Following a live log the runner rests up to its lull between short batches (the server's
+    is JACAMENO_PROJECTIONS_LULL_MS), but a read-your-writes caller cuts every rest short: each
+    of these writes is answered long before a 30 s lull."""
+    runner = ProjectionRunner(store, db, [COUNTER], lull=30)
+    await runner.start()
+    await runner.wait_for(0)
+    loop = asyncio.get_running_loop()
+    for i in range(1, 4):  # the second and third come while the runner rests after a batch
+        result = await store.append("s", [NewEvent("counted")])
+        started = loop.time()
+        await runner.wait_for(result.last_position)
+        assert loop.time() - started < 2
+        assert await totals(db) == {"s": i}
+    await runner.stop()
+
+
 class _Watching:
     """A fold that counts its events and records every event its `prepare` saw."""
 
