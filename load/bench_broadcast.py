@@ -248,15 +248,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     runs: list[dict[str, Any]] = []
     joins: list[dict[str, Any]] = []
+    latency = args.join_latency_ms / 1000
     for round_number in range(1, args.rounds + 1):
         if args.joiners:
             print(f"round {round_number}: {args.joiners} joiners", file=sys.stderr, flush=True)
             if args.reference:
-                figures = await joiners_reference(args.joiners, args.join_repeats)
+                figures = await joiners_reference(args.joiners, args.join_repeats, latency)
                 joins.append({"server": REFERENCE, "round": round_number} | figures)
             for backend in args.backends:
                 figures = await joiners_ours(
-                    backend, args.postgres, args.joiners, args.join_repeats
+                    backend, args.postgres, args.joiners, args.join_repeats, latency
                 )
                 joins.append({"server": backend, "round": round_number} | figures)
         if args.only == "join":
@@ -303,6 +304,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "clients": "javascript (yjs)" if args.js else "python (pycrdt)",
         "host": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
         "rows": rows,
+        "join_latency_ms": args.join_latency_ms,
         "joins": joins,
         "runs": runs,
     }
@@ -323,6 +325,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--join-repeats", type=int, default=3, help="projects opened by the joiners per round"
+    )
+    parser.add_argument(
+        "--join-latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the joiners reach every server through a proxy adding this round trip"
+        " (harness/latency_proxy.py; the edit load does not)",
     )
     parser.add_argument(
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="DB"

@@ -4,12 +4,16 @@ joiners, and the server's own event-loop lag read from its `/metrics` during the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+from harness.latency_proxy import delayed
 from harness.server import ServerProcess
 from harness.waiting import wait_until
 from load import bench_collab as bench
@@ -49,29 +53,44 @@ def joined_json(seconds: list[float]) -> dict[str, Any]:
     return {"joiners": len(seconds), "p50_ms": ms(50), "p95_ms": ms(95), "max_ms": ms(100)}
 
 
-async def joiners_ours(backend: str, dsn: str, joiners: int, repeats: int) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def _through(ws_url: str, latency: float) -> AsyncIterator[str]:
+    """`ws_url`, or with `latency` seconds (a round trip) the URL of a proxy that adds it."""
+    if latency <= 0:
+        yield ws_url
+        return
+    address = urlsplit(ws_url)
+    assert address.hostname is not None
+    assert address.port is not None
+    async with delayed(address.hostname, address.port, latency / 2) as port:
+        yield f"{address.scheme}://127.0.0.1:{port}{address.path}"
+
+
+async def joiners_ours(
+    backend: str, dsn: str, joiners: int, repeats: int, latency: float = 0.0
+) -> dict[str, Any]:
     """`repeats` times, `joiners` members open a project no one has open (its room loads
-    under them), on a fresh server and database."""
+    under them), on a fresh server and database; through `latency` seconds of round trip."""
     plan = bench.Plan(bench.Shape(joiners, 1, 1.0), 1.0, 0.0, joiners, backend, dsn)
     seconds: list[float] = []
     with tempfile.TemporaryDirectory(prefix="jacameno-join-") as folder:
         async with bench._database(plan, folder, False) as database:
             server = srv.server_process(database, folder)
             await srv.migrate(server.environment)
-            async with server:
+            async with server, _through(server.ws_url, latency) as ws_url:
                 members = [list(range(joiners)) for _ in range(repeats)]
                 accounts, projects = await srv.setup(server, joiners, members)
                 for project in projects:
-                    urls = [f"{server.ws_url}/collab/{project}?token={a.token}" for a in accounts]
+                    urls = [f"{ws_url}/collab/{project}?token={a.token}" for a in accounts]
                     seconds += await join_all(urls)
     return joined_json(seconds)
 
 
-async def joiners_reference(joiners: int, repeats: int) -> dict[str, Any]:
+async def joiners_reference(joiners: int, repeats: int, latency: float = 0.0) -> dict[str, Any]:
     seconds: list[float] = []
-    async with reference_server() as server:
+    async with reference_server() as server, _through(server.ws_url, latency) as ws_url:
         for r in range(repeats):
-            seconds += await join_all([f"{server.ws_url}/join-{r}"] * joiners)
+            seconds += await join_all([f"{ws_url}/join-{r}"] * joiners)
     return joined_json(seconds)
 
 
