@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
-from crdt.encoding import Reader
+from crdt.encoding import Reader, write_var_uint
 from crdt.errors import MalformedUpdate
 
 MAX_CLOCK = 2**32 - 1
@@ -257,6 +257,24 @@ def check_state_vector(state_vector: bytes) -> dict[int, int]:
         result[client] = reader.var_uint(MAX_CLOCK)
     reader.end()
     return result
+
+
+def encode_state_vector(clocks: dict[int, int]) -> bytes:
+    """A state vector (client -> next clock) in Yjs's encoding, clients in ascending order."""
+    parts = [write_var_uint(len(clocks))]
+    for client in sorted(clocks):
+        parts += (write_var_uint(client), write_var_uint(clocks[client]))
+    return b"".join(parts)
+
+
+def merged_state(*clocks: dict[int, int]) -> dict[int, int]:
+    """The state of whoever holds all of `clocks`: each client's highest clock."""
+    merged: dict[int, int] = {}
+    for each in clocks:
+        for client, clock in each.items():
+            if clock > merged.get(client, -1):
+                merged[client] = clock
+    return merged
 
 
 def _delete_set(reader: Reader, ends: dict[int, int]) -> int:

@@ -42,6 +42,12 @@ class Dialect(Protocol):
         acknowledgement; Hocuspocus acknowledges with SyncStatus instead)."""
         ...
 
+    @property
+    def early_sync(self) -> bool:
+        """Whether a newcomer is sent the whole document before it asks (jacameno.collab.room,
+        `join`): its clients take a sync step 2 they did not ask for as being synced."""
+        ...
+
     def encode(self, kind: Kind, payload: bytes) -> bytes | None:
         """The frame of a message, or None if the dialect has no such message."""
         ...
@@ -84,6 +90,7 @@ class Peer:
         "awareness_clients",
         "connection",
         "dialect",
+        "early_state",
         "expiry",
         "id",
         "joined_at",
@@ -109,6 +116,9 @@ class Peer:
         self.expiry: asyncio.TimerHandle | None = None  # revokes the peer when its token expires
         # the expiry of the token a renewal was last asked for: each token is asked about once
         self.renewal_asked: float | None = None
+        # the state (client -> clock) of the whole document sent before the peer asked: its
+        # first sync step 1 is answered with what it lacks beyond that
+        self.early_state: dict[int, int] | None = None
 
     def stop(self) -> None:
         """The peer left its room: cancel its timers."""

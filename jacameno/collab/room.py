@@ -29,7 +29,13 @@ from pycrdt import Doc
 
 from crdt import document
 from crdt.split import CannotSplit, split
-from crdt.update import UpdateSummary, check_state_vector, check_update
+from crdt.update import (
+    UpdateSummary,
+    check_state_vector,
+    check_update,
+    encode_state_vector,
+    merged_state,
+)
 from domain import events
 from eventstore import EventStore
 from jacameno.collab import awareness
@@ -103,6 +109,9 @@ class Room:
         self.relogging: list[asyncio.Future[int]] = []
         self._sessions = sessions
         self._config = config
+        # the whole document as last sent to a newcomer before it asked (`_sync_early`): the
+        # writer's generation it was encoded at, the message (None: over the bound), its state
+        self._whole: tuple[tuple[int, int], Outgoing | None, dict[int, int]] | None = None
         self._node = node
         self._on_empty = on_empty
         self._on_failed = on_failed
@@ -134,10 +143,34 @@ class Room:
         self._check_open()
         self.peers[peer.id] = peer
         self.writer.defer(peer, Outgoing(Kind.SYNC_STEP1, self.doc.get_state()))
+        if peer.dialect.early_sync:
+            self._sync_early(peer)
         states = self.awareness.encoded()
         if states is not None:
             self.writer.defer(peer, Outgoing(Kind.AWARENESS, states))
         self._sessions.joined(self.project_id, peer, dialect_name)
+
+    def _sync_early(self, peer: Peer) -> None:
+        """Send `peer` the whole document (sync step 2) before it asks, when it is smaller than
+        `large_sync_bytes` (an answer the socket's sync budget does not count): a newcomer is
+        synced without waiting for its sync step 1 to arrive and be answered (a round trip,
+        and a turn behind every other joiner of the moment). A larger document is only sent
+        as the answer, which leaves out what a reconnecting client holds. Concurrent joiners
+        share one encoding of it."""
+        generation = self.writer.generation
+        whole = self._whole
+        if whole is None or whole[0] != generation:
+            update = self.doc.get_update()
+            if len(update) >= self._config.large_sync_bytes:
+                whole = (generation, None, {})
+            else:
+                state = check_state_vector(self.doc.get_state())
+                whole = (generation, Outgoing(Kind.SYNC_STEP2, update), state)
+            self._whole = whole
+        _, message, state = whole
+        if message is not None:
+            peer.early_state = state
+            self.writer.defer(peer, message)
 
     def leave(self, peer: Peer) -> bool:
         """Remove `peer`: clear the awareness states it introduced and tell the others; log
@@ -348,7 +381,10 @@ class Room:
         """Queue sync step 2: what the document has that `state_vector` lacks. TooManyRequests
         if the socket is over its budget of large answers."""
         self._check_open(peer)
-        check_state_vector(state_vector)
+        clocks = check_state_vector(state_vector)
+        if peer.early_state is not None:  # it was sent the whole document as it joined
+            state_vector = encode_state_vector(merged_state(clocks, peer.early_state))
+            peer.early_state = None
         try:
             update = self.doc.get_update(state_vector)
         except ValueError as exc:

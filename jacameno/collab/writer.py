@@ -216,6 +216,11 @@ class Writer:
             self._progress.clear()
             await self._progress.wait()
 
+    @property
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever the document may have: the version and the updates applied here."""
+        return self.version, self._applied
+
     def defer(self, peer: Peer, message: Outgoing | None) -> None:
         """Send `message` (None: an acknowledgement) once every update applied so far has
         committed."""

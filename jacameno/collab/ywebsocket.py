@@ -44,6 +44,7 @@ BEARER_PREFIX = "bearer."
 class YWebsocketDialect:
     key = "y-websocket"
     echoes = True
+    early_sync = True  # y-websocket's provider is synced by any sync step 2
 
     def acknowledgement(self, applied: bool) -> bytes | None:
         return None  # the echo is the acknowledgement

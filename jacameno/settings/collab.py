@@ -35,7 +35,9 @@ class CollabConfig:
     # large document is never taken for a slow socket; a socket holds at most this many unread.
     sync_answers_unread: int = 2
     # Per socket, at most `large_syncs` sync answers of `large_sync_bytes` or more (a burst,
-    # refilled over `large_sync_window` seconds); one more closes the socket with 4429.
+    # refilled over `large_sync_window` seconds); one more closes the socket with 4429. A
+    # document smaller than `large_sync_bytes` is sent whole to a y-websocket newcomer as it
+    # joins, before it asks (jacameno.collab.room, `join`).
     large_syncs: int = 10
     large_sync_bytes: int = 64 * 1024
     large_sync_window: float = 60.0

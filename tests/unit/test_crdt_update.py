@@ -13,7 +13,14 @@ from pycrdt import Array, Doc, Map, Text, XmlElement, XmlFragment, XmlText
 
 from crdt import document
 from crdt.encoding import write_var_bytes, write_var_uint
-from crdt.update import MAX_DEPTH, check_state_vector, check_update, struct_ends
+from crdt.update import (
+    MAX_DEPTH,
+    check_state_vector,
+    check_update,
+    encode_state_vector,
+    merged_state,
+    struct_ends,
+)
 from jacameno.collab.errors import MalformedMessage
 from tests.unit.text_edits import type_or_erase
 
@@ -182,3 +189,39 @@ def test_struct_ends_are_the_clocks_yrs_reaches(
     assert struct_ends(later) == {
         c: e for c, e in sv.items() if e > check_state_vector(earlier).get(c, 0)
     }
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2**53 - 1), st.integers(0, 2**32 - 1)), max_size=8),
+    st.lists(st.tuples(st.integers(0, 2**53 - 1), st.integers(0, 2**32 - 1)), max_size=8),
+)
+def test_merged_state_vectors_hold_each_clients_highest_clock(
+    a: list[tuple[int, int]], b: list[tuple[int, int]]
+) -> None:
+    left, right = dict(a), dict(b)
+    merged = merged_state(left, right)
+    assert check_state_vector(encode_state_vector(merged)) == merged
+    assert merged.keys() == left.keys() | right.keys()
+    for client, clock in merged.items():
+        assert clock == max(left.get(client, 0), right.get(client, 0))
+
+
+def test_an_update_against_a_merged_state_lacks_what_either_side_holds() -> None:
+    doc: Doc[Any] = Doc()
+    text = doc.get("lyrics", type=Text)
+    text += "sent"
+    sent = doc.get_update()
+    other: Doc[Any] = Doc()
+    other.get("lyrics", type=Text).insert(0, "own")
+    doc.apply_update(other.get_update())
+    text += " later"
+    clocks = merged_state(check_state_vector(other.get_state()), struct_ends(sent))
+    missing = doc.get_update(encode_state_vector(clocks))
+    assert struct_ends(missing) == {doc.client_id: len("sent later")}
+    assert len(missing) < len(doc.get_update())
+    holder: Doc[Any] = Doc()  # what the other side holds: its own, and what it was sent
+    holder.apply_update(other.get_update())
+    holder.apply_update(sent)
+    holder.apply_update(missing)
+    assert str(holder.get("lyrics", type=Text)) == str(text)
+    assert check_state_vector(encode_state_vector({})) == {}

@@ -4,15 +4,19 @@ rebuilds the document."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from pycrdt import Map, Text
+from pycrdt import Doc, Map, Text
 
 from crdt import document
 from domain import document as project_document
 from domain import events
+from domain.document import ProjectDocument
 from harness.waiting import eventually
 from jacameno.collab import awareness, loading, protocol
-from tests.integration.collab.support import Gate, Server, YClient
+from jacameno.settings import Settings
+from jacameno.settings.collab import CollabConfig
+from tests.integration.collab.support import Gate, Server, YClient, serving
 
 
 async def test_two_clients_converge(server: Server) -> None:
@@ -29,18 +33,75 @@ async def test_two_clients_converge(server: Server) -> None:
     await b.close()
 
 
-async def test_a_late_joiner_receives_the_document(server: Server) -> None:
+async def _one_verse(server: Server) -> tuple[YClient, YClient]:
+    """A project with one acknowledged edit by its first client, and a second client of it
+    that has just connected (and sent nothing)."""
     alice = await server.user("alice")
     project = await server.project(alice)
     a = await server.client(project, alice)
     await a.sync()
     a.doc.get("lyrics", type=Text).insert(0, "verse one")
     await eventually(lambda: len(a.echoes) == 1)
-    late = await server.client(project, alice)
+    return a, await server.client(project, alice)
+
+
+async def test_a_late_joiner_receives_the_document(server: Server) -> None:
+    a, late = await _one_verse(server)
     await late.sync()
     assert late.content() == a.content()
     await a.close()
     await late.close()
+
+
+def _holds(update: bytes) -> ProjectDocument:
+    """What `update` alone makes of an empty document."""
+    doc: Doc[Any] = Doc()
+    doc.apply_update(update)
+    return project_document.read(doc)
+
+
+async def test_a_newcomer_is_sent_the_whole_document_before_it_asks(server: Server) -> None:
+    a, late = await _one_verse(server)  # the newcomer sends no sync step 1 of its own
+    await eventually(lambda: late.synced)
+    assert late.content() == a.content()
+    # Its first sync step 1 is answered with what it lacks beyond what it was sent: nothing,
+    # though it says it holds nothing; the next ones are answered in full.
+
+    def answers() -> list[protocol.SyncStep2]:
+        return [m for m in late.messages if isinstance(m, protocol.SyncStep2)]
+
+    for asked in (2, 3):
+        await late.send(protocol.encode_sync_step1(b"\x00"))
+        await eventually(lambda n=asked: len(answers()) == n)  # type: ignore[misc]
+    early, first, second = (message.update for message in answers())
+    assert _holds(early) == _holds(second) == a.content()
+    assert _holds(first) == _holds(document.EMPTY_UPDATE)
+    # What the room applies after the newcomer joined still reaches it.
+    a.doc.get("meta", type=Map)["bpm"] = 90
+    await eventually(lambda: late.content() == a.content())
+    await a.close()
+    await late.close()
+
+
+async def test_a_document_of_a_large_answer_is_sent_only_when_asked(
+    settings: Settings,
+) -> None:
+    config = CollabConfig(large_sync_bytes=1024)
+    async with serving(settings, config) as server:
+        alice = await server.user("alice")
+        project = await server.project(alice)
+        a = await server.client(project, alice)
+        a.doc.get("lyrics", type=Text).insert(0, "x" * 2000)
+        await eventually(lambda: len(a.echoes) == 1)
+        late = await server.client(project, alice)
+        await eventually(lambda: any(isinstance(m, protocol.SyncStep1) for m in late.messages))
+        await late.send(protocol.encode_awareness(awareness.encode([awareness.Entry(9, 1, "{}")])))
+        await eventually(lambda: 9 in late.awareness)
+        assert not late.synced  # the awareness came after anything the join had sent
+        await late.sync()
+        assert late.content() == a.content()
+        await a.close()
+        await late.close()
 
 
 async def test_the_echo_arrives_only_after_the_append_committed(server: Server) -> None:
