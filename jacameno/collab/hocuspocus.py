@@ -93,7 +93,7 @@ class HocuspocusDialect:
     """Frames for one document name (one object per name: frames are encoded once per name)."""
 
     echoes = False
-    early_sync = False  # the provider's sync step 1 is answered as it comes
+    early_sync = False  # the provider's sync step 1 comes with its authentication: no wait
 
     def __init__(self, name: str) -> None:
         self.name = name
