@@ -152,20 +152,21 @@ class ProjectsReadModel:
         return views, encode_cursor(views[-1]) if len(rows) > limit else None
 
     async def state(self, project_id: str) -> ProjectState | None:
-        row = await self._db.fetchrow(
-            "SELECT id, title, version, deleted_at FROM projects WHERE id = $1", project_id
+        # One statement, so one round trip on every cold join and one snapshot of both tables.
+        rows = await self._db.fetch(
+            "SELECT p.id, p.title, p.version, p.deleted_at, m.user_id, m.role FROM projects p"
+            " LEFT JOIN project_members m ON m.project_id = p.id WHERE p.id = $1",
+            project_id,
         )
-        if row is None:
+        if not rows:
             return None
-        members = await self._db.fetch(
-            "SELECT user_id, role FROM project_members WHERE project_id = $1", project_id
-        )
+        first = rows[0]
         return ProjectState(
-            row["id"],
-            row["title"],
-            int(row["version"]),
-            row["deleted_at"] is not None,
-            {m["user_id"]: m["role"] for m in members},
+            first["id"],
+            first["title"],
+            int(first["version"]),
+            first["deleted_at"] is not None,
+            {r["user_id"]: r["role"] for r in rows if r["user_id"] is not None},
         )
 
     async def members(self, project_id: str) -> list[dict[str, Any]]:

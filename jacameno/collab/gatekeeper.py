@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -36,10 +36,15 @@ class Access:
 
 
 class Gatekeeper(Protocol):
-    async def admit(self, project_id: str, token: str | None) -> Access:
+    async def admit(
+        self, project_id: str, token: str | None, vouched: Callable[[], None] | None = None
+    ) -> Access:
         """The access `token` gives to project `project_id`. Raises Unauthenticated (no, bad or
         expired token; deleted user), NoSuchProject (no such project, or deleted), Forbidden
-        (not a member); a backing store's unavailability passes through as its own error."""
+        (not a member); a backing store's unavailability passes through as its own error.
+        `vouched` is called at most once, when the token's signature holds and the project id
+        is well-formed, before any database is asked: what the caller would only do once
+        admitted may begin then (the room's load), to be undone if the admission fails."""
         ...
 
     async def recheck(self, project_id: str, access: Access) -> Access:
@@ -102,7 +107,9 @@ class MembershipGatekeeper:
         if not done.cancelled():
             done.exception()  # retrieved: each caller that waited got it already
 
-    async def admit(self, project_id: str, token: str | None) -> Access:
+    async def admit(
+        self, project_id: str, token: str | None, vouched: Callable[[], None] | None = None
+    ) -> Access:
         if not token:
             raise Unauthenticated("an access token is required")
         authenticator = self._authenticator
@@ -113,6 +120,8 @@ class MembershipGatekeeper:
         if canonical_project_id(project_id) is None:
             await self._bearer(authenticator.bearer(claims))  # a bad token is told so first
             raise NoSuchProject("no such project")
+        if vouched is not None:
+            vouched()
         reading = asyncio.ensure_future(self._state(project_id))
         try:
             bearer = await self._bearer(authenticator.bearer(claims))

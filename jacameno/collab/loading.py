@@ -14,6 +14,12 @@ from domain import events
 from eventstore import EventStore
 from jacameno.collab import depths
 
+# A document this small (its snapshot and few updates after it) is built on the event loop: it
+# takes tens of microseconds, less than the hop to a thread and back (measured: 11 us for an
+# empty document, 63 us for 8 short edits).
+INLINE_UPDATES = 8
+INLINE_BYTES = 8 * 1024
+
 
 @dataclass(slots=True)
 class Loaded:
@@ -31,8 +37,8 @@ class Loaded:
 
 async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
     """The room's document from the latest snapshot and the log after it (built off the event
-    loop). EventStoreError passes through; MalformedMessage means the log holds an update that
-    does not apply, which validation exists to prevent."""
+    loop unless it is tiny). EventStoreError passes through; MalformedMessage means the log
+    holds an update that does not apply, which validation exists to prevent."""
     stream = events.stream_name(project_id)
     snapshot = await store.load_snapshot(stream)
     base = snapshot.state if snapshot is not None else EMPTY_UPDATE
@@ -46,7 +52,10 @@ async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
             version = event.version
         if len(batch) < page:
             break
-    doc, nesting, state = await asyncio.to_thread(_build, base, tail)
+    if len(tail) <= INLINE_UPDATES and len(base) + sum(map(len, tail)) <= INLINE_BYTES:
+        doc, nesting, state = _build(base, tail)
+    else:
+        doc, nesting, state = await asyncio.to_thread(_build, base, tail)
     return Loaded(doc, version, base, tail, nesting, state)
 
 

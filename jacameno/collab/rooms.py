@@ -58,6 +58,9 @@ class _Entry:
     closing: asyncio.Task[None] | None = None
     unload_timer: asyncio.TimerHandle | None = None
     room: Room | None = field(default=None)
+    # Loaded while an admission was decided (`Rooms.admit`), which then failed: unloaded as
+    # soon as it is loaded, unless a socket is in it or being let in.
+    unwanted: bool = False
 
 
 @dataclass(slots=True)
@@ -313,15 +316,68 @@ class Rooms:
     async def admit(self, project_id: str, token: str | None) -> Access:
         """Whether `token` may open `project_id` (the gatekeeper's answer): AdmissionError if
         not; RoomUnavailable if the database fails or does not answer within
-        `append_timeout` (a node whose link went silent refuses at once instead of hanging)."""
+        `append_timeout` (a node whose link went silent refuses at once instead of hanging).
+
+        Once the token's signature holds, the project's room (if not loaded) is loaded while
+        the read model is asked, so the load is not one more wait on the join's path; if the
+        admission then fails, that room is unloaded at once unless a socket is in it or being
+        let in. Nothing of the room reaches the socket before it is admitted."""
         changes = self._changes
+        prefetched: list[_Entry] = []
+
+        def vouched() -> None:
+            entry = self._prefetch(project_id)
+            if entry is not None:
+                prefetched.append(entry)
+
         try:
             access = await within(
-                self.config.append_timeout, self.gatekeeper.admit(project_id, token)
+                self.config.append_timeout, self.gatekeeper.admit(project_id, token, vouched)
             )
         except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
+            self._release(project_id, prefetched)
             raise RoomUnavailable("try again later") from exc
+        except BaseException:
+            self._release(project_id, prefetched)
+            raise
         return replace(access, changes_seen=changes)
+
+    def _prefetch(self, project_id: str) -> _Entry | None:
+        """Begin loading the project's room if it is neither loaded nor loading: the entry,
+        else None. A load nobody joins is unloaded after `unload_delay` like an empty room; a
+        failed one is forgotten (the next `open` loads again)."""
+        if self._closed or project_id in self._entries:
+            return None
+        entry = _Entry(asyncio.create_task(self._load(project_id)))
+        self._entries[project_id] = entry
+        entry.loading.add_done_callback(lambda _: self._prefetched(project_id, entry))
+        return entry
+
+    def _prefetched(self, project_id: str, entry: _Entry) -> None:
+        if self._entries.get(project_id) is not entry:
+            return
+        if entry.loading.cancelled() or entry.loading.exception() is not None:
+            del self._entries[project_id]  # `_load` logged why; a joiner waiting is told
+            return
+        room = entry.room
+        if room is None or room.peers or project_id in self._attaching:
+            return
+        if entry.unwanted:
+            self._unload(room)
+        else:
+            self._schedule_unload(room)  # cancelled by the `open` of whoever joins
+
+    def _release(self, project_id: str, prefetched: list[_Entry]) -> None:
+        """The admission that loaded these rooms failed: unload them unless in use."""
+        for entry in prefetched:
+            if self._entries.get(project_id) is not entry:
+                continue
+            entry.unwanted = True
+            room = entry.room
+            if room is not None and not room.peers and project_id not in self._attaching:
+                if entry.unload_timer is not None:
+                    entry.unload_timer.cancel()
+                self._unload(room)
 
     async def _recheck(self, project_id: str, access: Access) -> Access:
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,8 +110,10 @@ class HeldGatekeeper:
     admitted: asyncio.Event = field(default_factory=asyncio.Event)
     resume: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def admit(self, project_id: str, token: str | None) -> Access:
-        access = await self.gatekeeper.admit(project_id, token)
+    async def admit(
+        self, project_id: str, token: str | None, vouched: Callable[[], None] | None = None
+    ) -> Access:
+        access = await self.gatekeeper.admit(project_id, token, vouched)
         self.admitted.set()
         await self.resume.wait()
         return access
