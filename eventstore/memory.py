@@ -177,6 +177,13 @@ class MemoryEventStore:
             snaps = [s for s in snaps if s.version <= max_version]
         return snaps[-1] if snaps else None
 
+    async def read_from_snapshot(
+        self, stream: str, limit: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        snapshot = await self.load_snapshot(stream)
+        after = 0 if snapshot is None else snapshot.version
+        return snapshot, await self.read_stream(stream, after + 1, limit=limit)
+
     async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
         if self._closed:
             return False

@@ -283,6 +283,36 @@ class SQLiteEventStore:
             return None
         return Snapshot(row[0], row[1], row[2], json.loads(row[3]), _moment(row[4]))
 
+    async def read_from_snapshot(
+        self, stream: str, limit: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        self._check_open()
+        check_stream(stream)
+        count = check_version(limit, "limit")
+
+        def read(c: sqlite3.Connection) -> tuple[Any, list[Any]]:
+            # One hop to the reader thread. The events are read after the snapshot, and the
+            # log only grows: whatever commits between the two reads is read too.
+            snap = c.execute(
+                "SELECT stream, version, state, metadata, recorded_at FROM es_snapshots"
+                " WHERE stream = ? ORDER BY version DESC LIMIT 1",
+                (stream,),
+            ).fetchone()
+            rows = c.execute(
+                f"SELECT {_COLUMNS} FROM es_events WHERE stream = ? AND version > ?"
+                " ORDER BY version LIMIT ?",
+                (stream, 0 if snap is None else snap[1], count),
+            ).fetchall()
+            return snap, rows
+
+        snap, rows = await self._reader.run(read)
+        snapshot = (
+            None
+            if snap is None
+            else Snapshot(snap[0], snap[1], snap[2], json.loads(snap[3]), _moment(snap[4]))
+        )
+        return snapshot, _records(rows)
+
     async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
         if self._closed:
             return False

@@ -81,6 +81,15 @@ class EventStore(Protocol):
         """The latest snapshot of `stream` at or below `max_version` (any version if None)."""
         ...
 
+    async def read_from_snapshot(
+        self, stream: str, limit: int
+    ) -> tuple[Snapshot | None, list[RecordedEvent]]:
+        """The latest snapshot of `stream` (None if it has none) and up to `limit` of its events
+        after the snapshot's version (after version 0 without one), in version order: what
+        `load_snapshot` and then `read_stream` would give, read together (one round trip, one
+        hop to a reader thread)."""
+        ...
+
     async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
         """Wait until an event after `after_position` may have committed, or `timeout` seconds
         pass; True if woken. A hint for subscribers, never a guarantee: re-read to find out."""

@@ -40,18 +40,18 @@ async def load(store: EventStore, project_id: str, page: int = 1000) -> Loaded:
     loop unless it is tiny). EventStoreError passes through; MalformedMessage means the log
     holds an update that does not apply, which validation exists to prevent."""
     stream = events.stream_name(project_id)
-    snapshot = await store.load_snapshot(stream)
+    snapshot, batch = await store.read_from_snapshot(stream, page)
     base = snapshot.state if snapshot is not None else EMPTY_UPDATE
     version = snapshot.version if snapshot is not None else 0
     tail: list[bytes] = []
     while True:
-        batch = await store.read_stream(stream, version + 1, limit=page)
         for event in batch:
             if event.type == events.DOC_UPDATED:
                 tail.append(event.data)
             version = event.version
         if len(batch) < page:
             break
+        batch = await store.read_stream(stream, version + 1, limit=page)
     if len(tail) <= INLINE_UPDATES and len(base) + sum(map(len, tail)) <= INLINE_BYTES:
         doc, nesting, state = _build(base, tail)
     else:

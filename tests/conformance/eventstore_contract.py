@@ -84,6 +84,8 @@ INVALID_READS: dict[str, BadCall] = {
     "save_snapshot of a str state": lambda s: s.save_snapshot("s", 1, cast(Any, "state")),
     "save_snapshot with NaN metadata": lambda s: s.save_snapshot("s", 1, b"", {"x": math.nan}),
     "load_snapshot below version -1": lambda s: s.load_snapshot("s", max_version=-1),
+    "read_from_snapshot with limit -1": lambda s: s.read_from_snapshot("s", -1),
+    "read_from_snapshot of an empty name": lambda s: s.read_from_snapshot("", 10),
 }
 
 
@@ -343,6 +345,32 @@ class ContractTests:
         assert at_five.version == 5
         assert await store.load_snapshot("s", max_version=1) is None
         assert await store.load_snapshot("s", max_version=0) is None
+
+    async def test_the_latest_snapshot_is_read_with_the_events_after_it(
+        self, store: EventStore
+    ) -> None:
+        assert await store.read_from_snapshot("s", 10) == (None, [])
+        await store.append("s", events(6))
+        await store.append("other", events(2))
+        snapshot, after = await store.read_from_snapshot("s", 4)
+        assert snapshot is None
+        assert [e.version for e in after] == [1, 2, 3, 4]
+        assert after == await store.read_stream("s", limit=4)
+        await store.save_snapshot("s", 2, b"two", {"n": 2})
+        await store.save_snapshot("s", 4, b"four", {"n": 4})
+        snapshot, after = await store.read_from_snapshot("s", 10)
+        assert snapshot == await store.load_snapshot("s")
+        assert snapshot is not None
+        assert (snapshot.stream, snapshot.version, snapshot.state) == ("s", 4, b"four")
+        assert snapshot.metadata == {"n": 4}
+        assert after == await store.read_stream("s", 5)
+        snapshot, after = await store.read_from_snapshot("s", 1)
+        assert [e.version for e in after] == [5]
+        await store.save_snapshot("s", 6, b"six")
+        snapshot, after = await store.read_from_snapshot("s", 10)
+        assert snapshot is not None
+        assert (snapshot.version, snapshot.state, after) == (6, b"six", [])
+        assert (await store.read_from_snapshot("other", 10))[0] is None
 
     async def test_saving_a_snapshot_version_again_replaces_it(self, store: EventStore) -> None:
         await store.append("s", events(3))

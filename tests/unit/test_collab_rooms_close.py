@@ -12,7 +12,8 @@ from jacameno.settings.collab import CollabConfig
 
 
 class _SlowToCancel:
-    """A store whose snapshot read hangs, and, once cancelled, ends only when `release` is set."""
+    """A store whose first read of a room's load hangs, and, once cancelled, ends only when
+    `release` is set."""
 
     def __init__(self, store: MemoryEventStore) -> None:
         self.store = store
@@ -23,7 +24,7 @@ class _SlowToCancel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    async def load_snapshot(self, stream: str) -> None:
+    async def read_from_snapshot(self, stream: str, limit: int) -> None:
         self.reading.set()
         try:
             await asyncio.Event().wait()
