@@ -323,22 +323,21 @@ class Rooms:
         admission then fails, that room is unloaded at once unless a socket is in it or being
         let in. Nothing of the room reaches the socket before it is admitted."""
         changes = self._changes
-        prefetched: list[_Entry] = []
+        prefetched: _Entry | None = None
 
-        def vouched() -> None:
-            entry = self._prefetch(project_id)
-            if entry is not None:
-                prefetched.append(entry)
+        def vouched() -> None:  # the gatekeeper calls it at most once
+            nonlocal prefetched
+            prefetched = self._prefetch(project_id)
 
         try:
             access = await within(
                 self.config.append_timeout, self.gatekeeper.admit(project_id, token, vouched)
             )
-        except (EventStoreError, DatabaseUnavailable, TimeoutError) as exc:
-            self._release(project_id, prefetched)
-            raise RoomUnavailable("try again later") from exc
-        except BaseException:
-            self._release(project_id, prefetched)
+        except BaseException as exc:
+            if prefetched is not None:
+                self._release(project_id, prefetched)
+            if isinstance(exc, (EventStoreError, DatabaseUnavailable, TimeoutError)):
+                raise RoomUnavailable("try again later") from exc
             raise
         return replace(access, changes_seen=changes)
 
@@ -367,17 +366,12 @@ class Rooms:
         else:
             self._schedule_unload(room)  # cancelled by the `open` of whoever joins
 
-    def _release(self, project_id: str, prefetched: list[_Entry]) -> None:
-        """The admission that loaded these rooms failed: unload them unless in use."""
-        for entry in prefetched:
-            if self._entries.get(project_id) is not entry:
-                continue
-            entry.unwanted = True
-            room = entry.room
-            if room is not None and not room.peers and project_id not in self._attaching:
-                if entry.unload_timer is not None:
-                    entry.unload_timer.cancel()
-                self._unload(room)
+    def _release(self, project_id: str, entry: _Entry) -> None:
+        """The admission that began loading this room failed: unload it (now, or as soon as it
+        is loaded) unless a socket is in it or being let in."""
+        entry.unwanted = True
+        if entry.loading.done():
+            self._prefetched(project_id, entry)
 
     async def _recheck(self, project_id: str, access: Access) -> Access:
         try:

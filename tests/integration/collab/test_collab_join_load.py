@@ -77,9 +77,12 @@ async def test_a_refused_join_unloads_the_room_it_began_to_load(settings: Settin
         # A room loaded for a member's join stays the unload delay after it leaves.
         member = await server.client(project, alice)
         await member.sync()
+        room = server.rooms.loaded(project)
+        assert room is not None
         await member.close()
-        await asyncio.sleep(0.3)
-        assert server.rooms.loaded(project) is not None
+        await eventually(lambda: not room.peers)
+        assert server.rooms.loaded(project) is room
+        assert room in server.rooms.live()  # not closing: it waits the unload delay
 
 
 async def test_a_bad_token_loads_nothing(server: Server) -> None:
