@@ -16,6 +16,12 @@ ACTIVE_WINDOW_SECONDS = 300.0
 # The event loop's lag is how late a ticker of this period wakes up: whatever held the loop (a
 # long CRDT step, a GC pause, a burst of frames) delays every socket of the node by as much.
 LOOP_TICK_SECONDS = 0.1
+# Fine below 10 ms, where a durable acknowledgement and a commit usually are, so that a p99 read
+# from the buckets is not a coarse bound.
+LATENCY_BUCKETS = (
+    0.00025, 0.0005, 0.00075, 0.001, 0.00125, 0.0015, 0.00175, 0.002, 0.0025, 0.003, 0.0035,
+    0.004, 0.005, 0.006, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -90,6 +96,20 @@ class Metrics:
             " and request of the node waited behind other work.",
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
+
+        self.collab_ack = Histogram(
+            "jacameno_collab_ack_seconds",
+            "From an update's frame reaching the server to its durable acknowledgement handed to"
+            " the sender's socket (logged updates only).",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.collab_append = Histogram(
+            "jacameno_collab_append_seconds",
+            "Each append of a room's pending updates to the log, from the call to its answer.",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
         )
 
     @contextlib.asynccontextmanager

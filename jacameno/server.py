@@ -3,8 +3,10 @@
 `FramesWebSocketProtocol` is uvicorn's sans-I/O WebSocket protocol (websockets' parser) that also
 offers the ASGI extension `jacameno.websocket.frames` (jacameno.collab.wire): the collaboration
 endpoints write frames they framed once for a whole room straight to each socket's transport,
-instead of one `websocket.send` per message per receiver through Starlette and uvicorn. Anything
-else (the handshake, receiving, pings, the close handshake) is uvicorn's, unchanged.
+instead of one `websocket.send` per message per receiver through Starlette and uvicorn, and it
+stamps when each socket's bytes arrive (`received_at`: the durable acknowledgement's timing,
+jacameno.collab.timings). Anything else (the handshake, receiving, pings, the close handshake) is
+uvicorn's, unchanged.
 
 `BoundedHttpProtocol` is uvicorn's httptools protocol with what httptools itself does not bound
 (uvicorn's `h11_max_incomplete_event_size` applies to h11 only): the size of a request's head
@@ -25,6 +27,7 @@ import json
 import logging
 import socket
 import sys
+import time
 from typing import Any, ClassVar
 
 import httptools
@@ -44,6 +47,12 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the transport's bound; the collaboration
 
 
 class FramesWebSocketProtocol(WebSocketsSansIOProtocol):
+    received_at = 0.0  # time.perf_counter() when the last bytes arrived
+
+    def data_received(self, data: bytes) -> None:
+        self.received_at = time.perf_counter()
+        super().data_received(data)
+
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)

@@ -19,7 +19,11 @@ ms of the disk's commit p99, after-commit adding at most 1 ms to the disk's comm
 Each round also times `--joiners` (50) clients opening a project nobody has open at the same
 moment, on each database and on the reference server (time to synced p50/p95; target: ours at most
 1.2 times the reference's at p50), and each of our runs reads the server's event-loop lag from its
-`/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution). `--projections
+`/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution), and the durable
+acknowledgement as the server times it, from the frame's arrival to the acknowledgement handed to
+the socket (`jacameno_collab_ack_seconds`), beside its appends to the log
+(`jacameno_collab_append_seconds`): what the server adds, without the clients' own sending and
+receiving. `--projections
 inline process` also runs every Postgres mode with the read models folded in a process of their
 own (`jacameno projections run` beside a server with `JACAMENO_PROJECTIONS=standby`; both on
 Redis, `--redis`; `inline-redis` folds inline with Redis on, the same bus cost): the rows' `proj`
@@ -45,13 +49,18 @@ from harness.accounts import User
 from harness.server import ServerProcess
 from load import bench_collab as bench
 from load import collab_server as srv
-from load.broadcast_probes import LoopLagWatch, joiners_ours, joiners_reference
+from load.broadcast_probes import MetricsWatch, joiners_ours, joiners_reference
 from load.reference_server import reference_server
 from load.report import write_json
 from load.stats import percentile
 
 MODES = ("after-commit", "on-receipt")
 BACKENDS = ("postgres", "sqlite")
+# The server's own histograms (jacameno.collab.timings) the runs report, by their key in a row.
+SERVER_TIMED = (
+    ("jacameno_collab_ack_seconds", "ack"),
+    ("jacameno_collab_append_seconds", "append"),
+)
 # Where the read models are folded: on the server's event loop, or in `jacameno projections
 # run` beside a standby server (Postgres only).
 PROJECTIONS = ("inline", "inline-redis", "process")
@@ -121,6 +130,11 @@ def row(
         "probe_p999_ms": probe.get("p999_ms"),
         "harness_loop_lag_p99_ms": result["harness"]["loop_lag_p99_ms"],
         "server_loop_lag_p99_ms": result.get("server_loop_lag_p99_ms"),
+        **{
+            f"server_{key}_p{q}_ms": result.get(f"server_{key}_p{q}_ms")
+            for _, key in SERVER_TIMED
+            for q in (50, 99)
+        },
         "cpu_ms_per_1000_with_database": (round(cpu * 1e6 / deliveries, 2) if deliveries else None),
         "missing": result["missing"]["deliveries"] + result["missing"]["echoes"],
         "rooms_converged": f"{result['rooms_converged']}/{result['rooms']}",
@@ -142,6 +156,10 @@ COLUMNS = [
     ("probe_p999_ms", "disk p999", 10),
     ("harness_loop_lag_p99_ms", "lag p99", 8),
     ("server_loop_lag_p99_ms", "srv lag", 8),
+    ("server_ack_p50_ms", "sack p50", 9),
+    ("server_ack_p99_ms", "sack p99", 9),
+    ("server_append_p50_ms", "app p50", 8),
+    ("server_append_p99_ms", "app p99", 8),
     ("cpu_ms_per_1000_with_database", "cpu/1k", 8),
     ("missing", "missing", 8),
     ("rooms_converged", "rooms", 6),
@@ -190,6 +208,10 @@ def summary(rows: list[dict[str, Any]]) -> str:
                     "ack_p99_ms",
                     "probe_p50_ms",
                     "probe_p99_ms",
+                    "server_ack_p50_ms",
+                    "server_ack_p99_ms",
+                    "server_append_p50_ms",
+                    "server_append_p99_ms",
                 )
             }
             label = f"{backend:>8} {projections:>12} {mode:>13}:"
@@ -199,6 +221,13 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 f" {m['fanout_p99_ms']:.2f} ms, ack p50/p99 {m['ack_p50_ms']:.2f}/"
                 f"{m['ack_p99_ms']:.2f} ms, disk commit p50/p99 {m['probe_p50_ms']:.2f}/"
                 f"{m['probe_p99_ms']:.2f} ms"
+            )
+            lines.append(
+                f"{pad}timed by the server: ack p50/p99 {m['server_ack_p50_ms']:.2f}/"
+                f"{m['server_ack_p99_ms']:.2f} ms over its appends' p50/p99"
+                f" {m['server_append_p50_ms']:.2f}/{m['server_append_p99_ms']:.2f} ms; over the"
+                f" disk's commit p50 {m['server_ack_p50_ms'] - m['probe_p50_ms']:+.2f} ms, p99"
+                f" {m['server_ack_p99_ms'] - m['probe_p99_ms']:+.2f} ms"
             )
             if mode == "on-receipt":
                 if ref_p99:
@@ -285,10 +314,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 file=sys.stderr,
                 flush=True,
             )
-            lag = LoopLagWatch()
+            watch = MetricsWatch()
             with broadcast_mode(mode):
-                result = await bench.run_shape(plan, keep_database=False, watch=lag)
-            result["server_loop_lag_p99_ms"] = lag.p99_ms
+                result = await bench.run_shape(plan, keep_database=False, watch=watch)
+            result["server_loop_lag_p99_ms"] = watch.loop_lag_p99_ms
+            for name, key in SERVER_TIMED:
+                for q in (50, 99):
+                    result[f"server_{key}_p{q}_ms"] = watch.server_ms(name, q)
             result.pop("timeline", None)
             rows.append(row(mode, backend, result, projections) | {"round": round_number})
             runs.append(

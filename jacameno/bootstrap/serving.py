@@ -29,6 +29,7 @@ from jacameno.collab.gatekeeper import MembershipGatekeeper
 from jacameno.collab.lobby import Lobby
 from jacameno.collab.membership import MembershipFollower
 from jacameno.collab.rooms import Rooms, node_name
+from jacameno.collab.timings import Timings
 from jacameno.documents import analysis
 from jacameno.jobs.feed import ProjectFeed
 from jacameno.jobs.queue import JobQueue
@@ -156,9 +157,11 @@ def reactions(analyses: analysis.Binding) -> list[Projection]:
 
 
 @contextlib.asynccontextmanager
-async def live_rooms(base: Core, who: Identity, reads: ProjectsReadModel) -> AsyncIterator[Rooms]:
+async def live_rooms(
+    base: Core, who: Identity, reads: ProjectsReadModel, timings: Timings | None = None
+) -> AsyncIterator[Rooms]:
     """This node's rooms, started (publishing what they commit to the other nodes through
-    Redis, if any); closed on exit."""
+    Redis, if any), reporting to `timings`; closed on exit."""
     config = base.settings.collab
     node = node_name()
     redis_url = base.settings.redis_url
@@ -169,7 +172,7 @@ async def live_rooms(base: Core, who: Identity, reads: ProjectsReadModel) -> Asy
         else RedisBus(redis_url, name=node, max_backoff=config.bus_max_backoff)
     )
     gatekeeper = MembershipGatekeeper(who.authenticator, who.users, reads)
-    built = Rooms(base.store, gatekeeper, config, node, bus)
+    built = Rooms(base.store, gatekeeper, config, node, bus, timings)
     built.start()
     try:
         yield built
@@ -178,11 +181,14 @@ async def live_rooms(base: Core, who: Identity, reads: ProjectsReadModel) -> Asy
 
 
 @contextlib.asynccontextmanager
-async def collaboration(base: Core, who: Identity, reads: ProjectsReadModel) -> AsyncIterator[Live]:
+async def collaboration(
+    base: Core, who: Identity, reads: ProjectsReadModel, metrics: Metrics
+) -> AsyncIterator[Live]:
     """This node's rooms, started, and the membership follower; both stopped on exit."""
     config = base.settings.collab
+    timings = Timings(metrics.collab_ack.observe, metrics.collab_append.observe)
     async with contextlib.AsyncExitStack() as stack:
-        rooms = await stack.enter_async_context(live_rooms(base, who, reads))
+        rooms = await stack.enter_async_context(live_rooms(base, who, reads, timings))
         # From the read model's checkpoint, not the head: a change the read model has not
         # applied yet may still let a socket in on the old membership.
         membership = MembershipFollower(
@@ -236,7 +242,7 @@ async def services(settings: Settings, metrics: Metrics) -> AsyncIterator[Servic
         who = identity(base)
         reads = ProjectsReadModel(base.db)
         async with (
-            collaboration(base, who, reads) as live,
+            collaboration(base, who, reads, metrics) as live,
             contextlib.AsyncExitStack() as stack,
         ):
             analyses.bind(live.rooms, base.db)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -103,6 +104,8 @@ class Connection:
         self._owner = asyncio.current_task()
         self._clock: Clock = clock or asyncio.get_running_loop()
         self._heard_at = self._clock.time()
+        # time.perf_counter() when the frame read last reached the server (`heard`)
+        self.received_at = 0.0
         self._idle_timer: Timer | None = None
         self._sender = asyncio.create_task(self._send_loop(), name=f"collab-send-{self.id}")
 
@@ -228,8 +231,11 @@ class Connection:
             self._idle_timer = self._clock.call_at(when, functools.partial(self._idle, timeout))
 
     def heard(self) -> None:
-        """A frame arrived from the client."""
+        """A frame arrived from the client (read just now: what the server stamped when it
+        received the bytes, while the protocol reads no further until this frame is taken)."""
         self._heard_at = self._clock.time()
+        writer = self._writer
+        self.received_at = writer.received_at if writer is not None else time.perf_counter()
 
     def _idle(self, timeout: float) -> None:
         if self.close_code is not None:

@@ -50,6 +50,7 @@ from jacameno.collab.errors import (
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.sessions import SessionLog
+from jacameno.collab.timings import Timings
 from jacameno.collab.unlogged import Unlogged
 from jacameno.collab.writer import Committed, Publisher, Writer, checked
 from jacameno.settings.collab import CollabConfig
@@ -92,6 +93,7 @@ class Room:
         sessions: SessionLog,
         folds: asyncio.Semaphore | None = None,
         publisher: Publisher | None = None,
+        timings: Timings | None = None,
     ) -> None:
         self.project_id = project_id
         self.stream = events.stream_name(project_id)
@@ -124,6 +126,7 @@ class Room:
             self,
             folds or asyncio.Semaphore(1),
             publisher,
+            timings or Timings(),
         )
 
     @property
@@ -218,7 +221,7 @@ class Room:
             update, summary, user_id=peer.access.user_id, connection_id=peer.id, node=self._node
         )
         early = self._config.early_broadcast
-        writer.submit(event, update, peer, early=early)
+        writer.submit(event, update, peer, early=early, received=peer.connection.received_at)
         if early:
             # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)
             # waits for the commit (jacameno.collab.writer). If the commit fails, the room

@@ -39,6 +39,7 @@ from jacameno.collab.revision import revise, revoke
 from jacameno.collab.room import Actor, Room
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.tasks import log_failure, within
+from jacameno.collab.timings import Timings
 from jacameno.collab.unlogged import Held, Relogger
 from jacameno.collab.writer import Committed
 from jacameno.settings.collab import CollabConfig
@@ -83,8 +84,10 @@ class Rooms:
         config: CollabConfig,
         node: str | None = None,
         bus: Bus | None = None,
+        timings: Timings | None = None,
     ) -> None:
         self.store = store
+        self.timings = timings or Timings()
         self.gatekeeper = gatekeeper
         self.config = config
         self.node = node or node_name()
@@ -418,6 +421,7 @@ class Rooms:
             on_failed=self._forget,
             sessions=self.sessions,
             publisher=relay,
+            timings=self.timings,
         )
         if relay is not None:
             room.follow_log()  # what was published while the document was being built

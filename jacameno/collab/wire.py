@@ -38,6 +38,12 @@ class FrameWriter(Protocol):
         """Bytes written but not yet taken by the kernel."""
         ...
 
+    @property
+    def received_at(self) -> float:
+        """`time.perf_counter()` when the socket's last bytes arrived: the arrival of the frame
+        the app read last, as long as it reads it before the protocol resumes reading."""
+        ...
+
 
 def frame_writer(websocket: WebSocket) -> FrameWriter | None:
     writer: FrameWriter | None = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from jacameno.collab.errors import (
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
 from jacameno.collab.snapshots import Snapshots
+from jacameno.collab.timings import Timings
 from jacameno.collab.unlogged import Unlogged
 from jacameno.settings.collab import CollabConfig
 
@@ -104,6 +106,9 @@ class _Write:
     # kept by the node if the room fails before it is logged (jacameno.collab.unlogged): an
     # early-broadcast update, or one such update being logged again
     hold: bool = False
+    # time.perf_counter() when the socket's frame reached the server (0: not a socket's, or
+    # not timed)
+    received: float = 0.0
 
 
 async def checked(update: bytes, offload_bytes: int) -> UpdateSummary:
@@ -125,8 +130,10 @@ class Writer:
         audience: Audience,
         folds: asyncio.Semaphore,
         publisher: Publisher | None,
+        timings: Timings | None = None,
     ) -> None:
         self.project_id = project_id
+        self._timings = timings or Timings()
         self.stream = events.stream_name(project_id)
         self.store = store
         self.doc = loaded.doc
@@ -200,13 +207,16 @@ class Writer:
         *,
         early: bool = False,
         hold: bool = False,
+        received: float = 0.0,
     ) -> None:
         """Queue an applied update for the log; `early`: the room's other sockets already have
         it (on-receipt mode), so once committed it goes only to its sender; `hold` (implied by
-        `early`): if the room fails first, `abandon` returns it for the node to log."""
+        `early`): if the room fails first, `abandon` returns it for the node to log;
+        `received`: when the sender's frame reached the server (`time.perf_counter()`), to time
+        its acknowledgement (jacameno.collab.timings)."""
         self._applied += 1
         self._unlogged_bytes += len(update)
-        write = _Write(event, update, sender, self._applied, done, early, hold or early)
+        write = _Write(event, update, sender, self._applied, done, early, hold or early, received)
         self._pending.append(write)
         self._wake()
 
@@ -345,7 +355,9 @@ class Writer:
         batch, self._pending = self._pending, []
         self._appending = batch
         self._progress.set()
+        started = time.perf_counter()
         result = await self.store.append(self.stream, [w.event for w in batch])
+        self._timings.appended(time.perf_counter() - started)
         if result.first_version != self.version + 1:
             await self._catch_up(result.first_version - 1)
         self.version = result.last_version
@@ -392,6 +404,7 @@ class Writer:
 
     def _committed_batch(self, batch: list[_Write], first_version: int) -> None:
         room = self._room
+        acknowledged = self._timings.acknowledged
         for version, write in enumerate(batch, first_version):
             sender = write.sender
             if not write.early:
@@ -400,6 +413,8 @@ class Writer:
                 if write.early and sender.dialect.echoes:
                     sender.deliver(Outgoing(Kind.UPDATE, write.update))
                 sender.acknowledge()
+                if write.received:
+                    acknowledged(time.perf_counter() - write.received)
             if write.done is not None and not write.done.done():
                 write.done.set_result(version)
             self.snapshots.record(write.update)
