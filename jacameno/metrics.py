@@ -105,6 +105,13 @@ class Metrics:
             registry=self.registry,
             buckets=LATENCY_BUCKETS,
         )
+        self.collab_join = Histogram(
+            "jacameno_collab_join_seconds",
+            "From a socket's way into a document reaching the server (a y-websocket upgrade"
+            " request, a Hocuspocus authentication) to the document handed to it (sync step 2).",
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
         self.collab_append = Histogram(
             "jacameno_collab_append_seconds",
             "Each append of a room's pending updates to the log, from the call to its answer.",

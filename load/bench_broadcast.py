@@ -263,6 +263,10 @@ def joins_summary(joins: list[dict[str, Any]]) -> str:
     reference = medians.get(REFERENCE)
     for server, (p50, p95) in medians.items():
         line = f"{server:>12}: time to synced p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+        timed = [j for j in joins if j["server"] == server and j.get("server_p50_ms") is not None]
+        if timed:
+            timed_p50 = _median(timed, "server_p50_ms") or 0.0
+            line += f" (timed by the server: p50 {timed_p50:.1f} ms)"
         if reference is not None and server != REFERENCE and reference[0] > 0:
             ratio = p50 / reference[0]
             line += f"; p50 / reference {ratio:.2f} (target <= 1.2):"

@@ -23,6 +23,7 @@ from load.collab_client import Client, Ledger
 from load.reference_server import reference_server
 from load.stats import percentile
 
+JOIN_SECONDS = "jacameno_collab_join_seconds"
 WINDOW_WAIT = 3600.0  # seconds: a watch is cancelled when the run ends, never timed out
 
 
@@ -70,7 +71,9 @@ async def joiners_ours(
     backend: str, dsn: str, joiners: int, repeats: int, latency: float = 0.0
 ) -> dict[str, Any]:
     """`repeats` times, `joiners` members open a project no one has open (its room loads
-    under them), on a fresh server and database; through `latency` seconds of round trip."""
+    under them), on a fresh server and database; through `latency` seconds of round trip.
+    Beside the clients' times, the server's own (`jacameno_collab_join_seconds`: from the
+    upgrade request's arrival to the document handed to the socket)."""
     plan = bench.Plan(bench.Shape(joiners, 1, 1.0), 1.0, 0.0, joiners, backend, dsn)
     seconds: list[float] = []
     with tempfile.TemporaryDirectory(prefix="jacameno-join-") as folder:
@@ -80,10 +83,15 @@ async def joiners_ours(
             async with server, _through(server.ws_url, latency) as ws_url:
                 members = [list(range(joiners)) for _ in range(repeats)]
                 accounts, projects = await srv.setup(server, joiners, members)
-                for project in projects:
-                    urls = [f"{ws_url}/collab/{project}?token={a.token}" for a in accounts]
-                    seconds += await join_all(urls)
-    return joined_json(seconds)
+                watch = MetricsWatch()
+                async with server.http() as http:
+                    watch.start = (await http.get("/metrics")).text
+                    for project in projects:
+                        urls = [f"{ws_url}/collab/{project}?token={a.token}" for a in accounts]
+                        seconds += await join_all(urls)
+                    watch.end = (await http.get("/metrics")).text
+    timed = {f"server_p{q}_ms": watch.server_ms(JOIN_SECONDS, q) for q in (50, 95)}
+    return joined_json(seconds) | timed
 
 
 async def joiners_reference(joiners: int, repeats: int, latency: float = 0.0) -> dict[str, Any]:

@@ -186,7 +186,9 @@ async def collaboration(
 ) -> AsyncIterator[Live]:
     """This node's rooms, started, and the membership follower; both stopped on exit."""
     config = base.settings.collab
-    timings = Timings(metrics.collab_ack.observe, metrics.collab_append.observe)
+    timings = Timings(
+        metrics.collab_ack.observe, metrics.collab_append.observe, metrics.collab_join.observe
+    )
     async with contextlib.AsyncExitStack() as stack:
         rooms = await stack.enter_async_context(live_rooms(base, who, reads, timings))
         # From the read model's checkpoint, not the head: a change the read model has not

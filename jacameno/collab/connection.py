@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -234,8 +233,7 @@ class Connection:
         """A frame arrived from the client (read just now: what the server stamped when it
         received the bytes, while the protocol reads no further until this frame is taken)."""
         self._heard_at = self._clock.time()
-        writer = self._writer
-        self.received_at = writer.received_at if writer is not None else time.perf_counter()
+        self.received_at = wire.arrived(self._writer)
 
     def _idle(self, timeout: float) -> None:
         if self.close_code is not None:

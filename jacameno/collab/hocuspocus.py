@@ -256,6 +256,7 @@ async def _authenticate(
     registry: Rooms, connection: Connection, document: _Document, token: str
 ) -> None:
     dialect = document.dialect
+    since = connection.received_at  # the authentication message's arrival
     project_id, separator, session = dialect.name.partition(ROUTING_SEPARATOR)
     try:
         access = await registry.admit(project_id, token)
@@ -277,7 +278,9 @@ async def _authenticate(
     if separator:
         peer_id += f"/{safe_label(session)}"
     try:
-        room, peer = await registry.attach(project_id, connection, access, dialect, peer_id=peer_id)
+        room, peer = await registry.attach(
+            project_id, connection, access, dialect, peer_id=peer_id, since=since
+        )
     except AdmissionError as exc:  # the membership changed while the socket was being let in
         connection.send(dialect.auth(AUTH_PERMISSION_DENIED, str(exc)))
         return

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from jacameno.collab.connection import Connection
@@ -94,6 +96,7 @@ class Peer:
         "expiry",
         "id",
         "joined_at",
+        "joining",
         "renewal_asked",
         "revoked",
     )
@@ -105,6 +108,7 @@ class Peer:
         access: Access,
         joined_at: float,
         peer_id: str | None = None,
+        joining: tuple[float, Callable[[float], None]] | None = None,
     ) -> None:
         self.connection = connection
         self.dialect = dialect
@@ -119,6 +123,9 @@ class Peer:
         # the state (client -> clock) of the whole document sent before the peer asked: its
         # first sync step 1 is answered with what it lacks beyond that
         self.early_state: dict[int, int] | None = None
+        # until its first sync step 2 is handed over: when its way in reached the server
+        # (`time.perf_counter()`), and whom to tell how long the sync took
+        self.joining = joining
 
     def stop(self) -> None:
         """The peer left its room: cancel its timers."""
@@ -134,7 +141,12 @@ class Peer:
     def deliver(self, message: Outgoing) -> None:
         frame = message.frame(self.dialect)
         if frame is not None:
-            self.connection.send_frame(frame, bulk=message.kind is Kind.SYNC_STEP2)
+            bulk = message.kind is Kind.SYNC_STEP2
+            self.connection.send_frame(frame, bulk=bulk)
+            if bulk and self.joining is not None:
+                since, synced = self.joining
+                self.joining = None
+                synced(time.perf_counter() - since)
 
     def acknowledge(self, applied: bool = True) -> None:
         """Tell the peer its update is durable (or, `applied=False`, refused)."""

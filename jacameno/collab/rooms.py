@@ -192,11 +192,14 @@ class Rooms:
         access: Access,
         dialect: Dialect,
         peer_id: str | None = None,
+        since: float | None = None,
     ) -> tuple[Room, Peer]:
         """Join the project's room (every dialect's way in): the peer gets sync step 1 and the
         awareness states, and `session.joined` is logged. RoomUnavailable if it cannot load;
         Unauthenticated, Forbidden or NoSuchProject if `access` is no longer what the read
         model says; TooManySockets if the user has `sockets_per_user` peers in the room.
+        `since` (`time.perf_counter()`; default now): when the socket's way in reached the
+        server, from which its sync is timed (jacameno.collab.timings).
 
         `access` was decided on the read model before this call, and a membership change may
         have been applied to the rooms since (`apply_membership`, which runs only once the read
@@ -224,7 +227,8 @@ class Rooms:
         user_peers = sum(1 for p in room.peers.values() if p.access.user_id == access.user_id)
         if user_peers >= self.config.sockets_per_user:
             raise TooManySockets("too many connections of this user to this project")
-        peer = Peer(connection, dialect, access, time.monotonic(), peer_id)
+        joining = (time.perf_counter() if since is None else since, self.timings.synced)
+        peer = Peer(connection, dialect, access, time.monotonic(), peer_id, joining)
         room.join(peer, dialect.key.split(":", 1)[0])
         self.watch_expiry(room, peer)
         logger.info(
@@ -385,10 +389,15 @@ class Rooms:
 
     @contextlib.asynccontextmanager
     async def session(
-        self, project_id: str, connection: Connection, access: Access, dialect: Dialect
+        self,
+        project_id: str,
+        connection: Connection,
+        access: Access,
+        dialect: Dialect,
+        since: float | None = None,
     ) -> AsyncIterator[tuple[Room, Peer]]:
         """`attach` for the duration of the block, then `detach`."""
-        room, peer = await self.attach(project_id, connection, access, dialect)
+        room, peer = await self.attach(project_id, connection, access, dialect, since=since)
         try:
             yield room, peer
         finally:

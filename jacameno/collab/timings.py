@@ -1,6 +1,7 @@
 """How long a node's rooms take, for its metrics (`jacameno_collab_ack_seconds`,
-`jacameno_collab_append_seconds`; jacameno.metrics): what the server itself adds to an edit's
-durable acknowledgement, beside what the log's commit takes.
+`jacameno_collab_append_seconds`, `jacameno_collab_join_seconds`; jacameno.metrics): what the
+server itself adds to an edit's durable acknowledgement, beside what the log's commit takes, and
+to a newcomer's sync.
 
 - `acknowledged`: for each logged update of a socket, from the moment the frame that carried it
   reached the server (the WebSocket protocol's `data_received`; where the server offers no
@@ -10,7 +11,11 @@ durable acknowledgement, beside what the log's commit takes.
   counted: a no-op update, acknowledged without one, is not.
 - `appended`: each append of a room's pending updates to the log, from the call to its answer
   (the store's group commit: its wait for a commit in flight, the statement and the disk's
-  flush)."""
+  flush).
+- `synced`: for each socket's document, from the moment its way in reached the server (a
+  y-websocket upgrade request; a Hocuspocus document's authentication message) to the moment
+  the whole document it lacks (sync step 2) was handed to the socket: admission, the room's
+  load, waiting for the updates in flight to commit."""
 
 from __future__ import annotations
 
@@ -28,3 +33,4 @@ class Timings:
 
     acknowledged: Callable[[float], None] = _ignore
     appended: Callable[[float], None] = _ignore
+    synced: Callable[[float], None] = _ignore

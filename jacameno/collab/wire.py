@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Protocol
@@ -48,6 +49,12 @@ class FrameWriter(Protocol):
 def frame_writer(websocket: WebSocket) -> FrameWriter | None:
     writer: FrameWriter | None = websocket.scope.get("extensions", {}).get(FRAMES_EXTENSION)
     return writer
+
+
+def arrived(writer: FrameWriter | None) -> float:
+    """`time.perf_counter()` when what the app reads now reached the server: as the server
+    stamped it, else (no such server) now."""
+    return writer.received_at if writer is not None else time.perf_counter()
 
 
 def frame_binary(payload: bytes) -> bytes:

@@ -20,7 +20,7 @@ import logging
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from jacameno.collab import protocol
+from jacameno.collab import protocol, wire
 from jacameno.collab.connection import Connection, receive_frame, session_guard
 from jacameno.collab.errors import (
     AdmissionError,
@@ -86,6 +86,7 @@ def credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
 
 
 async def collab(websocket: WebSocket, registry: Rooms) -> None:
+    since = wire.arrived(wire.frame_writer(websocket))  # the upgrade request's arrival
     project_id = str(websocket.path_params["project_id"])
     token, subprotocol = credentials(websocket)
     try:
@@ -98,7 +99,7 @@ async def collab(websocket: WebSocket, registry: Rooms) -> None:
     connection = Connection.open(websocket, config)
     async with (
         session_guard(connection, project=project_id),
-        registry.session(project_id, connection, access, DIALECT) as (room, peer),
+        registry.session(project_id, connection, access, DIALECT, since) as (room, peer),
     ):
         await _serve(websocket, room, peer, config)
 

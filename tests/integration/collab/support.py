@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
@@ -94,6 +95,17 @@ class Server:
             method, f"/api/projects/{path}", json=body, headers=actor.headers
         )
         accounts.expect(response, 200, 204)
+
+    async def histogram(self, name: str) -> tuple[float, float]:
+        """(count, sum) of the histogram `jacameno_collab_{name}_seconds` at /metrics."""
+        text = (await self.http.get("/metrics")).text
+        found = []
+        for part in ("count", "sum"):
+            pattern = rf"^jacameno_collab_{name}_seconds_{part} (\S+)$"
+            match = re.search(pattern, text, re.MULTILINE)
+            assert match is not None, text
+            found.append(float(match.group(1)))
+        return found[0], found[1]
 
     async def events(self, project_id: str, kind: str | None = None) -> list[RecordedEvent]:
         found = await self.store.read_stream(events.stream_name(project_id))

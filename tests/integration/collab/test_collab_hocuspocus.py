@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +156,21 @@ async def test_sync_status_comes_only_after_the_commit(server: Server) -> None:
     assert all("stateless" not in e.type for e in await server.events(project))
     await client.close()
     await other.close()
+
+
+async def test_a_documents_sync_is_timed_from_its_authentication(server: Server) -> None:
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    joins, _ = await server.histogram("join")
+    client = await HocuspocusClient.open(server)
+    started = time.perf_counter()
+    document = await client.attach(project, alice.token)
+    await eventually(lambda: document.synced)
+    seen = time.perf_counter() - started
+    count, total = await server.histogram("join")
+    assert count == joins + 1
+    assert 0 < total <= seen
+    await client.close()
 
 
 async def test_both_dialects_share_a_room(server: Server) -> None:
