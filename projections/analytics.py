@@ -330,13 +330,19 @@ async def _sessions(conn: Connection, names: Names, batch: Batch) -> None:
     )
     sessions = {int(r["position"]): Session.of(r) for r in found}
     sessions.update((s.position, s) for s in batch.joined)
+    # By connection: a batch of many joins and leaves (a rebuild, a burst of joiners) is
+    # matched in one pass, not each leave against every session.
+    by_connection: dict[tuple[str, str], list[Session]] = {}
+    for session in sessions.values():
+        if session.left_at is None:
+            by_connection.setdefault((session.project_id, session.connection_id), []).append(
+                session
+            )
     for left in batch.left:  # a leave ends the latest session of its connection opened before it
         open_ = [
             s
-            for s in sessions.values()
-            if s.left_at is None
-            and (s.project_id, s.connection_id) == (left.project_id, left.connection_id)
-            and s.position < left.position
+            for s in by_connection.get((left.project_id, left.connection_id), ())
+            if s.left_at is None and s.position < left.position
         ]
         if open_:  # none: its join is not in the log; there is nothing to end
             session = max(open_, key=lambda s: s.position)
