@@ -58,12 +58,28 @@ _COLUMNS = "position, stream, version, type, data, metadata, idempotency_key, re
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+_ANY_VERSION = 1 << 62  # above every version: "no upper bound" in a query
+
+
 def _micros(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _moment(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
+
+
+def _latest_snapshot(conn: sqlite3.Connection, stream: str, max_version: int) -> Any:
+    """The row of `stream`'s latest snapshot at or below `max_version`, or None."""
+    return conn.execute(
+        "SELECT stream, version, state, metadata, recorded_at FROM es_snapshots"
+        " WHERE stream = ? AND version <= ? ORDER BY version DESC LIMIT 1",
+        (stream, max_version),
+    ).fetchone()
+
+
+def _snapshot(row: tuple[Any, ...]) -> Snapshot:
+    return Snapshot(row[0], row[1], row[2], json.loads(row[3]), _moment(row[4]))
 
 
 def _records(rows: list[tuple[Any, ...]]) -> list[RecordedEvent]:
@@ -224,7 +240,7 @@ class SQLiteEventStore:
         self._check_open()
         check_stream(stream)
         low = check_version(from_version, "from_version")
-        high = (1 << 62) if to_version is None else check_version(to_version, "to_version")
+        high = _ANY_VERSION if to_version is None else check_version(to_version, "to_version")
         count = -1 if limit is None else check_version(limit, "limit")
         rows = await self._reader.run(
             lambda c: c.execute(
@@ -271,17 +287,9 @@ class SQLiteEventStore:
     async def load_snapshot(self, stream: str, max_version: int | None = None) -> Snapshot | None:
         self._check_open()
         check_stream(stream)
-        high = (1 << 62) if max_version is None else check_version(max_version, "max_version")
-        row = await self._reader.run(
-            lambda c: c.execute(
-                "SELECT stream, version, state, metadata, recorded_at FROM es_snapshots"
-                " WHERE stream = ? AND version <= ? ORDER BY version DESC LIMIT 1",
-                (stream, high),
-            ).fetchone()
-        )
-        if row is None:
-            return None
-        return Snapshot(row[0], row[1], row[2], json.loads(row[3]), _moment(row[4]))
+        high = _ANY_VERSION if max_version is None else check_version(max_version, "max_version")
+        row = await self._reader.run(lambda c: _latest_snapshot(c, stream, high))
+        return None if row is None else _snapshot(row)
 
     async def read_from_snapshot(
         self, stream: str, limit: int
@@ -293,11 +301,7 @@ class SQLiteEventStore:
         def read(c: sqlite3.Connection) -> tuple[Any, list[Any]]:
             # One hop to the reader thread. The events are read after the snapshot, and the
             # log only grows: whatever commits between the two reads is read too.
-            snap = c.execute(
-                "SELECT stream, version, state, metadata, recorded_at FROM es_snapshots"
-                " WHERE stream = ? ORDER BY version DESC LIMIT 1",
-                (stream,),
-            ).fetchone()
+            snap = _latest_snapshot(c, stream, _ANY_VERSION)
             rows = c.execute(
                 f"SELECT {_COLUMNS} FROM es_events WHERE stream = ? AND version > ?"
                 " ORDER BY version LIMIT ?",
@@ -306,12 +310,7 @@ class SQLiteEventStore:
             return snap, rows
 
         snap, rows = await self._reader.run(read)
-        snapshot = (
-            None
-            if snap is None
-            else Snapshot(snap[0], snap[1], snap[2], json.loads(snap[3]), _moment(snap[4]))
-        )
-        return snapshot, _records(rows)
+        return None if snap is None else _snapshot(snap), _records(rows)
 
     async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
         if self._closed:

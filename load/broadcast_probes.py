@@ -121,24 +121,22 @@ class MetricsWatch:
             await wait_until(lambda: not ledger.measuring, "the window closes", WINDOW_WAIT)
             self.end = (await http.get("/metrics")).text
 
-    def _window(self, name: str) -> list[tuple[float, float]]:
-        """(upper bound, cumulative count) of histogram `name` over the window, in order."""
+    def _window(self, name: str) -> tuple[list[tuple[float, float]], float]:
+        """(upper bound, cumulative count) of histogram `name` over the window, in order, and
+        the window's count (0: nothing observed)."""
         before, after = _buckets(self.start, name), _buckets(self.end, name)
-        return sorted((le, count - before.get(le, 0.0)) for le, count in after.items())
+        counts = sorted((le, count - before.get(le, 0.0)) for le, count in after.items())
+        return counts, counts[-1][1] if counts else 0.0
 
     @property
     def loop_lag_p99_ms(self) -> float | None:
-        counts = self._window("jacameno_event_loop_lag_seconds")
-        total = counts[-1][1] if counts else 0.0
-        if total <= 0:
-            return None
-        return next((le * 1000 for le, count in counts if count >= 0.99 * total), None)
+        counts, total = self._window("jacameno_event_loop_lag_seconds")
+        return next((le * 1000 for le, count in counts if count >= 0.99 * total > 0), None)
 
     def server_ms(self, name: str, q: float) -> float | None:
         """The window's `q`th percentile of histogram `name`, in ms (None: nothing observed,
         or it lies past the last finite bucket)."""
-        counts = self._window(name)
-        total = counts[-1][1] if counts else 0.0
+        counts, total = self._window(name)
         if total <= 0:
             return None
         rank = q / 100 * total

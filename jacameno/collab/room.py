@@ -126,7 +126,7 @@ class Room:
             self,
             folds or asyncio.Semaphore(1),
             publisher,
-            timings or Timings(),
+            timings,
         )
 
     @property
