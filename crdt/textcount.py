@@ -19,9 +19,9 @@ document:
 Typed: the characters of the update's strings in the text that its own delete set does not
 delete at once. Deleted: the characters the delete set takes out of the text that were there
 before. A document where that cannot be told (an update that refers to an item the document
-does not have yet, which yrs keeps pending; an embed or a type in the text; an update that
-repeats part of what the document has) makes `count` answer None, for good: the caller reads
-the text instead.
+does not have yet, or was typed before one, which yrs keeps pending; an embed or a type in the
+text; an update that repeats part of what the document has) makes `count` answer None, for
+good: the caller reads the text instead.
 Memory: a few integers per run of the text's clocks and the text's visible characters."""
 
 from __future__ import annotations
@@ -236,6 +236,11 @@ class TextCounts:
 
         placed: list[tuple[tuple[int, int], Struct]] = []
         for key in sorted(mine):
+            right = mine[key].right
+            if right is not None:
+                own = mine_at(*right)
+                if own == key or (own is None and right[1] >= self._ends.get(right[0], 0)):
+                    return None  # typed before itself, or before an item the document lacks
             verdict = resolve(key)
             if verdict is None:
                 return None

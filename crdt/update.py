@@ -129,7 +129,8 @@ class Struct(NamedTuple):
     holds nothing). An item also says what it holds (`kind`: the content ref, GARBAGE_KIND for a
     collected range), the item it was typed beside (`neighbour`: its origin, else its right
     origin; it is in that item's type), else its `parent` (a root's name or the id of the item
-    holding the type), and a string's `text`."""
+    holding the type), a string's `text`, and the item it was typed before (`right`: its right
+    origin, if any, which must be in the document before the item can be)."""
 
     start: int
     end: int
@@ -140,6 +141,7 @@ class Struct(NamedTuple):
     neighbour: tuple[int, int] | None = None
     parent: str | tuple[int, int] | None = None
     text: str | None = None
+    right: tuple[int, int] | None = None
 
 
 GARBAGE_KIND = _GC
@@ -167,6 +169,7 @@ def structs(update: bytes) -> tuple[list[tuple[int, list[Struct]]], int]:
                 clock += length
                 continue
             neighbour: tuple[int, int] | None = None
+            right: tuple[int, int] | None = None
             parent: str | tuple[int, int] | None = None
             if info & _HAS_ORIGIN:
                 neighbour = reader.id(MAX_CLOCK)
@@ -190,7 +193,7 @@ def structs(update: bytes) -> tuple[list[tuple[int, list[Struct]]], int]:
             else:
                 length = _content(reader, ref, True)
             found.append(
-                Struct(start, reader.pos, clock, length, False, ref, neighbour, parent, text)
+                Struct(start, reader.pos, clock, length, False, ref, neighbour, parent, text, right)
             )
             clock += length
         groups.append((client, found))

@@ -146,3 +146,24 @@ def test_pending_and_embeds_cannot_be_told() -> None:
     with pytest.raises(MalformedUpdate):
         counts.count(b"\x05\xff")
     assert counts.count(first) is None
+
+
+def test_an_item_typed_before_itself_cannot_be_told() -> None:
+    """pycrdt counts a text's positions in UTF-8 bytes: typing at a byte inside a character
+    leaves an empty item in the writer's own document, and the next characters name it as their
+    right origin, with their own id. No other document ever has it: they stay pending there."""
+    source: Doc[Any] = Doc()
+    text = source.get("lyrics", type=Text)
+    updates: list[bytes] = []
+    source.observe(lambda event: updates.append(event.update))
+    text.insert(0, "-1 ")
+    text.insert(3, "00\x80\n")  # U+0080: two bytes in UTF-8
+    text.insert(6, "a ")  # between them
+    replica: Doc[Any] = Doc()
+    counts = TextCounts("lyrics")
+    assert counts.count(updates[0]) == Counted(3, 0, 3, 0)
+    assert counts.count(updates[1]) == Counted(4, 0, 5, 0)
+    for update in updates:
+        replica.apply_update(update)
+    assert str(replica.get("lyrics", type=Text)) == "-1 00\x80\n"  # "a " is pending
+    assert counts.count(updates[2]) is None
