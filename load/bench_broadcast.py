@@ -18,7 +18,11 @@ issue's targets: on-receipt fan-out p99 at most 1.5 times the reference's, durab
 ms of the disk's commit p99, after-commit adding at most 1 ms to the disk's commit at p50 and p99.
 Each round also times `--joiners` (50) clients opening a project nobody has open at the same
 moment, on each database and on the reference server (time to synced p50/p95; target: ours at most
-1.2 times the reference's at p50), and each of our runs reads the server's event-loop lag from its
+1.2 times the reference's at p50), then the same clients opening the same projects again (as
+after a restart: "joining again"), with the server's CPU per join (its process's, leaves included;
+Postgres's own not), and on the floor of our stack: a bare y-websocket server on the same uvicorn
+protocols with nothing of JACAMENO's (load.python_stack), which tells the stack's share of a join
+from ours; and each of our runs reads the server's event-loop lag from its
 `/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution), and the durable
 acknowledgement as the server times it, from the frame's arrival to the acknowledgement handed to
 the socket (`jacameno_collab_ack_seconds`), beside its appends to the log
@@ -49,7 +53,12 @@ from harness.accounts import User
 from harness.server import ServerProcess
 from load import bench_collab as bench
 from load import collab_server as srv
-from load.broadcast_probes import MetricsWatch, joiners_ours, joiners_reference
+from load.broadcast_probes import (
+    MetricsWatch,
+    joiners_ours,
+    joiners_python_stack,
+    joiners_reference,
+)
 from load.reference_server import reference_server
 from load.report import write_json
 from load.stats import percentile
@@ -65,6 +74,7 @@ SERVER_TIMED = (
 # run` beside a standby server (Postgres only).
 PROJECTIONS = ("inline", "inline-redis", "process")
 REFERENCE = "y-websocket"  # the mode column of the reference server's runs
+PYTHON_STACK = "python-stack"  # the joins' floor: load.python_stack
 MEMORY = "memory"
 VARIABLE = "JACAMENO_COLLAB_BROADCAST"
 
@@ -256,21 +266,29 @@ def joins_summary(joins: list[dict[str, Any]]) -> str:
     """Time to synced per server (medians over rounds), against 1.2 times the reference's."""
     lines = []
     medians: dict[str, tuple[float, float]] = {}
-    for server in (REFERENCE, *BACKENDS):
+    for server in (REFERENCE, PYTHON_STACK, *BACKENDS):
         mine = [j for j in joins if j["server"] == server and j["p50_ms"] is not None]
         if mine:
             medians[server] = (_median(mine, "p50_ms") or 0.0, _median(mine, "p95_ms") or 0.0)
     reference = medians.get(REFERENCE)
     for server, (p50, p95) in medians.items():
         line = f"{server:>12}: time to synced p50 {p50:.1f} ms, p95 {p95:.1f} ms"
+        costed = [j for j in joins if j["server"] == server and j.get("cpu_ms_per_join")]
+        if costed:
+            line += f", server CPU {_median(costed, 'cpu_ms_per_join') or 0.0:.2f} ms per join"
+        again = [j for j in joins if j["server"] == server and j.get("rejoin_p50_ms") is not None]
+        if again:
+            line += f"; joining again p50 {_median(again, 'rejoin_p50_ms') or 0.0:.1f} ms"
         timed = [j for j in joins if j["server"] == server and j.get("server_p50_ms") is not None]
         if timed:
             timed_p50 = _median(timed, "server_p50_ms") or 0.0
             line += f" (timed by the server: p50 {timed_p50:.1f} ms)"
-        if reference is not None and server != REFERENCE and reference[0] > 0:
+        if reference is not None and server in BACKENDS and reference[0] > 0:
             ratio = p50 / reference[0]
             line += f"; p50 / reference {ratio:.2f} (target <= 1.2):"
             line += " met" if ratio <= 1.2 else " NOT met"
+        elif reference is not None and server == PYTHON_STACK and reference[0] > 0:
+            line += f"; p50 / reference {p50 / reference[0]:.2f} (the floor of this stack)"
         lines.append(line)
     return "\n".join(lines)
 
@@ -288,6 +306,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.reference:
                 figures = await joiners_reference(args.joiners, args.join_repeats, latency)
                 joins.append({"server": REFERENCE, "round": round_number} | figures)
+            figures = await joiners_python_stack(args.joiners, args.join_repeats, latency)
+            joins.append({"server": PYTHON_STACK, "round": round_number} | figures)
             for backend in args.backends:
                 figures = await joiners_ours(
                     backend, args.postgres, args.joiners, args.join_repeats, latency

@@ -1,6 +1,7 @@
 """What load/bench_broadcast measures beside the edit load: time to synced for simultaneous
-joiners, and the server's own histograms read from its `/metrics` during the window (its
-event loop's lag, the durable acknowledgement as it times it, its appends)."""
+joiners with the CPU each join costs the server, and the server's own histograms read from its
+`/metrics` during the window (its event loop's lag, the durable acknowledgement as it times it,
+its appends)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,14 @@ from harness.waiting import wait_until
 from load import bench_collab as bench
 from load import collab_server as srv
 from load.collab_client import Client, Ledger
+from load.python_stack import python_stack_server
 from load.reference_server import reference_server
 from load.stats import percentile
 
 JOIN_SECONDS = "jacameno_collab_join_seconds"
+# After the last burst of joiners, how long the server's CPU is still counted: what their leaves
+# and a join's work done after it answered (session logging, read models) cost lands in it.
+SETTLE_SECONDS = 0.5
 WINDOW_WAIT = 3600.0  # seconds: a watch is cancelled when the run ends, never timed out
 
 
@@ -45,6 +50,27 @@ async def join_all(urls: list[str]) -> list[float]:
         return list(await asyncio.gather(*(one(c) for c in clients)))
     finally:
         await asyncio.gather(*(c.close() for c in clients if c.ws is not None))
+
+
+async def join_bursts(pid: int, bursts: list[list[str]]) -> dict[str, Any]:
+    """Each burst's clients joined at the same moment, one burst after the other, then the same
+    bursts again (`rejoin_`: the same people opening the same documents again a moment later, as
+    after a server restart or a network blip); the times to synced, and the CPU of process `pid`
+    per join from the first burst to SETTLE_SECONDS after the last (its idle CPU over that while
+    included: a few hundredths of a millisecond per join)."""
+    figures: dict[str, Any] = {}
+    for prefix in ("", "rejoin_"):
+        seconds: list[float] = []
+        cpu = srv.cpu_seconds(pid)
+        for urls in bursts:
+            seconds += await join_all(urls)
+        await asyncio.sleep(SETTLE_SECONDS)
+        cpu = srv.cpu_seconds(pid) - cpu
+        found = joined_json(seconds) | {
+            "cpu_ms_per_join": round(cpu * 1000 / len(seconds), 3) if seconds else None
+        }
+        figures |= {f"{prefix}{key}": value for key, value in found.items()}
+    return figures
 
 
 def joined_json(seconds: list[float]) -> dict[str, Any]:
@@ -73,9 +99,8 @@ async def joiners_ours(
     """`repeats` times, `joiners` members open a project no one has open (its room loads
     under them), on a fresh server and database; through `latency` seconds of round trip.
     Beside the clients' times, the server's own (`jacameno_collab_join_seconds`: from the
-    upgrade request's arrival to the document handed to the socket)."""
+    upgrade request's arrival to the document handed to the socket), and its CPU per join."""
     plan = bench.Plan(bench.Shape(joiners, 1, 1.0), 1.0, 0.0, joiners, backend, dsn)
-    seconds: list[float] = []
     with tempfile.TemporaryDirectory(prefix="jacameno-join-") as folder:
         async with bench._database(plan, folder, False) as database:
             server = srv.server_process(database, folder)
@@ -84,22 +109,35 @@ async def joiners_ours(
                 members = [list(range(joiners)) for _ in range(repeats)]
                 accounts, projects = await srv.setup(server, joiners, members)
                 watch = MetricsWatch()
+                bursts = [
+                    [f"{ws_url}/collab/{project}?token={a.token}" for a in accounts]
+                    for project in projects
+                ]
+                assert server.process is not None
                 async with server.http() as http:
                     watch.start = (await http.get("/metrics")).text
-                    for project in projects:
-                        urls = [f"{ws_url}/collab/{project}?token={a.token}" for a in accounts]
-                        seconds += await join_all(urls)
+                    figures = await join_bursts(server.process.pid, bursts)
                     watch.end = (await http.get("/metrics")).text
     timed = {f"server_p{q}_ms": watch.server_ms(JOIN_SECONDS, q) for q in (50, 95)}
-    return joined_json(seconds) | timed
+    return figures | timed
 
 
 async def joiners_reference(joiners: int, repeats: int, latency: float = 0.0) -> dict[str, Any]:
-    seconds: list[float] = []
+    """The same joiners on the y-websocket reference server (load.reference_server), a room
+    nobody has open per burst."""
     async with reference_server() as server, _through(server.ws_url, latency) as ws_url:
-        for r in range(repeats):
-            seconds += await join_all([f"{ws_url}/join-{r}"] * joiners)
-    return joined_json(seconds)
+        return await join_bursts(server.pid, _rooms(ws_url, joiners, repeats))
+
+
+async def joiners_python_stack(joiners: int, repeats: int, latency: float = 0.0) -> dict[str, Any]:
+    """The same joiners on a bare y-websocket server of our Python stack (load.python_stack),
+    a room nobody has open per burst: the floor of a join for a server built on it."""
+    async with python_stack_server() as server, _through(server.ws_url, latency) as ws_url:
+        return await join_bursts(server.pid, _rooms(ws_url, joiners, repeats))
+
+
+def _rooms(ws_url: str, joiners: int, repeats: int) -> list[list[str]]:
+    return [[f"{ws_url}/join-{r}"] * joiners for r in range(repeats)]
 
 
 @dataclass(slots=True)
