@@ -171,7 +171,9 @@ async def live_rooms(
         if redis_url is None
         else RedisBus(redis_url, name=node, max_backoff=config.bus_max_backoff)
     )
-    gatekeeper = MembershipGatekeeper(who.authenticator, who.users, reads)
+    gatekeeper = MembershipGatekeeper(
+        who.authenticator, who.users, reads, trusted_for=config.admission_trusted_seconds
+    )
     built = Rooms(base.store, gatekeeper, config, node, bus, timings)
     built.start()
     try:

@@ -4,16 +4,25 @@ accounts API (access tokens, project membership)."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from domain.roles import Role, can_write, parse_role
 from jacameno.bearer import Authenticator, Bearer, NotAuthenticated, Users
 from jacameno.coalesce import forget_outcome
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
 from projections.projects import ProjectsReadModel, ProjectState
+
+V = TypeVar("V")
+# Seconds a read of a user or of a project's members lets joins in without another read
+# (MembershipGatekeeper): changes that take access away are applied as they come; this bounds
+# how long a node whose membership follower stalled may admit on an older read.
+TRUSTED_FOR = 10.0
+REMEMBERED = 10_000  # users, and projects, whose reads are kept at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,44 +77,115 @@ def canonical_project_id(project_id: str) -> str | None:
     return project_id if str(value) == project_id else None
 
 
+class _Recent(Generic[V]):
+    """Values read lately, by key: each trusted for `seconds` from the moment its read began, at
+    most `size` of them (the oldest read first out)."""
+
+    def __init__(self, seconds: float, size: int) -> None:
+        self._seconds = seconds
+        self._size = size
+        self._values: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: str, now: float) -> V | None:
+        found = self._values.get(key)
+        if found is None:
+            return None
+        if now - found[0] >= self._seconds:
+            del self._values[key]
+            return None
+        return found[1]
+
+    def put(self, key: str, value: V, read_at: float) -> None:
+        self._values.pop(key, None)
+        self._values[key] = (read_at, value)
+        while len(self._values) > self._size:
+            self._values.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        self._values.pop(key, None)
+
+    def clear(self) -> None:
+        self._values.clear()
+
+
 class MembershipGatekeeper:
     """Checks the access token with the REST API's own check (jacameno.bearer: a deleted
     user's tokens are refused there too) and the user's role in the projects read model. Once
     the token's signature holds, its user and the project's members are read at the same time
     (neither decides anything before both are known: a bad token is refused as such whatever
-    the project)."""
+    the project).
+
+    What those reads found is trusted for `trusted_for` seconds to let the same user, or
+    another member of the same project, in without reading again: a join then waits for no
+    database, which in a burst of joiners is most of what a join waits for (each read is
+    several turns of an event loop that the burst keeps busy). It only ever lets in: a refusal
+    (no such user, project or membership, a deleted project) is always decided on a fresh
+    read, so a member added a moment ago is let in at once. Every change that takes access away
+    (`changed`, from the node's membership follower, which revokes the sockets already open at
+    the same moment) forgets what it concerns, and a read that may predate a change is not
+    kept; `trusted_for` bounds how long a node whose follower has stalled may go on admitting
+    on what it read before. `recheck` always reads."""
 
     def __init__(
-        self, authenticator: Authenticator, accounts: Users, projects: ProjectsReadModel
+        self,
+        authenticator: Authenticator,
+        accounts: Users,
+        projects: ProjectsReadModel,
+        *,
+        trusted_for: float = TRUSTED_FOR,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._authenticator = authenticator
         self._accounts = accounts
         self._projects = projects
+        self._clock = clock
         # One read of a project's members shared by the sockets that ask while it is under way
         # (50 joiners opening a project at once: one read, not 50); `changed` ends the sharing
         # of a read that may predate a change.
         self._reading: dict[str, asyncio.Future[ProjectState | None]] = {}
+        self._states: _Recent[ProjectState] = _Recent(trusted_for, REMEMBERED)
+        self._users: _Recent[bool] = _Recent(trusted_for, REMEMBERED)  # users found
+        self._changes = 0  # `changed` calls so far: a read begun before one is not kept
 
     def changed(self, project_id: str | None) -> None:
+        self._changes += 1
         if project_id is None:
             self._reading.clear()
+            self._states.clear()
+            self._users.clear()
         else:
             self._reading.pop(project_id, None)
+            self._states.drop(project_id)
 
-    async def _state(self, project_id: str) -> ProjectState | None:
+    def _shared_state(self, project_id: str) -> asyncio.Future[ProjectState | None]:
+        """The read of the project's members under way, else a new one (kept once it ends if no
+        change came meanwhile)."""
         shared = self._reading.get(project_id)
         if shared is None:
             shared = asyncio.ensure_future(self._projects.state(project_id))
             self._reading[project_id] = shared
-            shared.add_done_callback(lambda done: self._read(project_id, done))
-        # Shielded: a caller that gives up (its admission timed out) leaves the read to others.
-        return await asyncio.shield(shared)
+            began, changes = self._clock(), self._changes
+            shared.add_done_callback(lambda done: self._read(project_id, done, began, changes))
+        return shared
 
-    def _read(self, project_id: str, done: asyncio.Future[ProjectState | None]) -> None:
+    async def _state(self, project_id: str) -> ProjectState | None:
+        # Shielded: a caller that gives up (its admission timed out) leaves the read to others.
+        return await asyncio.shield(self._shared_state(project_id))
+
+    def _read(
+        self,
+        project_id: str,
+        done: asyncio.Future[ProjectState | None],
+        began: float,
+        changes: int,
+    ) -> None:
         if self._reading.get(project_id) is done:
             del self._reading[project_id]
-        if not done.cancelled():
-            done.exception()  # retrieved: each caller that waited got it already
+        if done.cancelled() or done.exception() is not None:
+            return  # retrieved: each caller that waited got it already
+        state = done.result()
+        if state is not None and not state.deleted and changes == self._changes:
+            self._states.put(project_id, state, began)
 
     async def admit(
         self, project_id: str, token: str | None, vouched: Callable[[], None] | None = None
@@ -122,15 +202,34 @@ class MembershipGatekeeper:
             raise NoSuchProject("no such project")
         if vouched is not None:
             vouched()
-        reading = asyncio.ensure_future(self._state(project_id))
+        now = self._clock()
+        user = self._users.get(claims.user_id, now)  # found lately: not deleted since
+        access = self._known(project_id, claims.user_id, now)
+        reading = None if access is not None else self._shared_state(project_id)
+        if user is None:
+            changes = self._changes
+            try:
+                await self._bearer(authenticator.bearer(claims))
+            except BaseException:
+                if reading is not None:  # the shared read goes on for the others
+                    reading.add_done_callback(forget_outcome)
+                raise
+            if changes == self._changes:
+                self._users.put(claims.user_id, True, now)
+        if reading is not None:
+            access = self._decide(await asyncio.shield(reading), claims.user_id)
+        assert access is not None
+        return replace(access, expires_at=float(claims.expires_at))
+
+    def _known(self, project_id: str, user_id: str, now: float) -> Access | None:
+        """The access a recent read of the project's members gives, if it lets the user in."""
+        state = self._states.get(project_id, now)
+        if state is None:
+            return None
         try:
-            bearer = await self._bearer(authenticator.bearer(claims))
-        except BaseException:
-            reading.cancel()  # the shared read goes on for the others (`_state` shields it)
-            reading.add_done_callback(forget_outcome)
-            raise
-        access = self._decide(await reading, bearer.user.id)
-        return replace(access, expires_at=float(bearer.expires_at))
+            return self._decide(state, user_id)
+        except (Forbidden, NoSuchProject):
+            return None  # a refusal is decided on a fresh read
 
     @staticmethod
     async def _bearer(reading: Awaitable[Bearer]) -> Bearer:

@@ -93,6 +93,10 @@ class CollabConfig:
     max_documents_per_socket: int = 64
     auth_timeout: float = 10.0
     max_unauthenticated_sockets: int = 1000
+    # Seconds a read of a user, or of a project's members, lets later joins in without reading
+    # again (jacameno.collab.gatekeeper): what takes access away applies at once all the same;
+    # this bounds how long a node whose membership follower stalled admits on an older read.
+    admission_trusted_seconds: float = 10.0
     broadcast: str = AFTER_COMMIT  # one of BROADCAST_MODES (JACAMENO_COLLAB_BROADCAST)
     # How long a node keeps trying to log, under their authors, the updates a failed room had
     # broadcast on receipt but not logged (jacameno.collab.unlogged); then they are dropped
