@@ -10,10 +10,8 @@ machine and these clients). Run as
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,8 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from harness.ports import free_port, port_open
-from harness.waiting import wait_until
+from load.module_server import module_server
 
 
 def app(folder: Path) -> Starlette:
@@ -73,22 +70,8 @@ def app(folder: Path) -> Starlette:
 @contextlib.asynccontextmanager
 async def plain_server(folder: Path) -> AsyncIterator[str]:
     """The plain server started on a free port (its files under `folder`); its base URL."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "load.plain_server",
-        str(port),
-        str(folder),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        await wait_until(lambda: port_open("127.0.0.1", port), "the plain server answers")
+    async with module_server("load.plain_server", str(folder)) as (_, port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
 
 
 def main() -> int:

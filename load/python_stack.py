@@ -13,9 +13,7 @@ one's figures side by side tell the stack's share of a join from JACAMENO's own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,10 +25,9 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from harness.ports import free_port, port_open
-from harness.waiting import wait_until
 from jacameno.collab import protocol
 from jacameno.server import config
+from load.module_server import module_server
 
 
 @dataclass(slots=True)
@@ -85,21 +82,8 @@ class PythonStackServer:
 @contextlib.asynccontextmanager
 async def python_stack_server() -> AsyncIterator[PythonStackServer]:
     """The server started on a free port of 127.0.0.1, stopped (SIGTERM) afterwards."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "load.python_stack",
-        str(port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        await wait_until(lambda: port_open("127.0.0.1", port), "the Python stack server listens")
-        yield PythonStackServer(process.pid, f"ws://127.0.0.1:{port}")
-    finally:
-        process.terminate()
-        await asyncio.wait_for(process.wait(), 10)
+    async with module_server("load.python_stack") as (pid, port):
+        yield PythonStackServer(pid, f"ws://127.0.0.1:{port}")
 
 
 def main() -> int:
