@@ -13,6 +13,9 @@ So every update is walked here first, in Python, with bounds that Yjs itself res
 - no lib0 BigInt values (`any` tag 122): pycrdt reads them back as floats, so a room's document
   (and every client that loads it later) would hold another number than the clients online when
   it was sent, with the same state vector; like the other integers beyond 2^53, they are refused;
+- an item names only earlier items of its own client (as origin, right origin or parent): one
+  that names itself or a later one stays pending in every other document for good, while its
+  writer shows it (pycrdt writes such items when typing inside a multi-byte character);
 - content kinds and type refs that Yjs 13 knows (no yrs-only Move or WeakLink);
 - no trailing bytes.
 
@@ -104,8 +107,8 @@ class UpdateSummary(NamedTuple):
 
 def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     """The summary of a well-formed v1 update; MalformedUpdate otherwise. `logged`: the update
-    is in the log already (or the whole document), where BigInts logged before they were
-    refused may remain: they are let through."""
+    is in the log already (or the whole document), where BigInts and items naming their own
+    client's later ones, logged before they were refused, may remain: they are let through."""
     reader = Reader(update, "update")
     clients: list[int] = []
     ends: dict[int, int] = {}
@@ -316,7 +319,9 @@ def _structs(
             if info & _HAS_ORIGIN:
                 dep_client, dep_clock = reader.id(MAX_CLOCK)
                 if info & _HAS_RIGHT_ORIGIN:
-                    reader.id(MAX_CLOCK)
+                    right_client, right_clock = reader.id(MAX_CLOCK)
+                    if right_client == client and right_clock >= clock and not logged:
+                        raise reader.fail(f"item {client}:{clock} typed before itself")
             elif info & _HAS_RIGHT_ORIGIN:
                 dep_client, dep_clock = reader.id(MAX_CLOCK)
             else:
@@ -331,6 +336,11 @@ def _structs(
                     raise reader.fail(f"bad parent info {parent_is_root}")
                 if info & _HAS_PARENT_SUB:
                     reader.skip_var_string()
+            if dep_client == client and dep_clock >= clock and place != IN_ROOT and not logged:
+                # A client's items only ever name its earlier ones: every other document would
+                # keep this one pending for good (pycrdt writes such an item when typing inside a
+                # multi-byte character, crdt/textcount.py).
+                raise reader.fail(f"item {client}:{clock} names itself or a later item")
             length = _content(reader, ref, logged)
             if (
                 last is not None

@@ -225,3 +225,21 @@ def test_an_update_against_a_merged_state_lacks_what_either_side_holds() -> None
     holder.apply_update(missing)
     assert str(holder.get("lyrics", type=Text)) == str(text)
     assert check_state_vector(encode_state_vector({})) == {}
+
+
+def test_an_item_typed_before_itself_is_refused() -> None:
+    """pycrdt counts a text's positions in UTF-8 bytes: typing inside a character gives an item
+    whose right origin is its own id. Every other document would keep it pending for good while
+    its writer shows it; a log that holds one already still reads."""
+    doc: Doc[Any] = Doc()
+    text = doc.get("lyrics", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    text.insert(0, "-1 ")
+    text.insert(3, "00\x80\n")  # U+0080: two bytes in UTF-8
+    text.insert(6, "a ")  # between them
+    check_update(updates[0])
+    check_update(updates[1])
+    with pytest.raises(MalformedMessage, match="typed before itself"):
+        check_update(updates[2])
+    assert check_update(updates[2], logged=True).structs == 1
