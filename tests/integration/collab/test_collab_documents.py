@@ -151,6 +151,29 @@ async def test_types_nested_too_deep_close_4400_and_nothing_is_stored(server: Se
     await server.assert_unharmed(project, bystander)
 
 
+async def test_an_item_typed_before_itself_closes_4400_and_is_not_stored(server: Server) -> None:
+    """pycrdt counts a text's positions in UTF-8 bytes: typing inside a character writes an item
+    that names itself, which every other document would keep pending while its writer shows
+    it."""
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    bystander = await server.client(project, alice)
+    typist = await server.client(project, alice)
+    await bystander.sync()
+    await typist.sync()
+    lyrics = typist.doc.get("lyrics", type=Text)
+    lyrics.insert(0, "-1 00\x80\n")  # U+0080: two bytes in UTF-8
+    await eventually(lambda: len(typist.echoes) == 1)
+    lyrics.insert(6, "a ")  # between them
+    assert await typist.wait_closed() == 4400
+    assert "typed before itself" in typist.close_reason
+    bystander.doc.get("lyrics", type=Text).insert(0, "still here")  # the room goes on
+    await eventually(lambda: len(bystander.echoes) == 2)  # the typist's first update, its own
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == [typist.sent[0], *bystander.sent]
+    await bystander.close()
+
+
 async def test_the_depth_limit_holds_across_updates_and_room_reloads(server: Server) -> None:
     alice = await server.user("alice")
     project = await server.project(alice)
