@@ -243,3 +243,35 @@ async def test_project_commands_succeed_while_fifty_clients_edit(server: Server)
 
 async def _equal(found: Awaitable[list[str]], expected: list[str]) -> bool:
     return await found == expected
+
+
+async def test_a_removed_member_cannot_join_again_on_a_trusted_read(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    """Each server trusts what an admission read found for a while (MembershipGatekeeper); a
+    removal is forgotten there as it revokes the sockets, on the server that made it and on
+    another; a demoted member joins again with the new role."""
+    settings = app_settings(tmp_path, fresh_pg_url)
+    async with serving(settings) as one, serving(settings) as other:
+        alice, bob, carol = await one.user("alice"), await one.user("bob"), await one.user("carol")
+        project = await one.project(alice, (bob, "editor"), (carol, "editor"))
+        for server in (one, other):  # each server reads bob's and carol's access once
+            for member in (bob, carol):
+                client = await server.client(project, member)
+                await client.sync()
+                await client.close()
+        watched = await other.client(project, bob)
+        await watched.sync()
+        await one.remove_member(alice, project, bob)
+        await one.change_role(alice, project, carol, "viewer")
+        assert await watched.wait_closed(SOON) == 4403  # the change reached the other server
+        for server in (one, other):
+            again = await server.client(project, bob)
+            assert await again.wait_closed(SOON) == 4403
+        # The server that made the change has applied it when its command answers.
+        viewer = await one.client(project, carol)
+        await viewer.sync()
+        _write(viewer, "refused ")
+        await eventually(lambda: len(_denied(viewer)) == 1, SOON)
+        await viewer.close()
+        assert await one.events(project, events.DOC_UPDATED) == []
