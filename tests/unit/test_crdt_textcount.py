@@ -14,7 +14,7 @@ from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from crdt.errors import MalformedUpdate
 from crdt.textcount import Counted, TextCounts
-from tests.unit.text_edits import type_or_erase
+from tests.unit.text_edits import type_or_erase, typed_inside_a_character
 
 _EDIT = st.tuples(
     st.integers(0, 2),  # which client
@@ -152,13 +152,7 @@ def test_an_item_typed_before_itself_cannot_be_told() -> None:
     """pycrdt counts a text's positions in UTF-8 bytes: typing at a byte inside a character
     leaves an empty item in the writer's own document, and the next characters name it as their
     right origin, with their own id. No other document ever has it: they stay pending there."""
-    source: Doc[Any] = Doc()
-    text = source.get("lyrics", type=Text)
-    updates: list[bytes] = []
-    source.observe(lambda event: updates.append(event.update))
-    text.insert(0, "-1 ")
-    text.insert(3, "00\x80\n")  # U+0080: two bytes in UTF-8
-    text.insert(6, "a ")  # between them
+    updates = typed_inside_a_character()
     replica: Doc[Any] = Doc()
     counts = TextCounts("lyrics")
     assert counts.count(updates[0]) == Counted(3, 0, 3, 0)

@@ -22,7 +22,7 @@ from crdt.update import (
     struct_ends,
 )
 from jacameno.collab.errors import MalformedMessage
-from tests.unit.text_edits import type_or_erase
+from tests.unit.text_edits import type_or_erase, typed_inside_a_character
 
 json_values = st.recursive(
     st.none()
@@ -231,13 +231,7 @@ def test_an_item_typed_before_itself_is_refused() -> None:
     """pycrdt counts a text's positions in UTF-8 bytes: typing inside a character gives an item
     whose right origin is its own id. Every other document would keep it pending for good while
     its writer shows it; a log that holds one already still reads."""
-    doc: Doc[Any] = Doc()
-    text = doc.get("lyrics", type=Text)
-    updates: list[bytes] = []
-    doc.observe(lambda event: updates.append(event.update))
-    text.insert(0, "-1 ")
-    text.insert(3, "00\x80\n")  # U+0080: two bytes in UTF-8
-    text.insert(6, "a ")  # between them
+    updates = typed_inside_a_character()
     check_update(updates[0])
     check_update(updates[1])
     with pytest.raises(MalformedMessage, match="typed before itself"):

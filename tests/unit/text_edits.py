@@ -3,7 +3,9 @@ character position in the plain string is turned into its byte offset."""
 
 from __future__ import annotations
 
-from pycrdt import Text
+from typing import Any
+
+from pycrdt import Doc, Text
 
 
 def type_or_erase(text: Text, what: str, value: str, at: int) -> bool:
@@ -19,3 +21,17 @@ def type_or_erase(text: Text, what: str, value: str, at: int) -> bool:
             del text[len(plain[:start].encode()) : len(plain[: start + len(value)].encode())]
         return True
     return False
+
+
+def typed_inside_a_character() -> list[bytes]:
+    """The three updates of a pycrdt document whose last one types inside a two-byte character
+    (pycrdt counts a text's positions in UTF-8 bytes): its new characters name, as their right
+    origin, an empty item only the writer has, with their own id."""
+    doc: Doc[Any] = Doc()
+    text = doc.get("lyrics", type=Text)
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    text.insert(0, "-1 ")
+    text.insert(3, "00\x80\n")  # U+0080: two bytes in UTF-8
+    text.insert(6, "a ")  # between them
+    return updates
