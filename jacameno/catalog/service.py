@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -29,6 +28,7 @@ from eventstore import NO_STREAM, EventStore, NewEvent
 from jacameno import logs
 from jacameno.catalog.errors import Conflict, Invalid, NotAllowed, NotFound
 from jacameno.projects.locks import ProcessTurns, Turns
+from jacameno.recent import Recent
 from projections.assets import ASSETS, AssetsReadModel
 from projections.catalog import CATALOG
 from projections.catalog_reads import CatalogReadModel, PlaylistView, TrackView
@@ -62,7 +62,7 @@ class Catalog:
         self._projects = projects
         self._assets = assets
         self._turns = turns or ProcessTurns()
-        self._playable_until: OrderedDict[str, float] = OrderedDict()  # track id -> when
+        self._found: Recent[bool] = Recent(PLAYABLE_SECONDS, PLAYABLE_TRACKS)  # tracks found
 
     # -- tracks ---------------------------------------------------------------------------
 
@@ -182,14 +182,11 @@ class Catalog:
     async def _playable(self, track_id: str) -> bool:
         """Whether the track is in the catalog, read at most every PLAYABLE_SECONDS."""
         now = time.monotonic()
-        if self._playable_until.get(track_id, 0.0) >= now:
+        if self._found.get(track_id, now):
             return True
         if await self.reads.track(track_id) is None:
             return False
-        self._playable_until[track_id] = now + PLAYABLE_SECONDS
-        self._playable_until.move_to_end(track_id)
-        while len(self._playable_until) > PLAYABLE_TRACKS:
-            self._playable_until.popitem(last=False)
+        self._found.put(track_id, True, now)
         return True
 
     # -- favorites ------------------------------------------------------------------------

@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
 from domain.roles import Role, can_write, parse_role
 from jacameno.bearer import Authenticator, Bearer, NotAuthenticated, Users
 from jacameno.coalesce import forget_outcome
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
+from jacameno.recent import Recent
 from projections.projects import ProjectsReadModel, ProjectState
 
-V = TypeVar("V")
 # Seconds a read of a user or of a project's members lets joins in without another read
 # (MembershipGatekeeper): changes that take access away are applied as they come; this bounds
 # how long a node whose membership follower stalled may admit on an older read.
@@ -77,37 +76,6 @@ def canonical_project_id(project_id: str) -> str | None:
     return project_id if str(value) == project_id else None
 
 
-class _Recent(Generic[V]):
-    """Values read lately, by key: each trusted for `seconds` from the moment its read began, at
-    most `size` of them (the oldest read first out)."""
-
-    def __init__(self, seconds: float, size: int) -> None:
-        self._seconds = seconds
-        self._size = size
-        self._values: OrderedDict[str, tuple[float, V]] = OrderedDict()
-
-    def get(self, key: str, now: float) -> V | None:
-        found = self._values.get(key)
-        if found is None:
-            return None
-        if now - found[0] >= self._seconds:
-            del self._values[key]
-            return None
-        return found[1]
-
-    def put(self, key: str, value: V, read_at: float) -> None:
-        self._values.pop(key, None)
-        self._values[key] = (read_at, value)
-        while len(self._values) > self._size:
-            self._values.popitem(last=False)
-
-    def drop(self, key: str) -> None:
-        self._values.pop(key, None)
-
-    def clear(self) -> None:
-        self._values.clear()
-
-
 class MembershipGatekeeper:
     """Checks the access token with the REST API's own check (jacameno.bearer: a deleted
     user's tokens are refused there too) and the user's role in the projects read model. Once
@@ -143,8 +111,8 @@ class MembershipGatekeeper:
         # (50 joiners opening a project at once: one read, not 50); `changed` ends the sharing
         # of a read that may predate a change.
         self._reading: dict[str, asyncio.Future[ProjectState | None]] = {}
-        self._states: _Recent[ProjectState] = _Recent(trusted_for, REMEMBERED)
-        self._users: _Recent[bool] = _Recent(trusted_for, REMEMBERED)  # users found
+        self._states: Recent[ProjectState] = Recent(trusted_for, REMEMBERED)
+        self._users: Recent[bool] = Recent(trusted_for, REMEMBERED)  # users found
         self._changes = 0  # `changed` calls so far: a read begun before one is not kept
 
     def changed(self, project_id: str | None) -> None:
