@@ -320,7 +320,7 @@ def _structs(
                 dep_client, dep_clock = reader.id(MAX_CLOCK)
                 if info & _HAS_RIGHT_ORIGIN:
                     right_client, right_clock = reader.id(MAX_CLOCK)
-                    if right_client == client and right_clock >= clock and not logged:
+                    if not logged and _not_before(right_client, right_clock, client, clock):
                         raise reader.fail(f"item {client}:{clock} typed before itself")
             elif info & _HAS_RIGHT_ORIGIN:
                 dep_client, dep_clock = reader.id(MAX_CLOCK)
@@ -336,10 +336,11 @@ def _structs(
                     raise reader.fail(f"bad parent info {parent_is_root}")
                 if info & _HAS_PARENT_SUB:
                     reader.skip_var_string()
-            if dep_client == client and dep_clock >= clock and place != IN_ROOT and not logged:
-                # A client's items only ever name its earlier ones: every other document would
-                # keep this one pending for good (pycrdt writes such an item when typing inside a
-                # multi-byte character, crdt/textcount.py).
+            if (
+                not logged
+                and place != IN_ROOT
+                and _not_before(dep_client, dep_clock, client, clock)
+            ):
                 raise reader.fail(f"item {client}:{clock} names itself or a later item")
             length = _content(reader, ref, logged)
             if (
@@ -358,6 +359,14 @@ def _structs(
         if clock > MAX_CLOCK:
             raise reader.fail(f"clock of client {client} passes 2^32")
     return clock
+
+
+def _not_before(named_client: int, named_clock: int, client: int, clock: int) -> bool:
+    """Whether the item `named_client`:`named_clock` that item `client`:`clock` names (as origin,
+    right origin or parent) is that item itself or a later one of its client. A client's items
+    only ever name its earlier ones: every other document would keep such an item pending for
+    good (pycrdt writes one when typing inside a multi-byte character, crdt/textcount.py)."""
+    return named_client == client and named_clock >= clock
 
 
 def _length(reader: Reader) -> int:
