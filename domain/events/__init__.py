@@ -8,7 +8,9 @@ On a project's stream (collaboration: jacameno.collab):
                          metadata: user_id, connection_id, node, client_id (the Yjs client whose
                          structs the update carries; None if none or several: then client_ids);
                          a server-side edit (restore, AI results) has no connection_id (null)
-                         and says what made it in `via`
+                         and says what made it in `via`; an edit a dead node had broadcast
+                         early, brought back by another user's socket, is its author's, with
+                         that socket's user in `brought_by` (jacameno.collab.ledger)
     doc.restored         data: JSON {version, path, update_version}: `user_id` (metadata) made
                          the document (or the part at `path`; null: all of it) what it was at
                          `version`, by the doc.updated at `update_version` (via "restore";

@@ -26,6 +26,7 @@ from jacameno.catalog.service import Catalog
 from jacameno.circuit import Circuit
 from jacameno.coalesce import Coalesced
 from jacameno.collab.gatekeeper import MembershipGatekeeper
+from jacameno.collab.ledger import EarlyLedger
 from jacameno.collab.lobby import Lobby
 from jacameno.collab.membership import MembershipFollower
 from jacameno.collab.rooms import Rooms, node_name
@@ -174,12 +175,25 @@ async def live_rooms(
     gatekeeper = MembershipGatekeeper(
         who.authenticator, who.users, reads, trusted_for=config.admission_trusted_seconds
     )
-    built = Rooms(base.store, gatekeeper, config, node, bus, timings)
+    ledger = await early_ledger(base) if config.early_broadcast else None
+    built = Rooms(base.store, gatekeeper, config, node, bus, timings, ledger)
     built.start()
     try:
         yield built
     finally:
         await built.close()
+        if ledger is not None:
+            await ledger.close()
+
+
+async def early_ledger(base: Core) -> EarlyLedger:
+    """Where the on-receipt mode records what it sends early: a table of the Postgres database,
+    or an SQLite file of its own beside the database (jacameno.collab.ledger)."""
+    keep = base.settings.collab.early_records_seconds
+    if base.db.kind == "postgres":
+        return await EarlyLedger.open(base.db, keep_seconds=keep)
+    path = base.settings.sqlite_path
+    return await EarlyLedger.open_file(path.with_name(path.name + ".early"), keep_seconds=keep)
 
 
 @contextlib.asynccontextmanager

@@ -49,6 +49,7 @@ from jacameno.collab.errors import (
 )
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
+from jacameno.collab.recovered import Witness
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.timings import Timings
 from jacameno.collab.unlogged import Unlogged
@@ -94,8 +95,12 @@ class Room:
         folds: asyncio.Semaphore | None = None,
         publisher: Publisher | None = None,
         timings: Timings | None = None,
+        witness: Witness | None = None,
     ) -> None:
         self.project_id = project_id
+        # on-receipt mode: records what is sent early, and who made what a client brings back
+        # after a node's death (jacameno.collab.ledger)
+        self._witness = witness
         self.stream = events.stream_name(project_id)
         self.peers: dict[str, Peer] = {}
         self.awareness = awareness.AwarenessStates(
@@ -214,15 +219,26 @@ class Room:
         if writer.depths.must_wait(summary):
             await writer.depths.wait()
             self._check_open(peer)
+        user = peer.access.user_id
+        witness = self._witness
+        # Another user's edit that a dead node broadcast early, brought back by this socket?
+        author = None if witness is None else witness.author(summary, self.doc, user)
         if not self._apply(update, summary, peer.id, peer):
             writer.defer(peer, None)
             return
         event = events.doc_updated(
-            update, summary, user_id=peer.access.user_id, connection_id=peer.id, node=self._node
+            update,
+            summary,
+            user_id=author or user,
+            connection_id=peer.id,
+            node=self._node,
+            context=None if author is None else {"brought_by": user},
         )
         early = self._config.early_broadcast
         writer.submit(event, update, peer, early=early, received=peer.connection.received_at)
         if early:
+            if witness is not None:
+                witness.sent(summary, author or user, peer.id)
             # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)
             # waits for the commit (jacameno.collab.writer). If the commit fails, the room
             # fails and its clients, who hold the update, bring it back on reconnect.

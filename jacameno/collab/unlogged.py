@@ -12,8 +12,8 @@ loads on this node: at once when a client reconnects, else on a retry with backo
 failure, or a client that was quicker) changes nothing and is not logged twice.
 
 What this cannot cover is the node dying: what it held dies with it, and the clients that hold
-the edit bring it back under the user of the socket that sends it (docs/collaboration.md,
-"Broadcast modes")."""
+the edit bring it back; the node's ledger of what it sent early (jacameno.collab.ledger) then
+names its author (docs/collaboration.md, "Broadcast modes")."""
 
 from __future__ import annotations
 

@@ -102,6 +102,10 @@ class CollabConfig:
     # broadcast on receipt but not logged (jacameno.collab.unlogged); then they are dropped
     # (the clients that hold them resend them).
     relog_seconds: float = 300.0
+    # How long what a node sent early (on-receipt mode) is remembered where it outlives the node
+    # (jacameno.collab.ledger): an edit a client brings back after the node's death within this
+    # time is logged under the user who made it, later under the client's.
+    early_records_seconds: float = 3600.0
 
     @property
     def early_broadcast(self) -> bool:
