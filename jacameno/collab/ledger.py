@@ -8,8 +8,8 @@ through a client that holds it: its sender resends it, and so does every other c
 it. Whoever reconnects first brings it back. The server cannot tell from the update who made it:
 a Yjs client id is chosen by the client, so taking the update's client id at its word would let
 any editor log text under someone else's name. So the node writes down, as it broadcasts, which
-clocks of which Yjs client it sent for which user (`Sent`), and the next room load reads what a
-dead node wrote (`recall`); an update whose new structs are exactly clocks one other user was
+clocks of which Yjs client it sent for which user (`Sent`), and a room reads what a dead node
+wrote (`recall`) before a socket's first new structs (jacameno.collab.recovered); an update whose new structs are exactly clocks one other user was
 recorded sending is logged under that user (jacameno.collab.recovered), with the socket that
 brought it back in `brought_by`. A client can then only have text logged under another user at
 clocks that user's client really sent and the log lost: clocks no client can choose before the

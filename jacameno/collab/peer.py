@@ -97,6 +97,7 @@ class Peer:
         "id",
         "joined_at",
         "joining",
+        "recalled",
         "renewal_asked",
         "revoked",
     )
@@ -126,6 +127,9 @@ class Peer:
         # until its first sync step 2 is handed over: when its way in reached the server
         # (`time.perf_counter()`), and whom to tell how long the sync took
         self.joining = joining
+        # on-receipt mode: whether the room read the ledger of early broadcasts for an update of
+        # this socket (jacameno.collab.recovered): once, before its first new structs
+        self.recalled = False
 
     def stop(self) -> None:
         """The peer left its room: cancel its timers."""

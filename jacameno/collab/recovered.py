@@ -11,6 +11,7 @@ bringer (a Yjs update cannot be cut by author without leaving parts pending, crd
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,9 @@ from pycrdt import Doc
 
 from crdt.update import Run, UpdateSummary, check_state_vector
 from jacameno.collab.ledger import EarlyLedger, Sent
+from jacameno.collab.peer import Peer
+
+logger = logging.getLogger(__name__)
 
 
 class Recovered:
@@ -67,11 +71,31 @@ class Witness:
     """A room's side of the ledger: what its sockets are sent early is recorded (`sent`), and an
     update is given the author the records of a dead node name (`author`)."""
 
-    def __init__(self, ledger: EarlyLedger, project_id: str, recovered: Recovered | None) -> None:
+    def __init__(self, ledger: EarlyLedger, project_id: str) -> None:
         self._ledger = ledger
         self._project_id = project_id
-        # None once no record may matter
-        self._recovered = None if recovered is None or recovered.empty else recovered
+        self._recovered: Recovered | None = None  # None while no record may matter
+
+    async def recall(self, peer: Peer, doc: Doc[Any]) -> None:
+        """Read the ledger's records of the project, once per socket, before its first update
+        that is certainly new (`ClockBound.covers`): a socket brings a dead node's edits back in
+        its sync step 2, on a room loaded before or after the death. A ledger that cannot be
+        read leaves the update its sender's (a warning)."""
+        peer.recalled = True
+        try:
+            sent = await self._ledger.recall(self._project_id)
+        except Exception as exc:
+            logger.warning(
+                "early broadcasts not recalled",
+                extra={
+                    "action": "collab.recall_failed",
+                    "project": self._project_id,
+                    "error": repr(exc),
+                },
+            )
+            return
+        recovered = Recovered(sent, check_state_vector(doc.get_state()))
+        self._recovered = None if recovered.empty else recovered
 
     def author(self, summary: UpdateSummary, doc: Doc[Any], bringer: str) -> str | None:
         """The user who made the update `bringer`'s socket sends, if the records say it is

@@ -221,6 +221,9 @@ class Room:
             self._check_open(peer)
         user = peer.access.user_id
         witness = self._witness
+        if witness is not None and not peer.recalled and not writer.covers(summary):
+            await witness.recall(peer, self.doc)
+            self._check_open(peer)
         # Another user's edit that a dead node broadcast early, brought back by this socket?
         author = None if witness is None else witness.author(summary, self.doc, user)
         if not self._apply(update, summary, peer.id, peer):

@@ -20,7 +20,6 @@ from typing import Any
 
 from pycrdt import Doc
 
-from crdt.update import check_state_vector
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
 from jacameno.collab import loading
@@ -33,10 +32,10 @@ from jacameno.collab.errors import (
     Unauthenticated,
 )
 from jacameno.collab.gatekeeper import Access, Gatekeeper
-from jacameno.collab.ledger import EarlyLedger, Sent
+from jacameno.collab.ledger import EarlyLedger
 from jacameno.collab.membership import MembershipChange
 from jacameno.collab.peer import Dialect, Kind, Outgoing, Peer
-from jacameno.collab.recovered import Recovered, Witness
+from jacameno.collab.recovered import Witness
 from jacameno.collab.relay import Relay
 from jacameno.collab.revision import revise, revoke
 from jacameno.collab.room import Actor, Room
@@ -46,7 +45,7 @@ from jacameno.collab.timings import Timings
 from jacameno.collab.unlogged import Held, Relogger
 from jacameno.collab.writer import Committed
 from jacameno.settings.collab import CollabConfig
-from sqldb import DatabaseError, DatabaseUnavailable
+from sqldb import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -416,12 +415,9 @@ class Rooms:
         if relay is not None:
             # Subscribed before reading the log: what commits after the read is published.
             await relay.subscribe(project_id)
-        recalling = None if self.ledger is None else asyncio.ensure_future(self._recall(project_id))
         try:
             loaded = await loading.load(self.store, project_id)
         except (EventStoreError, MalformedMessage) as exc:
-            if recalling is not None:
-                recalling.cancel()
             if relay is not None:
                 relay.unsubscribe(project_id)
             logger.warning(
@@ -430,7 +426,7 @@ class Rooms:
             )
             raise
         self.loads += 1
-        witness = None if recalling is None else await self._witness(project_id, recalling, loaded)
+        witness = None if self.ledger is None else Witness(self.ledger, project_id)
         room = Room(
             project_id,
             self.store,
@@ -457,27 +453,6 @@ class Rooms:
             extra={"action": "collab.load", "project": project_id, "version": loaded.version},
         )
         return room
-
-    async def _recall(self, project_id: str) -> list[Sent]:
-        """The ledger's records of the project; none if it cannot be read (best effort: an
-        edit brought back is then the bringer's)."""
-        assert self.ledger is not None
-        try:
-            return await self.ledger.recall(project_id)
-        except DatabaseError as exc:
-            logger.warning(
-                "early broadcasts not recalled",
-                extra={"action": "collab.recall_failed", "project": project_id, "error": repr(exc)},
-            )
-            return []
-
-    async def _witness(
-        self, project_id: str, recalling: asyncio.Future[list[Sent]], loaded: loading.Loaded
-    ) -> Witness:
-        assert self.ledger is not None
-        sent = await recalling
-        recovered = Recovered(sent, check_state_vector(loaded.doc.get_state())) if sent else None
-        return Witness(self.ledger, project_id, recovered)
 
     def _schedule_unload(self, room: Room) -> None:
         entry = self._entries.get(room.project_id)

@@ -191,6 +191,11 @@ class Writer:
         self.depths.record_resolved(placed, summary.runs)
         return not (known and all(change == EMPTY_UPDATE for change in changes))
 
+    def covers(self, summary: UpdateSummary) -> bool:
+        """Whether the document may already hold every clock the update names (one that does
+        not is certainly new: `ClockBound.covers`)."""
+        return self._clocks.covers(summary)
+
     def check_growth(self, size: int) -> None:
         """MessageTooLarge if updates of `size` bytes more could take the document over its
         limit (an upper bound of the encoded document: the last snapshot plus every update

@@ -87,34 +87,40 @@ async def test_the_config_records_only_on_receipt(settings: Settings) -> None:
         assert server.rooms.ledger is None  # after-commit: nothing is sent before it is durable
 
 
+@pytest.mark.parametrize("open_there", [False, True], ids=["loaded-after", "open-before"])
 async def test_an_edit_a_dead_node_sent_early_is_logged_under_its_author_whoever_brings_it_back(
-    settings: Settings,
+    settings: Settings, open_there: bool
 ) -> None:
-    async with serving(settings, CONFIG) as one:
+    """Bob comes back first, on another node (or the same one restarted): his sync step 2
+    carries Alice's lost edit. The project's room there loads as he joins, or (`open_there`)
+    was open all along with a client of its own."""
+    async with serving(settings, CONFIG) as one, serving(settings, CONFIG) as other:
         alice, bob, project, a, b = await one.owner_and_member("editor")
         _type(a, "first ")
         await eventually(lambda: a.echoes == a.sent)
+        watching = None
+        if open_there:
+            watching = await other.client(project, alice)
+            await watching.sync()
+            assert watching.content()["lyrics"] == "first "
         gate = await _dies_holding(one, project, a, b)
-        # Bob comes back first, on another node (or the same one restarted): his sync step 2
-        # carries Alice's lost edit.
-        async with serving(settings, CONFIG) as other:
-            retry = await _brought_back(other, project, bob.token, b.doc)
-            first, brought = await _logged(other, project, 2)
-            assert first.data == a.sent[0]
-            assert brought.metadata["user_id"] == alice.id
-            assert brought.metadata["brought_by"] == bob.id
-            assert brought.metadata["client_id"] == a.doc.client_id
-            rebuilt = document.build(document.EMPTY_UPDATE, [first.data, brought.data])
-            assert project_document.read(rebuilt)["lyrics"] == "lost first "
-            # Alice's own resend then adds nothing; Bob's own typing is his.
-            again = await _brought_back(other, project, alice.token, a.doc)
-            _type(retry, "bob ")
-            *_, mine = await _logged(other, project, 3)
-            assert mine.metadata["user_id"] == bob.id
-            assert "brought_by" not in mine.metadata
-            assert len(await other.events(project, events.DOC_UPDATED)) == 3
-            await retry.close()
-            await again.close()
+        retry = await _brought_back(other, project, bob.token, b.doc)
+        first, brought = await _logged(other, project, 2)
+        assert first.data == a.sent[0]
+        assert brought.metadata["user_id"] == alice.id
+        assert brought.metadata["brought_by"] == bob.id
+        assert brought.metadata["client_id"] == a.doc.client_id
+        rebuilt = document.build(document.EMPTY_UPDATE, [first.data, brought.data])
+        assert project_document.read(rebuilt)["lyrics"] == "lost first "
+        # Alice's own resend then adds nothing; Bob's own typing is his.
+        again = await _brought_back(other, project, alice.token, a.doc)
+        _type(retry, "bob ")
+        *_, mine = await _logged(other, project, 3)
+        assert mine.metadata["user_id"] == bob.id
+        assert "brought_by" not in mine.metadata
+        assert len(await other.events(project, events.DOC_UPDATED)) == 3
+        for client in (retry, again, *([watching] if watching else [])):
+            await client.close()
         _bury(gate)
 
 
