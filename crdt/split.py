@@ -14,11 +14,16 @@ ranges; `max_deleted` also bounds the clocks each of its parts deletes, since yr
 collection costs about 25 us per deleted item when the part is applied (the room applies it on
 its event loop). A range is never cut between the two UTF-16 units of one character (an emoji):
 yrs would split the character and mangle the text; the document the update applies to says
-where its characters are."""
+where its characters are.
+
+`apart` cuts an update by client instead (the node's ledger gives a lost edit brought back by
+another client to its author, jacameno.collab.recovered), and `names` says which clients' new
+structs a part's structs name, so that the parts can be logged in an order where each applies at
+once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
 from crdt.encoding import write_var_uint
 from crdt.update import MAX_CLOCK, Struct, delete_set, halves, structs
@@ -161,3 +166,39 @@ def _delete_parts(
                 length -= taken
     close()
     return parts
+
+
+def apart(update: bytes, clients: Collection[int]) -> tuple[bytes, bytes]:
+    """`update` (one that `check_update` passed) as two updates: the structs of `clients`, without
+    deletions, and the other structs with the update's whole delete set. Applied in either order
+    they make the same document as the whole (yrs keeps a struct whose origin has not arrived
+    pending until it does); `names` tells which order lets each apply at once."""
+    groups, deletes_at = structs(update)
+    mine = [(client, found) for client, found in groups if client in clients and found]
+    rest = [(client, found) for client, found in groups if client not in clients and found]
+
+    def encoded(part: list[tuple[int, list[Struct]]], deletions: bytes) -> bytes:
+        body = b"".join(_group(update, client, found) for client, found in part)
+        return write_var_uint(len(part)) + body + deletions
+
+    return encoded(mine, _NO_DELETIONS), encoded(rest, update[deletes_at:])
+
+
+def names(update: bytes, clients: Collection[int], new: Mapping[int, int]) -> set[int]:
+    """The clients other than `clients` whose items from clock `new[client]` on (those the
+    update brings to a document whose state vector is `new`) the structs of `clients` name as
+    their origin, right origin or parent: what must be applied before them. For an update that
+    `check_update` passed; MalformedUpdate otherwise."""
+    found: set[int] = set()
+    for client, items in structs(update)[0]:
+        if client not in clients:
+            continue
+        for item in items:
+            for named in (item.neighbour, item.right, item.parent):
+                if (
+                    isinstance(named, tuple)
+                    and named[0] not in clients
+                    and named[1] >= new.get(named[0], 0)
+                ):
+                    found.add(named[0])
+    return found

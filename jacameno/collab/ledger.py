@@ -9,9 +9,10 @@ it. Whoever reconnects first brings it back. The server cannot tell from the upd
 a Yjs client id is chosen by the client, so taking the update's client id at its word would let
 any editor log text under someone else's name. So the node writes down, as it broadcasts, which
 clocks of which Yjs client it sent for which user (`Sent`), and a room reads what a dead node
-wrote (`recall`) before a socket's first new structs (jacameno.collab.recovered); an update whose new structs are exactly clocks one other user was
-recorded sending is logged under that user (jacameno.collab.recovered), with the socket that
-brought it back in `brought_by`. A client can then only have text logged under another user at
+wrote (`recall`) before a socket's first new structs: a client's new structs that lie within
+clocks one other user was recorded sending are logged under that user
+(jacameno.collab.recovered), with the user of the socket that brought it back in `brought_by`.
+A client can then only have text logged under another user at
 clocks that user's client really sent and the log lost: clocks no client can choose before the
 server has broadcast them, and which the author's own client resends too.
 

@@ -49,7 +49,7 @@ from jacameno.collab.errors import (
 )
 from jacameno.collab.loading import Loaded
 from jacameno.collab.peer import Kind, Outgoing, Peer
-from jacameno.collab.recovered import Witness
+from jacameno.collab.recovered import Part, Witness
 from jacameno.collab.sessions import SessionLog
 from jacameno.collab.timings import Timings
 from jacameno.collab.unlogged import Unlogged
@@ -221,27 +221,39 @@ class Room:
             self._check_open(peer)
         user = peer.access.user_id
         witness = self._witness
-        if witness is not None and not peer.recalled and not writer.covers(summary):
-            await witness.recall(peer, self.doc)
-            self._check_open(peer)
-        # Another user's edit that a dead node broadcast early, brought back by this socket?
-        author = None if witness is None else witness.author(summary, self.doc, user)
+        if witness is None:
+            parts = [Part(update, summary, None)]
+        else:
+            if not peer.recalled and not writer.covers(summary):
+                await witness.recall(peer, self.doc)
+                self._check_open(peer)
+            # Other users' edits that a dead node broadcast early, brought back by this socket?
+            parts = witness.attribute(update, summary, self.doc, user)
         if not self._apply(update, summary, peer.id, peer):
             writer.defer(peer, None)
             return
-        event = events.doc_updated(
-            update,
-            summary,
-            user_id=author or user,
-            connection_id=peer.id,
-            node=self._node,
-            context=None if author is None else {"brought_by": user},
-        )
         early = self._config.early_broadcast
-        writer.submit(event, update, peer, early=early, received=peer.connection.received_at)
+        for n, (part, part_summary, author) in enumerate(parts, 1):
+            event = events.doc_updated(
+                part,
+                part_summary,
+                user_id=author or user,
+                connection_id=peer.id,
+                node=self._node,
+                context=None if author is None else {"brought_by": user},
+            )
+            last = n == len(parts)  # acknowledges the socket's update
+            writer.submit(
+                event,
+                part,
+                peer if last else None,
+                early=early,
+                hold=early,
+                received=peer.connection.received_at if last else 0.0,
+            )
+            if witness is not None and early:
+                witness.sent(part_summary, author or user, peer.id)
         if early:
-            if witness is not None:
-                witness.sent(summary, author or user, peer.id)
             # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)
             # waits for the commit (jacameno.collab.writer). If the commit fails, the room
             # fails and its clients, who hold the update, bring it back on reconnect.

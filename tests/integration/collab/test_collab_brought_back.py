@@ -4,7 +4,6 @@ jacameno.collab.ledger); nothing else moves to another author on a client's word
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -132,13 +131,8 @@ def _forge_past_the_record(doc: Doc[Any], author: int) -> None:
     doc.apply_update(forged.get_update(doc.get_state()))
 
 
-def _add_the_bringers_own(doc: Doc[Any], author: int) -> None:
-    doc.get("lyrics", type=Text).insert(0, "and mine ")
-
-
-@pytest.mark.parametrize("addition", [_forge_past_the_record, _add_the_bringers_own])
-async def test_an_update_with_more_than_the_lost_edit_stays_the_bringers(
-    settings: Settings, addition: Callable[[Doc[Any], int], None]
+async def test_a_forgery_under_the_authors_client_id_stays_the_bringers(
+    settings: Settings,
 ) -> None:
     async with serving(settings, CONFIG) as one:
         _alice, bob, project, a, b = await one.owner_and_member("editor")
@@ -148,17 +142,43 @@ async def test_an_update_with_more_than_the_lost_edit_stays_the_bringers(
         async with serving(settings, CONFIG) as other:
             held: Doc[Any] = Doc()
             held.apply_update(b.doc.get_update())
-            addition(held, a.doc.client_id)
+            _forge_past_the_record(held, a.doc.client_id)
             retry = await _brought_back(other, project, bob.token, held)
             *_, brought = await _logged(other, project, 2)
-            # Alice's lost edit, with clocks nobody was recorded sending or with Bob's own
-            # structs: Bob's, as any update is its sender's.
+            # Alice's lost edit, with clocks of her client nobody was recorded sending: Bob's,
+            # whole, as any update is its sender's.
             assert brought.metadata["user_id"] == bob.id
             assert "brought_by" not in brought.metadata
-            rebuilt = document.build(
-                document.EMPTY_UPDATE, [e.data for e in await _logged(other, project, 2)]
+            assert len(await other.events(project, events.DOC_UPDATED)) == 2
+            await retry.close()
+        _bury(gate)
+
+
+async def test_a_lost_edit_brought_back_with_the_bringers_own_is_cut_by_author(
+    settings: Settings,
+) -> None:
+    async with serving(settings, CONFIG) as one:
+        alice, bob, project, a, b = await one.owner_and_member("editor")
+        gate = await _dies_holding(one, project, a, b)
+        async with serving(settings, CONFIG) as other:
+            # Bob had typed too, offline: his sync step 2 holds both.
+            held: Doc[Any] = Doc(client_id=b.doc.client_id)
+            held.apply_update(b.doc.get_update())
+            held.get("lyrics", type=Text).insert(0, "mine ")
+            retry = await _brought_back(other, project, bob.token, held)
+            theirs, mine = await _logged(other, project, 2)
+            assert (theirs.metadata["user_id"], theirs.metadata["brought_by"]) == (alice.id, bob.id)
+            assert theirs.metadata["client_id"] == a.doc.client_id
+            assert (mine.metadata["user_id"], mine.metadata["client_id"]) == (
+                bob.id,
+                held.client_id,
             )
-            assert "lost" in project_document.read(rebuilt)["lyrics"]
+            assert "brought_by" not in mine.metadata
+            rebuilt = document.build(document.EMPTY_UPDATE, [theirs.data, mine.data])
+            assert project_document.read(rebuilt)["lyrics"] == "mine lost "
+            # Bob's socket is acknowledged once, by the last part, for the one update it sent.
+            await eventually(lambda: len(retry.echoes) >= 1)
+            assert retry.echoes == [mine.data]
             await retry.close()
         _bury(gate)
 
