@@ -1,21 +1,23 @@
 """The early-broadcast ledger (jacameno.collab.ledger) on each kind of database it lives in: an
-UNLOGGED table of Postgres, an SQLite file of its own. What one node records, any later one
-recalls; records widen, expire, and a dead database drops them with a warning, never an error."""
+UNLOGGED table of Postgres, an SQLite file of its own written by a thread of its own. What one
+node records, any later one recalls; records widen, expire, and a database that cannot be written
+drops them with a warning, never an error."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from jacameno.collab.ledger import EarlyLedger, Sent
-from sqldb import Database, SQLiteDatabase, open_database
+from jacameno.collab.ledger import EarlyLedger, Sent, _FileLedger
+from sqldb import Database, DatabaseError, open_database
 
-Opener = Callable[[float, Callable[[], float]], Awaitable[tuple[EarlyLedger, Database]]]
+Opener = Callable[[float, Callable[[], float]], Awaitable[EarlyLedger]]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -26,22 +28,26 @@ def url(request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 async def opener(url: str | None, tmp_path: Path) -> AsyncIterator[Opener]:
-    """Opens a ledger (keeping records `keep` seconds, on `clock`), each on a connection of its
-    own to one database per test, as each node has."""
-    opened: list[Database] = []
+    """Opens a ledger (keeping records `keep` seconds, on `clock`) as each node opens its own:
+    on a pool of its own to one Postgres database per test, or on the one SQLite file."""
+    opened: list[EarlyLedger] = []
+    pools: list[Database] = []
 
-    async def open_(keep: float, clock: Callable[[], float]) -> tuple[EarlyLedger, Database]:
+    async def open_(keep: float, clock: Callable[[], float]) -> EarlyLedger:
         if url is None:
-            db: Database = await SQLiteDatabase.open(tmp_path / "jacameno.db.early")
+            path = tmp_path / "jacameno.db.early"
+            ledger = await EarlyLedger.open_file(path, keep_seconds=keep, clock=clock)
         else:
-            db = await open_database(url)
-        opened.append(db)
-        return await EarlyLedger.open(db, keep_seconds=keep, clock=clock), db
+            pools.append(await open_database(url))
+            ledger = await EarlyLedger.open(pools[-1], keep_seconds=keep, clock=clock)
+        opened.append(ledger)
+        return ledger
 
     yield open_
-    for db in opened:
-        with contextlib.suppress(Exception):  # a test may have closed it
-            await db.close()
+    for ledger in opened:
+        await ledger.close()
+    for db in pools:
+        await db.close()
 
 
 class Clock:
@@ -54,7 +60,7 @@ class Clock:
 
 async def test_what_one_node_records_a_later_one_recalls(opener: Opener) -> None:
     clock = Clock()
-    one, _ = await opener(60, clock)
+    one = await opener(60, clock)
     one.record("p1", Sent(7, 0, 5, "alice", "c1"))
     one.record("p1", Sent(7, 5, 9, "alice", "c1"))  # widened, in one row
     one.record("p1", Sent(7, 3, 4, "bob", "c2"))  # another user: a row of its own
@@ -62,7 +68,7 @@ async def test_what_one_node_records_a_later_one_recalls(opener: Opener) -> None
     await one.flushed()
     one.record("p1", Sent(7, 9, 12, "alice", "c3"))  # a later turn widens it again
     await one.flushed()
-    other, _ = await opener(60, clock)
+    other = await opener(60, clock)
     recalled = sorted(await other.recall("p1"), key=lambda s: s.user_id)
     assert recalled == [Sent(7, 0, 12, "alice", "c3"), Sent(7, 3, 4, "bob", "c2")]
     assert await other.recall("p2") == [Sent(8, 0, 1, "alice", "c1")]
@@ -72,7 +78,7 @@ async def test_what_one_node_records_a_later_one_recalls(opener: Opener) -> None
 
 async def test_records_expire(opener: Opener) -> None:
     clock = Clock()
-    ledger, _ = await opener(60, clock)
+    ledger = await opener(60, clock)
     ledger.record("p", Sent(1, 0, 2, "alice", "c"))
     await ledger.flushed()
     clock.now += 61
@@ -86,15 +92,18 @@ async def test_records_expire(opener: Opener) -> None:
 async def test_nodes_opening_together_create_the_table_once(opener: Opener) -> None:
     clock = Clock()
     opened = await asyncio.gather(*(opener(60, clock) for _ in range(3)))
-    opened[0][0].record("p", Sent(1, 0, 1, "alice", "c"))
-    await opened[0][0].flushed()
-    assert len(await opened[2][0].recall("p")) == 1
+    opened[0].record("p", Sent(1, 0, 1, "alice", "c"))
+    await opened[0].flushed()
+    assert len(await opened[2].recall("p")) == 1
 
 
+@pytest.mark.parametrize("url", ["postgres"], indirect=True)
 async def test_a_dead_database_drops_records_with_a_warning(
-    opener: Opener, caplog: pytest.LogCaptureFixture
+    url: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ledger, db = await opener(60, Clock())
+    assert url is not None
+    db = await open_database(url)
+    ledger = await EarlyLedger.open(db, keep_seconds=60)
     await db.close()
     with caplog.at_level(logging.WARNING, logger="jacameno.collab.ledger"):
         ledger.record("p", Sent(1, 0, 1, "alice", "c"))
@@ -102,6 +111,55 @@ async def test_a_dead_database_drops_records_with_a_warning(
         await ledger.flushed()  # no error: the broadcast it follows has happened
     assert ledger.dropped == 2
     assert [r for r in caplog.records if getattr(r, "action", "") == "collab.ledger_failed"]
+    with pytest.raises(DatabaseError):
+        await ledger.recall("p")
+
+
+async def test_a_file_that_cannot_be_written_drops_records_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "jacameno.db.early"
+    await (await EarlyLedger.open_file(path, keep_seconds=60)).close()
+
+    def read_only() -> sqlite3.Connection:  # as on a file the node may no longer write
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    ledger = await _FileLedger.started(read_only, keep_seconds=60)
+    with caplog.at_level(logging.WARNING, logger="jacameno.collab.ledger"):
+        ledger.record("p", Sent(1, 0, 1, "alice", "c"))
+        await ledger.flushed()
+        ledger.record("p", Sent(2, 0, 1, "alice", "c"))
+        ledger.record("p", Sent(3, 0, 1, "alice", "c"))
+        await ledger.flushed()  # no error: the broadcast it follows has happened
+    assert ledger.dropped == 3
+    warned = [r for r in caplog.records if getattr(r, "action", "") == "collab.ledger_failed"]
+    assert len(warned) == 1  # at most one per WARN_EVERY
+    assert await ledger.recall("p") == []  # still readable
+    await ledger.close()
+
+
+async def test_a_file_that_is_not_a_database_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "jacameno.db.early"
+    path.write_bytes(b"not a database, " * 512)
+    with pytest.raises(DatabaseError):
+        await EarlyLedger.open_file(path, keep_seconds=60)
+
+
+async def test_the_file_is_written_without_waiting_on_the_ledger(tmp_path: Path) -> None:
+    """The ledger's thread writes each record as it gets it: nobody needs to ask for it (the
+    node may be killed at any moment after its broadcast)."""
+    path = tmp_path / "jacameno.db.early"
+    ledger = await EarlyLedger.open_file(path, keep_seconds=60)
+    ledger.record("p", Sent(1, 0, 3, "alice", "c"))
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        for _ in range(500):
+            if raw.execute("SELECT count(*) FROM collab_early").fetchone()[0]:
+                break
+            await asyncio.sleep(0.01)
+        assert raw.execute("SELECT clock_start, clock_end FROM collab_early").fetchall() == [(0, 3)]
+    await ledger.close()
+    await ledger.close()  # twice: nothing happens
+    ledger.record("p", Sent(1, 3, 4, "alice", "c"))  # after close: dropped quietly
 
 
 async def test_the_sqlite_ledger_is_a_file_of_its_own_that_outlives_its_node(
