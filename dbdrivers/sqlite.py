@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -18,11 +19,26 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# Opening connections to a new file at once: the switch to WAL takes the file's exclusive lock,
+# and SQLite answers busy at once, not after its busy timeout, to a connection that would
+# otherwise deadlock on it. Tried again this often, this long apart.
+WAL_TRIES = 200
+WAL_PAUSE = 0.01  # seconds
+
+
 def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """Open a connection with the settings every JACAMENO SQLite connection uses."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        for tried in range(1, WAL_TRIES + 1):
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or tried == WAL_TRIES:
+                    raise
+                time.sleep(WAL_PAUSE)
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")
