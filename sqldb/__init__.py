@@ -46,6 +46,12 @@ class Database(Connection, Protocol):
         """One transaction: commits when the block exits, rolls back if it raises."""
         ...
 
+    def connection(self) -> AbstractAsyncContextManager[Connection]:
+        """One connection held for a series of statements, each its own transaction: Postgres
+        takes it from the pool once (not for every statement) and gives it back when the block
+        exits; SQLite's statements go as the database's own do."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -117,6 +117,16 @@ class PostgresDatabase(_PgConnection):
         except DRIVER_ERRORS as exc:
             raise _pg_error(exc) from exc
 
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        with _translated():
+            held = await self._pool.acquire()
+        try:
+            yield _PgConnection(held)
+        finally:
+            with _translated():
+                await self._pool.release(held)
+
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self._pool.close(), 5)

@@ -133,6 +133,10 @@ class SQLiteDatabase(_SQLiteConnection):
                     )
                 raise
 
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        yield self  # each statement takes its write turn as any other
+
     async def close(self) -> None:
         await self._writer.close()
         await self._thread.close()

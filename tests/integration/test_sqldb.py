@@ -46,6 +46,20 @@ async def test_the_drivers_errors_are_translated(db: Database) -> None:
     assert not isinstance(caught.value, DatabaseUnavailable)
 
 
+async def test_a_held_connection_commits_each_statement_and_translates_errors(
+    db: Database,
+) -> None:
+    async with db.connection() as conn:
+        await conn.execute("INSERT INTO test_items VALUES ($1)", 10)
+        # Each statement its own transaction: seen at once from elsewhere, and a failure
+        # leaves the statements before it.
+        assert await db.fetchval("SELECT count(*) FROM test_items") == 1
+        with pytest.raises(IntegrityError):
+            await conn.executemany("INSERT INTO test_items VALUES ($1)", [(11,), (10,)])
+        await conn.execute("INSERT INTO test_items VALUES ($1)", 12)
+    assert await db.fetchval("SELECT count(*) FROM test_items WHERE id IN (10, 12)") == 2
+
+
 async def insert_then_fail(db: Database) -> None:
     async with db.transaction() as conn:
         await conn.execute("INSERT INTO test_items VALUES ($1)", 2)
