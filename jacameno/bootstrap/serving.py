@@ -47,6 +47,7 @@ from projections.catalog_reads import CatalogReadModel
 from projections.jobs import JobsReadModel
 from projections.projects import PROJECTS, ProjectsReadModel
 from projections.runner import Projection
+from sqldb import open_database
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,13 @@ async def early_ledger(base: Core) -> EarlyLedger:
     or an SQLite file of its own beside the database (jacameno.collab.ledger)."""
     keep = base.settings.collab.early_records_seconds
     if base.db.kind == "postgres":
-        return await EarlyLedger.open(base.db, keep_seconds=keep)
+        # A connection of its own, which it holds while edits come: not one of the pool's.
+        db = await open_database(base.settings.database_url, pool_size=1)
+        try:
+            return await EarlyLedger.open(db, keep_seconds=keep, owns_db=True)
+        except BaseException:
+            await db.close()
+            raise
     path = base.settings.sqlite_path
     return await EarlyLedger.open_file(path.with_name(path.name + ".early"), keep_seconds=keep)
 

@@ -174,3 +174,52 @@ async def test_the_sqlite_ledger_is_a_file_of_its_own_that_outlives_its_node(
     assert await other.recall("p") == [Sent(1, 0, 3, "alice", "c")]
     await other.close()
     await one.close()
+
+
+@pytest.mark.parametrize("url", ["postgres"], indirect=True)
+async def test_a_connection_broken_while_held_drops_one_batch_and_is_replaced(
+    url: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The table ledger holds its connection between records (LINGER): a connection ended
+    meanwhile (Postgres restarted, an administrator) costs the next write, never the ledger."""
+    assert url is not None
+    db = await open_database(url, pool_size=1)
+    ledger = await EarlyLedger.open(db, keep_seconds=60, owns_db=True)
+    ledger.record("p", Sent(1, 0, 1, "alice", "c"))
+    await ledger.flushed()
+    admin = await open_database(url)
+    try:
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert ended == 1  # the ledger's one connection, held
+        with caplog.at_level(logging.WARNING, logger="jacameno.collab.ledger"):
+            ledger.record("p", Sent(2, 0, 1, "alice", "c"))
+            await ledger.flushed()
+        assert ledger.dropped == 1
+        assert [r for r in caplog.records if getattr(r, "action", "") == "collab.ledger_failed"]
+        ledger.record("p", Sent(3, 0, 1, "alice", "c"))
+        await ledger.flushed()
+        assert sorted(s.client for s in await ledger.recall("p")) == [1, 3]
+    finally:
+        await ledger.close()
+        await admin.close()
+
+
+@pytest.mark.parametrize("url", ["postgres"], indirect=True)
+async def test_closing_gives_the_held_connection_back(
+    url: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert url is not None
+    db = await open_database(url, pool_size=1)
+    ledger = await EarlyLedger.open(db, keep_seconds=60)
+    ledger.record("p", Sent(1, 0, 1, "alice", "c"))
+    await ledger.flushed()
+    with pytest.raises(TimeoutError):  # the flusher holds the pool's one connection for more
+        await asyncio.wait_for(db.fetchval("SELECT 1"), 0.2)
+    await ledger.close()
+    assert await asyncio.wait_for(db.fetchval("SELECT 1"), 1) == 1  # given back at once
+    with caplog.at_level(logging.WARNING):
+        await asyncio.wait_for(db.close(), 2)
+    assert not [r for r in caplog.records if getattr(r, "action", "") == "sql.close_failed"]
