@@ -233,6 +233,14 @@ class Room:
             writer.defer(peer, None)
             return
         early = self._config.early_broadcast
+        # Whose sockets are sent it early: only another user's could bring it back after this
+        # node's death and need the ledger to say who made it (one of the author's own is
+        # given it by default), so a user editing alone, or in several tabs, records nothing.
+        holders = (
+            {other.access.user_id for other in self.peers.values() if other is not peer}
+            if witness is not None and early
+            else set()
+        )
         for n, (part, part_summary, author) in enumerate(parts, 1):
             event = events.doc_updated(
                 part,
@@ -251,7 +259,7 @@ class Room:
                 hold=early,
                 received=peer.connection.received_at if last else 0.0,
             )
-            if witness is not None and early:
+            if witness is not None and holders - {author or user}:
                 witness.sent(part_summary, author or user, peer.id)
         if early:
             # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)

@@ -200,3 +200,31 @@ async def test_a_viewer_brings_nothing_back(settings: Settings) -> None:
             assert await other.events(project, events.DOC_UPDATED) == []
             await viewer.close()
         _bury(gate)
+
+
+async def test_only_an_edit_sent_early_to_another_users_socket_is_recorded(
+    settings: Settings,
+) -> None:
+    """The ledger matters only when another user's client may bring the edit back: an edit
+    sent early to nobody, or only to its author's other tabs, records nothing (its author is
+    whoever brings it back anyway)."""
+    async with serving(settings, CONFIG) as one:
+        alice, bob, project, a, b = await one.owner_and_member("editor")
+        await b.close()
+        await eventually(lambda: len(one.rooms.loaded(project).peers) == 1)  # type: ignore[union-attr]
+        _type(a, "alone ")
+        await eventually(lambda: a.echoes == a.sent)
+        tab = await one.client(project, alice)
+        await tab.sync()
+        _type(a, "two tabs ")
+        await eventually(lambda: "two tabs" in tab.content()["lyrics"])
+        await eventually(lambda: a.echoes == a.sent)
+        await _ledger(one).flushed()
+        assert await _ledger(one).recall(project) == []
+        watching = await one.client(project, bob)
+        await watching.sync()
+        _type(a, "seen ")
+        await eventually(lambda: "seen" in watching.content()["lyrics"])
+        await _ledger(one).flushed()
+        recorded = await _ledger(one).recall(project)
+        assert [(s.client, s.user_id) for s in recorded] == [(a.doc.client_id, alice.id)]
