@@ -15,8 +15,9 @@ measured beside baselines of the same run, interleaved round by round:
 - SQLite, `via loop`: the same ledger written as before 24b52eb, through the event loop and the
   SQL layer's thread (`EarlyLedger.open` on an `SQLiteDatabase`), instead of by a thread of its
   own fed through a queue;
-- Postgres, `via pool`: the same ledger with `linger=0`, as before: a connection taken from the
-  pool for each write, instead of one held while records keep coming.
+- Postgres, `via pool`: the same ledger without a writer of its own, as before: a connection
+  taken from the node's pool for each write, instead of one of its own held while records
+  keep coming.
 
 Prints microseconds of CPU per record and milliseconds per 1,000 deliveries, and writes JSON to
 `load/results/ledger-*.json`. Run it while nothing else runs."""
@@ -131,10 +132,10 @@ async def _sqlite_ways(folder: Path) -> AsyncIterator[dict[str, tuple[Record, An
 
 @contextlib.asynccontextmanager
 async def _postgres_ways(dsn: str) -> AsyncIterator[dict[str, tuple[Record, Any]]]:
-    db = await open_database(dsn, pool_size=1)  # as the server opens it
-    ledger = await EarlyLedger.open(db, keep_seconds=3600)
-    pooled_db = await open_database(dsn, pool_size=1)
-    pooled = await EarlyLedger.open(pooled_db, keep_seconds=3600, linger=0)
+    db = await open_database(dsn)
+    writer = await open_database(dsn, pool_size=1)  # as the server opens it
+    ledger = await EarlyLedger.open(db, keep_seconds=3600, writer=writer)
+    pooled = await EarlyLedger.open(db, keep_seconds=3600)
     raw = await asyncpg.connect(dsn)
     upsert = ledger_module._UPSERT.format(least="LEAST", greatest="GREATEST")
 
@@ -161,8 +162,7 @@ async def _postgres_ways(dsn: str) -> AsyncIterator[dict[str, tuple[Record, Any]
         await raw.close()
         for each in (ledger, pooled):
             await each.close()
-        for pool in (db, pooled_db):
-            await pool.close()
+        await db.close()
 
 
 async def run(

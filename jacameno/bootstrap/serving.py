@@ -192,12 +192,13 @@ async def early_ledger(base: Core) -> EarlyLedger:
     or an SQLite file of its own beside the database (jacameno.collab.ledger)."""
     keep = base.settings.collab.early_records_seconds
     if base.db.kind == "postgres":
-        # A connection of its own, which it holds while edits come: not one of the pool's.
-        db = await open_database(base.settings.database_url, pool_size=1)
+        # Written on a connection of its own, which it holds while edits come (read through
+        # the node's pool, never waiting for that one).
+        writer = await open_database(base.settings.database_url, pool_size=1)
         try:
-            return await EarlyLedger.open(db, keep_seconds=keep, owns_db=True)
+            return await EarlyLedger.open(base.db, keep_seconds=keep, writer=writer)
         except BaseException:
-            await db.close()
+            await writer.close()
             raise
     path = base.settings.sqlite_path
     return await EarlyLedger.open_file(path.with_name(path.name + ".early"), keep_seconds=keep)

@@ -4,6 +4,8 @@ jacameno.collab.ledger); nothing else moves to another author on a client's word
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -228,3 +230,33 @@ async def test_only_an_edit_sent_early_to_another_users_socket_is_recorded(
         await _ledger(one).flushed()
         recorded = await _ledger(one).recall(project)
         assert [(s.client, s.user_id) for s in recorded] == [(a.doc.client_id, alice.id)]
+
+
+async def test_a_newcomers_first_edit_is_not_held_up_by_records_that_keep_coming(
+    settings: Settings,
+) -> None:
+    """A socket's first edit waits for the ledger's recall; while another user keeps typing,
+    the ledger keeps writing records (and, on Postgres, holds its writer's connection): the
+    recall must not wait for that."""
+    async with serving(settings, CONFIG) as one:
+        # Alice's edits reach another user's socket (Bob's `_b`): each is recorded.
+        _, bob, project, a, _b = await one.owner_and_member("editor")
+        typing = True
+
+        async def type_on() -> None:
+            while typing:
+                _type(a, "a")
+                await asyncio.sleep(0.02)
+
+        typist = asyncio.create_task(type_on())
+        try:
+            await asyncio.sleep(0.3)
+            late = await one.client(project, bob)
+            await late.sync()
+            started = time.monotonic()
+            _type(late, "bob ")
+            await eventually(lambda: "bob" in a.content()["lyrics"], timeout=5)
+            assert time.monotonic() - started < 0.5
+        finally:
+            typing = False
+            await typist

@@ -37,9 +37,12 @@ async def opener(url: str | None, tmp_path: Path) -> AsyncIterator[Opener]:
         if url is None:
             path = tmp_path / "jacameno.db.early"
             ledger = await EarlyLedger.open_file(path, keep_seconds=keep, clock=clock)
-        else:
+        else:  # as the server opens it: written through a database of its own
             pools.append(await open_database(url))
-            ledger = await EarlyLedger.open(pools[-1], keep_seconds=keep, clock=clock)
+            writer = await open_database(url, pool_size=1)
+            ledger = await EarlyLedger.open(
+                pools[-1], keep_seconds=keep, clock=clock, writer=writer
+            )
         opened.append(ledger)
         return ledger
 
@@ -180,20 +183,17 @@ async def test_the_sqlite_ledger_is_a_file_of_its_own_that_outlives_its_node(
 async def test_a_connection_broken_while_held_drops_one_batch_and_is_replaced(
     url: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The table ledger holds its connection between records (LINGER): a connection ended
-    meanwhile (Postgres restarted, an administrator) costs the next write, never the ledger."""
+    """The table ledger holds its writer's connection between records (LINGER): a connection
+    ended meanwhile (Postgres restarted, an administrator) costs the next write, never the
+    ledger."""
     assert url is not None
-    db = await open_database(url, pool_size=1)
-    ledger = await EarlyLedger.open(db, keep_seconds=60, owns_db=True)
-    ledger.record("p", Sent(1, 0, 1, "alice", "c"))
-    await ledger.flushed()
-    admin = await open_database(url)
+    db, writer = await open_database(url), await open_database(url, pool_size=1)
+    held = await writer.fetchval("SELECT pg_backend_pid()")  # its one connection
+    ledger = await EarlyLedger.open(db, keep_seconds=60, writer=writer)
     try:
-        ended = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        assert ended == 1  # the ledger's one connection, held
+        ledger.record("p", Sent(1, 0, 1, "alice", "c"))
+        await ledger.flushed()
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", held)
         with caplog.at_level(logging.WARNING, logger="jacameno.collab.ledger"):
             ledger.record("p", Sent(2, 0, 1, "alice", "c"))
             await ledger.flushed()
@@ -204,22 +204,23 @@ async def test_a_connection_broken_while_held_drops_one_batch_and_is_replaced(
         assert sorted(s.client for s in await ledger.recall("p")) == [1, 3]
     finally:
         await ledger.close()
-        await admin.close()
+        await db.close()
 
 
 @pytest.mark.parametrize("url", ["postgres"], indirect=True)
-async def test_closing_gives_the_held_connection_back(
+async def test_reads_never_wait_for_the_held_connection_and_closing_gives_it_back(
     url: str | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert url is not None
-    db = await open_database(url, pool_size=1)
-    ledger = await EarlyLedger.open(db, keep_seconds=60)
+    db, writer = await open_database(url, pool_size=1), await open_database(url, pool_size=1)
+    ledger = await EarlyLedger.open(db, keep_seconds=60, writer=writer)
     ledger.record("p", Sent(1, 0, 1, "alice", "c"))
     await ledger.flushed()
-    with pytest.raises(TimeoutError):  # the flusher holds the pool's one connection for more
-        await asyncio.wait_for(db.fetchval("SELECT 1"), 0.2)
-    await ledger.close()
-    assert await asyncio.wait_for(db.fetchval("SELECT 1"), 1) == 1  # given back at once
+    with pytest.raises(TimeoutError):  # the flusher holds the writer's one connection for more
+        await asyncio.wait_for(writer.fetchval("SELECT 1"), 0.2)
+    # A room recalls while records keep coming: through the node's pool, at once.
+    assert len(await asyncio.wait_for(ledger.recall("p"), 1)) == 1
     with caplog.at_level(logging.WARNING):
-        await asyncio.wait_for(db.close(), 2)
+        await asyncio.wait_for(ledger.close(), 2)  # the writer too, its connection given back
+        await db.close()
     assert not [r for r in caplog.records if getattr(r, "action", "") == "sql.close_failed"]
