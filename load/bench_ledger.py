@@ -96,6 +96,19 @@ async def _nothing() -> None:
     return None
 
 
+def _ways(
+    statement: Record, ledger: EarlyLedger, before: str, previous: EarlyLedger
+) -> dict[str, tuple[Record, Any]]:
+    """The ways measured on one kind of ledger: nothing, the bare `statement`, `ledger`, and
+    the `previous` way of writing it (named `before`)."""
+    return {
+        "idle": (lambda i: None, _nothing),
+        "statement": (statement, _nothing),
+        "ledger": (lambda i: ledger.record(*_sent(i)), ledger.flushed),
+        before: (lambda i: previous.record(*_sent(i)), previous.flushed),
+    }
+
+
 @contextlib.asynccontextmanager
 async def _sqlite_ways(folder: Path) -> AsyncIterator[dict[str, tuple[Record, Any]]]:
     path = folder / "jacameno.db.early"
@@ -110,19 +123,8 @@ async def _sqlite_ways(folder: Path) -> AsyncIterator[dict[str, tuple[Record, An
         project, sent = _sent(i)
         raw.execute(upsert, (project, sent.client, sent.user_id, sent.connection_id, i, i + 1, 0))
 
-    def recorded(i: int) -> None:
-        ledger.record(*_sent(i))
-
-    def via_loop(i: int) -> None:
-        pooled.record(*_sent(i))
-
     try:
-        yield {
-            "idle": (lambda i: None, _nothing),
-            "statement": (statement, _nothing),
-            "ledger": (recorded, ledger.flushed),
-            "via loop": (via_loop, pooled.flushed),
-        }
+        yield _ways(statement, ledger, "via loop", pooled)
     finally:
         raw.close()
         await ledger.close()
@@ -145,19 +147,8 @@ async def _postgres_ways(dsn: str) -> AsyncIterator[dict[str, tuple[Record, Any]
             upsert, project, sent.client, sent.user_id, sent.connection_id, i, i + 1, 0
         )
 
-    def recorded(i: int) -> None:
-        ledger.record(*_sent(i))
-
-    def via_pool(i: int) -> None:
-        pooled.record(*_sent(i))
-
     try:
-        yield {
-            "idle": (lambda i: None, _nothing),
-            "statement": (statement, _nothing),
-            "ledger": (recorded, ledger.flushed),
-            "via pool": (via_pool, pooled.flushed),
-        }
+        yield _ways(statement, ledger, "via pool", pooled)
     finally:
         await raw.close()
         for each in (ledger, pooled):
