@@ -220,8 +220,8 @@ def _recalled(rows: list[Any]) -> list[Sent]:
 class _TableLedger(EarlyLedger):
     """A table of a database, written by a flusher task: one statement per turn of the event
     loop for what was recorded meanwhile. With a `writer` of its own, on a connection it holds
-    while records keep coming (`LINGER`: taken from a pool for each record, in the rhythm of a
-    room's edits, the same upsert cost 17-22 % more CPU); reads go through `db` all the same,
+    while records keep coming (`LINGER`: one taken from a pool for each record, in the rhythm of
+    a room's edits, cost about a quarter more CPU per record); reads go through `db` all the same,
     never waiting for that connection."""
 
     def __init__(
