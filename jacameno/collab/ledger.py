@@ -340,6 +340,8 @@ class _Ask:
                 result = self.run(conn)
             except sqlite3.Error as exc:
                 error = DatabaseError(f"sqlite: {exc}")
+            except Exception as exc:  # to the asker: the thread goes on serving the others
+                error = exc
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             self.loop.call_soon_threadsafe(_settle, self.future, result, error)
 
@@ -398,7 +400,7 @@ class _FileLedger(EarlyLedger):
         that kept the file from being opened, if one did."""
         try:
             await self._ask(lambda conn: None)
-        except DatabaseError:
+        except Exception:
             if raising:
                 raise
 
@@ -406,7 +408,7 @@ class _FileLedger(EarlyLedger):
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(DatabaseError):
+        with contextlib.suppress(Exception):
             await self._ask(lambda conn: None, last=True)
 
     async def _ask(self, run: Callable[[sqlite3.Connection], Any], *, last: bool = False) -> Any:
@@ -423,6 +425,8 @@ class _FileLedger(EarlyLedger):
             conn = opener()
         except sqlite3.Error as exc:
             failed = DatabaseError(f"sqlite: {exc}")
+        except Exception as exc:  # answered to every ask, as a file that cannot be opened
+            failed = exc
         records = _Records()
         while True:
             jobs = [self._jobs.get()]
@@ -459,7 +463,7 @@ class _FileLedger(EarlyLedger):
                     conn.executemany(self._upsert, rows)
             if self._prune_due(now):
                 conn.execute(_sqlite(_PRUNE), (now - self._keep_ms,))
-        except (sqlite3.Error, DatabaseError) as exc:
+        except Exception as exc:  # sqlite3's, or anything else: the thread must go on
             self._dropped(len(rows), exc)
 
 

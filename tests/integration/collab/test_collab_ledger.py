@@ -148,6 +148,14 @@ async def test_a_file_that_is_not_a_database_is_refused_at_open(tmp_path: Path) 
         await EarlyLedger.open_file(path, keep_seconds=60)
 
 
+async def test_a_file_that_cannot_be_opened_at_all_is_refused_and_its_thread_ends() -> None:
+    def unopenable() -> sqlite3.Connection:
+        raise PermissionError("the folder may not be written")
+
+    with pytest.raises(PermissionError):
+        await _FileLedger.started(unopenable, keep_seconds=60)
+
+
 async def test_the_file_is_written_without_waiting_on_the_ledger(tmp_path: Path) -> None:
     """The ledger's thread writes each record as it gets it: nobody needs to ask for it (the
     node may be killed at any moment after its broadcast)."""
