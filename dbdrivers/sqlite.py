@@ -26,19 +26,25 @@ WAL_TRIES = 200
 WAL_PAUSE = 0.01  # seconds
 
 
+def use_wal(conn: sqlite3.Connection) -> None:
+    """Put the connection's file in WAL mode (a no-op once it is), trying again while SQLite
+    answers busy at once."""
+    for tried in range(1, WAL_TRIES + 1):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or tried == WAL_TRIES:
+                raise
+            time.sleep(WAL_PAUSE)
+
+
 def connect(path: str | Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """Open a connection with the settings every JACAMENO SQLite connection uses."""
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
     try:
-        for tried in range(1, WAL_TRIES + 1):
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as exc:
-                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or tried == WAL_TRIES:
-                    raise
-                time.sleep(WAL_PAUSE)
+        use_wal(conn)
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA foreign_keys=ON")

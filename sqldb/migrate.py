@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from dbdrivers.sqlite import use_wal
 from sqldb import Kind
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -156,7 +157,7 @@ def migrate_sqlite(path: str | Path, root: Path | None = None) -> list[str]:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(conn)  # a server and a projection process may migrate a new file together
         applied: list[str] = []
         conn.execute("BEGIN IMMEDIATE")
         try:

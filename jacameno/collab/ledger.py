@@ -41,13 +41,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from dbdrivers.sqlite import connect
 from sqldb import Connection, Database, DatabaseError
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 TABLE = "collab_early"
 WARN_EVERY = 30.0  # seconds: at most one warning per this long while the ledger cannot be written
@@ -303,8 +302,8 @@ class _TableLedger(EarlyLedger):
         return True
 
     async def _write(self, conn: Connection) -> None:
-        """Write what is queued; what cannot be is dropped (DatabaseError: the connection may
-        be broken, given back)."""
+        """Write what is queued; what cannot be is dropped, and the error raised (the
+        connection may be broken: given back)."""
         now = int(self._clock() * 1000)
         rows = self._records.rows(now)
         try:
@@ -314,7 +313,7 @@ class _TableLedger(EarlyLedger):
                 await conn.executemany(self._upsert, rows)
             if self._prune_due(now):
                 await conn.execute(_PRUNE, now - self._keep_ms)
-        except DatabaseError as exc:
+        except Exception as exc:
             self._dropped(len(rows), exc)
             raise
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -243,14 +244,20 @@ async def test_a_newcomers_first_edit_is_not_held_up_by_records_that_keep_coming
         _, bob, project, a, _b = await one.owner_and_member("editor")
         typing = True
 
-        async def type_on() -> None:
+        def echoed(update: bytes) -> Callable[[], bool]:
+            return lambda: update in a.echoes
+
+        async def type_on() -> None:  # each edit once the last is acknowledged, until told
             while typing:
                 _type(a, "a")
-                await asyncio.sleep(0.02)
+                await eventually(echoed(a.sent[-1]))
+
+        async def recorded() -> bool:
+            return bool(await _ledger(one).recall(project))
 
         typist = asyncio.create_task(type_on())
         try:
-            await asyncio.sleep(0.3)
+            await wait_until(recorded, "Alice's edits recorded")
             late = await one.client(project, bob)
             await late.sync()
             started = time.monotonic()

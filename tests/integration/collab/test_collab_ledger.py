@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
 from jacameno.collab.ledger import EarlyLedger, Sent, _FileLedger
 from sqldb import Database, DatabaseError, open_database
 
@@ -163,10 +164,10 @@ async def test_the_file_is_written_without_waiting_on_the_ledger(tmp_path: Path)
     ledger = await EarlyLedger.open_file(path, keep_seconds=60)
     ledger.record("p", Sent(1, 0, 3, "alice", "c"))
     with contextlib.closing(sqlite3.connect(path)) as raw:
-        for _ in range(500):
-            if raw.execute("SELECT count(*) FROM collab_early").fetchone()[0]:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: bool(raw.execute("SELECT count(*) FROM collab_early").fetchone()[0]),
+            "the record in the file",
+        )
         assert raw.execute("SELECT clock_start, clock_end FROM collab_early").fetchall() == [(0, 3)]
     await ledger.close()
     await ledger.close()  # twice: nothing happens
