@@ -1,19 +1,25 @@
-"""SIGKILL `jacameno serve` while JavaScript and Python clients type, on SQLite and Postgres.
+"""SIGKILL `jacameno serve` while JavaScript and Python clients type, on SQLite and Postgres, in
+both broadcast modes.
 
-The echo of an update is its durable acknowledgement. So whatever a client saw echoed (or
-received at all from the server) before the kill must be in the log and in the document of the
-restarted server, and once the clients come back, what they typed unacknowledged converges too."""
+The echo of an update is its durable acknowledgement. So whatever a client saw echoed before
+the kill must be in the log and in the document of the restarted server, and once the clients
+come back, what they typed unacknowledged converges too. In after-commit mode so must whatever a
+client received at all from the server; in on-receipt mode (the default) a client may have
+received another's edit before it was durable, and it reaches the log once the clients come
+back (tests/e2e/test_early_broadcast_kill.py has who it is logged under)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import string
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pycrdt import Doc, Text
 
-from harness.server import ServerProcess
+from harness.server import ServerProcess, serving
 from harness.waiting import eventually
 from jacameno.collab import protocol
 from tests.e2e import documents
@@ -40,7 +46,8 @@ def python_acked(client: YClient) -> list[bytes]:
 
 
 def python_durable(client: YClient) -> bytes:
-    """Everything the Python client received from the server (all of it was durable)."""
+    """Everything the Python client received from the server (after-commit: all of it was
+    durable)."""
     doc: Doc[Any] = Doc()
     for message in client.messages:
         if isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
@@ -48,8 +55,17 @@ def python_durable(client: YClient) -> bytes:
     return doc.get_update()
 
 
+@pytest.mark.parametrize("mode", ["after-commit", "on-receipt"])
 async def test_acknowledged_updates_survive_a_sigkill(
-    server: ServerProcess, js_client: JSClients, database_url: str
+    js_client: JSClients, database_url: str, tmp_path: Path, mode: str
+) -> None:
+    environment = {"JACAMENO_COLLAB_BROADCAST": mode}
+    async with serving(database_url, tmp_path, environment) as server:
+        await _type_kill_and_restart(server, js_client, database_url, mode == "after-commit")
+
+
+async def _type_kill_and_restart(
+    server: ServerProcess, js_client: JSClients, database_url: str, received_is_durable: bool
 ) -> None:
     alice, bob, carol = await asyncio.gather(
         server.user("alice"), server.user("bob"), server.user("carol")
@@ -96,7 +112,8 @@ async def test_acknowledged_updates_survive_a_sigkill(
     for name, updates in acked.items():
         assert not documents.missing_from(fresh.doc, updates), f"the server lost {name}'s acks"
         assert not documents.missing_from(logged, updates), f"the log lost {name}'s acks"
-    assert not documents.missing_from(fresh.doc, durable)
+    if received_is_durable:
+        assert not documents.missing_from(fresh.doc, durable)
     assert documents.from_doc(logged) == documents.from_doc(fresh.doc)
 
     # The JS clients come back and resend what was never acknowledged: nothing is lost.
@@ -105,6 +122,8 @@ async def test_acknowledged_updates_survive_a_sigkill(
     await asyncio.gather(owner.wait_settled(), editor.wait_settled())
     final = await converged([owner, editor], [fresh])
     assert not documents.missing_from(fresh.doc, [owner_state.update, editor_state.update])
+    # Whatever they received before the kill, durable or not, is in the log now.
+    assert not documents.missing_from(fresh.doc, durable[:2])
     assert documents.from_doc(await documents.from_log(database_url, project)) == final
     await python.close()
     await fresh.close()

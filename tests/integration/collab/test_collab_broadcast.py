@@ -35,7 +35,8 @@ def _gate(server: Server, project: str, **kwargs: object) -> tuple[Room, Gate]:
 
 
 def test_the_mode_is_read_and_checked() -> None:
-    assert CollabConfig().broadcast == AFTER_COMMIT
+    assert CollabConfig().broadcast == AFTER_COMMIT  # the default (docs/collaboration.md)
+    assert not CollabConfig().early_broadcast
     env = {"COLLAB_BROADCAST": " On-Receipt "}
     assert CollabConfig.read(env.get).early_broadcast
     with pytest.raises(SettingsError, match="JACAMENO_COLLAB_BROADCAST"):

@@ -20,7 +20,7 @@ from harness.waiting import eventually, wait_until
 from jacameno.collab import protocol
 from jacameno.collab.ledger import EarlyLedger
 from jacameno.settings import Settings
-from jacameno.settings.collab import ON_RECEIPT, CollabConfig
+from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
 from tests.integration.collab.support import Gate, Server, YClient, serving
 
 CONFIG = CollabConfig(unload_delay=0.2, broadcast=ON_RECEIPT)
@@ -85,7 +85,8 @@ def _type(client: YClient, text: str) -> None:
 
 
 async def test_the_config_records_only_on_receipt(settings: Settings) -> None:
-    async with serving(settings, CollabConfig(unload_delay=0.2)) as server:
+    after_commit = CollabConfig(unload_delay=0.2, broadcast=AFTER_COMMIT)
+    async with serving(settings, after_commit) as server:
         assert server.rooms.ledger is None  # after-commit: nothing is sent before it is durable
 
 

@@ -20,7 +20,7 @@ from harness.waiting import eventually
 from jacameno.collab import awareness, loading, protocol
 from jacameno.collab.room import Room
 from jacameno.settings import Settings
-from jacameno.settings.collab import CollabConfig
+from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
 from tests.integration.collab.support import Gate, Server, YClient, serving
 
 
@@ -153,8 +153,13 @@ async def test_an_unavailable_log_closes_1013_and_the_room_reloads(server: Serve
     await retry.close()
 
 
+@pytest.mark.parametrize(
+    "config",
+    [CollabConfig(unload_delay=0.2, broadcast=m) for m in (AFTER_COMMIT, ON_RECEIPT)],
+    ids=[AFTER_COMMIT, ON_RECEIPT],
+)
 async def test_a_crashed_writer_closes_1011_and_the_room_reloads_from_the_log(
-    server: Server, caplog: pytest.LogCaptureFixture
+    server: Server, config: CollabConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The batch commits, then the writer meets an exception nobody expected.
     failure = RuntimeError("unexpected")
@@ -162,7 +167,8 @@ async def test_a_crashed_writer_closes_1011_and_the_room_reloads_from_the_log(
     a.doc.get("lyrics", type=Text).insert(0, "logged ")
     assert await a.wait_closed() == 1011
     assert await b.wait_closed() == 1011
-    assert "logged" not in b.content()["lyrics"]  # never acknowledged, never shown
+    # Never acknowledged; shown to the other socket before the commit only in on-receipt mode.
+    assert ("logged" in b.content()["lyrics"]) == config.early_broadcast
     assert live.failed
     assert server.rooms.loaded(project) is None
     crashed = [r for r in caplog.records if getattr(r, "action", "") == "collab.writer_crashed"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from pycrdt import Doc, Map, Text
 
 from crdt import document
@@ -15,7 +16,7 @@ from domain.document import ProjectDocument
 from harness.waiting import eventually
 from jacameno.collab import awareness, loading, protocol
 from jacameno.settings import Settings
-from jacameno.settings.collab import CollabConfig
+from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
 from tests.integration.collab.support import Gate, Server, YClient, serving
 
 
@@ -104,7 +105,14 @@ async def test_a_document_of_a_large_answer_is_sent_only_when_asked(
         await late.close()
 
 
-async def test_the_echo_arrives_only_after_the_append_committed(server: Server) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [CollabConfig(unload_delay=0.2, broadcast=m) for m in (AFTER_COMMIT, ON_RECEIPT)],
+    ids=[AFTER_COMMIT, ON_RECEIPT],
+)
+async def test_the_echo_arrives_only_after_the_append_committed(
+    server: Server, config: CollabConfig
+) -> None:
     alice, _bob, project, a, b = await server.owner_and_member("editor")
     await eventually(lambda: not server.rooms.loaded(project).busy)  # type: ignore[union-attr]
     live = server.rooms.loaded(project)
@@ -121,7 +129,8 @@ async def test_the_echo_arrives_only_after_the_append_committed(server: Server) 
     await b.send(b_state)
     await eventually(lambda: 7 in b.awareness)
     assert a.echoes == []
-    assert b.echoes == []
+    # The other socket has it before the commit only in on-receipt mode.
+    assert b.echoes == (a.sent if config.early_broadcast else [])
     assert not await server.events(project, events.DOC_UPDATED)
     gate.opened.set()
     await eventually(lambda: len(a.echoes) == 1 and len(b.echoes) == 1)
