@@ -295,10 +295,19 @@ def _say(text: str) -> None:
     print(f"[collab {time.perf_counter() - _T0:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
-Watch = Callable[[ServerProcess, Ledger], Coroutine[Any, Any, None]]
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """One room of a run: its project and the user who owns it."""
+
+    project_id: str
+    owner: User
+
+
+Watch = Callable[[ServerProcess, Ledger, list[Opened]], Coroutine[Any, Any, None]]
 """Something that watches the server while the clients edit (from the first edit until every
 edit was delivered; cancelled then), such as load.bench_projections sampling the projections'
-lag; `ledger.measuring` says when the measured window is open."""
+lag or load.bench_flood timing project commands; `ledger.measuring` says when the measured
+window is open."""
 
 
 async def run_shape(plan: Plan, keep_database: bool, watch: Watch | None = None) -> dict[str, Any]:
@@ -417,7 +426,8 @@ async def _drive(
     lag_task = asyncio.create_task(lag.run())
     probes: list[tuple[float, float]] = []
     probe_task = asyncio.create_task(database.probe(plan.probe_interval, probes))
-    watch_task = None if watch is None else asyncio.create_task(watch(server, ledger))
+    opened = [Opened(p, accounts[members[r][0]]) for r, p in enumerate(projects)]
+    watch_task = None if watch is None else asyncio.create_task(watch(server, ledger, opened))
     samples: list[Sample] = []
 
     async def window() -> None:

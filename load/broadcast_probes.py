@@ -152,7 +152,7 @@ class MetricsWatch:
     start: str = ""
     end: str = ""
 
-    async def __call__(self, server: ServerProcess, ledger: Ledger) -> None:
+    async def __call__(self, server: ServerProcess, ledger: Ledger, _rooms: object) -> None:
         async with server.http() as http:
             await wait_until(lambda: ledger.measuring, "the window opens", WINDOW_WAIT)
             self.start = (await http.get("/metrics")).text
