@@ -123,8 +123,6 @@ def row(
     """The figures of one run that the comparison prints (`projections`: where the server's
     read models were folded; "-" for the reference server)."""
     fanout, ack, probe = result["fanout"], result["ack"], result["database_probe"]
-    deliveries = fanout.get("count") or 0
-    cpu = (result["server"]["cpu_cores"] + result["database_cpu_cores"]) * result["window_seconds"]
     return {
         "mode": mode,
         "backend": backend,
@@ -145,6 +143,16 @@ def row(
             for _, key in SERVER_TIMED
             for q in (50, 99)
         },
+        **outcome(result),
+    }
+
+
+def outcome(result: dict[str, Any]) -> dict[str, Any]:
+    """What every comparison prints of a run of load.bench_collab: the server's CPU with the
+    database's per 1,000 deliveries, what went missing, the rooms that converged with the log."""
+    deliveries = result["fanout"].get("count") or 0
+    cpu = (result["server"]["cpu_cores"] + result["database_cpu_cores"]) * result["window_seconds"]
+    return {
         "cpu_ms_per_1000_with_database": (round(cpu * 1e6 / deliveries, 2) if deliveries else None),
         "missing": result["missing"]["deliveries"] + result["missing"]["echoes"],
         "rooms_converged": f"{result['rooms_converged']}/{result['rooms']}",
@@ -176,13 +184,13 @@ COLUMNS = [
 ]
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    """The runs as a fixed-width table (milliseconds; cpu/1k: server + database CPU ms per
-    1,000 deliveries)."""
-    lines = ["".join(f"{title:>{width}}" for _, title, width in COLUMNS)]
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, int]] = COLUMNS) -> str:
+    """The runs as a fixed-width table of `columns` (key, title, width) (milliseconds; cpu/1k:
+    server + database CPU ms per 1,000 deliveries)."""
+    lines = ["".join(f"{title:>{width}}" for _, title, width in columns)]
     for r in rows:
         cells = []
-        for key, _, width in COLUMNS:
+        for key, _, width in columns:
             value = r[key]
             text = "-" if value is None else f"{value:g}" if isinstance(value, float) else value
             cells.append(f"{text!s:>{width}}")

@@ -28,7 +28,7 @@ import uvloop
 from harness.server import ServerProcess
 from harness.waiting import wait_until
 from load import bench_collab as bench
-from load.bench_broadcast import MODES, broadcast_mode
+from load.bench_broadcast import MODES, broadcast_mode, outcome, table
 from load.collab_client import Ledger
 from load.projection_lag import LagSampler
 from load.report import write_json
@@ -91,9 +91,6 @@ class CommandWatch:
 
 def row(mode: str, backend: str, result: dict[str, Any], watch: CommandWatch) -> dict[str, Any]:
     fanout, ack = result["fanout"], result["ack"]
-    deliveries = fanout.get("count") or 0
-    cores = result["server"]["cpu_cores"]
-    cpu = (cores + result["database_cpu_cores"]) * result["window_seconds"]
     return {
         "mode": mode,
         "backend": backend,
@@ -102,10 +99,8 @@ def row(mode: str, backend: str, result: dict[str, Any], watch: CommandWatch) ->
         "ack_p50_ms": ack.get("p50_ms"),
         "ack_p99_ms": ack.get("p99_ms"),
         **watch.figures(),
-        "server_cores": round(cores, 3),
-        "cpu_ms_per_1000_with_database": round(cpu * 1e6 / deliveries, 2) if deliveries else None,
-        "missing": result["missing"]["deliveries"] + result["missing"]["echoes"],
-        "rooms_converged": f"{result['rooms_converged']}/{result['rooms']}",
+        "server_cores": round(result["server"]["cpu_cores"], 3),
+        **outcome(result),
     }
 
 
@@ -125,14 +120,6 @@ COLUMNS = [
     ("cpu_ms_per_1000_with_database", "cpu/1k", 8),
     ("missing", "missing", 8),
 ]
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["".join(f"{title:>{width}}" for _, title, width in COLUMNS)]
-    for r in rows:
-        cells = [f"{'-' if r[key] is None else r[key]!s:>{width}}" for key, _, width in COLUMNS]
-        lines.append("".join(cells))
-    return "\n".join(lines)
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
@@ -208,7 +195,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     document = uvloop.run(run(args))
-    print(table(document["rows"]))
+    print(table(document["rows"], COLUMNS))
     print(summary(document["rows"]))
     stamp = datetime.fromisoformat(document["started_at"]).strftime("%Y%m%dT%H%M%SZ")
     for path in write_json(args.results, stamp, document, name="flood"):
