@@ -265,10 +265,8 @@ class Room:
             # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)
             # waits for the commit (jacameno.collab.writer). If the commit fails, the room
             # fails and its clients, who hold the update, bring it back on reconnect.
-            message = Outgoing(Kind.UPDATE, update)
-            for other in self.peers.values():
-                if other is not peer:
-                    other.deliver(message)
+            others = [other for other in self.peers.values() if other is not peer]
+            writer.send_early(Outgoing(Kind.UPDATE, update), others)
         await writer.backpressure()
         self._check_open()
 

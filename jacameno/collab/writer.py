@@ -57,6 +57,10 @@ from jacameno.settings.collab import CollabConfig
 
 logger = logging.getLogger(__name__)
 
+# On-receipt sends wait for the append under way once this many writes wait behind it
+# (`Writer.send_early`): a room that busy sends in batches, one write per socket per commit.
+EARLY_BATCH = 8
+
 
 @dataclass(frozen=True, slots=True)
 class Committed:
@@ -154,6 +158,9 @@ class Writer:
         self._inbound: list[Committed] = []  # other nodes' appends, for the writer task
         self._stale = False  # the writer task must read the log after `version`
         self._deferred: deque[tuple[int, Peer, Outgoing | None]] = deque()  # None: acknowledge
+        # On-receipt sends held while the room is crowded (`send_early`): each with the sockets
+        # it was for, released when the append under way has committed.
+        self._held: list[tuple[Outgoing, list[Peer]]] = []
         self.snapshots = Snapshots(
             store, self.stream, config, node, loaded.base, loaded.tail, folds, lambda: self.version
         )
@@ -225,6 +232,29 @@ class Writer:
         self._pending.append(write)
         self._wake()
 
+    def send_early(self, message: Outgoing, receivers: list[Peer]) -> None:
+        """On-receipt mode: send an update to `receivers` (the room's other sockets) before it
+        is durable. At once while the room is calm; while it is crowded (an append under way
+        and `EARLY_BATCH` or more writes waiting behind it, this one included) the send waits
+        for that append to commit and goes out with that commit's echoes, in one write per
+        socket, as after-commit mode's sends do: near a node's capacity one write per socket
+        per turn costs more than sending early gains (docs/collaboration.md, "Broadcast
+        modes"). A held send still goes out before the update's own commit, which is in the
+        writes behind that append."""
+        if self._appending and len(self._pending) >= EARLY_BATCH:
+            self._held.append((message, receivers))
+            return
+        for receiver in receivers:
+            receiver.deliver(message)
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, []
+        room = self._room
+        for message, receivers in held:
+            for receiver in receivers:
+                if room.present(receiver):
+                    receiver.deliver(message)
+
     async def backpressure(self) -> None:
         """Wait while the room has `max_pending_writes` or more unlogged writes."""
         while len(self._pending) >= self._config.max_pending_writes and not self._room.failed:
@@ -277,6 +307,7 @@ class Writer:
         self._appending = []
         self._pending.clear()
         self._deferred.clear()
+        self._held.clear()  # never sent: their senders and the log are as if never received
         self._progress.set()
         return held
 
@@ -357,6 +388,7 @@ class Writer:
             logger.error(message, extra=extra)
 
     async def _append_pending(self) -> None:
+        self._release_held()  # before the commit of the writes they are (none are left here)
         batch, self._pending = self._pending, []
         self._appending = batch
         self._progress.set()
@@ -425,6 +457,7 @@ class Writer:
             self.snapshots.record(write.update)
             self._unlogged_bytes -= len(write.update)
             self._committed = write.seq
+        self._release_held()
         while self._deferred and self._deferred[0][0] <= self._committed:
             _, peer, message = self._deferred.popleft()
             if room.present(peer):

@@ -5,6 +5,8 @@ loses nothing acknowledged, and the clients that hold the edit bring it back to 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pycrdt import Text
 
@@ -15,6 +17,7 @@ from eventstore import StoreUnavailableError
 from harness.waiting import eventually, wait_until
 from jacameno.collab import protocol
 from jacameno.collab.room import Room
+from jacameno.collab.writer import EARLY_BATCH
 from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
 from jacameno.settings.errors import SettingsError
 from tests.integration.collab.support import Gate, Server, YClient
@@ -59,6 +62,35 @@ async def test_others_see_an_edit_before_it_commits_and_its_sender_is_acked_afte
     logged = await server.events(project, events.DOC_UPDATED)
     assert [e.data for e in logged] == a.sent
     assert len(b.echoes) == 1  # once only: the commit sends it to nobody else
+    await a.close()
+    await b.close()
+
+
+async def test_a_crowded_room_sends_early_in_batches_and_still_before_the_commit(
+    server: Server,
+) -> None:
+    # While an append is under way and EARLY_BATCH writes wait behind it, further early sends
+    # wait for that append's commit and go out together, still before their own commit.
+    _alice, _bob, project, a, b = await server.owner_and_member("editor")
+    live, gate = _gate(server, project)
+    lyrics = a.doc.get("lyrics", type=Text)
+    lyrics.insert(0, "0")
+    await eventually(lambda: gate.calls == 1)  # the first append is under way, held
+    for n in range(1, EARLY_BATCH + 3):
+        lyrics.insert(len(lyrics), str(n % 10))
+    # The first, and those behind the held append until EARLY_BATCH wait there, reach b at
+    # once; the last three wait.
+    await eventually(lambda: len(live.writer._pending) == EARLY_BATCH + 2)  # all received
+    await eventually(lambda: len(b.echoes) == EARLY_BATCH)
+    await asyncio.sleep(0.05)
+    assert b.echoes == a.sent[:EARLY_BATCH]
+    assert a.echoes == []
+    gate.opened.set()  # the first commits: the held sends go out, then the rest commit
+    await eventually(lambda: a.echoes == a.sent)
+    assert b.echoes == a.sent  # each once, in order
+    assert b.content() == a.content()
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == a.sent
     await a.close()
     await b.close()
 
