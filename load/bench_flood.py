@@ -51,7 +51,7 @@ class CommandWatch:
     async def __call__(
         self, server: ServerProcess, ledger: Ledger, rooms: list[bench.Opened]
     ) -> None:
-        sampling = asyncio.create_task(self.lag.watch(server, ledger))
+        sampling = asyncio.create_task(self.lag.watch(server, ledger, rooms))
         try:
             await self._commands(server, ledger, rooms[0])
         finally:

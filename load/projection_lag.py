@@ -36,7 +36,7 @@ class LagSampler:
     lag: dict[str, list[float]] = field(default_factory=dict)
     request_seconds: list[float] = field(default_factory=list)
 
-    async def watch(self, server: ServerProcess, ledger: Ledger, _rooms: object = None) -> None:
+    async def watch(self, server: ServerProcess, ledger: Ledger, _rooms: object) -> None:
         async with server.http(timeout=10) as http:
             due = time.perf_counter()
             while True:

@@ -233,14 +233,11 @@ class Room:
             writer.defer(peer, None)
             return
         early = self._config.early_broadcast
+        others = [other for other in self.peers.values() if other is not peer] if early else []
         # Whose sockets are sent it early: only another user's could bring it back after this
         # node's death and need the ledger to say who made it (one of the author's own is
         # given it by default), so a user editing alone, or in several tabs, records nothing.
-        holders = (
-            {other.access.user_id for other in self.peers.values() if other is not peer}
-            if witness is not None and early
-            else set()
-        )
+        holders = {other.access.user_id for other in others} if witness is not None else set()
         for n, (part, part_summary, author) in enumerate(parts, 1):
             event = events.doc_updated(
                 part,
@@ -265,7 +262,6 @@ class Room:
             # On-receipt mode: the others see it now; the sender's echo (its acknowledgement)
             # waits for the commit (jacameno.collab.writer). If the commit fails, the room
             # fails and its clients, who hold the update, bring it back on reconnect.
-            others = [other for other in self.peers.values() if other is not peer]
             writer.send_early(Outgoing(Kind.UPDATE, update), others)
         await writer.backpressure()
         self._check_open()

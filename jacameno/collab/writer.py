@@ -388,7 +388,6 @@ class Writer:
             logger.error(message, extra=extra)
 
     async def _append_pending(self) -> None:
-        self._release_held()  # before the commit of the writes they are (none are left here)
         batch, self._pending = self._pending, []
         self._appending = batch
         self._progress.set()
@@ -457,7 +456,7 @@ class Writer:
             self.snapshots.record(write.update)
             self._unlogged_bytes -= len(write.update)
             self._committed = write.seq
-        self._release_held()
+        self._release_held()  # held while this batch was under way: before their own commit
         while self._deferred and self._deferred[0][0] <= self._committed:
             _, peer, message = self._deferred.popleft()
             if room.present(peer):

@@ -4,7 +4,7 @@ both broadcast modes.
 The echo of an update is its durable acknowledgement. So whatever a client saw echoed before
 the kill must be in the log and in the document of the restarted server, and once the clients
 come back, what they typed unacknowledged converges too. In after-commit mode so must whatever a
-client received at all from the server; in on-receipt mode (the default) a client may have
+client received at all from the server (the default); in on-receipt mode a client may have
 received another's edit before it was durable, and it reaches the log once the clients come
 back (tests/e2e/test_early_broadcast_kill.py has who it is logged under)."""
 
