@@ -13,8 +13,9 @@ measured beside baselines of the same run, interleaved round by round:
   (SQLite: in the event loop's thread, no thread hop; Postgres: asyncpg, no pool);
 - `ledger`: `EarlyLedger.record`, as the rooms call it (then `flushed` once, at the end);
 - SQLite, `via loop`: the same ledger written as before 24b52eb, through the event loop and the
-  SQL layer's thread (`EarlyLedger.open` on an `SQLiteDatabase`), instead of by a thread of its
-  own fed through a queue;
+  SQL layer's thread (`EarlyLedger.open` on an `SQLiteDatabase`), instead of in the event loop's
+  own thread once per turn (until this benchmark's rewrite, by a thread of its own fed through a
+  queue, which cost less CPU here but contended for the GIL: see docs/benchmarks.md);
 - Postgres, `via pool`: the same ledger without a writer of its own, as before: a connection
   taken from the node's pool for each write, instead of one of its own held while records
   keep coming.

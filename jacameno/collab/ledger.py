@@ -23,20 +23,19 @@ writes never wait behind the log's write lock, which is held through the very co
 not finish. A record is one row per (project, Yjs client, user): the clocks sent so far, widened
 as more are sent; rows untouched for `keep_seconds` are deleted. `record` never waits: in
 Postgres a flusher task writes what was recorded in one statement per turn of the event loop; the
-SQLite file is written by a thread of its own, handed each record through a queue, which
-writes all it has been handed in one transaction and never wakes the event loop (through the
-event loop and a thread pool, a record cost about 190 us of CPU; so, about 60 us; its statement
-alone, 14 us). Best effort by design: a record the node had no time to write leaves the edit to
-its default author, the socket that brings it back, as without a ledger."""
+SQLite file is written in the event loop's own thread, what was recorded in one turn in one
+transaction at the next: without fsync that is a write to the operating system's page cache
+(its statement alone, about 14 us of CPU; through the event loop and a thread pool a record
+cost about 190 us; `_FileLedger`). Best effort by design: a record the node had no time to
+write leaves the edit to its default author, the socket that brings it back, as without a
+ledger."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ logger = logging.getLogger(__name__)
 TABLE = "collab_early"
 WARN_EVERY = 30.0  # seconds: at most one warning per this long while the ledger cannot be written
 PRUNE_EVERY = 60.0  # seconds between deletions of rows older than `keep_seconds`
+BUSY_MS = 5  # milliseconds an SQLite ledger's write waits for another process's lock
 LINGER = 1.0  # seconds a table ledger holds its connection after its last record
 
 _CREATE = (
@@ -169,6 +169,9 @@ class EarlyLedger:
 
         def opener() -> sqlite3.Connection:
             conn = connect(path, synchronous="OFF")
+            # Written in the event loop's thread: another process writing the file (a second
+            # node on it) holds up the loop at most this long, then the batch is dropped.
+            conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
             conn.execute(_CREATE.format(unlogged="", table=TABLE))
             return conn
 
@@ -321,139 +324,75 @@ class _TableLedger(EarlyLedger):
 _Opener = Callable[[], sqlite3.Connection]
 
 
-@dataclass(slots=True)
-class _Ask:
-    """A read (or a wait) the ledger's thread answers on the asker's event loop, after every
-    record handed to it before."""
-
-    run: Callable[[sqlite3.Connection], Any]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-    last: bool = False  # the thread closes the file and ends after it
-
-    def answer(self, conn: sqlite3.Connection | None, failed: Exception | None) -> None:
-        result: Any = None
-        error: BaseException | None = failed
-        if error is None and conn is not None:
-            try:
-                result = self.run(conn)
-            except sqlite3.Error as exc:
-                error = DatabaseError(f"sqlite: {exc}")
-            except Exception as exc:  # to the asker: the thread goes on serving the others
-                error = exc
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            self.loop.call_soon_threadsafe(_settle, self.future, result, error)
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
-
-
 class _FileLedger(EarlyLedger):
-    """An SQLite file of its own, written by a thread of its own: `record` hands it the record
-    through a queue and never wakes the event loop; the thread writes everything it has been
-    handed in one transaction."""
+    """An SQLite file of its own, written without fsync in the event loop's own thread: what
+    was recorded in one turn of the loop, in one transaction at the next (a write to the
+    operating system's page cache, not a wait for the disk). It was written by a thread of its
+    own, fed through a queue, which cost less CPU per record on an idle loop but had to take
+    the GIL from the busy event loop at each record; near capacity the two were level within
+    the machine's noise (docs/benchmarks.md), and this one has no thread to keep."""
 
     def __init__(
-        self, opener: _Opener, *, keep_seconds: float, clock: Callable[[], float] = time.time
+        self,
+        conn: sqlite3.Connection,
+        *,
+        keep_seconds: float,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(keep_seconds=keep_seconds, clock=clock)
+        self._conn = conn
         self._upsert = _sqlite(_UPSERT.format(least="min", greatest="max"))
-        self._jobs: queue.SimpleQueue[tuple[str, Sent] | _Ask] = queue.SimpleQueue()
+        self._records = _Records()
+        self._due: asyncio.Handle | None = None  # the write at the next turn
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._serve, args=(opener,), name="early-ledger", daemon=True
-        )
-        self._thread.start()
 
     @classmethod
     async def started(
         cls, opener: _Opener, *, keep_seconds: float, clock: Callable[[], float] = time.time
     ) -> _FileLedger:
-        """The ledger on the file `opener` opens (in the ledger's thread); DatabaseError if it
-        cannot."""
-        ledger = cls(opener, keep_seconds=keep_seconds, clock=clock)
+        """The ledger on the file `opener` opens (in a worker thread: the one wait for the
+        disk); DatabaseError if it cannot be."""
         try:
-            await ledger.flushed(raising=True)
-        except BaseException:
-            await ledger.close()
-            raise
-        return ledger
+            conn = await asyncio.to_thread(opener)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"sqlite: {exc}") from exc
+        return cls(conn, keep_seconds=keep_seconds, clock=clock)
 
     def record(self, project_id: str, sent: Sent) -> None:
-        if not self._closed:
-            self._jobs.put((project_id, sent))
+        if self._closed:
+            return
+        self._records.add(project_id, sent)
+        if self._due is None:
+            self._due = asyncio.get_running_loop().call_soon(self._write)
 
     async def recall(self, project_id: str) -> list[Sent]:
-        since = self._since_ms()
-        rows = await self._ask(lambda conn: conn.execute(_sqlite(_RECALL), (project_id, since)))
+        self._write()  # what this node recorded too
+        try:
+            rows = self._conn.execute(_sqlite(_RECALL), (project_id, self._since_ms())).fetchall()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"sqlite: {exc}") from exc
         return _recalled(rows)
 
-    async def flushed(self, *, raising: bool = False) -> None:
-        """Wait until what was recorded so far is written (or dropped); `raising`: the error
-        that kept the file from being opened, if one did."""
-        try:
-            await self._ask(lambda conn: None)
-        except Exception:
-            if raising:
-                raise
+    async def flushed(self) -> None:
+        self._write()
 
     async def close(self) -> None:
         if self._closed:
             return
+        self._write()
         self._closed = True
-        with contextlib.suppress(Exception):
-            await self._ask(lambda conn: None, last=True)
+        self._conn.close()
 
-    async def _ask(self, run: Callable[[sqlite3.Connection], Any], *, last: bool = False) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put(_Ask(lambda conn: _fetched(run(conn)), loop, future, last))
-        return await future
-
-    def _serve(self, opener: _Opener) -> None:
-        """The thread: open the file, then write what it is handed until the last ask."""
-        conn: sqlite3.Connection | None = None
-        failed: Exception | None = None
-        try:
-            conn = opener()
-        except sqlite3.Error as exc:
-            failed = DatabaseError(f"sqlite: {exc}")
-        except Exception as exc:  # answered to every ask, as a file that cannot be opened
-            failed = exc
-        records = _Records()
-        while True:
-            jobs = [self._jobs.get()]
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    jobs.append(self._jobs.get_nowait())
-            for job in jobs:
-                if not isinstance(job, _Ask):
-                    records.add(*job)
-                    continue
-                self._write(conn, records, failed)
-                if job.last and conn is not None:
-                    conn.close()
-                job.answer(conn, failed)
-                if job.last:
-                    return
-            self._write(conn, records, failed)
-
-    def _write(
-        self, conn: sqlite3.Connection | None, records: _Records, failed: Exception | None
-    ) -> None:
-        if not records.queued:
+    def _write(self) -> None:
+        if self._due is not None:
+            self._due.cancel()
+            self._due = None
+        if not self._records.queued:
             return
         now = int(self._clock() * 1000)
-        rows = records.rows(now)
+        rows = self._records.rows(now)
+        conn = self._conn
         try:
-            if conn is None:
-                raise failed or DatabaseError("sqlite: not open")
             if len(rows) == 1:  # a statement is its own transaction (autocommit)
                 conn.execute(self._upsert, rows[0])
             else:
@@ -462,10 +401,5 @@ class _FileLedger(EarlyLedger):
                     conn.executemany(self._upsert, rows)
             if self._prune_due(now):
                 conn.execute(_sqlite(_PRUNE), (now - self._keep_ms,))
-        except Exception as exc:  # sqlite3's, or anything else: the thread must go on
+        except sqlite3.Error as exc:  # a file that can no longer be written: the edit stays
             self._dropped(len(rows), exc)
-
-
-def _fetched(result: Any) -> Any:
-    """What an ask returns: a cursor's rows, read in the thread."""
-    return result.fetchall() if isinstance(result, sqlite3.Cursor) else result

@@ -1,5 +1,5 @@
 """The early-broadcast ledger (jacameno.collab.ledger) on each kind of database it lives in: an
-UNLOGGED table of Postgres, an SQLite file of its own written by a thread of its own. What one
+UNLOGGED table of Postgres, an SQLite file of its own written in the event loop's thread. What one
 node records, any later one recalls; records widen, expire, and a database that cannot be written
 drops them with a warning, never an error."""
 
@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -149,7 +150,7 @@ async def test_a_file_that_is_not_a_database_is_refused_at_open(tmp_path: Path) 
         await EarlyLedger.open_file(path, keep_seconds=60)
 
 
-async def test_a_file_that_cannot_be_opened_at_all_is_refused_and_its_thread_ends() -> None:
+async def test_a_file_that_cannot_be_opened_at_all_is_refused() -> None:
     def unopenable() -> sqlite3.Connection:
         raise PermissionError("the folder may not be written")
 
@@ -158,7 +159,7 @@ async def test_a_file_that_cannot_be_opened_at_all_is_refused_and_its_thread_end
 
 
 async def test_the_file_is_written_without_waiting_on_the_ledger(tmp_path: Path) -> None:
-    """The ledger's thread writes each record as it gets it: nobody needs to ask for it (the
+    """A record is written at the event loop's next turn: nobody needs to ask for it (the
     node may be killed at any moment after its broadcast)."""
     path = tmp_path / "jacameno.db.early"
     ledger = await EarlyLedger.open_file(path, keep_seconds=60)
@@ -172,6 +173,30 @@ async def test_the_file_is_written_without_waiting_on_the_ledger(tmp_path: Path)
     await ledger.close()
     await ledger.close()  # twice: nothing happens
     ledger.record("p", Sent(1, 3, 4, "alice", "c"))  # after close: dropped quietly
+
+
+async def test_a_file_another_process_holds_locked_drops_a_batch_without_holding_the_loop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file is written in the event loop's thread: a writer lock held elsewhere (a second
+    node on the same file) holds the loop up `BUSY_MS` at most, then that batch is dropped."""
+    path = tmp_path / "jacameno.db.early"
+    ledger = await EarlyLedger.open_file(path, keep_seconds=60)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # the writer's lock, held
+        with caplog.at_level(logging.WARNING, logger="jacameno.collab.ledger"):
+            started = time.perf_counter()
+            ledger.record("p", Sent(1, 0, 3, "alice", "c"))
+            await ledger.flushed()
+            waited = time.perf_counter() - started
+        assert waited < 0.5  # BUSY_MS, with room for a slow machine
+        assert ledger.dropped == 1
+        assert [r for r in caplog.records if getattr(r, "action", "") == "collab.ledger_failed"]
+        other.execute("COMMIT")
+    ledger.record("p", Sent(1, 3, 4, "alice", "c"))
+    await ledger.flushed()
+    assert await ledger.recall("p") == [Sent(1, 3, 4, "alice", "c")]
+    await ledger.close()
 
 
 async def test_the_sqlite_ledger_is_a_file_of_its_own_that_outlives_its_node(
