@@ -60,6 +60,9 @@ logger = logging.getLogger(__name__)
 # On-receipt sends wait for the append under way once this many writes wait behind it
 # (`Writer.send_early`): a room that busy sends in batches, one write per socket per commit.
 EARLY_BATCH = 8
+# ... but never longer than this (seconds): a commit stalled on the disk's tail (hundreds of
+# milliseconds at times) must not hold them, which is what on-receipt mode is for.
+EARLY_HOLD = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +162,10 @@ class Writer:
         self._stale = False  # the writer task must read the log after `version`
         self._deferred: deque[tuple[int, Peer, Outgoing | None]] = deque()  # None: acknowledge
         # On-receipt sends held while the room is crowded (`send_early`): each with the sockets
-        # it was for, released when the append under way has committed.
+        # it was for, released when the append under way has committed, or `EARLY_HOLD` after
+        # the first of them was held if that comes first.
         self._held: list[tuple[Outgoing, list[Peer]]] = []
+        self._hold_timer: asyncio.TimerHandle | None = None  # releases them after EARLY_HOLD
         self.snapshots = Snapshots(
             store, self.stream, config, node, loaded.base, loaded.tail, folds, lambda: self.version
         )
@@ -240,14 +245,21 @@ class Writer:
         socket, as after-commit mode's sends do: near a node's capacity one write per socket
         per turn costs more than sending early gains (docs/collaboration.md, "Broadcast
         modes"). A held send still goes out before the update's own commit, which is in the
-        writes behind that append."""
+        writes behind that append, and at most `EARLY_HOLD` after the first was held: a
+        commit stalled on the disk holds the room's sends no longer than that."""
         if self._appending and len(self._pending) >= EARLY_BATCH:
             self._held.append((message, receivers))
+            if self._hold_timer is None:
+                loop = asyncio.get_running_loop()
+                self._hold_timer = loop.call_later(EARLY_HOLD, self._release_held)
             return
         for receiver in receivers:
             receiver.deliver(message)
 
     def _release_held(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         held, self._held = self._held, []
         room = self._room
         for message, receivers in held:
@@ -308,6 +320,9 @@ class Writer:
         self._pending.clear()
         self._deferred.clear()
         self._held.clear()  # never sent: their senders and the log are as if never received
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
         self._progress.set()
         return held
 

@@ -13,7 +13,7 @@ from domain import document as project_document
 from domain import events
 from eventstore import StoreUnavailableError
 from harness.waiting import eventually, wait_until
-from jacameno.collab import protocol
+from jacameno.collab import protocol, writer
 from jacameno.collab.room import Room
 from jacameno.collab.writer import EARLY_BATCH
 from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
@@ -65,10 +65,12 @@ async def test_others_see_an_edit_before_it_commits_and_its_sender_is_acked_afte
 
 
 async def test_a_crowded_room_sends_early_in_batches_and_still_before_the_commit(
-    server: Server,
+    server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # While an append is under way and EARLY_BATCH writes wait behind it, further early sends
-    # wait for that append's commit and go out together, still before their own commit.
+    # wait for that append's commit and go out together, still before their own commit (here
+    # the commit comes before EARLY_HOLD, made long: the next test has the other way).
+    monkeypatch.setattr(writer, "EARLY_HOLD", 60.0)
     _alice, _bob, project, a, b = await server.owner_and_member("editor")
     live, gate = _gate(server, project)
     lyrics = a.doc.get("lyrics", type=Text)
@@ -87,6 +89,32 @@ async def test_a_crowded_room_sends_early_in_batches_and_still_before_the_commit
     await eventually(lambda: a.echoes == a.sent)
     assert b.echoes == a.sent  # each once, in order
     assert b.content() == a.content()
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == a.sent
+    await a.close()
+    await b.close()
+
+
+async def test_a_stalled_commit_holds_a_crowded_rooms_early_sends_no_longer_than_early_hold(
+    server: Server,
+) -> None:
+    # The append under way does not commit (a disk's tail): what was held behind it goes out
+    # EARLY_HOLD after the first was held, still before any of it is durable.
+    _alice, _bob, project, a, b = await server.owner_and_member("editor")
+    live, gate = _gate(server, project)
+    lyrics = a.doc.get("lyrics", type=Text)
+    lyrics.insert(0, "0")
+    await eventually(lambda: gate.calls == 1)  # the first append is under way, held
+    for n in range(1, EARLY_BATCH + 3):
+        lyrics.insert(len(lyrics), str(n % 10))
+    await eventually(lambda: len(live.writer._pending) == EARLY_BATCH + 2)  # all received
+    await eventually(lambda: b.echoes == a.sent)  # every one, the held ones too, in order
+    assert live.writer._held == []
+    assert a.echoes == []  # none acknowledged: the append is still stuck
+    assert gate.calls == 1
+    gate.opened.set()
+    await eventually(lambda: a.echoes == a.sent)
+    assert b.echoes == a.sent  # each once
     logged = await server.events(project, events.DOC_UPDATED)
     assert [e.data for e in logged] == a.sent
     await a.close()
