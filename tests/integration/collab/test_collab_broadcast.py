@@ -64,13 +64,9 @@ async def test_others_see_an_edit_before_it_commits_and_its_sender_is_acked_afte
     await b.close()
 
 
-async def test_a_crowded_room_sends_early_in_batches_and_still_before_the_commit(
-    server: Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # While an append is under way and EARLY_BATCH writes wait behind it, further early sends
-    # wait for that append's commit and go out together, still before their own commit (here
-    # the commit comes before EARLY_HOLD, made long: the next test has the other way).
-    monkeypatch.setattr(writer, "EARLY_HOLD", 60.0)
+async def _crowded(server: Server) -> tuple[str, Room, Gate, YClient, YClient]:
+    """A room whose first append is held (`Gate`) while its writer sends EARLY_BATCH + 2
+    more updates behind it, all received by the server."""
     _alice, _bob, project, a, b = await server.owner_and_member("editor")
     live, gate = _gate(server, project)
     lyrics = a.doc.get("lyrics", type=Text)
@@ -78,16 +74,16 @@ async def test_a_crowded_room_sends_early_in_batches_and_still_before_the_commit
     await eventually(lambda: gate.calls == 1)  # the first append is under way, held
     for n in range(1, EARLY_BATCH + 3):
         lyrics.insert(len(lyrics), str(n % 10))
-    # The first, and those behind the held append until EARLY_BATCH wait there, reach b at
-    # once; the last three are held by the server, not sent.
-    await eventually(lambda: len(live.writer._pending) == EARLY_BATCH + 2)  # all received
-    assert len(live.writer._held) == 3
-    await eventually(lambda: len(b.echoes) == EARLY_BATCH)
-    assert b.echoes == a.sent[:EARLY_BATCH]
-    assert a.echoes == []
-    gate.opened.set()  # the first commits: the held sends go out, then the rest commit
+    await eventually(lambda: len(live.writer._pending) == EARLY_BATCH + 2)
+    return project, live, gate, a, b
+
+
+async def _commit_all(server: Server, project: str, gate: Gate, a: YClient, b: YClient) -> None:
+    """Let the held append commit: every update is acknowledged, b got each once, in order,
+    and the log holds them all."""
+    gate.opened.set()
     await eventually(lambda: a.echoes == a.sent)
-    assert b.echoes == a.sent  # each once, in order
+    assert b.echoes == a.sent
     assert b.content() == a.content()
     logged = await server.events(project, events.DOC_UPDATED)
     assert [e.data for e in logged] == a.sent
@@ -95,30 +91,34 @@ async def test_a_crowded_room_sends_early_in_batches_and_still_before_the_commit
     await b.close()
 
 
+async def test_a_crowded_room_sends_early_in_batches_and_still_before_the_commit(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While an append is under way and EARLY_BATCH writes wait behind it, further early sends
+    # wait for that append's commit and go out together, still before their own commit (here
+    # the commit comes before EARLY_HOLD, made long: the next test has the other way).
+    monkeypatch.setattr(writer, "EARLY_HOLD", 60.0)
+    project, live, gate, a, b = await _crowded(server)
+    # The first, and those behind the held append until EARLY_BATCH wait there, reach b at
+    # once; the last three are held by the server, not sent.
+    assert len(live.writer._held) == 3
+    await eventually(lambda: len(b.echoes) == EARLY_BATCH)
+    assert b.echoes == a.sent[:EARLY_BATCH]
+    assert a.echoes == []
+    await _commit_all(server, project, gate, a, b)  # the held sends go out, then the rest commit
+
+
 async def test_a_stalled_commit_holds_a_crowded_rooms_early_sends_no_longer_than_early_hold(
     server: Server,
 ) -> None:
     # The append under way does not commit (a disk's tail): what was held behind it goes out
     # EARLY_HOLD after the first was held, still before any of it is durable.
-    _alice, _bob, project, a, b = await server.owner_and_member("editor")
-    live, gate = _gate(server, project)
-    lyrics = a.doc.get("lyrics", type=Text)
-    lyrics.insert(0, "0")
-    await eventually(lambda: gate.calls == 1)  # the first append is under way, held
-    for n in range(1, EARLY_BATCH + 3):
-        lyrics.insert(len(lyrics), str(n % 10))
-    await eventually(lambda: len(live.writer._pending) == EARLY_BATCH + 2)  # all received
+    project, live, gate, a, b = await _crowded(server)
     await eventually(lambda: b.echoes == a.sent)  # every one, the held ones too, in order
     assert live.writer._held == []
     assert a.echoes == []  # none acknowledged: the append is still stuck
     assert gate.calls == 1
-    gate.opened.set()
-    await eventually(lambda: a.echoes == a.sent)
-    assert b.echoes == a.sent  # each once
-    logged = await server.events(project, events.DOC_UPDATED)
-    assert [e.data for e in logged] == a.sent
-    await a.close()
-    await b.close()
+    await _commit_all(server, project, gate, a, b)
 
 
 async def test_a_viewers_update_is_never_broadcast(server: Server) -> None:
