@@ -14,8 +14,8 @@ measured beside baselines of the same run, interleaved round by round:
 - `ledger`: `EarlyLedger.record`, as the rooms call it (then `flushed` once, at the end);
 - SQLite, `via loop`: the same ledger written as before 24b52eb, through the event loop and the
   SQL layer's thread (`EarlyLedger.open` on an `SQLiteDatabase`), instead of in the event loop's
-  own thread once per turn (until this benchmark's rewrite, by a thread of its own fed through a
-  queue, which cost less CPU here but contended for the GIL: see docs/benchmarks.md);
+  own thread once per turn (before 13acb38, by a thread of its own fed through a queue, which
+  cost less CPU here but slowed a busy node's acknowledgements: see docs/benchmarks.md);
 - Postgres, `via pool`: the same ledger without a writer of its own, as before: a connection
   taken from the node's pool for each write, instead of one of its own held while records
   keep coming.

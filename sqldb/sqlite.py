@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
-def _sqlite_error(exc: sqlite3.Error) -> DatabaseError:
+def sqlite_error(exc: sqlite3.Error) -> DatabaseError:
+    """sqlite3's error as this package's: IntegrityError, DatabaseUnavailable (the file failed)
+    or DatabaseError (the statement)."""
     if isinstance(exc, sqlite3.IntegrityError):
         return IntegrityError(str(exc))
     if unavailable(exc):
@@ -46,7 +48,7 @@ async def _run(thread: SQLiteThread, fn: Callable[[sqlite3.Connection], T]) -> T
     try:
         return await thread.run(fn)
     except sqlite3.Error as exc:
-        raise _sqlite_error(exc) from exc
+        raise sqlite_error(exc) from exc
 
 
 @functools.lru_cache(maxsize=1024)

@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from dbdrivers.sqlite import connect
-from sqldb import Connection, Database, DatabaseError
+from sqldb import Connection, Database
+from sqldb.sqlite import sqlite_error
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +170,10 @@ class EarlyLedger:
 
         def opener() -> sqlite3.Connection:
             conn = connect(path, synchronous="OFF")
+            conn.execute(_CREATE.format(unlogged="", table=TABLE))  # here, it may wait
             # Written in the event loop's thread: another process writing the file (a second
             # node on it) holds up the loop at most this long, then the batch is dropped.
             conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-            conn.execute(_CREATE.format(unlogged="", table=TABLE))
             return conn
 
         return await _FileLedger.started(opener, keep_seconds=keep_seconds, clock=clock)
@@ -356,7 +357,7 @@ class _FileLedger(EarlyLedger):
         try:
             conn = await asyncio.to_thread(opener)
         except sqlite3.Error as exc:
-            raise DatabaseError(f"sqlite: {exc}") from exc
+            raise sqlite_error(exc) from exc
         return cls(conn, keep_seconds=keep_seconds, clock=clock)
 
     def record(self, project_id: str, sent: Sent) -> None:
@@ -371,7 +372,7 @@ class _FileLedger(EarlyLedger):
         try:
             rows = self._conn.execute(_sqlite(_RECALL), (project_id, self._since_ms())).fetchall()
         except sqlite3.Error as exc:
-            raise DatabaseError(f"sqlite: {exc}") from exc
+            raise sqlite_error(exc) from exc
         return _recalled(rows)
 
     async def flushed(self) -> None:

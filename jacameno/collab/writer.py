@@ -257,15 +257,18 @@ class Writer:
             receiver.deliver(message)
 
     def _release_held(self) -> None:
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
+        self._stop_hold_timer()
         held, self._held = self._held, []
         room = self._room
         for message, receivers in held:
             for receiver in receivers:
                 if room.present(receiver):
                     receiver.deliver(message)
+
+    def _stop_hold_timer(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
 
     async def backpressure(self) -> None:
         """Wait while the room has `max_pending_writes` or more unlogged writes."""
@@ -320,9 +323,7 @@ class Writer:
         self._pending.clear()
         self._deferred.clear()
         self._held.clear()  # never sent: their senders and the log are as if never received
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-            self._hold_timer = None
+        self._stop_hold_timer()
         self._progress.set()
         return held
 
