@@ -5,6 +5,7 @@ serve` builds the rest on top of it (jacameno.bootstrap.serving); a command with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -33,7 +34,10 @@ logger = logging.getLogger(__name__)
 async def migrate(settings: Settings) -> list[str]:
     """Apply pending migrations to the configured database; return the versions applied."""
     if settings.database_kind == "sqlite":
-        return migrate_sqlite(settings.sqlite_path)
+        # In a thread: SQLite's lock may be held by a transaction of this very event loop (a
+        # second server in one process, a read model's fold), which could not end while the
+        # loop sat in the busy handler; they waited on each other for the whole busy timeout.
+        return await asyncio.to_thread(migrate_sqlite, settings.sqlite_path)
     return await migrate_postgres(settings.database_url)
 
 

@@ -5,15 +5,18 @@ nothing of HTTP, Redis or collaboration is an import-linter contract (pyproject.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
 from domain.roles import OWNER
 from jacameno import bootstrap
+from jacameno.bootstrap.core import migrate
 from jacameno.projects.service import Projects
 from jacameno.settings import Settings
 from jacameno.storage.local import LocalBlobStore
 from projections.projects import ProjectsReadModel
+from sqldb.sqlite import SQLiteDatabase
 
 
 async def test_the_core_runs_project_commands_and_read_models(
@@ -47,3 +50,25 @@ async def test_the_core_runs_project_commands_and_read_models(
         # ... and the blob storage, on local files under the data folder by default.
         assert isinstance(core.blobs, LocalBlobStore)
         assert core.blobs.root == tmp_path / "data" / "blobs"
+
+
+async def test_migrating_a_sqlite_file_waits_for_a_transaction_of_the_same_event_loop(
+    tmp_path: Path,
+) -> None:
+    """A second server of one process starts while the first holds SQLite's write lock in a
+    transaction that needs the event loop to end: the migration waits for it, beside the loop,
+    instead of holding the loop through the whole busy timeout and failing."""
+    settings = Settings.from_env(
+        {"JACAMENO_ENV": "test", "JACAMENO_DATA_DIR": str(tmp_path / "data")}
+    )
+    await migrate(settings)
+    db = await SQLiteDatabase.open(settings.sqlite_path)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE held (x INTEGER)")  # the write lock, held
+            migrating = asyncio.create_task(migrate(settings))
+            await asyncio.sleep(0.2)  # the loop still turns while the migration waits
+            assert not migrating.done()
+        assert await asyncio.wait_for(migrating, 5) == []
+    finally:
+        await db.close()
