@@ -305,13 +305,15 @@ class YClient:
 @dataclass
 class Gate:
     """Wraps a store: appends wait until `open` is set; `calls` counts appends started.
-    `fail_with` fails an append before it reaches the store, `fail_after` once it committed."""
+    `fail_with` fails an append before it reaches the store, `fail_after` once it committed;
+    `delay` seconds slow each append down once let through (a slow disk)."""
 
     store: EventStore
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     calls: int = 0
     fail_with: BaseException | None = None
     fail_after: BaseException | None = None
+    delay: float = 0.0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -321,6 +323,8 @@ class Gate:
         await self.opened.wait()
         if self.fail_with is not None:
             raise self.fail_with
+        if self.delay:
+            await asyncio.sleep(self.delay)
         result = await self.store.append(*args, **kwargs)
         if self.fail_after is not None:
             raise self.fail_after

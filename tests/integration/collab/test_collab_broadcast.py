@@ -5,6 +5,8 @@ loses nothing acknowledged, and the clients that hold the edit bring it back to 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pycrdt import Text
 
@@ -15,7 +17,7 @@ from eventstore import StoreUnavailableError
 from harness.waiting import eventually, wait_until
 from jacameno.collab import protocol, writer
 from jacameno.collab.room import Room
-from jacameno.collab.writer import EARLY_BATCH
+from jacameno.collab.writer import EARLY_BATCH, EARLY_HOLD, HOLD_FACTOR
 from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
 from jacameno.settings.errors import SettingsError
 from tests.integration.collab.support import Gate, Server, YClient
@@ -64,14 +66,22 @@ async def test_others_see_an_edit_before_it_commits_and_its_sender_is_acked_afte
     await b.close()
 
 
-async def _crowded(server: Server) -> tuple[str, Room, Gate, YClient, YClient]:
+async def _crowded(server: Server, slow: float = 0.0) -> tuple[str, Room, Gate, YClient, YClient]:
     """A room whose first append is held (`Gate`) while its writer sends EARLY_BATCH + 2
-    more updates behind it, all received by the server."""
+    more updates behind it, all received by the server. With `slow`, three appends of that
+    many seconds each committed first."""
     _alice, _bob, project, a, b = await server.owner_and_member("editor")
-    live, gate = _gate(server, project)
+    live, gate = _gate(server, project, delay=slow)
     lyrics = a.doc.get("lyrics", type=Text)
-    lyrics.insert(0, "0")
-    await eventually(lambda: gate.calls == 1)  # the first append is under way, held
+    if slow:
+        gate.opened.set()
+        for _ in range(3):
+            lyrics.insert(len(lyrics), "s")
+            await eventually(lambda: a.echoes == a.sent)
+        gate.opened.clear()
+    before = gate.calls
+    lyrics.insert(len(lyrics), "0")
+    await eventually(lambda: gate.calls == before + 1)  # the append under way, held
     for n in range(1, EARLY_BATCH + 3):
         lyrics.insert(len(lyrics), str(n % 10))
     await eventually(lambda: len(live.writer._pending) == EARLY_BATCH + 2)
@@ -118,6 +128,23 @@ async def test_a_stalled_commit_holds_a_crowded_rooms_early_sends_no_longer_than
     assert live.writer._held == []
     assert a.echoes == []  # none acknowledged: the append is still stuck
     assert gate.calls == 1
+    await _commit_all(server, project, gate, a, b)
+
+
+async def test_a_commit_as_slow_as_the_rooms_others_holds_its_early_sends_until_it_lands(
+    server: Server,
+) -> None:
+    # Near a node's capacity every append takes tens of milliseconds: one as slow as the
+    # room's others is no stall, and the held sends wait for it up to HOLD_FACTOR times the
+    # room's recent appends, instead of also going out every EARLY_HOLD (which kept a room
+    # at capacity busier still: test_collab_membership's fifty editors).
+    project, live, gate, a, b = await _crowded(server, slow=0.25)
+    await asyncio.sleep(0.15)  # past EARLY_HOLD, short of HOLD_FACTOR times 0.25 s
+    assert EARLY_HOLD < 0.15 < HOLD_FACTOR * 0.25
+    assert len(live.writer._held) == 3
+    # ... and still no longer than that: they go out while the append is stuck.
+    await eventually(lambda: b.echoes == a.sent)
+    assert len(a.echoes) == 3  # the three slow ones only
     await _commit_all(server, project, gate, a, b)
 
 
