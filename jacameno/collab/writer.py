@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -60,15 +61,15 @@ logger = logging.getLogger(__name__)
 # On-receipt sends wait for the append under way once this many writes wait behind it
 # (`Writer.send_early`): a room that busy sends in batches, one write per socket per commit.
 EARLY_BATCH = 8
-# ... but never longer than this (seconds), or `HOLD_FACTOR` times the room's recent appends if
-# that is longer: a commit stalled on the disk's tail (hundreds of milliseconds at times) must
-# not hold them, which is what on-receipt mode is for; a commit merely as slow as the room's
-# others (a node near its capacity, where they all take tens of milliseconds) must, or the room
-# is sent to once per `EARLY_HOLD` on top of once per commit, which is what held it off capacity.
+# ... but never longer than this (seconds), or `HOLD_FACTOR` times the median of the room's last
+# `RECENT_APPENDS` appends if that is longer: a commit stalled on the disk's tail (hundreds of
+# milliseconds at times) must not hold them, which is what on-receipt mode is for; a commit
+# merely as slow as the room's others (a node near its capacity, where they all take tens of
+# milliseconds) must, or the room is sent to once per `EARLY_HOLD` on top of once per commit,
+# which kept a room at capacity busier still.
 EARLY_HOLD = 0.02
 HOLD_FACTOR = 2.0
-# The weight of the last append in the room's recent append time (an exponential average).
-_RECENT_WEIGHT = 0.2
+RECENT_APPENDS = 16  # a median: one stalled append among them does not lengthen the hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,7 @@ class Writer:
         # the first of them was held if that comes first.
         self._held: list[tuple[Outgoing, list[Peer]]] = []
         self._hold_timer: asyncio.TimerHandle | None = None  # releases them after the hold
-        self._recent_append = 0.0  # seconds an append of the room took, lately (0: none yet)
+        self._recent_appends: deque[float] = deque(maxlen=RECENT_APPENDS)  # seconds each took
         self.snapshots = Snapshots(
             store, self.stream, config, node, loaded.base, loaded.tail, folds, lambda: self.version
         )
@@ -252,18 +253,23 @@ class Writer:
         socket, as after-commit mode's sends do: near a node's capacity one write per socket
         per turn costs more than sending early gains (docs/collaboration.md, "Broadcast
         modes"). A held send still goes out before the update's own commit, which is in the
-        writes behind that append, and at most `EARLY_HOLD` (or `HOLD_FACTOR` times the
-        room's recent appends) after the first was held: a commit stalled on the disk holds
-        the room's sends no longer than that."""
+        writes behind that append, and at most `early_hold()` after the first was held: a
+        commit stalled on the disk holds the room's sends no longer than that."""
         if self._appending and len(self._pending) >= EARLY_BATCH:
             self._held.append((message, receivers))
             if self._hold_timer is None:
-                hold = max(EARLY_HOLD, HOLD_FACTOR * self._recent_append)
                 loop = asyncio.get_running_loop()
-                self._hold_timer = loop.call_later(hold, self._release_held)
+                self._hold_timer = loop.call_later(self.early_hold(), self._release_held)
             return
         for receiver in receivers:
             receiver.deliver(message)
+
+    def early_hold(self) -> float:
+        """The longest a crowded room holds its early sends (seconds): `EARLY_HOLD`, or
+        `HOLD_FACTOR` times the median of its last `RECENT_APPENDS` appends if longer."""
+        if not self._recent_appends:
+            return EARLY_HOLD
+        return max(EARLY_HOLD, HOLD_FACTOR * statistics.median(self._recent_appends))
 
     def _release_held(self) -> None:
         self._stop_hold_timer()
@@ -420,8 +426,7 @@ class Writer:
         result = await self.store.append(self.stream, [w.event for w in batch])
         took = time.perf_counter() - started
         self._timings.appended(took)
-        recent = self._recent_append
-        self._recent_append = took if not recent else recent + _RECENT_WEIGHT * (took - recent)
+        self._recent_appends.append(took)
         if result.first_version != self.version + 1:
             await self._catch_up(result.first_version - 1)
         self.version = result.last_version

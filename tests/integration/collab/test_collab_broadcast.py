@@ -17,7 +17,7 @@ from eventstore import StoreUnavailableError
 from harness.waiting import eventually, wait_until
 from jacameno.collab import protocol, writer
 from jacameno.collab.room import Room
-from jacameno.collab.writer import EARLY_BATCH, EARLY_HOLD, HOLD_FACTOR
+from jacameno.collab.writer import EARLY_BATCH, EARLY_HOLD, HOLD_FACTOR, RECENT_APPENDS
 from jacameno.settings.collab import AFTER_COMMIT, ON_RECEIPT, CollabConfig
 from jacameno.settings.errors import SettingsError
 from tests.integration.collab.support import Gate, Server, YClient
@@ -139,6 +139,7 @@ async def test_a_commit_as_slow_as_the_rooms_others_holds_its_early_sends_until_
     # room's recent appends, instead of also going out every EARLY_HOLD (which kept a room
     # at capacity busier still: test_collab_membership's fifty editors).
     project, live, gate, a, b = await _crowded(server, slow=0.25)
+    assert live.writer.early_hold() >= HOLD_FACTOR * 0.25
     await asyncio.sleep(0.15)  # past EARLY_HOLD, short of HOLD_FACTOR times 0.25 s
     assert EARLY_HOLD < 0.15 < HOLD_FACTOR * 0.25
     assert len(live.writer._held) == 3
@@ -146,6 +147,30 @@ async def test_a_commit_as_slow_as_the_rooms_others_holds_its_early_sends_until_
     await eventually(lambda: b.echoes == a.sent)
     assert len(a.echoes) == 3  # the three slow ones only
     await _commit_all(server, project, gate, a, b)
+
+
+async def test_one_stalled_append_does_not_lengthen_the_rooms_hold(server: Server) -> None:
+    # The bound follows the median of the room's last appends: after a stall, the next one is
+    # still bounded by EARLY_HOLD, not by the stall.
+    _alice, _bob, project, a, b = await server.owner_and_member("editor")
+    live, gate = _gate(server, project)
+    gate.opened.set()
+    lyrics = a.doc.get("lyrics", type=Text)
+    for delay in (0.0, 0.0, 0.0, 1.0):
+        gate.delay = delay
+        lyrics.insert(len(lyrics), "x")
+        await eventually(lambda: a.echoes == a.sent)
+    assert live.writer.early_hold() < 0.1  # EARLY_HOLD, or twice a quick append's time
+    for _ in range(RECENT_APPENDS):  # a room whose appends all became slow holds longer
+        gate.delay = 0.3
+        lyrics.insert(len(lyrics), "y")
+        await eventually(lambda: a.echoes == a.sent)
+        if live.writer.early_hold() >= HOLD_FACTOR * 0.3:
+            break
+    else:
+        raise AssertionError(f"still {live.writer.early_hold()} s")
+    await a.close()
+    await b.close()
 
 
 async def test_a_viewers_update_is_never_broadcast(server: Server) -> None:
