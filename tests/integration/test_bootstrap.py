@@ -6,9 +6,13 @@ nothing of HTTP, Redis or collaboration is an import-linter contract (pyproject.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import uuid
 from pathlib import Path
 
+import pytest
+
+import sqldb.migrate
 from domain.roles import OWNER
 from jacameno import bootstrap
 from jacameno.bootstrap.core import migrate
@@ -53,7 +57,7 @@ async def test_the_core_runs_project_commands_and_read_models(
 
 
 async def test_migrating_a_sqlite_file_waits_for_a_transaction_of_the_same_event_loop(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A second server of one process starts while the first holds SQLite's write lock in a
     transaction that needs the event loop to end: the migration waits for it, beside the loop,
@@ -62,12 +66,24 @@ async def test_migrating_a_sqlite_file_waits_for_a_transaction_of_the_same_event
         {"JACAMENO_ENV": "test", "JACAMENO_DATA_DIR": str(tmp_path / "data")}
     )
     await migrate(settings)
+    loop = asyncio.get_running_loop()
+    began = asyncio.Event()
+
+    def migrate_sqlite(path: str) -> list[str]:  # the real one, once it is known to run
+        loop.call_soon_threadsafe(began.set)
+        return sqldb.migrate.migrate_sqlite(path)
+
+    # By module: the package `jacameno.bootstrap` has a function named `core`.
+    core_module = importlib.import_module("jacameno.bootstrap.core")
+    monkeypatch.setattr(core_module, "migrate_sqlite", migrate_sqlite)
     db = await SQLiteDatabase.open(settings.sqlite_path)
     try:
         async with db.transaction() as conn:
             await conn.execute("CREATE TABLE held (x INTEGER)")  # the write lock, held
             migrating = asyncio.create_task(migrate(settings))
-            await asyncio.sleep(0.2)  # the loop still turns while the migration waits
+            await asyncio.wait_for(began.wait(), 5)
+            # The loop still turns while the migration waits: this transaction goes on.
+            await conn.execute("INSERT INTO held VALUES (1)")
             assert not migrating.done()
         assert await asyncio.wait_for(migrating, 5) == []
     finally:

@@ -183,6 +183,7 @@ class YClient:
     doc: Doc[Any] = field(init=False, default_factory=Doc)
     messages: list[protocol.Message] = field(init=False, default_factory=list)
     echoes: list[bytes] = field(init=False, default_factory=list)
+    echoed_at: list[float] = field(init=False, default_factory=list)  # loop.time() of each
     awareness: dict[int, str] = field(init=False, default_factory=dict)
     synced: bool = field(init=False, default=False)
     close_code: int | None = field(init=False, default=None)
@@ -249,6 +250,7 @@ class YClient:
                 self.synced = True
             else:
                 self.echoes.append(message.update)
+                self.echoed_at.append(asyncio.get_running_loop().time())
             self._remote = True
             try:
                 with self.doc.transaction(origin="remote"):
