@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -97,6 +99,22 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
+        self.gc_pause = Histogram(
+            "jacameno_gc_pause_seconds",
+            "Each collection of Python's garbage collector, by generation (2: a full one): the"
+            " event loop, and every socket and request of the node, wait for it.",
+            ["generation"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+        )
+        self._gc_pauses = [self.gc_pause.labels(str(generation)) for generation in range(3)]
+        self._gc_began = 0.0
+        Gauge(
+            "jacameno_gc_frozen_objects",
+            "Objects the garbage collector leaves aside for good: what the served process held"
+            " once started (jacameno.server.freeze_heap).",
+            registry=self.registry,
+        ).set_function(gc.get_freeze_count)
 
         self.collab_ack = Histogram(
             "jacameno_collab_ack_seconds",
@@ -121,15 +139,25 @@ class Metrics:
 
     @contextlib.asynccontextmanager
     async def watching_loop(self, tick: float = LOOP_TICK_SECONDS) -> AsyncIterator[None]:
-        """Observe the running loop's lag into `jacameno_event_loop_lag_seconds` until the
-        block ends."""
+        """Observe the running loop's lag into `jacameno_event_loop_lag_seconds`, and the
+        garbage collector's pauses into `jacameno_gc_pause_seconds`, until the block ends."""
         task = asyncio.create_task(self._watch_loop(tick), name="metrics-loop-lag")
+        gc.callbacks.append(self._collected)
         try:
             yield
         finally:
+            gc.callbacks.remove(self._collected)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _collected(self, phase: str, info: dict[str, Any]) -> None:
+        # Called by the collector before and after each collection, on whichever thread
+        # triggered it (it holds the GIL, so collections never overlap).
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        else:
+            self._gc_pauses[info["generation"]].observe(time.perf_counter() - self._gc_began)
 
     async def _watch_loop(self, tick: float) -> None:
         loop = asyncio.get_running_loop()

@@ -291,6 +291,11 @@ def joins_summary(joins: list[dict[str, Any]]) -> str:
         if timed:
             timed_p50 = _median(timed, "server_p50_ms") or 0.0
             line += f" (timed by the server: p50 {timed_p50:.1f} ms)"
+        collected = [j for j in joins if j["server"] == server and j.get("gc_full_ms") is not None]
+        if collected:
+            count = sum(j["gc_full_collections"] for j in collected)
+            held = sum(j["gc_full_ms"] for j in collected)
+            line += f"; full GCs {count:.0f}, {held:.0f} ms in all"
         if reference is not None and server in BACKENDS and reference[0] > 0:
             ratio = p50 / reference[0]
             line += f"; p50 / reference {ratio:.2f} (target <= 1.2):"

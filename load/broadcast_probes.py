@@ -26,6 +26,7 @@ from load.reference_server import reference_server
 from load.stats import percentile
 
 JOIN_SECONDS = "jacameno_collab_join_seconds"
+GC_PAUSE = "jacameno_gc_pause_seconds"
 # After the last burst of joiners, how long the server's CPU is still counted: what their leaves
 # and a join's work done after it answered (session logging, read models) cost lands in it.
 SETTLE_SECONDS = 0.5
@@ -119,7 +120,7 @@ async def joiners_ours(
                     figures = await join_bursts(server.process.pid, bursts)
                     watch.end = (await http.get("/metrics")).text
     timed = {f"server_p{q}_ms": watch.server_ms(JOIN_SECONDS, q) for q in (50, 95)}
-    return figures | timed
+    return figures | timed | watch.full_collections()
 
 
 async def joiners_reference(joiners: int, repeats: int, latency: float = 0.0) -> dict[str, Any]:
@@ -165,6 +166,18 @@ class MetricsWatch:
         before, after = _buckets(self.start, name), _buckets(self.end, name)
         counts = sorted((le, count - before.get(le, 0.0)) for le, count in after.items())
         return counts, counts[-1][1] if counts else 0.0
+
+    def full_collections(self) -> dict[str, Any]:
+        """The server's full garbage collections over the window (`jacameno_gc_pause_seconds`,
+        generation 2): how many, and how long they held its loop in all, in ms (None where
+        the server does not export it)."""
+        figures: dict[str, Any] = {}
+        for key, part in (("gc_full_collections", "count"), ("gc_full_ms", "sum")):
+            pattern = re.compile(rf'^{GC_PAUSE}_{part}\{{generation="2"\}} (\S+)$', re.M)
+            before, after = pattern.search(self.start), pattern.search(self.end)
+            value = None if before is None or after is None else float(after[1]) - float(before[1])
+            figures[key] = value if value is None or part == "count" else round(value * 1000, 1)
+        return figures
 
     @property
     def loop_lag_p99_ms(self) -> float | None:

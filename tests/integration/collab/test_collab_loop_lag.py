@@ -1,7 +1,9 @@
-"""The event loop's lag is exported at /metrics: a stall of the loop shows in the histogram."""
+"""The event loop's lag is exported at /metrics: a stall of the loop shows in the histogram; so
+are the garbage collector's pauses."""
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 
@@ -9,6 +11,9 @@ from harness.waiting import wait_until
 from tests.integration.collab.support import Server
 
 COUNT = re.compile(r"^jacameno_event_loop_lag_seconds_count (\S+)$", re.MULTILINE)
+FULL_COLLECTIONS = re.compile(
+    r'^jacameno_gc_pause_seconds_count\{generation="2"\} (\S+)$', re.MULTILINE
+)
 OVER_100_MS = re.compile(
     r'^jacameno_event_loop_lag_seconds_bucket\{le="0.1"\} (\S+)$', re.MULTILINE
 )
@@ -34,3 +39,9 @@ async def test_the_event_loops_lag_is_a_metric(server: Server) -> None:
         return await _metric(server, COUNT) - await _metric(server, OVER_100_MS) > before
 
     await wait_until(stalled, "a tick later than 0.1 s was observed")
+
+
+async def test_the_garbage_collectors_pauses_are_a_metric(server: Server) -> None:
+    before = await _metric(server, FULL_COLLECTIONS)
+    gc.collect()  # the server's process is this one
+    assert await _metric(server, FULL_COLLECTIONS) == before + 1
