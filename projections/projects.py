@@ -62,13 +62,15 @@ class ProjectView:
 
 @dataclass(frozen=True, slots=True)
 class ProjectState:
-    """What commands decide on: the project row and its members' roles."""
+    """What commands decide on: the project row and its members' roles; and which of those
+    members still had an account when it was read (None: not read with it)."""
 
     id: str
     title: str
     version: int
     deleted: bool
     roles: dict[str, str]
+    accounts: frozenset[str] | None = None
 
     def owners(self) -> list[str]:
         return [user for user, role in self.roles.items() if role == OWNER]
@@ -152,10 +154,13 @@ class ProjectsReadModel:
         return views, encode_cursor(views[-1]) if len(rows) > limit else None
 
     async def state(self, project_id: str) -> ProjectState | None:
-        # One statement, so one round trip on every cold join and one snapshot of both tables.
+        # One statement, so one round trip on every cold join and one snapshot of the tables:
+        # which members still have an account comes with it, so a join need not read its user
+        # (jacameno.collab.gatekeeper).
         rows = await self._db.fetch(
-            "SELECT p.id, p.title, p.version, p.deleted_at, m.user_id, m.role FROM projects p"
-            " LEFT JOIN project_members m ON m.project_id = p.id WHERE p.id = $1",
+            "SELECT p.id, p.title, p.version, p.deleted_at, m.user_id, m.role, u.id AS account"
+            " FROM projects p LEFT JOIN project_members m ON m.project_id = p.id"
+            " LEFT JOIN users u ON u.id = m.user_id WHERE p.id = $1",
             project_id,
         )
         if not rows:
@@ -167,6 +172,7 @@ class ProjectsReadModel:
             int(first["version"]),
             first["deleted_at"] is not None,
             {r["user_id"]: r["role"] for r in rows if r["user_id"] is not None},
+            frozenset(r["user_id"] for r in rows if r["account"] is not None),
         )
 
     async def members(self, project_id: str) -> list[dict[str, Any]]:

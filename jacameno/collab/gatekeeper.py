@@ -12,7 +12,6 @@ from typing import Protocol
 
 from domain.roles import Role, can_write, parse_role
 from jacameno.bearer import Authenticator, Bearer, NotAuthenticated, Users
-from jacameno.coalesce import forget_outcome
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
 from jacameno.recent import Recent
 from projections.projects import ProjectsReadModel, ProjectState
@@ -79,9 +78,15 @@ def canonical_project_id(project_id: str) -> str | None:
 class MembershipGatekeeper:
     """Checks the access token with the REST API's own check (jacameno.bearer: a deleted
     user's tokens are refused there too) and the user's role in the projects read model. Once
-    the token's signature holds, its user and the project's members are read at the same time
-    (neither decides anything before both are known: a bad token is refused as such whatever
-    the project).
+    the token's signature holds, the project's members are read, and with them which of them
+    still have an account (`ProjectState.accounts`): a member whose account that read found is
+    let in on it alone, so a join reads nothing but its project's members, one read shared by a
+    burst of joiners. Anyone else's user is read too before anything is decided (a bad token is
+    refused as such whatever the project); so is the user where the read model's state does
+    not say (`accounts` None), or where the members' read is one trusted from earlier (below),
+    unless the user was found lately. A shared read may have begun a moment before the join
+    asked: a user deleted in that moment is revoked with their other sockets when the node's
+    membership follower applies `user.deleted`, as a member removed in it is.
 
     What those reads found is trusted for `trusted_for` seconds to let the same user, or
     another member of the same project, in without reading again: a join then waits for no
@@ -114,10 +119,12 @@ class MembershipGatekeeper:
         self._states: Recent[ProjectState] = Recent(trusted_for, REMEMBERED)
         self._users: Recent[bool] = Recent(trusted_for, REMEMBERED)  # users found
         self._changes = 0  # `changed` calls so far: a read begun before one is not kept
+        self._deletions = 0  # of them, users deleted: a read begun before one finds no account
 
     def changed(self, project_id: str | None) -> None:
         self._changes += 1
         if project_id is None:
+            self._deletions += 1
             self._reading.clear()
             self._states.clear()
             self._users.clear()
@@ -171,33 +178,20 @@ class MembershipGatekeeper:
         if vouched is not None:
             vouched()
         now = self._clock()
-        user = self._users.get(claims.user_id, now)  # found lately: not deleted since
-        access = self._known(project_id, claims.user_id, now)
-        reading = None if access is not None else self._shared_state(project_id)
-        if user is None:
-            changes = self._changes
-            try:
-                await self._bearer(authenticator.bearer(claims))
-            except BaseException:
-                if reading is not None:  # the shared read goes on for the others
-                    reading.add_done_callback(forget_outcome)
-                raise
-            if changes == self._changes:
-                self._users.put(claims.user_id, True, now)
-        if reading is not None:
-            access = self._decide(await asyncio.shield(reading), claims.user_id)
-        assert access is not None
-        return replace(access, expires_at=float(claims.expires_at))
-
-    def _known(self, project_id: str, user_id: str, now: float) -> Access | None:
-        """The access a recent read of the project's members gives, if it lets the user in."""
+        user_id = claims.user_id
         state = self._states.get(project_id, now)
-        if state is None:
-            return None
-        try:
-            return self._decide(state, user_id)
-        except (Forbidden, NoSuchProject):
-            return None  # a refusal is decided on a fresh read
+        found = False  # the account, by a read under way when this admission asked
+        if not _lets_in(state, user_id):  # a refusal is decided on a fresh read
+            deletions = self._deletions
+            state = await self._state(project_id)
+            found = _has_account(state, user_id) and deletions == self._deletions
+        if not found and self._users.get(user_id, now) is None:
+            changes = self._changes
+            await self._bearer(authenticator.bearer(claims))
+            found = changes == self._changes
+        if found:  # lately: not deleted since (or the membership follower would have said)
+            self._users.put(user_id, True, now)
+        return replace(self._decide(state, user_id), expires_at=float(claims.expires_at))
 
     @staticmethod
     async def _bearer(reading: Awaitable[Bearer]) -> Bearer:
@@ -207,12 +201,11 @@ class MembershipGatekeeper:
             raise Unauthenticated(str(exc)) from exc
 
     async def recheck(self, project_id: str, access: Access) -> Access:
-        if await self._accounts.get(access.user_id) is None:
+        state = await self._state(project_id)
+        user_id = access.user_id
+        if not _has_account(state, user_id) and await self._accounts.get(user_id) is None:
             raise Unauthenticated("the account was deleted")
-        return replace(await self._access(project_id, access.user_id), expires_at=access.expires_at)
-
-    async def _access(self, project_id: str, user_id: str) -> Access:
-        return self._decide(await self._state(project_id), user_id)
+        return replace(self._decide(state, user_id), expires_at=access.expires_at)
 
     @staticmethod
     def _decide(state: ProjectState | None, user_id: str) -> Access:
@@ -222,3 +215,17 @@ class MembershipGatekeeper:
         if role is None:
             raise Forbidden("not a member of this project")
         return Access(user_id, role, state.version)
+
+
+def _lets_in(state: ProjectState | None, user_id: str) -> bool:
+    """Whether `state` makes `user_id` a member of a live project."""
+    return (
+        state is not None
+        and not state.deleted
+        and parse_role(state.roles.get(user_id, "")) is not None
+    )
+
+
+def _has_account(state: ProjectState | None, user_id: str) -> bool:
+    """Whether the read that gave `state` found `user_id` a member with an account."""
+    return state is not None and state.accounts is not None and user_id in state.accounts

@@ -26,12 +26,14 @@ SECRET = "s" * 64
 @dataclass
 class Members:
     """The projects read model: `roles` by project as they are when a read ends (a read waits
-    for `opened`); `deleted` projects."""
+    for `opened`); `deleted` projects. With `accounts`, a read also says which members have
+    one (as the real read model does); without, it does not say."""
 
     roles: dict[str, dict[str, str]]
     deleted: set[str] = field(default_factory=set)
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     reads: int = 0
+    accounts: set[str] | None = None
 
     def __post_init__(self) -> None:
         self.opened.set()
@@ -42,7 +44,8 @@ class Members:
         if project_id not in self.roles:
             return None
         roles = dict(self.roles[project_id])
-        return ProjectState(project_id, "t", 1, project_id in self.deleted, roles)
+        accounts = None if self.accounts is None else frozenset(roles.keys() & self.accounts)
+        return ProjectState(project_id, "t", 1, project_id in self.deleted, roles, accounts)
 
 
 @dataclass
@@ -85,9 +88,12 @@ class World:
         return self.users.reads, self.members.reads
 
 
-def _world(trusted_for: float = 10.0) -> World:
+def _world(trusted_for: float = 10.0, accounts: bool = False) -> World:
+    """Ann and Bob members, Cid not; the members' read says who has an account if `accounts`."""
     members = Members({PROJECT: {"ann": "editor", "bob": "viewer"}, OTHER: {"ann": "owner"}})
     users = Users({"ann", "bob", "cid"})
+    if accounts:
+        members.accounts = users.ids  # the same set: a deleted user is gone from both
     clock = Clock()
     tokens = AccessTokens(SECRET, ttl_seconds=3600)
     gatekeeper = MembershipGatekeeper(
@@ -136,8 +142,9 @@ async def test_a_refusal_is_decided_on_a_fresh_read() -> None:
         assert world.members.reads == reads
 
 
-async def test_a_change_that_takes_access_away_forgets_the_read() -> None:
-    world = _world()
+@pytest.mark.parametrize("accounts", [False, True], ids=["users-read", "members-read"])
+async def test_a_change_that_takes_access_away_forgets_the_read(accounts: bool) -> None:
+    world = _world(accounts=accounts)
     await world.admit("bob")
     del world.members.roles[PROJECT]["bob"]  # the read model has it, then the rooms hear of it
     world.gatekeeper.changed(PROJECT)
@@ -149,8 +156,9 @@ async def test_a_change_that_takes_access_away_forgets_the_read() -> None:
         await world.admit("ann")
 
 
-async def test_a_deleted_user_is_read_again() -> None:
-    world = _world()
+@pytest.mark.parametrize("accounts", [False, True], ids=["users-read", "members-read"])
+async def test_a_deleted_user_is_read_again(accounts: bool) -> None:
+    world = _world(accounts=accounts)
     await world.admit("ann")
     await world.admit("ann", OTHER)
     world.users.ids.discard("ann")
@@ -173,3 +181,79 @@ async def test_a_read_that_may_predate_a_change_is_not_kept() -> None:
     with pytest.raises(Forbidden):
         await world.admit("bob")
     assert world.members.reads == 2
+
+
+async def test_a_member_the_members_read_finds_an_account_for_is_let_in_on_it_alone() -> None:
+    world = _world(accounts=True)
+    assert await world.admit("ann") == "editor"
+    assert world.reads == (0, 1)
+    assert await world.admit("ann") == "editor"  # found lately, on a read trusted still
+    assert world.reads == (0, 1)
+    assert await world.admit("ann", OTHER) == "owner"
+    assert world.reads == (0, 2)
+    # A read trusted from earlier does not vouch for an account: it may predate its deletion.
+    assert await world.admit("bob") == "viewer"
+    assert world.reads == (1, 2)
+
+
+async def test_a_member_deleted_after_a_trusted_read_of_the_members_is_refused() -> None:
+    world = _world(accounts=True)
+    await world.admit("ann")
+    world.users.ids.discard("bob")  # the membership follower has not heard of it yet
+    with pytest.raises(Unauthenticated):
+        await world.admit("bob")
+
+
+async def test_joiners_at_once_wait_for_one_read_of_the_members_and_none_of_a_user() -> None:
+    world = _world(accounts=True)
+    world.members.opened.clear()
+    joins = [asyncio.create_task(world.admit(u)) for u in ("ann", "bob", "ann")]
+    await eventually(lambda: world.members.reads == 1)
+    world.members.opened.set()
+    assert await asyncio.gather(*joins) == ["editor", "viewer", "editor"]
+    assert world.reads == (0, 1)
+
+
+async def test_without_an_account_a_member_or_a_stranger_is_refused_as_a_bad_token() -> None:
+    world = _world(accounts=True)
+    world.users.ids.discard("bob")  # deleted before anything was read
+    with pytest.raises(Unauthenticated):
+        await world.admit("bob")
+    with pytest.raises(Unauthenticated):
+        await world.admit("eve", OTHER)  # signed for a user who never was
+    with pytest.raises(Forbidden):
+        await world.admit("cid")  # an account, but no member
+    assert world.users.reads == 3  # each refusal read its user
+
+
+async def test_a_recheck_reads_the_user_only_if_the_members_read_did_not_find_them() -> None:
+    world = _world(accounts=True)
+    access = await world.gatekeeper.admit(PROJECT, world.tokens.issue("bob"))
+    assert (await world.gatekeeper.recheck(PROJECT, access)).role == "viewer"
+    assert world.reads == (0, 2)  # a recheck reads the members again, never trusted
+    world.users.ids.discard("bob")
+    with pytest.raises(Unauthenticated):
+        await world.gatekeeper.recheck(PROJECT, access)
+    assert world.reads == (1, 3)
+
+
+async def test_a_users_deletion_heard_during_the_members_read_makes_it_vouch_for_none() -> None:
+    world = _world(accounts=True)
+    world.members.opened.clear()
+    joining = asyncio.create_task(world.admit("bob"))
+    await eventually(lambda: world.members.reads == 1)
+    world.gatekeeper.changed(None)  # a user deleted (this fake's read still finds bob's account)
+    world.members.opened.set()
+    assert await joining == "viewer"
+    assert world.users.reads == 1  # so bob's user was read
+
+
+async def test_another_projects_change_during_the_members_read_leaves_it_vouching() -> None:
+    world = _world(accounts=True)
+    world.members.opened.clear()
+    joining = asyncio.create_task(world.admit("bob"))
+    await eventually(lambda: world.members.reads == 1)
+    world.gatekeeper.changed(OTHER)
+    world.members.opened.set()
+    assert await joining == "viewer"
+    assert world.users.reads == 0

@@ -197,3 +197,19 @@ async def test_concurrent_renames_all_land_in_the_log(api: Api) -> None:
     assert len(renamed) == sum(r.status_code == 200 for r in responses)
     final = (await api.client.get(path, headers=owner.headers)).json()
     assert final["title"] == json.loads(renamed[-1].data)["title"]
+
+
+async def test_the_members_read_says_which_members_still_have_an_account(api: Api) -> None:
+    """A join is let in on the project's members read alone when it found the member's account
+    (jacameno.collab.gatekeeper): the read says whose accounts are gone."""
+    owner, other = await api.member("owner"), await api.member("other")
+    project = await api.project(owner)
+    await api.invite(owner, project["id"], other, "editor")
+    reads = api.services.projects.reads
+    state = await reads.state(project["id"])
+    assert state is not None
+    assert state.accounts == frozenset({owner.id, other.id})
+    await api.services.identity.accounts.delete(other.id)
+    state = await reads.state(project["id"])
+    assert state is not None
+    assert state.accounts == frozenset({owner.id})

@@ -91,6 +91,22 @@ async def test_session_joins_and_leaves_are_logged(server: Server) -> None:
     assert left[0].metadata["connection_id"] == joined[0].metadata["connection_id"]
 
 
+async def test_members_opening_a_project_at_once_read_no_user(server: Server) -> None:
+    """They wait for one read of the project's members, which finds their accounts too
+    (jacameno.collab.gatekeeper)."""
+    alice = await server.user("alice")
+    members = [await server.user(f"member-{i}") for i in range(8)]
+    project = await server.project(alice, *((m, "editor") for m in members))
+    users = server.app.state.services.identity.users
+    reads = users.reads
+    joiners = [YClient(server, project, u.token) for u in (alice, *members)]
+    await asyncio.gather(*(c.connect() for c in joiners))
+    await asyncio.gather(*(c.sync() for c in joiners))
+    assert users.reads == reads
+    for client in joiners:
+        await client.close()
+
+
 async def test_sockets_joining_at_once_are_let_in_or_refused_each_as_alone(server: Server) -> None:
     """Their token checks share reads (jacameno.coalesce) and run beside the project's read:
     every member syncs, and a non-member and a deleted user among them get their close code
