@@ -20,6 +20,7 @@ from typing import Any
 
 from pycrdt import Doc
 
+from crdt import document
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
 from jacameno.collab import loading
@@ -113,6 +114,8 @@ class Rooms:
         self._relogger = Relogger(self.held, self._relog)
 
     def start(self) -> None:
+        """Before the first socket: the relay started, pycrdt's first-use cost paid."""
+        document.warm_up()
         if self.relay is not None:
             self.relay.start()
 
