@@ -156,8 +156,9 @@ class Metrics:
         # triggered it (it holds the GIL, so collections never overlap).
         if phase == "start":
             self._gc_began = time.perf_counter()
-        else:
+        elif self._gc_began:  # (not a collection already under way when watching began)
             self._gc_pauses[info["generation"]].observe(time.perf_counter() - self._gc_began)
+            self._gc_began = 0.0
 
     async def _watch_loop(self, tick: float) -> None:
         loop = asyncio.get_running_loop()

@@ -201,9 +201,10 @@ class MembershipGatekeeper:
             raise Unauthenticated(str(exc)) from exc
 
     async def recheck(self, project_id: str, access: Access) -> Access:
+        user_id, deletions = access.user_id, self._deletions
         state = await self._state(project_id)
-        user_id = access.user_id
-        if not _has_account(state, user_id) and await self._accounts.get(user_id) is None:
+        found = _has_account(state, user_id) and deletions == self._deletions
+        if not found and await self._accounts.get(user_id) is None:
             raise Unauthenticated("the account was deleted")
         return replace(self._decide(state, user_id), expires_at=access.expires_at)
 

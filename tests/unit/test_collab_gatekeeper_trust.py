@@ -257,3 +257,15 @@ async def test_another_projects_change_during_the_members_read_leaves_it_vouchin
     world.members.opened.set()
     assert await joining == "viewer"
     assert world.users.reads == 0
+
+
+async def test_a_recheck_whose_members_read_a_users_deletion_came_during_reads_the_user() -> None:
+    world = _world(accounts=True)
+    access = await world.gatekeeper.admit(PROJECT, world.tokens.issue("bob"))
+    world.members.opened.clear()
+    checking = asyncio.create_task(world.gatekeeper.recheck(PROJECT, access))
+    await eventually(lambda: world.members.reads == 2)
+    world.gatekeeper.changed(None)  # a user deleted (this fake's read still finds bob's account)
+    world.members.opened.set()
+    assert (await checking).role == "viewer"
+    assert world.users.reads == 1
