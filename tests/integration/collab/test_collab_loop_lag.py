@@ -43,5 +43,5 @@ async def test_the_event_loops_lag_is_a_metric(server: Server) -> None:
 
 async def test_the_garbage_collectors_pauses_are_a_metric(server: Server) -> None:
     before = await _metric(server, FULL_COLLECTIONS)
-    gc.collect()  # the server's process is this one
-    assert await _metric(server, FULL_COLLECTIONS) == before + 1
+    gc.collect()  # the server's process is this one (which may collect on its own too)
+    assert await _metric(server, FULL_COLLECTIONS) >= before + 1
