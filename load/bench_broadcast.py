@@ -22,7 +22,8 @@ moment, on each database and on the reference server (time to synced p50/p95; ta
 after a restart: "joining again"), with the server's CPU per join (its process's, leaves included;
 Postgres's own not), and on the floor of our stack: a bare y-websocket server on the same uvicorn
 protocols with nothing of JACAMENO's (load.python_stack), which tells the stack's share of a join
-from ours; and each of our runs reads the server's event-loop lag from its
+from ours (the joiners are JavaScript yjs clients with `--js`, fresh ones per burst in one Node
+process); and each of our runs reads the server's event-loop lag from its
 `/metrics` (`jacameno_event_loop_lag_seconds`, to its buckets' resolution), and the durable
 acknowledgement as the server times it, from the frame's arrival to the acknowledgement handed to
 the socket (`jacameno_collab_ack_seconds`), beside its appends to the log
@@ -54,10 +55,12 @@ from harness.server import ServerProcess
 from load import bench_collab as bench
 from load import collab_server as srv
 from load.broadcast_probes import (
+    Join,
     MetricsWatch,
     joiners_ours,
     joiners_python_stack,
     joiners_reference,
+    joining,
 )
 from load.reference_server import reference_server
 from load.report import write_json
@@ -306,6 +309,23 @@ def joins_summary(joins: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+async def _join_round(
+    args: argparse.Namespace, round_number: int, latency: float, join: Join
+) -> list[dict[str, Any]]:
+    """One round's joiners on each server: the reference, the floor of our stack, ours."""
+    joins: list[dict[str, Any]] = []
+    repeats = args.join_repeats
+    if args.reference:
+        figures = await joiners_reference(args.joiners, repeats, latency, join)
+        joins.append({"server": REFERENCE, "round": round_number} | figures)
+    figures = await joiners_python_stack(args.joiners, repeats, latency, join)
+    joins.append({"server": PYTHON_STACK, "round": round_number} | figures)
+    for backend in args.backends:
+        figures = await joiners_ours(backend, args.postgres, args.joiners, repeats, latency, join)
+        joins.append({"server": backend, "round": round_number} | figures)
+    return joins
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     shape = bench.Shape(args.clients, args.rooms, args.rate)
     started = datetime.now(UTC)
@@ -316,16 +336,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     for round_number in range(1, args.rounds + 1):
         if args.joiners:
             print(f"round {round_number}: {args.joiners} joiners", file=sys.stderr, flush=True)
-            if args.reference:
-                figures = await joiners_reference(args.joiners, args.join_repeats, latency)
-                joins.append({"server": REFERENCE, "round": round_number} | figures)
-            figures = await joiners_python_stack(args.joiners, args.join_repeats, latency)
-            joins.append({"server": PYTHON_STACK, "round": round_number} | figures)
-            for backend in args.backends:
-                figures = await joiners_ours(
-                    backend, args.postgres, args.joiners, args.join_repeats, latency
-                )
-                joins.append({"server": backend, "round": round_number} | figures)
+            async with joining(args.js) as join:
+                joins += await _join_round(args, round_number, latency, join)
         if args.only == "join":
             continue
         if args.reference:

@@ -10,7 +10,7 @@ import contextlib
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from harness.waiting import wait_until
 from load import bench_collab as bench
 from load import collab_server as srv
 from load.collab_client import Client, Ledger
+from load.js_clients import JsFleet
 from load.python_stack import python_stack_server
 from load.reference_server import reference_server
 from load.stats import percentile
@@ -53,7 +54,25 @@ async def join_all(urls: list[str]) -> list[float]:
         await asyncio.gather(*(c.close() for c in clients if c.ws is not None))
 
 
-async def join_bursts(pid: int, bursts: list[list[str]]) -> dict[str, Any]:
+# Simultaneous joiners: each one's seconds from the start of its connection to its sync step 2.
+Join = Callable[[list[str]], Awaitable[list[float]]]
+
+
+@contextlib.asynccontextmanager
+async def joining(js: bool) -> AsyncIterator[Join]:
+    """The joiners of a run: Python clients (`join_all`), or JavaScript yjs clients in one Node
+    process (load/js/clients.mjs), fresh ones for each burst."""
+    if not js:
+        yield join_all
+        return
+    fleet = JsFleet(Ledger(), [])
+    try:
+        yield fleet.join
+    finally:
+        await fleet.close()
+
+
+async def join_bursts(pid: int, bursts: list[list[str]], join: Join = join_all) -> dict[str, Any]:
     """Each burst's clients joined at the same moment, one burst after the other, then the same
     bursts again (`rejoin_`: the same people opening the same documents again a moment later, as
     after a server restart or a network blip); the times to synced, and the CPU of process `pid`
@@ -64,7 +83,7 @@ async def join_bursts(pid: int, bursts: list[list[str]]) -> dict[str, Any]:
         seconds: list[float] = []
         cpu = srv.cpu_seconds(pid)
         for urls in bursts:
-            seconds += await join_all(urls)
+            seconds += await join(urls)
         await asyncio.sleep(SETTLE_SECONDS)
         cpu = srv.cpu_seconds(pid) - cpu
         found = joined_json(seconds) | {
@@ -95,7 +114,12 @@ async def _through(ws_url: str, latency: float) -> AsyncIterator[str]:
 
 
 async def joiners_ours(
-    backend: str, dsn: str, joiners: int, repeats: int, latency: float = 0.0
+    backend: str,
+    dsn: str,
+    joiners: int,
+    repeats: int,
+    latency: float = 0.0,
+    join: Join = join_all,
 ) -> dict[str, Any]:
     """`repeats` times, `joiners` members open a project no one has open (its room loads
     under them), on a fresh server and database; through `latency` seconds of round trip.
@@ -117,24 +141,28 @@ async def joiners_ours(
                 assert server.process is not None
                 async with server.http() as http:
                     watch.start = (await http.get("/metrics")).text
-                    figures = await join_bursts(server.process.pid, bursts)
+                    figures = await join_bursts(server.process.pid, bursts, join)
                     watch.end = (await http.get("/metrics")).text
     timed = {f"server_p{q}_ms": watch.server_ms(JOIN_SECONDS, q) for q in (50, 95)}
     return figures | timed | watch.full_collections()
 
 
-async def joiners_reference(joiners: int, repeats: int, latency: float = 0.0) -> dict[str, Any]:
+async def joiners_reference(
+    joiners: int, repeats: int, latency: float = 0.0, join: Join = join_all
+) -> dict[str, Any]:
     """The same joiners on the y-websocket reference server (load.reference_server), a room
     nobody has open per burst."""
     async with reference_server() as server, _through(server.ws_url, latency) as ws_url:
-        return await join_bursts(server.pid, _rooms(ws_url, joiners, repeats))
+        return await join_bursts(server.pid, _rooms(ws_url, joiners, repeats), join)
 
 
-async def joiners_python_stack(joiners: int, repeats: int, latency: float = 0.0) -> dict[str, Any]:
+async def joiners_python_stack(
+    joiners: int, repeats: int, latency: float = 0.0, join: Join = join_all
+) -> dict[str, Any]:
     """The same joiners on a bare y-websocket server of our Python stack (load.python_stack),
     a room nobody has open per burst: the floor of a join for a server built on it."""
     async with python_stack_server() as server, _through(server.ws_url, latency) as ws_url:
-        return await join_bursts(server.pid, _rooms(ws_url, joiners, repeats))
+        return await join_bursts(server.pid, _rooms(ws_url, joiners, repeats), join)
 
 
 def _rooms(ws_url: str, joiners: int, repeats: int) -> list[list[str]]:

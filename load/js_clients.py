@@ -168,6 +168,14 @@ class JsFleet:
             await self.start()
         await self._command({"cmd": "connect", "clients": indices}, "connected")
 
+    async def join(self, urls: list[str]) -> list[float]:
+        """Fresh clients (none of the fleet's) open `urls` at the same moment: each one's
+        seconds from the start of its connection to its sync step 2. They are closed then."""
+        if self._process is None:
+            await self.start()
+        seconds: list[float] = await self._command({"cmd": "join", "urls": urls}, "joined")
+        return seconds
+
     async def run(self, rate: float, start: float, measure_from: float, stop: float) -> None:
         times = [int(t * 1e9) for t in (start, measure_from, stop)]
         assert abs(time.perf_counter_ns() - int(time.perf_counter() * 1e9)) < 1_000_000

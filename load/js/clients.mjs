@@ -14,6 +14,9 @@
 //           {"ran":{"sent":[n...]}} at the end
 //   {"cmd":"contents"}  -> {"contents":{"contents":[{"bench":{...},"lyrics":"..."}...],
 //                                        "codes":{client:[code,reason]}}} (those the server closed)
+//   {"cmd":"join","urls":[url...]} -> {"joined":[seconds...]}: a fresh client per URL, all
+//        connected at the same moment, each one's seconds from the start of its connection to its
+//        sync step 2; then they are closed
 //   {"cmd":"close"}     -> {"closed":true}, then exits
 // The clients are given at start as JSON in argv[2]: [{"url":..., "room":r, "index":i}, ...].
 
@@ -97,7 +100,7 @@ class Client {
     const decoder = decoding.createDecoder(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
     if (decoding.readVarUint(decoder) !== MESSAGE_SYNC) return null // awareness, auth: not ours
     const type = decoding.peekVarUint(decoder)
-    if (type === syncProtocol.messageYjsUpdate) {
+    if (type === syncProtocol.messageYjsUpdate && this.n !== null) {
       for (const key of data.toString('latin1').match(KEY) || []) out({ r: [this.n, key, at] })
     }
     const encoder = encoding.createEncoder()
@@ -134,6 +137,31 @@ class Client {
   }
 }
 
+// Closes `list`'s clients; resolves once each is closed.
+function closeAll (list) {
+  return Promise.all(list.map((c) => new Promise((resolve) => {
+    if (c.ws === undefined || c.ws.readyState === WebSocket.CLOSED) return resolve()
+    c.close = c.close ?? [1000, '']
+    c.ws.on('close', resolve)
+    c.ws.close()
+  })))
+}
+
+// Fresh clients opening `urls` at the same moment (not reporting what they receive): each one's
+// seconds to synced.
+async function join (urls) {
+  const joiners = urls.map((url, i) => new Client(null, { url, room: 0, index: i }))
+  try {
+    return await Promise.all(joiners.map(async (c) => {
+      const started = now()
+      await c.connect()
+      return Number(now() - started) / 1e9
+    }))
+  } finally {
+    await closeAll(joiners)
+  }
+}
+
 const clients = JSON.parse(process.argv[2]).map((spec, n) => new Client(n, spec))
 const lines = readline.createInterface({ input: process.stdin })
 for await (const line of lines) {
@@ -150,13 +178,10 @@ for await (const line of lines) {
     clients.forEach((c) => { if (c.close !== null) codes[c.n] = c.close })
     const contents = clients.map((c) => ({ bench: c.bench.toJSON(), lyrics: c.lyrics.toString() }))
     out({ contents: { contents, codes } })
+  } else if (command.cmd === 'join') {
+    out({ joined: await join(command.urls) })
   } else if (command.cmd === 'close') {
-    await Promise.all(clients.map((c) => new Promise((resolve) => {
-      if (c.ws === undefined || c.ws.readyState === WebSocket.CLOSED) return resolve()
-      c.close = c.close ?? [1000, '']
-      c.ws.on('close', resolve)
-      c.ws.close()
-    })))
+    await closeAll(clients)
     out({ closed: true })
     process.exit(0)
   }
