@@ -1,6 +1,6 @@
 """What every Postgres connection of ours shares: the session settings that bound how long a
-stalled or vanished peer can hold anything, the reset of pooled connections, and which asyncpg
-and socket errors mean the database or the link failed.
+stalled or vanished peer can hold anything, the reset of pooled connections and how a statement
+borrows one, and which asyncpg and socket errors mean the database or the link failed.
 
 Nothing we run holds a lock across a client round trip in the steady state (an append is one
 statement that is its own transaction), but a node can stall (SIGSTOP, a full disk, a cut link)
@@ -17,10 +17,17 @@ A query parameter of the database URL of the same name overrides each of them
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Every connection: the server ends a transaction idle on its client, and a vanished peer.
 SESSION: Mapping[str, str] = {
@@ -76,3 +83,38 @@ async def keep_session(conn: asyncpg.Connection) -> None:
     """A pool's reset for connections whose sessions we never change (no LISTEN, SET, advisory
     locks or cursors): asyncpg still rolls back an open transaction, and skips its default
     reset, a round trip of four statements on every release."""
+
+
+# Connections being given back to their pools (`on_pool`): a task nobody holds may be collected.
+_GIVING_BACK: set[asyncio.Task[None]] = set()
+
+
+async def on_pool(
+    pool: asyncpg.Pool, statement: Callable[[PoolConnectionProxy], Awaitable[T]]
+) -> T:
+    """`statement` on a connection of `pool` (outside a transaction), the connection given back
+    in the background once the statement ends.
+
+    asyncpg's own way (`Pool.fetch`, `async with pool.acquire()`) gives it back under
+    `asyncio.shield`, in a task of its own: the caller resumes three turns of the event loop
+    after its answer came (the task's first step, its end told to the shield, the shield's to
+    the caller), and in a burst of joiners each turn is the whole burst's handshake work.
+    Given back in the background, the connection is free again a turn or two later, which
+    costs a reader nothing unless every connection is out."""
+    conn = await pool.acquire()
+    try:
+        return await statement(conn)
+    finally:
+        task = asyncio.get_running_loop().create_task(pool.release(conn))
+        _GIVING_BACK.add(task)
+        task.add_done_callback(_given_back)
+
+
+def _given_back(task: asyncio.Task[None]) -> None:
+    _GIVING_BACK.discard(task)
+    error = None if task.cancelled() else task.exception()
+    if error is not None:  # asyncpg has closed the connection it could not reset
+        logger.warning(
+            "a pooled connection could not be given back",
+            extra={"action": "sql.release_failed", "error": repr(error)},
+        )

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from dbdrivers.postgres import keep_session, server_settings
+from dbdrivers.postgres import keep_session, on_pool, server_settings
 from eventstore.errors import InvalidEventError, StoreClosedError
 from eventstore.groupcommit import GroupCommitter, Pacing
 from eventstore.limits import (
@@ -141,7 +141,9 @@ class PostgresEventStore:
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         try:
-            rows: list[asyncpg.Record] = await self._readers().fetch(query, *args)
+            rows: list[asyncpg.Record] = await on_pool(
+                self._readers(), lambda conn: conn.fetch(query, *args)
+            )
         except Exception as exc:
             raise translate(exc) from exc
         return rows

@@ -7,12 +7,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from dbdrivers.postgres import DRIVER_ERRORS, SESSION, UNAVAILABLE, keep_session, server_settings
+from dbdrivers.postgres import (
+    DRIVER_ERRORS,
+    SESSION,
+    UNAVAILABLE,
+    keep_session,
+    on_pool,
+    server_settings,
+)
 from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
 
 if TYPE_CHECKING:
@@ -38,32 +53,39 @@ def _translated() -> Iterator[None]:
         raise _pg_error(exc) from exc
 
 
+_Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+T = TypeVar("T")
+
+
 class _PgConnection:
-    def __init__(
-        self, conn: asyncpg.Connection | asyncpg.Pool | asyncpg.pool.PoolConnectionProxy
-    ) -> None:
+    def __init__(self, conn: _Conn | None) -> None:
         self._conn = conn
+
+    async def _on(self, statement: Callable[[_Conn], Awaitable[T]]) -> T:
+        assert self._conn is not None
+        return await statement(self._conn)
 
     async def execute(self, sql: str, *args: Any) -> None:
         with _translated():
-            await self._conn.execute(sql, *args)
+            await self._on(lambda conn: conn.execute(sql, *args))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        batch = list(rows)
         with _translated():
-            await self._conn.executemany(sql, list(rows))
+            await self._on(lambda conn: conn.executemany(sql, batch))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         with _translated():
-            return list(await self._conn.fetch(sql, *args))
+            return list(await self._on(lambda conn: conn.fetch(sql, *args)))
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         with _translated():
-            row: Row | None = await self._conn.fetchrow(sql, *args)
+            row: Row | None = await self._on(lambda conn: conn.fetchrow(sql, *args))
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         with _translated():
-            return await self._conn.fetchval(sql, *args)
+            return await self._on(lambda conn: conn.fetchval(sql, *args))
 
 
 # The schema of the read models (migration 0009); analysts are granted exactly this one.
@@ -74,8 +96,12 @@ class PostgresDatabase(_PgConnection):
     kind: Kind = "postgres"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        super().__init__(pool)
+        super().__init__(None)
         self._pool = pool
+
+    async def _on(self, statement: Callable[[_Conn], Awaitable[T]]) -> T:
+        # Each statement on a connection of its own, given back without delaying its caller.
+        return await on_pool(self._pool, statement)
 
     @classmethod
     async def open(
