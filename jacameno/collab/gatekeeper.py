@@ -12,6 +12,7 @@ from typing import Protocol
 
 from domain.roles import Role, can_write, parse_role
 from jacameno.bearer import Authenticator, Bearer, NotAuthenticated, Users
+from jacameno.coalesce import Shared
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
 from jacameno.recent import Recent
 from projections.projects import ProjectsReadModel, ProjectState
@@ -115,7 +116,7 @@ class MembershipGatekeeper:
         # One read of a project's members shared by the sockets that ask while it is under way
         # (50 joiners opening a project at once: one read, not 50); `changed` ends the sharing
         # of a read that may predate a change.
-        self._reading: dict[str, asyncio.Future[ProjectState | None]] = {}
+        self._reading: dict[str, Shared[ProjectState | None]] = {}
         self._states: Recent[ProjectState] = Recent(trusted_for, REMEMBERED)
         self._users: Recent[bool] = Recent(trusted_for, REMEMBERED)  # users found
         self._changes = 0  # `changed` calls so far: a read begun before one is not kept
@@ -132,35 +133,30 @@ class MembershipGatekeeper:
             self._reading.pop(project_id, None)
             self._states.drop(project_id)
 
-    def _shared_state(self, project_id: str) -> asyncio.Future[ProjectState | None]:
-        """The read of the project's members under way, else a new one (kept once it ends if no
-        change came meanwhile)."""
+    def _shared_state(self, project_id: str) -> Shared[ProjectState | None]:
+        """The read of the project's members under way, else a new one."""
         shared = self._reading.get(project_id)
         if shared is None:
-            shared = asyncio.ensure_future(self._projects.state(project_id))
-            self._reading[project_id] = shared
-            began, changes = self._clock(), self._changes
-            shared.add_done_callback(lambda done: self._read(project_id, done, began, changes))
+            read = self._read(project_id, self._clock(), self._changes)
+            shared = self._reading[project_id] = Shared(read, name="members-read")
         return shared
 
     async def _state(self, project_id: str) -> ProjectState | None:
-        # Shielded: a caller that gives up (its admission timed out) leaves the read to others.
-        return await asyncio.shield(self._shared_state(project_id))
+        # A caller that gives up (its admission timed out) leaves the read to others.
+        return await self._shared_state(project_id).wait()
 
-    def _read(
-        self,
-        project_id: str,
-        done: asyncio.Future[ProjectState | None],
-        began: float,
-        changes: int,
-    ) -> None:
-        if self._reading.get(project_id) is done:
-            del self._reading[project_id]
-        if done.cancelled() or done.exception() is not None:
-            return  # retrieved: each caller that waited got it already
-        state = done.result()
+    async def _read(self, project_id: str, began: float, changes: int) -> ProjectState | None:
+        """The project's members, kept if no change came while they were read. Its callers learn
+        them in the turn it ends, once it is no longer shared and what it found is kept."""
+        try:
+            state = await self._projects.state(project_id)
+        finally:
+            reading = self._reading.get(project_id)
+            if reading is not None and reading.task is asyncio.current_task():
+                del self._reading[project_id]
         if state is not None and not state.deleted and changes == self._changes:
             self._states.put(project_id, state, began)
+        return state
 
     async def admit(
         self, project_id: str, token: str | None, vouched: Callable[[], None] | None = None

@@ -23,6 +23,7 @@ from pycrdt import Doc
 from crdt import document
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
+from jacameno.coalesce import Shared
 from jacameno.collab import loading
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import (
@@ -58,13 +59,17 @@ def node_name() -> str:
 
 @dataclass(slots=True)
 class _Entry:
-    loading: asyncio.Task[Room]
+    load: Shared[Room]
     closing: asyncio.Task[None] | None = None
     unload_timer: asyncio.TimerHandle | None = None
     room: Room | None = field(default=None)
     # Loaded while an admission was decided (`Rooms.admit`), which then failed: unloaded as
     # soon as it is loaded, unless a socket is in it or being let in.
     unwanted: bool = False
+
+    @property
+    def loading(self) -> asyncio.Task[Room]:
+        return self.load.task
 
 
 @dataclass(slots=True)
@@ -142,14 +147,14 @@ class Rooms:
                 raise RoomUnavailable("the server is shutting down")
             entry = self._entries.get(project_id)
             if entry is None:
-                entry = _Entry(asyncio.create_task(self._load(project_id)))
+                entry = _Entry(Shared(self._load(project_id), name="room-load"))
                 self._entries[project_id] = entry
             if entry.closing is not None:
                 await asyncio.shield(entry.closing)
                 continue
             try:
                 async with asyncio.timeout(self.config.append_timeout):
-                    room = await asyncio.shield(entry.loading)
+                    room = await entry.load.wait()
             except TimeoutError as exc:  # the load goes on; later joiners wait for it again
                 raise RoomUnavailable("the document cannot be loaded now") from exc
             except (EventStoreError, MalformedMessage) as exc:
@@ -346,8 +351,8 @@ class Rooms:
 
         try:
             # A timeout in the task itself, not a task of its own (`within`): each task a join
-            # waits for is one more turn of a loop that a burst of joiners keeps busy. The
-            # gatekeeper's reads are shared and shielded, so giving up on them is immediate.
+            # waits for is one more turn of a loop that a burst of joiners keeps busy. A caller
+            # giving up on the gatekeeper's shared reads leaves them to the others at once.
             async with asyncio.timeout(self.config.append_timeout):
                 access = await self.gatekeeper.admit(project_id, token, vouched)
         except BaseException as exc:
@@ -364,7 +369,7 @@ class Rooms:
         failed one is forgotten (the next `open` loads again)."""
         if self._closed or project_id in self._entries:
             return None
-        entry = _Entry(asyncio.create_task(self._load(project_id)))
+        entry = _Entry(Shared(self._load(project_id), name="room-load"))
         self._entries[project_id] = entry
         entry.loading.add_done_callback(lambda _: self._prefetched(project_id, entry))
         return entry
