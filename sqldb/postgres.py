@@ -57,13 +57,11 @@ _Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 T = TypeVar("T")
 
 
-class _PgConnection:
-    def __init__(self, conn: _Conn | None) -> None:
-        self._conn = conn
+class _Statements:
+    """The SQL layer's statements, each run by `_on` (on a held connection, or on the pool)."""
 
     async def _on(self, statement: Callable[[_Conn], Awaitable[T]]) -> T:
-        assert self._conn is not None
-        return await statement(self._conn)
+        raise NotImplementedError
 
     async def execute(self, sql: str, *args: Any) -> None:
         with _translated():
@@ -88,15 +86,24 @@ class _PgConnection:
             return await self._on(lambda conn: conn.fetchval(sql, *args))
 
 
+class _PgConnection(_Statements):
+    """Statements on one connection the caller holds (a transaction's, `connection()`'s)."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self._conn = conn
+
+    async def _on(self, statement: Callable[[_Conn], Awaitable[T]]) -> T:
+        return await statement(self._conn)
+
+
 # The schema of the read models (migration 0009); analysts are granted exactly this one.
 READ_MODELS_SCHEMA = "readmodels"
 
 
-class PostgresDatabase(_PgConnection):
+class PostgresDatabase(_Statements):
     kind: Kind = "postgres"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
-        super().__init__(None)
         self._pool = pool
 
     async def _on(self, statement: Callable[[_Conn], Awaitable[T]]) -> T:

@@ -39,8 +39,20 @@ async def test_failed_and_cancelled_statements_give_their_connection_back(
         sleeping = asyncio.create_task(
             on_pool(pool, lambda conn: conn.execute("SELECT pg_sleep(10)"))
         )
-        await wait_until(lambda: pool.get_idle_size() == 0, "the statement has the connection")
-        await asyncio.sleep(0.05)
+        watcher = await asyncpg.connect(fresh_pg_url)
+        try:
+
+            async def running() -> bool:  # cancelled while the server runs it
+                return bool(
+                    await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE state = 'active' AND query = 'SELECT pg_sleep(10)'"
+                    )
+                )
+
+            await wait_until(running, "the statement runs")
+        finally:
+            await watcher.close()
         sleeping.cancel()
         with pytest.raises(asyncio.CancelledError):
             await sleeping

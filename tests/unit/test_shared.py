@@ -25,8 +25,9 @@ async def test_callers_share_one_run_and_its_result() -> None:
         return 42
 
     shared = Shared(work())
-    callers = [asyncio.create_task(_wait(shared)) for _ in range(20)]
-    await asyncio.sleep(0)
+    waiting = [asyncio.Event() for _ in range(20)]
+    callers = [asyncio.create_task(_wait(shared, w)) for w in waiting]
+    await _all_set(waiting)
     release.set()
     assert await asyncio.gather(*callers) == [42] * 20
     assert runs == 1
@@ -41,17 +42,19 @@ async def test_a_caller_that_gives_up_leaves_the_work_to_the_others() -> None:
         return "done"
 
     shared = Shared(work())
-    impatient = asyncio.create_task(_wait(shared))
-    patient = asyncio.create_task(_wait(shared))
+    waiting = [asyncio.Event(), asyncio.Event()]
+    impatient = asyncio.create_task(_wait(shared, waiting[0]))
+    patient = asyncio.create_task(_wait(shared, waiting[1]))
+    await _all_set(waiting)
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.01):
+        async with asyncio.timeout(0):  # gives up at the loop's next turn
             await _wait(shared)
     impatient.cancel()
-    await asyncio.sleep(0)
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
     assert not shared.task.done()
     release.set()
     assert await patient == "done"
-    assert impatient.cancelled()
 
 
 async def test_a_failure_reaches_every_caller() -> None:
@@ -62,8 +65,9 @@ async def test_a_failure_reaches_every_caller() -> None:
         raise LookupError("gone")
 
     shared = Shared(work())
-    callers = [asyncio.create_task(_wait(shared)) for _ in range(3)]
-    await asyncio.sleep(0)
+    waiting = [asyncio.Event() for _ in range(3)]
+    callers = [asyncio.create_task(_wait(shared, w)) for w in waiting]
+    await _all_set(waiting)
     release.set()
     outcomes = await asyncio.gather(*callers, return_exceptions=True)
     assert all(isinstance(o, LookupError) for o in outcomes)
@@ -72,9 +76,11 @@ async def test_a_failure_reaches_every_caller() -> None:
 
 
 async def test_a_cancelled_run_cancels_its_callers() -> None:
-    shared = Shared(asyncio.sleep(10))
-    caller = asyncio.create_task(_wait(shared))
-    await asyncio.sleep(0)
+    never = asyncio.Event()
+    shared = Shared(never.wait())
+    waiting = asyncio.Event()
+    caller = asyncio.create_task(_wait(shared, waiting))
+    await _all_set([waiting])
     shared.task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
@@ -83,28 +89,43 @@ async def test_a_cancelled_run_cancels_its_callers() -> None:
 async def test_a_caller_wakes_in_the_turn_the_work_ends() -> None:
     loop = asyncio.get_running_loop()
     order: list[str] = []
+    waiting, after = asyncio.Event(), asyncio.Event()
+
+    def the_turn_after() -> None:
+        order.append("the turn after")
+        after.set()
 
     def next_turn() -> None:
         order.append("the next turn")
-        loop.call_soon(order.append, "the turn after")
+        loop.call_soon(the_turn_after)
 
     async def work() -> int:
-        await asyncio.sleep(0)
+        await waiting.wait()  # the caller waits before the work ends
         loop.call_soon(next_turn)  # runs in the turn after this step, as the caller's wake-up
         return 1
 
     shared = Shared(work())
 
     async def caller() -> None:
-        await shared.wait()
+        await _wait(shared, waiting)
         order.append("woken")
 
-    await asyncio.create_task(caller())
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await asyncio.create_task(caller())
+        await after.wait()
     # Through `asyncio.shield` it would be woken only in the turn after.
-    assert order[:2] == ["the next turn", "woken"]
+    assert order == ["the next turn", "woken", "the turn after"]
 
 
-async def _wait(shared: Shared[T]) -> T:
-    return await shared.wait()
+async def _wait(shared: Shared[T], waiting: asyncio.Event | None = None) -> T:
+    """`shared`'s outcome; `waiting` is set once this caller waits for it."""
+    outcome = shared.wait()
+    if waiting is not None:
+        waiting.set()
+    return await outcome
+
+
+async def _all_set(events: list[asyncio.Event]) -> None:
+    async with asyncio.timeout(5):
+        for event in events:
+            await event.wait()
