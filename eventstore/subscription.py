@@ -8,6 +8,7 @@ import logging
 from collections import deque
 from typing import Protocol
 
+from dbdrivers.shared import Waiters
 from eventstore.errors import EventStoreError, StoreClosedError, StoreUnavailableError
 from eventstore.model import RecordedEvent
 
@@ -31,46 +32,39 @@ class SharedReads:
 
     def __init__(self, log: _Log) -> None:
         self._log = log
-        self._asked: dict[tuple[int, int], asyncio.Future[list[RecordedEvent]]] = {}
+        self._asked: dict[tuple[int, int], Waiters[list[RecordedEvent]]] = {}
         self._reads: set[asyncio.Task[None]] = set()
         self.reads = 0  # reads made (for tests)
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         key = (after_position, limit)
-        page = self._asked.get(key)
-        if page is None:
-            page = self._asked[key] = asyncio.get_running_loop().create_future()
-            page.add_done_callback(_retrieved)
-            asyncio.get_running_loop().call_soon(self._begin, key, page)
-        # Shielded: a subscription closed meanwhile leaves the read to the others.
-        return await asyncio.shield(page)
+        waiters = self._asked.get(key)
+        if waiters is None:
+            waiters = self._asked[key] = Waiters()
+            asyncio.get_running_loop().call_soon(self._begin, key, waiters)
+        # A future of its own, woken in the turn the read ends (`dbdrivers.shared`): a
+        # subscription closed meanwhile leaves the read to the others.
+        return await waiters.add()
 
-    def _begin(self, key: tuple[int, int], page: asyncio.Future[list[RecordedEvent]]) -> None:
+    def _begin(self, key: tuple[int, int], waiters: Waiters[list[RecordedEvent]]) -> None:
         del self._asked[key]  # from now on, a request waits for a read of its own
         self.reads += 1
-        task = asyncio.create_task(self._read(key, page), name="shared-read")
+        task = asyncio.create_task(self._read(key, waiters), name="shared-read")
         self._reads.add(task)
         task.add_done_callback(self._reads.discard)
 
-    async def _read(self, key: tuple[int, int], page: asyncio.Future[list[RecordedEvent]]) -> None:
+    async def _read(self, key: tuple[int, int], waiters: Waiters[list[RecordedEvent]]) -> None:
         try:
             events = await self._log.read_all(*key)
-        except asyncio.CancelledError:  # the store or the loop is closing
-            page.cancel()
-            raise
-        except Exception as exc:
-            page.set_exception(exc)
+        except BaseException as exc:  # cancelled: the store or the loop is closing
+            waiters.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
         else:
-            page.set_result(events)
+            waiters.tell(events)
 
     async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
         return await self._log.wait_for_commit(after_position, timeout)
-
-
-def _retrieved(page: asyncio.Future[list[RecordedEvent]]) -> None:
-    """A failed read whose subscriptions all went away is nobody's unhandled error."""
-    if not page.cancelled():
-        page.exception()
 
 
 class Subscription:

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from dbdrivers.shared import Shared
 from domain.roles import Role, can_write, parse_role
 from jacameno.bearer import Authenticator, Bearer, NotAuthenticated, Users
-from jacameno.coalesce import Shared
 from jacameno.collab.errors import Forbidden, NoSuchProject, Unauthenticated
 from jacameno.recent import Recent
 from projections.projects import ProjectsReadModel, ProjectState

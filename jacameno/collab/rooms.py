@@ -21,9 +21,9 @@ from typing import Any
 from pycrdt import Doc
 
 from crdt import document
+from dbdrivers.shared import Shared
 from eventstore import AppendResult, EventStore, EventStoreError
 from jacameno.bus import Bus
-from jacameno.coalesce import Shared
 from jacameno.collab import loading
 from jacameno.collab.connection import Connection
 from jacameno.collab.errors import (

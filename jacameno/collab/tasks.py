@@ -8,7 +8,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from jacameno.coalesce import forget_outcome
+from dbdrivers.shared import forget_outcome
 
 logger = logging.getLogger("jacameno.collab.rooms")  # the rooms' log lines keep their logger
 

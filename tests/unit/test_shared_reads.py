@@ -74,3 +74,73 @@ async def test_a_failed_read_fails_each_request_that_shared_it() -> None:
     assert shared.reads == 1
     with pytest.raises(StoreUnavailableError):
         await shared.read_all(0)
+
+
+class _Gated:
+    """A log whose reads wait for `release`, and tell `began` when one does."""
+
+    def __init__(self, store: MemoryEventStore) -> None:
+        self.store = store
+        self.began, self.release = asyncio.Event(), asyncio.Event()
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        self.began.set()
+        await self.release.wait()
+        return await self.store.read_all(after_position, limit)
+
+    async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
+        return await self.store.wait_for_commit(after_position, timeout)
+
+
+async def test_a_request_that_gives_up_leaves_the_read_to_the_others() -> None:
+    store = MemoryEventStore()
+    await store.append("s", [NewEvent("a")])
+    log = _Gated(store)
+    shared = SharedReads(log)
+    leaving = asyncio.create_task(shared.read_all(0))
+    staying = asyncio.create_task(shared.read_all(0))
+    async with asyncio.timeout(5):
+        await log.began.wait()
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    log.release.set()
+    assert [e.type for e in await staying] == ["a"]
+    assert shared.reads == 1
+
+
+async def test_a_request_wakes_in_the_turn_its_read_ends() -> None:
+    loop = asyncio.get_running_loop()
+    store = MemoryEventStore()
+    await store.append("s", [NewEvent("a")])
+    order: list[str] = []
+    after = asyncio.Event()
+
+    def the_turn_after() -> None:
+        order.append("the turn after")
+        after.set()
+
+    def next_turn() -> None:
+        order.append("the next turn")
+        loop.call_soon(the_turn_after)
+
+    class Marking:
+        async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+            events = await store.read_all(after_position, limit)
+            loop.call_soon(next_turn)  # runs in the turn after this step, as the reader's wake-up
+            return events
+
+        async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
+            return await store.wait_for_commit(after_position, timeout)
+
+    shared = SharedReads(Marking())
+
+    async def reader() -> None:
+        await shared.read_all(0)
+        order.append("woken")
+
+    async with asyncio.timeout(5):
+        await asyncio.create_task(reader())
+        await after.wait()
+    # Through `asyncio.shield` it would be woken only in the turn after.
+    assert order == ["the next turn", "woken", "the turn after"]

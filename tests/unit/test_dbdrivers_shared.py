@@ -1,4 +1,4 @@
-"""One computation awaited by many (jacameno.coalesce.Shared): run once, its result or error
+"""One computation awaited by many (dbdrivers.shared.Shared): run once, its result or error
 reaches every caller, a caller that gives up leaves it to the others, and each caller is woken
 in the turn of the event loop the computation ends in (where a shield wakes it a turn later)."""
 
@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import pytest
 
-from jacameno.coalesce import Shared
+from dbdrivers.shared import Shared
 
 T = TypeVar("T")
 
