@@ -105,9 +105,15 @@ async def on_pool(
     try:
         return await statement(conn)
     finally:
-        task = asyncio.get_running_loop().create_task(pool.release(conn))
-        _GIVING_BACK.add(task)
-        task.add_done_callback(_given_back)
+        give_back(pool, conn)
+
+
+def give_back(pool: asyncpg.Pool, conn: PoolConnectionProxy) -> None:
+    """Give `conn` back to `pool` in the background, without holding its caller (`on_pool`).
+    A connection left inside a transaction is rolled back by the pool's reset."""
+    task = asyncio.get_running_loop().create_task(pool.release(conn))
+    _GIVING_BACK.add(task)
+    task.add_done_callback(_given_back)
 
 
 def _given_back(task: asyncio.Task[None]) -> None:

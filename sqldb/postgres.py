@@ -24,6 +24,7 @@ from dbdrivers.postgres import (
     DRIVER_ERRORS,
     SESSION,
     UNAVAILABLE,
+    give_back,
     keep_session,
     on_pool,
     server_settings,
@@ -140,11 +141,18 @@ class PostgresDatabase(_Statements):
             )
         return cls(pool)
 
+    # A transaction's connection and `connection()`'s are given back in the background too
+    # (`give_back`): the caller goes on in the turn its commit's answer comes.
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield _PgConnection(conn)
+            conn = await self._pool.acquire()
+            try:
+                async with conn.transaction():
+                    yield _PgConnection(conn)
+            finally:
+                give_back(self._pool, conn)
         except DatabaseError:
             raise
         except DRIVER_ERRORS as exc:
@@ -157,8 +165,7 @@ class PostgresDatabase(_Statements):
         try:
             yield _PgConnection(held)
         finally:
-            with _translated():
-                await self._pool.release(held)
+            give_back(self._pool, held)
 
     async def close(self) -> None:
         try:

@@ -74,3 +74,60 @@ async def test_more_statements_than_connections_all_get_one(fresh_pg_url: str) -
         assert await db.fetchval("SELECT 2") == 2
     finally:
         await db.close()
+
+
+async def test_a_transaction_goes_on_before_its_connection_is_back(fresh_pg_url: str) -> None:
+    db = await open_database(fresh_pg_url, pool_size=1)
+    try:
+        await db.execute("CREATE TABLE t (n int PRIMARY KEY)")
+        pool = db._pool  # type: ignore[attr-defined]
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (1)")
+        # committed, and its caller on its way while the connection is still being given back
+        assert pool.get_idle_size() == 0
+        await wait_until(lambda: pool.get_idle_size() == 1, "the connection is given back")
+        assert await db.fetchval("SELECT count(*) FROM t") == 1
+        async with db.connection() as conn:
+            assert await conn.fetchval("SELECT 3") == 3
+        assert pool.get_idle_size() == 0
+        await wait_until(lambda: pool.get_idle_size() == 1, "the connection is given back")
+    finally:
+        await db.close()
+
+
+async def test_failed_and_cancelled_transactions_roll_back_and_serve_again(
+    fresh_pg_url: str,
+) -> None:
+    db = await open_database(fresh_pg_url, pool_size=1)
+    try:
+        await db.execute("CREATE TABLE t (n int PRIMARY KEY)")
+
+        async def duplicate() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (1)")
+                await tx.execute("INSERT INTO t VALUES (1)")
+
+        with pytest.raises(DatabaseError):
+            await duplicate()
+        started = asyncio.Event()
+
+        async def slow() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (2)")
+                started.set()
+                await tx.execute("SELECT pg_sleep(10)")
+
+        sleeping = asyncio.create_task(slow())
+        async with asyncio.timeout(5):
+            await started.wait()
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        # the pool's one connection serves again, and neither transaction left a row
+        async with asyncio.timeout(5):
+            assert await db.fetchval("SELECT count(*) FROM t") == 0
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (3)")
+            assert await db.fetchval("SELECT array_agg(n) FROM t") == [3]
+    finally:
+        await db.close()
