@@ -10,6 +10,7 @@ from typing import TypeVar
 import pytest
 
 from dbdrivers.shared import Shared
+from harness.turns import Turns
 
 T = TypeVar("T")
 
@@ -87,34 +88,25 @@ async def test_a_cancelled_run_cancels_its_callers() -> None:
 
 
 async def test_a_caller_wakes_in_the_turn_the_work_ends() -> None:
-    loop = asyncio.get_running_loop()
-    order: list[str] = []
-    waiting, after = asyncio.Event(), asyncio.Event()
-
-    def the_turn_after() -> None:
-        order.append("the turn after")
-        after.set()
-
-    def next_turn() -> None:
-        order.append("the next turn")
-        loop.call_soon(the_turn_after)
+    turns = Turns()
+    waiting = asyncio.Event()
 
     async def work() -> int:
         await waiting.wait()  # the caller waits before the work ends
-        loop.call_soon(next_turn)  # runs in the turn after this step, as the caller's wake-up
+        turns.mark()
         return 1
 
     shared = Shared(work())
 
     async def caller() -> None:
         await _wait(shared, waiting)
-        order.append("woken")
+        turns.order.append("woken")
 
     async with asyncio.timeout(5):
         await asyncio.create_task(caller())
-        await after.wait()
+    await turns.settled()
     # Through `asyncio.shield` it would be woken only in the turn after.
-    assert order == ["the next turn", "woken", "the turn after"]
+    assert turns.order == [Turns.NEXT, "woken", Turns.AFTER]
 
 
 async def _wait(shared: Shared[T], waiting: asyncio.Event | None = None) -> T:

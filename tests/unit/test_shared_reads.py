@@ -11,6 +11,7 @@ from eventstore import NewEvent, RecordedEvent
 from eventstore.errors import StoreUnavailableError
 from eventstore.memory import MemoryEventStore
 from eventstore.subscription import SharedReads, Subscription
+from harness.turns import Turns
 from harness.waiting import eventually
 
 
@@ -110,24 +111,14 @@ async def test_a_request_that_gives_up_leaves_the_read_to_the_others() -> None:
 
 
 async def test_a_request_wakes_in_the_turn_its_read_ends() -> None:
-    loop = asyncio.get_running_loop()
     store = MemoryEventStore()
     await store.append("s", [NewEvent("a")])
-    order: list[str] = []
-    after = asyncio.Event()
-
-    def the_turn_after() -> None:
-        order.append("the turn after")
-        after.set()
-
-    def next_turn() -> None:
-        order.append("the next turn")
-        loop.call_soon(the_turn_after)
+    turns = Turns()
 
     class Marking:
         async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[RecordedEvent]:
             events = await store.read_all(after_position, limit)
-            loop.call_soon(next_turn)  # runs in the turn after this step, as the reader's wake-up
+            turns.mark()
             return events
 
         async def wait_for_commit(self, after_position: int, timeout: float) -> bool:
@@ -137,10 +128,10 @@ async def test_a_request_wakes_in_the_turn_its_read_ends() -> None:
 
     async def reader() -> None:
         await shared.read_all(0)
-        order.append("woken")
+        turns.order.append("woken")
 
     async with asyncio.timeout(5):
         await asyncio.create_task(reader())
-        await after.wait()
+    await turns.settled()
     # Through `asyncio.shield` it would be woken only in the turn after.
-    assert order == ["the next turn", "woken", "the turn after"]
+    assert turns.order == [Turns.NEXT, "woken", Turns.AFTER]
