@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dbdrivers.sqlite import SQLiteThread, connect, unavailable, write_turn
+from dbdrivers.sqlite import LoopFirstReader, SQLiteThread, connect, unavailable, write_turn
 from eventstore.errors import (
     EventStoreError,
     InvalidEventError,
@@ -90,8 +90,8 @@ class _Thread:
     """One connection of the store, used only from one dedicated thread; sqlite3's errors come
     out in the event store's tree."""
 
-    def __init__(self, name: str, path: str, synchronous: str) -> None:
-        self._thread = SQLiteThread(name, lambda: connect(path, synchronous=synchronous))
+    def __init__(self, thread: SQLiteThread) -> None:
+        self._thread = thread
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         try:
@@ -129,11 +129,14 @@ class SQLiteEventStore:
         pacing: Pacing | None = None,
         poll_interval: float = 1.0,
         synchronous: str = "FULL",
+        loop_reads: float | None = None,
     ) -> None:
         self.path = str(path)
         self.limits = limits or Limits()
-        self._writer = _Thread("es-sqlite-writer", self.path, synchronous)
-        self._reader = _Thread("es-sqlite-reader", self.path, synchronous)
+        opener = functools.partial(connect, self.path, synchronous=synchronous)
+        self._writer = _Thread(SQLiteThread("es-sqlite-writer", opener))
+        # Its reads are tried on the event loop first (`loop_reads`: their budget, seconds).
+        self._reader = _Thread(LoopFirstReader("es-sqlite-reader", opener, loop_reads))
         self._committer = GroupCommitter(
             self._commit_batch, max_events=max_batch_events, pacing=pacing
         )

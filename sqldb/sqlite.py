@@ -1,7 +1,8 @@
 """The SQL layer on SQLite: writes (autocommit statements and transactions) go one at a time
-through a writer thread; reads outside transactions use a reader thread and see the last commit
-(WAL). Each thread's connection has the pragmas every SQLite connection of ours has
-(`dbdrivers.sqlite`)."""
+through a writer thread; reads outside transactions see the last commit (WAL) and are tried on
+the event loop first, then made in a reader thread if they run long, meet a lock or write
+(`dbdrivers.sqlite.LoopFirstReader`). Every connection has the pragmas every SQLite connection
+of ours has (`dbdrivers.sqlite`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dbdrivers.sqlite import SQLiteThread, connect, unavailable, write_turn
+from dbdrivers.sqlite import LoopFirstReader, SQLiteThread, connect, unavailable, write_turn
 from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
 
 if TYPE_CHECKING:
@@ -35,13 +36,13 @@ def sqlite_error(exc: sqlite3.Error) -> DatabaseError:
     return DatabaseError(f"sqlite: {exc}")
 
 
-def _thread(path: str) -> SQLiteThread:
+def _opener(path: str) -> Callable[[], sqlite3.Connection]:
     def opener() -> sqlite3.Connection:
         conn = connect(path)
         conn.row_factory = sqlite3.Row
         return conn
 
-    return SQLiteThread("jacameno-sqlite", opener)
+    return opener
 
 
 async def _run(thread: SQLiteThread, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -88,18 +89,20 @@ class _SQLiteConnection:
 
 class SQLiteDatabase(_SQLiteConnection):
     """Writes (autocommit statements and transactions) go one at a time through a writer thread;
-    reads outside transactions use a reader thread and see the last commit (WAL)."""
+    reads outside transactions see the last commit (WAL), on the event loop where they are
+    quick (see the module's doc)."""
 
     kind: Kind = "sqlite"
 
-    def __init__(self, path: str) -> None:
-        super().__init__(_thread(path))
-        self._writer = _thread(path)
+    def __init__(self, path: str, *, loop_reads: float | None = None) -> None:
+        """`loop_reads`: how long a read may run on the event loop (`LoopFirstReader`)."""
+        super().__init__(LoopFirstReader("jacameno-sqlite-reader", _opener(path), loop_reads))
+        self._writer = SQLiteThread("jacameno-sqlite-writer", _opener(path))
         self._path = path
 
     @classmethod
-    async def open(cls, path: str | Path) -> SQLiteDatabase:
-        db = cls(str(path))
+    async def open(cls, path: str | Path, *, loop_reads: float | None = None) -> SQLiteDatabase:
+        db = cls(str(path), loop_reads=loop_reads)
         try:
             await db.fetchval("SELECT 1")
         except BaseException:
