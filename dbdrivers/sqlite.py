@@ -14,6 +14,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -206,6 +207,21 @@ _MADE_IN_THE_THREAD = frozenset(
 )
 
 
+@dataclass(slots=True)
+class ReadTally:
+    """Where this process's `LoopFirstReader`s made their reads (for /metrics): on the loop; in
+    the thread after running past the budget; in the thread after meeting a lock or writing;
+    in the thread with no budget."""
+
+    loop: int = 0
+    overran: int = 0
+    refused: int = 0
+    thread: int = 0
+
+
+READS = ReadTally()
+
+
 class LoopFirstReader(SQLiteThread):
     """A reading connection whose reads are tried first on the event loop, on a connection of
     its own, and made in the thread only when they run past `budget` seconds (SQLite's progress
@@ -255,9 +271,16 @@ class LoopFirstReader(SQLiteThread):
                 if conn.in_transaction:
                     self._deadline = math.inf
                     conn.rollback()
+                if self._overran:
+                    READS.overran += 1
+                else:
+                    READS.refused += 1
             else:
                 self.on_loop += 1
+                READS.loop += 1
                 return result
+        else:
+            READS.thread += 1
         self.in_thread += 1
         return await super().run(fn)
 

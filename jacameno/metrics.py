@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from dbdrivers.sqlite import READS
 from projections.lag import ProjectionStatus
 
 ACTIVE_WINDOW_SECONDS = 300.0
@@ -116,6 +119,8 @@ class Metrics:
             registry=self.registry,
         ).set_function(gc.get_freeze_count)
 
+        self.registry.register(_SQLiteReads())
+
         self.collab_ack = Histogram(
             "jacameno_collab_ack_seconds",
             "From an update's frame reaching the server to its durable acknowledgement handed to"
@@ -211,3 +216,21 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _SQLiteReads(Collector):
+    """`jacameno_sqlite_reads_total{outcome}`: where the SQLite reads of this process were made
+    (dbdrivers.sqlite.LoopFirstReader). Many `overran` mean reads longer than the loop's budget
+    (large pages, analysts' queries); a loop read the disk held shows as event loop lag."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "jacameno_sqlite_reads",
+            "SQLite reads by where they were made: loop (on the event loop), overran (stopped"
+            " past the loop's budget, made in the reader thread), refused (met a lock or wrote:"
+            " made in the thread), thread (no budget).",
+            labels=["outcome"],
+        )
+        for outcome in ("loop", "overran", "refused", "thread"):
+            family.add_metric([outcome], getattr(READS, outcome))
+        yield family

@@ -4,6 +4,7 @@ instead, with the same answer; the loop is held no longer than the budget."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 from dbdrivers.sqlite import LoopFirstReader, connect
 from eventstore import NewEvent
 from eventstore.sqlite import SQLiteEventStore
+from jacameno.metrics import Metrics
 from sqldb import DatabaseError
 from sqldb.sqlite import SQLiteDatabase
 
@@ -146,3 +148,26 @@ async def test_the_event_store_reads_on_the_loop(fresh_sqlite_path: Path) -> Non
         assert loop_reader.on_loop >= 2
     finally:
         await store.close()
+
+
+async def test_where_reads_were_made_is_a_metric(reader: LoopFirstReader) -> None:
+    metrics = Metrics()
+
+    def counted(outcome: str) -> float:
+        found = re.search(
+            rf'^jacameno_sqlite_reads_total\{{outcome="{outcome}"\}} (\S+)$',
+            metrics.render().decode(),
+            re.MULTILINE,
+        )
+        assert found is not None
+        return float(found.group(1))
+
+    before = {outcome: counted(outcome) for outcome in ("loop", "overran", "refused")}
+    await reader.run(_Calls("SELECT 1"))
+    await reader.run(_Calls(_LONG))
+    await reader.run(_Calls("UPDATE t SET v = 'w' WHERE n = 3 RETURNING v"))
+    assert {outcome: counted(outcome) - before[outcome] for outcome in before} == {
+        "loop": 1,
+        "overran": 1,
+        "refused": 1,
+    }
