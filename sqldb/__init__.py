@@ -55,10 +55,15 @@ class Database(Connection, Protocol):
     async def close(self) -> None: ...
 
 
-async def open_database(url: str, *, pool_size: int = 5) -> Database:
-    """Open `sqlite:///path` or `postgresql://...`."""
+async def open_database(
+    url: str, *, pool_size: int = 5, sqlite_loop_reads: float | None = None
+) -> Database:
+    """Open `sqlite:///path` (its reads tried on the event loop for `sqlite_loop_reads` seconds
+    at most, `dbdrivers.sqlite.LoopFirstReader`) or `postgresql://...`."""
     if url.startswith("sqlite:///"):
-        return await SQLiteDatabase.open(url.removeprefix("sqlite:///"))
+        return await SQLiteDatabase.open(
+            url.removeprefix("sqlite:///"), loop_reads=sqlite_loop_reads
+        )
     if url.startswith(("postgresql://", "postgres://")):
         return await PostgresDatabase.open(url, pool_size=pool_size)
     raise DatabaseError(f"unsupported database URL scheme: {url.split(':', 1)[0]}")

@@ -68,7 +68,12 @@ async def open_event_store(settings: Settings) -> EventStore:
         snapshot_spacing=settings.snapshot_spacing,
     )
     if settings.database_kind == "sqlite":
-        return await SQLiteEventStore.open(settings.sqlite_path, pacing=pacing, limits=limits)
+        return await SQLiteEventStore.open(
+            settings.sqlite_path,
+            pacing=pacing,
+            limits=limits,
+            loop_reads=settings.sqlite_loop_reads,
+        )
     return await PostgresEventStore.open(settings.database_url, pacing=pacing, limits=limits)
 
 
@@ -96,7 +101,9 @@ def event_store(settings: Settings) -> contextlib.AbstractAsyncContextManager[Ev
 
 def database(settings: Settings) -> contextlib.AbstractAsyncContextManager[Database]:
     """The tables (accounts, sessions, read models) in the same database as the log."""
-    return closing(open_database(settings.database_url))
+    return closing(
+        open_database(settings.database_url, sqlite_loop_reads=settings.sqlite_loop_reads)
+    )
 
 
 @contextlib.asynccontextmanager

@@ -120,6 +120,10 @@ class Settings:
     # trail the log by up to this much, and a busy studio's edits are folded a few hundred to a
     # transaction rather than a few dozen. The default is LULL_MS of the database's kind.
     projections_lull_ms: int = 50
+    # On SQLite, a read runs on the event loop for at most this many microseconds before it is
+    # stopped and made in the reader thread (dbdrivers.sqlite.LoopFirstReader); 0: every read in
+    # the thread (docs/operations.md).
+    sqlite_loop_read_us: int = 1000
     collab: CollabConfig = field(default_factory=CollabConfig)  # JACAMENO_COLLAB_*
     # JACAMENO_STORAGE_*, JACAMENO_S3_*, JACAMENO_MAX_UPLOAD_BYTES (jacameno.settings.storage)
     storage: StorageConfig = field(default_factory=lambda: StorageConfig("file://.jacameno/blobs"))
@@ -128,6 +132,11 @@ class Settings:
     @property
     def database_kind(self) -> Literal["sqlite", "postgres"]:
         return _kind(self.database_url)
+
+    @property
+    def sqlite_loop_reads(self) -> float:
+        """`sqlite_loop_read_us` in seconds."""
+        return self.sqlite_loop_read_us / 1_000_000
 
     @property
     def sqlite_path(self) -> Path:
@@ -222,6 +231,7 @@ class Settings:
             ),
             projections=projections,  # type: ignore[arg-type]
             projections_lull_ms=_int(get, "PROJECTIONS_LULL_MS", LULL_MS[_kind(database_url)], 0),
+            sqlite_loop_read_us=_int(get, "SQLITE_LOOP_READ_US", 1000, 0),
             collab=CollabConfig.read(get),
             storage=StorageConfig.read(get, data_dir),
             ai=AIConfig.read(get),

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from dbdrivers.sqlite import LoopFirstReader, connect
+from dbdrivers.sqlite import READS, LoopFirstReader, connect
 from eventstore import NewEvent
 from eventstore.sqlite import SQLiteEventStore
+from jacameno.bootstrap.core import database, event_store
 from jacameno.metrics import Metrics
+from jacameno.settings import Settings, SettingsError
 from sqldb import DatabaseError
 from sqldb.sqlite import SQLiteDatabase
 
@@ -171,3 +173,22 @@ async def test_where_reads_were_made_is_a_metric(reader: LoopFirstReader) -> Non
         "overran": 1,
         "refused": 1,
     }
+
+
+@pytest.mark.parametrize(("budget", "where"), [("1000", "loop"), ("0", "thread")])
+async def test_the_budget_is_a_setting(fresh_sqlite_path: Path, budget: str, where: str) -> None:
+    settings = Settings.from_env(
+        {
+            "JACAMENO_DATABASE_URL": f"sqlite:///{fresh_sqlite_path}",
+            "JACAMENO_SQLITE_LOOP_READ_US": budget,
+        }
+    )
+    assert settings.sqlite_loop_reads == int(budget) / 1_000_000
+    async with event_store(settings) as store, database(settings) as db:
+        before = (READS.loop, READS.thread)
+        await store.head_position()
+        await db.fetchval("SELECT 1")
+        made = (READS.loop - before[0], READS.thread - before[1])
+    assert made == ((2, 0) if where == "loop" else (0, 2))
+    with pytest.raises(SettingsError, match="JACAMENO_SQLITE_LOOP_READ_US must be an integer"):
+        Settings.from_env({"JACAMENO_SQLITE_LOOP_READ_US": "-1"})
