@@ -236,8 +236,8 @@ class LoopFirstReader(SQLiteThread):
     on the loop they take their 0.03 ms. A large read (a catch-up page, a big document's load,
     an analyst's query) overruns its budget once and goes to the thread, having held the loop
     for at most the budget. What the loop cannot bound is the disk: a page of the file that the
-    operating system does not hold in memory is read while the loop waits. `budget` (seconds;
-    None: LOOP_READ_BUDGET) 0: every read in the thread."""
+    operating system does not hold in memory is read while the loop waits. `budget`: seconds
+    (None: LOOP_READ_BUDGET; 0: every read in the thread)."""
 
     def __init__(
         self,
@@ -296,8 +296,7 @@ class LoopFirstReader(SQLiteThread):
                 self._opening = None  # failed: the next read tries again
             raise
         if self._closed:
-            conn.close()
-            raise RuntimeError("closed")
+            raise RuntimeError("closed")  # `close` closes it
         self._loop_conn = conn
         return conn
 
@@ -319,6 +318,8 @@ class LoopFirstReader(SQLiteThread):
         if opening is not None:
             await asyncio.wait({opening})
             if not opening.cancelled() and opening.exception() is None:
-                opening.result().close()  # the loop's connection, or one nobody took
+                # The loop's connection (or one nobody took), closed in the thread: the last
+                # connection to a file checkpoints its WAL as it closes.
+                await self.call(opening.result().close)
         self._loop_conn = None
         await super().close()
