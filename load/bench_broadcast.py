@@ -28,7 +28,8 @@ process); and each of our runs reads the server's event-loop lag from its
 acknowledgement as the server times it, from the frame's arrival to the acknowledgement handed to
 the socket (`jacameno_collab_ack_seconds`), beside its appends to the log
 (`jacameno_collab_append_seconds`): what the server adds, without the clients' own sending and
-receiving. `--projections
+receiving; and on SQLite, how many of its reads it made on the event loop and how many overran
+the loop's budget (`jacameno_sqlite_reads_total`). `--projections
 inline process` also runs every Postgres mode with the read models folded in a process of their
 own (`jacameno projections run` beside a server with `JACAMENO_PROJECTIONS=standby`; both on
 Redis, `--redis`; `inline-redis` folds inline with Redis on, the same bus cost): the rows' `proj`
@@ -55,6 +56,7 @@ from harness.server import ServerProcess
 from load import bench_collab as bench
 from load import collab_server as srv
 from load.broadcast_probes import (
+    SQLITE_READ_OUTCOMES,
     Join,
     MetricsWatch,
     joiners_ours,
@@ -146,6 +148,7 @@ def row(
             for _, key in SERVER_TIMED
             for q in (50, 99)
         },
+        **{key: result.get(key) for key in SQLITE_READ_KEYS},
         **outcome(result),
     }
 
@@ -206,6 +209,23 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
     return percentile(values, 50) if values else None
 
 
+SQLITE_READ_KEYS = tuple(f"sqlite_reads_{outcome}" for outcome in SQLITE_READ_OUTCOMES)
+
+
+def _reads_line(runs: list[dict[str, Any]]) -> str:
+    """How many SQLite reads the runs made on the event loop, of all (dbdrivers.sqlite's
+    LoopFirstReader, from the server's /metrics), and how many overran their budget; empty
+    where none were made."""
+    totals = {key: sum(r.get(key) or 0.0 for r in runs) for key in SQLITE_READ_KEYS}
+    made = sum(totals.values())
+    if not made:
+        return ""
+    return (
+        f"SQLite reads on the loop {totals['sqlite_reads_loop']:.0f} of {made:.0f}"
+        f" ({totals['sqlite_reads_overran']:.0f} overran its budget)"
+    )
+
+
 def summary(rows: list[dict[str, Any]]) -> str:
     """Per mode and database, the median over rounds of each run's figures, and the issue's
     targets: the comparison the default is chosen from."""
@@ -250,6 +270,9 @@ def summary(rows: list[dict[str, Any]]) -> str:
                 f" disk's commit p50 {m['server_ack_p50_ms'] - m['probe_p50_ms']:+.2f} ms, p99"
                 f" {m['server_ack_p99_ms'] - m['probe_p99_ms']:+.2f} ms"
             )
+            reads = _reads_line(runs)
+            if reads:
+                lines.append(f"{pad}{reads}")
             if mode == "on-receipt":
                 if ref_p99:
                     ratio = m["fanout_p99_ms"] / ref_p99
@@ -299,6 +322,9 @@ def joins_summary(joins: list[dict[str, Any]]) -> str:
             count = sum(j["gc_full_collections"] for j in collected)
             held = sum(j["gc_full_ms"] for j in collected)
             line += f"; full GCs {count:.0f}, {held:.0f} ms in all"
+        reads = _reads_line([j for j in joins if j["server"] == server])
+        if reads:
+            line += f"; {reads}"
         if reference is not None and server in BACKENDS and reference[0] > 0:
             ratio = p50 / reference[0]
             line += f"; p50 / reference {ratio:.2f} (target <= 1.2):"
@@ -367,6 +393,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             with broadcast_mode(mode):
                 result = await bench.run_shape(plan, keep_database=False, watch=watch)
             result["server_loop_lag_p99_ms"] = watch.loop_lag_p99_ms
+            result |= watch.sqlite_reads()
             for name, key in SERVER_TIMED:
                 for q in (50, 99):
                     result[f"server_{key}_p{q}_ms"] = watch.server_ms(name, q)

@@ -28,6 +28,8 @@ from load.stats import percentile
 
 JOIN_SECONDS = "jacameno_collab_join_seconds"
 GC_PAUSE = "jacameno_gc_pause_seconds"
+SQLITE_READS = "jacameno_sqlite_reads_total"
+SQLITE_READ_OUTCOMES = ("loop", "overran", "refused", "thread")
 # After the last burst of joiners, how long the server's CPU is still counted: what their leaves
 # and a join's work done after it answered (session logging, read models) cost lands in it.
 SETTLE_SECONDS = 0.5
@@ -144,7 +146,7 @@ async def joiners_ours(
                     figures = await join_bursts(server.process.pid, bursts, join)
                     watch.end = (await http.get("/metrics")).text
     timed = {f"server_p{q}_ms": watch.server_ms(JOIN_SECONDS, q) for q in (50, 95)}
-    return figures | timed | watch.full_collections()
+    return figures | timed | watch.full_collections() | watch.sqlite_reads()
 
 
 async def joiners_reference(
@@ -205,6 +207,19 @@ class MetricsWatch:
             before, after = pattern.search(self.start), pattern.search(self.end)
             value = None if before is None or after is None else float(after[1]) - float(before[1])
             figures[key] = value if value is None or part == "count" else round(value * 1000, 1)
+        return figures
+
+    def sqlite_reads(self) -> dict[str, float | None]:
+        """Where the server made its SQLite reads over the window, by outcome
+        (`jacameno_sqlite_reads_total`: `sqlite_reads_loop`, `..._overran`, `..._refused`,
+        `..._thread`; None where the server does not export it)."""
+        figures: dict[str, float | None] = {}
+        for outcome in SQLITE_READ_OUTCOMES:
+            pattern = re.compile(rf'^{SQLITE_READS}\{{outcome="{outcome}"\}} (\S+)$', re.M)
+            before, after = pattern.search(self.start), pattern.search(self.end)
+            figures[f"sqlite_reads_{outcome}"] = (
+                None if before is None or after is None else float(after[1]) - float(before[1])
+            )
         return figures
 
     @property
