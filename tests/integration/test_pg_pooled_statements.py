@@ -18,13 +18,18 @@ async def _pool(url: str) -> asyncpg.Pool:
     return await asyncpg.create_pool(url, min_size=1, max_size=1, reset=keep_session)
 
 
+async def _given_back_behind_the_caller(pool: asyncpg.Pool) -> None:
+    """The pool's one connection is still out as its caller goes on (asyncpg's own release would
+    have held the caller until it was back), and is back a moment later."""
+    assert pool.get_idle_size() == 0
+    await wait_until(lambda: pool.get_idle_size() == 1, "the connection is given back")
+
+
 async def test_the_caller_has_its_answer_before_the_connection_is_back(fresh_pg_url: str) -> None:
     pool = await _pool(fresh_pg_url)
     try:
         assert await on_pool(pool, lambda conn: conn.fetchval("SELECT 41 + 1")) == 42
-        # asyncpg's own release would have held the caller until now
-        assert pool.get_idle_size() == 0
-        await wait_until(lambda: pool.get_idle_size() == 1, "the connection is given back")
+        await _given_back_behind_the_caller(pool)
     finally:
         await pool.close()
 
@@ -83,14 +88,11 @@ async def test_a_transaction_goes_on_before_its_connection_is_back(fresh_pg_url:
         pool = db._pool  # type: ignore[attr-defined]
         async with db.transaction() as tx:
             await tx.execute("INSERT INTO t VALUES (1)")
-        # committed, and its caller on its way while the connection is still being given back
-        assert pool.get_idle_size() == 0
-        await wait_until(lambda: pool.get_idle_size() == 1, "the connection is given back")
+        await _given_back_behind_the_caller(pool)
         assert await db.fetchval("SELECT count(*) FROM t") == 1
         async with db.connection() as conn:
             assert await conn.fetchval("SELECT 3") == 3
-        assert pool.get_idle_size() == 0
-        await wait_until(lambda: pool.get_idle_size() == 1, "the connection is given back")
+        await _given_back_behind_the_caller(pool)
     finally:
         await db.close()
 
