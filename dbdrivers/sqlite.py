@@ -252,8 +252,6 @@ class LoopFirstReader(SQLiteThread):
         self._closed = False
         self._deadline = 0.0
         self._overran = False
-        self.on_loop = 0  # reads answered on the event loop (for tests)
-        self.in_thread = 0  # reads made in the thread
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
@@ -276,12 +274,10 @@ class LoopFirstReader(SQLiteThread):
                 else:
                     READS.refused += 1
             else:
-                self.on_loop += 1
                 READS.loop += 1
                 return result
         else:
             READS.thread += 1
-        self.in_thread += 1
         return await super().run(fn)
 
     async def _open_loop_connection(self) -> sqlite3.Connection:

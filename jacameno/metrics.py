@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -231,6 +232,6 @@ class _SQLiteReads(Collector):
             " made in the thread), thread (no budget).",
             labels=["outcome"],
         )
-        for outcome in ("loop", "overran", "refused", "thread"):
-            family.add_metric([outcome], getattr(READS, outcome))
+        for outcome, count in dataclasses.asdict(READS).items():
+            family.add_metric([outcome], count)
         yield family

@@ -11,10 +11,11 @@ import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from dbdrivers.sqlite import ReadTally
 from harness.latency_proxy import delayed
 from harness.server import ServerProcess
 from harness.waiting import wait_until
@@ -29,7 +30,7 @@ from load.stats import percentile
 JOIN_SECONDS = "jacameno_collab_join_seconds"
 GC_PAUSE = "jacameno_gc_pause_seconds"
 SQLITE_READS = "jacameno_sqlite_reads_total"
-SQLITE_READ_OUTCOMES = ("loop", "overran", "refused", "thread")
+SQLITE_READ_OUTCOMES = tuple(field.name for field in fields(ReadTally))
 # After the last burst of joiners, how long the server's CPU is still counted: what their leaves
 # and a join's work done after it answered (session logging, read models) cost lands in it.
 SETTLE_SECONDS = 0.5
