@@ -186,6 +186,11 @@ class Connection:
         )
         self.close(TRY_AGAIN_LATER, "too slow: outbound queue full")
 
+    def flush(self) -> None:
+        """Write what this socket was given so far now, not at the loop's next turn."""
+        if self._out:
+            self._flush()
+
     def _flush(self) -> None:
         # Runs for every socket on every loop turn that sent it something: it allocates only
         # what the turn needs (bulk frames are rare).

@@ -150,6 +150,7 @@ class Peer:
             if bulk and self.joining is not None:
                 since, synced = self.joining
                 self.joining = None
+                self.connection.flush()
                 synced(time.perf_counter() - since)
 
     def acknowledge(self, applied: bool = True) -> None:

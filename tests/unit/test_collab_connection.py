@@ -1,5 +1,6 @@
 """A socket's outbound side (collab.connection): the send loop tells a client that left from a
-failure of its own, and the idle timeout runs on a clock the test moves (no real seconds)."""
+failure of its own, the idle timeout runs on a clock the test moves (no real seconds), and a
+newcomer's document is written at once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnected, WebSocketStat
 
 from harness.waiting import eventually
 from jacameno.collab.connection import Connection, receive_frame
+from jacameno.collab.gatekeeper import Access
+from jacameno.collab.peer import Kind, Outgoing, Peer
+from jacameno.collab.wire import FRAMES_EXTENSION
+from jacameno.collab.ywebsocket import DIALECT
 from jacameno.settings.collab import CollabConfig
 
 
@@ -148,3 +153,52 @@ async def test_a_socket_that_keeps_talking_is_not_idle() -> None:
     clock.advance(1.0)
     assert _closed(connection) == (1000, "idle")
     await connection.finish()
+
+
+class _Transport:
+    """The frames writer our uvicorn protocol offers (jacameno.collab.wire.FrameWriter), and
+    the socket that offers it: what was written, write by write."""
+
+    received_at = 0.0
+    application_state = WebSocketState.DISCONNECTED  # nothing to close at the end
+
+    def __init__(self) -> None:
+        self.scope = {"extensions": {FRAMES_EXTENSION: self}}
+        self.writes: list[bytes] = []
+
+    def write_frames(self, data: bytes) -> bool:
+        self.writes.append(data)
+        return True
+
+    def write_buffer_size(self) -> int:
+        return 0
+
+
+def _wire(kind: Kind, payload: bytes) -> bytes:
+    frame = Outgoing(kind, payload).frame(DIALECT)
+    assert frame is not None
+    return frame.wire
+
+
+async def test_a_newcomers_document_is_written_in_the_turn_it_is_handed_over() -> None:
+    """What a turn gives a socket goes out at the loop's next turn, in one write; but a
+    newcomer's first sync step 2 (and what was queued before it) goes out at once: in a burst
+    of joiners the next turn comes only after the burst's other handshakes."""
+    transport = _Transport()
+    socket: Any = transport
+    connection = Connection(socket, max_messages=8, max_bytes=1 << 20, close_timeout=1)
+    synced: list[float] = []
+    peer = Peer(connection, DIALECT, Access("u", "editor", 0), 0.0, None, (0.0, synced.append))
+    step1, step2 = _wire(Kind.SYNC_STEP1, b"\x00"), _wire(Kind.SYNC_STEP2, b"\x00\x00")
+    peer.deliver(Outgoing(Kind.SYNC_STEP1, b"\x00"))
+    assert transport.writes == []  # at the next turn
+    peer.deliver(Outgoing(Kind.SYNC_STEP2, b"\x00\x00"))
+    assert transport.writes == [step1 + step2]  # now, both, in order
+    assert len(synced) == 1
+    peer.deliver(Outgoing(Kind.SYNC_STEP2, b"\x00\x00"))  # a later answer: at the next turn
+    assert transport.writes == [step1 + step2]
+    await asyncio.sleep(0)
+    assert transport.writes == [step1 + step2, step2]
+    assert len(synced) == 1
+    connection.close(1000)
+    await eventually(lambda: connection._sender.done())
