@@ -43,7 +43,10 @@ class Database(Connection, Protocol):
     kind: Kind
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
-        """One transaction: commits when the block exits, rolls back if it raises."""
+        """One transaction: commits when the block exits, rolls back if it raises. On SQLite
+        the statements that return nothing run with the next one that returns rows, or at the
+        commit, so their errors are raised there (`sqldb.sqlite`); either way the block
+        raises the error and nothing of the transaction is kept."""
         ...
 
     def connection(self) -> AbstractAsyncContextManager[Connection]:

@@ -1,8 +1,8 @@
 """The SQL layer on SQLite: writes (autocommit statements and transactions) go one at a time
-through a writer thread; reads outside transactions see the last commit (WAL) and are tried on
-the event loop first, then made in a reader thread if they run long, meet a lock or write
-(`dbdrivers.sqlite.LoopFirstReader`). Every connection has the pragmas every SQLite connection
-of ours has (`dbdrivers.sqlite`)."""
+through a writer thread, a transaction's statements in few hops (`_SQLiteTransaction`); reads
+outside transactions see the last commit (WAL) and are tried on the event loop first, then made
+in a reader thread if they run long, meet a lock or write (`dbdrivers.sqlite.LoopFirstReader`).
+Every connection has the pragmas every SQLite connection of ours has (`dbdrivers.sqlite`)."""
 
 from __future__ import annotations
 
@@ -63,28 +63,82 @@ class _SQLiteConnection:
     def __init__(self, thread: SQLiteThread) -> None:
         self._thread = thread
 
+    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        await _run(self._thread, fn)
+
+    async def _query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await _run(self._thread, fn)
+
     async def execute(self, sql: str, *args: Any) -> None:
         q = _sqlite_sql(sql)
-        await _run(self._thread, lambda c: c.execute(q, args))
+        await self._write(lambda c: c.execute(q, args))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         q = _sqlite_sql(sql)
         batch = [tuple(r) for r in rows]
-        await _run(self._thread, lambda c: c.executemany(q, batch))
+        await self._write(lambda c: c.executemany(q, batch))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         q = _sqlite_sql(sql)
-        rows: list[Row] = await _run(self._thread, lambda c: c.execute(q, args).fetchall())
+        rows: list[Row] = await self._query(lambda c: c.execute(q, args).fetchall())
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         q = _sqlite_sql(sql)
-        row: Row | None = await _run(self._thread, lambda c: c.execute(q, args).fetchone())
+        row: Row | None = await self._query(lambda c: c.execute(q, args).fetchone())
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchrow(sql, *args)
         return None if row is None else row[0]
+
+
+class _SQLiteTransaction(_SQLiteConnection):
+    """A transaction's statements in the writer thread, few hops to it: BEGIN and the
+    statements that return nothing wait, and go with the next statement that returns rows, or
+    with COMMIT, as one job of the thread. Each hop costs the event loop a turn and a wakeup,
+    and the thread a wait for the GIL, where a read model's statement runs in microseconds: a
+    projection's batch (BEGIN, its checkpoint, its rows, the checkpoint again, COMMIT) is two
+    hops, not five or more. So the error of a statement that returns nothing is raised by the
+    next statement that returns rows, or as the transaction's block exits; either way the
+    transaction rolls back. Its arguments are bound when it runs: pass values, not objects the
+    caller changes afterwards."""
+
+    def __init__(self, thread: SQLiteThread) -> None:
+        super().__init__(thread)
+        self._pending: list[Callable[[sqlite3.Connection], object]] = [_begin]
+        self.begun = False  # BEGIN went to the thread
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        self._pending.append(fn)
+
+    async def _query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return await _run(self._thread, fn)
+        self.begun = True
+
+        def job(conn: sqlite3.Connection) -> T:
+            for each in pending:
+                each(conn)
+            return fn(conn)
+
+        return await _run(self._thread, job)
+
+    async def commit(self) -> None:
+        """Run what waits, then COMMIT (nothing at all if nothing ran)."""
+        if self._pending == [_begin]:
+            self._pending = []
+            return
+        await self._query(_commit)
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
 
 
 class SQLiteDatabase(_SQLiteConnection):
@@ -120,22 +174,24 @@ class SQLiteDatabase(_SQLiteConnection):
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
+        """See `_SQLiteTransaction` for when its statements run, and when their errors are
+        raised."""
         async with write_turn(self._path).hold():
+            transaction = _SQLiteTransaction(self._writer)
             try:
-                # Inside the try: a caller cancelled while BEGIN runs in the writer thread would
-                # otherwise leave the transaction open for the next one (the rollback below is
-                # queued behind BEGIN on the same thread, and sees it).
-                await _run(self._writer, lambda c: c.execute("BEGIN IMMEDIATE"))
-                yield _SQLiteConnection(self._writer)
-                await _run(self._writer, lambda c: c.execute("COMMIT"))
+                yield transaction
+                await transaction.commit()
             except BaseException:
-                try:
-                    await _run(self._writer, _rollback)
-                except DatabaseError as exc:  # what ended the transaction is raised below
-                    logger.warning(
-                        "rollback failed",
-                        extra={"action": "sql.rollback_failed", "error": repr(exc)},
-                    )
+                if transaction.begun:
+                    # Also after a cancellation while a job of it ran in the writer thread:
+                    # the rollback is queued behind that job on the same thread, and sees it.
+                    try:
+                        await _run(self._writer, _rollback)
+                    except DatabaseError as exc:  # what ended the transaction is raised below
+                        logger.warning(
+                            "rollback failed",
+                            extra={"action": "sql.rollback_failed", "error": repr(exc)},
+                        )
                 raise
 
     @contextlib.asynccontextmanager

@@ -79,11 +79,13 @@ async def test_migrating_a_sqlite_file_waits_for_a_transaction_of_the_same_event
     db = await SQLiteDatabase.open(settings.sqlite_path)
     try:
         async with db.transaction() as conn:
-            await conn.execute("CREATE TABLE held (x INTEGER)")  # the write lock, held
+            await conn.execute("CREATE TABLE held (x INTEGER)")
+            # the write lock, held (a statement that returns rows runs those before it)
+            assert await conn.fetchval("SELECT count(*) FROM held") == 0
             migrating = asyncio.create_task(migrate(settings))
             await asyncio.wait_for(began.wait(), 5)
             # The loop still turns while the migration waits: this transaction goes on.
-            await conn.execute("INSERT INTO held VALUES (1)")
+            assert await conn.fetchval("INSERT INTO held VALUES (1) RETURNING x") == 1
             assert not migrating.done()
         assert await asyncio.wait_for(migrating, 5) == []
     finally:

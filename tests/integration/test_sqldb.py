@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -18,6 +19,7 @@ from eventstore.sqlite import SQLiteEventStore
 from harness.databases import with_lock_timeout
 from harness.waiting import wait_until
 from sqldb import (
+    Connection,
     Database,
     DatabaseError,
     DatabaseUnavailable,
@@ -63,6 +65,7 @@ async def test_a_held_connection_commits_each_statement_and_translates_errors(
 async def insert_then_fail(db: Database) -> None:
     async with db.transaction() as conn:
         await conn.execute("INSERT INTO test_items VALUES ($1)", 2)
+        assert await conn.fetchval("SELECT count(*) FROM test_items") == 1  # the insert ran
         await conn.fetchval(123)  # type: ignore[arg-type]
 
 
@@ -74,6 +77,82 @@ async def test_a_bug_in_the_caller_passes_through_as_itself(db: Database) -> Non
     with pytest.raises(TypeError):
         await insert_then_fail(db)
     assert await db.fetchval("SELECT count(*) FROM test_items") == 0
+
+
+async def test_a_transaction_commits_its_statements_together_or_none_of_them(
+    db: Database,
+) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO test_items VALUES ($1)", 20)
+        await conn.executemany("INSERT INTO test_items VALUES ($1)", [(21,), (22,)])
+        # A statement that returns rows sees the transaction's writes before it; a read
+        # outside it does not, until it commits.
+        assert await conn.fetchval("SELECT count(*) FROM test_items") == 3
+        assert await db.fetchval("SELECT count(*) FROM test_items") == 0
+        await conn.execute("DELETE FROM test_items WHERE id = $1", 22)
+    assert [r[0] for r in await db.fetch("SELECT id FROM test_items ORDER BY id")] == [20, 21]
+    # A failing statement: the block raises its error (SQLite: from the next statement that
+    # returns rows, or as the block exits), and the transaction leaves nothing behind.
+    with pytest.raises(IntegrityError):
+        await _insert(db, [23, 20])
+    with pytest.raises(IntegrityError):
+        await _insert(db, [24, 20], then=_count)
+    assert await db.fetchval("SELECT count(*) FROM test_items") == 2
+    # A block that fails before its statements ran: none of them reaches the database.
+    with pytest.raises(RuntimeError):
+        await _insert(db, [25], then=_fail)
+    assert await db.fetchval("SELECT count(*) FROM test_items") == 2
+
+
+async def _count(conn: Connection) -> None:
+    await conn.fetchval("SELECT count(*) FROM test_items")
+
+
+async def _fail(conn: Connection) -> None:
+    raise RuntimeError("the caller's own failure")
+
+
+async def _insert(
+    db: Database, ids: list[int], then: Callable[[Connection], Awaitable[None]] | None = None
+) -> None:
+    async with db.transaction() as conn:
+        for each in ids:
+            await conn.execute("INSERT INTO test_items VALUES ($1)", each)
+        if then is not None:
+            await then(conn)
+
+
+async def test_an_sqlite_transaction_goes_to_its_writer_thread_in_few_hops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN and the statements that return nothing go with the next statement that returns
+    rows, or with COMMIT: each hop to the writer thread is a turn of the event loop."""
+    db = await SQLiteDatabase.open(tmp_path / "hops.db")
+    await db.execute(TABLE)
+    writer = db._writer
+    hops = 0
+    run = writer.run
+
+    async def counted(fn: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await run(fn)
+
+    monkeypatch.setattr(writer, "run", counted)
+    async with db.transaction() as conn:  # a projection's batch
+        assert await conn.fetchval("SELECT count(*) FROM test_items") == 0
+        await conn.executemany("INSERT INTO test_items VALUES ($1)", [(1,), (2,)])
+        await conn.execute("UPDATE test_items SET id = id + 10 WHERE id = $1", 2)
+    assert hops == 2
+    async with db.transaction() as conn:
+        await conn.execute("INSERT INTO test_items VALUES ($1)", 3)
+        await conn.execute("INSERT INTO test_items VALUES ($1)", 4)
+    assert hops == 3
+    async with db.transaction():
+        pass
+    assert hops == 3
+    assert [r[0] for r in await db.fetch("SELECT id FROM test_items ORDER BY id")] == [1, 3, 4, 12]
+    await db.close()
 
 
 async def test_a_rollback_that_fails_is_logged_and_the_first_error_passes_through(
