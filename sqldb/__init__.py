@@ -45,8 +45,8 @@ class Database(Connection, Protocol):
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """One transaction: commits when the block exits, rolls back if it raises. On SQLite
         the statements that return nothing run with the next one that returns rows, or at the
-        commit, so their errors are raised there (`sqldb.sqlite`); either way the block
-        raises the error and nothing of the transaction is kept."""
+        commit, so their errors are raised there (`sqldb.sqlite`). On both, once a statement
+        failed the later ones and the commit fail too: the transaction can only roll back."""
         ...
 
     def connection(self) -> AbstractAsyncContextManager[Connection]:

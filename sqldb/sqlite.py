@@ -100,30 +100,44 @@ class _SQLiteTransaction(_SQLiteConnection):
     and the thread a wait for the GIL, where a read model's statement runs in microseconds: a
     projection's batch (BEGIN, its checkpoint, its rows, the checkpoint again, COMMIT) is two
     hops, not five or more. So the error of a statement that returns nothing is raised by the
-    next statement that returns rows, or as the transaction's block exits; either way the
-    transaction rolls back. Its arguments are bound when it runs: pass values, not objects the
+    next statement that returns rows, or as the transaction's block exits. Once a statement
+    failed, every later one and the commit fail too (as on Postgres): the statements that
+    waited behind the failed one never ran, so the transaction can only roll back, even if the
+    block catches the error. Its arguments are bound when it runs: pass values, not objects the
     caller changes afterwards."""
 
     def __init__(self, thread: SQLiteThread) -> None:
         super().__init__(thread)
         self._pending: list[Callable[[sqlite3.Connection], object]] = [_begin]
         self.begun = False  # BEGIN went to the thread
+        self._failed: BaseException | None = None
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise DatabaseError(
+                f"sqlite: an earlier statement of this transaction failed: {self._failed!r}"
+            ) from self._failed
 
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        self._check()
         self._pending.append(fn)
 
     async def _query(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._check()
         pending, self._pending = self._pending, []
-        if not pending:
-            return await _run(self._thread, fn)
-        self.begun = True
+        if pending:
+            self.begun = True
 
         def job(conn: sqlite3.Connection) -> T:
             for each in pending:
                 each(conn)
             return fn(conn)
 
-        return await _run(self._thread, job)
+        try:
+            return await _run(self._thread, job)
+        except BaseException as exc:
+            self._failed = exc
+            raise
 
     async def commit(self) -> None:
         """Run what waits, then COMMIT (nothing at all if nothing ran)."""

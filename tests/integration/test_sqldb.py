@@ -5,6 +5,7 @@ layer as to the event store (one rule, `dbdrivers`): unavailable to both, or to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -98,6 +99,10 @@ async def test_a_transaction_commits_its_statements_together_or_none_of_them(
     with pytest.raises(IntegrityError):
         await _insert(db, [24, 20], then=_count)
     assert await db.fetchval("SELECT count(*) FROM test_items") == 2
+    # A block that catches a statement's error and goes on: the rest fails, nothing is kept.
+    with pytest.raises(DatabaseError):
+        await _insert(db, [26], then=_go_on_after_a_failure)
+    assert await db.fetchval("SELECT count(*) FROM test_items") == 2
     # A block that fails before its statements ran: none of them reaches the database.
     with pytest.raises(RuntimeError):
         await _insert(db, [25], then=_fail)
@@ -106,6 +111,14 @@ async def test_a_transaction_commits_its_statements_together_or_none_of_them(
 
 async def _count(conn: Connection) -> None:
     await conn.fetchval("SELECT count(*) FROM test_items")
+
+
+async def _go_on_after_a_failure(conn: Connection) -> None:
+    with contextlib.suppress(IntegrityError):
+        await conn.execute("INSERT INTO test_items VALUES ($1)", 20)
+        await _count(conn)
+    await conn.execute("INSERT INTO test_items VALUES ($1)", 27)
+    await _count(conn)
 
 
 async def _fail(conn: Connection) -> None:
