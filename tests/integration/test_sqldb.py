@@ -168,6 +168,41 @@ async def test_an_sqlite_transaction_goes_to_its_writer_thread_in_few_hops(
     await db.close()
 
 
+async def test_an_sqlite_transaction_cancelled_while_its_statements_run_rolls_back(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while a job of it runs in the writer thread (its insert, then a long read):
+    the rollback is queued behind that job and sees the transaction; the next one begins."""
+    db = await SQLiteDatabase.open(tmp_path / "cancel.db")
+    await db.execute(TABLE)
+    loop = asyncio.get_running_loop()
+    in_the_thread = asyncio.Event()
+
+    def began() -> int:  # called by the read, in the writer thread
+        loop.call_soon_threadsafe(in_the_thread.set)
+        return 1
+
+    await db._writer.run(lambda c: c.create_function("began", 0, began))
+    long_read = (
+        "WITH RECURSIVE c(x) AS (SELECT began() UNION ALL SELECT x + 1 FROM c"
+        " WHERE x < 2000000) SELECT count(*) FROM c"
+    )
+
+    async def insert_then_read() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO test_items VALUES ($1)", 1)
+            await conn.fetchval(long_read)
+
+    task = asyncio.create_task(insert_then_read())
+    await in_the_thread.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _insert(db, [2])
+    assert [r[0] for r in await db.fetch("SELECT id FROM test_items")] == [2]
+    await db.close()
+
+
 async def test_a_rollback_that_fails_is_logged_and_the_first_error_passes_through(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
