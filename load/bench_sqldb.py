@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sqldb  # the measured code: ours, or (--inner) the baseline's, first on the path
+
 ROWS = 5  # rows a transaction upserts
 
 
@@ -57,9 +59,7 @@ async def _transaction(db: Any, name: str, n: int) -> None:
 
 
 async def _measure(folder: Path, workers: int, rate: float, seconds: float) -> dict[str, Any]:
-    from sqldb import SQLiteDatabase
-
-    db = await SQLiteDatabase.open(folder / "bench.db")
+    db = await sqldb.SQLiteDatabase.open(folder / "bench.db")
     try:
         await db.execute("CREATE TABLE bench_checkpoints (name TEXT PRIMARY KEY, position BIGINT)")
         await db.execute(
@@ -156,8 +156,6 @@ def main() -> None:
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner:
-        import sqldb  # the measured code: ours, or the baseline's first on the path
-
         with tempfile.TemporaryDirectory() as folder:
             found = asyncio.run(_measure(Path(folder), args.workers, args.rate, args.seconds))
         print(json.dumps(found | {"sqldb": str(Path(sqldb.__file__).parent)}))
