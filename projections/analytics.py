@@ -20,7 +20,7 @@ from domain.events import DOC_UPDATED, SESSION_JOINED, SESSION_LEFT, is_project_
 from domain.events.catalog import TRACK_PLAYED, USER_LISTENER, read_track_played, track_of
 from eventstore import RecordedEvent
 from projections.runner import Apply, Projection
-from projections.tables import Names, Table, fetch_where_in, insert_rows
+from projections.tables import IN_LIST, Names, Table, fetch_where_in, in_list, insert_rows
 from sqldb import Connection, Database, Row
 
 HOUR_MS = 3_600_000
@@ -308,26 +308,7 @@ async def _sessions(conn: Connection, names: Names, batch: Batch) -> None:
     state may have changed: those of nodes the batch heard from (an abandoned one reopens if its
     node turns out alive) and the open ones the log's clock has now left behind."""
     table, nodes = names["analytics_sessions"], names["analytics_nodes"]
-    columns = ", ".join(f's."{c}"' for c in _SESSION_COLUMNS)
-    now = int(await conn.fetchval(f"SELECT MAX(last_seen_at) FROM {nodes}") or 0)
-    found = await conn.fetch(
-        f"SELECT {columns} FROM {table} s JOIN {nodes} n ON n.node = s.node"
-        " WHERE s.ended_at IS NULL AND (n.last_seen_at < $1 OR s.joined_at < $2)",
-        now - ABANDON_AFTER_MS,
-        now - SESSION_CAP_MS,
-    )
-    found += await fetch_where_in(
-        conn,
-        f"SELECT {columns} FROM {table} s WHERE s.end_reason = 'abandoned'"
-        " AND s.node IN ({marks})",
-        list(batch.nodes),
-    )
-    found += await fetch_where_in(
-        conn,
-        f"SELECT {columns} FROM {table} s WHERE s.left_at IS NULL"
-        " AND s.connection_id IN ({marks})",
-        sorted({left.connection_id for left in batch.left}),
-    )
+    now, found = await _found_sessions(conn, table, nodes, batch)
     sessions = {int(r["position"]): Session.of(r) for r in found}
     sessions.update((s.position, s) for s in batch.joined)
     # By connection: a batch of many joins and leaves (a rebuild, a burst of joiners) is
@@ -366,6 +347,37 @@ async def _sessions(conn: Connection, names: Names, batch: Batch) -> None:
         [s.row() for s in sessions.values()],
         upsert=("position",),
     )
+
+
+async def _found_sessions(
+    conn: Connection, table: str, nodes: str, batch: Batch
+) -> tuple[int, list[Row]]:
+    """The log's clock (the latest event of any node, the batch's included), and the stored
+    sessions whose state the batch may change: the open ones that clock has left behind, the
+    abandoned ones of nodes the batch heard from, the open ones of connections it leaves. One
+    statement: in an SQLite transaction each read is a hop to the writer thread."""
+    columns = ", ".join(f's."{c}"' for c in _SESSION_COLUMNS)
+    parts = [
+        f"SELECT {columns} FROM {table} s JOIN {nodes} n ON n.node = s.node, clock"
+        " WHERE s.ended_at IS NULL"
+        " AND (n.last_seen_at < clock.now - $1 OR s.joined_at < clock.now - $2)"
+    ]
+    args: list[Any] = [ABANDON_AFTER_MS, SESSION_CAP_MS]
+    for where, values in (
+        ("s.end_reason = 'abandoned' AND s.node", list(batch.nodes)),
+        ("s.left_at IS NULL AND s.connection_id", sorted({x.connection_id for x in batch.left})),
+    ):
+        for start in range(0, len(values), IN_LIST):  # a batch (BATCH_SIZE events) takes one
+            marks, padded = in_list(values[start : start + IN_LIST], len(args) + 1)
+            parts.append(f"SELECT {columns} FROM {table} s WHERE {where} IN ({marks})")
+            args += padded
+    rows = await conn.fetch(
+        f"WITH clock AS (SELECT COALESCE(MAX(last_seen_at), 0) AS now FROM {nodes})"
+        " SELECT clock.now AS clock_now, f.* FROM clock"
+        f" LEFT JOIN ({' UNION '.join(parts)}) f ON 1 = 1",
+        *args,
+    )
+    return int(rows[0]["clock_now"]), [r for r in rows if r["position"] is not None]
 
 
 def analytics_projection() -> Projection:

@@ -1,6 +1,14 @@
 """How the runner applies a batch: in one transaction with the checkpoint it advances, by the
 projection's failure policy (projections/runner.py says which), retried with capped backoff while
-it fails, and counted for the apply rate. The same for the live tables and a rebuild's twins."""
+it fails, and counted for the apply rate. The same for the live tables and a rebuild's twins.
+
+The transaction moves the checkpoint from where this applier last left it, on the condition that
+it is still there (`execute_one`), rather than reading it first under its lock: on Postgres one
+round trip fewer; on SQLite the batch's statements (unless its fold reads) go to the writer
+thread in one hop, so the file's write lock, which the log's commits wait for, is not held
+across turns of the event loop. Where it is not (another runner moved it: a standby that took
+over meanwhile), or where this applier does not know it (its first batch, after a failure), the
+checkpoint is read under its lock, as a runner that takes over does."""
 
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ from projections import failures
 from projections.failures import now_ms
 from projections.lag import Throughput
 from projections.projection import Target
-from sqldb import Connection, Database
+from sqldb import Connection, Database, RowCountError
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,8 @@ class Applier:
         self._rate_window = rate_window
         self.stalls: dict[str, Stall | None] = {}
         self.throughput: dict[str, Throughput] = {}
+        # each target's checkpoint position as this applier's last transaction left it
+        self._positions: dict[str, int] = {}
 
     def rate(self, checkpoint: str) -> float:
         throughput = self.throughput.get(checkpoint)
@@ -51,6 +61,7 @@ class Applier:
         """Drop what is kept of a target that ended (a rebuild)."""
         self.stalls.pop(checkpoint, None)
         self.throughput.pop(checkpoint, None)
+        self._positions.pop(checkpoint, None)
 
     async def apply_until_done(self, target: Target, batch: list[RecordedEvent]) -> int:
         """Apply `batch` by the projection's policy, retrying with backoff while that fails."""
@@ -142,6 +153,7 @@ class Applier:
         return await self._apply(target, batch)  # moves the checkpoint to the batch's end
 
     async def _skip(self, target: Target, event: RecordedEvent, exc: Exception) -> None:
+        self._positions.pop(target.checkpoint, None)
         async with self._db.transaction() as conn:
             if await self._locked_checkpoint(conn, target) >= event.position:
                 return  # another runner applied or recorded it meanwhile
@@ -158,18 +170,47 @@ class Applier:
             await self.until_done(target, lambda: prepare(seen), batch[0].position)
 
     async def _apply(self, target: Target, batch: list[RecordedEvent]) -> int:
+        known = self._positions.pop(target.checkpoint, None)  # kept again once applied
+        if known is not None:
+            try:
+                return await self._apply_once(target, batch, known)
+            except RowCountError:  # the checkpoint moved: prepared and applied again below
+                logger.info(
+                    "the projection's checkpoint moved under this runner; reading it again",
+                    extra={
+                        "action": "projection.checkpoint_moved",
+                        "projection": target.checkpoint,
+                    },
+                )
+        return await self._apply_once(target, batch, None)
+
+    async def _apply_once(
+        self, target: Target, batch: list[RecordedEvent], known: int | None
+    ) -> int:
+        """Prepare and apply the batch after the checkpoint: after `known` if it is still there
+        (RowCountError if not), else after the checkpoint read under its lock."""
         types = target.projection.event_types
         if target.prepare is not None:  # before the transaction: see projection.Fold
             seen = types | target.projection.prepares
             await target.prepare([e for e in batch if e.type in seen])
-        async with self._db.transaction() as conn:
-            current = await self._locked_checkpoint(conn, target)
-            events = [e for e in batch if e.position > current and e.type in types]
-            if events:
-                await target.apply(conn, events)
-            last = max(current, batch[-1].position)
-            if last != current:
-                await self._save_checkpoint(conn, target, last)
+        if known is None:
+            async with self._db.transaction() as conn:
+                current = await self._locked_checkpoint(conn, target)
+                events = [e for e in batch if e.position > current and e.type in types]
+                if events:
+                    await target.apply(conn, events)
+                last = max(current, batch[-1].position)
+                if last != current:
+                    await self._save_checkpoint(conn, target, last)
+        else:
+            events = [e for e in batch if e.position > known and e.type in types]
+            last = max(known, batch[-1].position)
+            if last != known:
+                async with self._db.transaction() as conn:
+                    await self._save_checkpoint(conn, target, last, since=known)
+                    if events:
+                        await target.apply(conn, events)
+        self._positions[target.checkpoint] = last
         throughput = self.throughput.get(target.checkpoint)
         if throughput is None:
             throughput = self.throughput[target.checkpoint] = Throughput(self._rate_window)
@@ -186,11 +227,18 @@ class Applier:
             raise RebuildSuperseded(target.checkpoint)
         return int(position)
 
-    async def _save_checkpoint(self, conn: Connection, target: Target, last: int) -> None:
-        await conn.execute(
+    async def _save_checkpoint(
+        self, conn: Connection, target: Target, last: int, *, since: int | None = None
+    ) -> None:
+        """Move the checkpoint to `last`; with `since`, only from there (RowCountError if it is
+        elsewhere)."""
+        sql = (
             "UPDATE projection_checkpoints SET position = $2, updated_at = $3,"
-            " failing_since = NULL, last_error = NULL WHERE name = $1",
-            target.checkpoint,
-            last,
-            now_ms(),
+            " failing_since = NULL, last_error = NULL WHERE name = $1"
         )
+        if since is None:
+            await conn.execute(sql, target.checkpoint, last, now_ms())
+        else:
+            await conn.execute_one(
+                f"{sql} AND position = $4", target.checkpoint, last, now_ms(), since
+            )

@@ -2,8 +2,9 @@
 
 Each projection reads the log from its checkpoint; every batch is applied in one database
 transaction that also advances the checkpoint, so an effect is never applied twice nor skipped,
-even across restarts or with runners on several nodes (the checkpoint row is locked and re-read in
-the transaction; events at or below it are not applied again). What happens when `apply` fails
+even across restarts or with runners on several nodes (the checkpoint moves only from where this
+runner last left it, else it is locked and re-read in the transaction: projections/applier.py;
+events at or below it are not applied again). What happens when `apply` fails
 is the projection's policy: `stop` (the default) retries the batch with capped exponential
 backoff, never skipping it: the projection stalls visibly (state `failing`, the error and since
 when, in `status()` and in its checkpoint row) until the cause goes. `skip` applies the failed

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,14 +208,42 @@ def chunks(count: int, most: int) -> list[tuple[int, int]]:
 async def delete_where_in(
     conn: Connection, physical: str, column: str, values: Sequence[Any]
 ) -> None:
-    """Delete the rows whose `column` is one of `values`, a chunk of values per statement."""
-    await fetch_where_in(conn, f'DELETE FROM {physical} WHERE "{column}" IN ({{marks}})', values)
+    """Delete the rows whose `column` is one of `values`, a chunk of values per statement
+    (statements that return nothing: in an SQLite transaction they wait for its next hop to the
+    writer thread, sqldb.sqlite)."""
+    for sql, chunk in _where_in(f'DELETE FROM {physical} WHERE "{column}" IN ({{marks}})', values):
+        await conn.execute(sql, *chunk)
 
 
 async def fetch_where_in(conn: Connection, sql: str, values: Sequence[Any]) -> list[Row]:
     """`sql` with `{marks}` standing for the placeholders of `values`, run a chunk at a time."""
     rows: list[Row] = []
-    for start, end in chunks(len(values), MAX_PARAMETERS):
-        marks = ", ".join(f"${i + 1}" for i in range(end - start))
-        rows.extend(await conn.fetch(sql.format(marks=marks), *values[start:end]))
+    for chunk_sql, chunk in _where_in(sql, values):
+        rows.extend(await conn.fetch(chunk_sql, *chunk))
     return rows
+
+
+def _where_in(sql: str, values: Sequence[Any]) -> Iterator[tuple[str, Sequence[Any]]]:
+    """`sql` and its arguments for each chunk of `values` (`{marks}`: their placeholders): one
+    statement up to `IN_LIST` values. In an SQLite transaction each read is a hop to the
+    writer thread, so a read is not split where the parameters allow it whole."""
+    for start in range(0, len(values), IN_LIST):
+        marks, padded = in_list(values[start : start + IN_LIST])
+        yield sql.format(marks=marks), padded
+
+
+IN_LIST = 1 << (MAX_PARAMETERS.bit_length() - 1)  # the most values `in_list` takes: 16,384
+
+
+def in_list(values: Sequence[Any], first: int = 1) -> tuple[str, list[Any]]:
+    """The placeholders (`$first`, ...) of an IN list of `values` (at most `IN_LIST` of them),
+    and its arguments: `values` padded to a power of two with its last value (a list that
+    names a value twice matches the same rows), so that a statement has one of a few shapes
+    whatever the count and the statement caches (asyncpg's, SQLite's) keep hitting."""
+    if not values:
+        raise ValueError("an IN list of no values")
+    if len(values) > IN_LIST:
+        raise ValueError(f"an IN list of more than {IN_LIST} values")
+    size = 1 << (len(values) - 1).bit_length()
+    padded = [*values, *[values[-1]] * (size - len(values))]
+    return ", ".join(f"${first + i}" for i in range(size)), padded

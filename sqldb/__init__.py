@@ -3,7 +3,8 @@
 SQL is written once with `$1, $2` placeholders (SQLite gets them rewritten to `?1, ?2`; do not put
 `$<digit>` inside string literals). Rows answer both `row["column"]` and `row[0]`. Errors
 (`sqldb.errors`): `IntegrityError` for constraint violations, `DatabaseUnavailable` when the
-database cannot be reached or failed; both are `DatabaseError`s; a bug in the caller (a TypeError
+database cannot be reached or failed, `RowCountError` when `execute_one` changed no row or
+several; all are `DatabaseError`s; a bug in the caller (a TypeError
 from a wrong argument) passes through as itself. The methods of `Database` itself run in
 autocommit; use `transaction()` for several statements that must commit together.
 
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, Protocol
 
-from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError, RowCountError
 from sqldb.postgres import READ_MODELS_SCHEMA, PostgresDatabase
 from sqldb.sqlite import SQLiteDatabase
 
@@ -29,6 +30,13 @@ class Row(Protocol):
 
 class Connection(Protocol):
     async def execute(self, sql: str, *args: Any) -> None: ...
+
+    async def execute_one(self, sql: str, *args: Any) -> None:
+        """A write that must change exactly one row (a conditional UPDATE: the row as the
+        caller last saw it), else `RowCountError`, which in a transaction rolls it back. In a
+        transaction on SQLite it is raised where the statement's other errors are: by the
+        next statement that returns rows, or as the block exits."""
+        ...
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
 
@@ -82,6 +90,7 @@ __all__ = [
     "Kind",
     "PostgresDatabase",
     "Row",
+    "RowCountError",
     "SQLiteDatabase",
     "open_database",
 ]

@@ -3,6 +3,7 @@ backend's boundary; anything else, a bug in the caller included, passes through 
 
     DatabaseError              a statement failed in the database (500)
     ├── IntegrityError         a constraint (unique, foreign key, check, not null) refused it
+    ├── RowCountError          a statement run by `execute_one` changed no row, or several
     └── DatabaseUnavailable    the database cannot be reached or failed (503, retry later);
                                the same driver errors as the event store's StoreUnavailableError
                                (`dbdrivers`)
@@ -17,6 +18,15 @@ class DatabaseError(Exception):
 
 class IntegrityError(DatabaseError):
     """A constraint (unique, foreign key, check, not null) refused the statement."""
+
+
+class RowCountError(DatabaseError):
+    """A statement run by `execute_one` changed no row, or more than one: the row it was to
+    change is not as the caller last saw it (another writer moved it, or removed it)."""
+
+    def __init__(self, changed: int) -> None:
+        super().__init__(f"the statement was to change one row, and changed {changed}")
+        self.changed = changed
 
 
 class DatabaseUnavailable(DatabaseError):

@@ -29,7 +29,7 @@ from dbdrivers.postgres import (
     on_pool,
     server_settings,
 )
-from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError, RowCountError
 
 if TYPE_CHECKING:
     from sqldb import Connection, Kind, Row
@@ -67,6 +67,13 @@ class _Statements:
     async def execute(self, sql: str, *args: Any) -> None:
         with _translated():
             await self._on(lambda conn: conn.execute(sql, *args))
+
+    async def execute_one(self, sql: str, *args: Any) -> None:
+        with _translated():
+            status: str = await self._on(lambda conn: conn.execute(sql, *args))
+        changed = int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "DELETE 0", "INSERT 0 1"
+        if changed != 1:
+            raise RowCountError(changed)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = list(rows)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dbdrivers.sqlite import LoopFirstReader, SQLiteThread, connect, unavailable, write_turn
-from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from sqldb.errors import DatabaseError, DatabaseUnavailable, IntegrityError, RowCountError
 
 if TYPE_CHECKING:
     from sqldb import Connection, Kind, Row
@@ -72,6 +72,10 @@ class _SQLiteConnection:
     async def execute(self, sql: str, *args: Any) -> None:
         q = _sqlite_sql(sql)
         await self._write(lambda c: c.execute(q, args))
+
+    async def execute_one(self, sql: str, *args: Any) -> None:
+        q = _sqlite_sql(sql)
+        await self._write(lambda c: _one_row(c.execute(q, args).rowcount))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         q = _sqlite_sql(sql)
@@ -145,6 +149,11 @@ class _SQLiteTransaction(_SQLiteConnection):
             self._pending = []
             return
         await self._query(_commit)
+
+
+def _one_row(changed: int) -> None:
+    if changed != 1:
+        raise RowCountError(changed)
 
 
 def _begin(conn: sqlite3.Connection) -> None:
