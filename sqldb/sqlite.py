@@ -101,9 +101,9 @@ class _SQLiteTransaction(_SQLiteConnection):
     """A transaction's statements in the writer thread, few hops to it: BEGIN and the
     statements that return nothing wait, and go with the next statement that returns rows, or
     with COMMIT, as one job of the thread. Each hop costs the event loop a turn and a wakeup,
-    and the thread a wait for the GIL, where a read model's statement runs in microseconds: a
-    projection's batch (BEGIN, its checkpoint, its rows, the checkpoint again, COMMIT) is two
-    hops, not five or more. So the error of a statement that returns nothing is raised by the
+    and the thread a wait for the GIL, where a read model's statement runs in microseconds, and
+    the file's write lock is held from the first hop to the COMMIT: a projection's batch (BEGIN,
+    the checkpoint moved from where it was, its rows, COMMIT) is one hop, not four or more. So the error of a statement that returns nothing is raised by the
     next statement that returns rows, or as the transaction's block exits. Once a statement
     failed, every later one and the commit fail too (as on Postgres): the statements that
     waited behind the failed one never ran, so the transaction can only roll back, even if the
