@@ -103,12 +103,13 @@ class _SQLiteTransaction(_SQLiteConnection):
     with COMMIT, as one job of the thread. Each hop costs the event loop a turn and a wakeup,
     and the thread a wait for the GIL, where a read model's statement runs in microseconds, and
     the file's write lock is held from the first hop to the COMMIT: a projection's batch (BEGIN,
-    the checkpoint moved from where it was, its rows, COMMIT) is one hop, not four or more. So the error of a statement that returns nothing is raised by the
-    next statement that returns rows, or as the transaction's block exits. Once a statement
-    failed, every later one and the commit fail too (as on Postgres): the statements that
-    waited behind the failed one never ran, so the transaction can only roll back, even if the
-    block catches the error. Its arguments are bound when it runs: pass values, not objects the
-    caller changes afterwards."""
+    the checkpoint moved from where it was, its rows, COMMIT) is one hop, not four or more. So
+    the error of a statement that returns nothing is raised by the next statement that returns
+    rows, or as the transaction's block exits. Once a statement failed, every later one and the
+    commit fail too (as on Postgres): the statements that waited behind the failed one never
+    ran, so the transaction can only roll back, even if the block catches the error. Its
+    arguments are bound when it runs: pass values, not objects the caller changes
+    afterwards."""
 
     def __init__(self, thread: SQLiteThread) -> None:
         super().__init__(thread)
