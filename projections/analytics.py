@@ -20,7 +20,14 @@ from domain.events import DOC_UPDATED, SESSION_JOINED, SESSION_LEFT, is_project_
 from domain.events.catalog import TRACK_PLAYED, USER_LISTENER, read_track_played, track_of
 from eventstore import RecordedEvent
 from projections.runner import Apply, Projection
-from projections.tables import IN_LIST, Names, Table, fetch_where_in, in_list, insert_rows
+from projections.tables import (
+    Names,
+    Table,
+    fetch_where_in,
+    in_list,
+    in_list_chunks,
+    insert_rows,
+)
 from sqldb import Connection, Database, Row
 
 HOUR_MS = 3_600_000
@@ -367,8 +374,8 @@ async def _found_sessions(
         ("s.end_reason = 'abandoned' AND s.node", list(batch.nodes)),
         ("s.left_at IS NULL AND s.connection_id", sorted({x.connection_id for x in batch.left})),
     ):
-        for start in range(0, len(values), IN_LIST):  # a batch (BATCH_SIZE events) takes one
-            marks, padded = in_list(values[start : start + IN_LIST], len(args) + 1)
+        for chunk in in_list_chunks(values):  # a batch (BATCH_SIZE events) takes one
+            marks, padded = in_list(chunk, len(args) + 1)
             parts.append(f"SELECT {columns} FROM {table} s WHERE {where} IN ({marks})")
             args += padded
     rows = await conn.fetch(

@@ -196,20 +196,13 @@ class Applier:
         if known is None:
             async with self._db.transaction() as conn:
                 current = await self._locked_checkpoint(conn, target)
-                events = [e for e in batch if e.position > current and e.type in types]
-                if events:
-                    await target.apply(conn, events)
-                last = max(current, batch[-1].position)
-                if last != current:
-                    await self._save_checkpoint(conn, target, last)
+                events, last = _after(batch, current, types)
+                await self._write(conn, target, events, current, last)
         else:
-            events = [e for e in batch if e.position > known and e.type in types]
-            last = max(known, batch[-1].position)
-            if last != known:
+            events, last = _after(batch, known, types)
+            if last != known:  # else nothing to write: no transaction
                 async with self._db.transaction() as conn:
-                    await self._save_checkpoint(conn, target, last, since=known)
-                    if events:
-                        await target.apply(conn, events)
+                    await self._write(conn, target, events, known, last, conditional=True)
         self._positions[target.checkpoint] = last
         throughput = self.throughput.get(target.checkpoint)
         if throughput is None:
@@ -227,6 +220,23 @@ class Applier:
             raise RebuildSuperseded(target.checkpoint)
         return int(position)
 
+    async def _write(
+        self,
+        conn: Connection,
+        target: Target,
+        events: list[RecordedEvent],
+        current: int,
+        last: int,
+        *,
+        conditional: bool = False,
+    ) -> None:
+        """Move the checkpoint from `current` to `last` (`conditional`: only if it is still at
+        `current`, RowCountError if not) and apply `events`, in `conn`'s transaction."""
+        if last != current:
+            await self._save_checkpoint(conn, target, last, since=current if conditional else None)
+        if events:
+            await target.apply(conn, events)
+
     async def _save_checkpoint(
         self, conn: Connection, target: Target, last: int, *, since: int | None = None
     ) -> None:
@@ -242,3 +252,11 @@ class Applier:
             await conn.execute_one(
                 f"{sql} AND position = $4", target.checkpoint, last, now_ms(), since
             )
+
+
+def _after(
+    batch: list[RecordedEvent], checkpoint: int, types: frozenset[str]
+) -> tuple[list[RecordedEvent], int]:
+    """The batch's events of `types` after `checkpoint`, and where the checkpoint moves to."""
+    events = [e for e in batch if e.position > checkpoint and e.type in types]
+    return events, max(checkpoint, batch[-1].position)

@@ -227,12 +227,18 @@ def _where_in(sql: str, values: Sequence[Any]) -> Iterator[tuple[str, Sequence[A
     """`sql` and its arguments for each chunk of `values` (`{marks}`: their placeholders): one
     statement up to `IN_LIST` values. In an SQLite transaction each read is a hop to the
     writer thread, so a read is not split where the parameters allow it whole."""
-    for start in range(0, len(values), IN_LIST):
-        marks, padded = in_list(values[start : start + IN_LIST])
+    for chunk in in_list_chunks(values):
+        marks, padded = in_list(chunk)
         yield sql.format(marks=marks), padded
 
 
 IN_LIST = 1 << (MAX_PARAMETERS.bit_length() - 1)  # the most values `in_list` takes: 16,384
+
+
+def in_list_chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """`values` in pieces of at most `IN_LIST`, each for one `in_list` (none if empty)."""
+    for start in range(0, len(values), IN_LIST):
+        yield values[start : start + IN_LIST]
 
 
 def in_list(values: Sequence[Any], first: int = 1) -> tuple[str, list[Any]]:

@@ -7,7 +7,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.tables import Table, chunks, live, rebuilding, search_condition, search_words
+from projections.tables import (
+    IN_LIST,
+    Table,
+    chunks,
+    in_list,
+    in_list_chunks,
+    live,
+    rebuilding,
+    search_condition,
+    search_words,
+)
 
 SPEC = Table(
     "things",
@@ -25,6 +35,31 @@ def test_chunks_cover_every_item_once_in_power_of_two_statements(count: int, mos
         size = end - start
         assert size <= most
         assert size & (size - 1) == 0
+
+
+@given(st.lists(st.integers(), min_size=1, max_size=300), st.integers(1, 50))
+def test_an_in_list_names_the_same_values_in_one_of_a_few_shapes(
+    values: list[int], first: int
+) -> None:
+    marks, padded = in_list(values, first)
+    size = len(padded)
+    assert size & (size - 1) == 0
+    assert len(values) <= size < 2 * len(values)
+    assert set(padded) == set(values)
+    assert padded[: len(values)] == values
+    assert marks == ", ".join(f"${first + i}" for i in range(size))
+
+
+def test_in_list_chunks_cover_every_value_once_within_the_bound() -> None:
+    values = list(range(2 * IN_LIST + 3))
+    pieces = list(in_list_chunks(values))
+    assert [v for piece in pieces for v in piece] == values
+    assert [len(p) for p in pieces] == [IN_LIST, IN_LIST, 3]
+    assert list(in_list_chunks([])) == []
+    with pytest.raises(ValueError, match="no values"):
+        in_list([])
+    with pytest.raises(ValueError, match="more than"):
+        in_list(values)
 
 
 def test_a_table_is_created_per_kind_with_a_fresh_token_in_its_index_names() -> None:
