@@ -3,12 +3,16 @@ projection's failure policy (projections/runner.py says which), retried with cap
 it fails, and counted for the apply rate. The same for the live tables and a rebuild's twins.
 
 The transaction moves the checkpoint from where this applier last left it, on the condition that
-it is still there (`execute_one`), rather than reading it first under its lock: on Postgres one
+it is still there (`execute_changing`), rather than reading it first under its lock: on Postgres one
 round trip fewer; on SQLite the batch's statements (unless its fold reads) go to the writer
 thread in one hop, so the file's write lock, which the log's commits wait for, is not held
 across turns of the event loop. Where it is not (another runner moved it: a standby that took
 over meanwhile), or where this applier does not know it (its first batch, after a failure), the
-checkpoint is read under its lock, as a runner that takes over does."""
+checkpoint is read under its lock, as a runner that takes over does. A fold may write the same
+way, its rows moved on from what it last wrote on that condition (the document model does): a
+`RowCountError` from either fails the transaction, and the batch is prepared again (the fold
+loads its state again: see projections/document.py) and applied once more after the checkpoint
+read under its lock; a second one is a failure like any other, retried with backoff."""
 
 from __future__ import annotations
 
@@ -171,17 +175,14 @@ class Applier:
 
     async def _apply(self, target: Target, batch: list[RecordedEvent]) -> int:
         known = self._positions.pop(target.checkpoint, None)  # kept again once applied
-        if known is not None:
-            try:
-                return await self._apply_once(target, batch, known)
-            except RowCountError:  # the checkpoint moved: prepared and applied again below
-                logger.info(
-                    "the projection's checkpoint moved under this runner; reading it again",
-                    extra={
-                        "action": "projection.checkpoint_moved",
-                        "projection": target.checkpoint,
-                    },
-                )
+        try:
+            return await self._apply_once(target, batch, known)
+        except RowCountError:  # something moved: prepared and applied again below, once
+            logger.info(
+                "a row the batch was to move on from where this runner left it had moved"
+                " (the checkpoint, or a read model's row); preparing the batch again",
+                extra={"action": "projection.moved_under", "projection": target.checkpoint},
+            )
         return await self._apply_once(target, batch, None)
 
     async def _apply_once(
@@ -249,8 +250,8 @@ class Applier:
         if since is None:
             await conn.execute(sql, target.checkpoint, last, now_ms())
         else:
-            await conn.execute_one(
-                f"{sql} AND position = $4", target.checkpoint, last, now_ms(), since
+            await conn.execute_changing(
+                1, f"{sql} AND position = $4", target.checkpoint, last, now_ms(), since
             )
 
 

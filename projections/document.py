@@ -35,7 +35,7 @@ from projections.document_changes import TABLES as CHANGE_TABLES
 from projections.document_changes import ChangeRows
 from projections.document_rows import Memo, Tables, rows_of, tables
 from projections.runner import Projection
-from projections.tables import Names, Table, delete_where_in, fetch_where_in, insert_rows
+from projections.tables import Names, Table, delete_where_in, insert_rows, update_rows
 from sqldb import Connection, Database, Row
 
 logger = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ _ROW_TABLES = (
     ),
 )
 TABLES = _ROW_TABLES + CHANGE_TABLES  # the rows of the document, then what each update changed
+_PROJECTS = next(t for t in _ROW_TABLES if t.name == "doc_projects")
 
 # -- the fold ------------------------------------------------------------------------------
 
@@ -399,33 +400,44 @@ async def _write(
     changed: dict[str, tuple[_Cached, RecordedEvent]],
     rows: dict[str, Tables],
 ) -> None:
-    """Rewrite the changed projects' rows, set-based: one upsert of their doc_projects rows, and
-    per child table the rows that differ from those this fold wrote last time (trusted only
-    while the database still holds that version; otherwise all of the project's rows there are
-    deleted and written again): one delete of the rows gone and one multi-row upsert of the
-    rows new or changed, so moving a fader rewrites one row of doc_tracks, not all of them."""
-    ids = list(changed)
-    known = {
-        r["project_id"]: int(r["version"])
-        for r in await fetch_where_in(
-            conn,
-            f"SELECT project_id, version FROM {names['doc_projects']}"
-            " WHERE project_id IN ({marks})",
-            ids,
+    """Rewrite the changed projects' rows, set-based, with no read (on SQLite the batch's
+    statements go to the writer thread with its COMMIT, in one hop). A project whose rows this
+    fold wrote last time has its doc_projects row moved on from the version written then, on
+    that condition: if another writer moved it meanwhile, the batch fails (`RowCountError`) and
+    the runner's retry, which loads the documents again, writes such projects whole. Per child
+    table, the rows that differ from those written last time (all of a project's rows, deleted
+    and written again, where this fold has written none since it loaded the document): one
+    delete of the rows gone and one multi-row upsert of the rows new or changed, so moving a
+    fader rewrites one row of doc_tracks, not all of them."""
+    project_rows: dict[str, tuple[Any, ...]] = {
+        project_id: (
+            project_id,
+            *(rows[project_id].project[c] for c in _PROJECT_COLUMNS[1:-2]),
+            last.version,
+            int(last.recorded_at.timestamp() * 1000),
         )
+        for project_id, (_, last) in changed.items()
     }
+    await update_rows(
+        conn,
+        _PROJECTS,
+        names["doc_projects"],
+        _PROJECT_COLUMNS[1:],
+        [
+            (*project_rows[project_id][1:], project_id, cached.written_version)
+            for project_id, (cached, _) in changed.items()
+            if cached.written is not None
+        ],
+        where=("project_id", "version"),
+    )
     await insert_rows(
         conn,
         names["doc_projects"],
         _PROJECT_COLUMNS,
         [
-            (
-                project_id,
-                *(rows[project_id].project[c] for c in _PROJECT_COLUMNS[1:-2]),
-                last.version,
-                int(last.recorded_at.timestamp() * 1000),
-            )
-            for project_id, (_, last) in changed.items()
+            project_rows[project_id]
+            for project_id, (cached, _) in changed.items()
+            if cached.written is None
         ],
         upsert=("project_id",),
     )
@@ -435,7 +447,7 @@ async def _write(
         upserts: list[tuple[Any, ...]] = []
         for project_id, (cached, _) in changed.items():
             after = rows[project_id]
-            if cached.written is None or known.get(project_id) != cached.written_version:
+            if cached.written is None:
                 whole.append(project_id)
                 upserts.extend((project_id, *row) for row in child.of(after))
                 continue
@@ -449,6 +461,8 @@ async def _write(
             where = " AND ".join(f'"{c}" = ${i + 1}' for i, c in enumerate(key))
             await conn.executemany(f"DELETE FROM {table} WHERE {where}", gone)
         await insert_rows(conn, table, ("project_id", *child.columns), upserts, upsert=key)
+    # Trusted by the next batch only through the condition above: if this transaction does not
+    # commit, the retry loads the documents again (prepare), and they have written nothing.
     for project_id, (cached, last) in changed.items():
         cached.written, cached.written_version = rows[project_id], last.version
 

@@ -184,6 +184,57 @@ async def insert_rows(
         )
 
 
+async def update_rows(
+    conn: Connection,
+    table: Table,
+    physical: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    where: Sequence[str],
+) -> None:
+    """Change one stored row of `table` per row of `rows`, which gives the new values of
+    `columns`, then the values the stored row holds in `where`'s columns (its key, and what
+    the caller last saw of it): if any matches no stored row (another writer moved it on, or
+    removed it), `RowCountError`, which rolls the transaction back. A chunk of rows per
+    statement, as `insert_rows`; the values go as the columns' types (Postgres gives the
+    parameters of a VALUES list no type of its own) and must be of them."""
+    if not rows:
+        return
+    spelled = (*columns, *where)
+    width = len(spelled)
+    types = tuple(table.columns[c].removesuffix(" not null") for c in spelled)
+    # VALUES names its columns column1, column2, ... on both (no WITH: SQLite's rowcount
+    # counts the rows of statements that begin with their verb only)
+    sets = ", ".join(f'"{c}" = v.column{i + 1}' for i, c in enumerate(columns))
+    match = " AND ".join(
+        f'{physical}."{c}" = v.column{len(columns) + i + 1}' for i, c in enumerate(where)
+    )
+    per_statement = max(1, MAX_PARAMETERS // width)
+    for start, end in chunks(len(rows), per_statement):
+        await conn.execute_changing(
+            end - start,
+            f"UPDATE {physical} SET {sets}"
+            f" FROM (VALUES {_typed_values(types, end - start)}) AS v WHERE {match}",
+            *[value for row in rows[start:end] for value in row],
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _typed_values(types: tuple[str, ...], rows: int) -> str:
+    """`(CAST($1 AS type), ...), ...` for `rows` rows of columns of `types`."""
+    width = len(types)
+    return ", ".join(
+        "("
+        + ", ".join(
+            f"CAST(${i * width + j + 1} AS {_TYPES['postgres'][kind]})"
+            for j, kind in enumerate(types)
+        )
+        + ")"
+        for i in range(rows)
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _values(width: int, rows: int) -> str:
     """`($1, ..., $width), ...` for `rows` rows (chunks come in a few sizes: made once each)."""

@@ -3,8 +3,8 @@
 SQL is written once with `$1, $2` placeholders (SQLite gets them rewritten to `?1, ?2`; do not put
 `$<digit>` inside string literals). Rows answer both `row["column"]` and `row[0]`. Errors
 (`sqldb.errors`): `IntegrityError` for constraint violations, `DatabaseUnavailable` when the
-database cannot be reached or failed, `RowCountError` when `execute_one` changed no row or
-several; all are `DatabaseError`s; a bug in the caller (a TypeError
+database cannot be reached or failed, `RowCountError` when `execute_changing` changed another
+number of rows than it was to; all are `DatabaseError`s; a bug in the caller (a TypeError
 from a wrong argument) passes through as itself. The methods of `Database` itself run in
 autocommit; use `transaction()` for several statements that must commit together.
 
@@ -31,10 +31,10 @@ class Row(Protocol):
 class Connection(Protocol):
     async def execute(self, sql: str, *args: Any) -> None: ...
 
-    async def execute_one(self, sql: str, *args: Any) -> None:
-        """A write that must change exactly one row (a conditional UPDATE: the row as the
-        caller last saw it), else `RowCountError`, which in a transaction rolls it back. In a
-        transaction on SQLite it is raised where the statement's other errors are: by the
+    async def execute_changing(self, count: int, sql: str, *args: Any) -> None:
+        """A write that must change exactly `count` rows (a conditional UPDATE: the rows as
+        the caller last saw them), else `RowCountError`, which in a transaction rolls it back.
+        In a transaction on SQLite it is raised where the statement's other errors are: by the
         next statement that returns rows, or as the block exits."""
         ...
 

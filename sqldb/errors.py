@@ -3,7 +3,8 @@ backend's boundary; anything else, a bug in the caller included, passes through 
 
     DatabaseError              a statement failed in the database (500)
     ├── IntegrityError         a constraint (unique, foreign key, check, not null) refused it
-    ├── RowCountError          a statement run by `execute_one` changed no row, or several
+    ├── RowCountError          a statement run by `execute_changing` changed another number of
+                               rows than it was to
     └── DatabaseUnavailable    the database cannot be reached or failed (503, retry later);
                                the same driver errors as the event store's StoreUnavailableError
                                (`dbdrivers`)
@@ -21,12 +22,15 @@ class IntegrityError(DatabaseError):
 
 
 class RowCountError(DatabaseError):
-    """A statement run by `execute_one` changed no row, or more than one: the row it was to
-    change is not as the caller last saw it (another writer moved it, or removed it)."""
+    """A statement run by `execute_changing` changed another number of rows than it was to: a
+    row it was to change is not as the caller last saw it (another writer moved it, or removed
+    it)."""
 
-    def __init__(self, changed: int) -> None:
-        super().__init__(f"the statement was to change one row, and changed {changed}")
+    def __init__(self, changed: int, expected: int = 1) -> None:
+        rows = "one row" if expected == 1 else f"{expected} rows"
+        super().__init__(f"the statement was to change {rows}, and changed {changed}")
         self.changed = changed
+        self.expected = expected
 
 
 class DatabaseUnavailable(DatabaseError):

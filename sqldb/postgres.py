@@ -68,12 +68,12 @@ class _Statements:
         with _translated():
             await self._on(lambda conn: conn.execute(sql, *args))
 
-    async def execute_one(self, sql: str, *args: Any) -> None:
+    async def execute_changing(self, count: int, sql: str, *args: Any) -> None:
         with _translated():
             status: str = await self._on(lambda conn: conn.execute(sql, *args))
         changed = int(status.rsplit(" ", 1)[-1])  # "UPDATE 1", "DELETE 0", "INSERT 0 1"
-        if changed != 1:
-            raise RowCountError(changed)
+        if changed != count:
+            raise RowCountError(changed, count)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = list(rows)

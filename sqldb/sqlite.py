@@ -73,9 +73,9 @@ class _SQLiteConnection:
         q = _sqlite_sql(sql)
         await self._write(lambda c: c.execute(q, args))
 
-    async def execute_one(self, sql: str, *args: Any) -> None:
+    async def execute_changing(self, count: int, sql: str, *args: Any) -> None:
         q = _sqlite_sql(sql)
-        await self._write(lambda c: _one_row(c.execute(q, args).rowcount))
+        await self._write(lambda c: _changed(count, c.execute(q, args).rowcount))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         q = _sqlite_sql(sql)
@@ -152,9 +152,9 @@ class _SQLiteTransaction(_SQLiteConnection):
         await self._query(_commit)
 
 
-def _one_row(changed: int) -> None:
-    if changed != 1:
-        raise RowCountError(changed)
+def _changed(count: int, changed: int) -> None:
+    if changed != count:
+        raise RowCountError(changed, count)
 
 
 def _begin(conn: sqlite3.Connection) -> None:

@@ -110,20 +110,20 @@ async def test_a_transaction_commits_its_statements_together_or_none_of_them(
     assert await db.fetchval("SELECT count(*) FROM test_items") == 2
 
 
-async def test_a_write_that_must_change_one_row_fails_its_transaction_otherwise(
+async def test_a_write_that_must_change_so_many_rows_fails_its_transaction_otherwise(
     db: Database,
 ) -> None:
-    """`execute_one`: the conditional write of an optimistic writer (a projection's checkpoint
+    """`execute_changing`: the conditional write of an optimistic writer (a projection's checkpoint
     moved only from where its runner last left it)."""
     await db.executemany("INSERT INTO test_items VALUES ($1)", [(1,), (2,)])
     move = "UPDATE test_items SET id = $2 WHERE id = $1"
-    await db.execute_one(move, 1, 10)  # outside a transaction, at once
+    await db.execute_changing(1, move, 1, 10)  # outside a transaction, at once
     with pytest.raises(RowCountError) as caught:
-        await db.execute_one(move, 1, 11)  # gone: no row
+        await db.execute_changing(1, move, 1, 11)  # gone: no row
     assert caught.value.changed == 0
     assert await _ids(db) == [2, 10]
     async with db.transaction() as conn:
-        await conn.execute_one(move, 10, 20)
+        await conn.execute_changing(1, move, 10, 20)
         await conn.execute("INSERT INTO test_items VALUES ($1)", 30)
     assert await _ids(db) == [2, 20, 30]
 
@@ -131,11 +131,11 @@ async def test_a_write_that_must_change_one_row_fails_its_transaction_otherwise(
     # before it and after it (on SQLite the error comes as the block exits).
     async def insert_around_a_stale_move(conn: Connection) -> None:
         await conn.execute("INSERT INTO test_items VALUES ($1)", 40)
-        await conn.execute_one(move, 10, 50)
+        await conn.execute_changing(1, move, 10, 50)
         await conn.execute("INSERT INTO test_items VALUES ($1)", 60)
 
     async def read_after_a_stale_move(conn: Connection) -> None:
-        await conn.execute_one(move, 10, 50)
+        await conn.execute_changing(1, move, 10, 50)
         await _count(conn)  # the error is raised here on SQLite, at once on Postgres
 
     for block in (insert_around_a_stale_move, read_after_a_stale_move):
@@ -143,9 +143,19 @@ async def test_a_write_that_must_change_one_row_fails_its_transaction_otherwise(
             await _insert(db, [], then=block)
     with pytest.raises(RowCountError) as caught:  # more than one row is no better
         async with db.transaction() as conn:
-            await conn.execute_one("UPDATE test_items SET id = id + 100 WHERE id > $1", 0)
-    assert caught.value.changed == 3
+            await conn.execute_changing(1, "UPDATE test_items SET id = id + 100 WHERE id > $1", 0)
+    assert (caught.value.changed, caught.value.expected) == (3, 1)
     assert await _ids(db) == [2, 20, 30]
+    # a write of several rows, each as last seen (a read model's rows moved on together)
+    several = "UPDATE test_items SET id = id + 1 WHERE id IN ($1, $2)"
+    async with db.transaction() as conn:
+        await conn.execute_changing(2, several, 2, 20)
+    assert await _ids(db) == [3, 21, 30]
+    with pytest.raises(RowCountError) as caught:
+        async with db.transaction() as conn:
+            await conn.execute_changing(2, several, 3, 20)  # 20 moved on: one row of two
+    assert (caught.value.changed, caught.value.expected) == (1, 2)
+    assert await _ids(db) == [3, 21, 30]
 
 
 async def _ids(db: Database) -> list[int]:

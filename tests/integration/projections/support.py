@@ -1,13 +1,19 @@
-"""A counting projection over a test table: what the projection tests fold and check."""
+"""A counting projection over a test table: what the projection tests fold and check; and a
+count of an SQLite database's hops to its writer thread."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from eventstore import RecordedEvent
 from projections.failures import Apply
 from projections.rebuild import create_missing
 from projections.runner import Projection
 from projections.tables import Names, Table
-from sqldb import Connection, Database
+from sqldb import Connection, Database, SQLiteDatabase
 
 COUNTS = Table(
     "test_counts",
@@ -50,3 +56,20 @@ async def create_counts(db: Database) -> None:
 async def totals(db: Database) -> dict[str, int]:
     rows = await db.fetch("SELECT stream, n FROM test_counts ORDER BY stream")
     return {r["stream"]: r["n"] for r in rows}
+
+
+def count_hops(db: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int] | None:
+    """How many jobs the SQLite writer thread has run since (None on Postgres)."""
+    if not isinstance(db, SQLiteDatabase):
+        return None
+    writer = db._writer
+    run = writer.run
+    hops = 0
+
+    async def counted(fn: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await run(fn)
+
+    monkeypatch.setattr(writer, "run", counted)
+    return lambda: hops

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -17,11 +15,12 @@ from projections.applier import Applier
 from projections.projection import Target
 from projections.runner import Projection, ProjectionRunner
 from projections.tables import Names, live
-from sqldb import Connection, Database, IntegrityError, SQLiteDatabase, open_database
+from sqldb import Connection, Database, IntegrityError, open_database
 from tests.integration.projections.support import (
     COUNTER,
     COUNTS,
     count,
+    count_hops,
     count_into,
     create_counts,
     totals,
@@ -107,13 +106,13 @@ async def test_a_checkpoint_moved_under_a_runner_is_read_again_and_nothing_appli
     log = await store.read_all(0, 100)
     first, second = (Applier(db, max_backoff=1.0, rate_window=10.0) for _ in range(2))
     target = Target.of("counter", COUNTER, live(COUNTER.tables))
-    hops = _count_hops(db, monkeypatch)
+    hops = count_hops(db, monkeypatch)
     assert await first.apply_until_done(target, log[:3]) == log[2].position
     assert await second.apply_until_done(target, log[:6]) == log[5].position
     # the first's checkpoint is stale: found so, read again, 7-9 applied, 4-6 not again
     caplog.set_level(logging.INFO, logger="projections.applier")
     assert await first.apply_until_done(target, log[3:]) == log[8].position
-    moved = [r for r in caplog.records if getattr(r, "action", "") == "projection.checkpoint_moved"]
+    moved = [r for r in caplog.records if getattr(r, "action", "") == "projection.moved_under"]
     assert len(moved) == 1
     assert await totals(db) == {"s0": 3, "s1": 3, "s2": 3}
     assert (
@@ -126,23 +125,6 @@ async def test_a_checkpoint_moved_under_a_runner_is_read_again_and_nothing_appli
         assert await first.apply_until_done(target, await store.read_all(log[8].position, 9))
         assert hops() - before == 1
         assert await totals(db) == {"s0": 4, "s1": 3, "s2": 3}
-
-
-def _count_hops(db: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int] | None:
-    """How many jobs the SQLite writer thread has run since (None on Postgres)."""
-    if not isinstance(db, SQLiteDatabase):
-        return None
-    writer = db._writer
-    run = writer.run
-    hops = 0
-
-    async def counted(fn: Any) -> Any:
-        nonlocal hops
-        hops += 1
-        return await run(fn)
-
-    monkeypatch.setattr(writer, "run", counted)
-    return lambda: hops
 
 
 async def test_failing_batch_is_retried_never_skipped(store: EventStore, db: Database) -> None:
