@@ -203,9 +203,8 @@ async def update_rows(
         return
     spelled = (*columns, *where)
     width = len(spelled)
-    types = tuple(table.columns[c].removesuffix(" not null") for c in spelled)
-    # VALUES names its columns column1, column2, ... on both (no WITH: SQLite's rowcount
-    # counts the rows of statements that begin with their verb only)
+    types = tuple(_TYPES["postgres"][table.columns[c].removesuffix(" not null")] for c in spelled)
+    # VALUES names its columns column1, column2, ... on both databases
     sets = ", ".join(f'"{c}" = v.column{i + 1}' for i, c in enumerate(columns))
     match = " AND ".join(
         f'{physical}."{c}" = v.column{len(columns) + i + 1}' for i, c in enumerate(where)
@@ -215,31 +214,21 @@ async def update_rows(
         await conn.execute_changing(
             end - start,
             f"UPDATE {physical} SET {sets}"
-            f" FROM (VALUES {_typed_values(types, end - start)}) AS v WHERE {match}",
+            f" FROM (VALUES {_values(width, end - start, types)}) AS v WHERE {match}",
             *[value for row in rows[start:end] for value in row],
         )
 
 
-@functools.lru_cache(maxsize=64)
-def _typed_values(types: tuple[str, ...], rows: int) -> str:
-    """`(CAST($1 AS type), ...), ...` for `rows` rows of columns of `types`."""
-    width = len(types)
-    return ", ".join(
-        "("
-        + ", ".join(
-            f"CAST(${i * width + j + 1} AS {_TYPES['postgres'][kind]})"
-            for j, kind in enumerate(types)
-        )
-        + ")"
-        for i in range(rows)
-    )
-
-
 @functools.lru_cache(maxsize=256)
-def _values(width: int, rows: int) -> str:
-    """`($1, ..., $width), ...` for `rows` rows (chunks come in a few sizes: made once each)."""
+def _values(width: int, rows: int, types: tuple[str, ...] = ()) -> str:
+    """`($1, ..., $width), ...` for `rows` rows (chunks come in a few sizes: made once each);
+    with `types` (SQL types, one per column), each placeholder as `CAST($n AS type)`."""
+
+    def mark(n: int, column: int) -> str:
+        return f"CAST(${n} AS {types[column]})" if types else f"${n}"
+
     return ", ".join(
-        "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(rows)
+        "(" + ", ".join(mark(i * width + j + 1, j) for j in range(width)) + ")" for i in range(rows)
     )
 
 

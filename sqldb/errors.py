@@ -26,7 +26,7 @@ class RowCountError(DatabaseError):
     row it was to change is not as the caller last saw it (another writer moved it, or removed
     it)."""
 
-    def __init__(self, changed: int, expected: int = 1) -> None:
+    def __init__(self, changed: int, expected: int) -> None:
         rows = "one row" if expected == 1 else f"{expected} rows"
         super().__init__(f"the statement was to change {rows}, and changed {changed}")
         self.changed = changed

@@ -75,7 +75,7 @@ class _SQLiteConnection:
 
     async def execute_changing(self, count: int, sql: str, *args: Any) -> None:
         q = _sqlite_sql(sql)
-        await self._write(lambda c: _changed(count, c.execute(q, args).rowcount))
+        await self._write(lambda c: _changed(count, c, q, args))
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         q = _sqlite_sql(sql)
@@ -152,7 +152,12 @@ class _SQLiteTransaction(_SQLiteConnection):
         await self._query(_commit)
 
 
-def _changed(count: int, changed: int) -> None:
+def _changed(count: int, conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> None:
+    """Run `sql`; RowCountError unless it changed `count` rows. Counted by SQLite's
+    `changes()`, not the cursor's rowcount, which Python gives only to statements that begin
+    with their verb (-1 for `WITH ... UPDATE`)."""
+    conn.execute(sql, args)
+    changed = int(conn.execute("SELECT changes()").fetchone()[0])
     if changed != count:
         raise RowCountError(changed, count)
 

@@ -156,6 +156,15 @@ async def test_a_write_that_must_change_so_many_rows_fails_its_transaction_other
             await conn.execute_changing(2, several, 3, 20)  # 20 moved on: one row of two
     assert (caught.value.changed, caught.value.expected) == (1, 2)
     assert await _ids(db) == [3, 21, 30]
+    # counted whatever the statement begins with (Python's sqlite3 gives a statement that
+    # begins with WITH no rowcount)
+    with_first = (
+        "WITH v(a) AS (SELECT CAST($1 AS BIGINT))"
+        " UPDATE test_items SET id = id + 1 WHERE id IN (SELECT a FROM v)"
+    )
+    async with db.transaction() as conn:
+        await conn.execute_changing(1, with_first, 30)
+    assert await _ids(db) == [3, 21, 31]
 
 
 async def _ids(db: Database) -> list[int]:
