@@ -11,10 +11,8 @@ presigned URL that serves the same ranges."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -60,16 +58,6 @@ class AssetServices:
 AssetCall = Call[AssetServices]
 
 
-def _asset_id(call: Call[Any]) -> str:
-    text = call.path("asset_id")
-    try:
-        if str(uuid.UUID(text)) == text:
-            return text
-    except ValueError:
-        pass
-    raise not_found("asset")
-
-
 def _translate(exc: AssetError | NotAudio) -> ApiError:
     if isinstance(exc, ProjectNotFound):
         return not_found("project")
@@ -110,7 +98,7 @@ async def list_assets(call: AssetCall) -> Response:
 async def get_asset(call: AssetCall) -> Response:
     assets = call.services.assets
     try:
-        view = await assets.readable(call.me.id, _asset_id(call))
+        view = await assets.readable(call.me.id, call.uuid("asset_id", "asset"))
     except AssetError as exc:
         raise _translate(exc) from exc
     return await asset_response(
@@ -205,7 +193,7 @@ async def get_waveform(call: AssetCall) -> Response:
     one has finished."""
     assets = call.services.assets
     try:
-        view = await assets.readable(call.me.id, _asset_id(call))
+        view = await assets.readable(call.me.id, call.uuid("asset_id", "asset"))
     except AssetError as exc:
         raise _translate(exc) from exc
     try:
@@ -218,7 +206,7 @@ async def get_waveform(call: AssetCall) -> Response:
 
 async def delete_asset(call: AssetCall) -> Response:
     try:
-        await call.services.assets.delete(call.me.id, _asset_id(call))
+        await call.services.assets.delete(call.me.id, call.uuid("asset_id", "asset"))
     except AssetError as exc:
         raise _translate(exc) from exc
     return Response(status_code=204)

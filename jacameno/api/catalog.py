@@ -48,18 +48,6 @@ class CatalogServices:
 CatalogCall = Call[CatalogServices]
 
 
-def uuid_of(call: Call[Any], name: str, what: str) -> str:
-    """The path's canonical UUID `name`; 404 (no such `what`) otherwise."""
-    text = call.path(name)
-    try:
-        canonical = str(uuid.UUID(text))
-    except ValueError as exc:
-        raise not_found(what) from exc
-    if canonical != text:
-        raise not_found(what)
-    return text
-
-
 def translate(exc: CatalogError) -> ApiError:
     if isinstance(exc, NotFound):
         return not_found(exc.what)
@@ -134,7 +122,7 @@ async def browse(call: CatalogCall) -> Response:
 
 async def user_tracks(call: CatalogCall) -> Response:
     me = await caller(call)
-    user_id = uuid_of(call, "user_id", "user")
+    user_id = call.uuid("user_id", "user")
     try:
         views, after = await call.services.catalog.reads.browse(
             "new",
@@ -151,14 +139,14 @@ async def user_tracks(call: CatalogCall) -> Response:
 async def get_track(call: CatalogCall) -> Response:
     await caller(call)
     try:
-        view = await call.services.catalog.track(uuid_of(call, "track_id", "track"))
+        view = await call.services.catalog.track(call.uuid("track_id", "track"))
     except CatalogError as exc:
         raise translate(exc) from exc
     return JSONResponse(track_json(view))
 
 
 async def update_track(call: CatalogCall) -> Response:
-    track_id = uuid_of(call, "track_id", "track")
+    track_id = call.uuid("track_id", "track")
     try:
         view = await call.services.catalog.update(call.me.id, track_id, call.body)
     except CatalogError as exc:
@@ -168,7 +156,7 @@ async def update_track(call: CatalogCall) -> Response:
 
 async def unpublish(call: CatalogCall) -> Response:
     try:
-        await call.services.catalog.unpublish(call.me.id, uuid_of(call, "track_id", "track"))
+        await call.services.catalog.unpublish(call.me.id, call.uuid("track_id", "track"))
     except CatalogError as exc:
         raise translate(exc) from exc
     return Response(status_code=204)
@@ -176,7 +164,7 @@ async def unpublish(call: CatalogCall) -> Response:
 
 async def play(call: CatalogCall) -> Response:
     me = await caller(call)
-    track_id = uuid_of(call, "track_id", "track")
+    track_id = call.uuid("track_id", "track")
     device = call.body.get("device_id")
     if me is None and device is None:
         raise ApiError(422, "device_required", "an anonymous play needs a device_id", ["device_id"])
@@ -227,7 +215,7 @@ async def plays(call: CatalogCall) -> Response:
     catalog = call.services.catalog
     days = min(int(call.query.get("days", 30)) or 1, MAX_DAYS)
     try:
-        view = await catalog.track(uuid_of(call, "track_id", "track"))
+        view = await catalog.track(call.uuid("track_id", "track"))
     except CatalogError as exc:
         raise translate(exc) from exc
     series = await catalog.reads.days(view.id, int(time.time() * 1000), days)
@@ -239,7 +227,7 @@ async def audio(call: CatalogCall) -> Response:
     await caller(call)
     audio = call.services.audio
     try:
-        track = await call.services.catalog.track(uuid_of(call, "track_id", "track"))
+        track = await call.services.catalog.track(call.uuid("track_id", "track"))
     except CatalogError as exc:
         raise translate(exc) from exc
     view = await audio.assets.reads.asset(track.asset_id)
@@ -257,7 +245,7 @@ async def audio(call: CatalogCall) -> Response:
 async def favorite(call: CatalogCall) -> Response:
     on = call.request.method == "POST"
     try:
-        await call.services.catalog.favorite(call.me.id, uuid_of(call, "track_id", "track"), on=on)
+        await call.services.catalog.favorite(call.me.id, call.uuid("track_id", "track"), on=on)
     except CatalogError as exc:
         raise translate(exc) from exc
     return Response(status_code=204)

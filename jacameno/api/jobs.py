@@ -61,7 +61,7 @@ async def list_jobs(call: JobCall) -> Response:
 
 async def _visible(call: JobCall) -> tuple[Job, str]:
     """The job and the caller's role in its project; 404 unless the caller is a member."""
-    job = await call.services.jobs.job(call.path("job_id"))
+    job = await call.services.jobs.job(call.uuid("job_id", "job"))
     role = None
     if job is not None:
         role = await call.services.projects.role_of(call.me.id, job.project_id)

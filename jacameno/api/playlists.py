@@ -14,7 +14,6 @@ from jacameno.api.catalog import (
     caller,
     track_json,
     translate,
-    uuid_of,
 )
 from jacameno.catalog.errors import CatalogError
 from jacameno.catalog.service import Catalog
@@ -41,7 +40,7 @@ async def get_playlist(call: CatalogCall) -> Response:
     catalog = call.services.catalog
     try:
         view = await catalog.playlist(
-            None if me is None else me.id, uuid_of(call, "playlist_id", "playlist")
+            None if me is None else me.id, call.uuid("playlist_id", "playlist")
         )
     except CatalogError as exc:
         raise translate(exc) from exc
@@ -53,7 +52,7 @@ async def update_playlist(call: CatalogCall) -> Response:
     try:
         view = await catalog.edit_playlist(
             call.me.id,
-            uuid_of(call, "playlist_id", "playlist"),
+            call.uuid("playlist_id", "playlist"),
             title=body.get("title"),
             public=body.get("public"),
             order=body.get("track_ids"),
@@ -66,7 +65,7 @@ async def update_playlist(call: CatalogCall) -> Response:
 async def delete_playlist(call: CatalogCall) -> Response:
     try:
         await call.services.catalog.delete_playlist(
-            call.me.id, uuid_of(call, "playlist_id", "playlist")
+            call.me.id, call.uuid("playlist_id", "playlist")
         )
     except CatalogError as exc:
         raise translate(exc) from exc
@@ -78,7 +77,7 @@ async def add_track(call: CatalogCall) -> Response:
     try:
         view = await catalog.add_to_playlist(
             call.me.id,
-            uuid_of(call, "playlist_id", "playlist"),
+            call.uuid("playlist_id", "playlist"),
             call.body["track_id"],
             call.body.get("index"),
         )
@@ -91,8 +90,8 @@ async def remove_track(call: CatalogCall) -> Response:
     try:
         await call.services.catalog.remove_from_playlist(
             call.me.id,
-            uuid_of(call, "playlist_id", "playlist"),
-            uuid_of(call, "track_id", "track"),
+            call.uuid("playlist_id", "playlist"),
+            call.uuid("track_id", "track"),
         )
     except CatalogError as exc:
         raise translate(exc) from exc
@@ -101,7 +100,7 @@ async def remove_track(call: CatalogCall) -> Response:
 
 async def user_playlists(call: CatalogCall) -> Response:
     me = await caller(call)
-    user_id = uuid_of(call, "user_id", "user")
+    user_id = call.uuid("user_id", "user")
     views = await call.services.catalog.reads.playlists_of(
         user_id, private=me is not None and me.id == user_id
     )

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,20 +37,9 @@ class ProjectServices:
 ProjectCall = Call[ProjectServices]
 
 
-def _uuid(call: Call[Any], name: str, what: str) -> str:
-    text = call.path(name)
-    try:
-        value = uuid.UUID(text)
-    except ValueError as exc:
-        raise not_found(what) from exc
-    if str(value) != text:
-        raise not_found(what)
-    return text
-
-
 def project_id_of(call: Call[Any]) -> str:
     """The path's project id; 404 if it is not a canonical UUID."""
-    return _uuid(call, "project_id", "project")
+    return call.uuid("project_id", "project")
 
 
 async def member_role(reads: ProjectsReadModel, call: Call[Any]) -> tuple[str, str]:
@@ -149,7 +137,7 @@ async def add_member(call: ProjectCall) -> Response:
 
 async def update_member(call: ProjectCall) -> Response:
     project_id = project_id_of(call)
-    user_id = _uuid(call, "user_id", "member")
+    user_id = call.uuid("user_id", "member")
     try:
         await call.services.projects.change_role(call.me.id, project_id, user_id, call.body["role"])
     except ProjectError as exc:
@@ -159,7 +147,7 @@ async def update_member(call: ProjectCall) -> Response:
 
 async def remove_member(call: ProjectCall) -> Response:
     project_id = project_id_of(call)
-    user_id = _uuid(call, "user_id", "member")
+    user_id = call.uuid("user_id", "member")
     try:
         await call.services.projects.remove_member(call.me.id, project_id, user_id)
     except ProjectError as exc:

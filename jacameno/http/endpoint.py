@@ -10,6 +10,7 @@ the app's `Authenticate` (jacameno.http.guard) for the caller."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -20,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jacameno.accounts import User
-from jacameno.http.errors import ApiError
+from jacameno.http.errors import ApiError, not_found
 from jacameno.http.schemas import Schema
 
 S = TypeVar("S")
@@ -28,6 +29,8 @@ Handler = Callable[["Call[S]"], Awaitable[Response]]
 
 COMMON_ERRORS = (400, 413, 422, 429, 503)
 AUTH_ERRORS = (401,)
+# Postgres cannot store NUL in text: bodies and queries refuse it, the same on every database.
+NO_NUL = "strings must not contain NUL characters"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,17 @@ class Call(Generic[S]):
     def path(self, name: str) -> str:
         return str(self.request.path_params[name])
 
+    def uuid(self, name: str, what: str) -> str:
+        """The path's parameter `name` if it is a canonical UUID; else 404 (no such `what`)."""
+        text = self.path(name)
+        try:
+            canonical = str(uuid.UUID(text))
+        except ValueError as exc:
+            raise not_found(what) from exc
+        if canonical != text:
+            raise not_found(what)
+        return text
+
 
 def _validator(schema: Schema | None) -> Any:
     if schema is None:
@@ -111,8 +125,7 @@ async def _json_body(request: Request) -> Any:
     except (ValueError, UnicodeError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", "the body is not valid JSON (UTF-8)") from exc
     if _has_nul(data):
-        # Postgres cannot store NUL in text: refuse it here, the same on every database.
-        raise ApiError(422, "invalid_request", "strings must not contain NUL characters")
+        raise ApiError(422, "invalid_request", NO_NUL)
     return data
 
 
@@ -137,6 +150,8 @@ def _query(request: Request, params: tuple[Query, ...]) -> dict[str, Any]:
             if not value.isdigit() or len(value) > 9:
                 raise ApiError(422, "invalid_request", f"{name} must be an integer", [name])
             values[name] = int(value)
+        elif "\x00" in value:
+            raise ApiError(422, "invalid_request", NO_NUL, [name])
         else:
             values[name] = value
     return values
