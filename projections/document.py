@@ -295,6 +295,11 @@ class DocumentFold:
         if prepared.changed:
             await _write(conn, self._names, prepared.changed, prepared.documents)
             await prepared.changes.write(conn, self._names)
+            # A document pushed out during `prepare` was encoded with the rows written before
+            # this batch: it holds this batch's now, or its next batch's condition would fail.
+            for project_id, (cached, _) in prepared.changed.items():
+                if (cold := self._cold.get(project_id)) is not None:
+                    cold.written, cold.written_version = cached.written, cached.written_version
 
 
 async def _share() -> None:
