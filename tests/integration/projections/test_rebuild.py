@@ -290,8 +290,11 @@ async def test_a_swap_gives_way_to_a_reader_that_holds_one_table_and_waits_for_a
         return qualified("postgres", name)
 
     async def waiting(mode: str) -> bool:
+        # This database's locks only: other test workers share the cluster.
         found = await db.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = $1", mode
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = $1"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            mode,
         )
         return bool(found)
 
