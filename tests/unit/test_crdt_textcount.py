@@ -14,7 +14,11 @@ from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from crdt.errors import MalformedUpdate
 from crdt.textcount import Counted, TextCounts
-from tests.unit.text_edits import type_or_erase, typed_inside_a_character
+from tests.unit.text_edits import (
+    type_or_erase,
+    typed_inside_a_character,
+    typed_inside_a_character_before_another_type,
+)
 
 _EDIT = st.tuples(
     st.integers(0, 2),  # which client
@@ -161,3 +165,17 @@ def test_an_item_typed_before_itself_cannot_be_told() -> None:
         replica.apply_update(update)
     assert str(replica.get("lyrics", type=Text)) == "-1 00\x80\n"  # "a " is pending
     assert counts.count(updates[2]) is None
+
+
+def test_an_item_typed_before_an_item_of_another_type_cannot_be_told() -> None:
+    """Typing inside a character another client typed, pycrdt names that client's next clock as
+    the right origin: here a track's name. yrs then renders the text as only the new characters:
+    no count from the structs can say that."""
+    updates = typed_inside_a_character_before_another_type()
+    counts = TextCounts("lyrics")
+    assert [counts.count(update) for update in updates[:3]] == [
+        Counted(0, 0, 0, 0),
+        Counted(4, 0, 5, 0),
+        Counted(0, 0, 0, 0),
+    ]
+    assert counts.count(updates[3]) is None

@@ -20,6 +20,7 @@ from domain.changes import Change, changes
 from domain.document import plain
 from domain.rendering import Rendering
 from tests.edits import Edit, edit, edits
+from tests.unit.text_edits import typed_inside_a_character_before_another_type
 
 # Edits beyond tests.edits: the other schema roots, a root outside the schema, a root written
 # with another type than the schema's.
@@ -199,3 +200,19 @@ def test_lyrics_with_an_embed_are_kept_right_as_typing_goes_on_after_it() -> Non
         _, after = rendering.apply(source.get_update(state), "test")
         assert after["lyrics"] == str(lyrics) == plain(rendering.doc)["lyrics"]
     assert str(lyrics) == "hélXlo!"
+
+
+@pytest.mark.parametrize("counted", [False, True])
+def test_typing_inside_a_character_before_another_type_changes_what_the_renderings_say(
+    counted: bool,
+) -> None:
+    """yrs renders such a text as only the new characters (found by the document fold's
+    property test): what the update changed is what the whole renderings say, "typed 2" and
+    "deleted 4", whether the lyrics are counted from the updates or read from the text."""
+    rendering = Rendering(Doc(), counted=counted)
+    whole: Doc[Any] = Doc()
+    for update in typed_inside_a_character_before_another_type():
+        before = plain(whole)
+        whole.apply_update(update)
+        assert rendering.changed(update, "test") == changes(before, plain(whole))
+    assert rendering.value["lyrics"] == "a\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pycrdt import Doc, Text
+from pycrdt import Array, Doc, Map, Text
 
 
 def type_or_erase(text: Text, what: str, value: str, at: int) -> bool:
@@ -34,4 +34,26 @@ def typed_inside_a_character() -> list[bytes]:
     text.insert(0, "-1 ")
     text.insert(3, "00\x80\n")  # U+0080: two bytes in UTF-8
     text.insert(6, "a ")  # between them
+    return updates
+
+
+def typed_inside_a_character_before_another_type() -> list[bytes]:
+    """Four updates of two pycrdt documents, in the order a log holds them: the last types
+    inside a two-byte character typed by the other client, and names as its right origin that
+    client's next clock, which is an item of another type (a track's name), not of the text."""
+    writer: Doc[Any] = Doc()
+    other: Doc[Any] = Doc()
+    updates: list[bytes] = []
+
+    def edit(doc: Doc[Any], change: Any) -> None:
+        state = doc.get_state()
+        change(doc)
+        updates.append(doc.get_update(state))
+
+    edit(writer, lambda d: d.get("tracks", type=Array).append(Map({"id": "a", "name": "one"})))
+    other.apply_update(updates[0])
+    edit(other, lambda d: d.get("lyrics", type=Text).insert(0, "00\x80 "))  # U+0080: two bytes
+    writer.apply_update(updates[1])
+    edit(other, lambda d: d.get("tracks", type=Array)[0].__setitem__("name", "two"))
+    edit(writer, lambda d: d.get("lyrics", type=Text).insert(3, "a\n"))  # inside U+0080
     return updates
