@@ -41,7 +41,9 @@ def edit(doc: Doc[Any], change: Edit) -> None:
         if kind == "type":
             at = len(text[: _at(where, len(text))].encode())
             lyrics.insert(at, str(value))
-        elif kind == "erase" and text:
+        elif kind == "erase" and text and len(lyrics) == len(text.encode()):
+            # not where pycrdt counts more bytes than its text renders (after typing inside a
+            # multi-byte character): deleting by the rendered positions panics inside yrs
             start = _at(where, len(text) - 1)
             end = start + 1 + _at(other, min(4, len(text) - start - 1))
             offset = len(text[:start].encode())
