@@ -161,8 +161,9 @@ async def get_blame(call: HistoryCall) -> Response:
 _VERSION_QUERY = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
 _TEXT_QUERY = {"type": "string", "minLength": 1, "maxLength": 500}
 _TIME_QUERY = {"type": "string", "format": "date-time", "maxLength": 64}
-# Segments split by single slashes: tracks/<id>/volume_db, lyrics, meta/bpm.
-_PATH_QUERY = {**_TEXT_QUERY, "pattern": "^[^/]+(/[^/]+)*$"}
+# Segments split by single slashes: tracks/<id>/volume_db, lyrics, meta/bpm. No NUL (a pattern
+# of its own replaces the one `Query.declared` adds).
+_PATH_QUERY = {**_TEXT_QUERY, "pattern": "^[^/\\u0000]+(/[^/\\u0000]+)*$"}
 
 OPERATIONS: list[Operation[HistoryServices]] = [
     Operation(

@@ -31,6 +31,7 @@ COMMON_ERRORS = (400, 413, 422, 429, 503)
 AUTH_ERRORS = (401,)
 # Postgres cannot store NUL in text: bodies and queries refuse it, the same on every database.
 NO_NUL = "strings must not contain NUL characters"
+NUL_FREE = "^[^\\u0000]*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,15 @@ class Query:
     name: str
     schema: Schema
     description: str = ""
+
+    @property
+    def declared(self) -> Schema:
+        """The schema as validated and as the OpenAPI document gives it: a string without a
+        pattern of its own takes one that refuses NUL (`NO_NUL`); a pattern of its own must
+        refuse NUL itself (tests/integration/api/test_api_safety.py checks)."""
+        if self.schema.get("type") == "string" and "pattern" not in self.schema:
+            return {**self.schema, "pattern": NUL_FREE}
+        return self.schema
 
 
 @dataclass(frozen=True)
@@ -174,7 +184,7 @@ def _route(operation: Operation[S], services: S, authenticate: Authenticate) -> 
     body_validator = _validator(operation.request)
     query_schema = {
         "type": "object",
-        "properties": {q.name: q.schema for q in operation.query},
+        "properties": {q.name: q.declared for q in operation.query},
     }
     query_validator = _validator(query_schema) if operation.query else None
 

@@ -61,7 +61,7 @@ def _operation(op: Operation[Any]) -> dict[str, Any]:
             "name": q.name,
             "in": "query",
             "required": False,
-            "schema": q.schema,
+            "schema": q.declared,
             "description": q.description,
         }
         for q in op.query
