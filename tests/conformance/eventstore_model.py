@@ -32,6 +32,7 @@ from eventstore import (
     NewEvent,
 )
 from tests.conformance.eventstore_support import Backend
+from tests.hypothesis_profiles import examples
 
 T = TypeVar("T")
 
@@ -217,7 +218,7 @@ class ModelTests:
         run_state_machine_as_test(
             machine,
             settings=settings(
-                max_examples=25,
+                max_examples=examples(25),
                 stateful_step_count=25,
                 deadline=None,
                 database=None,  # keep the checkout clean; a failure prints its steps

@@ -16,6 +16,7 @@ from pycrdt import Array, Doc, Map, Text
 from crdt import compare, reconcile
 from domain import document
 from tests.edits import Edit, edit, edits
+from tests.hypothesis_profiles import examples
 
 ROOTS: dict[str, type[Map[Any] | Array[Any] | Text]] = {
     "meta": Map,
@@ -54,7 +55,7 @@ history = st.lists(edits, max_size=12)
 
 
 @pytest.mark.parametrize("whole", [False, True], ids=["root by root", "reconcile_roots"])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(history, history, history)
 def test_a_document_reconciled_with_another_has_its_content(
     whole: bool, shared: list[Edit], mine: list[Edit], theirs: list[Edit]
@@ -73,7 +74,7 @@ def test_a_document_reconciled_with_another_has_its_content(
     assert document.read(replica) == document.read(target)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(history, history, st.text(alphabet="xyz", min_size=1, max_size=4))
 def test_a_concurrent_edit_of_what_is_kept_survives_the_reconcile(
     mine: list[Edit], theirs: list[Edit], typed: str

@@ -14,6 +14,7 @@ from pycrdt import Array, Doc, Map, Text
 
 from crdt.split import CannotSplit, split
 from crdt.update import check_state_vector, check_update, struct_ends, structs
+from tests.hypothesis_profiles import examples
 from tests.unit.text_edits import type_or_erase
 
 _EDIT = st.tuples(
@@ -51,7 +52,7 @@ def _roots(doc: Doc[Any]) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     edits=st.lists(_EDIT, min_size=1, max_size=30),
     cut=st.integers(0, 30),

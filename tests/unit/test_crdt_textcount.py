@@ -14,6 +14,7 @@ from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from crdt.errors import MalformedUpdate
 from crdt.textcount import Counted, TextCounts
+from tests.hypothesis_profiles import examples
 from tests.unit.text_edits import (
     type_or_erase,
     typed_inside_a_character,
@@ -73,7 +74,7 @@ def _check(counted: Counted | None, seen: list[Counted], before: int, after: int
     assert after - before == counted.typed_bytes - counted.deleted_bytes
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(edits=st.lists(_EDIT, min_size=1, max_size=40), start=st.integers(0, 40))
 def test_counts_equal_the_text_delta(edits: list[tuple[int, str, str, int]], start: int) -> None:
     clients: list[Doc[Any]] = [

@@ -22,6 +22,7 @@ from crdt.update import (
     struct_ends,
 )
 from jacameno.collab.errors import MalformedMessage
+from tests.hypothesis_profiles import examples
 from tests.unit.text_edits import type_or_erase, typed_inside_a_character
 
 json_values = st.recursive(
@@ -71,7 +72,7 @@ def test_updates_pycrdt_writes_pass() -> None:
 
 
 @given(st.lists(st.tuples(st.text(max_size=5), json_values), max_size=5))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_any_json_value_written_by_pycrdt_passes(entries: list[tuple[str, Any]]) -> None:
     doc: Doc[Any] = Doc()
     m: Map[Any] = Map()
@@ -130,7 +131,7 @@ def test_a_bigint_would_read_back_as_another_number() -> None:
 
 
 @given(st.binary(max_size=80))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 def test_bytes_that_pass_the_check_apply_without_a_panic(data: bytes) -> None:
     try:
         check_update(data)
@@ -142,7 +143,7 @@ def test_bytes_that_pass_the_check_apply_without_a_panic(data: bytes) -> None:
 
 
 @given(st.binary(max_size=40))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_mutations_of_a_real_update_never_crash(noise: bytes) -> None:
     update = bytearray(_rich_doc().get_update())
     for i, byte in enumerate(noise):

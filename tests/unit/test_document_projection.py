@@ -30,6 +30,7 @@ from projections.document_rows import Tables, tables
 from projections.tables import live
 from sqldb import Database, open_database
 from sqldb.migrate import migrate_sqlite
+from tests.hypothesis_profiles import examples
 
 PROJECTS = ("p1", "p2")
 IDS = ("a", "b", "c")  # few, so that ids repeat (a schema problem) now and then
@@ -184,7 +185,7 @@ async def check_changes(db: Database, stream: list[Any], project: str) -> None:
     assert await read_model.folded(project) == max(expected, default=0)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     steps=STEPS,
     cuts=st.lists(st.integers(0, 100), max_size=12),

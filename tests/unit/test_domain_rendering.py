@@ -20,6 +20,7 @@ from domain.changes import Change, changes
 from domain.document import plain
 from domain.rendering import Rendering
 from tests.edits import Edit, edit, edits
+from tests.hypothesis_profiles import examples
 from tests.unit.text_edits import typed_inside_a_character_before_another_type
 
 # Edits beyond tests.edits: the other schema roots, a root outside the schema, a root written
@@ -80,7 +81,7 @@ def extra(doc: Doc[Any], kind: str, value: Any) -> None:
             doc.get("lyrics2", type=Text).insert(0, str(value))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, 2), st.one_of(edits, st.sampled_from(EXTRA)), st.booleans()),

@@ -28,6 +28,7 @@ from jacameno.documents.verify import verify_project
 from jacameno.settings import Settings
 from jacameno.settings.collab import CollabConfig
 from tests.edits import Edit, edit, edits
+from tests.hypothesis_profiles import examples
 from tests.integration.collab.support import Server, YClient, serving
 
 
@@ -257,7 +258,7 @@ def test_a_restore_to_a_random_version_gives_every_client_its_content(
     with studio(settings) as running:
 
         @hypothesis.settings(
-            max_examples=25,
+            max_examples=examples(25),
             deadline=None,
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         )

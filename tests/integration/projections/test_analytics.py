@@ -19,6 +19,7 @@ from projections.analytics import ABANDON_AFTER_MS, DAY_MS, SESSION_CAP_MS, anal
 from projections.runner import ProjectionRunner
 from projections.tables import live as live_names
 from sqldb import Database
+from tests.hypothesis_profiles import examples
 from tests.integration.projections.activity import (
     EVENING,
     HOUR,
@@ -238,7 +239,7 @@ async def three_tables(db: Database) -> AsyncIterator[tuple[Tables, Tables, Tabl
         yield whole, batched, single
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 @given(steps=STEPS, cuts=st.lists(st.integers(0, 40), max_size=6))
 async def test_any_batching_folds_to_the_same_tables_as_the_rules_say(
     three_tables: tuple[Tables, Tables, Tables],

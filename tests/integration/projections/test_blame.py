@@ -21,11 +21,12 @@ from eventstore import EventStore, NewEvent
 from harness.databases import open_store
 from projections.blame import Blames, blame, target
 from projections.replay import VersionNotFound
+from tests.hypothesis_profiles import examples
 from tests.integration.projections.studio import STEP, Studio
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -30,6 +30,7 @@ from projections.blame_checkpoints import (
     encode,
 )
 from sqldb import Database, open_database
+from tests.hypothesis_profiles import examples
 from tests.integration.projections.studio import STEP, Studio
 
 
@@ -104,7 +105,7 @@ async def _versions(db: Database, stream: str) -> list[int]:
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

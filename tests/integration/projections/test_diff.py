@@ -16,6 +16,7 @@ from eventstore import EventStore
 from harness.databases import open_store
 from projections.diff import Diff, compare, diff
 from projections.replay import VersionNotFound
+from tests.hypothesis_profiles import examples
 from tests.integration.projections.recording import STEP, record
 
 MISSING = object()
@@ -84,7 +85,7 @@ def _check(before: dict[str, Any], after: dict[str, Any], public: dict[str, Any]
 
 
 @settings(
-    max_examples=20,
+    max_examples=examples(20),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -19,11 +19,12 @@ from eventstore import EventStore
 from harness.databases import open_store
 from projections.history import history
 from projections.replay import VersionNotFound, state_at, state_when, version_at
+from tests.hypothesis_profiles import examples
 from tests.integration.projections.recording import STEP, record
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

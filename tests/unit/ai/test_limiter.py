@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from jacameno.ai import limiter, oversampling
+from tests.hypothesis_profiles import examples
 
 RATE = 44_100
 _rng = np.random.default_rng(0)
@@ -45,7 +46,7 @@ def test_audio_under_the_ceiling_passes_unchanged() -> None:
     assert limited.max_reduction == 0.0
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     samples=arrays(
         np.float64,
