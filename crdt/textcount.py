@@ -27,7 +27,6 @@ Memory: a few integers per run of the text's clocks and the text's visible chara
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -235,6 +234,14 @@ class TextCounts:
                 inside[seen] = verdict
             return verdict
 
+        def in_text(item: tuple[int, int], own: tuple[int, int] | None) -> bool:
+            """Whether `item`, one of the update's (`own`, its first id) or the document's, is
+            an item of the text."""
+            if own is not None:
+                return bool(resolve(own))
+            known = self._clients.get(item[0])
+            return known is not None and known.holds(item[1])
+
         placed: list[tuple[tuple[int, int], Struct]] = []
         for key in sorted(mine):
             right = mine[key].right
@@ -246,7 +253,7 @@ class TextCounts:
             verdict = resolve(key)
             if verdict is None:
                 return None
-            if verdict and right is not None and not self._in_text(right, own, resolve):
+            if verdict and right is not None and not in_text(right, own):
                 # typed beside an item of the text and before one of another type (pycrdt,
                 # typing inside a multi-byte character): yrs's text is then not the one these
                 # counts keep
@@ -254,16 +261,3 @@ class TextCounts:
             if verdict:
                 placed.append((key, mine[key]))
         return placed
-
-    def _in_text(
-        self,
-        item: tuple[int, int],
-        own: tuple[int, int] | None,
-        resolve: Callable[[tuple[int, int]], bool | None],
-    ) -> bool:
-        """Whether `item`, one of the update's own (`own`, its first id) or the document's, is
-        an item of the text."""
-        if own is not None:
-            return bool(resolve(own))
-        known = self._clients.get(item[0])
-        return known is not None and known.holds(item[1])

@@ -295,11 +295,18 @@ class DocumentFold:
         if prepared.changed:
             await _write(conn, self._names, prepared.changed, prepared.documents)
             await prepared.changes.write(conn, self._names)
-            # A document pushed out during `prepare` was encoded with the rows written before
-            # this batch: it holds this batch's now, or its next batch's condition would fail.
-            for project_id, (cached, _) in prepared.changed.items():
-                if (cold := self._cold.get(project_id)) is not None:
-                    cold.written, cold.written_version = cached.written, cached.written_version
+            self._wrote(prepared)
+
+    def _wrote(self, prepared: _Prepared) -> None:
+        """Record the rows the batch wrote, where each document is now: live, or encoded if
+        `prepare` pushed it out (encoded with the rows before this batch). Trusted by the next
+        batch only through `_write`'s condition: if this transaction does not commit, the retry
+        loads the documents again (`prepare`), and they have written nothing."""
+        for project_id, (cached, last) in prepared.changed.items():
+            written = prepared.documents[project_id], last.version
+            cached.written, cached.written_version = written
+            if (cold := self._cold.get(project_id)) is not None:
+                cold.written, cold.written_version = written
 
 
 async def _share() -> None:
@@ -466,10 +473,6 @@ async def _write(
             where = " AND ".join(f'"{c}" = ${i + 1}' for i, c in enumerate(key))
             await conn.executemany(f"DELETE FROM {table} WHERE {where}", gone)
         await insert_rows(conn, table, ("project_id", *child.columns), upserts, upsert=key)
-    # Trusted by the next batch only through the condition above: if this transaction does not
-    # commit, the retry loads the documents again (prepare), and they have written nothing.
-    for project_id, (cached, last) in changed.items():
-        cached.written, cached.written_version = rows[project_id], last.version
 
 
 def document_projection(

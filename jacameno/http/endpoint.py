@@ -29,7 +29,8 @@ Handler = Callable[["Call[S]"], Awaitable[Response]]
 
 COMMON_ERRORS = (400, 413, 422, 429, 503)
 AUTH_ERRORS = (401,)
-# Postgres cannot store NUL in text: bodies and queries refuse it, the same on every database.
+# Postgres cannot store NUL in text: bodies and queries refuse it, the same on every database
+# (a body by `_has_nul`, a query by its declared schema: `Query.declared`).
 NO_NUL = "strings must not contain NUL characters"
 NUL_FREE = "^[^\\u0000]*$"
 
@@ -43,7 +44,7 @@ class Query:
     @property
     def declared(self) -> Schema:
         """The schema as validated and as the OpenAPI document gives it: a string without a
-        pattern of its own takes one that refuses NUL (`NO_NUL`); a pattern of its own must
+        pattern of its own takes one that refuses NUL (`NUL_FREE`); a pattern of its own must
         refuse NUL itself (tests/integration/api/test_api_safety.py checks)."""
         if self.schema.get("type") == "string" and "pattern" not in self.schema:
             return {**self.schema, "pattern": NUL_FREE}
@@ -160,8 +161,6 @@ def _query(request: Request, params: tuple[Query, ...]) -> dict[str, Any]:
             if not value.isdigit() or len(value) > 9:
                 raise ApiError(422, "invalid_request", f"{name} must be an integer", [name])
             values[name] = int(value)
-        elif "\x00" in value:
-            raise ApiError(422, "invalid_request", NO_NUL, [name])
         else:
             values[name] = value
     return values
