@@ -221,10 +221,10 @@ def halves(update: bytes) -> set[tuple[int, int]]:
 
 
 def struct_ends(update: bytes) -> dict[int, int]:
-    """By client, the clock after the update's last struct as yrs counts it: a string's length
-    in UTF-16 units, where `check_update` bounds it by its UTF-8 bytes (blame checks with it
-    that an update landed whole, projections/blame.py). For an update that `check_update`
-    passed; MalformedUpdate otherwise."""
+    """By client, the clock after the update's last struct (a string's length in UTF-16 units),
+    where `check_update`'s ends count its deleted ranges too (blame checks with it that an
+    update landed whole, projections/blame.py). For an update that `check_update` passed;
+    MalformedUpdate otherwise."""
     return ends_of(structs(update)[0])
 
 
@@ -380,8 +380,10 @@ def _content(reader: Reader, ref: int, logged: bool) -> int:
     if ref == _DELETED:
         return _length(reader)
     if ref == _STRING:
-        # The clock advances by UTF-16 units, never more than the UTF-8 bytes: a safe bound.
-        length = reader.skip_var_string()
+        # The clock advances by UTF-16 units: counted by UTF-8 bytes, an update's later structs
+        # would sit at clocks they do not have, and `crdt.nesting` would read their depths off
+        # other items (a chain of types nested past the limit after a few emoji passed).
+        length = reader.string_units()
         if length == 0:
             raise reader.fail("empty string content")
         return length

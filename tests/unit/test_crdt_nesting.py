@@ -73,6 +73,22 @@ def test_nesting_built_one_update_at_a_time_is_refused_at_the_limit() -> None:
         _check(nesting, updates[-1])
 
 
+@pytest.mark.parametrize("text", ["é", "😀", "aé€😀"])
+def test_types_typed_after_characters_of_several_bytes_are_still_held_to_the_limit(
+    text: str,
+) -> None:
+    """Characters of several UTF-8 bytes before a chain of types in one update: each structs'
+    clock is counted in UTF-16 units, as yrs counts it. Counted by bytes, the chain's items
+    were placed at later clocks than theirs, each read its parent's depth off the text, and a
+    chain of any depth passed."""
+    doc: Doc[Any] = Doc()
+    with doc.transaction():
+        doc.get("lyrics", type=Text).insert(0, text * 50)
+        _nested_maps(doc, LIMIT)  # one deeper than the limit
+    with pytest.raises(MalformedMessage, match=f"deeper than {LIMIT}"):
+        _check(Nesting(), doc.get_update())
+
+
 def test_a_type_placed_beside_a_deep_item_is_as_deep_as_it() -> None:
     """Array items after the first name no parent, only their left neighbour."""
     doc: Doc[Any] = Doc()

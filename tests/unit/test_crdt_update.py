@@ -170,7 +170,8 @@ def test_struct_ends_are_the_clocks_yrs_reaches(
 ) -> None:
     """A document's whole update, and the update of its later edits against an earlier state:
     `struct_ends` says where each client's structs end as yrs counts (strings in UTF-16 units,
-    deleted and collected ones included), which check_update only bounds."""
+    deleted and collected ones included), and so do `check_update`'s ends and runs: each
+    client's runs of the whole document tile its clocks from 0, with no gap and no overlap."""
     doc: Doc[Any] = Doc()
     text, items = doc.get("lyrics", type=Text), doc.get("tracks", type=Array)
     earlier = doc.get_state()
@@ -185,6 +186,13 @@ def test_struct_ends_are_the_clocks_yrs_reaches(
             items.append(Array([value, at]))
     whole = doc.get_update()
     assert struct_ends(whole) == check_state_vector(doc.get_state())
+    summary = check_update(whole)
+    assert dict(summary.ends) == struct_ends(whole)
+    reached: dict[int, int] = {}
+    for run in summary.runs:
+        assert run.clock == reached.get(run.client, 0)
+        reached[run.client] = run.clock + run.length
+    assert reached == struct_ends(whole)
     later = doc.get_update(earlier)
     sv = check_state_vector(doc.get_state())
     assert struct_ends(later) == {

@@ -151,6 +151,26 @@ async def test_types_nested_too_deep_close_4400_and_nothing_is_stored(server: Se
     await server.assert_unharmed(project, bystander)
 
 
+async def test_types_nested_too_deep_after_emoji_close_4400_and_nothing_is_stored(
+    server: Server,
+) -> None:
+    """The same chain typed after emoji in one update: an emoji is four UTF-8 bytes but two
+    clocks, and the check must count clocks as yrs does, or the chain reads its depths off the
+    text and passes whatever its depth."""
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    bystander = await server.client(project, alice)
+    nester = await server.client(project, alice)
+    await bystander.sync()
+    await nester.sync()
+    with nester.doc.transaction():
+        nester.doc.get("lyrics", type=Text).insert(0, "\U0001f600" * 40)
+        _nest(nester, 8)
+    assert await nester.wait_closed() == 4400
+    assert "nested deeper than 8" in nester.close_reason
+    await server.assert_unharmed(project, bystander)
+
+
 async def test_an_item_typed_before_itself_closes_4400_and_is_not_stored(server: Server) -> None:
     """pycrdt counts a text's positions in UTF-8 bytes: typing inside a character writes an item
     that names itself, which every other document would keep pending while its writer shows
