@@ -68,7 +68,16 @@ class Run:
     each with the previous one as its origin, share a parent. `has_type`: one of them holds a
     shared type."""
 
-    __slots__ = ("client", "clock", "dep_client", "dep_clock", "has_type", "length", "place")
+    __slots__ = (
+        "client",
+        "clock",
+        "dep_client",
+        "dep_clock",
+        "has_type",
+        "length",
+        "place",
+        "root",
+    )
 
     def __init__(
         self,
@@ -79,6 +88,7 @@ class Run:
         dep_client: int,
         dep_clock: int,
         has_type: bool,
+        root: str = "",
     ) -> None:
         self.client = client
         self.clock = clock
@@ -87,6 +97,7 @@ class Run:
         self.dep_client = dep_client
         self.dep_clock = dep_clock
         self.has_type = has_type
+        self.root = root  # IN_ROOT: the root type's name
 
 
 class UpdateSummary(NamedTuple):
@@ -99,6 +110,10 @@ class UpdateSummary(NamedTuple):
     deletions: int
     ends: tuple[tuple[int, int], ...] = ()  # (client, clock after its last struct or deletion)
     runs: tuple[Run, ...] = ()
+    # Items typed between two others, which must be in one type (crdt.nesting): (client, clock,
+    # origin client, origin clock, right origin client, right origin clock); none for a logged
+    # update.
+    between: tuple[tuple[int, int, int, int, int, int], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -113,17 +128,25 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     clients: list[int] = []
     ends: dict[int, int] = {}
     runs: list[Run] = []
+    between: list[tuple[int, int, int, int, int, int]] | None = None if logged else []
     structs = 0
     for _ in range(reader.count(1)):
         count = reader.count(1)
         client, clock = reader.id(MAX_CLOCK)  # of the first struct
-        clock = _structs(reader, client, clock, count, logged, runs)
+        clock = _structs(reader, client, clock, count, between, runs)
         clients.append(client)
         structs += count
         ends[client] = max(ends.get(client, 0), clock)
     deletions = _delete_set(reader, ends)
     reader.end()
-    return UpdateSummary(tuple(clients), structs, deletions, tuple(ends.items()), tuple(runs))
+    return UpdateSummary(
+        tuple(clients),
+        structs,
+        deletions,
+        tuple(ends.items()),
+        tuple(runs),
+        tuple(between) if between else (),
+    )
 
 
 class Struct(NamedTuple):
@@ -298,11 +321,18 @@ def _delete_set(reader: Reader, ends: dict[int, int]) -> int:
 
 
 def _structs(
-    reader: Reader, client: int, clock: int, count: int, logged: bool, runs: list[Run]
+    reader: Reader,
+    client: int,
+    clock: int,
+    count: int,
+    between: list[tuple[int, int, int, int, int, int]] | None,
+    runs: list[Run],
 ) -> int:
-    """Check `count` structs of `client` from `clock` on, add their runs to `runs`, and return
+    """Check `count` structs of `client` from `clock` on, add their runs to `runs` and the items
+    typed between two others to `between` (None: a logged update, checked less), and return
     the clock after them. An item is in the place its origin (else its right origin) is in;
     only an item with neither names its parent. One loop, few calls: every update runs it."""
+    logged = between is None
     last: Run | None = None
     for _ in range(count):
         info = reader.uint8()
@@ -315,19 +345,23 @@ def _structs(
             else:
                 last = None
         else:
-            place, dep_client, dep_clock = BESIDE, 0, 0
+            place, dep_client, dep_clock, root = BESIDE, 0, 0, ""
             if info & _HAS_ORIGIN:
                 dep_client, dep_clock = reader.id(MAX_CLOCK)
                 if info & _HAS_RIGHT_ORIGIN:
                     right_client, right_clock = reader.id(MAX_CLOCK)
-                    if not logged and _not_before(right_client, right_clock, client, clock):
-                        raise reader.fail(f"item {client}:{clock} typed before itself")
+                    if between is not None:
+                        if _not_before(right_client, right_clock, client, clock):
+                            raise reader.fail(f"item {client}:{clock} typed before itself")
+                        between.append(
+                            (client, clock, dep_client, dep_clock, right_client, right_clock)
+                        )
             elif info & _HAS_RIGHT_ORIGIN:
                 dep_client, dep_clock = reader.id(MAX_CLOCK)
             else:
                 parent_is_root = reader.var_uint()
                 if parent_is_root == 1:
-                    reader.skip_var_string()
+                    root = reader.var_string()
                     place = IN_ROOT
                 elif parent_is_root == 0:
                     place = IN_ITEM
@@ -353,7 +387,7 @@ def _structs(
                 last.length += length
                 last.has_type = last.has_type or ref == _TYPE
             else:
-                last = Run(client, clock, length, place, dep_client, dep_clock, ref == _TYPE)
+                last = Run(client, clock, length, place, dep_client, dep_clock, ref == _TYPE, root)
                 runs.append(last)
         clock += length
         if clock > MAX_CLOCK:

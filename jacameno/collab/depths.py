@@ -69,11 +69,14 @@ class Depths:
         if self._task is not None and self._nesting is None:
             await asyncio.wait([self._task])
 
-    def check(self, runs: Sequence[Run], max_depth: int) -> Resolved | None:
-        """As `Nesting.check`; None while the nesting is being built (the runs hold no shared
-        type, or NotReady). MalformedUpdate if a type would nest deeper than `max_depth`."""
+    def check(self, summary: UpdateSummary, max_depth: int) -> Resolved | None:
+        """As `Nesting.check` of the update's runs and items typed between two others; None
+        while the nesting is being built (the runs hold no shared type, or NotReady, and the
+        items typed between two others go unchecked). MalformedUpdate if a type would nest
+        deeper than `max_depth`, or an item sits between items of two types."""
+        runs = summary.runs
         if self._nesting is not None:
-            return self._nesting.check(runs, max_depth)
+            return self._nesting.check(runs, max_depth, summary.between)
         if any(run.has_type for run in runs):
             raise NotReady("an update holding a shared type waits for the nesting")
         return None

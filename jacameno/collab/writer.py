@@ -194,7 +194,7 @@ class Writer:
         applied only after `depths.wait()`, unless `trusted` (checked when it was first
         received: relogged)."""
         self.check_growth(len(update))
-        placed = None if trusted else self.depths.check(summary.runs, self._config.max_type_depth)
+        placed = None if trusted else self.depths.check(summary, self._config.max_type_depth)
         known = self._clocks.covers(summary)
         changes: list[bytes] = []
         if known:

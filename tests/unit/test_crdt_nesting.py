@@ -7,11 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
 from crdt.nesting import UNPLACED, Nesting
 from crdt.update import check_update
 from jacameno.collab.errors import MalformedMessage
+from tests.hypothesis_profiles import examples
+from tests.unit.text_edits import type_or_erase, typed_inside_a_character_before_another_type
 
 LIMIT = 8
 
@@ -33,7 +37,8 @@ def _updates(doc: Doc[Any]) -> list[bytes]:
 
 
 def _check(nesting: Nesting, update: bytes) -> None:
-    nesting.record_resolved(nesting.check(check_update(update).runs, LIMIT))
+    summary = check_update(update)
+    nesting.record_resolved(nesting.check(summary.runs, LIMIT, summary.between))
 
 
 def test_the_project_schema_passes() -> None:
@@ -173,8 +178,8 @@ def test_an_item_that_came_before_its_neighbour_is_placed_when_the_neighbour_arr
     array.append(Map())  # beside "b"
     nesting = Nesting()
     nesting.record(check_update(updates[1]).runs)  # "b" before "a": not placed yet
-    ((_, depth),) = nesting.check(check_update(updates[1]).runs, LIMIT)
-    assert depth == UNPLACED
+    ((_, place),) = nesting.check(check_update(updates[1]).runs, LIMIT).places
+    assert place == UNPLACED
     with pytest.raises(MalformedMessage, match="lacks"):
         nesting.check(check_update(updates[2]).runs, LIMIT)
     nesting.record(check_update(updates[0]).runs)  # "a" arrives: "b" is placed
@@ -206,3 +211,92 @@ def test_a_long_text_is_one_run() -> None:
     whole = check_update(doc.get_update()).runs
     assert len(runs) == len(updates)
     assert len(whole) == 1
+
+
+def _typed_inside_a_character_before_another_root_text() -> list[bytes]:
+    """As `typed_inside_a_character_before_another_type`, where the other client's next item
+    is in another root text ("notes"): a type at the same depth as the lyrics."""
+    writer: Doc[Any] = Doc()
+    other: Doc[Any] = Doc()
+    updates: list[bytes] = []
+
+    def edit(doc: Doc[Any], change: Any) -> None:
+        state = doc.get_state()
+        change(doc)
+        updates.append(doc.get_update(state))
+
+    edit(other, lambda d: d.get("lyrics", type=Text).insert(0, "00\x80 "))  # U+0080: two bytes
+    edit(other, lambda d: d.get("notes", type=Text).insert(0, "n"))
+    for update in updates:
+        writer.apply_update(update)
+    edit(writer, lambda d: d.get("lyrics", type=Text).insert(3, "a\n"))  # inside U+0080
+    return updates
+
+
+@pytest.mark.parametrize(
+    "updates",
+    [
+        typed_inside_a_character_before_another_type,
+        _typed_inside_a_character_before_another_root_text,
+    ],
+    ids=["a track's name", "another root text"],
+)
+def test_an_item_typed_between_items_of_two_types_is_refused(updates: Any) -> None:
+    """pycrdt typing inside another client's two-byte character names that client's next clock
+    as the right origin: an item of another type. yrs shows only the new characters as the
+    lyrics, Yjs mangles them: the room's read models and its clients would disagree."""
+    *before, last = updates()
+    nesting = Nesting()
+    for update in before:
+        _check(nesting, update)
+    with pytest.raises(MalformedMessage, match="between items of two different types"):
+        _check(nesting, last)
+    nesting.record(check_update(last, logged=True).runs)  # logged before the check: kept
+
+
+_CLIENT_EDIT = st.tuples(
+    st.integers(0, 2),  # which client
+    st.sampled_from(["type", "type", "type", "erase", "note", "set", "nest", "drop", "sync"]),
+    st.text(alphabet="ab é€😀", min_size=1, max_size=4),
+    st.integers(1, 997),  # a position, modulo the length: mostly inside
+)
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(edits=st.lists(_CLIENT_EDIT, min_size=5, max_size=40))
+def test_what_clients_type_in_any_type_is_never_refused(
+    edits: list[tuple[int, str, str, int]],
+) -> None:
+    """Three clients editing two texts, a root map, nested maps and an array of maps, their
+    updates delivered to the room as made and to each other at random: no honest item sits
+    between items of two types, and none is refused."""
+    docs: list[Doc[Any]] = [Doc() for _ in range(3)]
+    room: Doc[Any] = Doc()
+    nesting = Nesting()
+    sent: list[bytes] = []
+
+    def deliver(update: bytes) -> None:
+        _check(nesting, update)
+        room.apply_update(update)
+        sent.append(update)
+
+    for who, what, value, at in edits:
+        doc = docs[who]
+        state = doc.get_state()
+        if what == "sync":  # this client catches up with the room
+            doc.apply_update(room.get_update(state))
+            continue
+        if not type_or_erase(doc.get("lyrics", type=Text), what, value, at):
+            if what == "note":
+                type_or_erase(doc.get("notes", type=Text), "type", value, at)
+            elif what == "set":
+                doc.get("meta", type=Map)[value] = at
+            elif what == "nest":
+                tracks: Array[Any] = doc.get("tracks", type=Array)
+                tracks.insert(at % (len(tracks) + 1), Map({"name": value, "fx": Map({"g": at})}))
+            elif len(doc.get("tracks", type=Array)):  # drop
+                tracks = doc.get("tracks", type=Array)
+                del tracks[at % len(tracks)]
+        update = doc.get_update(state)
+        if update != b"\x00\x00":
+            deliver(update)

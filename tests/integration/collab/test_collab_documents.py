@@ -194,6 +194,33 @@ async def test_an_item_typed_before_itself_closes_4400_and_is_not_stored(server:
     await bystander.close()
 
 
+async def test_an_item_typed_between_items_of_two_types_closes_4400_and_is_not_stored(
+    server: Server,
+) -> None:
+    """pycrdt typing inside a two-byte character another client typed, right before that
+    client's next item in another type (here its notes): yrs would show the new characters in
+    place of the lyrics and Yjs would mangle them, so the room's read models and its clients
+    would disagree for good."""
+    alice = await server.user("alice")
+    project = await server.project(alice)
+    other = await server.client(project, alice)
+    typist = await server.client(project, alice)
+    await other.sync()
+    await typist.sync()
+    other.doc.get("lyrics", type=Text).insert(0, "00\x80 ")  # U+0080: two bytes in UTF-8
+    other.doc.get("notes", type=Text).insert(0, "n")
+    await eventually(lambda: len(other.echoes) == 2)
+    await eventually(lambda: str(typist.doc.get("notes", type=Text)) == "n")
+    typist.doc.get("lyrics", type=Text).insert(3, "a\n")  # inside U+0080
+    assert await typist.wait_closed() == 4400
+    assert "between items of two different types" in typist.close_reason
+    other.doc.get("lyrics", type=Text).insert(0, "still here")  # the room goes on
+    await eventually(lambda: len(other.echoes) == 3)
+    logged = await server.events(project, events.DOC_UPDATED)
+    assert [e.data for e in logged] == other.sent
+    await other.close()
+
+
 async def test_the_depth_limit_holds_across_updates_and_room_reloads(server: Server) -> None:
     alice = await server.user("alice")
     project = await server.project(alice)
