@@ -300,3 +300,52 @@ def test_what_clients_type_in_any_type_is_never_refused(
         update = doc.get_update(state)
         if update != b"\x00\x00":
             deliver(update)
+
+
+_STEP = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("type"),
+            st.sampled_from(["lyrics", "notes"]),
+            st.text(alphabet=st.sampled_from("aé€😀\x80"), min_size=1, max_size=12),
+        ),
+        # in one of the three newest containers, so that chains grow
+        st.tuples(st.just("nest"), st.integers(0, 2), st.sampled_from(["map", "array"])),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(steps=st.lists(_STEP, min_size=1, max_size=12))
+def test_the_depth_limit_matches_the_documents_true_depths(steps: list[list[Any]]) -> None:
+    """Transactions of random text (any characters: emoji, accents) and of types nested in
+    random containers, as one client makes them: each update is refused exactly when it makes a
+    type deeper than the limit, measured on the client's own document."""
+    doc: Doc[Any] = Doc()
+    containers: list[tuple[Any, int]] = [(doc.get("root", type=Map), 1)]
+    nesting = Nesting()
+    for transaction in steps:
+        state = doc.get_state()
+        deepest = 0
+        with doc.transaction():
+            for what, where, value in transaction:
+                if what == "type":
+                    text = doc.get(where, type=Text)
+                    text.insert(len(str(text).encode()), value)  # pycrdt counts UTF-8 bytes
+                    continue
+                parent, depth = containers[max(0, len(containers) - 1 - where)]
+                child: Any = Map() if value == "map" else Array()
+                if isinstance(parent, Map):
+                    parent[f"k{len(containers)}"] = child
+                else:
+                    parent.append(child)
+                containers.append((child, depth + 1))
+                deepest = max(deepest, depth + 1)
+        update = doc.get_update(state)
+        if deepest > LIMIT:
+            with pytest.raises(MalformedMessage, match=f"deeper than {LIMIT}"):
+                _check(nesting, update)
+            return  # the room refused it: the client's later updates would depend on it
+        _check(nesting, update)
