@@ -17,9 +17,10 @@ applied. Memory is a few bytes per run, a small object per client and an entry p
 
 An item typed between two others (an origin and a right origin) is in their type, so both must
 be in one. pycrdt breaks this when typing inside a character of several bytes that another
-client typed, right before that client's item of another type: yrs then shows the new
-characters in place of the text, Yjs mangles the text, and the room's read models and its
-clients would show different lyrics. Such an update is refused. Where one of the two items
+client typed, right before that client's item of another type, and Yjs and yrs integrate such
+an item differently (the writer and a Yjs client showed lyrics `00\x80 a\n!` where a document
+rebuilt from the log showed `!`): the room's read models and its clients would show different
+lyrics for good. Such an update is refused. Where one of the two items
 cannot be placed (the room lacks it, or it was collected) nothing is checked: the document keeps
 the item pending, or shows nothing of it.
 

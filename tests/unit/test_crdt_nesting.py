@@ -243,8 +243,8 @@ def _typed_inside_a_character_before_another_root_text() -> list[bytes]:
 )
 def test_an_item_typed_between_items_of_two_types_is_refused(updates: Any) -> None:
     """pycrdt typing inside another client's two-byte character names that client's next clock
-    as the right origin: an item of another type. yrs shows only the new characters as the
-    lyrics, Yjs mangles them: the room's read models and its clients would disagree."""
+    as the right origin: an item of another type, which Yjs and yrs integrate differently: the
+    room's read models and its clients would disagree."""
     *before, last = updates()
     nesting = Nesting()
     for update in before:

@@ -198,9 +198,8 @@ async def test_an_item_typed_between_items_of_two_types_closes_4400_and_is_not_s
     server: Server,
 ) -> None:
     """pycrdt typing inside a two-byte character another client typed, right before that
-    client's next item in another type (here its notes): yrs would show the new characters in
-    place of the lyrics and Yjs would mangle them, so the room's read models and its clients
-    would disagree for good."""
+    client's next item in another type (here its notes): Yjs and yrs integrate it differently,
+    so the room's read models and its clients would disagree for good."""
     alice = await server.user("alice")
     project = await server.project(alice)
     other = await server.client(project, alice)
