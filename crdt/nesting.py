@@ -20,9 +20,15 @@ be in one. pycrdt breaks this when typing inside a character of several bytes th
 client typed, right before that client's item of another type, and Yjs and yrs integrate such
 an item differently (the writer and a Yjs client showed lyrics `00\x80 a\n!` where a document
 rebuilt from the log showed `!`): the room's read models and its clients would show different
-lyrics for good. Such an update is refused. Where one of the two items
-cannot be placed (the room lacks it, or it was collected) nothing is checked: the document keeps
-the item pending, or shows nothing of it.
+lyrics for good. Such an update is refused. When that client has not typed anything after the
+character yet, pycrdt names as the right origin the clock it will type next: an item typed
+before the clock right after its origin's, which neither the document nor the update has, is
+refused too (it would wait, and then sit wherever that client types next: in another type, the
+same divergence). An honest Yjs client only names items it has, which came through the room;
+one whose edit races its own sync step 2 after a node died holding what it names is closed
+once, and its reconnection sends both together. Where one of the two items cannot be placed
+otherwise (the room lacks it, or it was collected) nothing is checked: the document keeps the
+item pending, or shows nothing of it.
 
 An item whose neighbour or parent the room does not have (a struct the document keeps pending)
 cannot be placed yet: it counts as too deep, so a type in it is refused, and so is one nested
@@ -272,6 +278,19 @@ class Nesting:
                 own = own or _Own(places)
                 left = own.place(left_client, left_clock) if left is None else left
                 right = own.place(right_client, right_clock) if right is None else right
+            if (
+                right is None
+                and left is not None
+                and (right_client, right_clock)
+                == (
+                    left_client,
+                    left_clock + 1,
+                )
+            ):
+                raise MalformedUpdate(
+                    f"update: item {client}:{clock} typed before {right_client}:{right_clock},"
+                    " which no one has written"
+                )
             if left in (None, UNPLACED, COLLECTED) or right in (None, UNPLACED, COLLECTED):
                 continue
             if left != right:

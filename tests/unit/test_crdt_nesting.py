@@ -254,6 +254,26 @@ def test_an_item_typed_between_items_of_two_types_is_refused(updates: Any) -> No
     nesting.record(check_update(last, logged=True).runs)  # logged before the check: kept
 
 
+@pytest.mark.parametrize(
+    ("typed", "at"), [("00\x80 ", 3), ("😀😀x", 1), ("😀😀x", 2), ("😀😀x", 3)]
+)
+def test_an_item_typed_before_a_clock_no_one_has_written_is_refused(typed: str, at: int) -> None:
+    """pycrdt typing inside another client's character of several bytes before that client
+    typed anything else names as the right origin the clock it will type next: the item would
+    wait, and then sit wherever that client types next, in another type maybe."""
+    other: Doc[Any] = Doc()
+    other.get("lyrics", type=Text).insert(0, typed)
+    first = other.get_update()
+    writer: Doc[Any] = Doc()
+    writer.apply_update(first)
+    state = writer.get_state()
+    writer.get("lyrics", type=Text).insert(at, "a")  # at a UTF-8 byte inside a character
+    nesting = Nesting()
+    _check(nesting, first)
+    with pytest.raises(MalformedMessage, match="which no one has written"):
+        _check(nesting, writer.get_update(state))
+
+
 _CLIENT_EDIT = st.tuples(
     st.integers(0, 2),  # which client
     st.sampled_from(["type", "type", "type", "erase", "note", "set", "nest", "drop", "sync"]),
