@@ -37,10 +37,12 @@ def typed_inside_a_character() -> list[bytes]:
     return updates
 
 
-def typed_inside_a_character_before_another_type() -> list[bytes]:
+def typed_inside_a_character_before_another_type(before: str = "track") -> list[bytes]:
     """Four updates of two pycrdt documents, in the order a log holds them: the last types
     inside a two-byte character typed by the other client, and names as its right origin that
-    client's next clock, which is an item of another type (a track's name), not of the text."""
+    client's next clock, which is an item of another type, not of the text: a track's name
+    (`before` "track"), or the first character of another root text ("notes"), a type at the
+    same depth as the lyrics."""
     writer: Doc[Any] = Doc()
     other: Doc[Any] = Doc()
     updates: list[bytes] = []
@@ -54,6 +56,9 @@ def typed_inside_a_character_before_another_type() -> list[bytes]:
     other.apply_update(updates[0])
     edit(other, lambda d: d.get("lyrics", type=Text).insert(0, "00\x80 "))  # U+0080: two bytes
     writer.apply_update(updates[1])
-    edit(other, lambda d: d.get("tracks", type=Array)[0].__setitem__("name", "two"))
+    if before == "track":
+        edit(other, lambda d: d.get("tracks", type=Array)[0].__setitem__("name", "two"))
+    else:
+        edit(other, lambda d: d.get("notes", type=Text).insert(0, "n"))
     edit(writer, lambda d: d.get("lyrics", type=Text).insert(3, "a\n"))  # inside U+0080
     return updates

@@ -126,6 +126,16 @@ class Server:
         assert bystander.close_code is None
         await bystander.close()
 
+    async def two_synced(self, user: str = "alice") -> tuple[str, YClient, YClient]:
+        """A new user's project and two synced clients of that user in it."""
+        owner = await self.user(user)
+        project = await self.project(owner)
+        first = await self.client(project, owner)
+        second = await self.client(project, owner)
+        await first.sync()
+        await second.sync()
+        return project, first, second
+
     async def owner_and_member(
         self, role: str, owner: str = "alice", member: str = "bob"
     ) -> tuple[User, User, str, YClient, YClient]:

@@ -137,35 +137,18 @@ def _nest(client: YClient, levels: int, under: Map[Any] | None = None) -> Map[An
     return inner
 
 
-async def test_types_nested_too_deep_close_4400_and_nothing_is_stored(server: Server) -> None:
-    alice = await server.user("alice")
-    project = await server.project(alice)
-    bystander = await server.client(project, alice)
-    nester = await server.client(project, alice)
-    await bystander.sync()
-    await nester.sync()
-    with nester.doc.transaction():
-        _nest(nester, 8)  # the deepest at depth 9
-    assert await nester.wait_closed() == 4400
-    assert "nested deeper than 8" in nester.close_reason
-    await server.assert_unharmed(project, bystander)
-
-
-async def test_types_nested_too_deep_after_emoji_close_4400_and_nothing_is_stored(
-    server: Server,
+@pytest.mark.parametrize("emoji", [0, 40], ids=["alone", "after-emoji"])
+async def test_types_nested_too_deep_close_4400_and_nothing_is_stored(
+    server: Server, emoji: int
 ) -> None:
-    """The same chain typed after emoji in one update: an emoji is four UTF-8 bytes but two
-    clocks, and the check must count clocks as yrs does, or the chain reads its depths off the
-    text and passes whatever its depth."""
-    alice = await server.user("alice")
-    project = await server.project(alice)
-    bystander = await server.client(project, alice)
-    nester = await server.client(project, alice)
-    await bystander.sync()
-    await nester.sync()
+    """Also after emoji in the same update: an emoji is four UTF-8 bytes but two clocks, and
+    the check must count clocks as yrs does, or the chain reads its depths off the text and
+    passes whatever its depth."""
+    project, bystander, nester = await server.two_synced()
     with nester.doc.transaction():
-        nester.doc.get("lyrics", type=Text).insert(0, "\U0001f600" * 40)
-        _nest(nester, 8)
+        if emoji:
+            nester.doc.get("lyrics", type=Text).insert(0, "\U0001f600" * emoji)
+        _nest(nester, 8)  # the deepest at depth 9
     assert await nester.wait_closed() == 4400
     assert "nested deeper than 8" in nester.close_reason
     await server.assert_unharmed(project, bystander)
@@ -175,12 +158,7 @@ async def test_an_item_typed_before_itself_closes_4400_and_is_not_stored(server:
     """pycrdt counts a text's positions in UTF-8 bytes: typing inside a character writes an item
     that names itself, which every other document would keep pending while its writer shows
     it."""
-    alice = await server.user("alice")
-    project = await server.project(alice)
-    bystander = await server.client(project, alice)
-    typist = await server.client(project, alice)
-    await bystander.sync()
-    await typist.sync()
+    project, bystander, typist = await server.two_synced()
     lyrics = typist.doc.get("lyrics", type=Text)
     lyrics.insert(0, "-1 00\x80\n")  # U+0080: two bytes in UTF-8
     await eventually(lambda: len(typist.echoes) == 1)
@@ -200,12 +178,7 @@ async def test_an_item_typed_between_items_of_two_types_closes_4400_and_is_not_s
     """pycrdt typing inside a two-byte character another client typed, right before that
     client's next item in another type (here its notes): Yjs and yrs integrate it differently,
     so the room's read models and its clients would disagree for good."""
-    alice = await server.user("alice")
-    project = await server.project(alice)
-    other = await server.client(project, alice)
-    typist = await server.client(project, alice)
-    await other.sync()
-    await typist.sync()
+    project, other, typist = await server.two_synced()
     other.doc.get("lyrics", type=Text).insert(0, "00\x80 ")  # U+0080: two bytes in UTF-8
     other.doc.get("notes", type=Text).insert(0, "n")
     await eventually(lambda: len(other.echoes) == 2)

@@ -56,12 +56,7 @@ HOSTILE = {
 async def test_hostile_updates_close_4400_store_nothing_and_spare_the_room(
     server: Server, name: str
 ) -> None:
-    alice = await server.user("alice")
-    project = await server.project(alice)
-    bystander = await server.client(project, alice)
-    attacker = await server.client(project, alice)
-    await bystander.sync()
-    await attacker.sync()
+    project, bystander, attacker = await server.two_synced()
     await attacker.send(protocol.encode_update(HOSTILE[name]))
     assert await attacker.wait_closed() == 4400
     await server.assert_unharmed(project, bystander)
