@@ -192,10 +192,17 @@ class _Own:
 
     def __init__(self, places: list[tuple[Run, int]]) -> None:
         self._runs: dict[int, tuple[list[int], list[tuple[Run, int]]]] = {}
-        for each in sorted(places, key=lambda pair: (pair[0].client, pair[0].clock)):
+        ordered = True  # an update lists each client's structs in clock order
+        for each in places:
             starts, found = self._runs.setdefault(each[0].client, ([], []))
+            if starts and each[0].clock < starts[-1]:
+                ordered = False
             starts.append(each[0].clock)
             found.append(each)
+        if not ordered:
+            for client, (_, found) in self._runs.items():
+                found.sort(key=lambda pair: pair[0].clock)
+                self._runs[client] = ([run.clock for run, _ in found], found)
 
     def place(self, client: int, clock: int) -> int | None:
         starts, found = self._runs.get(client, ((), ()))

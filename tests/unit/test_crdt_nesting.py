@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map, Text
 
-from crdt.nesting import UNPLACED, Nesting
-from crdt.update import check_update
+from crdt.nesting import UNPLACED, Nesting, _Own
+from crdt.update import BESIDE, Run, check_update
 from jacameno.collab.errors import MalformedMessage
 from tests.hypothesis_profiles import examples
 from tests.unit.text_edits import type_or_erase, typed_inside_a_character_before_another_type
@@ -344,3 +344,12 @@ def test_the_depth_limit_matches_the_documents_true_depths(steps: list[list[Any]
                 _check(nesting, update)
             return  # the room refused it: the client's later updates would depend on it
         _check(nesting, update)
+
+
+def test_an_updates_own_runs_are_found_in_any_order() -> None:
+    """An update may list one client's structs in several groups, out of clock order: the
+    places of its own runs are still found by clock."""
+    later, earlier = Run(7, 10, 5, BESIDE, 1, 0, False), Run(7, 0, 4, BESIDE, 1, 0, False)
+    own = _Own([(later, 3), (earlier, 2)])
+    assert [own.place(7, clock) for clock in (0, 3, 4, 10, 14, 15)] == [2, 2, None, 3, 3, None]
+    assert own.place(8, 0) is None
