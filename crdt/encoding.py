@@ -177,21 +177,22 @@ class Reader:
                 raise self.fail("string is not UTF-8") from exc
         return length
 
-    def string_units(self) -> int:
-        """Check a string without keeping it; returns its length in UTF-16 units, which is how
-        Yjs and yrs count a string's clocks (an astral character, such as an emoji, takes two;
-        any other one)."""
+    def string_units(self) -> tuple[int, str | None]:
+        """Check a string; returns its length in UTF-16 units, which is how Yjs and yrs count a
+        string's clocks (an astral character, such as an emoji, takes two; any other one), and
+        the string itself if it holds an astral character (else None: not kept)."""
         length = self.var_uint()
         start = self.pos
         self.skip(length)
         raw = self.data[start : self.pos]
         if raw.isascii():
-            return length
+            return length, None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise self.fail("string is not UTF-8") from exc
-        return len(text.encode("utf-16-le")) // 2
+        units = len(text.encode("utf-16-le")) // 2
+        return units, (text if units > len(text) else None)
 
     def end(self) -> None:
         if self.pos != len(self.data):

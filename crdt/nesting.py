@@ -42,6 +42,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from crdt.characters import Characters
 from crdt.errors import MalformedUpdate
 from crdt.update import BESIDE, GARBAGE, IN_ITEM, IN_ROOT, Run, check_update
 
@@ -179,10 +180,13 @@ class _Placing:
 
 class Resolved(NamedTuple):
     """The runs of an update, each with its place, for `Nesting.record_resolved`; `placing`:
-    the types they hold that the document lacks (None: they hold none, or only ones it has)."""
+    the types they hold that the document lacks (None: they hold none, or only ones it has);
+    its astral characters and deleted ranges (crdt.characters)."""
 
     places: list[tuple[Run, int]]
     placing: _Placing | None
+    halves: Sequence[tuple[int, int]] = ()
+    deleted: Sequence[tuple[int, int, int]] = ()
 
 
 class _Own:
@@ -216,9 +220,10 @@ class _Own:
 class Nesting:
     """The place, and so the depth, of every item of one document."""
 
-    __slots__ = ("_clients", "_types", "_waiting", "_waiting_runs")
+    __slots__ = ("_characters", "_clients", "_types", "_waiting", "_waiting_runs")
 
     def __init__(self) -> None:
+        self._characters = Characters()
         self._clients: dict[int, _Runs] = {}
         self._types = _Types()
         self._waiting: dict[int, list[Run]] = {}  # unplaced runs, by the client they refer to
@@ -228,16 +233,25 @@ class Nesting:
     def of(cls, state: bytes) -> Nesting:
         """The nesting of a whole document (its state as one update)."""
         nesting = cls()
-        nesting.record(check_update(state, logged=True).runs)
+        summary = check_update(state, logged=True)
+        nesting.record(summary.runs, summary.halves, summary.deleted)
         return nesting
 
     def check(
-        self, runs: Sequence[Run], max_depth: int, between: Sequence[Between] = ()
+        self,
+        runs: Sequence[Run],
+        max_depth: int,
+        between: Sequence[Between] = (),
+        halves: Sequence[tuple[int, int]] = (),
+        deleted: Sequence[tuple[int, int, int]] = (),
     ) -> Resolved:
         """Place the runs of an update; MalformedUpdate if one holds a type deeper than
-        `max_depth`, or if an item of `between` (`UpdateSummary.between`) is typed between
-        items of two types. The result is for `record_resolved` once the update is applied."""
+        `max_depth`, if an item of `between` (`UpdateSummary.between`) is typed between items
+        of two types, or if the update cuts an astral character in two (`halves`, `deleted`:
+        crdt.characters). The result is for `record_resolved` once the update is applied."""
         resolved = self._resolve(runs)
+        if halves or deleted:
+            resolved = resolved._replace(halves=halves, deleted=deleted)
         placing = resolved.placing
         for run, place in resolved.places:
             if not run.has_type:
@@ -249,20 +263,33 @@ class Nesting:
                 raise MalformedUpdate(f"update: shared types nested deeper than {max_depth}")
         if between:
             self._check_between(between, resolved.places)
+        if between or deleted:
+            self._characters.check(between, halves, deleted, self._known)
         return resolved
 
-    def record(self, runs: Sequence[Run]) -> None:
+    def record(
+        self,
+        runs: Sequence[Run],
+        halves: Sequence[tuple[int, int]] = (),
+        deleted: Sequence[tuple[int, int, int]] = (),
+    ) -> None:
         """Place and keep the runs of an update that is in the document already (loaded, or
-        logged by another node), however deep."""
-        self.record_resolved(self._resolve(runs))
+        logged by another node), however deep, and its astral characters."""
+        resolved = self._resolve(runs)
+        if halves or deleted:
+            resolved = resolved._replace(halves=halves, deleted=deleted)
+        self.record_resolved(resolved)
 
     def record_resolved(self, resolved: Resolved) -> None:
         placing = resolved.placing
         if placing is not None:
             if not placing.current():  # another update's types were kept in between
-                self.record([run for run, _ in resolved.places])
+                places = resolved.places
+                self.record([run for run, _ in places], resolved.halves, resolved.deleted)
                 return
             placing.keep()
+        if resolved.halves or resolved.deleted:
+            self._characters.record(resolved.halves, resolved.deleted)
         for run, place in resolved.places:
             runs = self._clients.get(run.client)
             if runs is None:

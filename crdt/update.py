@@ -114,6 +114,11 @@ class UpdateSummary(NamedTuple):
     # origin client, origin clock, right origin client, right origin clock); none for a logged
     # update.
     between: tuple[tuple[int, int, int, int, int, int], ...] = ()
+    # The ids of the second UTF-16 units of the astral characters (emoji) in the update's
+    # strings, which nothing may cut from the first (crdt.nesting); and its deleted ranges
+    # (client, clock, length).
+    halves: tuple[tuple[int, int], ...] = ()
+    deleted: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -129,23 +134,27 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     ends: dict[int, int] = {}
     runs: list[Run] = []
     between: list[tuple[int, int, int, int, int, int]] | None = None if logged else []
+    halves: list[tuple[int, int]] = []
     structs = 0
     for _ in range(reader.count(1)):
         count = reader.count(1)
         client, clock = reader.id(MAX_CLOCK)  # of the first struct
-        clock = _structs(reader, client, clock, count, between, runs)
+        clock = _structs(reader, client, clock, count, between, runs, halves)
         clients.append(client)
         structs += count
         ends[client] = max(ends.get(client, 0), clock)
-    deletions = _delete_set(reader, ends)
+    deleted: list[tuple[int, int, int]] = []
+    _delete_set(reader, ends, deleted)
     reader.end()
     return UpdateSummary(
         tuple(clients),
         structs,
-        deletions,
+        len(deleted),
         tuple(ends.items()),
         tuple(runs),
         tuple(between) if between else (),
+        tuple(halves),
+        tuple(deleted),
     )
 
 
@@ -306,8 +315,7 @@ def merged_state(*clocks: dict[int, int]) -> dict[int, int]:
     return merged
 
 
-def _delete_set(reader: Reader, ends: dict[int, int]) -> int:
-    ranges = 0
+def _delete_set(reader: Reader, ends: dict[int, int], deleted: list[tuple[int, int, int]]) -> None:
     for _ in range(reader.count(2)):
         client = reader.var_uint()
         for _ in range(reader.count(2)):
@@ -316,8 +324,7 @@ def _delete_set(reader: Reader, ends: dict[int, int]) -> int:
             if clock + length > MAX_CLOCK + 1:
                 raise reader.fail("deleted range passes 2^32")
             ends[client] = max(ends.get(client, 0), clock + length)
-            ranges += 1
-    return ranges
+            deleted.append((client, clock, length))
 
 
 def _structs(
@@ -327,6 +334,7 @@ def _structs(
     count: int,
     between: list[tuple[int, int, int, int, int, int]] | None,
     runs: list[Run],
+    halves: list[tuple[int, int]],
 ) -> int:
     """Check `count` structs of `client` from `clock` on, add their runs to `runs` and the items
     typed between two others to `between` (None: a logged update, checked less), and return
@@ -376,7 +384,18 @@ def _structs(
                 and _not_before(dep_client, dep_clock, client, clock)
             ):
                 raise reader.fail(f"item {client}:{clock} names itself or a later item")
-            length = _content(reader, ref, logged)
+            if ref == _STRING:
+                # Clocks advance by UTF-16 units: counted by UTF-8 bytes, the update's later
+                # structs would sit at clocks they do not have, and `crdt.nesting` would read
+                # their depths off other items (a chain of types nested past the limit after a
+                # few emoji passed).
+                length, astral = reader.string_units()
+                if length == 0:
+                    raise reader.fail("empty string content")
+                if astral is not None:
+                    _halves(client, clock, astral, halves)
+            else:
+                length = _content(reader, ref, logged)
             if (
                 last is not None
                 and place == BESIDE
@@ -393,6 +412,17 @@ def _structs(
         if clock > MAX_CLOCK:
             raise reader.fail(f"clock of client {client} passes 2^32")
     return clock
+
+
+def _halves(client: int, clock: int, text: str, halves: list[tuple[int, int]]) -> None:
+    """Add the ids of the second UTF-16 units of `text`'s astral characters, the string being
+    `client`'s from `clock` on."""
+    for character in text:
+        if character > "\uffff":
+            halves.append((client, clock + 1))
+            clock += 2
+        else:
+            clock += 1
 
 
 def _not_before(named_client: int, named_clock: int, client: int, clock: int) -> bool:
@@ -413,14 +443,6 @@ def _length(reader: Reader) -> int:
 def _content(reader: Reader, ref: int, logged: bool) -> int:
     if ref == _DELETED:
         return _length(reader)
-    if ref == _STRING:
-        # The clock advances by UTF-16 units: counted by UTF-8 bytes, an update's later structs
-        # would sit at clocks they do not have, and `crdt.nesting` would read their depths off
-        # other items (a chain of types nested past the limit after a few emoji passed).
-        length = reader.string_units()
-        if length == 0:
-            raise reader.fail("empty string content")
-        return length
     if ref == _ANY:
         count = reader.count(1)
         if count == 0:

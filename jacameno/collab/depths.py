@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from crdt.nesting import Nesting, Resolved
-from crdt.update import Run, UpdateSummary
+from crdt.update import UpdateSummary
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Depths:
         """`nesting`, or (None) the nesting of `state` built in the background; `failed` is
         called if that build fails (the room cannot check depths, so it must fail)."""
         self._nesting = nesting
-        self._unrecorded: list[Sequence[Run]] = []
+        self._unrecorded: list[UpdateSummary] = []
         self._failed = failed
         self._project_id = project_id
         self._task: asyncio.Task[Nesting] | None = None
@@ -70,31 +70,31 @@ class Depths:
             await asyncio.wait([self._task])
 
     def check(self, summary: UpdateSummary, max_depth: int) -> Resolved | None:
-        """As `Nesting.check` of the update's runs and items typed between two others; None
-        while the nesting is being built (the runs hold no shared type, or NotReady, and the
-        items typed between two others go unchecked). MalformedUpdate if a type would nest
-        deeper than `max_depth`, or an item sits between items of two types."""
-        runs = summary.runs
+        """As `Nesting.check` of the update; None while the nesting is being built (the runs
+        hold no shared type, or NotReady; items typed between two others and cut characters go
+        unchecked meanwhile). MalformedUpdate if a type would nest deeper than `max_depth`, an
+        item sits between items of two types, or the update cuts a character in two."""
         if self._nesting is not None:
-            return self._nesting.check(runs, max_depth, summary.between)
-        if any(run.has_type for run in runs):
+            return self._nesting.check(
+                summary.runs, max_depth, summary.between, summary.halves, summary.deleted
+            )
+        if any(run.has_type for run in summary.runs):
             raise NotReady("an update holding a shared type waits for the nesting")
         return None
 
-    def record_resolved(self, placed: Resolved | None, runs: Sequence[Run]) -> None:
-        """Keep the runs of an applied update that `check` placed (or could not yet)."""
+    def record_resolved(self, placed: Resolved | None, summary: UpdateSummary) -> None:
+        """Keep what `check` found of an applied update (or the update, if it could not)."""
         if placed is not None and self._nesting is not None:
             self._nesting.record_resolved(placed)
         else:
-            self.record(runs)
+            self.record(summary)
 
-    def record(self, runs: Sequence[Run]) -> None:
-        """Keep the runs of an update applied without a check (logged by another node, or
-        relogged)."""
+    def record(self, summary: UpdateSummary) -> None:
+        """Keep an update applied without a check (logged by another node, or relogged)."""
         if self._nesting is not None:
-            self._nesting.record(runs)
+            self._nesting.record(summary.runs, summary.halves, summary.deleted)
         else:
-            self._unrecorded.append(runs)
+            self._unrecorded.append(summary)
 
     def cancel(self) -> None:
         if self._task is not None:
@@ -110,7 +110,7 @@ class Depths:
             self._failed(error)
             return
         nesting = task.result()
-        for runs in self._unrecorded:
-            nesting.record(runs)
+        for summary in self._unrecorded:
+            nesting.record(summary.runs, summary.halves, summary.deleted)
         self._unrecorded = []
         self._nesting = nesting

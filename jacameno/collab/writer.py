@@ -208,7 +208,7 @@ class Writer:
             if known:
                 self.doc.unobserve(subscription)
         self._clocks.advance(summary)
-        self.depths.record_resolved(placed, summary.runs)
+        self.depths.record_resolved(placed, summary)
         return not (known and all(change == EMPTY_UPDATE for change in changes))
 
     def covers(self, summary: UpdateSummary) -> bool:
@@ -467,7 +467,7 @@ class Writer:
             summary = check_update(update, logged=True)
             document.apply(self.doc, update, "log")
             self._clocks.advance(summary)
-            self.depths.record(summary.runs)
+            self.depths.record(summary)
             self.snapshots.record(update)
             self._room.broadcast(Outgoing(Kind.UPDATE, update))
 

@@ -6,9 +6,12 @@ the other clients."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from harness.server import ServerProcess
+from harness.waiting import wait_until
 from tests.e2e import documents
 from tests.e2e.clients import owner_and_member
 from tests.e2e.conftest import JSClients
@@ -56,3 +59,39 @@ async def test_a_bigint_closes_its_sender_4400_and_reaches_nobody(
     await late.connect(server.ws_url, project, alice.token)
     await late.wait_synced()
     assert (await late.measure())["meta_keys"] == ["bpm"]
+
+
+@pytest.mark.parametrize(
+    ("cut", "reason"),
+    [
+        (["lyrics.insert", 1, "a"], "between the two UTF-16 units"),
+        (["lyrics.delete", 1, 2], "cuts a character in two"),
+    ],
+    ids=["insert", "delete"],
+)
+async def test_an_edit_that_cuts_an_emoji_closes_its_sender_4400_and_reaches_nobody(
+    server: ServerProcess, js_client: JSClients, database_url: str, cut: list[Any], reason: str
+) -> None:
+    """Yjs counts positions in UTF-16 units, so a client can insert inside an emoji or delete
+    half of one: its clients then hold lone surrogates, which yrs cannot, and a document
+    rebuilt from the log showed other lyrics ("😀a😀" against "\\ufffda\\ufffd😀")."""
+    alice, _bob, project, owner, sender = await owner_and_member(server, js_client, "bob", "editor")
+    await owner.edit(["lyrics.insert", 0, "😀😀"])
+    await owner.wait_settled()
+
+    async def sender_has_them() -> bool:
+        return (await sender.state()).json["lyrics"] == "😀😀"
+
+    await wait_until(sender_has_them, "the sender receives the emoji")
+    await sender.edit(cut)
+    closed = await sender.wait_event(lambda e: e["event"] == "closed")
+    assert closed["code"] == 4400
+    assert reason in closed["reason"]
+
+    await owner.edit(["lyrics.append", "!"])
+    await owner.wait_settled()
+    shown = documents.from_json((await owner.state()).json)
+    assert shown["lyrics"] == "😀😀!"
+    logged = await documents.logged_updates(database_url, project)
+    assert {e["metadata"]["user_id"] for e in logged} == {alice.id}
+    assert documents.from_doc(documents.build(e["data"] for e in logged)) == shown

@@ -38,7 +38,9 @@ def _updates(doc: Doc[Any]) -> list[bytes]:
 
 def _check(nesting: Nesting, update: bytes) -> None:
     summary = check_update(update)
-    nesting.record_resolved(nesting.check(summary.runs, LIMIT, summary.between))
+    nesting.record_resolved(
+        nesting.check(summary.runs, LIMIT, summary.between, summary.halves, summary.deleted)
+    )
 
 
 def test_the_project_schema_passes() -> None:
