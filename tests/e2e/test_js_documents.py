@@ -80,7 +80,7 @@ async def test_an_edit_that_cuts_an_emoji_closes_its_sender_4400_and_reaches_nob
     await owner.wait_settled()
 
     async def sender_has_them() -> bool:
-        return (await sender.state()).json["lyrics"] == "😀😀"
+        return bool((await sender.state()).json["lyrics"] == "😀😀")
 
     await wait_until(sender_has_them, "the sender receives the emoji")
     await sender.edit(cut)
