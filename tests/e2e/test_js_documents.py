@@ -6,6 +6,7 @@ the other clients."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -95,3 +96,63 @@ async def test_an_edit_that_cuts_an_emoji_closes_its_sender_4400_and_reaches_nob
     logged = await documents.logged_updates(database_url, project)
     assert {e["metadata"]["user_id"] for e in logged} == {alice.id}
     assert documents.from_doc(documents.build(e["data"] for e in logged)) == shown
+
+
+async def test_whatever_a_yjs_client_types_among_emoji_the_log_agrees_or_it_is_refused(
+    server: ServerProcess, js_client: JSClients, database_url: str
+) -> None:
+    """Random inserts and deletions by a Yjs client at any UTF-16 position of lyrics full of
+    emoji: the room refuses exactly those that cut an emoji in two (each refusal checked
+    against the text the client saw), and after every step a second client and a document
+    rebuilt from the log show the same lyrics."""
+    _alice, bob, project, observer, editor = await owner_and_member(
+        server, js_client, "bob", "editor"
+    )
+    await observer.edit(["lyrics.insert", 0, "ab😀c😀😀é"])
+    await observer.wait_settled()
+    draw = random.Random(20261208)
+    refused = accepted = 0
+    for step in range(40):
+        text = (await observer.state()).json["lyrics"]
+        units = len(text.encode("utf-16-le")) // 2
+        at = draw.randint(0, units)
+        if draw.random() < 0.5 or units == 0:
+            op: list[Any] = ["lyrics.insert", at, draw.choice(["x", "😀", "é", "y😀"])]
+            cut = _inside(text, at)
+        else:
+            at = min(at, units - 1)
+            length = draw.randint(1, min(3, units - at))
+            op = ["lyrics.delete", at, length]
+            cut = _inside(text, at) or _inside(text, at + length)
+        await editor.edit(op)
+        if cut:
+            closed = await editor.wait_event(lambda e: e["event"] == "closed")
+            assert closed["code"] == 4400, (step, op, text)
+            refused += 1
+            editor = await js_client(f"editor-{step}")  # a fresh one: the old holds the cut
+            await editor.connect(server.ws_url, project, bob.token)
+            await editor.wait_synced()
+        else:
+            await editor.wait_settled()
+            accepted += 1
+        logged = await documents.logged_updates(database_url, project)
+        lyrics = documents.from_doc(documents.build(e["data"] for e in logged))["lyrics"]
+
+        async def observer_agrees(lyrics: str = lyrics) -> bool:
+            return bool((await observer.state()).json["lyrics"] == lyrics)
+
+        await wait_until(
+            observer_agrees, f"step {step}: {op} on {text!r}: the log shows {lyrics!r}"
+        )
+        assert "\ufffd" not in lyrics
+    assert refused >= 3, refused  # the draw meets both
+    assert accepted >= 10, accepted
+
+
+def _inside(text: str, at: int) -> bool:
+    """Whether UTF-16 position `at` of `text` falls between the two units of one character."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    if not 0 < at < len(units) // 2:
+        return False
+    before = int.from_bytes(units[2 * at - 2 : 2 * at], "little")
+    return 0xD800 <= before <= 0xDBFF
