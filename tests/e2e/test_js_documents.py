@@ -6,16 +6,19 @@ the other clients."""
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
 import pytest
+from pycrdt import Text
 
 from harness.server import ServerProcess
-from harness.waiting import wait_until
+from harness.waiting import eventually, wait_until
 from tests.e2e import documents
-from tests.e2e.clients import owner_and_member
+from tests.e2e.clients import owner_and_member, python_client
 from tests.e2e.conftest import JSClients
+from tests.integration.collab.support import YClient
 
 PIECE = 3_500_000  # characters, one byte each: an update just under the 4 MiB frame limit
 
@@ -149,6 +152,11 @@ async def test_whatever_a_yjs_client_types_among_emoji_the_log_agrees_or_it_is_r
     assert accepted >= 10, accepted
 
 
+def _answered(client: YClient) -> bool:
+    """Whether the room acknowledged everything `client` sent, or closed it."""
+    return client.close_code is not None or set(client.sent) <= set(client.echoes)
+
+
 def _inside(text: str, at: int) -> bool:
     """Whether UTF-16 position `at` of `text` falls between the two units of one character."""
     units = text.encode("utf-16-le", "surrogatepass")
@@ -156,3 +164,44 @@ def _inside(text: str, at: int) -> bool:
         return False
     before = int.from_bytes(units[2 * at - 2 : 2 * at], "little")
     return 0xD800 <= before <= 0xDBFF
+
+
+async def test_whatever_pycrdt_types_at_any_byte_the_log_and_yjs_agree(
+    server: ServerProcess, js_client: JSClients, database_url: str
+) -> None:
+    """pycrdt counts a text's positions in UTF-8 bytes, so a Python client can type inside any
+    character of several bytes, before or after a Yjs client's other edits. Whatever the room
+    lets through, a Yjs client and a document rebuilt from the log show the same document
+    after every step (a refused Python client is replaced by a fresh one)."""
+    _alice, bob, project, yjs, _editor = await owner_and_member(server, js_client, "bob", "editor")
+    python = await python_client(server, project, bob.token)
+    draw = random.Random(8122026)
+    refused = 0
+    for step in range(40):
+        who = draw.random()
+        if who < 0.5:
+            lyrics = python.doc.get("lyrics", type=Text)
+            at = draw.randint(0, len(str(lyrics).encode()))  # any byte, inside a character too
+            lyrics.insert(at, draw.choice(["a", "é", "😀", "\x80b"]))
+            await eventually(functools.partial(_answered, python))
+        elif who < 0.8:
+            text = (await yjs.state()).json["lyrics"]
+            at = draw.randint(0, len(text))  # whole characters: positions in code points...
+            units = len(text[:at].encode("utf-16-le")) // 2  # ...given in UTF-16 units
+            await yjs.edit(["lyrics.insert", units, draw.choice(["0", "\x80", "😀", "ü "])])
+        else:
+            await yjs.edit(["meta.set", "title", f"take {step}"])
+        await yjs.wait_settled()
+        if python.close_code is not None:
+            assert python.close_code == 4400, python.close_reason
+            refused += 1
+            await python.close()
+            python = await python_client(server, project, bob.token)
+        logged = await documents.logged_updates(database_url, project)
+        rebuilt = documents.from_doc(documents.build(e["data"] for e in logged))
+
+        async def yjs_agrees(rebuilt: dict[str, Any] = rebuilt) -> bool:
+            return bool(documents.from_json((await yjs.state()).json) == rebuilt)
+
+        await wait_until(yjs_agrees, f"step {step}: the log shows {rebuilt!r}")
+    assert refused >= 3, refused  # the draw types inside characters
