@@ -24,8 +24,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 
 from crdt.errors import MalformedUpdate
-
-Between = tuple[int, int, int, int, int, int]  # an item, its origin, its right origin
+from crdt.update import UpdateSummary
 
 
 class Characters:
@@ -38,24 +37,18 @@ class Characters:
         self._halves: dict[int, array[int]] = {}
         self._deleted: dict[int, set[int]] = {}
 
-    def check(
-        self,
-        between: Sequence[Between],
-        halves: Sequence[tuple[int, int]],
-        deleted: Sequence[tuple[int, int, int]],
-        known: Callable[[int, int], object],
-    ) -> None:
-        """MalformedUpdate if the update (`UpdateSummary`'s `between`, `halves` and `deleted`)
-        cuts an astral character in two; `known(client, clock)`: whether the document has that
-        item already (it passed before)."""
-        if not self._halves and not halves:
+    def check(self, summary: UpdateSummary, known: Callable[[int, int], object]) -> None:
+        """MalformedUpdate if the update cuts an astral character in two; `known(client,
+        clock)`: not None if the document has that item already (it passed before)."""
+        if not self._halves and not summary.halves:
             return
-        own = set(halves)
+        own = set(summary.halves)
+        deleted = summary.deleted
 
         def half(client: int, clock: int) -> bool:
             return (client, clock) in own or self._half(client, clock)
 
-        for client, clock, left_client, left_clock, right_client, right_clock in between:
+        for client, clock, left_client, left_clock, right_client, right_clock in summary.between:
             if known(client, clock) is not None:
                 continue
             if half(right_client, right_clock) or half(left_client, left_clock + 1):
@@ -84,12 +77,10 @@ class Characters:
                         " character in two"
                     )
 
-    def record(
-        self, halves: Sequence[tuple[int, int]], deleted: Sequence[tuple[int, int, int]]
-    ) -> None:
+    def record(self, summary: UpdateSummary) -> None:
         """Keep an applied update's astral characters, and which units of those the document
         has it deletes."""
-        for client, clock in halves:
+        for client, clock in summary.halves:
             found = self._halves.get(client)
             if found is None:
                 found = self._halves[client] = array("Q")
@@ -99,7 +90,7 @@ class Characters:
             at = bisect_left(found, clock)
             if found[at] != clock:  # clock <= found[-1]: at is inside the array
                 found.insert(at, clock)
-        for client, start, length in deleted:
+        for client, start, length in summary.deleted:
             found = self._halves.get(client)
             if not found:
                 continue

@@ -44,15 +44,22 @@ from typing import NamedTuple
 
 from crdt.characters import Characters
 from crdt.errors import MalformedUpdate
-from crdt.update import BESIDE, GARBAGE, IN_ITEM, IN_ROOT, Run, check_update
+from crdt.update import (
+    BESIDE,
+    GARBAGE,
+    IN_ITEM,
+    IN_ROOT,
+    Between,
+    Run,
+    UpdateSummary,
+    check_update,
+)
 
 _GAP = 0xFFFF_FFFF  # clocks of the client the room does not have
 UNPLACED = 0xFFFF_FFFE  # items whose place is unknown: as deep as can be
 COLLECTED = 0  # a collected range (its type was deleted): nothing in it is visible; depth 1
 _DEEPEST = 253  # depths are kept in one byte; deeper counts as this
 MAX_WAITING = 10_000  # unplaced runs a room remembers, to place when what they refer to arrives
-
-Between = tuple[int, int, int, int, int, int]  # an item, its origin, its right origin
 
 
 class _Runs:
@@ -179,14 +186,12 @@ class _Placing:
 
 
 class Resolved(NamedTuple):
-    """The runs of an update, each with its place, for `Nesting.record_resolved`; `placing`:
-    the types they hold that the document lacks (None: they hold none, or only ones it has);
-    its astral characters and deleted ranges (crdt.characters)."""
+    """An update and its runs, each with its place, for `Nesting.record_resolved`; `placing`:
+    the types they hold that the document lacks (None: they hold none, or only ones it has)."""
 
+    summary: UpdateSummary
     places: list[tuple[Run, int]]
     placing: _Placing | None
-    halves: Sequence[tuple[int, int]] = ()
-    deleted: Sequence[tuple[int, int, int]] = ()
 
 
 class _Own:
@@ -233,25 +238,15 @@ class Nesting:
     def of(cls, state: bytes) -> Nesting:
         """The nesting of a whole document (its state as one update)."""
         nesting = cls()
-        summary = check_update(state, logged=True)
-        nesting.record(summary.runs, summary.halves, summary.deleted)
+        nesting.record(check_update(state, logged=True))
         return nesting
 
-    def check(
-        self,
-        runs: Sequence[Run],
-        max_depth: int,
-        between: Sequence[Between] = (),
-        halves: Sequence[tuple[int, int]] = (),
-        deleted: Sequence[tuple[int, int, int]] = (),
-    ) -> Resolved:
+    def check(self, summary: UpdateSummary, max_depth: int) -> Resolved:
         """Place the runs of an update; MalformedUpdate if one holds a type deeper than
-        `max_depth`, if an item of `between` (`UpdateSummary.between`) is typed between items
-        of two types, or if the update cuts an astral character in two (`halves`, `deleted`:
-        crdt.characters). The result is for `record_resolved` once the update is applied."""
-        resolved = self._resolve(runs)
-        if halves or deleted:
-            resolved = resolved._replace(halves=halves, deleted=deleted)
+        `max_depth`, if an item is typed between items of two types (`summary.between`), or
+        if the update cuts an astral character in two (crdt.characters). The result is for
+        `record_resolved` once the update is applied."""
+        resolved = self._resolve(summary)
         placing = resolved.placing
         for run, place in resolved.places:
             if not run.has_type:
@@ -261,35 +256,26 @@ class Nesting:
             depth = self._types.depths[place] if placing is None else placing.depth(place)
             if depth + 1 > max_depth:
                 raise MalformedUpdate(f"update: shared types nested deeper than {max_depth}")
-        if between:
-            self._check_between(between, resolved.places)
-        if between or deleted:
-            self._characters.check(between, halves, deleted, self._known)
+        if summary.between:
+            self._check_between(summary.between, resolved.places)
+        if summary.between or summary.deleted:
+            self._characters.check(summary, self._known)
         return resolved
 
-    def record(
-        self,
-        runs: Sequence[Run],
-        halves: Sequence[tuple[int, int]] = (),
-        deleted: Sequence[tuple[int, int, int]] = (),
-    ) -> None:
+    def record(self, summary: UpdateSummary) -> None:
         """Place and keep the runs of an update that is in the document already (loaded, or
         logged by another node), however deep, and its astral characters."""
-        resolved = self._resolve(runs)
-        if halves or deleted:
-            resolved = resolved._replace(halves=halves, deleted=deleted)
-        self.record_resolved(resolved)
+        self.record_resolved(self._resolve(summary))
 
     def record_resolved(self, resolved: Resolved) -> None:
-        placing = resolved.placing
+        placing, summary = resolved.placing, resolved.summary
         if placing is not None:
             if not placing.current():  # another update's types were kept in between
-                places = resolved.places
-                self.record([run for run, _ in places], resolved.halves, resolved.deleted)
+                self.record(summary)
                 return
             placing.keep()
-        if resolved.halves or resolved.deleted:
-            self._characters.record(resolved.halves, resolved.deleted)
+        if summary.halves or summary.deleted:
+            self._characters.record(summary)
         for run, place in resolved.places:
             runs = self._clients.get(run.client)
             if runs is None:
@@ -315,11 +301,8 @@ class Nesting:
             if (
                 right is None
                 and left is not None
-                and (right_client, right_clock)
-                == (
-                    left_client,
-                    left_clock + 1,
-                )
+                and right_client == left_client
+                and right_clock == left_clock + 1
             ):
                 raise MalformedUpdate(
                     f"update: item {client}:{clock} typed before {right_client}:{right_clock},"
@@ -360,19 +343,19 @@ class Nesting:
         runs = self._clients.get(client)
         return None if runs is None else runs.place(clock)
 
-    def _resolve(self, runs: Sequence[Run]) -> Resolved:
+    def _resolve(self, summary: UpdateSummary) -> Resolved:
         """Each run with its place. Most updates (typing, setting a value) refer only to items
         the room has: those are placed here, without indexing the update's own runs."""
         clients, types = self._clients, self._types.ids
         placing: _Placing | None = None  # made for the first type the document lacks
         places: list[tuple[Run, int]] = []
-        for run in runs:
+        for run in summary.runs:
             where = run.place
             if where in (BESIDE, IN_ITEM):
                 known = clients.get(run.dep_client)
                 base = None if known is None else known.place(run.dep_clock)
                 if base is None:
-                    return self._resolve_within(runs)
+                    return self._resolve_within(summary)
                 if where == BESIDE or base == UNPLACED:
                     places.append((run, base))
                     continue
@@ -389,11 +372,12 @@ class Nesting:
                 places.append((run, held))
             else:
                 places.append((run, COLLECTED))
-        return Resolved(places, placing)
+        return Resolved(summary, places, placing)
 
-    def _resolve_within(self, runs: Sequence[Run]) -> Resolved:
+    def _resolve_within(self, summary: UpdateSummary) -> Resolved:
         # This update's own runs, per client in clock order, for items that refer to others in
         # the same update (in any order, so depth-first with an explicit stack).
+        runs = summary.runs
         placing = _Placing(self._types)
         starts: dict[int, list[int]] = {}
         indexes: dict[int, list[int]] = {}
@@ -444,6 +428,7 @@ class Nesting:
                 places[index] = place
                 stack.pop()
         return Resolved(
+            summary,
             [
                 (run, place if place is not None else UNPLACED)
                 for run, place in zip(runs, places, strict=True)

@@ -100,6 +100,9 @@ class Run:
         self.root = root  # IN_ROOT: the root type's name
 
 
+Between = tuple[int, int, int, int, int, int]  # an item, its origin, its right origin
+
+
 class UpdateSummary(NamedTuple):
     """What a valid update touches: the clients whose structs it carries, how many structs and
     deleted ranges, and where its structs sit (runs). A named tuple: one is built per update,
@@ -113,7 +116,7 @@ class UpdateSummary(NamedTuple):
     # Items typed between two others, which must be in one type (crdt.nesting): (client, clock,
     # origin client, origin clock, right origin client, right origin clock); none for a logged
     # update.
-    between: tuple[tuple[int, int, int, int, int, int], ...] = ()
+    between: tuple[Between, ...] = ()
     # The ids of the second UTF-16 units of the astral characters (emoji) in the update's
     # strings, which nothing may cut from the first (crdt.nesting); and its deleted ranges
     # (client, clock, length).
@@ -133,7 +136,7 @@ def check_update(update: bytes, *, logged: bool = False) -> UpdateSummary:
     clients: list[int] = []
     ends: dict[int, int] = {}
     runs: list[Run] = []
-    between: list[tuple[int, int, int, int, int, int]] | None = None if logged else []
+    between: list[Between] | None = None if logged else []
     halves: list[tuple[int, int]] = []
     structs = 0
     for _ in range(reader.count(1)):
@@ -238,18 +241,9 @@ def structs(update: bytes) -> tuple[list[tuple[int, list[Struct]]], int]:
 def halves(update: bytes) -> set[tuple[int, int]]:
     """The ids that fall between the two UTF-16 units of one character of the update's strings
     (an astral one, such as an emoji): a deleted range cut there would leave half a character,
-    which yrs mangles. For an update that `check_update` passed; MalformedUpdate otherwise."""
-    found: set[tuple[int, int]] = set()
-    for client, items in structs(update)[0]:
-        for item in items:
-            if item.text is None or item.length == len(item.text):
-                continue
-            clock = item.clock
-            for character in item.text:
-                clock += 2 if ord(character) > 0xFFFF else 1
-                if ord(character) > 0xFFFF:
-                    found.add((client, clock - 1))
-    return found
+    which yrs mangles (`UpdateSummary.halves`). For an update that `check_update` passed;
+    MalformedUpdate otherwise."""
+    return set(check_update(update, logged=True).halves)
 
 
 def struct_ends(update: bytes) -> dict[int, int]:
@@ -332,7 +326,7 @@ def _structs(
     client: int,
     clock: int,
     count: int,
-    between: list[tuple[int, int, int, int, int, int]] | None,
+    between: list[Between] | None,
     runs: list[Run],
     halves: list[tuple[int, int]],
 ) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import io
 import statistics
 import subprocess
@@ -246,11 +247,14 @@ def _time_nesting(impl: Impl, case: Case) -> float:
     assert impl.nesting is not None
     nestings = [impl.nesting(case.base) for _ in range(case.repeat)]
     summaries = [impl.check_update(update) for update in case.updates]
-    # the items typed between two others too, where the nesting checks them (not before)
-    checks = [
-        (s.runs, MAX_TYPE_DEPTH, s.between) if hasattr(s, "between") else (s.runs, MAX_TYPE_DEPTH)
-        for s in summaries
-    ]
+    # The nesting checks an update's whole summary since it checks items between two types
+    # and cut characters; before, its runs and such of the summary's fields as it named.
+    named = inspect.signature(type(nestings[0]).check).parameters
+    if "summary" in named:
+        checks = [(s, MAX_TYPE_DEPTH) for s in summaries]
+    else:
+        fields = [f for f in ("between", "halves", "deleted") if f in named]
+        checks = [(s.runs, MAX_TYPE_DEPTH, *(getattr(s, f) for f in fields)) for s in summaries]
     started = time.perf_counter()
     for nesting in nestings:
         for args in checks:

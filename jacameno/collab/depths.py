@@ -75,9 +75,7 @@ class Depths:
         unchecked meanwhile). MalformedUpdate if a type would nest deeper than `max_depth`, an
         item sits between items of two types, or the update cuts a character in two."""
         if self._nesting is not None:
-            return self._nesting.check(
-                summary.runs, max_depth, summary.between, summary.halves, summary.deleted
-            )
+            return self._nesting.check(summary, max_depth)
         if any(run.has_type for run in summary.runs):
             raise NotReady("an update holding a shared type waits for the nesting")
         return None
@@ -92,7 +90,7 @@ class Depths:
     def record(self, summary: UpdateSummary) -> None:
         """Keep an update applied without a check (logged by another node, or relogged)."""
         if self._nesting is not None:
-            self._nesting.record(summary.runs, summary.halves, summary.deleted)
+            self._nesting.record(summary)
         else:
             self._unrecorded.append(summary)
 
@@ -111,6 +109,6 @@ class Depths:
             return
         nesting = task.result()
         for summary in self._unrecorded:
-            nesting.record(summary.runs, summary.halves, summary.deleted)
+            nesting.record(summary)
         self._unrecorded = []
         self._nesting = nesting

@@ -50,9 +50,7 @@ def _room(text: str) -> tuple[Nesting, bytes]:
 
 def _check(nesting: Nesting, update: bytes) -> None:
     summary = check_update(update)
-    nesting.record_resolved(
-        nesting.check(summary.runs, LIMIT, summary.between, summary.halves, summary.deleted)
-    )
+    nesting.record_resolved(nesting.check(summary, LIMIT))
 
 
 @pytest.mark.parametrize(
@@ -98,8 +96,7 @@ def test_a_cut_the_document_holds_already_passes_again() -> None:
     by another node) must not refuse every client that holds it."""
     nesting, _ = _room("😀😀")
     cut = _deleting((1, 2))
-    summary = check_update(cut, logged=True)
-    nesting.record(summary.runs, summary.halves, summary.deleted)
+    nesting.record(check_update(cut, logged=True))
     _check(nesting, cut)
     _check(nesting, _deleting((0, 4)))  # and the rest of them, later
 

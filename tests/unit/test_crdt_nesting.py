@@ -38,9 +38,7 @@ def _updates(doc: Doc[Any]) -> list[bytes]:
 
 def _check(nesting: Nesting, update: bytes) -> None:
     summary = check_update(update)
-    nesting.record_resolved(
-        nesting.check(summary.runs, LIMIT, summary.between, summary.halves, summary.deleted)
-    )
+    nesting.record_resolved(nesting.check(summary, LIMIT))
 
 
 def test_the_project_schema_passes() -> None:
@@ -179,12 +177,12 @@ def test_an_item_that_came_before_its_neighbour_is_placed_when_the_neighbour_arr
     array.append("b")  # beside "a"
     array.append(Map())  # beside "b"
     nesting = Nesting()
-    nesting.record(check_update(updates[1]).runs)  # "b" before "a": not placed yet
-    ((_, place),) = nesting.check(check_update(updates[1]).runs, LIMIT).places
+    nesting.record(check_update(updates[1]))  # "b" before "a": not placed yet
+    ((_, place),) = nesting.check(check_update(updates[1]), LIMIT).places
     assert place == UNPLACED
     with pytest.raises(MalformedMessage, match="lacks"):
-        nesting.check(check_update(updates[2]).runs, LIMIT)
-    nesting.record(check_update(updates[0]).runs)  # "a" arrives: "b" is placed
+        nesting.check(check_update(updates[2]), LIMIT)
+    nesting.record(check_update(updates[0]))  # "a" arrives: "b" is placed
     _check(nesting, updates[2])
 
 
@@ -195,8 +193,8 @@ def test_a_chain_of_waiting_items_is_placed_in_one_go() -> None:
     doc.get("root", type=Map)["m"]["m"]["m"]["x"] = Map()
     nesting = Nesting()
     for update in reversed(updates[1:-1]):
-        nesting.record(check_update(update).runs)
-    nesting.record(check_update(updates[0]).runs)
+        nesting.record(check_update(update))
+    nesting.record(check_update(updates[0]))
     _check(nesting, updates[-1])
 
 
@@ -228,7 +226,7 @@ def test_an_item_typed_between_items_of_two_types_is_refused(before: str) -> Non
         _check(nesting, update)
     with pytest.raises(MalformedMessage, match="between items of two different types"):
         _check(nesting, last)
-    nesting.record(check_update(last, logged=True).runs)  # logged before the check: kept
+    nesting.record(check_update(last, logged=True))  # logged before the check: kept
 
 
 @pytest.mark.parametrize(
